@@ -1,0 +1,132 @@
+//! Where the shards of a newly distributed table go.
+//!
+//! As in Citus: shard `i` of a new colocation group is placed on the `i mod n`-th active
+//! worker; a table joining an existing colocation group mirrors the placements of the group's
+//! shards index by index, so equal distribution values meet on the same worker; a reference
+//! table's single shard is placed on every active worker.
+
+use shardfusion_common::hashing::shard_range;
+use shardfusion_common::ids::{ColocationId, GroupId, PlacementId, ShardId, TableId};
+
+use crate::model::{Colocation, TableKind};
+
+/// How a table asks to be distributed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DistributionRequest {
+    Distributed {
+        column: String,
+        /// `None` means "as the colocation target has it, else 32".
+        shard_count: Option<usize>,
+        colocate_with: ColocateWith,
+    },
+    Reference,
+}
+
+/// Citus's `colocate_with` argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColocateWith {
+    /// Join an existing group with the same shard count and column type, if any.
+    Default,
+    /// Always start a new group.
+    None,
+    /// Join the group of the named distributed table.
+    Table(String),
+}
+
+impl ColocateWith {
+    pub fn parse(value: &str) -> Self {
+        match value.to_ascii_lowercase().as_str() {
+            "default" => Self::Default,
+            "none" => Self::None,
+            _ => Self::Table(value.to_string()),
+        }
+    }
+}
+
+/// A placement to be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPlacement {
+    pub placement_id: PlacementId,
+    pub group_id: GroupId,
+}
+
+/// A shard to be created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewShard {
+    pub shard_id: ShardId,
+    pub index: usize,
+    pub hash_range: Option<(i32, i32)>,
+    pub placements: Vec<NewPlacement>,
+}
+
+/// Everything needed to move a table into its shards, decided before any row moves.
+///
+/// Ids are reserved when the plan is made; if the statement fails they are simply skipped.
+#[derive(Debug, Clone)]
+pub struct DistributionPlan {
+    pub table_id: TableId,
+    pub table_name: String,
+    pub kind: TableKind,
+    /// Set when the table starts a new colocation group.
+    pub new_colocation: Option<Colocation>,
+    pub shards: Vec<NewShard>,
+}
+
+/// Assigns groups to `shard_count` shards: mirrored from `mirror` when given, else round-robin.
+pub(crate) fn assign_groups(
+    shard_count: usize,
+    workers: &[GroupId],
+    mirror: Option<&[Vec<GroupId>]>,
+) -> Vec<Vec<GroupId>> {
+    (0..shard_count)
+        .map(|i| match mirror {
+            Some(groups) if groups.len() == shard_count && !groups[i].is_empty() => {
+                groups[i].clone()
+            }
+            _ => vec![workers[i % workers.len()]],
+        })
+        .collect()
+}
+
+/// Hash ranges of a distributed table's shards.
+pub(crate) fn ranges(shard_count: usize) -> Vec<Option<(i32, i32)>> {
+    (0..shard_count)
+        .map(|i| Some(shard_range(i, shard_count)))
+        .collect()
+}
+
+/// A new colocation group.
+pub(crate) fn new_colocation(
+    id: ColocationId,
+    shard_count: usize,
+    column_type: String,
+) -> Colocation {
+    Colocation {
+        colocation_id: id,
+        shard_count: shard_count as i32,
+        replication_factor: 1,
+        distribution_column_type: column_type,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_robin_and_mirroring() {
+        let workers = [GroupId(1), GroupId(2)];
+        let groups = assign_groups(4, &workers, None);
+        assert_eq!(
+            groups,
+            vec![
+                vec![GroupId(1)],
+                vec![GroupId(2)],
+                vec![GroupId(1)],
+                vec![GroupId(2)]
+            ]
+        );
+        let mirrored = assign_groups(4, &[GroupId(9)], Some(&groups));
+        assert_eq!(mirrored, groups);
+    }
+}

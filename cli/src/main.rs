@@ -1,0 +1,111 @@
+//! The `shardfusion` command: run a coordinator, a worker, an embedded local cluster, or a SQL
+//! client. Each subcommand lives in `commands/`; this file only parses arguments.
+
+mod commands;
+mod output;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "shardfusion",
+    version,
+    about = "A distributed SQL engine: Citus's architecture on Apache DataFusion"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the coordinator: the Flight SQL endpoint applications connect to.
+    Coordinator {
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        listen: SocketAddr,
+        /// Where the catalog and local tables are kept.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Shared secret of the cluster's nodes.
+        #[arg(long, env = "SHARDFUSION_CLUSTER_SECRET", hide_env_values = true)]
+        cluster_secret: Option<String>,
+    },
+    /// Run a worker that stores shards and executes plan fragments.
+    Worker {
+        #[arg(long, default_value = "127.0.0.1:50061")]
+        listen: SocketAddr,
+        /// Where this worker keeps its shard files.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The coordinator to register with, e.g. http://127.0.0.1:50050.
+        #[arg(long)]
+        coordinator: String,
+        #[arg(long, env = "SHARDFUSION_CLUSTER_SECRET", hide_env_values = true)]
+        cluster_secret: Option<String>,
+    },
+    /// Run a whole cluster in one process: a coordinator and N workers on loopback.
+    Local {
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Keep the cluster's data here (default: a temporary directory, removed on exit).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        listen: SocketAddr,
+        /// Load a demo data set and run a few example queries.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Run SQL against a coordinator: one statement with -c, else an interactive shell.
+    Sql {
+        #[arg(long, default_value = "grpc://127.0.0.1:50050")]
+        url: String,
+        /// The SQL to run (several statements may be separated by ';').
+        #[arg(short = 'c', long = "command")]
+        command: Option<String>,
+        #[arg(long, value_enum, default_value_t = output::Format::Table)]
+        format: output::Format,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,shardfusion=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Coordinator {
+            listen,
+            data_dir,
+            cluster_secret,
+        } => commands::coordinator::run(listen, data_dir, cluster_secret).await,
+        Command::Worker {
+            listen,
+            data_dir,
+            coordinator,
+            cluster_secret,
+        } => commands::worker::run(listen, data_dir, coordinator, cluster_secret).await,
+        Command::Local {
+            workers,
+            data_dir,
+            listen,
+            demo,
+        } => commands::local::run(workers, data_dir, listen, demo).await,
+        Command::Sql {
+            url,
+            command,
+            format,
+        } => commands::sql::run(url, command, format).await,
+    };
+    if let Err(message) = result {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,232 @@
+//! The datafusion-proto extension codec for ShardFusion's own execution plans.
+//!
+//! Standard DataFusion operators are encoded by datafusion-proto itself; this codec adds
+//! [`ShardScanExec`]. Plans cross the wire only through this path, never as SQL or `Debug`
+//! text.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::Schema;
+use datafusion::common::{Result, internal_datafusion_err, plan_err};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
+use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use datafusion_proto::protobuf;
+use prost::Message;
+
+use crate::ids::{NodeId, ShardId};
+use crate::shard_scan::{FileRef, ShardFiles, ShardScanExec};
+
+/// Encodes and decodes ShardFusion's extension nodes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShardFusionCodec;
+
+#[derive(Clone, PartialEq, Message)]
+struct ExtensionNode {
+    #[prost(oneof = "ExtensionKind", tags = "1")]
+    kind: Option<ExtensionKind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum ExtensionKind {
+    #[prost(message, tag = "1")]
+    ShardScan(ShardScanNode),
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ShardScanNode {
+    #[prost(string, tag = "1")]
+    table_name: String,
+    /// datafusion-proto `Schema` of the whole table.
+    #[prost(bytes = "vec", tag = "2")]
+    table_schema: Vec<u8>,
+    #[prost(uint32, repeated, tag = "3")]
+    projection: Vec<u32>,
+    #[prost(bool, tag = "4")]
+    has_projection: bool,
+    /// datafusion-proto `PhysicalExprNode` over the table schema; empty when absent.
+    #[prost(bytes = "vec", tag = "5")]
+    predicate: Vec<u8>,
+    #[prost(uint64, optional, tag = "6")]
+    limit: Option<u64>,
+    #[prost(message, repeated, tag = "7")]
+    shards: Vec<ShardFilesNode>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ShardFilesNode {
+    #[prost(int64, tag = "1")]
+    shard_id: i64,
+    #[prost(int32, tag = "2")]
+    node_id: i32,
+    #[prost(message, repeated, tag = "3")]
+    files: Vec<FileRefNode>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct FileRefNode {
+    #[prost(string, tag = "1")]
+    path: String,
+    #[prost(uint64, tag = "2")]
+    byte_size: u64,
+}
+
+impl ShardFusionCodec {
+    fn encode_shard_scan(&self, scan: &ShardScanExec) -> Result<ShardScanNode> {
+        let schema = protobuf::Schema::try_from(scan.table_schema().as_ref())
+            .map_err(|e| internal_datafusion_err!("cannot encode schema: {e}"))?;
+        let predicate = match scan.predicate() {
+            Some(p) => serialize_physical_expr(p, self)?.encode_to_vec(),
+            None => Vec::new(),
+        };
+        Ok(ShardScanNode {
+            table_name: scan.table_name().to_string(),
+            table_schema: schema.encode_to_vec(),
+            projection: scan
+                .projection()
+                .map(|p| p.iter().map(|i| *i as u32).collect())
+                .unwrap_or_default(),
+            has_projection: scan.projection().is_some(),
+            predicate,
+            limit: scan.limit().map(|l| l as u64),
+            shards: scan
+                .shards()
+                .iter()
+                .map(|s| ShardFilesNode {
+                    shard_id: s.shard_id.0,
+                    node_id: s.node_id.0,
+                    files: s
+                        .files
+                        .iter()
+                        .map(|f| FileRefNode {
+                            path: f.path.clone(),
+                            byte_size: f.byte_size,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
+    fn decode_shard_scan(&self, node: ShardScanNode, ctx: &TaskContext) -> Result<ShardScanExec> {
+        let schema_proto = protobuf::Schema::decode(node.table_schema.as_slice())
+            .map_err(|e| internal_datafusion_err!("cannot decode schema: {e}"))?;
+        let schema = Arc::new(
+            Schema::try_from(&schema_proto)
+                .map_err(|e| internal_datafusion_err!("cannot decode schema: {e}"))?,
+        );
+        let predicate = if node.predicate.is_empty() {
+            None
+        } else {
+            let expr = protobuf::PhysicalExprNode::decode(node.predicate.as_slice())
+                .map_err(|e| internal_datafusion_err!("cannot decode predicate: {e}"))?;
+            Some(parse_physical_expr(&expr, ctx, &schema, self)?)
+        };
+        let projection = node
+            .has_projection
+            .then(|| node.projection.iter().map(|i| *i as usize).collect());
+        let shards = node
+            .shards
+            .into_iter()
+            .map(|s| ShardFiles {
+                shard_id: ShardId(s.shard_id),
+                node_id: NodeId(s.node_id),
+                files: s
+                    .files
+                    .into_iter()
+                    .map(|f| FileRef {
+                        path: f.path,
+                        byte_size: f.byte_size,
+                    })
+                    .collect(),
+            })
+            .collect();
+        ShardScanExec::try_new(
+            node.table_name,
+            schema,
+            projection,
+            predicate,
+            node.limit.map(|l| l as usize),
+            shards,
+        )
+    }
+}
+
+impl PhysicalExtensionCodec for ShardFusionCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let node = ExtensionNode::decode(buf)
+            .map_err(|e| internal_datafusion_err!("cannot decode extension node: {e}"))?;
+        match node.kind {
+            Some(ExtensionKind::ShardScan(scan)) => {
+                if !inputs.is_empty() {
+                    return plan_err!("ShardScanExec takes no inputs");
+                }
+                Ok(Arc::new(self.decode_shard_scan(scan, ctx)?))
+            }
+            None => plan_err!("unknown ShardFusion extension node"),
+        }
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        _proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
+            let message = ExtensionNode {
+                kind: Some(ExtensionKind::ShardScan(self.encode_shard_scan(scan)?)),
+            };
+            message
+                .encode(buf)
+                .map_err(|e| internal_datafusion_err!("cannot encode extension node: {e}"))?;
+            return Ok(());
+        }
+        plan_err!(
+            "{} cannot be sent to a worker: ShardFusion's codec does not know it",
+            node.name()
+        )
+    }
+}
+
+/// Serializes a plan fragment for a worker.
+pub fn encode_plan(plan: Arc<dyn ExecutionPlan>) -> Result<Vec<u8>> {
+    Ok(
+        datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(
+            plan,
+            &ShardFusionCodec,
+        )?
+        .to_vec(),
+    )
+}
+
+/// Deserializes a plan fragment on a worker.
+pub fn decode_plan(bytes: &[u8], ctx: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
+    datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec(
+        bytes,
+        ctx,
+        &ShardFusionCodec,
+    )
+}
+
+/// Serializes an Arrow schema (as a datafusion-proto `Schema`), e.g. for the catalog.
+pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>> {
+    let proto = protobuf::Schema::try_from(schema)
+        .map_err(|e| internal_datafusion_err!("cannot encode schema: {e}"))?;
+    Ok(proto.encode_to_vec())
+}
+
+/// Inverse of [`encode_schema`].
+pub fn decode_schema(bytes: &[u8]) -> Result<Schema> {
+    let proto = protobuf::Schema::decode(bytes)
+        .map_err(|e| internal_datafusion_err!("cannot decode schema: {e}"))?;
+    Schema::try_from(&proto).map_err(|e| internal_datafusion_err!("cannot decode schema: {e}"))
+}

@@ -1,0 +1,25 @@
+//! What both sides of a ShardFusion cluster need to agree on.
+//!
+//! Layout:
+//! - [`ids`]: newtype identifiers for nodes, groups, shards, placements and tables.
+//! - [`hashing`]: the xxh3-based distribution hash and Citus-style shard ranges.
+//! - [`wire`]: the protobuf messages carried in Flight tickets, descriptors and actions.
+//! - [`shard_scan`]: [`ShardScanExec`], the leaf that reads committed shard files.
+//! - [`codec`]: the datafusion-proto extension codec that knows our exec nodes.
+//! - [`storage`]: a node's data root, path validation and the object store it serves.
+//! - [`status`]: mapping between DataFusion errors and gRPC statuses.
+//! - [`auth`]: the shared cluster secret that guards worker endpoints.
+//!
+//! This crate must not know about the catalog, the coordinator or the worker service.
+
+pub mod auth;
+pub mod codec;
+pub mod hashing;
+pub mod ids;
+pub mod shard_scan;
+pub mod status;
+pub mod storage;
+pub mod wire;
+
+pub use codec::ShardFusionCodec;
+pub use shard_scan::{FileRef, ShardFiles, ShardScanExec};

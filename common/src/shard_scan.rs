@@ -1,0 +1,239 @@
+//! [`ShardScanExec`]: the leaf of every distributed plan fragment.
+//!
+//! It names a table's shards and, for each shard, the committed Parquet files of the placement
+//! chosen to read it. It has one output partition per shard, so a worker holding several
+//! shards scans them in parallel. On execution it resolves the files against the node's data
+//! root (registered as [`crate::storage::DATA_STORE_URL`]) and reads them with DataFusion's
+//! Parquet reader, pushing down projection, predicate and limit.
+//!
+//! Invariants:
+//! - file paths are relative to the data root and pass
+//!   [`crate::storage::validate_relative_path`] before anything is read;
+//! - its output partitioning is `UnknownPartitioning`: shards are split by xxh3, which is
+//!   *not* DataFusion's hash partitioning, and must never be declared as such.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Result, exec_err, internal_err};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::EmptyRecordBatchStream;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+
+use crate::ids::{NodeId, ShardId};
+use crate::storage::{DataRoot, validate_relative_path};
+
+/// One committed Parquet file of a placement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    /// Relative to the data root of the node holding the placement.
+    pub path: String,
+    pub byte_size: u64,
+}
+
+/// The files to read for one shard, and the node that holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardFiles {
+    pub shard_id: ShardId,
+    /// The node whose placement is read. Only the coordinator looks at it.
+    pub node_id: NodeId,
+    pub files: Vec<FileRef>,
+}
+
+/// Scans the committed files of a set of shards of one table; one partition per shard.
+#[derive(Debug, Clone)]
+pub struct ShardScanExec {
+    table_name: String,
+    table_schema: SchemaRef,
+    projection: Option<Vec<usize>>,
+    predicate: Option<Arc<dyn PhysicalExpr>>,
+    limit: Option<usize>,
+    shards: Vec<ShardFiles>,
+    properties: Arc<PlanProperties>,
+}
+
+impl ShardScanExec {
+    /// `predicate` is over `table_schema` and is used only to skip data (row groups, pages,
+    /// rows); callers keep their own filter above the scan.
+    pub fn try_new(
+        table_name: impl Into<String>,
+        table_schema: SchemaRef,
+        projection: Option<Vec<usize>>,
+        predicate: Option<Arc<dyn PhysicalExpr>>,
+        limit: Option<usize>,
+        shards: Vec<ShardFiles>,
+    ) -> Result<Self> {
+        let output_schema = match &projection {
+            Some(indices) => Arc::new(table_schema.project(indices)?),
+            None => Arc::clone(&table_schema),
+        };
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(output_schema),
+            Partitioning::UnknownPartitioning(shards.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            table_name: table_name.into(),
+            table_schema,
+            projection,
+            predicate,
+            limit,
+            shards,
+            properties: Arc::new(properties),
+        })
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table_name
+    }
+
+    pub fn table_schema(&self) -> &SchemaRef {
+        &self.table_schema
+    }
+
+    pub fn projection(&self) -> Option<&Vec<usize>> {
+        self.projection.as_ref()
+    }
+
+    pub fn predicate(&self) -> Option<&Arc<dyn PhysicalExpr>> {
+        self.predicate.as_ref()
+    }
+
+    pub fn limit(&self) -> Option<usize> {
+        self.limit
+    }
+
+    pub fn shards(&self) -> &[ShardFiles] {
+        &self.shards
+    }
+
+    /// The same scan restricted to `shards` (used to cut one fragment per worker).
+    pub fn with_shards(&self, shards: Vec<ShardFiles>) -> Result<Self> {
+        Self::try_new(
+            self.table_name.clone(),
+            Arc::clone(&self.table_schema),
+            self.projection.clone(),
+            self.predicate.clone(),
+            self.limit,
+            shards,
+        )
+    }
+
+    fn file_scan(&self, shard: &ShardFiles) -> Result<Arc<DataSourceExec>> {
+        let mut files = Vec::with_capacity(shard.files.len());
+        for file in &shard.files {
+            let path = validate_relative_path(&file.path)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            files.push(PartitionedFile::new(path.to_string(), file.byte_size));
+        }
+        let mut source = ParquetSource::new(Arc::clone(&self.table_schema));
+        if let Some(predicate) = &self.predicate {
+            source = source.with_predicate(Arc::clone(predicate));
+        }
+        let config = FileScanConfigBuilder::new(DataRoot::object_store_url(), Arc::new(source))
+            .with_file_group(FileGroup::new(files))
+            .with_projection_indices(self.projection.clone())?
+            .with_limit(self.limit)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+}
+
+impl DisplayAs for ShardScanExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let files: usize = self.shards.iter().map(|s| s.files.len()).sum();
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                write!(
+                    f,
+                    "ShardScanExec: table={}, shards={}, files={}",
+                    self.table_name,
+                    self.shards.len(),
+                    files
+                )?;
+                if let Some(projection) = &self.projection {
+                    let names: Vec<_> = projection
+                        .iter()
+                        .map(|i| self.table_schema.field(*i).name().as_str())
+                        .collect();
+                    write!(f, ", projection=[{}]", names.join(", "))?;
+                }
+                if let Some(predicate) = &self.predicate {
+                    write!(f, ", predicate={predicate}")?;
+                }
+                if let Some(limit) = self.limit {
+                    write!(f, ", limit={limit}")?;
+                }
+                Ok(())
+            }
+            DisplayFormatType::TreeRender => {
+                writeln!(f, "table={}", self.table_name)?;
+                write!(f, "shards={}", self.shards.len())
+            }
+        }
+    }
+}
+
+impl ExecutionPlan for ShardScanExec {
+    fn name(&self) -> &str {
+        "ShardScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        match &self.predicate {
+            Some(predicate) => f(predicate),
+            None => Ok(TreeNodeRecursion::Continue),
+        }
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !children.is_empty() {
+            return internal_err!("ShardScanExec has no children");
+        }
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let Some(shard) = self.shards.get(partition) else {
+            if partition == 0 && self.shards.is_empty() {
+                return Ok(Box::pin(EmptyRecordBatchStream::new(self.schema())));
+            }
+            return exec_err!(
+                "ShardScanExec of {} has no partition {partition}",
+                self.table_name
+            );
+        };
+        if shard.files.is_empty() {
+            return Ok(Box::pin(EmptyRecordBatchStream::new(self.schema())));
+        }
+        self.file_scan(shard)?.execute(0, context)
+    }
+}

@@ -1,0 +1,134 @@
+//! Mapping between DataFusion errors and gRPC statuses.
+//!
+//! Errors cross the network as a `tonic::Status` whose code says whose fault it is
+//! (`InvalidArgument`, `NotFound`, ... for the user; `Internal`, `Unavailable` for us), and
+//! they come back out as the same `Status` wrapped in `DataFusionError::External`, so a worker's
+//! verdict reaches the application unchanged.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::SchemaError;
+use datafusion::error::DataFusionError;
+use tonic::{Code, Status};
+
+/// The gRPC status that describes `error` to an application.
+pub fn to_status(error: &DataFusionError) -> Status {
+    let message = error.strip_backtrace();
+    Status::new(code_of(error), message)
+}
+
+fn code_of(error: &DataFusionError) -> Code {
+    match error {
+        DataFusionError::SQL(..) => Code::InvalidArgument,
+        DataFusionError::Plan(msg) => code_from_message(msg, Code::InvalidArgument),
+        DataFusionError::Configuration(_) => Code::InvalidArgument,
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            SchemaError::FieldNotFound { .. } => Code::NotFound,
+            _ => Code::InvalidArgument,
+        },
+        DataFusionError::Execution(msg) => code_from_message(msg, Code::InvalidArgument),
+        DataFusionError::NotImplemented(_) => Code::Unimplemented,
+        DataFusionError::ResourcesExhausted(_) => Code::ResourceExhausted,
+        DataFusionError::ArrowError(e, _) => match e.as_ref() {
+            ArrowError::ExternalError(inner) => external_code(inner.as_ref()),
+            ArrowError::CastError(_)
+            | ArrowError::ParseError(_)
+            | ArrowError::InvalidArgumentError(_)
+            | ArrowError::ComputeError(_)
+            | ArrowError::ArithmeticOverflow(_)
+            | ArrowError::DivideByZero
+            | ArrowError::SchemaError(_) => Code::InvalidArgument,
+            _ => Code::Internal,
+        },
+        DataFusionError::External(inner) => external_code(inner.as_ref()),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            code_of(inner)
+        }
+        DataFusionError::Shared(inner) => code_of(inner),
+        DataFusionError::Collection(errors) => {
+            errors.first().map(code_of).unwrap_or(Code::Internal)
+        }
+        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => Code::Unavailable,
+        _ => Code::Internal,
+    }
+}
+
+fn external_code(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Code {
+    if let Some(status) = inner.downcast_ref::<Status>() {
+        return status.code();
+    }
+    if let Some(df) = inner.downcast_ref::<DataFusionError>() {
+        return code_of(df);
+    }
+    if let Some(arrow) = inner.downcast_ref::<ArrowError>() {
+        return code_of(&DataFusionError::ArrowError(
+            Box::new(clone_arrow(arrow)),
+            None,
+        ));
+    }
+    Code::Internal
+}
+
+fn clone_arrow(error: &ArrowError) -> ArrowError {
+    match error {
+        ArrowError::CastError(m) => ArrowError::CastError(m.clone()),
+        ArrowError::ParseError(m) => ArrowError::ParseError(m.clone()),
+        ArrowError::InvalidArgumentError(m) => ArrowError::InvalidArgumentError(m.clone()),
+        ArrowError::ComputeError(m) => ArrowError::ComputeError(m.clone()),
+        ArrowError::ExternalError(e) => ArrowError::ExternalError(e.to_string().into()),
+        other => ArrowError::ExternalError(other.to_string().into()),
+    }
+}
+
+/// Plan errors are strings; a few well-known phrasings deserve a sharper code.
+fn code_from_message(message: &str, default: Code) -> Code {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("not found") || lower.contains("does not exist") {
+        Code::NotFound
+    } else if lower.contains("already exists") {
+        Code::AlreadyExists
+    } else {
+        default
+    }
+}
+
+/// Wraps a status received from a peer so that [`to_status`] hands it on unchanged.
+pub fn from_status(status: Status) -> DataFusionError {
+    DataFusionError::External(Box::new(status))
+}
+
+/// If `error` carries a peer's status (possibly behind context), returns it.
+pub fn find_status(error: &DataFusionError) -> Option<&Status> {
+    match error {
+        DataFusionError::External(inner) => inner.downcast_ref::<Status>(),
+        DataFusionError::ArrowError(e, _) => match e.as_ref() {
+            ArrowError::ExternalError(inner) => inner.downcast_ref::<Status>(),
+            _ => None,
+        },
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            find_status(inner)
+        }
+        DataFusionError::Shared(inner) => find_status(inner),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_status_keeps_its_code() {
+        let e = from_status(Status::not_found("no such shard"));
+        assert_eq!(to_status(&e).code(), Code::NotFound);
+        let e = DataFusionError::Context("while reading".into(), Box::new(e));
+        assert_eq!(to_status(&e).code(), Code::NotFound);
+    }
+
+    #[test]
+    fn plan_messages_map_to_codes() {
+        let e = DataFusionError::Plan("table 'x' not found".into());
+        assert_eq!(to_status(&e).code(), Code::NotFound);
+        let e = DataFusionError::Plan("table 'x' already exists".into());
+        assert_eq!(to_status(&e).code(), Code::AlreadyExists);
+    }
+}

@@ -1,0 +1,172 @@
+//! A node's data root: the one directory whose files it may read and write.
+//!
+//! Shard files are addressed by paths relative to the root (`shards/t7/s102008/<id>.parquet`)
+//! and served to DataFusion through an object store registered under [`DATA_STORE_URL`].
+//! Every path that arrives from elsewhere goes through [`validate_relative_path`] first, so a
+//! plan fragment can never name a file outside the root.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::{ObjectStoreRegistry, ObjectStoreUrl};
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use url::Url;
+
+use crate::ids::{ShardId, TableId};
+
+/// The object store URL under which a node's data root is registered with DataFusion.
+pub const DATA_STORE_URL: &str = "shardfusion-data://local/";
+
+/// Errors about the data root and the paths inside it.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot use data directory {dir}: {source}")]
+    DataDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the object store at {dir}: {source}")]
+    Store {
+        dir: PathBuf,
+        source: object_store::Error,
+    },
+    #[error(
+        "refusing path {path:?}: only relative paths inside the node's data directory may be used"
+    )]
+    PathOutsideRoot { path: String },
+}
+
+/// A node's data directory and the object store over it.
+#[derive(Debug, Clone)]
+pub struct DataRoot {
+    dir: PathBuf,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl DataRoot {
+    /// Opens (creating if needed) the data root at `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|source| StorageError::DataDir {
+            dir: dir.clone(),
+            source,
+        })?;
+        let dir = dir.canonicalize().map_err(|source| StorageError::DataDir {
+            dir: dir.clone(),
+            source,
+        })?;
+        let store =
+            LocalFileSystem::new_with_prefix(&dir).map_err(|source| StorageError::Store {
+                dir: dir.clone(),
+                source,
+            })?;
+        Ok(Self {
+            dir,
+            store: Arc::new(store),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
+    }
+
+    /// The URL this root is registered under in a DataFusion runtime.
+    pub fn object_store_url() -> ObjectStoreUrl {
+        ObjectStoreUrl::parse(DATA_STORE_URL).expect("constant URL is valid")
+    }
+
+    pub fn url() -> Url {
+        Url::parse(DATA_STORE_URL).expect("constant URL is valid")
+    }
+}
+
+/// The path of a new shard file, relative to the data root.
+pub fn shard_file_path(table: TableId, shard: ShardId, write_id: &str) -> String {
+    format!("shards/t{table}/s{shard}/{write_id}.parquet")
+}
+
+/// Checks that `path` is a plain relative path inside the data root and converts it.
+pub fn validate_relative_path(path: &str) -> Result<StorePath, StorageError> {
+    let refuse = || StorageError::PathOutsideRoot {
+        path: path.to_string(),
+    };
+    if path.is_empty() || path.starts_with('/') || path.contains('\\') || path.contains(':') {
+        return Err(refuse());
+    }
+    for segment in path.split('/') {
+        let ok = !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(refuse());
+        }
+    }
+    StorePath::parse(path).map_err(|_| refuse())
+}
+
+/// An object store registry that knows only one data root, so that fragments run on a worker
+/// cannot reach `file://` or any other store.
+#[derive(Debug)]
+pub struct DataRootRegistry {
+    root: DataRoot,
+}
+
+impl DataRootRegistry {
+    pub fn new(root: DataRoot) -> Self {
+        Self { root }
+    }
+}
+
+impl ObjectStoreRegistry for DataRootRegistry {
+    fn register_store(
+        &self,
+        _url: &Url,
+        _store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        None
+    }
+
+    fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        let expected = DataRoot::url();
+        if url.scheme() == expected.scheme() && url.host_str() == expected.host_str() {
+            Ok(self.root.store())
+        } else {
+            Err(DataFusionError::Plan(format!(
+                "object store {url} is not available on this node: fragments may only read \
+                 shard files under the node's data directory"
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_only() {
+        assert!(validate_relative_path("shards/t1/s2/a-b_c.parquet").is_ok());
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "shards/../../x",
+            "a//b",
+            "./a",
+            "file:///x",
+            "a\\b",
+        ] {
+            assert!(validate_relative_path(bad).is_err(), "{bad}");
+        }
+    }
+}

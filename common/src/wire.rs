@@ -1,0 +1,89 @@
+//! The protobuf messages exchanged between the coordinator and the workers.
+//!
+//! They travel inside standard Flight frames: a [`TaskTicket`] is the `Ticket` of a `DoGet`,
+//! a [`WriteRequest`] is the `FlightDescriptor.cmd` of a `DoPut`, and the remaining messages are
+//! `Action` bodies and results. Plans inside them are datafusion-proto bytes, never SQL.
+
+use prost::Message;
+
+/// gRPC metadata key carrying the shared cluster secret on every internal call.
+pub const CLUSTER_SECRET_HEADER: &str = "x-shardfusion-cluster-secret";
+
+/// Action on a worker: delete files under its data root ([`DeleteFilesRequest`]).
+pub const ACTION_DELETE_FILES: &str = "shardfusion.delete_files";
+/// Action on a worker: answer if alive.
+pub const ACTION_PING: &str = "shardfusion.ping";
+/// Action on the coordinator: a worker announces itself ([`RegisterWorkerRequest`]).
+pub const ACTION_REGISTER_WORKER: &str = "shardfusion.register_worker";
+
+/// One fragment of a query for one worker: a serialized physical plan whose leaves are
+/// `ShardScanExec`s naming only that worker's shards.
+#[derive(Clone, PartialEq, Message)]
+pub struct TaskTicket {
+    /// Identifies the statement on the coordinator, for logs and cancellation.
+    #[prost(string, tag = "1")]
+    pub query_id: String,
+    /// datafusion-proto `PhysicalPlanNode` bytes, encoded with `ShardFusionCodec`.
+    #[prost(bytes = "vec", tag = "2")]
+    pub plan: Vec<u8>,
+}
+
+/// Opens a `DoPut` stream that writes rows of one shard placement into a new Parquet file.
+#[derive(Clone, PartialEq, Message)]
+pub struct WriteRequest {
+    #[prost(int64, tag = "1")]
+    pub table_id: i64,
+    #[prost(int64, tag = "2")]
+    pub shard_id: i64,
+    /// Unique per statement and placement; becomes the file name.
+    #[prost(string, tag = "3")]
+    pub write_id: String,
+}
+
+/// A Parquet file a worker wrote, reported back in the `PutResult` of a `DoPut`.
+#[derive(Clone, PartialEq, Message)]
+pub struct WrittenFile {
+    /// Path relative to the worker's data root.
+    #[prost(string, tag = "1")]
+    pub path: String,
+    #[prost(uint64, tag = "2")]
+    pub row_count: u64,
+    #[prost(uint64, tag = "3")]
+    pub byte_size: u64,
+}
+
+/// Body of [`ACTION_DELETE_FILES`].
+#[derive(Clone, PartialEq, Message)]
+pub struct DeleteFilesRequest {
+    /// Paths relative to the worker's data root.
+    #[prost(string, repeated, tag = "1")]
+    pub paths: Vec<String>,
+}
+
+/// Body of [`ACTION_REGISTER_WORKER`].
+#[derive(Clone, PartialEq, Message)]
+pub struct RegisterWorkerRequest {
+    /// Host name the coordinator should use to reach the worker.
+    #[prost(string, tag = "1")]
+    pub node_name: String,
+    #[prost(uint32, tag = "2")]
+    pub node_port: u32,
+    /// Stable identity kept in the worker's data dir, so a restarted worker on a new port
+    /// keeps its node id and its shards.
+    #[prost(string, tag = "3")]
+    pub worker_uuid: String,
+}
+
+/// Result of [`ACTION_REGISTER_WORKER`].
+#[derive(Clone, PartialEq, Message)]
+pub struct RegisterWorkerResponse {
+    #[prost(int32, tag = "1")]
+    pub node_id: i32,
+    #[prost(int32, tag = "2")]
+    pub group_id: i32,
+}
+
+/// Encodes any wire message to bytes.
+pub fn encode<M: Message>(message: &M) -> Vec<u8> {
+    message.encode_to_vec()
+}

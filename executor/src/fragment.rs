@@ -1,0 +1,69 @@
+//! Decoding, checking and running one plan fragment.
+//!
+//! A fragment may read data only through `ShardScanExec` (which validates its paths) and may
+//! not write anything: a decoded plan that scans files by any other means, or contains a sink,
+//! is refused before it runs. The fragment's partitions (one per shard) run in parallel and
+//! are merged into the single stream `DoGet` returns, keeping their order if they are sorted.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use shardfusion_common::codec::decode_plan;
+
+use crate::error::ExecutorError;
+
+/// Decodes `bytes` and checks that the plan only reads shard files.
+pub fn decode_fragment(
+    bytes: &[u8],
+    ctx: &TaskContext,
+) -> Result<Arc<dyn ExecutionPlan>, ExecutorError> {
+    let plan = decode_plan(bytes, ctx).map_err(|e| ExecutorError::BadRequest {
+        reason: format!("cannot decode plan fragment: {e}"),
+    })?;
+    check_fragment(&plan)?;
+    Ok(plan)
+}
+
+fn check_fragment(plan: &Arc<dyn ExecutionPlan>) -> Result<(), ExecutorError> {
+    let mut refused: Option<String> = None;
+    plan.apply(|node| {
+        let name = node.name();
+        let reads_files = node
+            .downcast_ref::<DataSourceExec>()
+            .is_some_and(|ds| ds.data_source().is::<FileScanConfig>());
+        if reads_files || name.contains("Sink") {
+            refused = Some(format!(
+                "{name} is not allowed in a fragment: workers read only the shard files a \
+                 ShardScanExec names and write only through DoPut"
+            ));
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    match refused {
+        Some(reason) => Err(ExecutorError::Forbidden { reason }),
+        None => Ok(()),
+    }
+}
+
+/// Runs every partition of `plan` and merges them into one stream.
+pub fn execute_fragment(
+    plan: Arc<dyn ExecutionPlan>,
+    ctx: Arc<TaskContext>,
+) -> Result<SendableRecordBatchStream, ExecutorError> {
+    let plan: Arc<dyn ExecutionPlan> = if plan.output_partitioning().partition_count() <= 1 {
+        plan
+    } else if let Some(ordering) = plan.output_ordering() {
+        let fetch = plan.fetch();
+        Arc::new(SortPreservingMergeExec::new(ordering.clone(), plan).with_fetch(fetch))
+    } else {
+        Arc::new(CoalescePartitionsExec::new(plan))
+    };
+    Ok(plan.execute(0, ctx)?)
+}

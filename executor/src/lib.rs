@@ -1,0 +1,22 @@
+//! The ShardFusion worker: stores shard files and runs plan fragments against them.
+//!
+//! Layout:
+//! - [`server`]: `serve(listener, config, shutdown)`, the worker's gRPC server.
+//! - [`service`]: [`WorkerService`], the Arrow Flight service (`DoGet` runs a fragment,
+//!   `DoPut` writes a shard file, actions delete files).
+//! - [`fragment`]: decoding, checking and running a fragment.
+//! - [`shard_writer`]: writing a stream of batches as one Parquet file through `object_store`.
+//! - [`registration`]: announcing the worker to its coordinator.
+//!
+//! The worker never depends on the catalog or the coordinator: it does what a request carrying
+//! the cluster secret tells it, and only inside its own data directory.
+
+pub mod error;
+pub mod fragment;
+pub mod registration;
+pub mod server;
+pub mod service;
+pub mod shard_writer;
+
+pub use server::{WorkerConfig, serve};
+pub use service::WorkerService;

@@ -1,0 +1,43 @@
+//! `serve`: runs a worker on a listener it is given until `shutdown` resolves.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use shardfusion_common::auth::ClusterSecret;
+use shardfusion_common::storage::DataRoot;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::error::ExecutorError;
+use crate::service::WorkerService;
+
+/// Largest gRPC message a worker accepts (fragments can list many files).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// What a worker needs to run.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub data_dir: PathBuf,
+    pub secret: ClusterSecret,
+}
+
+/// Serves the worker Flight service on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: WorkerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ExecutorError> {
+    let root = DataRoot::open(&config.data_dir)?;
+    let service = WorkerService::try_new(root, config.secret)?;
+    let server = FlightServiceServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(server)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|e| ExecutorError::BadRequest {
+            reason: format!("worker server failed: {e}"),
+        })
+}

@@ -1,0 +1,236 @@
+//! [`WorkerService`]: the worker's Arrow Flight service.
+//!
+//! - `DoGet` with a `TaskTicket`: run the fragment, stream its batches back.
+//! - `DoPut` with a `WriteRequest` descriptor: write the rows as one Parquet shard file and
+//!   answer with a `WrittenFile`.
+//! - `DoAction` `shardfusion.delete_files` and `shardfusion.ping`.
+//!
+//! Every call must carry the cluster secret; anything else is refused before it is read.
+
+use std::sync::Arc;
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
+};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use prost::Message;
+use shardfusion_common::auth::ClusterSecret;
+use shardfusion_common::storage::{DataRoot, DataRootRegistry, validate_relative_path};
+use shardfusion_common::wire::{
+    ACTION_DELETE_FILES, ACTION_PING, DeleteFilesRequest, TaskTicket, WriteRequest,
+};
+use shardfusion_common::{ids, status};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::ExecutorError;
+use crate::fragment::{decode_fragment, execute_fragment};
+use crate::shard_writer::write_shard_file;
+
+/// The worker's Flight service over one data root.
+#[derive(Clone)]
+pub struct WorkerService {
+    root: DataRoot,
+    secret: ClusterSecret,
+    ctx: Arc<SessionContext>,
+}
+
+impl WorkerService {
+    pub fn try_new(root: DataRoot, secret: ClusterSecret) -> Result<Self, ExecutorError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(DataRootRegistry::new(root.clone())))
+            .build_arc()?;
+        let config = SessionConfig::new().with_target_partitions(num_cpus());
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        Ok(Self {
+            root,
+            secret,
+            ctx: Arc::new(ctx),
+        })
+    }
+
+    pub fn data_root(&self) -> &DataRoot {
+        &self.root
+    }
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn bad_request(reason: impl Into<String>) -> Status {
+    ExecutorError::BadRequest {
+        reason: reason.into(),
+    }
+    .into()
+}
+
+#[tonic::async_trait]
+impl FlightService for WorkerService {
+    type HandshakeStream = BoxStream<'static, Result<HandshakeResponse, Status>>;
+    type ListFlightsStream = BoxStream<'static, Result<FlightInfo, Status>>;
+    type DoGetStream = BoxStream<'static, Result<FlightData, Status>>;
+    type DoPutStream = BoxStream<'static, Result<PutResult, Status>>;
+    type DoActionStream = BoxStream<'static, Result<arrow_flight::Result, Status>>;
+    type ListActionsStream = BoxStream<'static, Result<ActionType, Status>>;
+    type DoExchangeStream = BoxStream<'static, Result<FlightData, Status>>;
+
+    async fn handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        Err(Status::unimplemented(
+            "workers authenticate with the cluster secret, not a handshake",
+        ))
+    }
+
+    async fn list_flights(
+        &self,
+        _request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        Err(Status::unimplemented("workers do not list flights"))
+    }
+
+    async fn get_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Err(Status::unimplemented(
+            "workers take tickets from their coordinator; connect applications to the coordinator",
+        ))
+    }
+
+    async fn poll_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        Err(Status::unimplemented("workers do not poll flights"))
+    }
+
+    async fn get_schema(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        Err(Status::unimplemented("workers do not serve schemas"))
+    }
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        self.secret.verify(request.metadata())?;
+        let ticket = TaskTicket::decode(request.into_inner().ticket)
+            .map_err(|e| bad_request(format!("cannot decode task ticket: {e}")))?;
+        let task_ctx = self.ctx.task_ctx();
+        let plan = decode_fragment(&ticket.plan, &task_ctx)?;
+        tracing::debug!(query_id = %ticket.query_id, "running fragment");
+        let schema = plan.schema();
+        let stream = execute_fragment(plan, task_ctx)?;
+        let batches = stream.map_err(|e| FlightError::Tonic(Box::new(status::to_status(&e))));
+        let flight = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(|e| match e {
+                FlightError::Tonic(status) => *status,
+                other => Status::internal(other.to_string()),
+            });
+        Ok(Response::new(flight.boxed()))
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        self.secret.verify(request.metadata())?;
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| bad_request("DoPut stream was empty"))?;
+        let descriptor = first
+            .flight_descriptor
+            .clone()
+            .ok_or_else(|| bad_request("DoPut needs a descriptor carrying a WriteRequest"))?;
+        let write = WriteRequest::decode(descriptor.cmd)
+            .map_err(|e| bad_request(format!("cannot decode WriteRequest: {e}")))?;
+        if uuid::Uuid::parse_str(&write.write_id).is_err() {
+            return Err(bad_request("write_id must be a UUID"));
+        }
+        let path = shardfusion_common::storage::shard_file_path(
+            ids::TableId(write.table_id),
+            ids::ShardId(write.shard_id),
+            &write.write_id,
+        );
+        let data = futures::stream::once(async move { Ok(first) })
+            .chain(stream)
+            .map_err(|s| FlightError::Tonic(Box::new(s)));
+        let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
+            .map_err(|e| match e {
+                FlightError::Tonic(s) => status::from_status(*s),
+                other => datafusion::error::DataFusionError::External(Box::new(other)),
+            });
+        let written = write_shard_file(&self.root, &path, batches).await?;
+        let result = PutResult {
+            app_metadata: written
+                .map(|w| w.encode_to_vec())
+                .unwrap_or_default()
+                .into(),
+        };
+        Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
+    }
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        self.secret.verify(request.metadata())?;
+        let action = request.into_inner();
+        match action.r#type.as_str() {
+            ACTION_PING => Ok(Response::new(futures::stream::empty().boxed())),
+            ACTION_DELETE_FILES => {
+                let req = DeleteFilesRequest::decode(action.body)
+                    .map_err(|e| bad_request(format!("cannot decode DeleteFilesRequest: {e}")))?;
+                let store = self.root.store();
+                for path in &req.paths {
+                    let path = validate_relative_path(path).map_err(ExecutorError::from)?;
+                    match store.delete(&path).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => {
+                            return Err(Status::internal(format!("cannot delete {path}: {e}")));
+                        }
+                    }
+                }
+                Ok(Response::new(futures::stream::empty().boxed()))
+            }
+            other => Err(bad_request(format!("unknown action {other:?}"))),
+        }
+    }
+
+    async fn list_actions(
+        &self,
+        request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        self.secret.verify(request.metadata())?;
+        let actions = [ACTION_PING, ACTION_DELETE_FILES].map(|name| {
+            Ok(ActionType {
+                r#type: name.to_string(),
+                description: String::new(),
+            })
+        });
+        Ok(Response::new(futures::stream::iter(actions).boxed()))
+    }
+
+    async fn do_exchange(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(Status::unimplemented("do_exchange is not used yet"))
+    }
+}

@@ -1,0 +1,86 @@
+//! Writes one stream of record batches as one Parquet file under the data root.
+//!
+//! The file appears under its final name only when complete (the object store writes to a
+//! temporary name and renames). A failed write leaves nothing behind that the catalog lists,
+//! and removes what it can.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::error::DataFusionError;
+use futures::{Stream, StreamExt};
+use object_store::ObjectStoreExt;
+use object_store::buffered::BufWriter;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use shardfusion_common::storage::{DataRoot, validate_relative_path};
+use shardfusion_common::wire::WrittenFile;
+
+use crate::error::ExecutorError;
+
+/// Writes `batches` to `path` (relative to `root`). Returns `None` when no rows arrived.
+pub async fn write_shard_file<S, E>(
+    root: &DataRoot,
+    path: &str,
+    batches: S,
+) -> Result<Option<WrittenFile>, ExecutorError>
+where
+    S: Stream<Item = Result<RecordBatch, E>> + Send,
+    E: Into<DataFusionError>,
+{
+    let store_path = validate_relative_path(path)?;
+    let store = root.store();
+    let fail = |reason: String| ExecutorError::Write {
+        path: path.to_string(),
+        reason,
+    };
+    let mut batches = std::pin::pin!(batches);
+    let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
+    let mut rows = 0u64;
+    let result: Result<(), ExecutorError> = async {
+        while let Some(batch) = batches.next().await {
+            let batch = batch.map_err(|e| ExecutorError::DataFusion(e.into()))?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            if writer.is_none() {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::SNAPPY)
+                    .build();
+                let sink = BufWriter::new(store.clone(), store_path.clone());
+                writer = Some(
+                    AsyncArrowWriter::try_new(sink, batch.schema(), Some(props))
+                        .map_err(|e| fail(e.to_string()))?,
+                );
+            }
+            rows += batch.num_rows() as u64;
+            if let Some(w) = writer.as_mut() {
+                w.write(&batch).await.map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match (result, writer) {
+        (Ok(()), None) => Ok(None),
+        (Ok(()), Some(writer)) => {
+            writer.close().await.map_err(|e| fail(e.to_string()))?;
+            let meta = store
+                .head(&store_path)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            Ok(Some(WrittenFile {
+                path: path.to_string(),
+                row_count: rows,
+                byte_size: meta.size,
+            }))
+        }
+        (Err(e), writer) => {
+            if let Some(writer) = writer {
+                // Abort the multipart upload; the final name never appears.
+                drop(writer);
+            }
+            let _ = store.delete(&store_path).await;
+            Err(e)
+        }
+    }
+}

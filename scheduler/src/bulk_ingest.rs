@@ -1,0 +1,125 @@
+//! Flight SQL bulk ingest (`CommandStatementIngest`, what ADBC's `adbc_ingest` sends).
+//!
+//! Modes follow the ADBC options: a missing table is created (as a local table) when asked to,
+//! an existing one is appended to, replaced, or refused. Columns are matched by name. The rows
+//! are written through the same all-or-nothing [`TableWriter`] as INSERT and COPY.
+
+use std::sync::Arc;
+
+use arrow_flight::FlightData;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::{CommandStatementIngest, TableExistsOption, TableNotExistOption};
+use datafusion::arrow::datatypes::{Field, Schema};
+use futures::{Stream, StreamExt, TryStreamExt};
+use shardfusion_catalog::CatalogError;
+
+use crate::conform::{Conformer, MatchBy};
+use crate::coordinator::Coordinator;
+use crate::error::{Result, SchedulerError};
+use crate::ingest::TableWriter;
+use crate::session::DEFAULT_SCHEMA;
+
+fn flight_error(e: FlightError) -> SchedulerError {
+    match e {
+        FlightError::Tonic(status) => SchedulerError::InvalidArgument {
+            message: format!("ingest stream failed: {}", status.message()),
+        },
+        other => SchedulerError::invalid(format!("cannot read the ingested data: {other}")),
+    }
+}
+
+/// Ingests `data` into `command.table`; returns the number of rows written.
+pub async fn ingest<S>(
+    coordinator: &Coordinator,
+    command: &CommandStatementIngest,
+    data: S,
+) -> Result<u64>
+where
+    S: Stream<Item = std::result::Result<FlightData, FlightError>> + Send + 'static,
+{
+    if command.temporary {
+        return Err(SchedulerError::unsupported("temporary tables"));
+    }
+    if let Some(schema) = &command.schema
+        && !schema.is_empty()
+        && schema != DEFAULT_SCHEMA
+    {
+        return Err(SchedulerError::unsupported(format!("schema \"{schema}\"")));
+    }
+    let options = command.table_definition_options.unwrap_or_default();
+    let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
+        .unwrap_or(TableNotExistOption::Unspecified);
+    let if_exists =
+        TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Unspecified);
+
+    let mut batches = FlightRecordBatchStream::new_from_flight_data(data);
+    let first = batches.next().await.transpose().map_err(flight_error)?;
+    let input_schema = match (&first, batches.schema()) {
+        (Some(batch), _) => batch.schema(),
+        (None, Some(schema)) => Arc::clone(schema),
+        (None, None) => return Ok(0),
+    };
+
+    let cluster = coordinator.cluster();
+    let snapshot = cluster.catalog.snapshot();
+    let lower = command.table.to_ascii_lowercase();
+    let existing = snapshot
+        .table(&command.table)
+        .or_else(|| snapshot.table(&lower))
+        .cloned();
+    let table = match existing {
+        Some(table) => match if_exists {
+            TableExistsOption::Fail => {
+                return Err(CatalogError::TableExists {
+                    name: table.name.clone(),
+                }
+                .into());
+            }
+            TableExistsOption::Replace => {
+                let files = cluster.catalog.truncate_table(&table.name)?;
+                cluster.delete_garbage(&snapshot, files).await;
+                table
+            }
+            TableExistsOption::Append | TableExistsOption::Unspecified => table,
+        },
+        None => match if_not_exist {
+            TableNotExistOption::Create => {
+                let fields: Vec<Field> = input_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect();
+                cluster.catalog.create_table(&lower, &Schema::new(fields))?
+            }
+            _ => {
+                return Err(CatalogError::TableNotFound {
+                    name: command.table.clone(),
+                }
+                .into());
+            }
+        },
+    };
+    let snapshot = cluster.catalog.snapshot();
+    let table =
+        snapshot
+            .table(&table.name)
+            .cloned()
+            .ok_or_else(|| CatalogError::TableNotFound {
+                name: table.name.clone(),
+            })?;
+    let conformer = Conformer::try_new(
+        &table.name,
+        Arc::clone(&table.schema),
+        &input_schema,
+        MatchBy::Name,
+    )?;
+    let rows = futures::stream::iter(first.map(Ok))
+        .chain(batches)
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)));
+    let writer = TableWriter::for_table(Arc::clone(cluster), Arc::clone(&snapshot), &table)?;
+    let written = writer
+        .write_all(rows, |batch| conformer.apply(batch))
+        .await?;
+    written.commit(cluster, &snapshot, &table.name).await
+}

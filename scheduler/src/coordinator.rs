@@ -1,0 +1,271 @@
+//! [`Coordinator`]: runs SQL statements against the cluster.
+//!
+//! A statement is parsed in the PostgreSQL dialect and dispatched:
+//! - `COPY t FROM '/path'` → [`crate::copy`];
+//! - `CREATE TABLE`, `DROP TABLE`, `TRUNCATE`, `ALTER TABLE ... ADD COLUMN` → [`crate::ddl`];
+//! - `SELECT create_distributed_table(...)` and the other Citus functions → [`crate::admin`];
+//! - `INSERT` → planned by DataFusion, written through the table's sink, run at once;
+//! - everything else → planned by DataFusion (with the distributed planner) and returned as a
+//!   plan to be streamed when the client fetches.
+//!
+//! Statements with side effects run to completion before the call returns, whichever Flight
+//! SQL path (query or update) they arrived on.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use shardfusion_catalog::Node;
+
+use crate::cluster::Cluster;
+use crate::error::{Result, SchedulerError};
+use crate::session::session_for;
+use crate::sql_rewrite::rewrite_statement;
+use crate::{admin, copy, ddl};
+
+/// What a statement produced.
+pub enum StatementOutput {
+    /// A query, planned but not started: stream it with [`StatementOutput::into_stream`].
+    Query {
+        plan: Arc<dyn ExecutionPlan>,
+        task_ctx: Arc<TaskContext>,
+    },
+    /// A finished statement's result rows.
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+}
+
+impl std::fmt::Debug for StatementOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Query { plan, .. } => write!(f, "Query({})", plan.name()),
+            Self::Rows { batches, .. } => write!(f, "Rows({} batches)", batches.len()),
+        }
+    }
+}
+
+impl StatementOutput {
+    /// A result with no columns and no rows (DDL).
+    pub fn empty() -> Self {
+        Self::Rows {
+            schema: Arc::new(Schema::empty()),
+            batches: vec![],
+        }
+    }
+
+    /// DataFusion's DML result: one `count` row.
+    pub fn count(rows: u64) -> Self {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "count",
+            DataType::UInt64,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(UInt64Array::from(vec![rows]))],
+        )
+        .expect("count batch matches its schema");
+        Self::Rows {
+            schema,
+            batches: vec![batch],
+        }
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            Self::Query { plan, .. } => plan.schema(),
+            Self::Rows { schema, .. } => Arc::clone(schema),
+        }
+    }
+
+    /// Starts (or replays) the result.
+    pub fn into_stream(self) -> Result<SendableRecordBatchStream> {
+        match self {
+            Self::Query { plan, task_ctx } => Ok(execute_stream(plan, task_ctx)?),
+            Self::Rows { schema, batches } => Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::iter(batches.into_iter().map(Ok)),
+            ))),
+        }
+    }
+
+    /// Rows affected, for the Flight SQL update path: the `count` of DML, else 0.
+    pub fn affected_rows(&self) -> i64 {
+        if let Self::Rows { schema, batches } = self
+            && schema.fields().len() == 1
+            && schema.field(0).name() == "count"
+        {
+            return batches
+                .iter()
+                .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
+                .flat_map(|a| a.values().iter().copied())
+                .sum::<u64>() as i64;
+        }
+        0
+    }
+}
+
+/// Runs statements against the cluster.
+#[derive(Debug, Clone)]
+pub struct Coordinator {
+    cluster: Arc<Cluster>,
+}
+
+impl Coordinator {
+    pub fn new(cluster: Arc<Cluster>) -> Self {
+        Self { cluster }
+    }
+
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// A session over the current catalog state.
+    pub fn session(&self) -> Result<SessionContext> {
+        session_for(&self.cluster, self.cluster.catalog.snapshot())
+    }
+
+    /// Runs every statement in `sql`, in order; returns the last one's output.
+    pub async fn execute(&self, sql: &str) -> Result<StatementOutput> {
+        let statements = parse(sql)?;
+        let count = statements.len();
+        let mut last = None;
+        for (i, statement) in statements.into_iter().enumerate() {
+            let output = self.execute_statement(statement).await?;
+            // Queries before the last statement have no side effects; their rows are dropped.
+            if i + 1 == count {
+                last = Some(output);
+            }
+        }
+        last.ok_or_else(|| SchedulerError::Syntax {
+            message: "empty statement: nothing to run".into(),
+        })
+    }
+
+    /// Runs one parsed statement.
+    pub async fn execute_statement(&self, statement: DFStatement) -> Result<StatementOutput> {
+        let DFStatement::Statement(inner) = &statement else {
+            return self.plan(statement).await;
+        };
+        match inner.as_ref() {
+            Statement::Copy {
+                to: false,
+                source,
+                target,
+                options,
+                legacy_options,
+                ..
+            } => copy::copy_from(self, source, target, options, legacy_options).await,
+            Statement::CreateTable(_) => ddl::create_table(self, statement).await,
+            Statement::Drop {
+                object_type: ObjectType::Table,
+                if_exists,
+                names,
+                ..
+            } => ddl::drop_tables(self, names, *if_exists).await,
+            Statement::Drop { object_type, .. } => {
+                Err(SchedulerError::unsupported(format!("DROP {object_type}")))
+            }
+            Statement::Truncate(truncate) => ddl::truncate(self, truncate).await,
+            Statement::AlterTable(alter) => ddl::alter_table(self, alter).await,
+            Statement::Query(query) => match admin::admin_call(query)? {
+                Some(call) => admin::run(self, call).await,
+                None => self.plan(statement).await,
+            },
+            Statement::Update(_) => Err(SchedulerError::unsupported("UPDATE")),
+            Statement::Delete(_) => Err(SchedulerError::unsupported("DELETE")),
+            Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. } => Err(SchedulerError::unsupported(
+                "explicit transactions (every statement commits on its own)",
+            )),
+            _ => self.plan(statement).await,
+        }
+    }
+
+    /// Plans a statement with DataFusion; DML runs at once, queries are returned unstarted.
+    async fn plan(&self, statement: DFStatement) -> Result<StatementOutput> {
+        let ctx = self.session()?;
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        match &plan {
+            LogicalPlan::Ddl(ddl) => {
+                return Err(SchedulerError::unsupported(ddl.name().to_string()));
+            }
+            LogicalPlan::Copy(_) => {}
+            LogicalPlan::Dml(_) => {}
+            _ => {}
+        }
+        let is_dml = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
+        let frame = ctx.execute_logical_plan(plan).await?;
+        let physical = frame.create_physical_plan().await?;
+        let task_ctx = ctx.task_ctx();
+        if is_dml {
+            let schema = physical.schema();
+            let batches = collect(physical, task_ctx).await?;
+            return Ok(StatementOutput::Rows { schema, batches });
+        }
+        Ok(StatementOutput::Query {
+            plan: physical,
+            task_ctx,
+        })
+    }
+
+    /// A worker announced itself (its `worker` process started).
+    pub fn register_worker(&self, name: &str, port: u16, worker_uuid: &str) -> Result<Node> {
+        Ok(self
+            .cluster
+            .catalog
+            .add_node(name, port, Some(worker_uuid))?)
+    }
+}
+
+/// Splits `sql` into statements, rewriting Postgres-only casts.
+pub fn parse(sql: &str) -> Result<Vec<DFStatement>> {
+    let dialect = PostgreSqlDialect {};
+    let mut statements: Vec<DFStatement> = match Parser::parse_sql(&dialect, sql) {
+        Ok(statements) => statements
+            .into_iter()
+            .map(|s| match &s {
+                // DataFusion's own COPY ... TO syntax (STORED AS, OPTIONS).
+                Statement::Copy { to: true, .. } => {
+                    DFParser::parse_sql_with_dialect(&s.to_string(), &dialect)
+                        .ok()
+                        .and_then(|mut v| v.pop_front())
+                        .unwrap_or(DFStatement::Statement(Box::new(s)))
+                }
+                _ => DFStatement::Statement(Box::new(s)),
+            })
+            .collect(),
+        Err(pg_error) => match DFParser::parse_sql_with_dialect(sql, &dialect) {
+            Ok(statements) => statements.into_iter().collect(),
+            Err(_) => {
+                return Err(SchedulerError::Syntax {
+                    message: pg_error.to_string(),
+                });
+            }
+        },
+    };
+    for statement in &mut statements {
+        match statement {
+            DFStatement::Statement(s) => rewrite_statement(s),
+            DFStatement::Explain(explain) => {
+                if let DFStatement::Statement(s) = explain.statement.as_mut() {
+                    rewrite_statement(s);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(statements)
+}

@@ -1,0 +1,189 @@
+//! `CREATE TABLE`, `DROP TABLE`, `TRUNCATE` and `ALTER TABLE ... ADD COLUMN`.
+//!
+//! A new table is local (on the coordinator) until `create_distributed_table` or
+//! `create_reference_table` moves it. Dropping or truncating forgets the table's files in one
+//! catalog transaction and then deletes them on every node that held a placement.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::planner::object_name_to_table_reference;
+use datafusion::sql::sqlparser::ast::{AlterTable, AlterTableOperation, ObjectName, Truncate};
+
+use crate::coordinator::{Coordinator, StatementOutput};
+use crate::error::{Result, SchedulerError};
+use crate::ingest::TableWriter;
+use crate::session::DEFAULT_SCHEMA;
+
+/// The table a (possibly qualified) name refers to, normalized as Postgres would.
+pub fn table_name(name: &ObjectName) -> Result<String> {
+    let reference = object_name_to_table_reference(name.clone(), true)?;
+    if let Some(schema) = reference.schema()
+        && schema != DEFAULT_SCHEMA
+    {
+        return Err(SchedulerError::unsupported(format!(
+            "schema \"{schema}\" (tables live in \"{DEFAULT_SCHEMA}\")"
+        )));
+    }
+    Ok(reference.table().to_string())
+}
+
+pub async fn create_table(
+    coordinator: &Coordinator,
+    statement: DFStatement,
+) -> Result<StatementOutput> {
+    let ctx = coordinator.session()?;
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
+        return Err(SchedulerError::unsupported("this form of CREATE TABLE"));
+    };
+    if create.or_replace {
+        return Err(SchedulerError::unsupported(
+            "CREATE OR REPLACE TABLE; use DROP TABLE first",
+        ));
+    }
+    if create.temporary {
+        return Err(SchedulerError::unsupported("temporary tables"));
+    }
+    if let Some(schema) = create.name.schema()
+        && schema != DEFAULT_SCHEMA
+    {
+        return Err(SchedulerError::unsupported(format!("schema \"{schema}\"")));
+    }
+    let name = create.name.table().to_string();
+    let cluster = coordinator.cluster();
+    if cluster.catalog.snapshot().table(&name).is_some() && create.if_not_exists {
+        return Ok(StatementOutput::empty());
+    }
+    let fields: Vec<Field> = create
+        .input
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let schema = Schema::new(fields);
+    let table = cluster.catalog.create_table(&name, &schema)?;
+    let is_ctas = !matches!(create.input.as_ref(), LogicalPlan::EmptyRelation(_));
+    if !is_ctas {
+        return Ok(StatementOutput::empty());
+    }
+    // CREATE TABLE ... AS: fill it, or remove it again.
+    let load = async {
+        let frame = ctx
+            .execute_logical_plan(create.input.as_ref().clone())
+            .await?;
+        let stream = frame.execute_stream().await?;
+        let snapshot = cluster.catalog.snapshot();
+        let writer = TableWriter::for_table(Arc::clone(cluster), Arc::clone(&snapshot), &table)?;
+        let written = writer.write_all(stream, Ok).await?;
+        written.commit(cluster, &snapshot, &name).await
+    };
+    match load.await {
+        Ok(rows) => Ok(StatementOutput::count(rows)),
+        Err(e) => {
+            if let Ok(Some(files)) = cluster.catalog.drop_table(&name, true) {
+                cluster
+                    .delete_garbage(&cluster.catalog.snapshot(), files)
+                    .await;
+            }
+            Err(e)
+        }
+    }
+}
+
+pub async fn drop_tables(
+    coordinator: &Coordinator,
+    names: &[ObjectName],
+    if_exists: bool,
+) -> Result<StatementOutput> {
+    let cluster = coordinator.cluster();
+    let names = names.iter().map(table_name).collect::<Result<Vec<_>>>()?;
+    if !if_exists {
+        let snapshot = cluster.catalog.snapshot();
+        if let Some(missing) = names.iter().find(|n| snapshot.table(n).is_none()) {
+            return Err(shardfusion_catalog::CatalogError::TableNotFound {
+                name: missing.clone(),
+            }
+            .into());
+        }
+    }
+    for name in names {
+        let before = cluster.catalog.snapshot();
+        if let Some(files) = cluster.catalog.drop_table(&name, if_exists)? {
+            cluster.delete_garbage(&before, files).await;
+        }
+    }
+    Ok(StatementOutput::empty())
+}
+
+pub async fn truncate(coordinator: &Coordinator, truncate: &Truncate) -> Result<StatementOutput> {
+    let cluster = coordinator.cluster();
+    let snapshot = cluster.catalog.snapshot();
+    let mut names = Vec::new();
+    for target in &truncate.table_names {
+        let name = table_name(&target.name)?;
+        if snapshot.table(&name).is_none() {
+            if truncate.if_exists {
+                continue;
+            }
+            return Err(shardfusion_catalog::CatalogError::TableNotFound { name }.into());
+        }
+        names.push(name);
+    }
+    for name in names {
+        let files = cluster.catalog.truncate_table(&name)?;
+        cluster.delete_garbage(&snapshot, files).await;
+    }
+    Ok(StatementOutput::empty())
+}
+
+pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Result<StatementOutput> {
+    let cluster = coordinator.cluster();
+    let name = table_name(&alter.name)?;
+    let Some(table) = cluster.catalog.snapshot().table(&name).cloned() else {
+        if alter.if_exists {
+            return Ok(StatementOutput::empty());
+        }
+        return Err(shardfusion_catalog::CatalogError::TableNotFound { name }.into());
+    };
+    for operation in &alter.operations {
+        let AlterTableOperation::AddColumn {
+            if_not_exists,
+            column_def,
+            ..
+        } = operation
+        else {
+            return Err(SchedulerError::unsupported(format!(
+                "ALTER TABLE {operation} (only ADD COLUMN is)"
+            )));
+        };
+        // Let DataFusion turn the column definition into an Arrow field.
+        let ctx = coordinator.session()?;
+        let sql = format!("CREATE TABLE shardfusion_new_column ({column_def})");
+        let plan = ctx.state().create_logical_plan(&sql).await?;
+        let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
+            return Err(SchedulerError::invalid(format!(
+                "cannot add column {column_def}"
+            )));
+        };
+        if !create.column_defaults.is_empty() {
+            return Err(SchedulerError::unsupported("ADD COLUMN with a DEFAULT"));
+        }
+        let field = create.input.schema().field(0).as_ref().clone();
+        if table.schema.column_with_name(field.name()).is_some() && *if_not_exists {
+            continue;
+        }
+        if !field.is_nullable() && table.row_count() > 0 {
+            return Err(SchedulerError::invalid(format!(
+                "column \"{}\" of relation \"{name}\" contains null values: a NOT NULL column \
+                 can only be added to an empty table",
+                field.name()
+            )));
+        }
+        cluster.catalog.add_column(&name, field)?;
+    }
+    Ok(StatementOutput::empty())
+}

@@ -1,0 +1,135 @@
+//! Errors of the coordinator and the gRPC status each becomes.
+
+use datafusion::error::DataFusionError;
+use shardfusion_catalog::CatalogError;
+use shardfusion_common::hashing::HashError;
+use shardfusion_common::storage::StorageError;
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("syntax error: {message}")]
+    Syntax { message: String },
+    #[error("{message}")]
+    InvalidArgument { message: String },
+    #[error("{what} is not supported yet")]
+    Unsupported { what: String },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("worker {node} failed: {status}")]
+    Worker { node: String, status: Status },
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+}
+
+impl SchedulerError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            message: message.into(),
+        }
+    }
+
+    pub fn unsupported(what: impl Into<String>) -> Self {
+        Self::Unsupported { what: what.into() }
+    }
+}
+
+impl From<SchedulerError> for Status {
+    fn from(error: SchedulerError) -> Self {
+        let message = error.to_string();
+        match error {
+            SchedulerError::Syntax { .. } | SchedulerError::InvalidArgument { .. } => {
+                Status::invalid_argument(message)
+            }
+            SchedulerError::Unsupported { .. } => Status::unimplemented(message),
+            SchedulerError::Catalog(e) => match e {
+                CatalogError::TableNotFound { .. }
+                | CatalogError::ColumnNotFound { .. }
+                | CatalogError::ColocationNotFound { .. } => Status::not_found(message),
+                CatalogError::TableExists { .. }
+                | CatalogError::ColumnExists { .. }
+                | CatalogError::AlreadyDistributed { .. } => Status::already_exists(message),
+                CatalogError::NoWorkers => Status::failed_precondition(message),
+                CatalogError::Conflict { .. } => Status::aborted(message),
+                CatalogError::Storage(_) | CatalogError::Corrupt { .. } => {
+                    Status::internal(message)
+                }
+                _ => Status::invalid_argument(message),
+            },
+            SchedulerError::Hash(_) => Status::invalid_argument(message),
+            SchedulerError::Storage(StorageError::PathOutsideRoot { .. }) => {
+                Status::permission_denied(message)
+            }
+            SchedulerError::Storage(_) => Status::internal(message),
+            SchedulerError::Worker { status, node } => Status::new(
+                status.code(),
+                format!("worker {node}: {}", status.message()),
+            ),
+            SchedulerError::DataFusion(e) => {
+                if let Some(status) = shardfusion_common::status::find_status(&e) {
+                    return status.clone();
+                }
+                if let Some(inner) = find_scheduler_error(&e) {
+                    let status: Status = inner.into();
+                    return status;
+                }
+                shardfusion_common::status::to_status(&e)
+            }
+        }
+    }
+}
+
+/// A `SchedulerError` raised inside DataFusion (e.g. by the INSERT sink) comes back wrapped.
+fn find_scheduler_error(error: &DataFusionError) -> Option<SchedulerError> {
+    match error {
+        DataFusionError::External(inner) => {
+            let inner = inner.downcast_ref::<SchedulerError>()?;
+            Some(clone_error(inner))
+        }
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            find_scheduler_error(inner)
+        }
+        DataFusionError::Shared(inner) => find_scheduler_error(inner),
+        _ => None,
+    }
+}
+
+fn clone_error(error: &SchedulerError) -> SchedulerError {
+    let status: Status = match error {
+        SchedulerError::Worker { node, status } => {
+            return SchedulerError::Worker {
+                node: node.clone(),
+                status: status.clone(),
+            };
+        }
+        SchedulerError::Syntax { message } => {
+            return SchedulerError::Syntax {
+                message: message.clone(),
+            };
+        }
+        SchedulerError::InvalidArgument { message } => return SchedulerError::invalid(message),
+        SchedulerError::Unsupported { what } => return SchedulerError::unsupported(what),
+        SchedulerError::Hash(e) => Status::invalid_argument(e.to_string()),
+        SchedulerError::Catalog(e) if e.is_user_error() => Status::invalid_argument(e.to_string()),
+        other => Status::internal(other.to_string()),
+    };
+    SchedulerError::Worker {
+        node: "coordinator".into(),
+        status,
+    }
+}
+
+impl From<SchedulerError> for DataFusionError {
+    fn from(error: SchedulerError) -> Self {
+        match error {
+            SchedulerError::DataFusion(e) => e,
+            other => DataFusionError::External(Box::new(other)),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, SchedulerError>;

@@ -1,0 +1,486 @@
+//! [`FlightSqlServer`]: the Flight SQL service applications connect to.
+//!
+//! - `CommandStatementQuery` / prepared statements: the statement is run (side effects) or
+//!   planned (queries) in `GetFlightInfo`; the ticket names the stashed result, which `DoGet`
+//!   streams. The `FlightInfo` schema is the final output schema of that same plan, so it
+//!   always equals the schema of the `DoGet` stream.
+//! - `CommandStatementUpdate`: runs the statement and returns the affected row count.
+//! - `CommandStatementIngest` (ADBC `adbc_ingest`): see [`crate::bulk_ingest`].
+//! - `GetSqlInfo`, `GetCatalogs`, `GetDbSchemas`, `GetTables`: metadata for tools.
+//! - Action `shardfusion.register_worker`: a worker joining (needs the cluster secret).
+//!
+//! Each statement runs in its own session, so nothing leaks between the statements of one
+//! connection. Stashed results not fetched within [`RESULT_TTL`] are dropped.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTables, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
+    IpcMessage, SchemaAsIpc, Ticket,
+};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use futures::{Stream, StreamExt, TryStreamExt};
+use parking_lot::Mutex;
+use prost::Message;
+use shardfusion_common::wire::{
+    ACTION_REGISTER_WORKER, RegisterWorkerRequest, RegisterWorkerResponse,
+};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::bulk_ingest;
+use crate::coordinator::{Coordinator, StatementOutput, parse};
+use crate::error::SchedulerError;
+use crate::session::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
+
+/// How long an un-fetched result is kept.
+pub const RESULT_TTL: Duration = Duration::from_secs(600);
+
+struct Stashed {
+    output: StatementOutput,
+    created: Instant,
+}
+
+/// The coordinator's Flight SQL service.
+#[derive(Clone)]
+pub struct FlightSqlServer {
+    coordinator: Coordinator,
+    results: Arc<Mutex<HashMap<String, Stashed>>>,
+    prepared: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl FlightSqlServer {
+    pub fn new(coordinator: Coordinator) -> Self {
+        Self {
+            coordinator,
+            results: Arc::default(),
+            prepared: Arc::default(),
+        }
+    }
+
+    fn stash(&self, output: StatementOutput) -> String {
+        let handle = uuid::Uuid::new_v4().to_string();
+        let mut results = self.results.lock();
+        results.retain(|_, r| r.created.elapsed() < RESULT_TTL);
+        results.insert(
+            handle.clone(),
+            Stashed {
+                output,
+                created: Instant::now(),
+            },
+        );
+        handle
+    }
+
+    async fn flight_info_for(
+        &self,
+        sql: &str,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let output = self.coordinator.execute(sql).await.map_err(Status::from)?;
+        let schema = output.schema();
+        let handle = self.stash(output);
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into_bytes().into(),
+        };
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|e| Status::internal(format!("cannot encode result schema: {e}")))?
+            .with_endpoint(endpoint)
+            .with_descriptor(descriptor)
+            .with_total_records(-1);
+        Ok(Response::new(info))
+    }
+
+    /// The schema a prepared statement will return, without running it.
+    async fn prepared_schema(&self, sql: &str) -> Result<SchemaRef, Status> {
+        let statements = parse(sql).map_err(Status::from)?;
+        let is_plain_query = statements.len() == 1
+            && match &statements[0] {
+                datafusion::sql::parser::Statement::Statement(s) => match s.as_ref() {
+                    datafusion::sql::sqlparser::ast::Statement::Query(q) => {
+                        crate::admin::admin_call(q).map_err(Status::from)?.is_none()
+                    }
+                    _ => false,
+                },
+                _ => false,
+            };
+        if !is_plain_query {
+            return Ok(Arc::new(Schema::empty()));
+        }
+        let output = self.coordinator.execute(sql).await.map_err(Status::from)?;
+        Ok(output.schema())
+    }
+}
+
+fn flight_stream(
+    schema: SchemaRef,
+    batches: impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
+) -> Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>> {
+    FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(batches)
+        .map_err(|e| match e {
+            FlightError::Tonic(status) => *status,
+            other => Status::internal(other.to_string()),
+        })
+        .boxed()
+}
+
+fn sql_info() -> &'static SqlInfoData {
+    static INFO: OnceLock<SqlInfoData> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let mut builder = SqlInfoDataBuilder::new();
+        builder.append(SqlInfo::FlightSqlServerName, "ShardFusion");
+        builder.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+        builder.append(SqlInfo::FlightSqlServerArrowVersion, "59");
+        builder.append(SqlInfo::FlightSqlServerReadOnly, false);
+        builder.append(SqlInfo::FlightSqlServerSql, true);
+        builder.append(SqlInfo::FlightSqlServerSubstrait, false);
+        builder.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+        builder.build().expect("static SQL info is valid")
+    })
+}
+
+fn info_for<M: ProstMessageExt>(
+    command: &M,
+    schema: &Schema,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let ticket = Ticket::new(command.as_any().encode_to_vec());
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+fn one_batch(
+    schema: SchemaRef,
+    batch: Result<RecordBatch, FlightError>,
+) -> Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>> {
+    flight_stream(schema, futures::stream::once(async move { batch }))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for FlightSqlServer {
+    type FlightService = FlightSqlServer;
+
+    async fn do_handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        // No password is configured (the server only listens on loopback): accept anyone.
+        let response = HandshakeResponse {
+            protocol_version: 0,
+            payload: Default::default(),
+        };
+        Ok(Response::new(futures::stream::iter([Ok(response)]).boxed()))
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.flight_info_for(&query.query, request.into_inner())
+            .await
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
+        let sql =
+            self.prepared.lock().get(&handle).cloned().ok_or_else(|| {
+                Status::not_found("prepared statement not found (closed or expired)")
+            })?;
+        self.flight_info_for(&sql, request.into_inner()).await
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
+        let stashed = self.results.lock().remove(&handle).ok_or_else(|| {
+            Status::not_found(
+                "result not found: each ticket can be fetched once, within 10 minutes",
+            )
+        })?;
+        let schema = stashed.output.schema();
+        let stream = stashed.output.into_stream().map_err(Status::from)?;
+        let batches = stream.map_err(|e| {
+            let status: Status = SchedulerError::DataFusion(e).into();
+            FlightError::Tonic(Box::new(status))
+        });
+        Ok(Response::new(flight_stream(schema, batches)))
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        _request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let output = self
+            .coordinator
+            .execute(&command.query)
+            .await
+            .map_err(Status::from)?;
+        Ok(output.affected_rows())
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        command: CommandPreparedStatementUpdate,
+        _request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let handle = String::from_utf8_lossy(&command.prepared_statement_handle).to_string();
+        let sql = self
+            .prepared
+            .lock()
+            .get(&handle)
+            .cloned()
+            .ok_or_else(|| Status::not_found("prepared statement not found"))?;
+        let output = self.coordinator.execute(&sql).await.map_err(Status::from)?;
+        Ok(output.affected_rows())
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let mut stream = request.into_inner();
+        while let Some(data) = stream.next().await {
+            let data = data?;
+            if !data.data_body.is_empty() {
+                return Err(Status::unimplemented(
+                    "query parameters are not supported yet: put the values in the SQL text",
+                ));
+            }
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let data = request
+            .into_inner()
+            .map_err(|s| FlightError::Tonic(Box::new(s)));
+        let rows = bulk_ingest::ingest(&self.coordinator, &command, data)
+            .await
+            .map_err(Status::from)?;
+        Ok(rows as i64)
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let schema = self.prepared_schema(&query.query).await?;
+        let handle = uuid::Uuid::new_v4().to_string();
+        self.prepared.lock().insert(handle.clone(), query.query);
+        let message: IpcMessage = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
+            .try_into()
+            .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?;
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into_bytes().into(),
+            dataset_schema: message.0,
+            parameter_schema: Default::default(),
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
+        self.prepared.lock().remove(&handle);
+        Ok(())
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        if request.get_ref().r#type != ACTION_REGISTER_WORKER {
+            return Err(Status::invalid_argument(format!(
+                "unknown action {:?}",
+                request.get_ref().r#type
+            )));
+        }
+        self.coordinator
+            .cluster()
+            .workers
+            .secret()
+            .verify(request.metadata())?;
+        let body = request.into_inner().body;
+        let register = RegisterWorkerRequest::decode(body)
+            .map_err(|e| Status::invalid_argument(format!("bad registration: {e}")))?;
+        let port = u16::try_from(register.node_port)
+            .map_err(|_| Status::invalid_argument("node_port out of range"))?;
+        let node = self
+            .coordinator
+            .register_worker(&register.node_name, port, &register.worker_uuid)
+            .map_err(Status::from)?;
+        tracing::info!(
+            "worker {}:{} registered as node {}",
+            node.node_name,
+            node.node_port,
+            node.node_id
+        );
+        let response = RegisterWorkerResponse {
+            node_id: node.node_id.0,
+            group_id: node.group_id.0,
+        };
+        let result = arrow_flight::Result {
+            body: response.encode_to_vec().into(),
+        };
+        Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder(sql_info()).schema();
+        info_for(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let builder = query.into_builder(sql_info());
+        Ok(Response::new(one_batch(
+            builder.schema(),
+            builder.build().map_err(FlightError::from),
+        )))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        info_for(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        builder.append(DEFAULT_CATALOG);
+        Ok(Response::new(one_batch(
+            builder.schema(),
+            builder.build().map_err(FlightError::from),
+        )))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        info_for(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        builder.append(DEFAULT_CATALOG, DEFAULT_SCHEMA);
+        Ok(Response::new(one_batch(
+            builder.schema(),
+            builder.build().map_err(FlightError::from),
+        )))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        info_for(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let snapshot = self.coordinator.cluster().catalog.snapshot();
+        let mut builder = query.into_builder();
+        for table in snapshot.tables.values() {
+            builder
+                .append(
+                    DEFAULT_CATALOG,
+                    DEFAULT_SCHEMA,
+                    &table.name,
+                    "TABLE",
+                    &table.schema,
+                )
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        for meta in shardfusion_catalog::metadata_tables::MetadataTable::ALL {
+            builder
+                .append(
+                    DEFAULT_CATALOG,
+                    DEFAULT_SCHEMA,
+                    meta.name(),
+                    "VIEW",
+                    &meta.schema(),
+                )
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        Ok(Response::new(one_batch(
+            builder.schema(),
+            builder.build().map_err(FlightError::from),
+        )))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}

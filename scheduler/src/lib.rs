@@ -1,0 +1,37 @@
+//! The ShardFusion coordinator: the one node applications talk to.
+//!
+//! Layout:
+//! - [`server`]: opening a coordinator on its data directory and serving it on a listener.
+//! - [`flight_sql`]: the Flight SQL service (queries, updates, bulk ingest, metadata).
+//! - [`coordinator`]: parsing and dispatching statements.
+//! - [`ddl`], [`admin`], [`copy`], [`bulk_ingest`]: the statements DataFusion does not run.
+//! - [`session`], [`schema_provider`], [`table_provider`]: DataFusion set up over one catalog
+//!   snapshot.
+//! - [`planner`]: the distributed planning passes; [`distributed_exec`]: the node that runs a
+//!   fragment on the workers.
+//! - [`ingest`], [`conform`]: writing rows into shards, all-or-nothing.
+//! - [`cluster`], [`worker_pool`]: shared state and channels to workers.
+//!
+//! The coordinator owns the catalog; workers never see it.
+
+pub mod admin;
+pub mod bulk_ingest;
+pub mod cluster;
+pub mod conform;
+pub mod coordinator;
+pub mod copy;
+pub mod ddl;
+pub mod distributed_exec;
+pub mod error;
+pub mod flight_sql;
+pub mod ingest;
+pub mod planner;
+pub mod schema_provider;
+pub mod server;
+pub mod session;
+pub mod sql_rewrite;
+pub mod table_provider;
+pub mod worker_pool;
+
+pub use coordinator::{Coordinator, StatementOutput};
+pub use error::SchedulerError;

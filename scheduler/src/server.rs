@@ -1,0 +1,61 @@
+//! Opening a coordinator over its data directory and serving it on a listener.
+//!
+//! The data directory holds `catalog.db` (the SQLite catalog) and `local/` (the Parquet files
+//! of local tables). Without a password — the only mode so far — the coordinator refuses to
+//! listen anywhere but loopback.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use shardfusion_catalog::Catalog;
+use shardfusion_common::auth::ClusterSecret;
+use shardfusion_common::storage::DataRoot;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::cluster::Cluster;
+use crate::coordinator::Coordinator;
+use crate::error::{Result, SchedulerError};
+use crate::flight_sql::FlightSqlServer;
+use crate::worker_pool::MAX_MESSAGE_BYTES;
+
+/// Opens (creating if needed) the coordinator whose state lives in `data_dir`.
+pub fn open(data_dir: &Path, secret: ClusterSecret) -> Result<Coordinator> {
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        SchedulerError::invalid(format!(
+            "cannot create data directory {}: {e}",
+            data_dir.display()
+        ))
+    })?;
+    let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.db"))?);
+    let root = DataRoot::open(data_dir.join("local"))?;
+    let cluster = Cluster::try_new(catalog, secret, root)?;
+    Ok(Coordinator::new(Arc::new(cluster)))
+}
+
+/// Serves Flight SQL on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    coordinator: Coordinator,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let address = listener
+        .local_addr()
+        .map_err(|e| SchedulerError::invalid(format!("bad listener: {e}")))?;
+    if !address.ip().is_loopback() {
+        return Err(SchedulerError::invalid(format!(
+            "refusing to listen on {address}: no password is configured, so the coordinator \
+             only accepts clients on loopback (127.0.0.1 or ::1)"
+        )));
+    }
+    let service = FlightServiceServer::new(FlightSqlServer::new(coordinator))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(|e| SchedulerError::invalid(format!("coordinator server failed: {e}")))
+}

@@ -1,0 +1,58 @@
+//! Building the DataFusion session one statement runs in.
+//!
+//! Each statement gets a fresh `SessionContext` over one catalog snapshot, so no state leaks
+//! between statements of a connection and every query reads one consistent set of files.
+//! The session speaks the PostgreSQL dialect, maps text types to `Utf8` (what Flight SQL
+//! clients expect), and ends its physical optimizer with the [`DistributeRule`].
+
+use std::sync::Arc;
+
+use datafusion::common::config::Dialect;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use shardfusion_catalog::CatalogSnapshot;
+
+use crate::cluster::Cluster;
+use crate::error::Result;
+use crate::planner::DistributeRule;
+use crate::schema_provider::ClusterSchemaProvider;
+
+/// The catalog and schema names statements resolve unqualified tables in.
+pub const DEFAULT_CATALOG: &str = "shardfusion";
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// A session over `snapshot`.
+pub fn session_for(
+    cluster: &Arc<Cluster>,
+    snapshot: Arc<CatalogSnapshot>,
+) -> Result<SessionContext> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut config = SessionConfig::new()
+        .with_target_partitions(cores)
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA)
+        .with_create_default_catalog_and_schema(true);
+    {
+        let options = config.options_mut();
+        options.sql_parser.dialect = Dialect::PostgreSQL;
+        options.sql_parser.map_string_types_to_utf8view = false;
+        options.execution.parquet.schema_force_view_types = false;
+    }
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(Arc::clone(&cluster.runtime))
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(DistributeRule::new(
+            Arc::clone(&snapshot),
+            Arc::clone(&cluster.workers),
+        )))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    if let Some(catalog) = ctx.catalog(DEFAULT_CATALOG) {
+        catalog.register_schema(
+            DEFAULT_SCHEMA,
+            Arc::new(ClusterSchemaProvider::new(Arc::clone(cluster), snapshot)),
+        )?;
+    }
+    Ok(ctx)
+}

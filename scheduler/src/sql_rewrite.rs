@@ -1,0 +1,34 @@
+//! Small rewrites that let PostgreSQL/Citus-flavoured SQL reach DataFusion.
+//!
+//! Citus users cast to Postgres types DataFusion does not know, e.g. `'primary'::noderole`
+//! (from the Citus docs) or `'orders'::regclass`. Those types are all shown as text here, so
+//! such casts become casts to `TEXT`.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{DataType, Expr, Statement, visit_expressions_mut};
+
+/// Type names that are text in ShardFusion's metadata.
+const TEXT_LIKE_TYPES: [&str; 6] = [
+    "noderole",
+    "regclass",
+    "regtype",
+    "name",
+    "citus.distribution_type",
+    "distribution_type",
+];
+
+/// Rewrites casts to Postgres text-like types into casts to `TEXT`.
+pub fn rewrite_statement(statement: &mut Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Cast { data_type, .. } = expr
+            && let DataType::Custom(name, _) = data_type
+        {
+            let name = name.to_string().to_ascii_lowercase();
+            if TEXT_LIKE_TYPES.contains(&name.as_str()) {
+                *data_type = DataType::Text;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}

@@ -1,0 +1,283 @@
+//! [`ShardedTableProvider`]: every catalog table (distributed, reference or local) as a
+//! DataFusion table, bound to one catalog snapshot.
+//!
+//! `scan` returns a [`ShardScanExec`] over the committed files of one placement per shard,
+//! with shards pruned by equality or `IN` filters on the distribution column. The
+//! `DistributeRule` later decides which part of the plan above it runs on the workers; a local
+//! table's scan (group 0) simply runs on the coordinator.
+//!
+//! `insert_into` returns a `DataSinkExec` over [`ShardedTableSink`], so `INSERT ... VALUES`
+//! and `INSERT ... SELECT` go through DataFusion's own planning, casts and checks.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DFSchema, Result, ScalarValue, not_impl_err};
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
+use shardfusion_catalog::{CatalogSnapshot, TableKind, TableMeta};
+use shardfusion_common::hashing::{hash_scalar, shard_index};
+use shardfusion_common::ids::{GroupId, NodeId};
+use shardfusion_common::shard_scan::{FileRef, ShardFiles, ShardScanExec};
+
+use crate::cluster::Cluster;
+use crate::ingest::TableWriter;
+
+/// A catalog table as seen by one statement.
+#[derive(Debug)]
+pub struct ShardedTableProvider {
+    cluster: Arc<Cluster>,
+    snapshot: Arc<CatalogSnapshot>,
+    table: Arc<TableMeta>,
+}
+
+impl ShardedTableProvider {
+    pub fn new(
+        cluster: Arc<Cluster>,
+        snapshot: Arc<CatalogSnapshot>,
+        table: Arc<TableMeta>,
+    ) -> Self {
+        Self {
+            cluster,
+            snapshot,
+            table,
+        }
+    }
+
+    /// Shard indexes that can hold rows matching `filters`; `None` means all.
+    fn prune(&self, filters: &[Expr]) -> Option<BTreeSet<usize>> {
+        let (_, column, data_type) = self.table.distribution_column()?;
+        let shard_count = self.table.shards.len();
+        let mut result: Option<BTreeSet<usize>> = None;
+        for filter in filters {
+            let Some(values) = equality_values(filter, column) else {
+                continue;
+            };
+            let mut shards = BTreeSet::new();
+            for value in values {
+                match hash_scalar(&value, data_type) {
+                    Ok(hash) => {
+                        shards.insert(shard_index(hash, shard_count));
+                    }
+                    // NULL never matches `=`; unconvertible values cannot be pruned safely.
+                    Err(_) if value.is_null() => {}
+                    Err(_) => return None,
+                }
+            }
+            result = Some(match result {
+                Some(prev) => prev.intersection(&shards).copied().collect(),
+                None => shards,
+            });
+        }
+        result
+    }
+
+    fn shard_files(&self, keep: Option<&BTreeSet<usize>>) -> Vec<ShardFiles> {
+        let mut out = Vec::new();
+        for (i, shard) in self.table.shards.iter().enumerate() {
+            if keep.is_some_and(|k| !k.contains(&i)) {
+                continue;
+            }
+            // Reference tables: spread reads over the replicas by shard id.
+            let candidates: Vec<_> = shard
+                .placements
+                .iter()
+                .filter(|p| {
+                    p.group_id == GroupId::COORDINATOR
+                        || self
+                            .snapshot
+                            .node_of_group(p.group_id)
+                            .is_some_and(|n| n.is_active)
+                })
+                .collect();
+            let Some(placement) = candidates.first() else {
+                continue;
+            };
+            let node_id = if placement.group_id == GroupId::COORDINATOR {
+                NodeId(0)
+            } else {
+                self.snapshot
+                    .node_of_group(placement.group_id)
+                    .map_or(NodeId(0), |n| n.node_id)
+            };
+            out.push(ShardFiles {
+                shard_id: shard.shard_id,
+                node_id,
+                files: placement
+                    .files
+                    .iter()
+                    .map(|f| FileRef {
+                        path: f.path.clone(),
+                        byte_size: f.byte_size,
+                    })
+                    .collect(),
+            });
+        }
+        out
+    }
+}
+
+/// The literal values `filter` restricts `column` to (`column = v`, `v = column`,
+/// `column IN (..)`), if it is such a filter.
+fn equality_values(filter: &Expr, column: &str) -> Option<Vec<ScalarValue>> {
+    let is_column = |e: &Expr| matches!(strip_cast(e), Expr::Column(c) if c.name == column);
+    let literal = |e: &Expr| match strip_cast(e) {
+        Expr::Literal(v, _) => Some(v.clone()),
+        _ => None,
+    };
+    match filter {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Eq,
+            right,
+        }) => {
+            if is_column(left) {
+                literal(right).map(|v| vec![v])
+            } else if is_column(right) {
+                literal(left).map(|v| vec![v])
+            } else {
+                None
+            }
+        }
+        Expr::InList(list) if !list.negated && is_column(&list.expr) => {
+            list.list.iter().map(literal).collect()
+        }
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let mut l = equality_values(left, column)?;
+            l.extend(equality_values(right, column)?);
+            Some(l)
+        }
+        _ => None,
+    }
+}
+
+fn strip_cast(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Cast(c) => strip_cast(&c.expr),
+        Expr::TryCast(c) => strip_cast(&c.expr),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl TableProvider for ShardedTableProvider {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.table.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let keep = self.prune(filters);
+        let shards = self.shard_files(keep.as_ref());
+        let predicate = match conjunction(filters.iter().cloned()) {
+            Some(expr) => {
+                let df_schema = DFSchema::try_from(self.table.schema.as_ref().clone())?;
+                Some(state.create_physical_expr(expr, &df_schema)?)
+            }
+            None => None,
+        };
+        let scan = ShardScanExec::try_new(
+            self.table.name.clone(),
+            Arc::clone(&self.table.schema),
+            projection.cloned(),
+            predicate,
+            limit,
+            shards,
+        )?;
+        Ok(Arc::new(scan))
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return not_impl_err!("{insert_op} is not supported; use TRUNCATE then INSERT");
+        }
+        let sink = ShardedTableSink {
+            cluster: Arc::clone(&self.cluster),
+            snapshot: Arc::clone(&self.snapshot),
+            table: Arc::clone(&self.table),
+        };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Writes an INSERT's rows into the table's shards and commits them as one unit.
+#[derive(Debug)]
+pub struct ShardedTableSink {
+    cluster: Arc<Cluster>,
+    snapshot: Arc<CatalogSnapshot>,
+    table: Arc<TableMeta>,
+}
+
+impl DisplayAs for ShardedTableSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.table.kind {
+            TableKind::Local => "local",
+            TableKind::Distributed { .. } => "distributed",
+            TableKind::Reference { .. } => "reference",
+        };
+        write!(
+            f,
+            "ShardedTableSink: table={} ({kind}, {} shards)",
+            self.table.name,
+            self.table.shards.len()
+        )
+    }
+}
+
+#[async_trait]
+impl DataSink for ShardedTableSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.table.schema
+    }
+
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> Result<u64> {
+        let writer = TableWriter::for_table(
+            Arc::clone(&self.cluster),
+            Arc::clone(&self.snapshot),
+            &self.table,
+        )?;
+        let written = writer.write_all(data, Ok::<RecordBatch, _>).await?;
+        Ok(written
+            .commit(&self.cluster, &self.snapshot, &self.table.name)
+            .await?)
+    }
+}

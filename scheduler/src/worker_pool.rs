@@ -1,0 +1,94 @@
+//! Connections from the coordinator to its workers.
+//!
+//! One lazily-connected gRPC channel per worker address, reused by every statement; every
+//! request carries the cluster secret.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use arrow_flight::Action;
+use arrow_flight::client::FlightClient;
+use parking_lot::Mutex;
+use prost::Message;
+use shardfusion_common::auth::ClusterSecret;
+use shardfusion_common::wire::{ACTION_DELETE_FILES, CLUSTER_SECRET_HEADER, DeleteFilesRequest};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{Result, SchedulerError};
+
+/// Largest gRPC message exchanged with workers.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Channels to workers, keyed by URL.
+#[derive(Debug)]
+pub struct WorkerPool {
+    secret: ClusterSecret,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl WorkerPool {
+    pub fn new(secret: ClusterSecret) -> Self {
+        Self {
+            secret,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn secret(&self) -> &ClusterSecret {
+        &self.secret
+    }
+
+    fn channel(&self, url: &str) -> Result<Channel> {
+        if let Some(channel) = self.channels.lock().get(url) {
+            return Ok(channel.clone());
+        }
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| SchedulerError::invalid(format!("bad worker address {url}: {e}")))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .http2_adaptive_window(true);
+        let channel = endpoint.connect_lazy();
+        self.channels
+            .lock()
+            .insert(url.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// A Flight client for the worker at `url`, with the cluster secret attached.
+    pub fn client(&self, url: &str) -> Result<FlightClient> {
+        let channel = self.channel(url)?;
+        let inner = arrow_flight::flight_service_client::FlightServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut client = FlightClient::new_from_inner(inner);
+        client
+            .add_header(CLUSTER_SECRET_HEADER, self.secret.as_str())
+            .map_err(|e| SchedulerError::invalid(format!("bad cluster secret: {e}")))?;
+        Ok(client)
+    }
+
+    /// Deletes files on a worker; failures are logged, since the files are already garbage.
+    pub async fn delete_files(&self, url: &str, paths: Vec<String>) {
+        if paths.is_empty() {
+            return;
+        }
+        let result = async {
+            let mut client = self.client(url)?;
+            let body = DeleteFilesRequest { paths }.encode_to_vec();
+            let mut stream = client
+                .do_action(Action::new(ACTION_DELETE_FILES, body))
+                .await
+                .map_err(|e| SchedulerError::Worker {
+                    node: url.to_string(),
+                    status: tonic::Status::unavailable(e.to_string()),
+                })?;
+            use futures::StreamExt;
+            while stream.next().await.is_some() {}
+            Ok::<_, SchedulerError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!("could not delete garbage files on {url}: {e}");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! [`TestCluster`]: a coordinator and N workers in this process, each on its own loopback
+//! port and data directory, as `shardfusion local` runs them.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use shardfusion_common::auth::ClusterSecret;
+use shardfusion_executor::{WorkerConfig, registration};
+use shardfusion_scheduler::Coordinator;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::TestClient;
+
+struct Worker {
+    task: JoinHandle<()>,
+}
+
+/// A running in-process cluster. Dropping it stops every server.
+pub struct TestCluster {
+    pub url: String,
+    pub coordinator: Coordinator,
+    pub data_dir: PathBuf,
+    stop: watch::Sender<bool>,
+    coordinator_task: JoinHandle<()>,
+    workers: Vec<Worker>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl TestCluster {
+    /// A cluster with `workers` workers in a temporary directory.
+    pub async fn start(workers: usize) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_path_buf();
+        let mut cluster = Self::start_in(&dir, workers).await;
+        cluster._temp = Some(temp);
+        cluster
+    }
+
+    /// A cluster keeping its state in `dir` (workers in `dir/worker-i`), so a second
+    /// cluster started on the same `dir` finds the same catalog and shards.
+    pub async fn start_in(dir: &Path, workers: usize) -> Self {
+        let secret = ClusterSecret::new("test-cluster-secret");
+        let (stop, stopped) = watch::channel(false);
+        let until = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let coordinator =
+            shardfusion_scheduler::server::open(&dir.join("coordinator"), secret.clone())
+                .expect("open coordinator");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("grpc://{}", listener.local_addr().expect("addr"));
+        let coordinator_task = tokio::spawn({
+            let coordinator = coordinator.clone();
+            let done = until(stopped.clone());
+            async move {
+                let _ = shardfusion_scheduler::server::serve(listener, coordinator, done).await;
+            }
+        });
+        let mut handles = Vec::new();
+        for i in 1..=workers {
+            let worker_dir = dir.join(format!("worker-{i}"));
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let uuid = registration::worker_uuid(&worker_dir).expect("worker id");
+            let config = WorkerConfig {
+                data_dir: worker_dir,
+                secret: secret.clone(),
+            };
+            let done = until(stopped.clone());
+            let task = tokio::spawn(async move {
+                let _ = shardfusion_executor::serve(listener, config, done).await;
+            });
+            coordinator
+                .register_worker("127.0.0.1", port, &uuid)
+                .expect("register worker");
+            handles.push(Worker { task });
+        }
+        Self {
+            url,
+            coordinator,
+            data_dir: dir.to_path_buf(),
+            stop,
+            coordinator_task,
+            workers: handles,
+            _temp: None,
+        }
+    }
+
+    pub async fn client(&self) -> TestClient {
+        TestClient::connect(&self.url).await
+    }
+
+    /// Kills worker `index` (0-based) abruptly: its server and open streams are dropped.
+    pub fn kill_worker(&mut self, index: usize) {
+        if let Some(worker) = self.workers.get(index) {
+            worker.task.abort();
+        }
+    }
+
+    /// Stops every server and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.coordinator_task).await;
+        for worker in self.workers.drain(..) {
+            worker.task.abort();
+            let _ = worker.task.await;
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.coordinator_task.abort();
+        for worker in &self.workers {
+            worker.task.abort();
+        }
+    }
+}

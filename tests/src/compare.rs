@@ -1,0 +1,57 @@
+//! Comparing distributed answers with single-node DataFusion on the same data.
+//!
+//! Rows are rendered as text (floats rounded to 9 significant digits, since partial sums are
+//! added in another order) and compared as sorted lists unless the query orders its output.
+
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::DataType;
+use arrow::util::display::array_value_to_string;
+
+/// Each row of `batches` as one string.
+pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = batch
+                .columns()
+                .iter()
+                .map(|c| cell(c.as_ref(), row))
+                .collect();
+            out.push(cells.join(" | "));
+        }
+    }
+    out
+}
+
+fn cell(array: &dyn Array, row: usize) -> String {
+    if array.is_null(row) {
+        return "NULL".to_string();
+    }
+    match array.data_type() {
+        DataType::Float32 | DataType::Float64 => {
+            let text = array_value_to_string(&arrow::array::make_array(array.to_data()), row)
+                .unwrap_or_default();
+            match text.parse::<f64>() {
+                Ok(v) if v == 0.0 => "0".to_string(),
+                Ok(v) => format!("{:.9e}", v),
+                Err(_) => text,
+            }
+        }
+        _ => array_value_to_string(&arrow::array::make_array(array.to_data()), row)
+            .unwrap_or_default(),
+    }
+}
+
+/// Asserts that two results hold the same rows; `ordered` keeps row order significant.
+pub fn assert_same(sql: &str, actual: &[RecordBatch], expected: &[RecordBatch], ordered: bool) {
+    let mut a = rows(actual);
+    let mut e = rows(expected);
+    if !ordered {
+        a.sort();
+        e.sort();
+    }
+    assert_eq!(a.len(), e.len(), "{sql}: row counts differ");
+    for (x, y) in a.iter().zip(e.iter()) {
+        assert_eq!(x, y, "{sql}: rows differ");
+    }
+}
