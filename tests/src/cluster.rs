@@ -13,8 +13,18 @@ use tokio::task::JoinHandle;
 
 use crate::client::TestClient;
 
+/// Each worker runs on its own runtime so that killing it drops its open connections too,
+/// as a crash would.
 struct Worker {
-    task: JoinHandle<()>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Worker {
+    fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// A running in-process cluster. Dropping it stops every server.
@@ -61,21 +71,30 @@ impl TestCluster {
         let mut handles = Vec::new();
         for i in 1..=workers {
             let worker_dir = dir.join(format!("worker-{i}"));
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let port = listener.local_addr().expect("addr").port();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("worker runtime");
+            let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            std_listener.set_nonblocking(true).expect("nonblocking");
+            let port = std_listener.local_addr().expect("addr").port();
             let uuid = registration::worker_uuid(&worker_dir).expect("worker id");
             let config = WorkerConfig {
                 data_dir: worker_dir,
                 secret: secret.clone(),
             };
             let done = until(stopped.clone());
-            let task = tokio::spawn(async move {
+            runtime.spawn(async move {
+                let listener = TcpListener::from_std(std_listener).expect("listener");
                 let _ = shardfusion_executor::serve(listener, config, done).await;
             });
             coordinator
                 .register_worker("127.0.0.1", port, &uuid)
                 .expect("register worker");
-            handles.push(Worker { task });
+            handles.push(Worker {
+                runtime: Some(runtime),
+            });
         }
         Self {
             url,
@@ -94,8 +113,8 @@ impl TestCluster {
 
     /// Kills worker `index` (0-based) abruptly: its server and open streams are dropped.
     pub fn kill_worker(&mut self, index: usize) {
-        if let Some(worker) = self.workers.get(index) {
-            worker.task.abort();
+        if let Some(worker) = self.workers.get_mut(index) {
+            worker.kill();
         }
     }
 
@@ -103,9 +122,8 @@ impl TestCluster {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.coordinator_task).await;
-        for worker in self.workers.drain(..) {
-            worker.task.abort();
-            let _ = worker.task.await;
+        for mut worker in self.workers.drain(..) {
+            worker.kill();
         }
     }
 }
@@ -114,8 +132,8 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
         self.coordinator_task.abort();
-        for worker in &self.workers {
-            worker.task.abort();
+        for worker in &mut self.workers {
+            worker.kill();
         }
     }
 }
