@@ -1,6 +1,9 @@
 //! [`TestClient`]: a Flight SQL client for tests, returning batches or the gRPC status.
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use futures::TryStreamExt;
 use tonic::transport::Channel;
@@ -32,11 +35,25 @@ impl TestClient {
 
     /// Runs `sql` through `CommandStatementQuery` and fetches all batches.
     pub async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
+        Ok(self.query_with_schema(sql).await?.1)
+    }
+
+    /// Like [`TestClient::query`], with the schema the server announced (known even when no
+    /// rows come back). Asserts that every streamed batch has exactly that schema.
+    pub async fn query_with_schema(
+        &mut self,
+        sql: &str,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
         let info = self
             .inner
             .execute(sql.to_string(), None)
             .await
             .map_err(to_status)?;
+        let schema: SchemaRef = Arc::new(
+            info.clone()
+                .try_decode_schema()
+                .map_err(|e| Status::internal(format!("bad schema: {e}")))?,
+        );
         let mut out = Vec::new();
         for endpoint in info.endpoint {
             let Some(ticket) = endpoint.ticket else {
@@ -47,9 +64,16 @@ impl TestClient {
                 arrow_flight::error::FlightError::Tonic(s) => *s,
                 other => Status::unknown(other.to_string()),
             })?;
+            for batch in &batches {
+                assert_eq!(
+                    batch.schema().fields(),
+                    schema.fields(),
+                    "{sql}: the DoGet stream's schema must equal the FlightInfo schema"
+                );
+            }
             out.extend(batches);
         }
-        Ok(out)
+        Ok((schema, out))
     }
 
     /// Runs `sql` through `CommandStatementUpdate`; returns the affected row count.

@@ -20,7 +20,7 @@ const SETUP: &[(&str, &str)] = &[
     ("", "SELECT create_distributed_table('accounts', 'account_id', shard_count => 8)"),
     ("", "INSERT INTO accounts SELECT value, 'Account ' || value,
         CASE value % 3 WHEN 0 THEN 'free' WHEN 1 THEN 'pro' ELSE 'enterprise' END,
-        DATE '2024-01-01' + (value % 365) * INTERVAL '1 day'
+        CAST(to_timestamp(1704067200 + (value % 365) * 86400) AS DATE)
         FROM generate_series(1, 1000)"),
     ("Create payments, co-located with accounts", "CREATE TABLE payments (payment_id BIGINT NOT NULL, account_id BIGINT NOT NULL, merchant_id INT, amount_cents BIGINT, currency TEXT, status TEXT, paid_at TIMESTAMP)"),
     ("", "SELECT create_distributed_table('payments', 'account_id', colocate_with => 'accounts')"),
@@ -28,7 +28,7 @@ const SETUP: &[(&str, &str)] = &[
         (value * 104729) % 50000 + 100,
         CASE value % 4 WHEN 0 THEN 'EUR' ELSE 'USD' END,
         CASE WHEN value % 50 = 0 THEN 'refunded' WHEN value % 23 = 0 THEN 'failed' ELSE 'succeeded' END,
-        TIMESTAMP '2025-01-01 00:00:00' + value * INTERVAL '37 seconds'
+        to_timestamp(1735689600 + value * 37)
         FROM generate_series(1, 200000)"),
 ];
 
