@@ -388,10 +388,7 @@ impl FlightSqlService for FlightSqlServer {
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let builder = query.into_builder(sql_info());
-        Ok(Response::new(one_batch(
-            builder.schema(),
-            builder.build().map_err(FlightError::from),
-        )))
+        Ok(Response::new(one_batch(builder.schema(), builder.build())))
     }
 
     async fn get_flight_info_catalogs(
@@ -399,7 +396,7 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         info_for(&query, &schema, request.into_inner())
     }
 
@@ -410,10 +407,7 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let mut builder = query.into_builder();
         builder.append(DEFAULT_CATALOG);
-        Ok(Response::new(one_batch(
-            builder.schema(),
-            builder.build().map_err(FlightError::from),
-        )))
+        Ok(Response::new(one_batch(builder.schema(), builder.build())))
     }
 
     async fn get_flight_info_schemas(
@@ -432,10 +426,7 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let mut builder = query.into_builder();
         builder.append(DEFAULT_CATALOG, DEFAULT_SCHEMA);
-        Ok(Response::new(one_batch(
-            builder.schema(),
-            builder.build().map_err(FlightError::from),
-        )))
+        Ok(Response::new(one_batch(builder.schema(), builder.build())))
     }
 
     async fn get_flight_info_tables(
@@ -476,10 +467,7 @@ impl FlightSqlService for FlightSqlServer {
                 )
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
-        Ok(Response::new(one_batch(
-            builder.schema(),
-            builder.build().map_err(FlightError::from),
-        )))
+        Ok(Response::new(one_batch(builder.schema(), builder.build())))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

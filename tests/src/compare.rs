@@ -32,7 +32,7 @@ fn cell(array: &dyn Array, row: usize) -> String {
             let text = array_value_to_string(&arrow::array::make_array(array.to_data()), row)
                 .unwrap_or_default();
             match text.parse::<f64>() {
-                Ok(v) if v == 0.0 => "0".to_string(),
+                Ok(v) if v.abs() < f64::MIN_POSITIVE => "0".to_string(),
                 Ok(v) => format!("{:.9e}", v),
                 Err(_) => text,
             }

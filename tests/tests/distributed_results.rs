@@ -44,7 +44,7 @@ fn tables(shards: usize) -> Vec<Table> {
                 (1..=n).map(|i| format!("c{}", i * 7 % 500)),
             )),
             Arc::new(Float64Array::from_iter(
-                (1..=n).map(|i| (i % 17 != 0).then(|| (i % 1000) as f64 * 0.25)),
+                (1..=n).map(|i| (i % 17 != 0).then_some((i % 1000) as f64 * 0.25)),
             )),
             Arc::new(Int32Array::from_iter(
                 (1..=n).map(|i| (i % 13 != 0).then_some((i % 50) as i32)),

@@ -81,10 +81,8 @@ pub async fn run(
         root.display(),
         if temp.is_some() { " (temporary)" } else { "" }
     );
-    if demo {
-        if let Err(e) = super::demo::run(&url).await {
-            eprintln!("demo failed: {e}");
-        }
+    if demo && let Err(e) = super::demo::run(&url).await {
+        eprintln!("demo failed: {e}");
     }
     println!("Connect with: shardfusion sql --url {url}   (Ctrl-C stops the cluster)");
     super::shutdown_signal().await;
