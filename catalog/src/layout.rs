@@ -72,6 +72,25 @@ pub struct DistributionPlan {
     pub shards: Vec<NewShard>,
 }
 
+/// Each shard with the placements (and their groups) that hold it.
+pub type ShardLayout = (ShardId, Vec<(PlacementId, GroupId)>);
+
+impl DistributionPlan {
+    /// Where the planned shards go.
+    pub fn layout(&self) -> Vec<ShardLayout> {
+        self.shards
+            .iter()
+            .map(|s| {
+                let placements = s.placements.iter();
+                (
+                    s.shard_id,
+                    placements.map(|p| (p.placement_id, p.group_id)).collect(),
+                )
+            })
+            .collect()
+    }
+}
+
 /// Assigns groups to `shard_count` shards: mirrored from `mirror` when given, else round-robin.
 pub(crate) fn assign_groups(
     shard_count: usize,

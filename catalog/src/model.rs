@@ -125,6 +125,17 @@ impl TableMeta {
         }
     }
 
+    /// Where the table's shards are.
+    pub fn layout(&self) -> Vec<crate::layout::ShardLayout> {
+        self.shards
+            .iter()
+            .map(|s| {
+                let groups = s.placements.iter().map(|p| (p.placement_id, p.group_id));
+                (s.shard_id, groups.collect())
+            })
+            .collect()
+    }
+
     pub fn row_count(&self) -> u64 {
         self.shards
             .iter()

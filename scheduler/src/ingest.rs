@@ -23,7 +23,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
-use shardfusion_catalog::layout::DistributionPlan;
+use shardfusion_catalog::layout::{DistributionPlan, ShardLayout};
 use shardfusion_catalog::{CatalogSnapshot, FileMeta, TableKind, TableMeta};
 use shardfusion_common::hashing::split_by_shard;
 use shardfusion_common::ids::{GroupId, PlacementId, ShardId, TableId};
@@ -44,6 +44,17 @@ struct Target {
     placements: Vec<(PlacementId, GroupId)>,
     pending: Vec<RecordBatch>,
     pending_rows: usize,
+}
+
+impl Target {
+    fn new((shard_id, placements): ShardLayout) -> Self {
+        Self {
+            shard_id,
+            placements,
+            pending: Vec::new(),
+            pending_rows: 0,
+        }
+    }
 }
 
 enum Routing {
@@ -77,20 +88,7 @@ impl TableWriter {
         snapshot: Arc<CatalogSnapshot>,
         table: &TableMeta,
     ) -> Result<Self> {
-        let targets = table
-            .shards
-            .iter()
-            .map(|s| Target {
-                shard_id: s.shard_id,
-                placements: s
-                    .placements
-                    .iter()
-                    .map(|p| (p.placement_id, p.group_id))
-                    .collect(),
-                pending: Vec::new(),
-                pending_rows: 0,
-            })
-            .collect();
+        let targets = table.layout().into_iter().map(Target::new).collect();
         Self::new(cluster, snapshot, table, &table.kind, targets)
     }
 
@@ -101,20 +99,7 @@ impl TableWriter {
         table: &TableMeta,
         plan: &DistributionPlan,
     ) -> Result<Self> {
-        let targets = plan
-            .shards
-            .iter()
-            .map(|s| Target {
-                shard_id: s.shard_id,
-                placements: s
-                    .placements
-                    .iter()
-                    .map(|p| (p.placement_id, p.group_id))
-                    .collect(),
-                pending: Vec::new(),
-                pending_rows: 0,
-            })
-            .collect();
+        let targets = plan.layout().into_iter().map(Target::new).collect();
         Self::new(cluster, snapshot, table, &plan.kind, targets)
     }
 
