@@ -7,7 +7,6 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use shardfusion_common::auth::ClusterSecret;
 use shardfusion_common::storage::DataRoot;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::error::ExecutorError;
 use crate::service::WorkerService;
@@ -33,9 +32,11 @@ pub async fn serve(
     let server = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // Small request/response messages must not wait for delayed ACKs.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(server)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| ExecutorError::BadRequest {
             reason: format!("worker server failed: {e}"),

@@ -13,7 +13,6 @@ use shardfusion_catalog::Catalog;
 use shardfusion_common::auth::ClusterSecret;
 use shardfusion_common::storage::DataRoot;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::cluster::Cluster;
 use crate::coordinator::Coordinator;
@@ -53,9 +52,11 @@ pub async fn serve(
     let service = FlightServiceServer::new(FlightSqlServer::new(coordinator))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // Small request/response messages must not wait for delayed ACKs.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| SchedulerError::invalid(format!("coordinator server failed: {e}")))
 }

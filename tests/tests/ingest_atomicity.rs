@@ -42,7 +42,7 @@ async fn killing_a_worker_during_copy_leaves_the_table_as_before() {
     let small = dir.path().join("small.parquet");
     let big = dir.path().join("big.parquet");
     write_rows(&small, 1000);
-    write_rows(&big, 2_000_000);
+    write_rows(&big, 5_000_000);
 
     let mut cluster = TestCluster::start(2).await;
     let mut client = cluster.client().await;
@@ -66,7 +66,7 @@ async fn killing_a_worker_during_copy_leaves_the_table_as_before() {
         let mut c = shardfusion_tests::TestClient::connect(&url).await;
         c.query(&copy).await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     cluster.kill_worker(1);
     let result = tokio::time::timeout(Duration::from_secs(120), load)
         .await
