@@ -43,6 +43,10 @@ enum Command {
         /// The coordinator to register with, e.g. http://127.0.0.1:50050.
         #[arg(long)]
         coordinator: String,
+        /// The host name the coordinator should use to reach this worker (default: the
+        /// --listen address, or 127.0.0.1 when that is 0.0.0.0).
+        #[arg(long)]
+        advertise_host: Option<String>,
         #[arg(long, env = "SHARDFUSION_CLUSTER_SECRET", hide_env_values = true)]
         cluster_secret: Option<String>,
     },
@@ -90,8 +94,18 @@ async fn main() {
             listen,
             data_dir,
             coordinator,
+            advertise_host,
             cluster_secret,
-        } => commands::worker::run(listen, data_dir, coordinator, cluster_secret).await,
+        } => {
+            commands::worker::run(
+                listen,
+                data_dir,
+                coordinator,
+                advertise_host,
+                cluster_secret,
+            )
+            .await
+        }
         Command::Local {
             workers,
             data_dir,

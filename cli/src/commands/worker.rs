@@ -12,6 +12,7 @@ pub async fn run(
     listen: SocketAddr,
     data_dir: PathBuf,
     coordinator: String,
+    advertise_host: Option<String>,
     secret: Option<String>,
 ) -> Result<(), String> {
     let secret = super::cluster_secret(secret, &listen)?;
@@ -30,7 +31,13 @@ pub async fn run(
         super::shutdown_signal(),
     ));
     let request = RegisterWorkerRequest {
-        node_name: address.ip().to_string(),
+        node_name: advertise_host.unwrap_or_else(|| {
+            if address.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                address.ip().to_string()
+            }
+        }),
         node_port: u32::from(address.port()),
         worker_uuid: uuid,
     };
