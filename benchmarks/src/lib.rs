@@ -1,2 +1,6 @@
-//! The benchmark runner (`shardfusion-bench`) is built in its own issue; this crate holds its
-//! place in the workspace.
+//! Benchmark and test support shared by the benchmark runner and the integration tests.
+//!
+//! - [`tpch`]: TPC-H data generated in-process (`tpchgen`), written as Parquet, the standard
+//!   ShardFusion distribution scheme, and the 22 queries.
+
+pub mod tpch;

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{DFSchema, Result, ScalarValue, not_impl_err};
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -165,6 +166,17 @@ fn equality_values(filter: &Expr, column: &str) -> Option<Vec<ScalarValue>> {
     }
 }
 
+/// Subqueries are evaluated on the coordinator; a filter holding one cannot go to a worker.
+fn has_subquery(expr: &Expr) -> bool {
+    expr.exists(|e| {
+        Ok(matches!(
+            e,
+            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
+        ))
+    })
+    .unwrap_or(true)
+}
+
 fn strip_cast(expr: &Expr) -> &Expr {
     match expr {
         Expr::Cast(c) => strip_cast(&c.expr),
@@ -187,7 +199,16 @@ impl TableProvider for ShardedTableProvider {
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if has_subquery(f) {
+                    TableProviderFilterPushDown::Unsupported
+                } else {
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
     }
 
     async fn scan(
@@ -199,7 +220,8 @@ impl TableProvider for ShardedTableProvider {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let keep = self.prune(filters);
         let shards = self.shard_files(keep.as_ref());
-        let predicate = match conjunction(filters.iter().cloned()) {
+        let shippable = filters.iter().filter(|f| !has_subquery(f)).cloned();
+        let predicate = match conjunction(shippable) {
             Some(expr) => {
                 let df_schema = DFSchema::try_from(self.table.schema.as_ref().clone())?;
                 Some(state.create_physical_expr(expr, &df_schema)?)

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::physical_expr::scalar_subquery::ScalarSubqueryExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::repartition::RepartitionExec;
@@ -114,7 +115,28 @@ fn worker_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&ShardScanExec> {
             .is_some_and(|s| s.preserve_partitioning()),
         _ => false,
     };
-    if per_shard { worker_scan(child) } else { None }
+    if per_shard && shippable_expressions(node) {
+        worker_scan(child)
+    } else {
+        None
+    }
+}
+
+/// Whether every expression of `node` can be sent on its own. A scalar subquery's result
+/// lives in the surrounding `ScalarSubqueryExec` on the coordinator, so a node that reads one
+/// stays there.
+fn shippable_expressions(node: &Arc<dyn ExecutionPlan>) -> bool {
+    let mut shippable = true;
+    let _ = node.apply_expressions(&mut |expr| {
+        expr.apply(|e| {
+            if e.is::<ScalarSubqueryExpr>() {
+                shippable = false;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+    });
+    shippable
 }
 
 impl PhysicalOptimizerRule for DistributeRule {

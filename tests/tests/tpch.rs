@@ -1,0 +1,95 @@
+//! All 22 TPC-H queries return the same answers on the cluster as on single-node DataFusion
+//! over the same Parquet files, with the standard distribution scheme at 1, 7 and 32 shards.
+
+use std::path::PathBuf;
+
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use shardfusion_benchmarks::tpch;
+use shardfusion_tests::TestCluster;
+use shardfusion_tests::compare::assert_same;
+
+const SCALE: f64 = 0.01;
+
+fn data_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tpch-sf{SCALE}"));
+    tpch::generate(SCALE, &dir).expect("generate TPC-H data");
+    dir
+}
+
+async fn single_node(dir: &std::path::Path) -> SessionContext {
+    let mut config = SessionConfig::new();
+    config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
+    config.options_mut().sql_parser.map_string_types_to_utf8view = false;
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
+    let ctx = SessionContext::new_with_config(config);
+    for table in tpch::TABLES {
+        let path = table.parquet_path(dir);
+        ctx.register_parquet(
+            table.name,
+            path.to_str().expect("utf8"),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .expect("register");
+    }
+    ctx
+}
+
+async fn run_at(shards: usize) {
+    let dir = data_dir();
+    let cluster = TestCluster::start(2).await;
+    let mut client = cluster.client().await;
+    for table in tpch::TABLES {
+        client.run(table.ddl).await;
+        client.run(&table.distribute_sql(shards)).await;
+        let path = table.parquet_path(&dir);
+        client
+            .run(&format!(
+                "COPY {} FROM '{}' WITH (FORMAT parquet)",
+                table.name,
+                path.display()
+            ))
+            .await;
+    }
+    let single = single_node(&dir).await;
+    for number in 1..=22 {
+        let sql = tpch::query(number).expect("query");
+        let actual = client.run(sql).await;
+        let expected = match single.sql(sql).await {
+            Ok(frame) => frame.collect().await,
+            Err(e) => Err(e),
+        }
+        .unwrap_or_else(|e| panic!("single node failed on Q{number}: {e}"));
+        let rows: usize = expected.iter().map(|b| b.num_rows()).sum();
+        assert!(
+            rows > 0 || matches!(number, 2 | 17 | 20 | 21),
+            "Q{number} returned no rows"
+        );
+        assert_same(
+            &format!("[{shards} shards] Q{number}"),
+            &actual,
+            &expected,
+            true,
+        );
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_matches_single_node_with_1_shard() {
+    run_at(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_matches_single_node_with_7_shards() {
+    run_at(7).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_matches_single_node_with_32_shards() {
+    run_at(32).await;
+}
