@@ -18,6 +18,8 @@ pub struct Cluster {
     pub root: DataRoot,
     /// DataFusion runtime with the coordinator's data root registered, shared by statements.
     pub runtime: Arc<RuntimeEnv>,
+    /// Recent statements and what they received from workers.
+    pub stats: Arc<crate::statement_stats::StatementStats>,
 }
 
 impl Cluster {
@@ -35,6 +37,7 @@ impl Cluster {
             workers: Arc::new(WorkerPool::new(secret)),
             root,
             runtime,
+            stats: Arc::default(),
         })
     }
 

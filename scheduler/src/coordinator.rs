@@ -30,7 +30,10 @@ use crate::cluster::Cluster;
 use crate::error::{Result, SchedulerError};
 use crate::session::session_for;
 use crate::sql_rewrite::rewrite_statement;
+use crate::statement_stats::{QueryCounters, StatementTracker};
 use crate::{admin, copy, ddl};
+use futures::StreamExt;
+use std::sync::atomic::Ordering;
 
 /// What a statement produced.
 pub enum StatementOutput {
@@ -38,6 +41,8 @@ pub enum StatementOutput {
     Query {
         plan: Arc<dyn ExecutionPlan>,
         task_ctx: Arc<TaskContext>,
+        /// Records the statement once its stream is done.
+        tracker: Option<StatementTracker>,
     },
     /// A finished statement's result rows.
     Rows {
@@ -92,7 +97,19 @@ impl StatementOutput {
     /// Starts (or replays) the result.
     pub fn into_stream(self) -> Result<SendableRecordBatchStream> {
         match self {
-            Self::Query { plan, task_ctx } => Ok(execute_stream(plan, task_ctx)?),
+            Self::Query {
+                plan,
+                task_ctx,
+                tracker,
+            } => {
+                let schema = plan.schema();
+                let stream = execute_stream(plan, task_ctx)?;
+                let counted = TrackedStream {
+                    inner: stream,
+                    tracker,
+                };
+                Ok(Box::pin(RecordBatchStreamAdapter::new(schema, counted)))
+            }
             Self::Rows { schema, batches } => Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
                 futures::stream::iter(batches.into_iter().map(Ok)),
@@ -116,6 +133,39 @@ impl StatementOutput {
     }
 }
 
+/// Counts the rows a query returns and records the statement as soon as its stream ends.
+struct TrackedStream {
+    inner: SendableRecordBatchStream,
+    tracker: Option<StatementTracker>,
+}
+
+impl futures::Stream for TrackedStream {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.inner.poll_next_unpin(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(batch))) => {
+                if let Some(tracker) = &self.tracker {
+                    tracker
+                        .counters()
+                        .rows_returned
+                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                }
+            }
+            std::task::Poll::Ready(_) => {
+                // End of stream, or an error: the statement is over.
+                self.tracker.take();
+            }
+            std::task::Poll::Pending => {}
+        }
+        polled
+    }
+}
+
 /// Runs statements against the cluster.
 #[derive(Debug, Clone)]
 pub struct Coordinator {
@@ -133,7 +183,12 @@ impl Coordinator {
 
     /// A session over the current catalog state.
     pub fn session(&self) -> Result<SessionContext> {
-        session_for(&self.cluster, self.cluster.catalog.snapshot())
+        self.session_counting(Arc::default())
+    }
+
+    /// A session whose distributed work adds to `counters`.
+    pub fn session_counting(&self, counters: Arc<QueryCounters>) -> Result<SessionContext> {
+        session_for(&self.cluster, self.cluster.catalog.snapshot(), counters)
     }
 
     /// Runs every statement in `sql`, in order; returns the last one's output.
@@ -153,10 +208,30 @@ impl Coordinator {
         })
     }
 
-    /// Runs one parsed statement.
+    /// Runs one parsed statement, recording it in `shardfusion_stat_statements`.
     pub async fn execute_statement(&self, statement: DFStatement) -> Result<StatementOutput> {
+        let tracker = self.cluster.stats.track(&statement.to_string());
+        let mut output = self.dispatch(statement, &tracker).await?;
+        match &mut output {
+            StatementOutput::Query { tracker: slot, .. } => *slot = Some(tracker),
+            StatementOutput::Rows { batches, .. } => {
+                let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+                tracker
+                    .counters()
+                    .rows_returned
+                    .fetch_add(rows as u64, Ordering::Relaxed);
+            }
+        }
+        Ok(output)
+    }
+
+    async fn dispatch(
+        &self,
+        statement: DFStatement,
+        tracker: &StatementTracker,
+    ) -> Result<StatementOutput> {
         let DFStatement::Statement(inner) = &statement else {
-            return self.plan(statement).await;
+            return self.plan(statement, tracker).await;
         };
         match inner.as_ref() {
             Statement::Copy {
@@ -181,7 +256,7 @@ impl Coordinator {
             Statement::AlterTable(alter) => ddl::alter_table(self, alter).await,
             Statement::Query(query) => match admin::admin_call(query)? {
                 Some(call) => admin::run(self, call).await,
-                None => self.plan(statement).await,
+                None => self.plan(statement, tracker).await,
             },
             Statement::Update(_) => Err(SchedulerError::unsupported("UPDATE")),
             Statement::Delete(_) => Err(SchedulerError::unsupported("DELETE")),
@@ -190,13 +265,17 @@ impl Coordinator {
             | Statement::Rollback { .. } => Err(SchedulerError::unsupported(
                 "explicit transactions (every statement commits on its own)",
             )),
-            _ => self.plan(statement).await,
+            _ => self.plan(statement, tracker).await,
         }
     }
 
     /// Plans a statement with DataFusion; DML runs at once, queries are returned unstarted.
-    async fn plan(&self, statement: DFStatement) -> Result<StatementOutput> {
-        let ctx = self.session()?;
+    async fn plan(
+        &self,
+        statement: DFStatement,
+        tracker: &StatementTracker,
+    ) -> Result<StatementOutput> {
+        let ctx = self.session_counting(Arc::clone(tracker.counters()))?;
         let plan = ctx.state().statement_to_plan(statement).await?;
         match &plan {
             LogicalPlan::Ddl(ddl) => {
@@ -218,6 +297,7 @@ impl Coordinator {
         Ok(StatementOutput::Query {
             plan: physical,
             task_ctx,
+            tracker: None,
         })
     }
 

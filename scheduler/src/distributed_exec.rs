@@ -11,7 +11,11 @@
 use std::fmt;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
 use arrow_flight::Ticket;
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -32,6 +36,7 @@ use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 use shardfusion_common::status::from_status;
 use shardfusion_common::wire::TaskTicket;
 
+use crate::statement_stats::QueryCounters;
 use crate::worker_pool::WorkerPool;
 
 /// The part of a fragment one worker runs.
@@ -51,8 +56,36 @@ pub struct DistributedExec {
     fragment: Arc<dyn ExecutionPlan>,
     tasks: Vec<WorkerTask>,
     workers: Arc<WorkerPool>,
+    counters: Arc<QueryCounters>,
+    /// What each task sent back, shown by `EXPLAIN ANALYZE`.
+    task_stats: Arc<Vec<TaskStats>>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+}
+
+/// Rows, Flight bytes and time of one task, filled in as it runs.
+#[derive(Debug, Default)]
+pub struct TaskStats {
+    started: AtomicBool,
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    elapsed_us: AtomicU64,
+}
+
+/// Adds a task's elapsed time when its stream ends or is dropped.
+struct TaskTimer {
+    stats: Arc<Vec<TaskStats>>,
+    index: usize,
+    started: Instant,
+}
+
+impl Drop for TaskTimer {
+    fn drop(&mut self) {
+        if let Some(task) = self.stats.get(self.index) {
+            task.elapsed_us
+                .fetch_add(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 impl DistributedExec {
@@ -60,6 +93,7 @@ impl DistributedExec {
         fragment: Arc<dyn ExecutionPlan>,
         tasks: Vec<WorkerTask>,
         workers: Arc<WorkerPool>,
+        counters: Arc<QueryCounters>,
     ) -> Self {
         let properties = PlanProperties::new(
             fragment.equivalence_properties().clone(),
@@ -67,10 +101,13 @@ impl DistributedExec {
             fragment.pipeline_behavior(),
             fragment.boundedness(),
         );
+        let task_stats = Arc::new(tasks.iter().map(|_| TaskStats::default()).collect());
         Self {
             fragment,
             tasks,
             workers,
+            counters,
+            task_stats,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
         }
@@ -117,6 +154,17 @@ impl DisplayAs for DistributedExec {
                         task.label,
                         ids.join(",")
                     )?;
+                    if let Some(stats) = self.task_stats.get(i)
+                        && stats.started.load(Ordering::Relaxed)
+                    {
+                        write!(
+                            f,
+                            " [rows_sent={}, bytes_sent={}, elapsed={:.1}ms]",
+                            stats.rows.load(Ordering::Relaxed),
+                            stats.bytes.load(Ordering::Relaxed),
+                            stats.elapsed_us.load(Ordering::Relaxed) as f64 / 1000.0
+                        )?;
+                    }
                 }
                 write!(f, "]")
             }
@@ -155,6 +203,7 @@ impl ExecutionPlan for DistributedExec {
             fragment,
             self.tasks.clone(),
             Arc::clone(&self.workers),
+            Arc::clone(&self.counters),
         )))
     }
 
@@ -181,46 +230,80 @@ impl ExecutionPlan for DistributedExec {
         };
         let mut client = self
             .workers
-            .client(&task.url)
+            .raw_client(&task.url)
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        let rows = MetricBuilder::new(&self.metrics).counter("rows_received", partition);
-        let bytes = MetricBuilder::new(&self.metrics).counter("bytes_received", partition);
+        let mut request = tonic::Request::new(Ticket::new(ticket.encode_to_vec()));
+        self.workers
+            .secret()
+            .attach(request.metadata_mut())
+            .map_err(from_status)?;
+        self.counters.tasks.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .shards
+            .fetch_add(task.shards.len() as u64, Ordering::Relaxed);
+        let rows_metric = MetricBuilder::new(&self.metrics).counter("rows_received", partition);
+        let bytes_metric = MetricBuilder::new(&self.metrics).counter("bytes_received", partition);
         let label = task.label.clone();
-        let out_schema = Arc::clone(&schema);
-        let to_error = move |e: FlightError| {
-            let status = match e {
-                FlightError::Tonic(s) => *s,
-                other => tonic::Status::unavailable(other.to_string()),
-            };
-            let status = if status.code() == tonic::Code::Unavailable {
+        let to_status = move |status: tonic::Status| {
+            if status.code() == tonic::Code::Unavailable {
                 tonic::Status::unavailable(format!(
                     "worker {label} is unavailable: {}",
                     status.message()
                 ))
             } else {
                 status
-            };
-            from_status(status)
+            }
         };
+        let counters = Arc::clone(&self.counters);
+        let task_stats = Arc::clone(&self.task_stats);
+        if let Some(stats) = task_stats.get(partition) {
+            stats.started.store(true, Ordering::Relaxed);
+        }
+        let timer = TaskTimer {
+            stats: Arc::clone(&task_stats),
+            index: partition,
+            started: Instant::now(),
+        };
+        let out_schema = Arc::clone(&schema);
         let stream = futures::stream::once(async move {
-            let to_error = to_error.clone();
-            let batches = client
-                .do_get(Ticket::new(ticket.encode_to_vec()))
+            let response = client
+                .do_get(request)
                 .await
-                .map_err(&to_error)?;
-            Ok::<_, datafusion::error::DataFusionError>(batches.map_err(to_error).map(
-                move |batch| {
-                    let batch = batch?;
-                    rows.add(batch.num_rows());
-                    bytes.add(batch.get_array_memory_size());
-                    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-                    Ok(RecordBatch::try_new_with_options(
-                        Arc::clone(&out_schema),
-                        batch.columns().to_vec(),
-                        &options,
-                    )?)
-                },
-            ))
+                .map_err(|s| from_status(to_status.clone()(s)))?;
+            let wire_bytes = Arc::clone(&counters);
+            let wire_task = Arc::clone(&task_stats);
+            let frames = response.into_inner().map(move |frame| {
+                let frame = frame.map_err(|s| FlightError::Tonic(Box::new(to_status(s))))?;
+                let size = (frame.data_header.len() + frame.data_body.len()) as u64;
+                wire_bytes.bytes_received.fetch_add(size, Ordering::Relaxed);
+                bytes_metric.add(size as usize);
+                if let Some(stats) = wire_task.get(partition) {
+                    stats.bytes.fetch_add(size, Ordering::Relaxed);
+                }
+                Ok(frame)
+            });
+            let batches = FlightRecordBatchStream::new_from_flight_data(frames);
+            Ok::<_, datafusion::error::DataFusionError>(batches.map(move |batch| {
+                let _timer = &timer;
+                let batch = batch.map_err(|e| match e {
+                    FlightError::Tonic(status) => from_status(*status),
+                    other => from_status(tonic::Status::internal(other.to_string())),
+                })?;
+                let rows = batch.num_rows();
+                rows_metric.add(rows);
+                counters
+                    .rows_received
+                    .fetch_add(rows as u64, Ordering::Relaxed);
+                if let Some(stats) = task_stats.get(partition) {
+                    stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
+                }
+                let options = RecordBatchOptions::new().with_row_count(Some(rows));
+                Ok(RecordBatch::try_new_with_options(
+                    Arc::clone(&out_schema),
+                    batch.columns().to_vec(),
+                    &options,
+                )?)
+            }))
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))

@@ -30,6 +30,7 @@ pub mod schema_provider;
 pub mod server;
 pub mod session;
 pub mod sql_rewrite;
+pub mod statement_stats;
 pub mod table_provider;
 pub mod worker_pool;
 

@@ -10,7 +10,9 @@ use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_catalog::metadata_tables::{MetadataTable, MetadataTableProvider};
 
 use crate::cluster::Cluster;
+use crate::statement_stats::{STAT_STATEMENTS, StatementStats};
 use crate::table_provider::ShardedTableProvider;
+use datafusion::datasource::MemTable;
 
 #[derive(Debug)]
 pub struct ClusterSchemaProvider {
@@ -29,6 +31,7 @@ impl SchemaProvider for ClusterSchemaProvider {
     fn table_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.snapshot.tables.keys().cloned().collect();
         names.extend(MetadataTable::ALL.iter().map(|t| t.name().to_string()));
+        names.push(STAT_STATEMENTS.to_string());
         names
     }
 
@@ -39,6 +42,11 @@ impl SchemaProvider for ClusterSchemaProvider {
                 Arc::clone(&self.snapshot),
                 Arc::clone(table),
             ))));
+        }
+        if name == STAT_STATEMENTS {
+            let batch = self.cluster.stats.batch()?;
+            let table = MemTable::try_new(StatementStats::schema(), vec![vec![batch]])?;
+            return Ok(Some(Arc::new(table)));
         }
         if let Some(meta) = MetadataTable::from_name(name) {
             return Ok(Some(Arc::new(MetadataTableProvider::new(
@@ -61,6 +69,8 @@ impl SchemaProvider for ClusterSchemaProvider {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.snapshot.table(name).is_some() || MetadataTable::from_name(name).is_some()
+        self.snapshot.table(name).is_some()
+            || MetadataTable::from_name(name).is_some()
+            || name == STAT_STATEMENTS
     }
 }

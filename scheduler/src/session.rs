@@ -16,15 +16,17 @@ use crate::cluster::Cluster;
 use crate::error::Result;
 use crate::planner::DistributeRule;
 use crate::schema_provider::ClusterSchemaProvider;
+use crate::statement_stats::QueryCounters;
 
 /// The catalog and schema names statements resolve unqualified tables in.
 pub const DEFAULT_CATALOG: &str = "shardfusion";
 pub const DEFAULT_SCHEMA: &str = "public";
 
-/// A session over `snapshot`.
+/// A session over `snapshot` whose distributed nodes add to `counters`.
 pub fn session_for(
     cluster: &Arc<Cluster>,
     snapshot: Arc<CatalogSnapshot>,
+    counters: Arc<QueryCounters>,
 ) -> Result<SessionContext> {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut config = SessionConfig::new()
@@ -45,6 +47,7 @@ pub fn session_for(
         .with_physical_optimizer_rule(Arc::new(DistributeRule::new(
             Arc::clone(&snapshot),
             Arc::clone(&cluster.workers),
+            counters,
         )))
         .build();
     let ctx = SessionContext::new_with_state(state);

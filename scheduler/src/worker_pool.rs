@@ -54,6 +54,18 @@ impl WorkerPool {
         Ok(channel)
     }
 
+    /// The plain Flight service client for `url`; requests need [`ClusterSecret::attach`].
+    pub fn raw_client(
+        &self,
+        url: &str,
+    ) -> Result<arrow_flight::flight_service_client::FlightServiceClient<Channel>> {
+        Ok(
+            arrow_flight::flight_service_client::FlightServiceClient::new(self.channel(url)?)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+    }
+
     /// A Flight client for the worker at `url`, with the cluster secret attached.
     pub fn client(&self, url: &str) -> Result<FlightClient> {
         let channel = self.channel(url)?;

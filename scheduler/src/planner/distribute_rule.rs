@@ -29,6 +29,7 @@ use shardfusion_common::ids::NodeId;
 use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 
 use crate::distributed_exec::{DistributedExec, WorkerTask};
+use crate::statement_stats::QueryCounters;
 use crate::worker_pool::WorkerPool;
 
 /// See the module docs.
@@ -36,11 +37,20 @@ use crate::worker_pool::WorkerPool;
 pub struct DistributeRule {
     snapshot: Arc<CatalogSnapshot>,
     workers: Arc<WorkerPool>,
+    counters: Arc<QueryCounters>,
 }
 
 impl DistributeRule {
-    pub fn new(snapshot: Arc<CatalogSnapshot>, workers: Arc<WorkerPool>) -> Self {
-        Self { snapshot, workers }
+    pub fn new(
+        snapshot: Arc<CatalogSnapshot>,
+        workers: Arc<WorkerPool>,
+        counters: Arc<QueryCounters>,
+    ) -> Self {
+        Self {
+            snapshot,
+            workers,
+            counters,
+        }
     }
 
     fn distribute(
@@ -84,6 +94,7 @@ impl DistributeRule {
             fragment,
             tasks,
             Arc::clone(&self.workers),
+            Arc::clone(&self.counters),
         )))
     }
 }

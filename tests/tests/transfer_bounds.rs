@@ -1,0 +1,85 @@
+//! How much the coordinator receives from the workers, read from
+//! `shardfusion_stat_statements`: aggregates ship one partial row per shard, and a filter on
+//! the distribution column touches one shard on one worker.
+
+use shardfusion_benchmarks::tpch;
+use shardfusion_tests::compare::rows;
+use shardfusion_tests::{TestClient, TestCluster};
+
+const SHARDS: usize = 8;
+
+async fn load(client: &mut TestClient) {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tpch-sf0.01");
+    tpch::generate(0.01, &dir).expect("generate");
+    for table in tpch::TABLES {
+        client.run(table.ddl).await;
+        client.run(&table.distribute_sql(SHARDS)).await;
+        client
+            .run(&format!(
+                "COPY {} FROM '{}' WITH (FORMAT parquet)",
+                table.name,
+                table.parquet_path(&dir).display()
+            ))
+            .await;
+    }
+}
+
+/// `tasks | shards | rows_received` of the newest statement whose text starts with `prefix`.
+async fn transfer(client: &mut TestClient, prefix: &str) -> (u64, u64, u64, u64) {
+    let sql = format!(
+        "SELECT tasks, shards, rows_received, rows_returned FROM shardfusion_stat_statements \
+         WHERE starts_with(query, '{prefix}') ORDER BY started_at DESC LIMIT 1"
+    );
+    let found = rows(&client.run(&sql).await);
+    let row = found
+        .first()
+        .unwrap_or_else(|| panic!("no statement starting with {prefix}"));
+    let n: Vec<u64> = row
+        .split(" | ")
+        .map(|v| v.parse().expect("number"))
+        .collect();
+    (n[0], n[1], n[2], n[3])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_receives_little() {
+    let cluster = TestCluster::start(2).await;
+    let mut c = cluster.client().await;
+    load(&mut c).await;
+
+    assert_eq!(c.scalar("SELECT count(*) FROM lineitem").await, "60175");
+    let (tasks, shards, received, returned) =
+        transfer(&mut c, "SELECT count(*) FROM lineitem").await;
+    assert_eq!((tasks, shards, returned), (2, SHARDS as u64, 1));
+    assert!(
+        received <= SHARDS as u64,
+        "count(*) received {received} rows from {SHARDS} shards"
+    );
+
+    let sql = "SELECT o_orderkey, o_custkey FROM orders WHERE o_orderkey = 42";
+    assert!(rows(&c.run(sql).await).is_empty(), "TPC-H has no order 42");
+    let (tasks, shards, _, _) = transfer(&mut c, sql).await;
+    assert_eq!(
+        (tasks, shards),
+        (1, 1),
+        "a key filter must touch one shard on one worker"
+    );
+    let sql = "SELECT o_orderkey, o_custkey FROM orders WHERE o_orderkey = 7";
+    assert_eq!(rows(&c.run(sql).await), ["7 | 392"]);
+    let (tasks, shards, received, _) = transfer(&mut c, sql).await;
+    assert_eq!((tasks, shards, received), (1, 1, 1));
+
+    c.run("SELECT o_orderkey FROM orders WHERE o_orderkey IN (1, 2, 3, 4, 5, 6, 7)")
+        .await;
+    let (_, shards, received, returned) =
+        transfer(&mut c, "SELECT o_orderkey FROM orders WHERE o_orderkey IN").await;
+    assert!(shards <= 7);
+    assert_eq!(received, returned);
+
+    // EXPLAIN ANALYZE shows what each task sent.
+    let plan = rows(&c.run("EXPLAIN ANALYZE SELECT count(*) FROM lineitem").await).join("\n");
+    assert!(plan.contains("DistributedExec"), "{plan}");
+    assert!(plan.contains("rows_sent="), "{plan}");
+    assert!(plan.contains("bytes_sent="), "{plan}");
+    cluster.shutdown().await;
+}
