@@ -53,6 +53,8 @@ struct ShardScanNode {
     limit: Option<u64>,
     #[prost(message, repeated, tag = "7")]
     shards: Vec<ShardFilesNode>,
+    #[prost(uint32, optional, tag = "8")]
+    distribution_column: Option<u32>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -91,6 +93,7 @@ impl ShardFusionCodec {
             has_projection: scan.projection().is_some(),
             predicate,
             limit: scan.limit().map(|l| l as u64),
+            distribution_column: scan.distribution_column().map(|c| c as u32),
             shards: scan
                 .shards()
                 .iter()
@@ -143,14 +146,16 @@ impl ShardFusionCodec {
                     .collect(),
             })
             .collect();
-        ShardScanExec::try_new(
+        let distribution_column = node.distribution_column.map(|c| c as usize);
+        Ok(ShardScanExec::try_new(
             node.table_name,
             schema,
             projection,
             predicate,
             node.limit.map(|l| l as usize),
             shards,
-        )
+        )?
+        .with_distribution_column(distribution_column))
     }
 }
 

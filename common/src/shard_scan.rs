@@ -58,6 +58,8 @@ pub struct ShardScanExec {
     predicate: Option<Arc<dyn PhysicalExpr>>,
     limit: Option<usize>,
     shards: Vec<ShardFiles>,
+    /// Index in the table schema of the distribution column, for distributed tables.
+    distribution_column: Option<usize>,
     properties: Arc<PlanProperties>,
 }
 
@@ -89,8 +91,28 @@ impl ShardScanExec {
             predicate,
             limit,
             shards,
+            distribution_column: None,
             properties: Arc::new(properties),
         })
+    }
+
+    /// Marks column `index` of the table schema as the distribution column: rows with equal
+    /// values of it are in the same shard.
+    pub fn with_distribution_column(mut self, index: Option<usize>) -> Self {
+        self.distribution_column = index;
+        self
+    }
+
+    pub fn distribution_column(&self) -> Option<usize> {
+        self.distribution_column
+    }
+
+    /// The table column behind output column `index`.
+    pub fn table_column(&self, index: usize) -> Option<usize> {
+        match &self.projection {
+            Some(projection) => projection.get(index).copied(),
+            None => Some(index),
+        }
     }
 
     pub fn table_name(&self) -> &str {
@@ -119,14 +141,15 @@ impl ShardScanExec {
 
     /// The same scan restricted to `shards` (used to cut one fragment per worker).
     pub fn with_shards(&self, shards: Vec<ShardFiles>) -> Result<Self> {
-        Self::try_new(
+        Ok(Self::try_new(
             self.table_name.clone(),
             Arc::clone(&self.table_schema),
             self.projection.clone(),
             self.predicate.clone(),
             self.limit,
             shards,
-        )
+        )?
+        .with_distribution_column(self.distribution_column))
     }
 
     fn file_scan(&self, shard: &ShardFiles) -> Result<Arc<DataSourceExec>> {

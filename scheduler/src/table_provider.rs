@@ -235,7 +235,8 @@ impl TableProvider for ShardedTableProvider {
             predicate,
             limit,
             shards,
-        )?;
+        )?
+        .with_distribution_column(self.table.distribution_column().map(|(i, _, _)| i));
         Ok(Arc::new(scan))
     }
 

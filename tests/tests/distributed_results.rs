@@ -267,6 +267,53 @@ const QUERIES: &[(&str, bool)] = &[
         "SELECT approx_distinct(customer), bool_and(qty > -1) FROM orders",
         false,
     ),
+    // Aggregates complete per shard (grouped by the distribution column), sorted and limited.
+    (
+        "SELECT o_id, count(*) FROM orders GROUP BY o_id ORDER BY o_id DESC LIMIT 7",
+        true,
+    ),
+    (
+        "SELECT o_id, sum(qty) AS s FROM orders GROUP BY o_id HAVING sum(qty) > 45 ORDER BY s DESC, o_id LIMIT 9",
+        true,
+    ),
+    (
+        "SELECT o_id % 10 AS bucket, max(c) FROM (SELECT o_id, count(*) AS c FROM orders GROUP BY o_id) t GROUP BY o_id % 10",
+        false,
+    ),
+    (
+        "SELECT t.o_id, t.c FROM (SELECT o_id, count(*) AS c FROM orders GROUP BY o_id) t JOIN orders o ON t.o_id = o.o_id WHERE o.qty = 3",
+        false,
+    ),
+    (
+        "SELECT o_id, customer FROM orders WHERE o_id IN (SELECT o_id FROM orders GROUP BY o_id HAVING sum(qty) > 47)",
+        false,
+    ),
+    (
+        "SELECT tenant, count(*) FROM events GROUP BY tenant ORDER BY count(*) DESC, tenant LIMIT 3",
+        true,
+    ),
+    (
+        "SELECT day, count(*) FROM days GROUP BY day ORDER BY day LIMIT 3",
+        true,
+    ),
+    (
+        "SELECT o_id, row_number() OVER (PARTITION BY o_id ORDER BY qty) FROM orders WHERE o_id < 30",
+        false,
+    ),
+    // Router queries: one shard, the whole plan on one worker.
+    ("SELECT * FROM orders WHERE o_id = 77 ORDER BY day", true),
+    (
+        "SELECT customer, sum(amount), count(*) FROM orders WHERE o_id = 5 GROUP BY customer",
+        false,
+    ),
+    (
+        "SELECT qty, row_number() OVER (ORDER BY o_id) FROM orders WHERE o_id = 12",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM events WHERE tenant = 't3' AND kind = 'buy'",
+        false,
+    ),
 ];
 
 async fn run_at(shards: usize) {

@@ -76,6 +76,23 @@ async fn coordinator_receives_little() {
     assert!(shards <= 7);
     assert_eq!(received, returned);
 
+    // Grouping by the distribution column: the whole aggregate runs on the workers, so each
+    // group arrives once and nothing is aggregated on the coordinator.
+    let sql = "SELECT l_orderkey, count(*) FROM lineitem GROUP BY l_orderkey";
+    let groups = c.run(sql).await.iter().map(|b| b.num_rows()).sum::<usize>() as u64;
+    assert_eq!(groups, 15000);
+    let (tasks, shards, received, returned) = transfer(&mut c, sql).await;
+    assert_eq!(
+        (tasks, shards, received, returned),
+        (2, SHARDS as u64, groups, groups)
+    );
+    let plan = rows(&c.run(&format!("EXPLAIN {sql}")).await).join("\n");
+    let above = plan.split("DistributedExec").next().unwrap_or_default();
+    assert!(
+        !above.contains("AggregateExec"),
+        "aggregation left on the coordinator:\n{plan}"
+    );
+
     // EXPLAIN ANALYZE shows what each task sent.
     let plan = rows(&c.run("EXPLAIN ANALYZE SELECT count(*) FROM lineitem").await).join("\n");
     assert!(plan.contains("DistributedExec"), "{plan}");
