@@ -31,13 +31,13 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use shardfusion_common::codec::encode_plan;
-use shardfusion_common::ids::NodeId;
+use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 use shardfusion_common::status::from_status;
 use shardfusion_common::wire::TaskTicket;
 
 use crate::statement_stats::QueryCounters;
-use crate::worker_pool::WorkerPool;
+use crate::worker_pool::{WorkerPool, worker_status};
 
 /// The part of a fragment one worker runs.
 #[derive(Debug, Clone)]
@@ -47,7 +47,11 @@ pub struct WorkerTask {
     pub url: String,
     /// `host:port`, for messages.
     pub label: String,
-    pub shards: Vec<ShardFiles>,
+    /// Positions in the shard lists of the fragment's scans. Every scan of a fragment lists
+    /// the same shard indexes in the same order, so one position names one shard group.
+    pub positions: Vec<usize>,
+    /// The shards of the first scan at those positions, for display.
+    pub shard_ids: Vec<ShardId>,
 }
 
 /// Runs a fragment on the workers and streams the results back; one partition per worker.
@@ -121,13 +125,16 @@ impl DistributedExec {
         &self.fragment
     }
 
-    /// The fragment with its scan narrowed to `shards`.
-    fn fragment_for(&self, shards: &[ShardFiles]) -> Result<Arc<dyn ExecutionPlan>> {
+    /// The fragment with every scan narrowed to the shard groups at `positions`.
+    fn fragment_for(&self, positions: &[usize]) -> Result<Arc<dyn ExecutionPlan>> {
         Arc::clone(&self.fragment)
             .transform_up(|node| {
                 if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
-                    let narrowed: Arc<dyn ExecutionPlan> =
-                        Arc::new(scan.with_shards(shards.to_vec())?);
+                    let shards: Vec<ShardFiles> = positions
+                        .iter()
+                        .filter_map(|p| scan.shards().get(*p).cloned())
+                        .collect();
+                    let narrowed: Arc<dyn ExecutionPlan> = Arc::new(scan.with_shards(shards)?);
                     return Ok(Transformed::yes(narrowed));
                 }
                 Ok(Transformed::no(node))
@@ -145,8 +152,7 @@ impl DisplayAs for DistributedExec {
                     if i > 0 {
                         write!(f, ", ")?;
                     }
-                    let ids: Vec<String> =
-                        task.shards.iter().map(|s| s.shard_id.to_string()).collect();
+                    let ids: Vec<String> = task.shard_ids.iter().map(|s| s.to_string()).collect();
                     write!(
                         f,
                         "node {} ({}) shards {}",
@@ -223,7 +229,7 @@ impl ExecutionPlan for DistributedExec {
             }
             return internal_err!("DistributedExec has no partition {partition}");
         };
-        let plan = encode_plan(self.fragment_for(&task.shards)?)?;
+        let plan = encode_plan(self.fragment_for(&task.positions)?)?;
         let ticket = TaskTicket {
             query_id: context.session_id(),
             plan,
@@ -240,20 +246,11 @@ impl ExecutionPlan for DistributedExec {
         self.counters.tasks.fetch_add(1, Ordering::Relaxed);
         self.counters
             .shards
-            .fetch_add(task.shards.len() as u64, Ordering::Relaxed);
+            .fetch_add(task.positions.len() as u64, Ordering::Relaxed);
         let rows_metric = MetricBuilder::new(&self.metrics).counter("rows_received", partition);
         let bytes_metric = MetricBuilder::new(&self.metrics).counter("bytes_received", partition);
         let label = task.label.clone();
-        let to_status = move |status: tonic::Status| {
-            if status.code() == tonic::Code::Unavailable {
-                tonic::Status::unavailable(format!(
-                    "worker {label} is unavailable: {}",
-                    status.message()
-                ))
-            } else {
-                status
-            }
-        };
+        let to_status = move |status: tonic::Status| worker_status(&label, status);
         let counters = Arc::clone(&self.counters);
         let task_stats = Arc::clone(&self.task_stats);
         if let Some(stats) = task_stats.get(partition) {

@@ -65,10 +65,16 @@ impl From<SchedulerError> for Status {
                 Status::permission_denied(message)
             }
             SchedulerError::Storage(_) => Status::internal(message),
-            SchedulerError::Worker { status, node } => Status::new(
-                status.code(),
-                format!("worker {node}: {}", status.message()),
-            ),
+            SchedulerError::Worker { status, node } => {
+                if status.message().starts_with("worker ") {
+                    status
+                } else {
+                    Status::new(
+                        status.code(),
+                        format!("worker {node}: {}", status.message()),
+                    )
+                }
+            }
             SchedulerError::DataFusion(e) => {
                 if let Some(status) = shardfusion_common::status::find_status(&e) {
                     return status.clone();

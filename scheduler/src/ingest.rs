@@ -35,6 +35,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::cluster::Cluster;
 use crate::error::{Result, SchedulerError};
+use crate::worker_pool::worker_status;
 
 /// Rows buffered per shard before they are sent.
 const SEND_ROWS: usize = 16 * 1024;
@@ -267,7 +268,7 @@ impl TableWriter {
                 let worker_error = |e: FlightError| SchedulerError::Worker {
                     node: label.clone(),
                     status: match e {
-                        FlightError::Tonic(s) => *s,
+                        FlightError::Tonic(s) => worker_status(&label, *s),
                         other => tonic::Status::unavailable(other.to_string()),
                     },
                 };

@@ -16,6 +16,23 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Result, SchedulerError};
 
+/// The status to report for a worker call that failed: connection-level failures (which tonic
+/// reports as `Unavailable`, or `Unknown` "transport error" when a connection drops mid-call)
+/// say the worker is unavailable; anything else is the worker's own verdict.
+pub fn worker_status(label: &str, status: tonic::Status) -> tonic::Status {
+    let transport = status.code() == tonic::Code::Unavailable
+        || (status.code() == tonic::Code::Unknown
+            && status.message().to_ascii_lowercase().contains("transport"));
+    if transport {
+        tonic::Status::unavailable(format!(
+            "worker {label} is unavailable: {}",
+            status.message()
+        ))
+    } else {
+        status
+    }
+}
+
 /// Largest gRPC message exchanged with workers.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 

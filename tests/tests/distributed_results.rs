@@ -300,6 +300,27 @@ const QUERIES: &[(&str, bool)] = &[
         "SELECT o_id, row_number() OVER (PARTITION BY o_id ORDER BY qty) FROM orders WHERE o_id < 30",
         false,
     ),
+    // Co-located joins on the distribution column, all join types.
+    (
+        "SELECT a.o_id, b.qty FROM orders a LEFT JOIN orders b ON a.o_id = b.o_id AND b.qty > 40 WHERE a.o_id < 50",
+        false,
+    ),
+    (
+        "SELECT count(*), count(b.o_id) FROM orders a FULL JOIN (SELECT * FROM orders WHERE qty = 7) b ON a.o_id = b.o_id",
+        false,
+    ),
+    (
+        "SELECT a.customer, count(*) FROM orders a JOIN orders b ON a.o_id = b.o_id JOIN customers c ON c.name = a.customer GROUP BY a.customer",
+        false,
+    ),
+    (
+        "SELECT a.o_id, count(*) FROM orders a JOIN orders b ON a.o_id = b.o_id WHERE b.amount > 100 GROUP BY a.o_id ORDER BY a.o_id LIMIT 5",
+        true,
+    ),
+    (
+        "SELECT count(*) FROM orders a WHERE NOT EXISTS (SELECT 1 FROM orders b WHERE b.o_id = a.o_id AND b.qty IS NULL)",
+        false,
+    ),
     // Router queries: one shard, the whole plan on one worker.
     ("SELECT * FROM orders WHERE o_id = 77 ORDER BY day", true),
     (

@@ -93,6 +93,22 @@ async fn coordinator_receives_little() {
         "aggregation left on the coordinator:\n{plan}"
     );
 
+    // TPC-H Q12 joins lineitem and orders (co-located on the order key) on the workers.
+    let q12 = tpch::query(12).expect("Q12");
+    let plan = rows(&c.run(&format!("EXPLAIN {q12}")).await).join("\n");
+    let (above, below) = plan.split_once("DistributedExec").expect("distributed");
+    assert!(
+        !above.contains("HashJoinExec"),
+        "join left on the coordinator:\n{plan}"
+    );
+    assert!(below.contains("HashJoinExec"), "{plan}");
+    c.run(q12).await;
+    let (_, _, received, _) = transfer(&mut c, "SELECT l_shipmode").await;
+    assert!(
+        received <= 2 * 2 * SHARDS as u64,
+        "Q12 received {received} rows"
+    );
+
     // EXPLAIN ANALYZE shows what each task sent.
     let plan = rows(&c.run("EXPLAIN ANALYZE SELECT count(*) FROM lineitem").await).join("\n");
     assert!(plan.contains("DistributedExec"), "{plan}");

@@ -1,51 +1,78 @@
 //! [`DistributeRule`]: cuts the physical plan into coordinator work and worker fragments.
 //!
-//! Walking down from the root, the first node that heads a chain of operators that can run
-//! shard by shard over a `ShardScanExec` whose shards live on workers becomes a fragment.
-//! Each node of a chain has one input and no scalar subquery, and is one of:
+//! Walking down from the root, the first node that heads a subtree able to run shard group
+//! by shard group over worker-side `ShardScanExec`s becomes a fragment. A subtree qualifies
+//! when it contains no scalar subquery and is built from:
 //! - `FilterExec`, `ProjectionExec`, `CoalesceBatchesExec`, `CooperativeExec`,
-//!   `LocalLimitExec`, and `SortExec` with `preserve_partitioning` (per partition = per shard;
-//!   the coordinator's merge or global limit finishes the job);
+//!   `LocalLimitExec`, and sorts that keep their partitions (per partition = per shard; the
+//!   coordinator's merge or global limit finishes the job);
 //! - `AggregateExec` in `Partial` mode (the coordinator's `Final` merges the states);
 //! - a whole aggregate (`Final`/`FinalPartitioned` over its exchange and `Partial`, or
-//!   `Single`) when it is complete per shard: its only grouping set contains the distribution
-//!   column, so every group lives in one shard (HAVING and what follows come along);
-//! - anything at all when the scan reads a single shard (Citus's router case): the whole
-//!   chain runs on that shard's worker.
+//!   `Single`) when it is complete per shard: its only grouping set contains a distribution
+//!   column, so every group lives in one shard group (HAVING and what follows come along);
+//! - a hash or sort-merge join of two qualifying sides that are co-located: their scans list
+//!   the same shard indexes on the same workers and a join key pair is the distribution column
+//!   on both sides (Citus's co-located join), or both sides read one shard on the same worker;
+//! - anything with one input when the scans read a single shard (Citus's router case).
 //!
-//! Round-robin repartitions inside a fragment are dropped (each shard is already a partition),
-//! as are the exchanges under aggregates that are complete per shard. If the replaced subtree
-//! promised a partitioning (a single partition, or a hash partitioning its parent relies on),
-//! the coordinator restores it above the `DistributedExec`.
+//! Inside a fragment the plan runs as DataFusion planned it, except that round-robin
+//! repartitions are dropped (each shard is already a partition). Exchanges inside a fragment
+//! stay: they shuffle between the worker's own partitions, and every group or join match is
+//! on that worker. If the replaced subtree promised its parent a
+//! partitioning (one partition, or a hash partitioning a partitioned join relies on), the
+//! coordinator restores it, order-preserving when the streams are sorted.
 //!
-//! The scan's own partitioning is never declared as hash partitioning: shards are split by
+//! The scans' own partitioning is never declared as hash partitioning: shards are split by
 //! xxh3, not by DataFusion's hash.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{JoinType, Result};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, UnKnownColumn};
 use datafusion::physical_expr::scalar_subquery::ScalarSubqueryExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
 use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::{HashJoinExec, SortMergeJoinExec};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
 use shardfusion_catalog::CatalogSnapshot;
-use shardfusion_common::ids::NodeId;
-use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
+use shardfusion_common::ids::{NodeId, ShardId};
+use shardfusion_common::shard_scan::ShardScanExec;
 
 use crate::distributed_exec::{DistributedExec, WorkerTask};
 use crate::statement_stats::QueryCounters;
 use crate::worker_pool::WorkerPool;
+
+/// One equality of a join condition.
+type JoinKey = (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>);
+
+/// Where the shard groups of a qualifying subtree are: position `i` of every scan in it is
+/// shard index `indexes[i]` of its table, held by `nodes[i]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Layout {
+    indexes: Vec<usize>,
+    nodes: Vec<NodeId>,
+    shard_ids: Vec<ShardId>,
+}
+
+impl Layout {
+    fn single_shard(&self) -> bool {
+        self.nodes.len() <= 1
+    }
+
+    fn same_groups(&self, other: &Layout) -> bool {
+        self.indexes == other.indexes && self.nodes == other.nodes
+    }
+}
 
 /// See the module docs.
 #[derive(Debug)]
@@ -53,6 +80,8 @@ pub struct DistributeRule {
     snapshot: Arc<CatalogSnapshot>,
     workers: Arc<WorkerPool>,
     counters: Arc<QueryCounters>,
+    /// Every shard's index within its table.
+    shard_index: HashMap<ShardId, usize>,
 }
 
 impl DistributeRule {
@@ -61,52 +90,155 @@ impl DistributeRule {
         workers: Arc<WorkerPool>,
         counters: Arc<QueryCounters>,
     ) -> Self {
+        let shard_index = snapshot
+            .tables
+            .values()
+            .flat_map(|t| t.shards.iter().map(|s| (s.shard_id, s.index)))
+            .collect();
         Self {
             snapshot,
             workers,
             counters,
+            shard_index,
         }
     }
 
-    /// Replaces `chain` by a `DistributedExec`, or returns `None` if its fragment cannot be
+    fn scan_layout(&self, scan: &ShardScanExec) -> Option<Layout> {
+        if scan.shards().iter().any(|s| s.node_id == NodeId(0)) {
+            return None;
+        }
+        let mut layout = Layout {
+            indexes: Vec::new(),
+            nodes: Vec::new(),
+            shard_ids: Vec::new(),
+        };
+        for shard in scan.shards() {
+            layout.indexes.push(*self.shard_index.get(&shard.shard_id)?);
+            layout.nodes.push(shard.node_id);
+            layout.shard_ids.push(shard.shard_id);
+        }
+        Some(layout)
+    }
+
+    /// If `node` heads a subtree that can run shard group by shard group, its layout.
+    fn layout(&self, node: &Arc<dyn ExecutionPlan>) -> Option<Layout> {
+        if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
+            return self.scan_layout(scan);
+        }
+        if !shippable_expressions(node)
+            || matches!(
+                node.name(),
+                "DistributedExec" | "AnalyzeExec" | "ScalarSubqueryExec"
+            )
+            || node.name().contains("Sink")
+        {
+            return None;
+        }
+        if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+            return self.join_layout(join.left(), join.right(), join.on());
+        }
+        if let Some(join) = node.downcast_ref::<SortMergeJoinExec>() {
+            return self.join_layout(join.left(), join.right(), join.on());
+        }
+        let children = node.children();
+        let [child] = children.as_slice() else {
+            return None;
+        };
+        if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
+            return self.aggregate_layout(aggregate, child);
+        }
+        let layout = self.layout(child)?;
+        // Sorts are matched by type: their name changes with a fetch ("SortExec(TopK)").
+        let per_shard = match node.downcast_ref::<SortExec>() {
+            Some(sort) => sort.preserve_partitioning(),
+            None => match node.name() {
+                "FilterExec"
+                | "ProjectionExec"
+                | "CoalesceBatchesExec"
+                | "CooperativeExec"
+                | "LocalLimitExec" => true,
+                "RepartitionExec" => is_round_robin(node),
+                _ => false,
+            },
+        };
+        (per_shard || layout.single_shard()).then_some(layout)
+    }
+
+    fn aggregate_layout(
+        &self,
+        aggregate: &AggregateExec,
+        child: &Arc<dyn ExecutionPlan>,
+    ) -> Option<Layout> {
+        match aggregate.mode() {
+            AggregateMode::Partial => self.layout(child),
+            AggregateMode::Final | AggregateMode::FinalPartitioned => {
+                let partial = if is_exchange(child) {
+                    child.children().first().copied()?
+                } else {
+                    child
+                };
+                let partial_aggregate = partial.downcast_ref::<AggregateExec>()?;
+                if *partial_aggregate.mode() != AggregateMode::Partial {
+                    return None;
+                }
+                let layout = self.layout(partial)?;
+                complete_per_shard(aggregate, partial, &layout).then_some(layout)
+            }
+            _ => {
+                let layout = self.layout(child)?;
+                complete_per_shard(aggregate, child, &layout).then_some(layout)
+            }
+        }
+    }
+
+    fn join_layout(
+        &self,
+        left: &Arc<dyn ExecutionPlan>,
+        right: &Arc<dyn ExecutionPlan>,
+        on: &[JoinKey],
+    ) -> Option<Layout> {
+        let (left, right) = (through_exchange(left), through_exchange(right));
+        let (l, r) = (self.layout(left)?, self.layout(right)?);
+        if l.single_shard() && r.single_shard() && l.nodes == r.nodes {
+            return Some(l);
+        }
+        let keyed = on.iter().any(|(a, b)| {
+            column_index(a).is_some_and(|i| is_distribution_column(left, i))
+                && column_index(b).is_some_and(|i| is_distribution_column(right, i))
+        });
+        (keyed && l.same_groups(&r)).then_some(l)
+    }
+
+    /// Replaces `subtree` by a `DistributedExec`, or returns `None` if its fragment cannot be
     /// sent to a worker (then a lower cut is tried).
     fn distribute(
         &self,
-        chain: Arc<dyn ExecutionPlan>,
-        scan: &ShardScanExec,
+        subtree: Arc<dyn ExecutionPlan>,
+        layout: &Layout,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let promised = chain.output_partitioning().clone();
-        let ordering = chain.output_ordering().cloned();
-        let fragment = Arc::clone(&chain)
+        let promised = subtree.output_partitioning().clone();
+        let ordering = subtree.output_ordering().cloned();
+        let fragment = Arc::clone(&subtree)
             .transform_up(|node| {
                 if is_round_robin(&node) {
                     return Ok(Transformed::yes(Arc::clone(node.children()[0])));
-                }
-                if is_complete_aggregate_over_exchange(&node) {
-                    let exchange = node.children()[0];
-                    let partial = Arc::clone(exchange.children()[0]);
-                    return Ok(Transformed::yes(replace_children_if_necessary(
-                        node,
-                        vec![partial],
-                    )?));
                 }
                 Ok(Transformed::no(node))
             })?
             .data;
         if let Err(e) = shardfusion_common::codec::encode_plan(Arc::clone(&fragment)) {
-            tracing::debug!("keeping {} on the coordinator: {e}", chain.name());
+            tracing::debug!("keeping {} on the coordinator: {e}", subtree.name());
             return Ok(None);
         }
-        let mut by_node: BTreeMap<NodeId, Vec<ShardFiles>> = BTreeMap::new();
-        for shard in scan.shards() {
-            by_node
-                .entry(shard.node_id)
-                .or_default()
-                .push(shard.clone());
+        let mut by_node: BTreeMap<NodeId, (Vec<usize>, Vec<ShardId>)> = BTreeMap::new();
+        for (position, (node, shard)) in layout.nodes.iter().zip(&layout.shard_ids).enumerate() {
+            let entry = by_node.entry(*node).or_default();
+            entry.0.push(position);
+            entry.1.push(*shard);
         }
         let tasks: Vec<WorkerTask> = by_node
             .into_iter()
-            .map(|(node_id, shards)| {
+            .map(|(node_id, (positions, shard_ids))| {
                 let (url, label) = match self.snapshot.node(node_id) {
                     Some(node) => (node.url(), format!("{}:{}", node.node_name, node.node_port)),
                     None => (String::new(), format!("node {node_id}")),
@@ -115,7 +247,8 @@ impl DistributeRule {
                     node_id,
                     url,
                     label,
-                    shards,
+                    positions,
+                    shard_ids,
                 }
             })
             .collect();
@@ -147,8 +280,12 @@ impl DistributeRule {
     }
 }
 
-fn mentions_unknown_column(expr: &Arc<dyn datafusion::physical_expr::PhysicalExpr>) -> bool {
+fn mentions_unknown_column(expr: &Arc<dyn PhysicalExpr>) -> bool {
     expr.exists(|e| Ok(e.is::<UnKnownColumn>())).unwrap_or(true)
+}
+
+fn column_index(expr: &Arc<dyn PhysicalExpr>) -> Option<usize> {
+    expr.downcast_ref::<Column>().map(Column::index)
 }
 
 fn is_round_robin(node: &Arc<dyn ExecutionPlan>) -> bool {
@@ -156,7 +293,7 @@ fn is_round_robin(node: &Arc<dyn ExecutionPlan>) -> bool {
         .is_some_and(|r| matches!(r.partitioning(), Partitioning::RoundRobinBatch(_)))
 }
 
-/// An exchange between the two phases of an aggregate.
+/// An exchange between the two phases of an aggregate, or under a join.
 fn is_exchange(node: &Arc<dyn ExecutionPlan>) -> bool {
     node.downcast_ref::<CoalescePartitionsExec>().is_some()
         || node
@@ -164,131 +301,81 @@ fn is_exchange(node: &Arc<dyn ExecutionPlan>) -> bool {
             .is_some_and(|r| matches!(r.partitioning(), Partitioning::Hash(_, _)))
 }
 
-fn is_final(aggregate: &AggregateExec) -> bool {
-    matches!(
-        aggregate.mode(),
-        AggregateMode::Final | AggregateMode::FinalPartitioned
-    )
-}
-
-fn is_complete_aggregate_over_exchange(node: &Arc<dyn ExecutionPlan>) -> bool {
-    node.downcast_ref::<AggregateExec>().is_some_and(is_final)
-        && node.children().first().is_some_and(|c| is_exchange(c))
-}
-
-/// If `node` heads a chain that can run shard by shard over a worker-side scan, that scan.
-fn worker_scan(node: &Arc<dyn ExecutionPlan>) -> Option<ShardScanExec> {
-    if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
-        let on_workers = scan.shards().iter().all(|s| s.node_id != NodeId(0));
-        return on_workers.then(|| scan.clone());
-    }
-    let children = node.children();
-    let [child] = children.as_slice() else {
-        return None;
-    };
-    if !shippable_expressions(node)
-        || matches!(
-            node.name(),
-            "DistributedExec" | "AnalyzeExec" | "ScalarSubqueryExec"
-        )
-    {
-        return None;
-    }
-    if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
-        return aggregate_scan(aggregate, child);
-    }
-    let scan = worker_scan(child)?;
-    let single_shard = scan.shards().len() <= 1;
-    // Sorts are matched by type: their name changes with a fetch ("SortExec(TopK)").
-    let per_shard = match node.downcast_ref::<SortExec>() {
-        Some(sort) => sort.preserve_partitioning(),
-        None => match node.name() {
-            "FilterExec"
-            | "ProjectionExec"
-            | "CoalesceBatchesExec"
-            | "CooperativeExec"
-            | "LocalLimitExec" => true,
-            "RepartitionExec" => is_round_robin(node),
-            _ => false,
-        },
-    };
-    (per_shard || (single_shard && !node.name().contains("Sink"))).then_some(scan)
-}
-
-fn aggregate_scan(
-    aggregate: &AggregateExec,
-    child: &Arc<dyn ExecutionPlan>,
-) -> Option<ShardScanExec> {
-    match aggregate.mode() {
-        AggregateMode::Partial => worker_scan(child),
-        AggregateMode::Final | AggregateMode::FinalPartitioned => {
-            let partial = if is_exchange(child) {
-                child.children().first().copied()?
-            } else {
-                child
-            };
-            let partial_aggregate = partial.downcast_ref::<AggregateExec>()?;
-            if *partial_aggregate.mode() != AggregateMode::Partial {
-                return None;
-            }
-            let scan = worker_scan(partial)?;
-            complete_per_shard(aggregate, partial, &scan).then_some(scan)
-        }
-        _ => {
-            let scan = worker_scan(child)?;
-            complete_per_shard(aggregate, child, &scan).then_some(scan)
-        }
+fn through_exchange(node: &Arc<dyn ExecutionPlan>) -> &Arc<dyn ExecutionPlan> {
+    if is_exchange(node) {
+        node.children().first().copied().unwrap_or(node)
+    } else {
+        node
     }
 }
 
-/// Whether every group of `aggregate` (over `input`) lies within one shard of `scan`.
+/// Whether every group of `aggregate` (over `input`) lies within one shard group.
 fn complete_per_shard(
     aggregate: &AggregateExec,
     input: &Arc<dyn ExecutionPlan>,
-    scan: &ShardScanExec,
+    layout: &Layout,
 ) -> bool {
-    if scan.shards().len() <= 1 {
+    if layout.single_shard() {
         return true;
     }
-    let Some(distribution) = scan.distribution_column() else {
-        return false;
-    };
     let group_by = aggregate.group_expr();
-    if !group_by.is_single() {
-        return false;
-    }
-    group_by.expr().iter().any(|(expr, _)| {
-        expr.downcast_ref::<Column>()
-            .and_then(|c| table_column(input, c.index()))
-            == Some(distribution)
-    })
+    group_by.is_single()
+        && group_by
+            .expr()
+            .iter()
+            .any(|(expr, _)| column_index(expr).is_some_and(|i| is_distribution_column(input, i)))
 }
 
-/// The scan's table column that output column `index` of `node` passes through unchanged.
-fn table_column(node: &Arc<dyn ExecutionPlan>, index: usize) -> Option<usize> {
+/// Whether output column `index` of `node` is, unchanged, the distribution column of the
+/// table a scan below reads.
+fn is_distribution_column(node: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
     if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
-        return scan.table_column(index);
+        return scan.distribution_column().is_some()
+            && scan.table_column(index) == scan.distribution_column();
     }
-    let child = *node.children().first()?;
+    let Some(child) = node.children().first().copied() else {
+        return false;
+    };
     if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
-        let expr = &projection.expr().get(index)?.expr;
-        let column = expr.downcast_ref::<Column>()?;
-        return table_column(child, column.index());
+        return projection
+            .expr()
+            .get(index)
+            .and_then(|p| column_index(&p.expr))
+            .is_some_and(|i| is_distribution_column(child, i));
     }
     if let Some(filter) = node.downcast_ref::<FilterExec>() {
         let index = match filter.projection() {
-            Some(projection) => *projection.get(index)?,
+            Some(projection) => match projection.get(index) {
+                Some(i) => *i,
+                None => return false,
+            },
             None => index,
         };
-        return table_column(child, index);
+        return is_distribution_column(child, index);
     }
     if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
-        let (expr, _) = aggregate.group_expr().expr().get(index)?;
-        let column = expr.downcast_ref::<Column>()?;
-        return table_column(child, column.index());
+        return aggregate
+            .group_expr()
+            .expr()
+            .get(index)
+            .and_then(|(e, _)| column_index(e))
+            .is_some_and(|i| is_distribution_column(child, i));
+    }
+    if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+        let index = match &join.projection {
+            Some(projection) => match projection.get(index) {
+                Some(i) => *i,
+                None => return false,
+            },
+            None => index,
+        };
+        return join_side_column(join.left(), join.right(), *join.join_type(), index);
+    }
+    if let Some(join) = node.downcast_ref::<SortMergeJoinExec>() {
+        return join_side_column(join.left(), join.right(), join.join_type(), index);
     }
     if node.downcast_ref::<SortExec>().is_some() {
-        return table_column(child, index);
+        return is_distribution_column(child, index);
     }
     match node.name() {
         "CoalesceBatchesExec"
@@ -297,8 +384,33 @@ fn table_column(node: &Arc<dyn ExecutionPlan>, index: usize) -> Option<usize> {
         | "GlobalLimitExec"
         | "RepartitionExec"
         | "CoalescePartitionsExec"
-        | "SortPreservingMergeExec" => table_column(child, index),
-        _ => None,
+        | "SortPreservingMergeExec" => is_distribution_column(child, index),
+        _ => false,
+    }
+}
+
+/// Follows a join's output column to the side it comes from (before any join projection).
+fn join_side_column(
+    left: &Arc<dyn ExecutionPlan>,
+    right: &Arc<dyn ExecutionPlan>,
+    join_type: JoinType,
+    index: usize,
+) -> bool {
+    let left_width = left.schema().fields().len();
+    match join_type {
+        JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
+            if index < left_width {
+                is_distribution_column(left, index)
+            } else {
+                is_distribution_column(right, index - left_width)
+            }
+        }
+        JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+            index < left_width && is_distribution_column(left, index)
+        }
+        JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
+            is_distribution_column(right, index)
+        }
     }
 }
 
@@ -326,10 +438,10 @@ impl PhysicalOptimizerRule for DistributeRule {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_down(|node| {
-            let Some(scan) = worker_scan(&node) else {
+            let Some(layout) = self.layout(&node) else {
                 return Ok(Transformed::no(node));
             };
-            match self.distribute(Arc::clone(&node), &scan)? {
+            match self.distribute(Arc::clone(&node), &layout)? {
                 Some(distributed) => {
                     Ok(Transformed::new(distributed, true, TreeNodeRecursion::Jump))
                 }
