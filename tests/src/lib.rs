@@ -1,15 +1,13 @@
 //! Test support for ShardFusion's integration tests.
 //!
 //! - [`cluster`]: [`TestCluster`], a real coordinator and real workers, in process, on
-//!   `127.0.0.1:0`, stopped when dropped.
-//! - [`client`]: a Flight SQL client that returns batches or the gRPC status.
-//! - [`compare`]: running the same SQL on single-node DataFusion and comparing answers.
+//!   `127.0.0.1:0`, stopped when dropped (shared with the benchmark runner).
+//! - [`client`]: a Flight SQL client that returns batches or the gRPC status (shared with the
+//!   benchmark runner).
+//! - [`compare`]: comparing answers with single-node DataFusion's (shared as well).
 //!
 //! The tests themselves live in `tests/` (one behaviour per file) and `sql/*.slt`.
 
-pub mod client;
-pub mod cluster;
-pub mod compare;
-
-pub use client::TestClient;
-pub use cluster::TestCluster;
+pub use shardfusion_benchmarks::client::{self, TestClient};
+pub use shardfusion_benchmarks::cluster::{self, TestCluster};
+pub use shardfusion_benchmarks::compare;

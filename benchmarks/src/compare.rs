@@ -42,16 +42,27 @@ fn cell(array: &dyn Array, row: usize) -> String {
     }
 }
 
-/// Asserts that two results hold the same rows; `ordered` keeps row order significant.
-pub fn assert_same(sql: &str, actual: &[RecordBatch], expected: &[RecordBatch], ordered: bool) {
+/// Whether two results hold the same rows; `ordered` keeps row order significant. The error
+/// names the first difference.
+pub fn same(actual: &[RecordBatch], expected: &[RecordBatch], ordered: bool) -> Result<(), String> {
     let mut a = rows(actual);
     let mut e = rows(expected);
     if !ordered {
         a.sort();
         e.sort();
     }
-    assert_eq!(a.len(), e.len(), "{sql}: row counts differ");
-    for (x, y) in a.iter().zip(e.iter()) {
-        assert_eq!(x, y, "{sql}: rows differ");
+    if a.len() != e.len() {
+        return Err(format!("{} rows, expected {}", a.len(), e.len()));
+    }
+    match a.iter().zip(&e).position(|(x, y)| x != y) {
+        Some(i) => Err(format!("row {i} is [{}], expected [{}]", a[i], e[i])),
+        None => Ok(()),
+    }
+}
+
+/// Asserts that two results hold the same rows; `ordered` keeps row order significant.
+pub fn assert_same(sql: &str, actual: &[RecordBatch], expected: &[RecordBatch], ordered: bool) {
+    if let Err(difference) = same(actual, expected, ordered) {
+        panic!("{sql}: {difference}");
     }
 }

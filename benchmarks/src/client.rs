@@ -1,4 +1,5 @@
-//! [`TestClient`]: a Flight SQL client for tests, returning batches or the gRPC status.
+//! [`TestClient`]: a Flight SQL client returning batches or the gRPC status, for tests and
+//! benchmarks.
 
 use std::sync::Arc;
 
