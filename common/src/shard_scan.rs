@@ -60,6 +60,10 @@ pub struct ShardScanExec {
     shards: Vec<ShardFiles>,
     /// Index in the table schema of the distribution column, for distributed tables.
     distribution_column: Option<usize>,
+    /// For a reference table, one entry per placement (each worker's own copy). The scan reads
+    /// `shards` only; the coordinator uses this to point each worker at its local copy. It
+    /// never crosses the wire.
+    replicas: Vec<ShardFiles>,
     properties: Arc<PlanProperties>,
 }
 
@@ -92,6 +96,7 @@ impl ShardScanExec {
             limit,
             shards,
             distribution_column: None,
+            replicas: Vec::new(),
             properties: Arc::new(properties),
         })
     }
@@ -105,6 +110,25 @@ impl ShardScanExec {
 
     pub fn distribution_column(&self) -> Option<usize> {
         self.distribution_column
+    }
+
+    /// Records every placement of a reference table's shard.
+    pub fn with_replicas(mut self, replicas: Vec<ShardFiles>) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Every placement of a reference table's shard (empty for other tables).
+    pub fn replicas(&self) -> &[ShardFiles] {
+        &self.replicas
+    }
+
+    /// The same scan reading the copy held by `node`, if it holds one.
+    pub fn replica_on(&self, node: NodeId) -> Result<Option<Self>> {
+        match self.replicas.iter().find(|r| r.node_id == node) {
+            Some(replica) => Ok(Some(self.with_shards(vec![replica.clone()])?)),
+            None => Ok(None),
+        }
     }
 
     /// The table column behind output column `index`.

@@ -125,19 +125,31 @@ impl DistributedExec {
         &self.fragment
     }
 
-    /// The fragment with every scan narrowed to the shard groups at `positions`.
-    fn fragment_for(&self, positions: &[usize]) -> Result<Arc<dyn ExecutionPlan>> {
+    /// The fragment with every scan narrowed to the shard groups at `positions`, and every
+    /// reference table read from `node`'s own copy.
+    fn fragment_for(&self, node: NodeId, positions: &[usize]) -> Result<Arc<dyn ExecutionPlan>> {
         Arc::clone(&self.fragment)
-            .transform_up(|node| {
-                if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
+            .transform_up(|plan| {
+                let Some(scan) = plan.downcast_ref::<ShardScanExec>() else {
+                    return Ok(Transformed::no(plan));
+                };
+                if !scan.replicas().is_empty() {
+                    let local = scan.replica_on(node)?.ok_or_else(|| {
+                        datafusion::error::DataFusionError::Internal(format!(
+                            "node {node} holds no copy of reference table {}",
+                            scan.table_name()
+                        ))
+                    })?;
+                    return Ok(Transformed::yes(Arc::new(local) as Arc<dyn ExecutionPlan>));
+                }
+                {
                     let shards: Vec<ShardFiles> = positions
                         .iter()
                         .filter_map(|p| scan.shards().get(*p).cloned())
                         .collect();
                     let narrowed: Arc<dyn ExecutionPlan> = Arc::new(scan.with_shards(shards)?);
-                    return Ok(Transformed::yes(narrowed));
+                    Ok(Transformed::yes(narrowed))
                 }
-                Ok(Transformed::no(node))
             })
             .map(|t| t.data)
     }
@@ -229,7 +241,7 @@ impl ExecutionPlan for DistributedExec {
             }
             return internal_err!("DistributedExec has no partition {partition}");
         };
-        let plan = encode_plan(self.fragment_for(&task.positions)?)?;
+        let plan = encode_plan(self.fragment_for(task.node_id, &task.positions)?)?;
         let ticket = TaskTicket {
             query_id: context.session_id(),
             plan,

@@ -128,6 +128,37 @@ impl ShardedTableProvider {
     }
 }
 
+impl ShardedTableProvider {
+    /// Every active placement of a reference table's shard, with its files.
+    fn replicas(&self) -> Vec<ShardFiles> {
+        let Some(shard) = self.table.shards.first() else {
+            return Vec::new();
+        };
+        shard
+            .placements
+            .iter()
+            .filter_map(|p| {
+                let node = self
+                    .snapshot
+                    .node_of_group(p.group_id)
+                    .filter(|n| n.is_active)?;
+                Some(ShardFiles {
+                    shard_id: shard.shard_id,
+                    node_id: node.node_id,
+                    files: p
+                        .files
+                        .iter()
+                        .map(|f| FileRef {
+                            path: f.path.clone(),
+                            byte_size: f.byte_size,
+                        })
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// The literal values `filter` restricts `column` to (`column = v`, `v = column`,
 /// `column IN (..)`), if it is such a filter.
 fn equality_values(filter: &Expr, column: &str) -> Option<Vec<ScalarValue>> {
@@ -220,6 +251,10 @@ impl TableProvider for ShardedTableProvider {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let keep = self.prune(filters);
         let shards = self.shard_files(keep.as_ref());
+        let replicas = match self.table.kind {
+            TableKind::Reference { .. } => self.replicas(),
+            _ => Vec::new(),
+        };
         let shippable = filters.iter().filter(|f| !has_subquery(f)).cloned();
         let predicate = match conjunction(shippable) {
             Some(expr) => {
@@ -236,7 +271,8 @@ impl TableProvider for ShardedTableProvider {
             limit,
             shards,
         )?
-        .with_distribution_column(self.table.distribution_column().map(|(i, _, _)| i));
+        .with_distribution_column(self.table.distribution_column().map(|(i, _, _)| i))
+        .with_replicas(replicas);
         Ok(Arc::new(scan))
     }
 

@@ -321,6 +321,35 @@ const QUERIES: &[(&str, bool)] = &[
         "SELECT count(*) FROM orders a WHERE NOT EXISTS (SELECT 1 FROM orders b WHERE b.o_id = a.o_id AND b.qty IS NULL)",
         false,
     ),
+    // Joins with a reference table, in both directions and every join type.
+    (
+        "SELECT o.o_id, c.region FROM orders o LEFT JOIN customers c ON o.customer = c.name AND c.region = 'east' WHERE o.o_id < 40",
+        false,
+    ),
+    (
+        "SELECT c.name, count(o.o_id) FROM customers c LEFT JOIN orders o ON o.customer = c.name AND o.qty = 1 GROUP BY c.name",
+        false,
+    ),
+    (
+        "SELECT count(*), count(c.name), count(o.o_id) FROM orders o FULL JOIN customers c ON o.customer = c.name",
+        false,
+    ),
+    (
+        "SELECT c.region, count(*) FROM orders o RIGHT JOIN customers c ON o.customer = c.name GROUP BY c.region",
+        false,
+    ),
+    (
+        "SELECT name FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer = c.name AND o.qty = 49)",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.name = o.customer AND c.region IS NOT NULL)",
+        false,
+    ),
+    (
+        "SELECT c.region, r.label, sum(o.amount) FROM orders o JOIN customers c ON o.customer = c.name JOIN regions r ON r.region = c.region GROUP BY c.region, r.label",
+        false,
+    ),
     // Router queries: one shard, the whole plan on one worker.
     ("SELECT * FROM orders WHERE o_id = 77 ORDER BY day", true),
     (

@@ -109,6 +109,19 @@ async fn coordinator_receives_little() {
         "Q12 received {received} rows"
     );
 
+    // A join with a reference table runs on the workers, each reading its own copy.
+    let sql = "SELECT n_name, count(*) FROM supplier JOIN nation ON s_nationkey = n_nationkey GROUP BY n_name";
+    let plan = rows(&c.run(&format!("EXPLAIN {sql}")).await).join("\n");
+    let (above, below) = plan.split_once("DistributedExec").expect("distributed");
+    assert!(
+        !above.contains("HashJoinExec") && below.contains("HashJoinExec"),
+        "{plan}"
+    );
+    assert_eq!(rows(&c.run(sql).await).len(), 25);
+    let (tasks, _, received, _) = transfer(&mut c, "SELECT n_name, count(*) FROM supplier").await;
+    assert_eq!(tasks, 2);
+    assert!(received <= 2 * 25, "received {received} partial groups");
+
     // EXPLAIN ANALYZE shows what each task sent.
     let plan = rows(&c.run("EXPLAIN ANALYZE SELECT count(*) FROM lineitem").await).join("\n");
     assert!(plan.contains("DistributedExec"), "{plan}");

@@ -13,6 +13,9 @@
 //! - a hash or sort-merge join of two qualifying sides that are co-located: their scans list
 //!   the same shard indexes on the same workers and a join key pair is the distribution column
 //!   on both sides (Citus's co-located join), or both sides read one shard on the same worker;
+//! - a join of a distributed side with a reference-table side that every one of its workers
+//!   holds, when the distributed side drives the join (inner, or its rows are the preserved or
+//!   probing ones): each worker reads its own copy of the reference table;
 //! - anything with one input when the scans read a single shard (Citus's router case).
 //!
 //! Inside a fragment the plan runs as DataFusion planned it, except that round-robin
@@ -62,6 +65,8 @@ struct Layout {
     indexes: Vec<usize>,
     nodes: Vec<NodeId>,
     shard_ids: Vec<ShardId>,
+    /// For subtrees over reference tables only: the workers that hold all of their data.
+    replicated_on: Option<Vec<NodeId>>,
 }
 
 impl Layout {
@@ -107,10 +112,13 @@ impl DistributeRule {
         if scan.shards().iter().any(|s| s.node_id == NodeId(0)) {
             return None;
         }
+        let replicated_on = (!scan.replicas().is_empty())
+            .then(|| scan.replicas().iter().map(|r| r.node_id).collect());
         let mut layout = Layout {
             indexes: Vec::new(),
             nodes: Vec::new(),
             shard_ids: Vec::new(),
+            replicated_on,
         };
         for shard in scan.shards() {
             layout.indexes.push(*self.shard_index.get(&shard.shard_id)?);
@@ -135,10 +143,10 @@ impl DistributeRule {
             return None;
         }
         if let Some(join) = node.downcast_ref::<HashJoinExec>() {
-            return self.join_layout(join.left(), join.right(), join.on());
+            return self.join_layout(join.left(), join.right(), join.on(), *join.join_type());
         }
         if let Some(join) = node.downcast_ref::<SortMergeJoinExec>() {
-            return self.join_layout(join.left(), join.right(), join.on());
+            return self.join_layout(join.left(), join.right(), join.on(), join.join_type());
         }
         let children = node.children();
         let [child] = children.as_slice() else {
@@ -196,9 +204,35 @@ impl DistributeRule {
         left: &Arc<dyn ExecutionPlan>,
         right: &Arc<dyn ExecutionPlan>,
         on: &[JoinKey],
+        join_type: JoinType,
     ) -> Option<Layout> {
         let (left, right) = (through_exchange(left), through_exchange(right));
         let (l, r) = (self.layout(left)?, self.layout(right)?);
+        match (&l.replicated_on, &r.replicated_on) {
+            // Reference tables on both sides: wherever both have copies.
+            (Some(a), Some(b)) => {
+                let common: Vec<NodeId> = a.iter().filter(|n| b.contains(n)).copied().collect();
+                let ok = l.nodes == r.nodes && !common.is_empty();
+                return ok.then_some(Layout {
+                    replicated_on: Some(common),
+                    ..l
+                });
+            }
+            // A distributed side joined with a reference table every one of its workers holds:
+            // each worker joins its shards with its own copy, if the distributed side drives
+            // the join (otherwise reference rows would be produced once per worker).
+            (None, Some(copies)) => {
+                return (l.nodes.iter().all(|n| copies.contains(n))
+                    && distributed_side_drives(join_type, true))
+                .then_some(l);
+            }
+            (Some(copies), None) => {
+                return (r.nodes.iter().all(|n| copies.contains(n))
+                    && distributed_side_drives(join_type, false))
+                .then_some(r);
+            }
+            (None, None) => {}
+        }
         if l.single_shard() && r.single_shard() && l.nodes == r.nodes {
             return Some(l);
         }
@@ -277,6 +311,22 @@ impl DistributeRule {
             },
             _ => distributed,
         }))
+    }
+}
+
+/// Whether a join with a reference table on the other side gives each distributed row its
+/// complete answer on its own worker: the distributed side is the one whose rows are output
+/// or probed, never the reference side's unmatched rows.
+fn distributed_side_drives(join_type: JoinType, distributed_is_left: bool) -> bool {
+    match join_type {
+        JoinType::Inner => true,
+        JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+            distributed_is_left
+        }
+        JoinType::Right | JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
+            !distributed_is_left
+        }
+        JoinType::Full => false,
     }
 }
 
