@@ -495,6 +495,43 @@ impl Catalog {
         })
     }
 
+    /// Replaces all of `name`'s files with `files` in one transaction. Returns the old files,
+    /// now garbage.
+    pub fn replace_files(
+        &self,
+        name: &str,
+        files: &[(PlacementId, FileMeta)],
+    ) -> Result<Vec<(GroupId, FileMeta)>> {
+        self.write(|tx| {
+            let id = table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {
+                name: name.to_string(),
+            })?;
+            let old = files_of_table(tx, id)?;
+            tx.execute(
+                "DELETE FROM shard_files WHERE placementid IN (SELECT placementid FROM placements \
+                 JOIN shards USING (shardid) WHERE table_id = ?1)",
+                params![id.0],
+            )?;
+            for (placement, _) in files {
+                let owner: Option<i64> = tx
+                    .query_row(
+                        "SELECT s.table_id FROM placements p JOIN shards s USING (shardid) \
+                         WHERE p.placementid = ?1",
+                        params![placement.0],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if owner != Some(id.0) {
+                    return Err(CatalogError::Conflict {
+                        table: name.to_string(),
+                    });
+                }
+            }
+            insert_files(tx, files)?;
+            Ok(old)
+        })
+    }
+
     /// Forgets every file of `name`. Returns the files, now garbage.
     pub fn truncate_table(&self, name: &str) -> Result<Vec<(GroupId, FileMeta)>> {
         self.write(|tx| {

@@ -1,8 +1,9 @@
 //! Flight SQL bulk ingest (`CommandStatementIngest`, what ADBC's `adbc_ingest` sends).
 //!
 //! Modes follow the ADBC options: a missing table is created (as a local table) when asked to,
-//! an existing one is appended to, replaced, or refused. Columns are matched by name. The rows
-//! are written through the same all-or-nothing [`TableWriter`] as INSERT and COPY.
+//! an existing one is appended to, replaced (old and new rows swap in one commit), or refused.
+//! Columns are matched by name. The rows are written through the same all-or-nothing
+//! [`TableWriter`] as INSERT and COPY.
 
 use std::sync::Arc;
 
@@ -68,6 +69,7 @@ where
         .table(&command.table)
         .or_else(|| snapshot.table(&lower))
         .cloned();
+    let mut replace = false;
     let table = match existing {
         Some(table) => match if_exists {
             TableExistsOption::Fail => {
@@ -77,8 +79,7 @@ where
                 .into());
             }
             TableExistsOption::Replace => {
-                let files = cluster.catalog.truncate_table(&table.name)?;
-                cluster.delete_garbage(&snapshot, files).await;
+                replace = true;
                 table
             }
             TableExistsOption::Append | TableExistsOption::Unspecified => table,
@@ -121,5 +122,12 @@ where
     let written = writer
         .write_all(rows, |batch| conformer.apply(batch))
         .await?;
-    written.commit(cluster, &snapshot, &table.name).await
+    if replace {
+        // The new rows and the removal of the old ones become visible together.
+        written
+            .commit_replacing(cluster, &snapshot, &table.name)
+            .await
+    } else {
+        written.commit(cluster, &snapshot, &table.name).await
+    }
 }

@@ -416,6 +416,27 @@ impl WrittenFiles {
         cluster.delete_garbage(snapshot, files).await;
     }
 
+    /// Makes the files the table's only files in one catalog transaction (the old ones are
+    /// deleted afterwards), or deletes the new files if that fails.
+    pub async fn commit_replacing(
+        self,
+        cluster: &Cluster,
+        snapshot: &CatalogSnapshot,
+        table: &str,
+    ) -> Result<u64> {
+        let rows = self.rows;
+        match cluster.catalog.replace_files(table, &self.for_commit()) {
+            Ok(old) => {
+                cluster.delete_garbage(snapshot, old).await;
+                Ok(rows)
+            }
+            Err(e) => {
+                self.discard(cluster, snapshot).await;
+                Err(e.into())
+            }
+        }
+    }
+
     /// Commits the files to `table` in one catalog transaction, or deletes them.
     pub async fn commit(
         self,

@@ -94,6 +94,19 @@ def test_adbc_ingest_creates_a_table(local_cluster):
         with pytest.raises(Exception, match="(?i)already exists"):
             cur.adbc_ingest("fresh", data, mode="create")
 
+        # Replace swaps all rows at once, also on a distributed table.
+        cur.execute("SELECT create_distributed_table('fresh', 'k', shard_count => 3)")
+        newer = pa.table({"k": pa.array([7, 8], pa.int32()), "v": pa.array(["x", "y"])})
+        cur.adbc_ingest("fresh", newer, mode="replace")
+        cur.execute("SELECT k, v FROM fresh ORDER BY k")
+        assert cur.fetchall() == [(7, "x"), (8, "y")]
+        # A replace that fails (NULL distribution key) leaves the table as it was.
+        bad = pa.table({"k": pa.array([9, None], pa.int32()), "v": pa.array(["z", "w"])})
+        with pytest.raises(Exception, match="(?i)null"):
+            cur.adbc_ingest("fresh", bad, mode="replace")
+        cur.execute("SELECT k, v FROM fresh ORDER BY k")
+        assert cur.fetchall() == [(7, "x"), (8, "y")]
+
 
 def test_killing_a_worker_during_copy_keeps_the_row_count(separate_cluster, tmp_path):
     url, start_worker, workers = separate_cluster
