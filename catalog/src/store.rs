@@ -503,15 +503,7 @@ impl Catalog {
         files: &[(PlacementId, FileMeta)],
     ) -> Result<Vec<(GroupId, FileMeta)>> {
         self.write(|tx| {
-            let id = table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {
-                name: name.to_string(),
-            })?;
-            let old = files_of_table(tx, id)?;
-            tx.execute(
-                "DELETE FROM shard_files WHERE placementid IN (SELECT placementid FROM placements \
-                 JOIN shards USING (shardid) WHERE table_id = ?1)",
-                params![id.0],
-            )?;
+            let (id, old) = forget_files(tx, name)?;
             for (placement, _) in files {
                 let owner: Option<i64> = tx
                     .query_row(
@@ -534,18 +526,7 @@ impl Catalog {
 
     /// Forgets every file of `name`. Returns the files, now garbage.
     pub fn truncate_table(&self, name: &str) -> Result<Vec<(GroupId, FileMeta)>> {
-        self.write(|tx| {
-            let id = table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {
-                name: name.to_string(),
-            })?;
-            let files = files_of_table(tx, id)?;
-            tx.execute(
-                "DELETE FROM shard_files WHERE placementid IN (SELECT placementid FROM placements \
-                 JOIN shards USING (shardid) WHERE table_id = ?1)",
-                params![id.0],
-            )?;
-            Ok(files)
-        })
+        self.write(|tx| Ok(forget_files(tx, name)?.1))
     }
 
     /// Drops `name`. Returns its files, now garbage, or `None` if it did not exist and
@@ -638,6 +619,20 @@ fn table_id_of(tx: &Transaction<'_>, name: &str) -> Result<Option<TableId>> {
         )
         .optional()?
         .map(TableId))
+}
+
+/// Removes every committed file of `name` from the catalog; returns the table and the files.
+fn forget_files(tx: &Transaction<'_>, name: &str) -> Result<(TableId, Vec<(GroupId, FileMeta)>)> {
+    let id = table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {
+        name: name.to_string(),
+    })?;
+    let files = files_of_table(tx, id)?;
+    tx.execute(
+        "DELETE FROM shard_files WHERE placementid IN (SELECT placementid FROM placements \
+         JOIN shards USING (shardid) WHERE table_id = ?1)",
+        params![id.0],
+    )?;
+    Ok((id, files))
 }
 
 fn insert_local_shard(tx: &Transaction<'_>, table_id: i64) -> Result<()> {

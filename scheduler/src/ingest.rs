@@ -424,17 +424,8 @@ impl WrittenFiles {
         snapshot: &CatalogSnapshot,
         table: &str,
     ) -> Result<u64> {
-        let rows = self.rows;
-        match cluster.catalog.replace_files(table, &self.for_commit()) {
-            Ok(old) => {
-                cluster.delete_garbage(snapshot, old).await;
-                Ok(rows)
-            }
-            Err(e) => {
-                self.discard(cluster, snapshot).await;
-                Err(e.into())
-            }
-        }
+        let committed = cluster.catalog.replace_files(table, &self.for_commit());
+        self.settle(cluster, snapshot, committed).await
     }
 
     /// Commits the files to `table` in one catalog transaction, or deletes them.
@@ -444,9 +435,27 @@ impl WrittenFiles {
         snapshot: &CatalogSnapshot,
         table: &str,
     ) -> Result<u64> {
+        let committed = cluster
+            .catalog
+            .commit_files(table, &self.for_commit())
+            .map(|()| Vec::new());
+        self.settle(cluster, snapshot, committed).await
+    }
+
+    /// After a commit attempt: deletes what is now garbage (the replaced files on success,
+    /// the new files on failure) and returns the row count or the error.
+    async fn settle(
+        self,
+        cluster: &Cluster,
+        snapshot: &CatalogSnapshot,
+        committed: std::result::Result<Vec<(GroupId, FileMeta)>, shardfusion_catalog::CatalogError>,
+    ) -> Result<u64> {
         let rows = self.rows;
-        match cluster.catalog.commit_files(table, &self.for_commit()) {
-            Ok(()) => Ok(rows),
+        match committed {
+            Ok(garbage) => {
+                cluster.delete_garbage(snapshot, garbage).await;
+                Ok(rows)
+            }
             Err(e) => {
                 self.discard(cluster, snapshot).await;
                 Err(e.into())
