@@ -6,6 +6,19 @@
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::util::display::array_value_to_string;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+/// Single-node DataFusion set up as ShardFusion's sessions are (PostgreSQL dialect, text as
+/// `Utf8`), on all cores: the reference every distributed answer is compared with.
+pub fn single_node_session() -> SessionContext {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut config = SessionConfig::new().with_target_partitions(cores);
+    let options = config.options_mut();
+    options.sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
+    options.sql_parser.map_string_types_to_utf8view = false;
+    options.execution.parquet.schema_force_view_types = false;
+    SessionContext::new_with_config(config)
+}
 
 /// Each row of `batches` as one string.
 pub fn rows(batches: &[RecordBatch]) -> Vec<String> {

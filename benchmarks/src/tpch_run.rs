@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::Serialize;
 
 use crate::client::TestClient;
@@ -117,15 +117,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     let load_seconds = started.elapsed().as_secs_f64();
     eprintln!("  loaded in {load_seconds:.1} s");
 
-    let mut config = SessionConfig::new().with_target_partitions(cores());
-    config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
-    config.options_mut().sql_parser.map_string_types_to_utf8view = false;
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
-    let single = SessionContext::new_with_config(config);
+    let single = crate::compare::single_node_session();
     for table in tpch::TABLES {
         let path = table.parquet_path(&data_dir);
         single

@@ -5,6 +5,7 @@
 //! - [`model`]: the metadata types and the immutable [`CatalogSnapshot`] queries plan against.
 //! - [`store`]: [`Catalog`], the durable SQLite store; every change is one transaction, after
 //!   which a new snapshot is published.
+//! - [`snapshot_loader`]: reading a whole snapshot back from SQLite.
 //! - [`layout`]: placing new shards on worker groups (Citus's round-robin and colocation).
 //! - [`metadata_tables`]: `pg_dist_*`, `citus_tables` and `citus_shards` as DataFusion tables.
 //!
@@ -15,6 +16,7 @@ pub mod error;
 pub mod layout;
 pub mod metadata_tables;
 pub mod model;
+pub mod snapshot_loader;
 pub mod store;
 
 pub use error::CatalogError;

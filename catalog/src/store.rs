@@ -5,14 +5,13 @@
 //! change, which is what makes a load visible all at once. `Catalog::open_in_memory` gives the
 //! same store without a file, for tests and throwaway clusters.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Field, Schema};
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use shardfusion_common::codec::{decode_schema, encode_schema};
+use shardfusion_common::codec::encode_schema;
 use shardfusion_common::hashing::is_distributable;
 use shardfusion_common::ids::{ColocationId, GroupId, NodeId, PlacementId, ShardId, TableId};
 
@@ -20,9 +19,8 @@ use crate::error::CatalogError;
 use crate::layout::{
     self, ColocateWith, DistributionPlan, DistributionRequest, NewPlacement, NewShard,
 };
-use crate::model::{
-    CatalogSnapshot, Colocation, FileMeta, Node, PlacementMeta, ShardMeta, TableKind, TableMeta,
-};
+use crate::model::{CatalogSnapshot, FileMeta, Node, TableKind, TableMeta};
+use crate::snapshot_loader::load_snapshot;
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
@@ -706,167 +704,6 @@ fn files_of_table(tx: &Transaction<'_>, table: TableId) -> Result<Vec<(GroupId, 
         ))
     })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
-}
-
-fn load_snapshot(conn: &Connection, version: u64) -> Result<CatalogSnapshot> {
-    let mut nodes = Vec::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT nodeid, groupid, nodename, nodeport, noderack, isactive, noderole, \
-             nodecluster, shouldhaveshards FROM nodes ORDER BY nodeid",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Node {
-                node_id: NodeId(r.get(0)?),
-                group_id: GroupId(r.get(1)?),
-                node_name: r.get(2)?,
-                node_port: r.get::<_, i64>(3)? as u16,
-                node_rack: r.get(4)?,
-                is_active: r.get(5)?,
-                node_role: r.get(6)?,
-                node_cluster: r.get(7)?,
-                should_have_shards: r.get(8)?,
-            })
-        })?;
-        for row in rows {
-            nodes.push(row?);
-        }
-    }
-    let mut colocations = BTreeMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT colocationid, shardcount, replicationfactor, distributioncolumntype \
-             FROM colocations",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Colocation {
-                colocation_id: ColocationId(r.get(0)?),
-                shard_count: r.get(1)?,
-                replication_factor: r.get(2)?,
-                distribution_column_type: r.get(3)?,
-            })
-        })?;
-        for row in rows {
-            let c = row?;
-            colocations.insert(c.colocation_id, c);
-        }
-    }
-    // files by placement
-    let mut files: BTreeMap<i64, Vec<FileMeta>> = BTreeMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT placementid, path, row_count, byte_size FROM shard_files ORDER BY placementid, path",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                FileMeta {
-                    path: r.get(1)?,
-                    row_count: r.get::<_, i64>(2)? as u64,
-                    byte_size: r.get::<_, i64>(3)? as u64,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (p, f) = row?;
-            files.entry(p).or_default().push(f);
-        }
-    }
-    let mut placements: BTreeMap<i64, Vec<PlacementMeta>> = BTreeMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT placementid, shardid, groupid, shardstate FROM placements ORDER BY placementid",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i32>(2)?,
-                r.get::<_, i32>(3)?,
-            ))
-        })?;
-        for row in rows {
-            let (placement_id, shard_id, group, state) = row?;
-            placements.entry(shard_id).or_default().push(PlacementMeta {
-                placement_id: PlacementId(placement_id),
-                group_id: GroupId(group),
-                shard_state: state,
-                files: files.remove(&placement_id).unwrap_or_default(),
-            });
-        }
-    }
-    let mut shards: BTreeMap<i64, Vec<ShardMeta>> = BTreeMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT shardid, table_id, shard_index, minvalue, maxvalue FROM shards \
-             ORDER BY table_id, shard_index",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Option<i32>>(3)?,
-                r.get::<_, Option<i32>>(4)?,
-            ))
-        })?;
-        for row in rows {
-            let (shard_id, table_id, index, min, max) = row?;
-            shards.entry(table_id).or_default().push(ShardMeta {
-                shard_id: ShardId(shard_id),
-                index: index as usize,
-                hash_range: min.zip(max),
-                placements: placements.remove(&shard_id).unwrap_or_default(),
-            });
-        }
-    }
-    let mut tables = BTreeMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT table_id, name, schema, kind, dist_column, colocationid FROM tables",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<i32>>(5)?,
-            ))
-        })?;
-        for row in rows {
-            let (table_id, name, schema, kind, column, colocation) = row?;
-            let schema: SchemaRef =
-                Arc::new(decode_schema(&schema).map_err(|e| CatalogError::Corrupt {
-                    table: name.clone(),
-                    reason: e.to_string(),
-                })?);
-            let colocation_id = ColocationId(colocation.unwrap_or(0));
-            let kind = match (kind.as_str(), column) {
-                ("distributed", Some(column)) => TableKind::Distributed {
-                    column,
-                    colocation_id,
-                },
-                ("reference", _) => TableKind::Reference { colocation_id },
-                _ => TableKind::Local,
-            };
-            let meta = TableMeta {
-                table_id: TableId(table_id),
-                name: name.clone(),
-                schema,
-                kind,
-                shards: shards.remove(&table_id).unwrap_or_default(),
-            };
-            tables.insert(name, Arc::new(meta));
-        }
-    }
-    Ok(CatalogSnapshot {
-        version,
-        nodes,
-        tables,
-        colocations,
-    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use datafusion::logical_expr::{
     BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
-use shardfusion_catalog::{CatalogSnapshot, TableKind, TableMeta};
+use shardfusion_catalog::{CatalogSnapshot, PlacementMeta, TableKind, TableMeta};
 use shardfusion_common::hashing::{hash_scalar, shard_index};
 use shardfusion_common::ids::{GroupId, NodeId};
 use shardfusion_common::shard_scan::{FileRef, ShardFiles, ShardScanExec};
@@ -114,14 +114,7 @@ impl ShardedTableProvider {
             out.push(ShardFiles {
                 shard_id: shard.shard_id,
                 node_id,
-                files: placement
-                    .files
-                    .iter()
-                    .map(|f| FileRef {
-                        path: f.path.clone(),
-                        byte_size: f.byte_size,
-                    })
-                    .collect(),
+                files: file_refs(placement),
             });
         }
         out
@@ -145,18 +138,23 @@ impl ShardedTableProvider {
                 Some(ShardFiles {
                     shard_id: shard.shard_id,
                     node_id: node.node_id,
-                    files: p
-                        .files
-                        .iter()
-                        .map(|f| FileRef {
-                            path: f.path.clone(),
-                            byte_size: f.byte_size,
-                        })
-                        .collect(),
+                    files: file_refs(p),
                 })
             })
             .collect()
     }
+}
+
+/// The committed files of a placement, as a scan names them.
+fn file_refs(placement: &PlacementMeta) -> Vec<FileRef> {
+    placement
+        .files
+        .iter()
+        .map(|f| FileRef {
+            path: f.path.clone(),
+            byte_size: f.byte_size,
+        })
+        .collect()
 }
 
 /// The literal values `filter` restricts `column` to (`column = v`, `v = column`,

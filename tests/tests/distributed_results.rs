@@ -9,7 +9,7 @@ use arrow::array::{
     StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::ParquetReadOptions;
 use shardfusion_tests::TestCluster;
 use shardfusion_tests::compare::assert_same;
 
@@ -370,15 +370,7 @@ async fn run_at(shards: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let cluster = TestCluster::start(2).await;
     let mut client = cluster.client().await;
-    let mut config = SessionConfig::new();
-    config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
-    config.options_mut().sql_parser.map_string_types_to_utf8view = false;
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
-    let single = SessionContext::new_with_config(config);
+    let single = shardfusion_tests::compare::single_node_session();
     for table in tables(shards) {
         let path = dir.path().join(format!("{}.parquet", table.name));
         write_parquet(&path, &table.batch);

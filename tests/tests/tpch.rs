@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use shardfusion_benchmarks::tpch;
 use shardfusion_tests::TestCluster;
 use shardfusion_tests::compare::assert_same;
@@ -17,15 +17,7 @@ fn data_dir() -> PathBuf {
 }
 
 async fn single_node(dir: &std::path::Path) -> SessionContext {
-    let mut config = SessionConfig::new();
-    config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::PostgreSQL;
-    config.options_mut().sql_parser.map_string_types_to_utf8view = false;
-    config
-        .options_mut()
-        .execution
-        .parquet
-        .schema_force_view_types = false;
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = shardfusion_tests::compare::single_node_session();
     for table in tpch::TABLES {
         let path = table.parquet_path(dir);
         ctx.register_parquet(
