@@ -77,6 +77,29 @@ impl TestClient {
         Ok((schema, out))
     }
 
+    /// Prepares `sql`, then executes the prepared statement; returns the schema announced at
+    /// preparation and the rows.
+    pub async fn prepared(&mut self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), Status> {
+        let mut statement = self
+            .inner
+            .prepare(sql.to_string(), None)
+            .await
+            .map_err(to_status)?;
+        let schema = Arc::new(statement.dataset_schema().map_err(to_status)?.clone());
+        let info = statement.execute().await.map_err(to_status)?;
+        let mut out = Vec::new();
+        for endpoint in info.endpoint {
+            let Some(ticket) = endpoint.ticket else {
+                continue;
+            };
+            let stream = self.inner.do_get(ticket).await.map_err(to_status)?;
+            let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(to_status)?;
+            out.extend(batches);
+        }
+        statement.close().await.map_err(to_status)?;
+        Ok((schema, out))
+    }
+
     /// Runs `sql` through `CommandStatementUpdate`; returns the affected row count.
     pub async fn update(&mut self, sql: &str) -> Result<i64, Status> {
         self.inner

@@ -9,7 +9,6 @@
 //! hash function is different, and the optimizer would trust a partitioning that does not hold.
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use arrow::compute::cast;
 use arrow::datatypes::{
     DataType, Date32Type, Date64Type, Decimal128Type, Int8Type, Int16Type, Int32Type, Int64Type,
     UInt8Type, UInt16Type, UInt32Type, UInt64Type,
@@ -24,6 +23,8 @@ pub enum HashError {
     NullValue { column: String },
     #[error("type {data_type} cannot be used as a distribution column")]
     UnsupportedType { data_type: DataType },
+    #[error("cannot split rows by shard: {reason}")]
+    Split { reason: String },
     #[error("cannot convert {value} to the distribution column type {data_type}: {reason}")]
     BadValue {
         value: String,
@@ -235,26 +236,16 @@ pub fn split_by_shard(
                 .iter()
                 .map(|c| arrow::compute::take(c, &indices, None))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| HashError::BadValue {
-                    value: "batch".into(),
-                    data_type: DataType::Null,
+                .map_err(|e| HashError::Split {
                     reason: e.to_string(),
                 })?;
-            RecordBatch::try_new(batch.schema(), columns).map_err(|e| HashError::BadValue {
-                value: "batch".into(),
-                data_type: DataType::Null,
+            RecordBatch::try_new(batch.schema(), columns).map_err(|e| HashError::Split {
                 reason: e.to_string(),
             })?
         };
         out.push((shard, batch));
     }
     Ok(out)
-}
-
-/// Hashes an array after casting it to `column_type` (used for literals in pruning).
-pub fn hash_array_as(array: &ArrayRef, column_type: &DataType) -> Option<Vec<i32>> {
-    let array = cast(array, column_type).ok()?;
-    hash_array(&array, "value").ok()
 }
 
 #[cfg(test)]

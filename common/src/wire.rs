@@ -82,8 +82,3 @@ pub struct RegisterWorkerResponse {
     #[prost(int32, tag = "2")]
     pub group_id: i32,
 }
-
-/// Encodes any wire message to bytes.
-pub fn encode<M: Message>(message: &M) -> Vec<u8> {
-    message.encode_to_vec()
-}

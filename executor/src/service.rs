@@ -55,10 +55,6 @@ impl WorkerService {
             ctx: Arc::new(ctx),
         })
     }
-
-    pub fn data_root(&self) -> &DataRoot {
-        &self.root
-    }
 }
 
 fn num_cpus() -> usize {

@@ -75,10 +75,9 @@ where
             }))
         }
         (Err(e), writer) => {
-            if let Some(writer) = writer {
-                // Abort the multipart upload; the final name never appears.
-                drop(writer);
-            }
+            // Dropping an unfinished upload removes its staging file; the final name never
+            // appears.
+            drop(writer);
             let _ = store.delete(&store_path).await;
             Err(e)
         }

@@ -276,18 +276,7 @@ impl Coordinator {
         tracker: &StatementTracker,
     ) -> Result<StatementOutput> {
         let ctx = self.session_counting(Arc::clone(tracker.counters()))?;
-        let plan = ctx.state().statement_to_plan(statement).await?;
-        match &plan {
-            LogicalPlan::Ddl(ddl) => {
-                return Err(SchedulerError::unsupported(ddl.name().to_string()));
-            }
-            LogicalPlan::Copy(_) => {}
-            LogicalPlan::Dml(_) => {}
-            _ => {}
-        }
-        let is_dml = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
-        let frame = ctx.execute_logical_plan(plan).await?;
-        let physical = frame.create_physical_plan().await?;
+        let (physical, is_dml) = physical_plan(&ctx, statement).await?;
         let task_ctx = ctx.task_ctx();
         if is_dml {
             let schema = physical.schema();
@@ -301,6 +290,30 @@ impl Coordinator {
         })
     }
 
+    /// The schema `sql` will return, without running it or recording it: the columns of a
+    /// single query, EXPLAIN or INSERT (its `count`), else none.
+    pub async fn describe(&self, sql: &str) -> Result<SchemaRef> {
+        let mut statements = parse(sql)?;
+        // Queries and INSERT are planned (planning runs nothing); DDL, COPY and the Citus
+        // functions have no columns to announce before they run.
+        let plain_query = match statements.as_slice() {
+            [DFStatement::Statement(s)] => match s.as_ref() {
+                Statement::Query(query) => admin::admin_call(query)?.is_none(),
+                Statement::Insert(_) => true,
+                _ => false,
+            },
+            [DFStatement::Explain(_)] => true,
+            _ => false,
+        };
+        match statements.pop() {
+            Some(statement) if plain_query => {
+                let (plan, _) = physical_plan(&self.session()?, statement).await?;
+                Ok(plan.schema())
+            }
+            _ => Ok(Arc::new(Schema::empty())),
+        }
+    }
+
     /// A worker announced itself (its `worker` process started).
     pub fn register_worker(&self, name: &str, port: u16, worker_uuid: &str) -> Result<Node> {
         Ok(self
@@ -308,6 +321,20 @@ impl Coordinator {
             .catalog
             .add_node(name, port, Some(worker_uuid))?)
     }
+}
+
+/// Plans `statement` in `ctx` down to the distributed physical plan; says whether it is DML.
+async fn physical_plan(
+    ctx: &SessionContext,
+    statement: DFStatement,
+) -> Result<(Arc<dyn ExecutionPlan>, bool)> {
+    let plan = ctx.state().statement_to_plan(statement).await?;
+    if let LogicalPlan::Ddl(ddl) = &plan {
+        return Err(SchedulerError::unsupported(ddl.name().to_string()));
+    }
+    let is_dml = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
+    let frame = ctx.execute_logical_plan(plan).await?;
+    Ok((frame.create_physical_plan().await?, is_dml))
 }
 
 /// Splits `sql` into statements, rewriting Postgres-only casts.

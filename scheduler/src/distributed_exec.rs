@@ -117,14 +117,6 @@ impl DistributedExec {
         }
     }
 
-    pub fn tasks(&self) -> &[WorkerTask] {
-        &self.tasks
-    }
-
-    pub fn fragment(&self) -> &Arc<dyn ExecutionPlan> {
-        &self.fragment
-    }
-
     /// The fragment with every scan narrowed to the shard groups at `positions`, and every
     /// reference table read from `node`'s own copy.
     fn fragment_for(&self, node: NodeId, positions: &[usize]) -> Result<Arc<dyn ExecutionPlan>> {

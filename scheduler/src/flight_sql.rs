@@ -46,7 +46,7 @@ use shardfusion_common::wire::{
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::bulk_ingest;
-use crate::coordinator::{Coordinator, StatementOutput, parse};
+use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::SchedulerError;
 use crate::session::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
 
@@ -109,26 +109,6 @@ impl FlightSqlServer {
             .with_descriptor(descriptor)
             .with_total_records(-1);
         Ok(Response::new(info))
-    }
-
-    /// The schema a prepared statement will return, without running it.
-    async fn prepared_schema(&self, sql: &str) -> Result<SchemaRef, Status> {
-        let statements = parse(sql).map_err(Status::from)?;
-        let is_plain_query = statements.len() == 1
-            && match &statements[0] {
-                datafusion::sql::parser::Statement::Statement(s) => match s.as_ref() {
-                    datafusion::sql::sqlparser::ast::Statement::Query(q) => {
-                        crate::admin::admin_call(q).map_err(Status::from)?.is_none()
-                    }
-                    _ => false,
-                },
-                _ => false,
-            };
-        if !is_plain_query {
-            return Ok(Arc::new(Schema::empty()));
-        }
-        let output = self.coordinator.execute(sql).await.map_err(Status::from)?;
-        Ok(output.schema())
     }
 }
 
@@ -310,7 +290,11 @@ impl FlightSqlService for FlightSqlServer {
         query: ActionCreatePreparedStatementRequest,
         _request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let schema = self.prepared_schema(&query.query).await?;
+        let schema = self
+            .coordinator
+            .describe(&query.query)
+            .await
+            .map_err(Status::from)?;
         let handle = uuid::Uuid::new_v4().to_string();
         self.prepared.lock().insert(handle.clone(), query.query);
         let message: IpcMessage = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())

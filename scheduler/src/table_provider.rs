@@ -89,7 +89,8 @@ impl ShardedTableProvider {
             if keep.is_some_and(|k| !k.contains(&i)) {
                 continue;
             }
-            // Reference tables: spread reads over the replicas by shard id.
+            // Read the first placement on an active node (for reference tables, the other
+            // copies are listed as replicas so fragments can read their local one).
             let candidates: Vec<_> = shard
                 .placements
                 .iter()
