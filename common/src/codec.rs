@@ -1,12 +1,14 @@
 //! The datafusion-proto extension codec for ShardFusion's own execution plans.
 //!
 //! Standard DataFusion operators are encoded by datafusion-proto itself; this codec adds
-//! [`ShardScanExec`]. Plans cross the wire only through this path, never as SQL or `Debug`
+//! [`ShardScanExec`] and [`BroadcastExec`] (whose rows travel as an Arrow IPC stream). Plans cross the wire only through this path, never as SQL or `Debug`
 //! text.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::common::{Result, internal_datafusion_err, plan_err};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
@@ -16,6 +18,7 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use datafusion_proto::protobuf;
 use prost::Message;
 
+use crate::broadcast::BroadcastExec;
 use crate::ids::{NodeId, ShardId};
 use crate::shard_scan::{FileRef, ShardFiles, ShardScanExec};
 
@@ -25,7 +28,7 @@ pub struct ShardFusionCodec;
 
 #[derive(Clone, PartialEq, Message)]
 struct ExtensionNode {
-    #[prost(oneof = "ExtensionKind", tags = "1")]
+    #[prost(oneof = "ExtensionKind", tags = "1, 2")]
     kind: Option<ExtensionKind>,
 }
 
@@ -33,6 +36,20 @@ struct ExtensionNode {
 enum ExtensionKind {
     #[prost(message, tag = "1")]
     ShardScan(ShardScanNode),
+    #[prost(message, tag = "2")]
+    Broadcast(BroadcastNode),
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct BroadcastNode {
+    #[prost(uint32, tag = "1")]
+    input: u32,
+    /// datafusion-proto `Schema` of the rows.
+    #[prost(bytes = "vec", tag = "2")]
+    schema: Vec<u8>,
+    /// The rows as an Arrow IPC stream; absent for a placeholder.
+    #[prost(bytes = "vec", optional, tag = "3")]
+    rows: Option<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -73,6 +90,8 @@ struct FileRefNode {
     path: String,
     #[prost(uint64, tag = "2")]
     byte_size: u64,
+    #[prost(uint64, tag = "3")]
+    row_count: u64,
 }
 
 impl ShardFusionCodec {
@@ -106,6 +125,7 @@ impl ShardFusionCodec {
                         .map(|f| FileRefNode {
                             path: f.path.clone(),
                             byte_size: f.byte_size,
+                            row_count: f.row_count,
                         })
                         .collect(),
                 })
@@ -142,6 +162,7 @@ impl ShardFusionCodec {
                     .map(|f| FileRef {
                         path: f.path,
                         byte_size: f.byte_size,
+                        row_count: f.row_count,
                     })
                     .collect(),
             })
@@ -156,6 +177,38 @@ impl ShardFusionCodec {
             shards,
         )?
         .with_distribution_column(distribution_column))
+    }
+
+    fn encode_broadcast(&self, node: &BroadcastExec) -> Result<BroadcastNode> {
+        let rows = match node.batches() {
+            Some(batches) => {
+                let mut buffer = Vec::new();
+                let mut writer = StreamWriter::try_new(&mut buffer, &node.schema())?;
+                for batch in batches.iter() {
+                    writer.write(batch)?;
+                }
+                writer.finish()?;
+                drop(writer);
+                Some(buffer)
+            }
+            None => None,
+        };
+        Ok(BroadcastNode {
+            input: node.input() as u32,
+            schema: encode_schema(&node.schema())?,
+            rows,
+        })
+    }
+
+    fn decode_broadcast(&self, node: BroadcastNode) -> Result<BroadcastExec> {
+        let schema = Arc::new(decode_schema(&node.schema)?);
+        let placeholder = BroadcastExec::placeholder(node.input as usize, schema);
+        let Some(rows) = node.rows else {
+            return Ok(placeholder);
+        };
+        let reader = StreamReader::try_new(rows.as_slice(), None)?;
+        let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(placeholder.with_batches(Arc::new(batches)))
     }
 }
 
@@ -176,6 +229,12 @@ impl PhysicalExtensionCodec for ShardFusionCodec {
                 }
                 Ok(Arc::new(self.decode_shard_scan(scan, ctx)?))
             }
+            Some(ExtensionKind::Broadcast(broadcast)) => {
+                if !inputs.is_empty() {
+                    return plan_err!("BroadcastExec takes no inputs");
+                }
+                Ok(Arc::new(self.decode_broadcast(broadcast)?))
+            }
             None => plan_err!("unknown ShardFusion extension node"),
         }
     }
@@ -186,10 +245,15 @@ impl PhysicalExtensionCodec for ShardFusionCodec {
         buf: &mut Vec<u8>,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
-            let message = ExtensionNode {
-                kind: Some(ExtensionKind::ShardScan(self.encode_shard_scan(scan)?)),
-            };
+        let kind = if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
+            Some(ExtensionKind::ShardScan(self.encode_shard_scan(scan)?))
+        } else if let Some(broadcast) = node.downcast_ref::<BroadcastExec>() {
+            Some(ExtensionKind::Broadcast(self.encode_broadcast(broadcast)?))
+        } else {
+            None
+        };
+        if let Some(kind) = kind {
+            let message = ExtensionNode { kind: Some(kind) };
             message
                 .encode(buf)
                 .map_err(|e| internal_datafusion_err!("cannot encode extension node: {e}"))?;

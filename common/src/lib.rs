@@ -5,6 +5,7 @@
 //! - [`hashing`]: the xxh3-based distribution hash and Citus-style shard ranges.
 //! - [`wire`]: the protobuf messages carried in Flight tickets, descriptors and actions.
 //! - [`shard_scan`]: [`ShardScanExec`], the leaf that reads committed shard files.
+//! - [`broadcast`]: [`BroadcastExec`], the rows of a small join side shipped inside a fragment.
 //! - [`codec`]: the datafusion-proto extension codec that knows our exec nodes.
 //! - [`storage`]: a node's data root, path validation and the object store it serves.
 //! - [`status`]: mapping between DataFusion errors and gRPC statuses.
@@ -13,6 +14,7 @@
 //! This crate must not know about the catalog, the coordinator or the worker service.
 
 pub mod auth;
+pub mod broadcast;
 pub mod codec;
 pub mod hashing;
 pub mod ids;
@@ -21,5 +23,6 @@ pub mod status;
 pub mod storage;
 pub mod wire;
 
+pub use broadcast::BroadcastExec;
 pub use codec::ShardFusionCodec;
 pub use shard_scan::{FileRef, ShardFiles, ShardScanExec};

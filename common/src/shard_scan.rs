@@ -16,8 +16,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Result, exec_err, internal_err};
+use datafusion::common::{Result, Statistics, exec_err, internal_err};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
@@ -26,7 +27,7 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::EmptyRecordBatchStream;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, StatisticsArgs,
 };
 
 use crate::ids::{NodeId, ShardId};
@@ -38,6 +39,8 @@ pub struct FileRef {
     /// Relative to the data root of the node holding the placement.
     pub path: String,
     pub byte_size: u64,
+    /// Rows in the file, from the catalog; used for planning estimates only.
+    pub row_count: u64,
 }
 
 /// The files to read for one shard, and the node that holds them.
@@ -262,6 +265,30 @@ impl ExecutionPlan for ShardScanExec {
             return internal_err!("ShardScanExec has no children");
         }
         Ok(self)
+    }
+
+    /// Row counts from the catalog, inexact: the predicate may skip rows and the estimate
+    /// must never let DataFusion answer a query from statistics alone.
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        let shards = match args.partition() {
+            Some(p) => self.shards.get(p..=p).unwrap_or_default(),
+            None => &self.shards[..],
+        };
+        let mut rows: usize = shards
+            .iter()
+            .flat_map(|s| &s.files)
+            .map(|f| f.row_count as usize)
+            .sum();
+        if let Some(limit) = self.limit {
+            rows = rows.min(limit);
+        }
+        let mut statistics = Statistics::new_unknown(&self.schema());
+        statistics.num_rows = Precision::Inexact(rows);
+        Ok(Arc::new(statistics))
     }
 
     fn execute(

@@ -24,12 +24,13 @@ use shardfusion_catalog::layout::{ColocateWith, DistributionRequest};
 use shardfusion_catalog::{CatalogError, TableKind};
 use shardfusion_common::hashing::{hash_scalar, shard_index};
 use shardfusion_common::ids::NodeId;
-use shardfusion_common::shard_scan::{FileRef, ShardFiles, ShardScanExec};
+use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 use shardfusion_common::wire::ACTION_PING;
 
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
 use crate::ingest::TableWriter;
+use crate::table_provider::file_refs;
 
 /// A recognised call of an administration function.
 #[derive(Debug)]
@@ -415,15 +416,7 @@ async fn distribute(
         .map(|s| ShardFiles {
             shard_id: s.shard_id,
             node_id: NodeId(0),
-            files: s
-                .placements
-                .iter()
-                .flat_map(|p| p.files.iter())
-                .map(|f| FileRef {
-                    path: f.path.clone(),
-                    byte_size: f.byte_size,
-                })
-                .collect(),
+            files: s.placements.iter().flat_map(file_refs).collect(),
         })
         .collect();
     let scan: Arc<dyn ExecutionPlan> = Arc::new(ShardScanExec::try_new(

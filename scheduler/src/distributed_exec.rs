@@ -5,8 +5,13 @@
 //! that worker's shards, encoded with datafusion-proto, sent as a Flight `DoGet` ticket, and the
 //! returned batches are streamed on. Nothing is sent before the partition is polled.
 //!
-//! The fragment is shown as this node's child so that `EXPLAIN` prints it, but it is never
-//! executed on the coordinator.
+//! A fragment may join with small inputs computed on the coordinator (broadcast joins): they
+//! are this node's further children, run once before the first task starts, and their rows
+//! replace the fragment's `BroadcastExec` placeholders. The rows are held in memory and sent
+//! to every task, so their size is capped ([`MAX_BROADCAST_BYTES`]).
+//!
+//! The fragment is shown as this node's first child so that `EXPLAIN` prints it, but it is
+//! never executed on the coordinator.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,9 +24,10 @@ use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Result, internal_err};
+use datafusion::common::{Result, internal_err, resources_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::{EmptyRecordBatchStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::{
@@ -30,11 +36,14 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
+use shardfusion_common::broadcast::BroadcastExec;
 use shardfusion_common::codec::encode_plan;
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 use shardfusion_common::status::from_status;
 use shardfusion_common::wire::TaskTicket;
+
+use tokio::sync::OnceCell;
 
 use crate::statement_stats::QueryCounters;
 use crate::worker_pool::{WorkerPool, worker_status};
@@ -54,10 +63,21 @@ pub struct WorkerTask {
     pub shard_ids: Vec<ShardId>,
 }
 
+/// The most rows (in Arrow memory) one broadcast input may hold; they travel inside every
+/// task's ticket, whose size the workers bound.
+pub const MAX_BROADCAST_BYTES: usize = 128 * 1024 * 1024;
+
+/// The rows of every broadcast input, by position.
+type BroadcastRows = Vec<Arc<Vec<RecordBatch>>>;
+
 /// Runs a fragment on the workers and streams the results back; one partition per worker.
 #[derive(Debug)]
 pub struct DistributedExec {
     fragment: Arc<dyn ExecutionPlan>,
+    /// Coordinator-side inputs whose rows fill the fragment's `BroadcastExec` placeholders.
+    broadcasts: Vec<Arc<dyn ExecutionPlan>>,
+    /// Their rows, computed once for all tasks.
+    broadcast_rows: Arc<OnceCell<BroadcastRows>>,
     tasks: Vec<WorkerTask>,
     workers: Arc<WorkerPool>,
     counters: Arc<QueryCounters>,
@@ -95,6 +115,7 @@ impl Drop for TaskTimer {
 impl DistributedExec {
     pub fn new(
         fragment: Arc<dyn ExecutionPlan>,
+        broadcasts: Vec<Arc<dyn ExecutionPlan>>,
         tasks: Vec<WorkerTask>,
         workers: Arc<WorkerPool>,
         counters: Arc<QueryCounters>,
@@ -108,6 +129,8 @@ impl DistributedExec {
         let task_stats = Arc::new(tasks.iter().map(|_| TaskStats::default()).collect());
         Self {
             fragment,
+            broadcasts,
+            broadcast_rows: Arc::new(OnceCell::new()),
             tasks,
             workers,
             counters,
@@ -116,35 +139,75 @@ impl DistributedExec {
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }
+}
 
-    /// The fragment with every scan narrowed to the shard groups at `positions`, and every
-    /// reference table read from `node`'s own copy.
-    fn fragment_for(&self, node: NodeId, positions: &[usize]) -> Result<Arc<dyn ExecutionPlan>> {
-        Arc::clone(&self.fragment)
-            .transform_up(|plan| {
-                let Some(scan) = plan.downcast_ref::<ShardScanExec>() else {
-                    return Ok(Transformed::no(plan));
+/// The fragment with every scan narrowed to the shard groups at `positions`, every reference
+/// table read from `node`'s own copy, and every broadcast placeholder filled with its rows.
+fn fragment_for(
+    fragment: &Arc<dyn ExecutionPlan>,
+    node: NodeId,
+    positions: &[usize],
+    broadcast_rows: &BroadcastRows,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    Arc::clone(fragment)
+        .transform_up(|plan| {
+            if let Some(broadcast) = plan.downcast_ref::<BroadcastExec>() {
+                let Some(rows) = broadcast_rows.get(broadcast.input()) else {
+                    return internal_err!("no rows for broadcast input {}", broadcast.input());
                 };
-                if !scan.replicas().is_empty() {
-                    let local = scan.replica_on(node)?.ok_or_else(|| {
-                        datafusion::error::DataFusionError::Internal(format!(
-                            "node {node} holds no copy of reference table {}",
-                            scan.table_name()
-                        ))
-                    })?;
-                    return Ok(Transformed::yes(Arc::new(local) as Arc<dyn ExecutionPlan>));
-                }
-                {
-                    let shards: Vec<ShardFiles> = positions
-                        .iter()
-                        .filter_map(|p| scan.shards().get(*p).cloned())
-                        .collect();
-                    let narrowed: Arc<dyn ExecutionPlan> = Arc::new(scan.with_shards(shards)?);
-                    Ok(Transformed::yes(narrowed))
-                }
-            })
-            .map(|t| t.data)
+                let filled: Arc<dyn ExecutionPlan> =
+                    Arc::new(broadcast.with_batches(Arc::clone(rows)));
+                return Ok(Transformed::yes(filled));
+            }
+            let Some(scan) = plan.downcast_ref::<ShardScanExec>() else {
+                return Ok(Transformed::no(plan));
+            };
+            if !scan.replicas().is_empty() {
+                let local = scan.replica_on(node)?.ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal(format!(
+                        "node {node} holds no copy of reference table {}",
+                        scan.table_name()
+                    ))
+                })?;
+                return Ok(Transformed::yes(Arc::new(local) as Arc<dyn ExecutionPlan>));
+            }
+            let shards: Vec<ShardFiles> = positions
+                .iter()
+                .filter_map(|p| scan.shards().get(*p).cloned())
+                .collect();
+            let narrowed: Arc<dyn ExecutionPlan> = Arc::new(scan.with_shards(shards)?);
+            Ok(Transformed::yes(narrowed))
+        })
+        .map(|t| t.data)
+}
+
+/// Runs every broadcast input on the coordinator and keeps its rows, refusing an input larger
+/// than [`MAX_BROADCAST_BYTES`].
+async fn collect_broadcasts(
+    inputs: Vec<Arc<dyn ExecutionPlan>>,
+    context: Arc<TaskContext>,
+) -> Result<BroadcastRows> {
+    let mut all = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let mut stream = execute_stream(input, Arc::clone(&context))?;
+        let (mut batches, mut bytes) = (Vec::new(), 0usize);
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            for column in batch.columns() {
+                bytes += column.to_data().get_slice_memory_size()?;
+            }
+            if bytes > MAX_BROADCAST_BYTES {
+                return resources_err!(
+                    "the small side of a join grew past {} MiB while being broadcast to the \
+                     workers; filter it further or distribute both tables on the join key",
+                    MAX_BROADCAST_BYTES / (1024 * 1024)
+                );
+            }
+            batches.push(batch);
+        }
+        all.push(Arc::new(batches));
     }
+    Ok(all)
 }
 
 impl DisplayAs for DistributedExec {
@@ -176,7 +239,11 @@ impl DisplayAs for DistributedExec {
                         )?;
                     }
                 }
-                write!(f, "]")
+                write!(f, "]")?;
+                if !self.broadcasts.is_empty() {
+                    write!(f, ", broadcast inputs={}", self.broadcasts.len())?;
+                }
+                Ok(())
             }
             DisplayFormatType::TreeRender => write!(f, "tasks={}", self.tasks.len()),
         }
@@ -193,7 +260,9 @@ impl ExecutionPlan for DistributedExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![&self.fragment]
+        std::iter::once(&self.fragment)
+            .chain(&self.broadcasts)
+            .collect()
     }
 
     fn apply_expressions(
@@ -207,10 +276,17 @@ impl ExecutionPlan for DistributedExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [fragment] = <[_; 1]>::try_from(children)
-            .or_else(|_| internal_err!("DistributedExec takes exactly one fragment"))?;
+        let mut children = children.into_iter();
+        let Some(fragment) = children.next() else {
+            return internal_err!("DistributedExec needs its fragment");
+        };
+        let broadcasts: Vec<_> = children.collect();
+        if broadcasts.len() != self.broadcasts.len() {
+            return internal_err!("DistributedExec got a different number of broadcast inputs");
+        }
         Ok(Arc::new(Self::new(
             fragment,
+            broadcasts,
             self.tasks.clone(),
             Arc::clone(&self.workers),
             Arc::clone(&self.counters),
@@ -233,20 +309,15 @@ impl ExecutionPlan for DistributedExec {
             }
             return internal_err!("DistributedExec has no partition {partition}");
         };
-        let plan = encode_plan(self.fragment_for(task.node_id, &task.positions)?)?;
-        let ticket = TaskTicket {
-            query_id: context.session_id(),
-            plan,
-        };
         let mut client = self
             .workers
             .raw_client(&task.url)
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        let mut request = tonic::Request::new(Ticket::new(ticket.encode_to_vec()));
-        self.workers
-            .secret()
-            .attach(request.metadata_mut())
-            .map_err(from_status)?;
+        let secret = self.workers.secret().clone();
+        let fragment = Arc::clone(&self.fragment);
+        let broadcasts = self.broadcasts.clone();
+        let broadcast_rows = Arc::clone(&self.broadcast_rows);
+        let (node_id, positions) = (task.node_id, task.positions.clone());
         self.counters.tasks.fetch_add(1, Ordering::Relaxed);
         self.counters
             .shards
@@ -267,6 +338,15 @@ impl ExecutionPlan for DistributedExec {
         };
         let out_schema = Arc::clone(&schema);
         let stream = futures::stream::once(async move {
+            let rows = broadcast_rows
+                .get_or_try_init(|| collect_broadcasts(broadcasts, Arc::clone(&context)))
+                .await?;
+            let ticket = TaskTicket {
+                query_id: context.session_id(),
+                plan: encode_plan(fragment_for(&fragment, node_id, &positions, rows)?)?,
+            };
+            let mut request = tonic::Request::new(Ticket::new(ticket.encode_to_vec()));
+            secret.attach(request.metadata_mut()).map_err(from_status)?;
             let response = client
                 .do_get(request)
                 .await

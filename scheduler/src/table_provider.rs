@@ -147,13 +147,14 @@ impl ShardedTableProvider {
 }
 
 /// The committed files of a placement, as a scan names them.
-fn file_refs(placement: &PlacementMeta) -> Vec<FileRef> {
+pub(crate) fn file_refs(placement: &PlacementMeta) -> Vec<FileRef> {
     placement
         .files
         .iter()
         .map(|f| FileRef {
             path: f.path.clone(),
             byte_size: f.byte_size,
+            row_count: f.row_count,
         })
         .collect()
 }

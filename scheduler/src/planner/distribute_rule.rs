@@ -51,6 +51,8 @@ use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::ShardScanExec;
 
+use super::broadcast::{JoinSide, cut_broadcasts, drives_join, worth_broadcasting};
+use super::partial_reduce::reduce_per_worker;
 use crate::distributed_exec::{DistributedExec, WorkerTask};
 use crate::statement_stats::QueryCounters;
 use crate::worker_pool::WorkerPool;
@@ -72,6 +74,14 @@ struct Layout {
 impl Layout {
     fn single_shard(&self) -> bool {
         self.nodes.len() <= 1
+    }
+
+    /// How many distinct workers run the shard groups.
+    fn worker_count(&self) -> usize {
+        let mut nodes = self.nodes.clone();
+        nodes.sort();
+        nodes.dedup();
+        nodes.len()
     }
 
     fn same_groups(&self, other: &Layout) -> bool {
@@ -143,10 +153,26 @@ impl DistributeRule {
             return None;
         }
         if let Some(join) = node.downcast_ref::<HashJoinExec>() {
-            return self.join_layout(join.left(), join.right(), join.on(), *join.join_type());
+            return self
+                .join_layout(
+                    join.left(),
+                    join.right(),
+                    join.on(),
+                    *join.join_type(),
+                    true,
+                )
+                .map(|(layout, _)| layout);
         }
         if let Some(join) = node.downcast_ref::<SortMergeJoinExec>() {
-            return self.join_layout(join.left(), join.right(), join.on(), join.join_type());
+            return self
+                .join_layout(
+                    join.left(),
+                    join.right(),
+                    join.on(),
+                    join.join_type(),
+                    false,
+                )
+                .map(|(layout, _)| layout);
         }
         let children = node.children();
         let [child] = children.as_slice() else {
@@ -190,32 +216,70 @@ impl DistributeRule {
                     return None;
                 }
                 let layout = self.layout(partial)?;
-                complete_per_shard(aggregate, partial, &layout).then_some(layout)
+                self.complete_per_shard(aggregate, partial, &layout)
+                    .then_some(layout)
             }
             _ => {
                 let layout = self.layout(child)?;
-                complete_per_shard(aggregate, child, &layout).then_some(layout)
+                self.complete_per_shard(aggregate, child, &layout)
+                    .then_some(layout)
             }
         }
     }
 
+    /// The layout of a join, and which side (if any) is broadcast to the other side's workers.
     fn join_layout(
         &self,
         left: &Arc<dyn ExecutionPlan>,
         right: &Arc<dyn ExecutionPlan>,
         on: &[JoinKey],
         join_type: JoinType,
-    ) -> Option<Layout> {
+        can_broadcast: bool,
+    ) -> Option<(Layout, Option<JoinSide>)> {
         let (left, right) = (through_exchange(left), through_exchange(right));
-        let (l, r) = (self.layout(left)?, self.layout(right)?);
+        let (l, r) = (self.layout(left), self.layout(right));
+        if let (Some(l), Some(r)) = (&l, &r)
+            && let Some(layout) = self.colocated_layout(left, right, l, r, on, join_type)
+        {
+            return Some((layout, None));
+        }
+        if !can_broadcast {
+            return None;
+        }
+        // Not co-located: send the small side to the workers of the other one.
+        let broadcast = |driver: &Option<Layout>, driver_plan, small, small_side| {
+            let driver = driver.as_ref().filter(|d| d.replicated_on.is_none())?;
+            let driver_side = match small_side {
+                JoinSide::Left => JoinSide::Right,
+                JoinSide::Right => JoinSide::Left,
+            };
+            (drives_join(join_type, driver_side)
+                && worth_broadcasting(small, driver_plan, driver.worker_count()))
+            .then(|| (driver.clone(), Some(small_side)))
+        };
+        broadcast(&l, left, right, JoinSide::Right)
+            .or_else(|| broadcast(&r, right, left, JoinSide::Left))
+    }
+
+    /// The layout of a join whose two sides run on the workers without moving rows: Citus's
+    /// co-located joins, reference-table joins, and joins within one shard.
+    fn colocated_layout(
+        &self,
+        left: &Arc<dyn ExecutionPlan>,
+        right: &Arc<dyn ExecutionPlan>,
+        l: &Layout,
+        r: &Layout,
+        on: &[JoinKey],
+        join_type: JoinType,
+    ) -> Option<Layout> {
         match (&l.replicated_on, &r.replicated_on) {
             // Reference tables on both sides: wherever both have copies.
             (Some(a), Some(b)) => {
                 let common: Vec<NodeId> = a.iter().filter(|n| b.contains(n)).copied().collect();
                 let ok = l.nodes == r.nodes && !common.is_empty();
-                return ok.then_some(Layout {
+                return ok.then(|| Layout {
                     replicated_on: Some(common),
-                    ..l
+                    ..l.clone()
                 });
             }
             // A distributed side joined with a reference table every one of its workers holds:
@@ -223,24 +287,36 @@ impl DistributeRule {
             // the join (otherwise reference rows would be produced once per worker).
             (None, Some(copies)) => {
                 return (l.nodes.iter().all(|n| copies.contains(n))
-                    && distributed_side_drives(join_type, true))
-                .then_some(l);
+                    && drives_join(join_type, JoinSide::Left))
+                .then(|| l.clone());
             }
             (Some(copies), None) => {
                 return (r.nodes.iter().all(|n| copies.contains(n))
-                    && distributed_side_drives(join_type, false))
-                .then_some(r);
+                    && drives_join(join_type, JoinSide::Right))
+                .then(|| r.clone());
             }
             (None, None) => {}
         }
         if l.single_shard() && r.single_shard() && l.nodes == r.nodes {
-            return Some(l);
+            return Some(l.clone());
         }
         let keyed = on.iter().any(|(a, b)| {
-            column_index(a).is_some_and(|i| is_distribution_column(left, i))
-                && column_index(b).is_some_and(|i| is_distribution_column(right, i))
+            column_index(a).is_some_and(|i| self.is_distribution_column(left, i))
+                && column_index(b).is_some_and(|i| self.is_distribution_column(right, i))
         });
-        (keyed && l.same_groups(&r)).then_some(l)
+        (keyed && l.same_groups(r)).then(|| l.clone())
+    }
+
+    /// The side of `join` that is broadcast, if it runs on the workers as a broadcast join.
+    fn broadcast_side(&self, join: &HashJoinExec) -> Option<JoinSide> {
+        self.join_layout(
+            join.left(),
+            join.right(),
+            join.on(),
+            *join.join_type(),
+            true,
+        )
+        .and_then(|(_, side)| side)
     }
 
     /// Replaces `subtree` by a `DistributedExec`, or returns `None` if its fragment cannot be
@@ -252,7 +328,9 @@ impl DistributeRule {
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let promised = subtree.output_partitioning().clone();
         let ordering = subtree.output_ordering().cloned();
-        let fragment = Arc::clone(&subtree)
+        let (fragment, broadcasts) =
+            cut_broadcasts(Arc::clone(&subtree), |join| self.broadcast_side(join))?;
+        let fragment = fragment
             .transform_up(|node| {
                 if is_round_robin(&node) {
                     return Ok(Transformed::yes(Arc::clone(node.children()[0])));
@@ -260,6 +338,7 @@ impl DistributeRule {
                 Ok(Transformed::no(node))
             })?
             .data;
+        let fragment = reduce_per_worker(fragment)?;
         if let Err(e) = shardfusion_common::codec::encode_plan(Arc::clone(&fragment)) {
             tracing::debug!("keeping {} on the coordinator: {e}", subtree.name());
             return Ok(None);
@@ -287,8 +366,13 @@ impl DistributeRule {
             })
             .collect();
         let task_count = tasks.len().max(1);
+        let broadcasts = broadcasts
+            .into_iter()
+            .map(|input| self.distribute_plan(input))
+            .collect::<Result<Vec<_>>>()?;
         let distributed: Arc<dyn ExecutionPlan> = Arc::new(DistributedExec::new(
             fragment,
+            broadcasts,
             tasks,
             Arc::clone(&self.workers),
             Arc::clone(&self.counters),
@@ -314,22 +398,6 @@ impl DistributeRule {
     }
 }
 
-/// Whether a join with a reference table on the other side gives each distributed row its
-/// complete answer on its own worker: the distributed side is the one whose rows are output
-/// or probed, never the reference side's unmatched rows.
-fn distributed_side_drives(join_type: JoinType, distributed_is_left: bool) -> bool {
-    match join_type {
-        JoinType::Inner => true,
-        JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
-            distributed_is_left
-        }
-        JoinType::Right | JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
-            !distributed_is_left
-        }
-        JoinType::Full => false,
-    }
-}
-
 fn mentions_unknown_column(expr: &Arc<dyn PhysicalExpr>) -> bool {
     expr.exists(|e| Ok(e.is::<UnKnownColumn>())).unwrap_or(true)
 }
@@ -344,7 +412,7 @@ fn is_round_robin(node: &Arc<dyn ExecutionPlan>) -> bool {
 }
 
 /// An exchange between the two phases of an aggregate, or under a join.
-fn is_exchange(node: &Arc<dyn ExecutionPlan>) -> bool {
+pub(super) fn is_exchange(node: &Arc<dyn ExecutionPlan>) -> bool {
     node.downcast_ref::<CoalescePartitionsExec>().is_some()
         || node
             .downcast_ref::<RepartitionExec>()
@@ -356,111 +424,6 @@ fn through_exchange(node: &Arc<dyn ExecutionPlan>) -> &Arc<dyn ExecutionPlan> {
         node.children().first().copied().unwrap_or(node)
     } else {
         node
-    }
-}
-
-/// Whether every group of `aggregate` (over `input`) lies within one shard group.
-fn complete_per_shard(
-    aggregate: &AggregateExec,
-    input: &Arc<dyn ExecutionPlan>,
-    layout: &Layout,
-) -> bool {
-    if layout.single_shard() {
-        return true;
-    }
-    let group_by = aggregate.group_expr();
-    group_by.is_single()
-        && group_by
-            .expr()
-            .iter()
-            .any(|(expr, _)| column_index(expr).is_some_and(|i| is_distribution_column(input, i)))
-}
-
-/// Whether output column `index` of `node` is, unchanged, the distribution column of the
-/// table a scan below reads.
-fn is_distribution_column(node: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
-    if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
-        return scan.distribution_column().is_some()
-            && scan.table_column(index) == scan.distribution_column();
-    }
-    let Some(child) = node.children().first().copied() else {
-        return false;
-    };
-    if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
-        return projection
-            .expr()
-            .get(index)
-            .and_then(|p| column_index(&p.expr))
-            .is_some_and(|i| is_distribution_column(child, i));
-    }
-    if let Some(filter) = node.downcast_ref::<FilterExec>() {
-        let index = match filter.projection() {
-            Some(projection) => match projection.get(index) {
-                Some(i) => *i,
-                None => return false,
-            },
-            None => index,
-        };
-        return is_distribution_column(child, index);
-    }
-    if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
-        return aggregate
-            .group_expr()
-            .expr()
-            .get(index)
-            .and_then(|(e, _)| column_index(e))
-            .is_some_and(|i| is_distribution_column(child, i));
-    }
-    if let Some(join) = node.downcast_ref::<HashJoinExec>() {
-        let index = match &join.projection {
-            Some(projection) => match projection.get(index) {
-                Some(i) => *i,
-                None => return false,
-            },
-            None => index,
-        };
-        return join_side_column(join.left(), join.right(), *join.join_type(), index);
-    }
-    if let Some(join) = node.downcast_ref::<SortMergeJoinExec>() {
-        return join_side_column(join.left(), join.right(), join.join_type(), index);
-    }
-    if node.downcast_ref::<SortExec>().is_some() {
-        return is_distribution_column(child, index);
-    }
-    match node.name() {
-        "CoalesceBatchesExec"
-        | "CooperativeExec"
-        | "LocalLimitExec"
-        | "GlobalLimitExec"
-        | "RepartitionExec"
-        | "CoalescePartitionsExec"
-        | "SortPreservingMergeExec" => is_distribution_column(child, index),
-        _ => false,
-    }
-}
-
-/// Follows a join's output column to the side it comes from (before any join projection).
-fn join_side_column(
-    left: &Arc<dyn ExecutionPlan>,
-    right: &Arc<dyn ExecutionPlan>,
-    join_type: JoinType,
-    index: usize,
-) -> bool {
-    let left_width = left.schema().fields().len();
-    match join_type {
-        JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
-            if index < left_width {
-                is_distribution_column(left, index)
-            } else {
-                is_distribution_column(right, index - left_width)
-            }
-        }
-        JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
-            index < left_width && is_distribution_column(left, index)
-        }
-        JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
-            is_distribution_column(right, index)
-        }
     }
 }
 
@@ -487,6 +450,139 @@ impl PhysicalOptimizerRule for DistributeRule {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.distribute_plan(plan)
+    }
+
+    fn name(&self) -> &str {
+        "shardfusion_distribute"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+impl DistributeRule {
+    /// Whether every group of `aggregate` (over `input`) lies within one shard group.
+    fn complete_per_shard(
+        &self,
+        aggregate: &AggregateExec,
+        input: &Arc<dyn ExecutionPlan>,
+        layout: &Layout,
+    ) -> bool {
+        if layout.single_shard() {
+            return true;
+        }
+        let group_by = aggregate.group_expr();
+        group_by.is_single()
+            && group_by.expr().iter().any(|(expr, _)| {
+                column_index(expr).is_some_and(|i| self.is_distribution_column(input, i))
+            })
+    }
+
+    /// Whether output column `index` of `node` is, unchanged, the distribution column of the
+    /// table a scan below reads.
+    fn is_distribution_column(&self, node: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
+        if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
+            return scan.distribution_column().is_some()
+                && scan.table_column(index) == scan.distribution_column();
+        }
+        let Some(child) = node.children().first().copied() else {
+            return false;
+        };
+        if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
+            return projection
+                .expr()
+                .get(index)
+                .and_then(|p| column_index(&p.expr))
+                .is_some_and(|i| self.is_distribution_column(child, i));
+        }
+        if let Some(filter) = node.downcast_ref::<FilterExec>() {
+            let index = match filter.projection() {
+                Some(projection) => match projection.get(index) {
+                    Some(i) => *i,
+                    None => return false,
+                },
+                None => index,
+            };
+            return self.is_distribution_column(child, index);
+        }
+        if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
+            return aggregate
+                .group_expr()
+                .expr()
+                .get(index)
+                .and_then(|(e, _)| column_index(e))
+                .is_some_and(|i| self.is_distribution_column(child, i));
+        }
+        if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+            let index = match &join.projection {
+                Some(projection) => match projection.get(index) {
+                    Some(i) => *i,
+                    None => return false,
+                },
+                None => index,
+            };
+            let broadcast = self.broadcast_side(join);
+            return self.join_side_column(
+                broadcast,
+                join.left(),
+                join.right(),
+                *join.join_type(),
+                index,
+            );
+        }
+        if let Some(join) = node.downcast_ref::<SortMergeJoinExec>() {
+            return self.join_side_column(None, join.left(), join.right(), join.join_type(), index);
+        }
+        if node.downcast_ref::<SortExec>().is_some() {
+            return self.is_distribution_column(child, index);
+        }
+        match node.name() {
+            "CoalesceBatchesExec"
+            | "CooperativeExec"
+            | "LocalLimitExec"
+            | "GlobalLimitExec"
+            | "RepartitionExec"
+            | "CoalescePartitionsExec"
+            | "SortPreservingMergeExec" => self.is_distribution_column(child, index),
+            _ => false,
+        }
+    }
+
+    /// Follows a join's output column to the side it comes from (before any join projection).
+    fn join_side_column(
+        &self,
+        broadcast: Option<JoinSide>,
+        left: &Arc<dyn ExecutionPlan>,
+        right: &Arc<dyn ExecutionPlan>,
+        join_type: JoinType,
+        index: usize,
+    ) -> bool {
+        let left_width = left.schema().fields().len();
+        // Rows of a broadcast side are on every worker: its columns say nothing about shards.
+        let from_left =
+            |index| broadcast != Some(JoinSide::Left) && self.is_distribution_column(left, index);
+        let from_right =
+            |index| broadcast != Some(JoinSide::Right) && self.is_distribution_column(right, index);
+        match join_type {
+            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
+                if index < left_width {
+                    from_left(index)
+                } else {
+                    from_right(index - left_width)
+                }
+            }
+            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+                index < left_width && from_left(index)
+            }
+            JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => from_right(index),
+        }
+    }
+
+    /// Cuts `plan` top-down: the highest node heading a subtree that can run on the workers
+    /// becomes a `DistributedExec`.
+    fn distribute_plan(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_down(|node| {
             let Some(layout) = self.layout(&node) else {
                 return Ok(Transformed::no(node));
@@ -499,13 +595,5 @@ impl PhysicalOptimizerRule for DistributeRule {
             }
         })
         .map(|t| t.data)
-    }
-
-    fn name(&self) -> &str {
-        "shardfusion_distribute"
-    }
-
-    fn schema_check(&self) -> bool {
-        true
     }
 }

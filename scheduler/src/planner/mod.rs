@@ -9,6 +9,8 @@
 //! Everything above a `DistributedExec` (final aggregation, joins, merges) runs on the
 //! coordinator.
 
+pub mod broadcast;
 pub mod distribute_rule;
+pub mod partial_reduce;
 
 pub use distribute_rule::DistributeRule;
