@@ -69,13 +69,16 @@ pub fn worth_broadcasting(
     small_rows.saturating_mul(workers.max(1)) < large_rows
 }
 
+/// A fragment with placeholders, and the coordinator-side inputs that fill them.
+pub type CutFragment = (Arc<dyn ExecutionPlan>, Vec<Arc<dyn ExecutionPlan>>);
+
 /// Replaces, inside `fragment`, the side of every hash join that `broadcast_side` names with a
 /// `BroadcastExec` placeholder (below any exchange on that side). Returns the new fragment and
 /// the replaced sides, in placeholder order.
 pub fn cut_broadcasts(
     fragment: Arc<dyn ExecutionPlan>,
     broadcast_side: impl Fn(&HashJoinExec) -> Option<JoinSide>,
-) -> Result<(Arc<dyn ExecutionPlan>, Vec<Arc<dyn ExecutionPlan>>)> {
+) -> Result<CutFragment> {
     let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
     let fragment = fragment
         .transform_down(|node| {
