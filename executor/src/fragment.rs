@@ -60,10 +60,22 @@ pub fn execute_fragment(
     let plan: Arc<dyn ExecutionPlan> = if plan.output_partitioning().partition_count() <= 1 {
         plan
     } else if let Some(ordering) = plan.output_ordering() {
-        let fetch = plan.fetch();
+        let fetch = row_limit(&plan);
         Arc::new(SortPreservingMergeExec::new(ordering.clone(), plan).with_fetch(fetch))
     } else {
         Arc::new(CoalescePartitionsExec::new(plan))
     };
     Ok(plan.execute(0, ctx)?)
+}
+
+/// The most rows `plan` produces per partition, if a limit says so: its own fetch, or that of
+/// the top-k below a projection.
+fn row_limit(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+    if let Some(fetch) = plan.fetch() {
+        return Some(fetch);
+    }
+    match (plan.name(), plan.children().as_slice()) {
+        ("ProjectionExec" | "CoalesceBatchesExec" | "CooperativeExec", [child]) => row_limit(child),
+        _ => None,
+    }
 }

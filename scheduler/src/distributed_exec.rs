@@ -11,7 +11,10 @@
 //! to every task, so their size is capped ([`MAX_BROADCAST_BYTES`]).
 //!
 //! The fragment is shown as this node's first child so that `EXPLAIN` prints it, but it is
-//! never executed on the coordinator.
+//! never executed on the coordinator. What is sent may differ from it in one way: hash
+//! exchanges that shards make unnecessary are dropped (`planner::partition_wise`). The shown
+//! fragment keeps them, because DataFusion checks every plan it holds for the partitioning
+//! its joins require; the node's line says how many exchanges run shard by shard instead.
 
 use std::fmt;
 use std::sync::Arc;
@@ -74,6 +77,8 @@ type BroadcastRows = Vec<Arc<Vec<RecordBatch>>>;
 #[derive(Debug)]
 pub struct DistributedExec {
     fragment: Arc<dyn ExecutionPlan>,
+    /// The fragment as sent to the workers.
+    shipped: Arc<dyn ExecutionPlan>,
     /// Coordinator-side inputs whose rows fill the fragment's `BroadcastExec` placeholders.
     broadcasts: Vec<Arc<dyn ExecutionPlan>>,
     /// Their rows, computed once for all tasks.
@@ -128,6 +133,7 @@ impl DistributedExec {
         );
         let task_stats = Arc::new(tasks.iter().map(|_| TaskStats::default()).collect());
         Self {
+            shipped: Arc::clone(&fragment),
             fragment,
             broadcasts,
             broadcast_rows: Arc::new(OnceCell::new()),
@@ -139,6 +145,31 @@ impl DistributedExec {
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }
+}
+
+impl DistributedExec {
+    /// Sends `shipped` to the workers instead of the shown fragment; it must compute the same
+    /// rows.
+    pub fn shipping(mut self, shipped: Arc<dyn ExecutionPlan>) -> Self {
+        self.shipped = shipped;
+        self
+    }
+
+    /// How many exchanges of the shown fragment the shipped one does without.
+    fn dropped_exchanges(&self) -> usize {
+        count_exchanges(&self.fragment).saturating_sub(count_exchanges(&self.shipped))
+    }
+}
+
+fn count_exchanges(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let mut count = 0;
+    let _ = plan.apply(|node| {
+        if node.name() == "RepartitionExec" {
+            count += 1;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    count
 }
 
 /// The fragment with every scan narrowed to the shard groups at `positions`, every reference
@@ -243,6 +274,10 @@ impl DisplayAs for DistributedExec {
                 if !self.broadcasts.is_empty() {
                     write!(f, ", broadcast inputs={}", self.broadcasts.len())?;
                 }
+                let dropped = self.dropped_exchanges();
+                if dropped > 0 {
+                    write!(f, ", shard-wise (hash exchanges skipped)={dropped}")?;
+                }
                 Ok(())
             }
             DisplayFormatType::TreeRender => write!(f, "tasks={}", self.tasks.len()),
@@ -284,13 +319,21 @@ impl ExecutionPlan for DistributedExec {
         if broadcasts.len() != self.broadcasts.len() {
             return internal_err!("DistributedExec got a different number of broadcast inputs");
         }
-        Ok(Arc::new(Self::new(
-            fragment,
-            broadcasts,
-            self.tasks.clone(),
-            Arc::clone(&self.workers),
-            Arc::clone(&self.counters),
-        )))
+        let shipped = if Arc::ptr_eq(&fragment, &self.fragment) {
+            Arc::clone(&self.shipped)
+        } else {
+            Arc::clone(&fragment)
+        };
+        Ok(Arc::new(
+            Self::new(
+                fragment,
+                broadcasts,
+                self.tasks.clone(),
+                Arc::clone(&self.workers),
+                Arc::clone(&self.counters),
+            )
+            .shipping(shipped),
+        ))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -314,7 +357,7 @@ impl ExecutionPlan for DistributedExec {
             .raw_client(&task.url)
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         let secret = self.workers.secret().clone();
-        let fragment = Arc::clone(&self.fragment);
+        let fragment = Arc::clone(&self.shipped);
         let broadcasts = self.broadcasts.clone();
         let broadcast_rows = Arc::clone(&self.broadcast_rows);
         let (node_id, positions) = (task.node_id, task.positions.clone());

@@ -115,7 +115,10 @@ async fn coordinator_receives_little() {
     let q3 = tpch::query(3).expect("Q3");
     let plan = rows(&c.run(&format!("EXPLAIN {q3}")).await).join("\n");
     let (above, below) = plan.split_once("DistributedExec").expect("distributed");
-    assert!(!above.contains("HashJoinExec"), "join left on the coordinator:\n{plan}");
+    assert!(
+        !above.contains("HashJoinExec"),
+        "join left on the coordinator:\n{plan}"
+    );
     assert!(below.contains("BroadcastExec"), "{plan}");
     let fragment_joins = below
         .lines()

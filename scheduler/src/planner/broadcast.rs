@@ -2,8 +2,8 @@
 //! send the rows to every worker of the large side, so the join and everything above it
 //! still runs on the workers.
 //!
-//! The choice is made on DataFusion's row estimates (catalog row counts, narrowed by its
-//! filter and join estimates). A side is broadcast only when
+//! The choice is made on row estimates from the catalog's row counts ([`estimated_rows`]).
+//! A side is broadcast only when
 //! - it is estimated at no more than [`MAX_BROADCAST_ROWS`] rows, and
 //! - sending it to every worker moves fewer rows than pulling the other side to the
 //!   coordinator would (estimate × workers < the other side's estimate), and
@@ -17,10 +17,15 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{JoinType, Result};
+use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::joins::{
+    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, PartitionMode, SortMergeJoinExec,
+};
 use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
-use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
 use shardfusion_common::broadcast::BroadcastExec;
+use shardfusion_common::shard_scan::ShardScanExec;
 
 /// The largest estimated row count a broadcast side may have.
 pub const MAX_BROADCAST_ROWS: usize = 2_000_000;
@@ -32,12 +37,69 @@ pub enum JoinSide {
     Right,
 }
 
-/// DataFusion's estimate of how many rows `plan` produces, if it has one.
+/// The share of rows a filter is assumed to keep (DataFusion's default filter selectivity).
+const FILTER_SELECTIVITY: f64 = 0.2;
+
+/// A rough upper estimate of how many rows `plan` produces, from the catalog's row counts.
+///
+/// DataFusion's own join estimate, without distinct counts, treats every join key as unique
+/// and so calls `supplier ⋈ lineitem` as small as `supplier`. Here a join is assumed to
+/// produce as many rows as its larger input (the many side of a key join), filters keep
+/// [`FILTER_SELECTIVITY`], and an aggregate keeps its input's rows unless it has no groups.
+/// `None` when a leaf of unknown size is reached.
 pub fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
-    StatisticsContext::new()
-        .compute(plan.as_ref(), &StatisticsArgs::new())
-        .ok()
-        .and_then(|s| s.num_rows.get_value().copied())
+    if let Some(scan) = plan.downcast_ref::<ShardScanExec>() {
+        let rows = scan
+            .shards()
+            .iter()
+            .flat_map(|s| &s.files)
+            .map(|f| f.row_count as usize)
+            .sum::<usize>();
+        return Some(scan.limit().map_or(rows, |l| l.min(rows)));
+    }
+    if plan.downcast_ref::<BroadcastExec>().is_some() || plan.children().is_empty() {
+        return StatisticsContext::new()
+            .compute(plan.as_ref(), &StatisticsArgs::new())
+            .ok()
+            .and_then(|s| s.num_rows.get_value().copied());
+    }
+    let children: Vec<Option<usize>> = plan.children().into_iter().map(estimated_rows).collect();
+    let join_type = plan
+        .downcast_ref::<HashJoinExec>()
+        .map(|j| *j.join_type())
+        .or_else(|| {
+            plan.downcast_ref::<SortMergeJoinExec>()
+                .map(|j| j.join_type())
+        })
+        .or_else(|| {
+            plan.downcast_ref::<NestedLoopJoinExec>()
+                .map(|j| *j.join_type())
+        });
+    let rows = if let Some(join_type) = join_type {
+        let (left, right) = (children.first().copied()??, children.get(1).copied()??);
+        match join_type {
+            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => left,
+            JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => right,
+            _ => left.max(right),
+        }
+    } else if plan.downcast_ref::<CrossJoinExec>().is_some() {
+        children
+            .iter()
+            .try_fold(1usize, |acc, c| Some(acc.saturating_mul((*c)?)))?
+    } else if let Some(aggregate) = plan.downcast_ref::<AggregateExec>() {
+        if aggregate.group_expr().is_empty() {
+            1
+        } else {
+            children.first().copied()??
+        }
+    } else if plan.downcast_ref::<FilterExec>().is_some() {
+        (children.first().copied()?? as f64 * FILTER_SELECTIVITY).ceil() as usize
+    } else {
+        children
+            .iter()
+            .try_fold(0usize, |acc, c| Some(acc.saturating_add((*c)?)))?
+    };
+    Some(plan.fetch().map_or(rows, |f| f.min(rows)))
 }
 
 /// Whether a join with one side replicated to every worker gives each row of the other side
@@ -73,8 +135,12 @@ pub fn worth_broadcasting(
 pub type CutFragment = (Arc<dyn ExecutionPlan>, Vec<Arc<dyn ExecutionPlan>>);
 
 /// Replaces, inside `fragment`, the side of every hash join that `broadcast_side` names with a
-/// `BroadcastExec` placeholder (below any exchange on that side). Returns the new fragment and
-/// the replaced sides, in placeholder order.
+/// `BroadcastExec` placeholder. Returns the new fragment and the replaced sides, in
+/// placeholder order.
+///
+/// The join is rebuilt to collect the broadcast rows once as its build side (swapping its
+/// inputs if they were on the right), with no exchange on either side: the other side's
+/// partitions, one per shard, probe it where they are.
 pub fn cut_broadcasts(
     fragment: Arc<dyn ExecutionPlan>,
     broadcast_side: impl Fn(&HashJoinExec) -> Option<JoinSide>,
@@ -88,35 +154,52 @@ pub fn cut_broadcasts(
             let Some(side) = broadcast_side(join) else {
                 return Ok(Transformed::no(node));
             };
-            let (index, child) = match side {
-                JoinSide::Left => (0, join.left()),
-                JoinSide::Right => (1, join.right()),
+            let (small, other) = match side {
+                JoinSide::Left => (join.left(), join.right()),
+                JoinSide::Right => (join.right(), join.left()),
             };
-            let replaced = replace_below_exchange(child, &mut |input| {
-                let placeholder = BroadcastExec::placeholder(inputs.len(), input.schema());
-                inputs.push(input);
-                Arc::new(placeholder)
-            })?;
-            let mut children: Vec<Arc<dyn ExecutionPlan>> =
-                node.children().into_iter().cloned().collect();
-            children[index] = replaced;
-            Ok(Transformed::yes(replace_children_if_necessary(
-                Arc::clone(&node),
-                children,
-            )?))
+            let (small_exchange, small) = (Arc::clone(small), without_exchange(small));
+            let placeholder: Arc<dyn ExecutionPlan> =
+                Arc::new(BroadcastExec::placeholder(inputs.len(), small.schema()));
+            inputs.push(small);
+            // A null-aware anti join cannot swap its inputs: it keeps its shape and exchanges.
+            if side == JoinSide::Right && join.null_aware {
+                let placeholder = if Arc::ptr_eq(&small_exchange, &inputs[inputs.len() - 1]) {
+                    placeholder
+                } else {
+                    replace_children_if_necessary(small_exchange, vec![placeholder])?
+                };
+                let children = vec![Arc::clone(join.left()), placeholder];
+                return Ok(Transformed::yes(replace_children_if_necessary(
+                    Arc::clone(&node),
+                    children,
+                )?));
+            }
+            let other = without_exchange(other);
+            let children = match side {
+                JoinSide::Left => vec![placeholder, other],
+                JoinSide::Right => vec![other, placeholder],
+            };
+            let rebuilt = join
+                .builder()
+                .reset_state()
+                .with_new_children(children)?
+                .with_partition_mode(PartitionMode::CollectLeft)
+                .build()?;
+            let plan = match side {
+                JoinSide::Left => Arc::new(rebuilt) as Arc<dyn ExecutionPlan>,
+                JoinSide::Right => rebuilt.swap_inputs(PartitionMode::CollectLeft)?,
+            };
+            Ok(Transformed::yes(plan))
         })?
         .data;
     Ok((fragment, inputs))
 }
 
-/// Applies `replace` to `node`, or to its input when `node` is an exchange.
-fn replace_below_exchange(
-    node: &Arc<dyn ExecutionPlan>,
-    replace: &mut dyn FnMut(Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan>,
-) -> Result<Arc<dyn ExecutionPlan>> {
+/// `node`'s input if `node` is an exchange, else `node`.
+fn without_exchange(node: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
     if super::distribute_rule::is_exchange(node) {
-        let input = Arc::clone(node.children()[0]);
-        return replace_children_if_necessary(Arc::clone(node), vec![replace(input)]);
+        return Arc::clone(node.children()[0]);
     }
-    Ok(replace(Arc::clone(node)))
+    Arc::clone(node)
 }

@@ -53,6 +53,7 @@ use shardfusion_common::shard_scan::ShardScanExec;
 
 use super::broadcast::{JoinSide, cut_broadcasts, drives_join, worth_broadcasting};
 use super::partial_reduce::reduce_per_worker;
+use super::partition_wise::drop_shard_exchanges;
 use crate::distributed_exec::{DistributedExec, WorkerTask};
 use crate::statement_stats::QueryCounters;
 use crate::worker_pool::WorkerPool;
@@ -338,8 +339,12 @@ impl DistributeRule {
                 Ok(Transformed::no(node))
             })?
             .data;
+        let shipped = reduce_per_worker(drop_shard_exchanges(
+            Arc::clone(&fragment),
+            &|plan, index| self.is_distribution_column(plan, index),
+        )?)?;
         let fragment = reduce_per_worker(fragment)?;
-        if let Err(e) = shardfusion_common::codec::encode_plan(Arc::clone(&fragment)) {
+        if let Err(e) = shardfusion_common::codec::encode_plan(Arc::clone(&shipped)) {
             tracing::debug!("keeping {} on the coordinator: {e}", subtree.name());
             return Ok(None);
         }
@@ -370,13 +375,16 @@ impl DistributeRule {
             .into_iter()
             .map(|input| self.distribute_plan(input))
             .collect::<Result<Vec<_>>>()?;
-        let distributed: Arc<dyn ExecutionPlan> = Arc::new(DistributedExec::new(
-            fragment,
-            broadcasts,
-            tasks,
-            Arc::clone(&self.workers),
-            Arc::clone(&self.counters),
-        ));
+        let distributed: Arc<dyn ExecutionPlan> = Arc::new(
+            DistributedExec::new(
+                fragment,
+                broadcasts,
+                tasks,
+                Arc::clone(&self.workers),
+                Arc::clone(&self.counters),
+            )
+            .shipping(shipped),
+        );
         // Keep what the parent was promised.
         Ok(Some(match promised {
             // A partitioning on projected-away columns promises nothing a parent can use.
