@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use datafusion::prelude::SessionConfig;
 use shardfusion_common::auth::ClusterSecret;
 use shardfusion_executor::{WorkerConfig, registration};
 use shardfusion_scheduler::Coordinator;
@@ -41,9 +42,14 @@ pub struct TestCluster {
 impl TestCluster {
     /// A cluster with `workers` workers in a temporary directory.
     pub async fn start(workers: usize) -> Self {
+        Self::start_with_config(workers, SessionConfig::new()).await
+    }
+
+    /// [`Self::start`] with the DataFusion options the coordinator plans with.
+    pub async fn start_with_config(workers: usize, config: SessionConfig) -> Self {
         let temp = tempfile::tempdir().expect("temp dir");
         let dir = temp.path().to_path_buf();
-        let mut cluster = Self::start_in(&dir, workers).await;
+        let mut cluster = Self::start_in_with_config(&dir, workers, config).await;
         cluster._temp = Some(temp);
         cluster
     }
@@ -51,14 +57,21 @@ impl TestCluster {
     /// A cluster keeping its state in `dir` (workers in `dir/worker-i`), so a second
     /// cluster started on the same `dir` finds the same catalog and shards.
     pub async fn start_in(dir: &Path, workers: usize) -> Self {
+        Self::start_in_with_config(dir, workers, SessionConfig::new()).await
+    }
+
+    async fn start_in_with_config(dir: &Path, workers: usize, config: SessionConfig) -> Self {
         let secret = ClusterSecret::new("test-cluster-secret");
         let (stop, stopped) = watch::channel(false);
         let until = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let coordinator =
-            shardfusion_scheduler::server::open(&dir.join("coordinator"), secret.clone())
-                .expect("open coordinator");
+        let coordinator = shardfusion_scheduler::server::open_with(
+            &dir.join("coordinator"),
+            secret.clone(),
+            config,
+        )
+        .expect("open coordinator");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("grpc://{}", listener.local_addr().expect("addr"));
         let coordinator_task = tokio::spawn({

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::SessionConfig;
 use shardfusion_catalog::{Catalog, CatalogSnapshot, FileMeta};
 use shardfusion_common::ids::GroupId;
 use shardfusion_common::storage::{DataRoot, validate_relative_path};
@@ -20,6 +21,8 @@ pub struct Cluster {
     pub runtime: Arc<RuntimeEnv>,
     /// Recent statements and what they received from workers.
     pub stats: Arc<crate::statement_stats::StatementStats>,
+    /// DataFusion options every statement starts from.
+    pub config: SessionConfig,
 }
 
 impl Cluster {
@@ -29,6 +32,7 @@ impl Cluster {
         catalog: Arc<Catalog>,
         secret: shardfusion_common::auth::ClusterSecret,
         root: DataRoot,
+        config: SessionConfig,
     ) -> datafusion::error::Result<Self> {
         let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new().build_arc()?;
         runtime.register_object_store(&DataRoot::url(), root.store());
@@ -38,6 +42,7 @@ impl Cluster {
             root,
             runtime,
             stats: Arc::default(),
+            config,
         })
     }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
+use datafusion::prelude::SessionConfig;
 use shardfusion_catalog::Catalog;
 use shardfusion_common::auth::ClusterSecret;
 use shardfusion_common::storage::DataRoot;
@@ -21,7 +22,17 @@ use crate::flight_sql::FlightSqlServer;
 use crate::worker_pool::MAX_MESSAGE_BYTES;
 
 /// Opens (creating if needed) the coordinator whose state lives in `data_dir`.
+/// DataFusion options come from `DATAFUSION_*` environment variables, as in DataFusion.
 pub fn open(data_dir: &Path, secret: ClusterSecret) -> Result<Coordinator> {
+    open_with(data_dir, secret, SessionConfig::from_env()?)
+}
+
+/// [`open`] with the DataFusion options every statement starts from.
+pub fn open_with(
+    data_dir: &Path,
+    secret: ClusterSecret,
+    config: SessionConfig,
+) -> Result<Coordinator> {
     std::fs::create_dir_all(data_dir).map_err(|e| {
         SchedulerError::invalid(format!(
             "cannot create data directory {}: {e}",
@@ -30,7 +41,7 @@ pub fn open(data_dir: &Path, secret: ClusterSecret) -> Result<Coordinator> {
     })?;
     let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.db"))?);
     let root = DataRoot::open(data_dir.join("local"))?;
-    let cluster = Cluster::try_new(catalog, secret, root)?;
+    let cluster = Cluster::try_new(catalog, secret, root, config)?;
     Ok(Coordinator::new(Arc::new(cluster)))
 }
 

@@ -28,9 +28,9 @@ pub fn session_for(
     snapshot: Arc<CatalogSnapshot>,
     counters: Arc<QueryCounters>,
 ) -> Result<SessionContext> {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mut config = SessionConfig::new()
-        .with_target_partitions(cores)
+    let mut config = cluster
+        .config
+        .clone()
         .with_information_schema(true)
         .with_default_catalog_and_schema(DEFAULT_CATALOG, DEFAULT_SCHEMA)
         .with_create_default_catalog_and_schema(true);

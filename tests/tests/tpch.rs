@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use shardfusion_benchmarks::tpch;
 use shardfusion_tests::TestCluster;
 use shardfusion_tests::compare::assert_same;
@@ -31,9 +31,8 @@ async fn single_node(dir: &std::path::Path) -> SessionContext {
     ctx
 }
 
-async fn run_at(shards: usize) {
+async fn run_at(shards: usize, cluster: &TestCluster) {
     let dir = data_dir();
-    let cluster = TestCluster::start(2).await;
     let mut client = cluster.client().await;
     for table in tpch::TABLES {
         client.run(table.ddl).await;
@@ -68,20 +67,48 @@ async fn run_at(shards: usize) {
             true,
         );
     }
-    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_matches_single_node_with_1_shard() {
-    run_at(1).await;
+    let cluster = TestCluster::start(2).await;
+    run_at(1, &cluster).await;
+    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_matches_single_node_with_7_shards() {
-    run_at(7).await;
+    let cluster = TestCluster::start(2).await;
+    run_at(7, &cluster).await;
+    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tpch_matches_single_node_with_32_shards() {
-    run_at(32).await;
+    let cluster = TestCluster::start(2).await;
+    run_at(32, &cluster).await;
+    cluster.shutdown().await;
+}
+
+/// With DataFusion told never to collect a join's build side, joins are planned partitioned,
+/// as they are at scale: co-located joins then run shard by shard without exchanges, and
+/// broadcast joins collect their small side once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_matches_single_node_with_partitioned_joins() {
+    let mut config = SessionConfig::new();
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.hash_join_single_partition_threshold = 0;
+    optimizer.hash_join_single_partition_threshold_rows = 0;
+    let cluster = TestCluster::start_with_config(2, config).await;
+    run_at(7, &cluster).await;
+    // The co-located lineitem–orders join of Q12 ran shard by shard.
+    let mut client = cluster.client().await;
+    let q12 = tpch::query(12).expect("Q12");
+    let plan = shardfusion_tests::compare::rows(&client.run(&format!("EXPLAIN {q12}")).await);
+    assert!(
+        plan.iter().any(|l| l.contains("shard-wise")),
+        "{}",
+        plan.join("\n")
+    );
+    cluster.shutdown().await;
 }

@@ -326,6 +326,7 @@ impl DistributeRule {
         &self,
         subtree: Arc<dyn ExecutionPlan>,
         layout: &Layout,
+        partitions: usize,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let promised = subtree.output_partitioning().clone();
         let ordering = subtree.output_ordering().cloned();
@@ -339,11 +340,13 @@ impl DistributeRule {
                 Ok(Transformed::no(node))
             })?
             .data;
-        let shipped = reduce_per_worker(drop_shard_exchanges(
-            Arc::clone(&fragment),
-            &|plan, index| self.is_distribution_column(plan, index),
-        )?)?;
-        let fragment = reduce_per_worker(fragment)?;
+        let shipped = reduce_per_worker(
+            drop_shard_exchanges(Arc::clone(&fragment), &|plan, index| {
+                self.is_distribution_column(plan, index)
+            })?,
+            partitions,
+        )?;
+        let fragment = reduce_per_worker(fragment, partitions)?;
         if let Err(e) = shardfusion_common::codec::encode_plan(Arc::clone(&shipped)) {
             tracing::debug!("keeping {} on the coordinator: {e}", subtree.name());
             return Ok(None);
@@ -373,7 +376,7 @@ impl DistributeRule {
         let task_count = tasks.len().max(1);
         let broadcasts = broadcasts
             .into_iter()
-            .map(|input| self.distribute_plan(input))
+            .map(|input| self.distribute_plan(input, partitions))
             .collect::<Result<Vec<_>>>()?;
         let distributed: Arc<dyn ExecutionPlan> = Arc::new(
             DistributedExec::new(
@@ -456,9 +459,9 @@ impl PhysicalOptimizerRule for DistributeRule {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.distribute_plan(plan)
+        self.distribute_plan(plan, config.execution.target_partitions)
     }
 
     fn name(&self) -> &str {
@@ -590,12 +593,17 @@ impl DistributeRule {
 
     /// Cuts `plan` top-down: the highest node heading a subtree that can run on the workers
     /// becomes a `DistributedExec`.
-    fn distribute_plan(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    /// `partitions` is how many partitions a worker-side exchange should produce.
+    fn distribute_plan(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        partitions: usize,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_down(|node| {
             let Some(layout) = self.layout(&node) else {
                 return Ok(Transformed::no(node));
             };
-            match self.distribute(Arc::clone(&node), &layout)? {
+            match self.distribute(Arc::clone(&node), &layout, partitions)? {
                 Some(distributed) => {
                     Ok(Transformed::new(distributed, true, TreeNodeRecursion::Jump))
                 }
