@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use datafusion::common::config::Dialect;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use shardfusion_catalog::CatalogSnapshot;
 
 use crate::cluster::Cluster;
