@@ -118,7 +118,7 @@ async fn distributing_moves_existing_rows_and_routes_by_key() {
             .await;
         assert_eq!(count, "40");
         let shard_rows: u64 = cluster
-            .coordinator
+            .coordinator()
             .cluster()
             .catalog
             .table("events")

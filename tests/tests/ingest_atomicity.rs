@@ -102,7 +102,7 @@ async fn killing_a_worker_during_copy_leaves_the_table_as_before() {
     );
     // Committed state is unchanged: the catalog still lists only the first load's files.
     let files: u64 = cluster
-        .coordinator
+        .coordinator()
         .cluster()
         .catalog
         .table("logs")
@@ -133,7 +133,7 @@ async fn a_worker_that_is_down_fails_the_insert_without_partial_rows() {
         status.message()
     );
     let rows = cluster
-        .coordinator
+        .coordinator()
         .cluster()
         .catalog
         .table("t")

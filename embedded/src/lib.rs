@@ -1,0 +1,248 @@
+//! [`LocalCluster`]: a coordinator and N workers in this process, as `shardfusion local`,
+//! the Python `shardfusion.LocalCluster` and the test harness run them.
+//!
+//! Each worker has its own data directory (`DIR/worker-i`), its own loopback Flight endpoint
+//! and its own Tokio runtime, so that stopping one drops its connections as a crash would.
+//! The coordinator keeps its state in `DIR/coordinator` and serves Flight SQL on the runtime
+//! that starts the cluster. Without a data directory, a temporary one is used and removed when
+//! the cluster is dropped.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use datafusion::prelude::SessionConfig;
+use shardfusion_common::auth::ClusterSecret;
+use shardfusion_executor::{WorkerConfig, registration};
+use shardfusion_scheduler::Coordinator;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Why a local cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalClusterError {
+    #[error("a local cluster needs at least one worker")]
+    NoWorkers,
+    #[error("cannot prepare the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start worker {index}: {reason}")]
+    Worker { index: usize, reason: String },
+    #[error("cannot open the coordinator: {0}")]
+    Coordinator(String),
+}
+
+/// How to start a [`LocalCluster`].
+#[derive(Debug, Clone)]
+pub struct LocalClusterOptions {
+    pub workers: usize,
+    /// Where state lives; `None` means a temporary directory.
+    pub data_dir: Option<PathBuf>,
+    /// The coordinator's Flight SQL address (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// Threads of each worker's runtime.
+    pub worker_threads: usize,
+    /// DataFusion options the coordinator plans with.
+    pub config: SessionConfig,
+    pub secret: ClusterSecret,
+}
+
+impl LocalClusterOptions {
+    /// `workers` workers in a temporary directory, on a free loopback port.
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers,
+            data_dir: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            worker_threads: 1,
+            config: SessionConfig::new(),
+            secret: ClusterSecret::generate(),
+        }
+    }
+}
+
+struct Worker {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Worker {
+    fn stop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A running in-process cluster. Dropping it stops every server.
+pub struct LocalCluster {
+    url: String,
+    coordinator: Coordinator,
+    data_dir: PathBuf,
+    stop: watch::Sender<bool>,
+    coordinator_task: JoinHandle<()>,
+    workers: Vec<Worker>,
+    temp: Option<tempfile::TempDir>,
+}
+
+impl LocalCluster {
+    /// Starts the coordinator (on the current Tokio runtime) and the workers, and registers
+    /// the workers with the coordinator.
+    pub async fn start(options: LocalClusterOptions) -> Result<Self, LocalClusterError> {
+        if options.workers == 0 {
+            return Err(LocalClusterError::NoWorkers);
+        }
+        let (dir, temp) = match options.data_dir.clone() {
+            Some(dir) => (dir, None),
+            None => {
+                let temp = tempfile::tempdir().map_err(|source| LocalClusterError::DataDir {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let (stop, stopped) = watch::channel(false);
+        let coordinator = shardfusion_scheduler::server::open_with(
+            &dir.join("coordinator"),
+            options.secret.clone(),
+            options.config.clone(),
+        )
+        .map_err(|e| LocalClusterError::Coordinator(e.to_string()))?;
+        let listener = TcpListener::bind(options.listen).await.map_err(|source| {
+            LocalClusterError::Listen {
+                address: options.listen.to_string(),
+                source,
+            }
+        })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| LocalClusterError::Listen {
+                address: options.listen.to_string(),
+                source,
+            })?;
+        let coordinator_task = tokio::spawn({
+            let coordinator = coordinator.clone();
+            let done = until_stopped(stopped.clone());
+            async move {
+                if let Err(e) =
+                    shardfusion_scheduler::server::serve(listener, coordinator, done).await
+                {
+                    eprintln!("coordinator stopped: {e}");
+                }
+            }
+        });
+        let mut cluster = Self {
+            url: format!("grpc://{address}"),
+            coordinator,
+            data_dir: dir.clone(),
+            stop,
+            coordinator_task,
+            workers: Vec::new(),
+            temp,
+        };
+        for index in 1..=options.workers {
+            let worker = start_worker(&dir, index, &options, &cluster.coordinator, &stopped)
+                .map_err(|reason| LocalClusterError::Worker { index, reason })?;
+            cluster.workers.push(worker);
+        }
+        Ok(cluster)
+    }
+
+    /// The coordinator's Flight SQL URL, e.g. `grpc://127.0.0.1:50050`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn coordinator(&self) -> &Coordinator {
+        &self.coordinator
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Whether the data directory is temporary (removed on drop).
+    pub fn is_temporary(&self) -> bool {
+        self.temp.is_some()
+    }
+
+    /// Stops worker `index` (0-based) abruptly: its server and open streams are dropped.
+    pub fn kill_worker(&mut self, index: usize) {
+        if let Some(worker) = self.workers.get_mut(index) {
+            worker.stop();
+        }
+    }
+
+    /// Stops every server, waiting up to 10 s for the coordinator to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.coordinator_task).await;
+        for worker in &mut self.workers {
+            worker.stop();
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.coordinator_task.abort();
+        for worker in &mut self.workers {
+            worker.stop();
+        }
+    }
+}
+
+async fn until_stopped(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
+/// Starts worker `index` on its own runtime and registers it.
+fn start_worker(
+    dir: &Path,
+    index: usize,
+    options: &LocalClusterOptions,
+    coordinator: &Coordinator,
+    stopped: &watch::Receiver<bool>,
+) -> Result<Worker, String> {
+    let worker_dir = dir.join(format!("worker-{index}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.worker_threads.max(1))
+        .thread_name(format!("shardfusion-worker-{index}"))
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let uuid = registration::worker_uuid(&worker_dir).map_err(|e| e.to_string())?;
+    let config = WorkerConfig {
+        data_dir: worker_dir,
+        secret: options.secret.clone(),
+    };
+    let done = until_stopped(stopped.clone());
+    runtime.spawn(async move {
+        match TcpListener::from_std(listener) {
+            Ok(listener) => {
+                if let Err(e) = shardfusion_executor::serve(listener, config, done).await {
+                    eprintln!("worker stopped: {e}");
+                }
+            }
+            Err(e) => eprintln!("worker cannot listen: {e}"),
+        }
+    });
+    coordinator
+        .register_worker("127.0.0.1", port, &uuid)
+        .map_err(|e| e.to_string())?;
+    Ok(Worker {
+        runtime: Some(runtime),
+    })
+}
