@@ -23,15 +23,52 @@ fn to_status(error: arrow_flight::error::FlightError) -> Status {
 
 impl TestClient {
     pub async fn connect(url: &str) -> Self {
+        Self::try_connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Connects to the coordinator at `url` (`grpc://host:port`).
+    pub async fn try_connect(url: &str) -> Result<Self, String> {
         let http = url.replacen("grpc://", "http://", 1);
         let channel = Channel::from_shared(http)
-            .expect("url")
+            .map_err(|e| format!("bad URL {url}: {e}"))?
+            .tcp_nodelay(true)
             .connect()
             .await
-            .expect("connect to coordinator");
-        Self {
+            .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        Ok(Self {
             inner: FlightSqlServiceClient::new(channel),
-        }
+        })
+    }
+
+    /// Appends `batches` to `table` through Flight SQL bulk ingest (`CommandStatementIngest`);
+    /// returns the rows loaded.
+    pub async fn ingest<S>(&mut self, table: &str, batches: S) -> Result<i64, Status>
+    where
+        S: futures::Stream<Item = Result<RecordBatch, arrow_flight::error::FlightError>>
+            + Send
+            + 'static,
+    {
+        use arrow_flight::sql::{
+            CommandStatementIngest, TableDefinitionOptions, TableExistsOption, TableNotExistOption,
+        };
+        let command = CommandStatementIngest {
+            table_definition_options: Some(TableDefinitionOptions {
+                if_not_exist: TableNotExistOption::Fail.into(),
+                if_exists: TableExistsOption::Append.into(),
+            }),
+            table: table.to_string(),
+            schema: None,
+            catalog: None,
+            temporary: false,
+            transaction_id: None,
+            options: Default::default(),
+        };
+        self.inner
+            .execute_ingest(command, batches)
+            .await
+            .map_err(to_status)
     }
 
     /// Runs `sql` through `CommandStatementQuery` and fetches all batches.
@@ -98,6 +135,29 @@ impl TestClient {
         }
         statement.close().await.map_err(to_status)?;
         Ok((schema, out))
+    }
+
+    /// Runs `sql` and returns its batches as they arrive, without collecting them.
+    pub async fn stream(
+        &mut self,
+        sql: &str,
+    ) -> Result<
+        futures::stream::BoxStream<'static, Result<RecordBatch, arrow_flight::error::FlightError>>,
+        Status,
+    > {
+        use futures::StreamExt;
+        let info = self
+            .inner
+            .execute(sql.to_string(), None)
+            .await
+            .map_err(to_status)?;
+        let mut streams = Vec::new();
+        for endpoint in info.endpoint {
+            if let Some(ticket) = endpoint.ticket {
+                streams.push(self.inner.do_get(ticket).await.map_err(to_status)?);
+            }
+        }
+        Ok(futures::stream::iter(streams).flatten().boxed())
     }
 
     /// Runs `sql` through `CommandStatementUpdate`; returns the affected row count.

@@ -2,70 +2,202 @@
 //! only parses arguments.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use shardfusion_benchmarks::{ingest_run, memory_run, router_run, scaleout_run, tpch_run};
 
 #[derive(Parser)]
 #[command(
     name = "shardfusion-bench",
-    about = "Benchmarks ShardFusion against single-node DataFusion"
+    about = "Benchmarks ShardFusion against single-node DataFusion, verifying every answer"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// Options every subcommand shares.
+#[derive(Args, Clone)]
+struct Common {
+    /// TPC-H scale factor of the generated data.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Shards per distributed table.
+    #[arg(long, default_value_t = 16)]
+    shards: usize,
+    /// Where the generated Parquet files are cached (default ~/.cache/shardfusion/tpch-sf<SF>).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Where the JSON, Markdown and SVG reports go.
+    #[arg(long, default_value = "benchmark-results")]
+    output: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// TPC-H: generate, load with the standard distribution scheme, run, verify, compare.
+    /// TPC-H: generate, load with the standard distribution scheme, verify, time, compare.
     Tpch {
-        #[arg(long, default_value_t = 1.0)]
-        scale: f64,
+        #[command(flatten)]
+        common: Common,
+        /// Workers of the embedded cluster.
         #[arg(long, default_value_t = 2)]
         workers: usize,
-        #[arg(long, default_value_t = 16)]
-        shards: usize,
         #[arg(long, default_value_t = 3)]
         iterations: usize,
         /// Comma-separated query numbers (default: all 22).
         #[arg(long, value_delimiter = ',')]
         queries: Vec<usize>,
-        /// Where the generated Parquet files are cached.
+        /// Measure an existing cluster (grpc://host:port) instead of an embedded one.
         #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Where the JSON and Markdown reports go.
-        #[arg(long, default_value = "benchmark-results")]
-        output: PathBuf,
+        url: Option<String>,
+        /// With --url: drop and load the TPC-H tables even if the cluster has them.
+        #[arg(long)]
+        reload: bool,
     },
+    /// Load time and rows/s of COPY and of Flight SQL bulk ingest for lineitem, against
+    /// DataFusion reading and rewriting the same file locally.
+    Ingest {
+        #[command(flatten)]
+        common: Common,
+        /// Workers of the embedded cluster.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Single-shard point queries on orders by o_orderkey from concurrent clients.
+    Router {
+        #[command(flatten)]
+        common: Common,
+        /// Workers of the embedded cluster.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// The same TPC-H queries at several worker counts, with the speed-up.
+    Scaleout {
+        #[command(flatten)]
+        common: Common,
+        /// Comma-separated worker counts.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        workers: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        iterations: usize,
+        /// Comma-separated query numbers.
+        #[arg(long, value_delimiter = ',', default_value = "1,3,5,6,9,12,18")]
+        queries: Vec<usize>,
+    },
+    /// Peak memory while SELECT * FROM lineitem streams to a client.
+    Memory {
+        #[command(flatten)]
+        common: Common,
+        /// Workers of the embedded cluster.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+}
+
+fn all_queries(queries: Vec<usize>) -> Vec<usize> {
+    if queries.is_empty() {
+        (1..=22).collect()
+    } else {
+        queries
+    }
 }
 
 #[tokio::main]
 async fn main() {
     let result = match Cli::parse().command {
         Command::Tpch {
-            scale,
+            common,
             workers,
-            shards,
             iterations,
             queries,
-            data_dir,
-            output,
-        } => {
-            let options = shardfusion_benchmarks::tpch_run::Options {
-                scale,
-                workers,
-                shards,
-                iterations: iterations.max(1),
-                queries: if queries.is_empty() {
-                    (1..=22).collect()
-                } else {
-                    queries
-                },
-                data_dir,
-                output,
-            };
-            shardfusion_benchmarks::tpch_run::run(options).await
-        }
+            url,
+            reload,
+        } => tpch_run::run(tpch_run::Options {
+            scale: common.scale,
+            workers,
+            shards: common.shards,
+            iterations: iterations.max(1),
+            queries: all_queries(queries),
+            data_dir: common.data_dir,
+            output: common.output,
+            url,
+            reload,
+        })
+        .await
+        .and_then(|report| {
+            if report.all_correct {
+                Ok(())
+            } else {
+                Err("some answers differed from DataFusion's".into())
+            }
+        }),
+        Command::Ingest {
+            common,
+            workers,
+            url,
+        } => ingest_run::run(ingest_run::Options {
+            scale: common.scale,
+            workers,
+            shards: common.shards,
+            data_dir: common.data_dir,
+            output: common.output,
+            url,
+        })
+        .await
+        .map(|_| ()),
+        Command::Router {
+            common,
+            workers,
+            clients,
+            duration,
+            url,
+        } => router_run::run(router_run::Options {
+            scale: common.scale,
+            workers,
+            shards: common.shards,
+            clients: clients.max(1),
+            duration: Duration::from_secs(duration.max(1)),
+            data_dir: common.data_dir,
+            output: common.output,
+            url,
+        })
+        .await
+        .map(|_| ()),
+        Command::Scaleout {
+            common,
+            workers,
+            iterations,
+            queries,
+        } => scaleout_run::run(scaleout_run::Options {
+            scale: common.scale,
+            workers,
+            shards: common.shards,
+            iterations: iterations.max(1),
+            queries,
+            data_dir: common.data_dir,
+            output: common.output,
+        })
+        .await
+        .map(|_| ()),
+        Command::Memory { common, workers } => memory_run::run(memory_run::Options {
+            scale: common.scale,
+            workers,
+            shards: common.shards,
+            data_dir: common.data_dir,
+            output: common.output,
+        })
+        .await
+        .map(|_| ()),
     };
     if let Err(message) = result {
         eprintln!("error: {message}");

@@ -114,6 +114,95 @@ impl Table {
     }
 }
 
+/// Creates, distributes and loads (by `COPY`) each of `tables` from the Parquet files in
+/// `dir`, with `shards` shards per distributed table; `on_table` is told each table's name
+/// before it loads. Returns the seconds it took.
+pub async fn load(
+    client: &mut crate::client::TestClient,
+    dir: &Path,
+    shards: usize,
+    tables: &[Table],
+    on_table: &dyn Fn(&str),
+) -> Result<f64, String> {
+    let started = std::time::Instant::now();
+    for table in tables {
+        on_table(table.name);
+        let path = table.parquet_path(dir);
+        // A co-located table loaded without its partner gets a colocation group of its own.
+        let partner = match table.name {
+            "lineitem" => Some("orders"),
+            "partsupp" => Some("part"),
+            _ => None,
+        };
+        let distribute = match (partner, table.distribution_column) {
+            (Some(partner), Some(column)) if !tables.iter().any(|t| t.name == partner) => {
+                format!(
+                    "SELECT create_distributed_table('{}', '{column}', shard_count => {shards})",
+                    table.name
+                )
+            }
+            _ => table.distribute_sql(shards),
+        };
+        for sql in [
+            table.ddl.to_string(),
+            distribute,
+            format!(
+                "COPY {} FROM '{}' WITH (FORMAT parquet)",
+                table.name,
+                path.display()
+            ),
+        ] {
+            client
+                .query(&sql)
+                .await
+                .map_err(|s| format!("{sql}: {}", s.message()))?;
+        }
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Drops whichever of the TPC-H tables exist.
+pub async fn drop_tables(client: &mut crate::client::TestClient) -> Result<(), String> {
+    for table in TABLES {
+        client
+            .query(&format!("DROP TABLE IF EXISTS {}", table.name))
+            .await
+            .map_err(|s| format!("DROP TABLE {}: {}", table.name, s.message()))?;
+    }
+    Ok(())
+}
+
+/// Whether all eight TPC-H tables exist on the cluster (as distributed or reference tables).
+pub async fn loaded(client: &mut crate::client::TestClient) -> Result<bool, String> {
+    let names: Vec<String> = TABLES.iter().map(|t| format!("'{}'", t.name)).collect();
+    let sql = format!(
+        "SELECT count(*) FROM citus_tables WHERE table_name IN ({})",
+        names.join(", ")
+    );
+    let batches = client
+        .query(&sql)
+        .await
+        .map_err(|s| s.message().to_string())?;
+    let count = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0);
+    Ok(count == TABLES.len() as i64)
+}
+
+/// The default directory of the generated data at `scale`.
+pub fn default_data_dir(scale: f64) -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache/shardfusion")
+        .join(format!("tpch-sf{scale}"))
+}
+
 /// The text of query `number` (1 to 22).
 pub fn query(number: usize) -> Option<&'static str> {
     QUERIES.get(number.checked_sub(1)?).copied()

@@ -13,8 +13,11 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::Serialize;
 
 use crate::client::TestClient;
-use crate::cluster::TestCluster;
 use crate::compare::same;
+use crate::machine::Machine;
+use crate::progress;
+use crate::report::median;
+use crate::target::Target;
 use crate::tpch;
 
 /// What to run.
@@ -27,6 +30,10 @@ pub struct Options {
     pub queries: Vec<usize>,
     pub data_dir: Option<PathBuf>,
     pub output: PathBuf,
+    /// An existing cluster to measure instead of an embedded one.
+    pub url: Option<String>,
+    /// Drop and load the TPC-H tables again even if the cluster has them.
+    pub reload: bool,
 }
 
 /// One query's measurements, in milliseconds.
@@ -42,84 +49,77 @@ pub struct QueryResult {
     pub bytes_shipped: i64,
 }
 
-#[derive(Debug, Serialize)]
-struct Report {
-    benchmark: &'static str,
-    scale: f64,
-    workers: usize,
-    shards: usize,
-    iterations: usize,
-    cores: usize,
-    git_commit: String,
-    date: String,
-    load_seconds: f64,
-    queries: Vec<QueryResult>,
+impl QueryResult {
+    pub fn shardfusion_median(&self) -> f64 {
+        median(&self.shardfusion_ms)
+    }
+
+    pub fn datafusion_median(&self) -> f64 {
+        median(&self.datafusion_ms)
+    }
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
+/// The whole run, as written to JSON.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub scale: f64,
+    pub workers: usize,
+    pub shards: usize,
+    pub iterations: usize,
+    pub target: String,
+    pub load_seconds: Option<f64>,
+    pub queries: Vec<QueryResult>,
+    pub shardfusion_sum_ms: f64,
+    pub datafusion_sum_ms: f64,
+    pub ratio: f64,
+    pub geometric_mean_ratio: f64,
+    pub all_correct: bool,
 }
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+/// Generates (or finds) the data at `scale`, with a spinner.
+pub fn prepare_data(scale: f64, data_dir: Option<PathBuf>) -> Result<PathBuf, String> {
+    let dir = data_dir.unwrap_or_else(|| tpch::default_data_dir(scale));
+    let spinner = progress::spinner(&format!("TPC-H SF{scale} data in {}", dir.display()));
+    tpch::generate(scale, &dir).map_err(|e| e.to_string())?;
+    spinner.finish_with_message(format!("TPC-H SF{scale} data ready in {}", dir.display()));
+    Ok(dir)
 }
 
-/// Runs the TPC-H benchmark and prints the per-query table.
-pub async fn run(options: Options) -> Result<(), String> {
-    let data_dir = options.data_dir.clone().unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-        home.join(".cache/shardfusion")
-            .join(format!("tpch-sf{}", options.scale))
-    });
-    eprintln!(
-        "generating TPC-H SF{} in {} (cached)...",
-        options.scale,
-        data_dir.display()
-    );
-    let started = Instant::now();
-    tpch::generate(options.scale, &data_dir).map_err(|e| e.to_string())?;
-    eprintln!("  data ready in {:.1} s", started.elapsed().as_secs_f64());
-
-    let cluster = TestCluster::start(options.workers).await;
-    let mut client = cluster.client().await;
-    eprintln!(
-        "loading into {} workers with {} shards per distributed table...",
-        options.workers, options.shards
-    );
-    let started = Instant::now();
-    for table in tpch::TABLES {
-        let path = table.parquet_path(&data_dir);
-        for sql in [
-            table.ddl.to_string(),
-            table.distribute_sql(options.shards),
-            format!(
-                "COPY {} FROM '{}' WITH (FORMAT parquet)",
-                table.name,
-                path.display()
-            ),
-        ] {
-            client
-                .query(&sql)
-                .await
-                .map_err(|s| format!("{sql}: {}", s.message()))?;
-        }
+/// Loads the TPC-H tables onto the target with a progress bar (skipped on an external
+/// cluster that already has them, unless `reload`); returns the load time if it loaded.
+pub async fn load_target(
+    client: &mut TestClient,
+    dir: &std::path::Path,
+    shards: usize,
+    external: bool,
+    reload: bool,
+) -> Result<Option<f64>, String> {
+    if external && tpch::loaded(client).await? && !reload {
+        eprintln!("the cluster already has the TPC-H tables; using them (--reload loads again)");
+        return Ok(None);
     }
-    let load_seconds = started.elapsed().as_secs_f64();
-    eprintln!("  loaded in {load_seconds:.1} s");
+    if external {
+        tpch::drop_tables(client).await?;
+    }
+    let bar = progress::bar(tpch::TABLES.len() as u64, "loading");
+    let seconds = tpch::load(client, dir, shards, &tpch::TABLES, &|name| {
+        bar.set_message(name.to_string());
+        bar.inc(1);
+    })
+    .await?;
+    bar.finish_with_message(format!("loaded in {seconds:.1} s"));
+    Ok(Some(seconds))
+}
 
+/// A single-node DataFusion session over the TPC-H files in `dir`.
+pub async fn single_node_tpch(dir: &std::path::Path) -> Result<SessionContext, String> {
     let single = crate::compare::single_node_session();
     for table in tpch::TABLES {
-        let path = table.parquet_path(&data_dir);
+        let path = table.parquet_path(dir);
         single
             .register_parquet(
                 table.name,
@@ -129,37 +129,103 @@ pub async fn run(options: Options) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
     }
+    Ok(single)
+}
 
+/// Verifies and times each of `queries` (see the module docs), with a progress bar.
+pub async fn run_queries(
+    client: &mut TestClient,
+    single: &SessionContext,
+    queries: &[usize],
+    iterations: usize,
+) -> Result<Vec<QueryResult>, String> {
+    let bar = progress::bar(queries.len() as u64, "queries");
     let mut results = Vec::new();
-    for &number in &options.queries {
+    for &number in queries {
         let sql = tpch::query(number).ok_or_else(|| format!("there is no TPC-H query {number}"))?;
-        eprint!("Q{number:02} ");
-        results.push(measure(&mut client, &single, number, sql, options.iterations).await?);
-        eprintln!("done");
+        bar.set_message(format!("Q{number}"));
+        results.push(measure(client, single, number, sql, iterations).await?);
+        bar.inc(1);
     }
-    cluster.shutdown().await;
+    bar.finish_and_clear();
+    Ok(results)
+}
 
-    print_table(&results);
-    let report = Report {
-        benchmark: "tpch",
+/// Runs the TPC-H benchmark: prints the per-query table and writes JSON, Markdown and a chart.
+pub async fn run(options: Options) -> Result<Report, String> {
+    let dir = prepare_data(options.scale, options.data_dir.clone())?;
+    let target = Target::start(options.url.clone(), options.workers).await?;
+    let mut client = target.client().await?;
+    let external = matches!(target, Target::External(_));
+    let load_seconds =
+        load_target(&mut client, &dir, options.shards, external, options.reload).await?;
+    let single = single_node_tpch(&dir).await?;
+    let results = run_queries(&mut client, &single, &options.queries, options.iterations).await?;
+    let described = target.describe();
+    target.shutdown().await;
+
+    let report = summarize(&options, described, load_seconds, results);
+    let markdown = markdown(&options, &report);
+    println!("{markdown}");
+    let machine = Machine::describe();
+    let name = format!("tpch-sf{}", options.scale);
+    let mut written =
+        crate::report::write(&options.output, &name, "tpch", &machine, &report, &markdown)?;
+    let chart_path = options.output.join(format!("{name}.svg"));
+    let rows: Vec<(String, f64, f64)> = report
+        .queries
+        .iter()
+        .filter(|q| q.correct)
+        .map(|q| {
+            (
+                format!("Q{}", q.query),
+                q.shardfusion_median(),
+                q.datafusion_median(),
+            )
+        })
+        .collect();
+    crate::chart::query_times(
+        &chart_path,
+        &format!(
+            "TPC-H SF{}: {} workers, {} shards (median ms)",
+            options.scale, options.workers, options.shards
+        ),
+        &rows,
+    )?;
+    written.push(chart_path);
+    for path in written {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(report)
+}
+
+fn summarize(
+    options: &Options,
+    target: String,
+    load_seconds: Option<f64>,
+    queries: Vec<QueryResult>,
+) -> Report {
+    let correct: Vec<&QueryResult> = queries.iter().filter(|q| q.correct).collect();
+    let shardfusion_sum_ms: f64 = correct.iter().map(|q| q.shardfusion_median()).sum();
+    let datafusion_sum_ms: f64 = correct.iter().map(|q| q.datafusion_median()).sum();
+    let log_sum: f64 = correct
+        .iter()
+        .map(|q| (q.shardfusion_median() / q.datafusion_median()).ln())
+        .sum();
+    Report {
         scale: options.scale,
         workers: options.workers,
         shards: options.shards,
         iterations: options.iterations,
-        cores: cores(),
-        git_commit: git_commit(),
-        date: chrono::Utc::now().to_rfc3339(),
+        target,
         load_seconds,
-        queries: results,
-    };
-    std::fs::create_dir_all(&options.output).map_err(|e| e.to_string())?;
-    let path = options
-        .output
-        .join(format!("tpch-sf{}.json", options.scale));
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    std::fs::write(&path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    eprintln!("wrote {}", path.display());
-    Ok(())
+        all_correct: correct.len() == queries.len(),
+        shardfusion_sum_ms,
+        datafusion_sum_ms,
+        ratio: shardfusion_sum_ms / datafusion_sum_ms,
+        geometric_mean_ratio: (log_sum / correct.len().max(1) as f64).exp(),
+        queries,
+    }
 }
 
 async fn single_node(
@@ -230,63 +296,63 @@ async fn measure(
     Ok(result)
 }
 
-fn print_table(results: &[QueryResult]) {
-    println!(
-        "| query | ShardFusion median (ms) | min | max | DataFusion median (ms) | ratio | rows | rows shipped | bytes shipped |"
+/// The per-query table and totals, as Markdown.
+pub fn markdown(options: &Options, report: &Report) -> String {
+    let mut out = format!(
+        "## TPC-H SF{} — {} workers, {} shards, {} iterations ({})\n\n",
+        options.scale, options.workers, options.shards, options.iterations, report.target
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    let (mut sum_sf, mut sum_df, mut log_sum, mut counted) = (0.0, 0.0, 0.0, 0usize);
-    for r in results {
+    if let Some(seconds) = report.load_seconds {
+        out.push_str(&format!(
+            "Loaded all 8 tables by COPY in {seconds:.1} s.\n\n"
+        ));
+    }
+    out.push_str(
+        "| query | ShardFusion median (ms) | min | max | DataFusion median (ms) | ratio | rows | rows shipped | bytes shipped |\n",
+    );
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    for r in &report.queries {
         if !r.correct {
-            println!(
-                "| Q{} | WRONG ANSWER: {} | | | | | {} | | |",
+            out.push_str(&format!(
+                "| Q{} | WRONG ANSWER (not timed): {} | | | | | {} | | |\n",
                 r.query,
-                r.difference.clone().unwrap_or_default(),
+                r.difference.clone().unwrap_or_default().replace('|', "\\|"),
                 r.rows
-            );
+            ));
             continue;
         }
-        let sf = median(&r.shardfusion_ms);
-        let df = median(&r.datafusion_ms);
+        let (sf, df) = (r.shardfusion_median(), r.datafusion_median());
         let min = r
             .shardfusion_ms
             .iter()
             .copied()
             .fold(f64::INFINITY, f64::min);
         let max = r.shardfusion_ms.iter().copied().fold(0.0, f64::max);
-        println!(
-            "| Q{} | {sf:.1} | {min:.1} | {max:.1} | {df:.1} | {:.2} | {} | {} | {} |",
+        out.push_str(&format!(
+            "| Q{} | {sf:.1} | {min:.1} | {max:.1} | {df:.1} | {:.2} | {} | {} | {} |\n",
             r.query,
             sf / df,
             r.rows,
             r.rows_shipped,
             r.bytes_shipped
-        );
-        sum_sf += sf;
-        sum_df += df;
-        log_sum += (sf / df).ln();
-        counted += 1;
+        ));
     }
-    if counted > 0 {
-        println!(
-            "| **sum** | **{sum_sf:.1}** | | | **{sum_df:.1}** | **{:.2}** | | | |",
-            sum_sf / sum_df
-        );
-        println!(
-            "\ngeometric mean of ratios: {:.2}; sum of medians: ShardFusion {:.2} s, DataFusion {:.2} s",
-            (log_sum / counted as f64).exp(),
-            sum_sf / 1000.0,
-            sum_df / 1000.0
-        );
-    }
-}
-
-fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    out.push_str(&format!(
+        "| **sum** | **{:.1}** | | | **{:.1}** | **{:.2}** | | | |\n\n",
+        report.shardfusion_sum_ms, report.datafusion_sum_ms, report.ratio
+    ));
+    out.push_str(&format!(
+        "Sum of medians: ShardFusion {:.2} s, DataFusion {:.2} s, ratio {:.2}; geometric mean of \
+         per-query ratios {:.2}.{}",
+        report.shardfusion_sum_ms / 1000.0,
+        report.datafusion_sum_ms / 1000.0,
+        report.ratio,
+        report.geometric_mean_ratio,
+        if report.all_correct {
+            " Every answer matched DataFusion's."
+        } else {
+            " SOME ANSWERS WERE WRONG (see the table); they are not in the sums."
+        }
+    ));
+    out
 }

@@ -10,10 +10,58 @@ use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use tonic::{Code, Status};
 
+/// gRPC metadata key carrying the PostgreSQL SQLSTATE of an error, when one applies, so that
+/// clients can tell bad data (class 22/23) from a bad statement (class 42) as Postgres
+/// drivers do.
+pub const SQLSTATE_METADATA: &str = "x-shardfusion-sqlstate";
+
+/// `status` with `sqlstate` attached (see [`SQLSTATE_METADATA`]).
+pub fn with_sqlstate(mut status: Status, sqlstate: &'static str) -> Status {
+    status.metadata_mut().insert(
+        SQLSTATE_METADATA,
+        tonic::metadata::MetadataValue::from_static(sqlstate),
+    );
+    status
+}
+
 /// The gRPC status that describes `error` to an application.
 pub fn to_status(error: &DataFusionError) -> Status {
     let message = error.strip_backtrace();
-    Status::new(code_of(error), message)
+    let status = Status::new(code_of(error), message);
+    match sqlstate_of(error) {
+        Some(sqlstate) => with_sqlstate(status, sqlstate),
+        None => status,
+    }
+}
+
+/// The SQLSTATE of errors whose class is clear: a bad statement (42) or bad data (22).
+fn sqlstate_of(error: &DataFusionError) -> Option<&'static str> {
+    match error {
+        DataFusionError::SQL(..) => Some("42601"),
+        DataFusionError::Plan(_) => Some("42000"),
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            SchemaError::FieldNotFound { .. } => Some("42703"),
+            _ => Some("42000"),
+        },
+        DataFusionError::ArrowError(e, _) => arrow_sqlstate(e),
+        DataFusionError::External(inner) => {
+            inner.downcast_ref::<ArrowError>().and_then(arrow_sqlstate)
+        }
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            sqlstate_of(inner)
+        }
+        DataFusionError::Shared(inner) => sqlstate_of(inner),
+        _ => None,
+    }
+}
+
+fn arrow_sqlstate(error: &ArrowError) -> Option<&'static str> {
+    match error {
+        ArrowError::CastError(_) | ArrowError::ParseError(_) => Some("22P02"),
+        ArrowError::ArithmeticOverflow(_) => Some("22003"),
+        ArrowError::DivideByZero => Some("22012"),
+        _ => None,
+    }
 }
 
 fn code_of(error: &DataFusionError) -> Code {

@@ -3,6 +3,7 @@
 use datafusion::error::DataFusionError;
 use shardfusion_catalog::CatalogError;
 use shardfusion_common::hashing::HashError;
+use shardfusion_common::status::with_sqlstate;
 use shardfusion_common::storage::StorageError;
 use tonic::Status;
 
@@ -42,17 +43,26 @@ impl From<SchedulerError> for Status {
     fn from(error: SchedulerError) -> Self {
         let message = error.to_string();
         match error {
-            SchedulerError::Syntax { .. } | SchedulerError::InvalidArgument { .. } => {
-                Status::invalid_argument(message)
+            SchedulerError::Syntax { .. } => {
+                with_sqlstate(Status::invalid_argument(message), "42601")
             }
+            SchedulerError::InvalidArgument { .. } => Status::invalid_argument(message),
             SchedulerError::Unsupported { .. } => Status::unimplemented(message),
             SchedulerError::Catalog(e) => match e {
-                CatalogError::TableNotFound { .. }
-                | CatalogError::ColumnNotFound { .. }
-                | CatalogError::ColocationNotFound { .. } => Status::not_found(message),
-                CatalogError::TableExists { .. }
-                | CatalogError::ColumnExists { .. }
-                | CatalogError::AlreadyDistributed { .. } => Status::already_exists(message),
+                CatalogError::TableNotFound { .. } => {
+                    with_sqlstate(Status::not_found(message), "42P01")
+                }
+                CatalogError::ColumnNotFound { .. } => {
+                    with_sqlstate(Status::not_found(message), "42703")
+                }
+                CatalogError::ColocationNotFound { .. } => Status::not_found(message),
+                CatalogError::TableExists { .. } => {
+                    with_sqlstate(Status::already_exists(message), "42P07")
+                }
+                CatalogError::ColumnExists { .. } => {
+                    with_sqlstate(Status::already_exists(message), "42701")
+                }
+                CatalogError::AlreadyDistributed { .. } => Status::already_exists(message),
                 CatalogError::NoWorkers => Status::failed_precondition(message),
                 CatalogError::Conflict { .. } => Status::aborted(message),
                 CatalogError::Storage(_) | CatalogError::Corrupt { .. } => {
@@ -60,18 +70,19 @@ impl From<SchedulerError> for Status {
                 }
                 _ => Status::invalid_argument(message),
             },
-            SchedulerError::Hash(_) => Status::invalid_argument(message),
+            SchedulerError::Hash(e) => hash_status(&e),
             SchedulerError::Storage(StorageError::PathOutsideRoot { .. }) => {
                 Status::permission_denied(message)
             }
             SchedulerError::Storage(_) => Status::internal(message),
             SchedulerError::Worker { status, node } => {
-                if status.message().starts_with("worker ") {
+                if status.message().starts_with("worker ") || node == COORDINATOR {
                     status
                 } else {
-                    Status::new(
+                    Status::with_metadata(
                         status.code(),
                         format!("worker {node}: {}", status.message()),
+                        status.metadata().clone(),
                     )
                 }
             }
@@ -119,13 +130,27 @@ fn clone_error(error: &SchedulerError) -> SchedulerError {
         }
         SchedulerError::InvalidArgument { message } => return SchedulerError::invalid(message),
         SchedulerError::Unsupported { what } => return SchedulerError::unsupported(what),
-        SchedulerError::Hash(e) => Status::invalid_argument(e.to_string()),
+        SchedulerError::Hash(e) => hash_status(e),
         SchedulerError::Catalog(e) if e.is_user_error() => Status::invalid_argument(e.to_string()),
         other => Status::internal(other.to_string()),
     };
     SchedulerError::Worker {
-        node: "coordinator".into(),
+        node: COORDINATOR.into(),
         status,
+    }
+}
+
+/// The node name of errors the coordinator raised itself (never prefixed "worker ...").
+const COORDINATOR: &str = "coordinator";
+
+/// A distribution-key error: a NULL key is an integrity violation (23502), a value that does
+/// not convert is invalid text (22P02).
+fn hash_status(error: &HashError) -> Status {
+    let status = Status::invalid_argument(error.to_string());
+    match error {
+        HashError::NullValue { .. } => with_sqlstate(status, "23502"),
+        HashError::BadValue { .. } => with_sqlstate(status, "22P02"),
+        _ => status,
     }
 }
 

@@ -1,0 +1,65 @@
+//! Writing a benchmark's results: a JSON file with every measurement and the machine, and a
+//! Markdown summary, both under the output directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::machine::Machine;
+
+/// A report as written to JSON: the benchmark's own measurements plus the machine.
+#[derive(Debug, Serialize)]
+pub struct Envelope<'a, T: Serialize> {
+    pub benchmark: &'a str,
+    pub machine: &'a Machine,
+    pub results: &'a T,
+}
+
+/// Writes `<output>/<name>.json` and `<output>/<name>.md`; returns their paths.
+pub fn write<T: Serialize>(
+    output: &Path,
+    name: &str,
+    benchmark: &str,
+    machine: &Machine,
+    results: &T,
+    markdown: &str,
+) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(output)
+        .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
+    let json_path = output.join(format!("{name}.json"));
+    let envelope = Envelope {
+        benchmark,
+        machine,
+        results,
+    };
+    let json = serde_json::to_string_pretty(&envelope).map_err(|e| e.to_string())?;
+    std::fs::write(&json_path, json)
+        .map_err(|e| format!("cannot write {}: {e}", json_path.display()))?;
+    let md_path = output.join(format!("{name}.md"));
+    let text = format!("{markdown}\n\nMachine: {}\n", machine.summary());
+    std::fs::write(&md_path, text)
+        .map_err(|e| format!("cannot write {}: {e}", md_path.display()))?;
+    Ok(vec![json_path, md_path])
+}
+
+/// The median of `values` (NaN when empty).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// The `p`-th percentile (0–100) of `values`, nearest rank.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
