@@ -32,8 +32,11 @@ where
 {
     let mut future = Box::pin(future);
     loop {
+        // The timer must be created inside the runtime.
         let step = py.detach(|| {
-            runtime().block_on(tokio::time::timeout(SIGNAL_CHECK_INTERVAL, &mut future))
+            runtime().block_on(async {
+                tokio::time::timeout(SIGNAL_CHECK_INTERVAL, &mut future).await
+            })
         });
         match step {
             Ok(output) => return Ok(output),

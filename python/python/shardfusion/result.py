@@ -24,7 +24,7 @@ class Result:
 
     Rows stay on the server until they are read. Read them once, as a stream — iterate over
     ``pyarrow.RecordBatch`` objects, or hand the result to anything that takes the Arrow C
-    stream interface (``pyarrow.table(result)``, ``polars.from_arrow(result)``, DuckDB) — or
+    stream interface (``pyarrow.table(result)``, ``polars.DataFrame(result)``, DuckDB) — or
     materialize them with :meth:`to_arrow` (also :meth:`to_pandas`, :meth:`to_pylist`,
     :meth:`to_polars`), which keeps the table so it can be read again.
     """
@@ -77,7 +77,7 @@ class Result:
         """All rows as a ``pyarrow.Table`` (kept, so later calls return the same table)."""
         if self._table is None:
             schema = self.schema
-            batches: List[pa.RecordBatch] = list(self)
+            batches: List[pa.RecordBatch] = list(iter(self))
             self._table = pa.Table.from_batches(batches, schema=schema)
         return self._table
 
@@ -107,7 +107,9 @@ class Result:
         rows = table.to_pylist()
         return "\n\n".join(f"{row['plan_type']}:\n{row['plan']}" for row in rows)
 
-    def __len__(self) -> int:
+    @property
+    def num_rows(self) -> int:
+        """How many rows the result has (reads it all, see :meth:`to_arrow`)."""
         return self.to_arrow().num_rows
 
     def close(self) -> None:
