@@ -5,7 +5,8 @@
 //! - [`compare`]: comparing answers with single-node DataFusion's.
 //! - [`tpch`]: TPC-H data generated in-process (`tpchgen`), written as Parquet, the standard
 //!   ShardFusion distribution scheme, loading, and the 22 queries.
-//! - [`target`]: the cluster a benchmark measures (embedded, or `--url`).
+//! - [`target`]: the cluster a benchmark measures (embedded, or `--url`); [`processes`]: a
+//!   cluster of separate `shardfusion` processes.
 //! - Subcommands of `shardfusion-bench`: [`tpch_run`], [`ingest_run`], [`router_run`],
 //!   [`scaleout_run`], [`memory_run`].
 //! - Output: [`machine`] (what it ran on), [`report`] (JSON and Markdown), [`chart`] (SVG),
@@ -18,6 +19,7 @@ pub mod compare;
 pub mod ingest_run;
 pub mod machine;
 pub mod memory_run;
+pub mod processes;
 pub mod progress;
 pub mod report;
 pub mod router_run;

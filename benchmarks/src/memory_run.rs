@@ -1,7 +1,10 @@
 //! `shardfusion-bench memory`: streams `SELECT * FROM lineitem` to a client that counts and
-//! drops the batches, and reports the process's peak resident memory while it runs. The
-//! coordinator, the workers and the client all live in this process, so the coordinator's own
-//! peak is at most the figure reported: a coordinator that buffered the result would show it.
+//! drops the batches, and reports the coordinator's peak resident memory while it runs.
+//!
+//! The coordinator and workers run as separate `shardfusion` processes (the binary next to this
+//! one, or `$SHARDFUSION_BIN`), so the coordinator's own peak (VmHWM, reset before the query)
+//! is measured. Without the binary, an embedded cluster is used and the figure is the whole
+//! process's (coordinator, workers and client together), an upper bound.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,7 +12,9 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::client::TestClient;
 use crate::machine::{Machine, peak_rss_bytes, reset_peak_rss};
+use crate::processes::{ProcessCluster, peak_rss_of, reset_peak_rss_of};
 use crate::target::Target;
 use crate::tpch;
 
@@ -30,8 +35,10 @@ pub struct Report {
     pub rows: u64,
     pub arrow_bytes: u64,
     pub seconds: f64,
-    /// Peak RSS of the whole process (coordinator + workers + client) during the query.
+    /// Peak RSS during the query of what `measured` names.
     pub peak_rss_bytes: u64,
+    /// "coordinator process" or "whole embedded cluster process".
+    pub measured: String,
     /// Whether the peak counter could be reset before the query (else it includes the load).
     pub peak_reset: bool,
 }
@@ -43,13 +50,29 @@ pub async fn run(options: Options) -> Result<Report, String> {
         .find(|t| t.name == "lineitem")
         .copied()
         .ok_or("no lineitem table")?;
-    let target = Target::start(None, options.workers).await?;
-    let mut client = target.client().await?;
+    let processes = match crate::processes::shardfusion_binary() {
+        Some(binary) => Some(ProcessCluster::start(&binary, options.workers).await?),
+        None => None,
+    };
+    let embedded = match &processes {
+        Some(_) => None,
+        None => Some(Target::start(None, options.workers).await?),
+    };
+    let url = match (&processes, &embedded) {
+        (Some(p), _) => p.url.clone(),
+        (None, Some(t)) => t.url().to_string(),
+        (None, None) => return Err("no cluster".into()),
+    };
+    let mut client = TestClient::try_connect(&url).await?;
     let spinner = crate::progress::spinner("loading lineitem");
     tpch::load(&mut client, &dir, options.shards, &[lineitem], &|_| {}).await?;
     spinner.finish_and_clear();
 
-    let peak_reset = reset_peak_rss();
+    let coordinator = processes.as_ref().map(ProcessCluster::coordinator_pid);
+    let peak_reset = match coordinator {
+        Some(pid) => reset_peak_rss_of(pid),
+        None => reset_peak_rss(),
+    };
     let started = Instant::now();
     let mut stream = client
         .stream("SELECT * FROM lineitem")
@@ -59,11 +82,24 @@ pub async fn run(options: Options) -> Result<Report, String> {
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| e.to_string())?;
         rows += batch.num_rows() as u64;
-        arrow_bytes += batch.get_array_memory_size() as u64;
+        for column in batch.columns() {
+            arrow_bytes += column.to_data().get_slice_memory_size().unwrap_or(0) as u64;
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
-    let peak = peak_rss_bytes();
-    target.shutdown().await;
+    let peak = match coordinator {
+        Some(pid) => peak_rss_of(pid),
+        None => peak_rss_bytes(),
+    };
+    let measured = if processes.is_some() {
+        "coordinator process"
+    } else {
+        "whole embedded cluster process (coordinator, workers and client)"
+    };
+    drop(processes);
+    if let Some(target) = embedded {
+        target.shutdown().await;
+    }
 
     let report = Report {
         scale: options.scale,
@@ -73,17 +109,19 @@ pub async fn run(options: Options) -> Result<Report, String> {
         arrow_bytes,
         seconds,
         peak_rss_bytes: peak,
+        measured: measured.to_string(),
         peak_reset,
     };
     let markdown = format!(
         "## Memory: SELECT * FROM lineitem (SF{}) streamed to a client\n\n\
-         {} rows, {:.0} MiB of Arrow data in {:.1} s. Peak RSS of the whole process \
-         (coordinator, {} workers and the client) during the query: {:.0} MiB{}.\n",
+         {} rows, {:.0} MiB of Arrow data in {:.1} s ({} workers). Peak RSS of the {} during \
+         the query: {:.0} MiB{}.\n",
         report.scale,
         report.rows,
         report.arrow_bytes as f64 / (1024.0 * 1024.0),
         report.seconds,
         report.workers,
+        report.measured,
         report.peak_rss_bytes as f64 / (1024.0 * 1024.0),
         if report.peak_reset {
             ""

@@ -56,13 +56,15 @@ pub struct LocalClusterOptions {
 }
 
 impl LocalClusterOptions {
-    /// `workers` workers in a temporary directory, on a free loopback port.
+    /// `workers` workers in a temporary directory, on a free loopback port, sharing the
+    /// machine's cores evenly (at least one thread each).
     pub fn new(workers: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             workers,
             data_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            worker_threads: 1,
+            worker_threads: (cores / workers.max(1)).max(1),
             config: SessionConfig::new(),
             secret: ClusterSecret::generate(),
         }

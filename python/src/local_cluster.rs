@@ -26,8 +26,6 @@ impl NativeLocalCluster {
     fn new(py: Python<'_>, workers: usize, data_dir: Option<PathBuf>) -> PyResult<Self> {
         let mut options = LocalClusterOptions::new(workers);
         options.data_dir = data_dir;
-        options.worker_threads =
-            (std::thread::available_parallelism().map_or(2, |n| n.get()) / workers.max(1)).max(1);
         options.config = datafusion::prelude::SessionConfig::from_env()
             .map_err(|e| OperationalError::new_err(e.to_string()))?;
         let cluster = wait(py, LocalCluster::start(options))?

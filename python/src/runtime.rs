@@ -34,9 +34,8 @@ where
     loop {
         // The timer must be created inside the runtime.
         let step = py.detach(|| {
-            runtime().block_on(async {
-                tokio::time::timeout(SIGNAL_CHECK_INTERVAL, &mut future).await
-            })
+            runtime()
+                .block_on(async { tokio::time::timeout(SIGNAL_CHECK_INTERVAL, &mut future).await })
         });
         match step {
             Ok(output) => return Ok(output),

@@ -16,9 +16,7 @@ pub async fn run(
     let mut options = LocalClusterOptions::new(workers);
     options.data_dir = data_dir;
     options.listen = listen;
-    // Each worker gets a share of the machine; DataFusion options come from DATAFUSION_*.
-    options.worker_threads =
-        (std::thread::available_parallelism().map_or(2, |n| n.get()) / workers.max(1)).max(1);
+    // DataFusion options come from DATAFUSION_* environment variables, as in DataFusion.
     options.config = datafusion::prelude::SessionConfig::from_env().map_err(|e| e.to_string())?;
     let cluster = LocalCluster::start(options)
         .await

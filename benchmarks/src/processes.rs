@@ -1,0 +1,141 @@
+//! [`ProcessCluster`]: a coordinator and workers as separate `shardfusion` processes on
+//! loopback, for measurements that must see one node alone (e.g. the coordinator's memory).
+//! Every process is killed when the cluster is dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::client::TestClient;
+
+pub struct ProcessCluster {
+    pub url: String,
+    coordinator: Child,
+    workers: Vec<Child>,
+    _dir: tempfile::TempDir,
+}
+
+/// The `shardfusion` binary: `$SHARDFUSION_BIN`, or the one built next to this executable.
+pub fn shardfusion_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("SHARDFUSION_BIN") {
+        return Some(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [dir.join("shardfusion"), dir.join("../shardfusion")]
+        .into_iter()
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn spawn(binary: &Path, args: &[String]) -> Result<Child, String> {
+    Command::new(binary)
+        .args(args)
+        .env("SHARDFUSION_CLUSTER_SECRET", "benchmark-cluster-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))
+}
+
+impl ProcessCluster {
+    /// Starts the coordinator and `workers` workers and waits until all workers registered.
+    pub async fn start(binary: &Path, workers: usize) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        let coordinator = spawn(
+            binary,
+            &[
+                "coordinator".into(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--data-dir".into(),
+                dir.path().join("coordinator").display().to_string(),
+            ],
+        )?;
+        let mut cluster = Self {
+            url: format!("grpc://127.0.0.1:{port}"),
+            coordinator,
+            workers: Vec::new(),
+            _dir: dir,
+        };
+        for i in 1..=workers {
+            let worker = spawn(
+                binary,
+                &[
+                    "worker".into(),
+                    "--listen".into(),
+                    format!("127.0.0.1:{}", free_port()?),
+                    "--data-dir".into(),
+                    cluster
+                        ._dir
+                        .path()
+                        .join(format!("worker-{i}"))
+                        .display()
+                        .to_string(),
+                    "--coordinator".into(),
+                    format!("http://127.0.0.1:{port}"),
+                ],
+            )?;
+            cluster.workers.push(worker);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(mut client) = TestClient::try_connect(&cluster.url).await
+                && let Ok(batches) = client.query("SELECT count(*) FROM pg_dist_node").await
+                && batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+                    b.column(0)
+                        .as_any()
+                        .downcast_ref::<arrow::array::Int64Array>()
+                        .map(|a| a.value(0))
+                }) == Some(workers as i64)
+            {
+                return Ok(cluster);
+            }
+            if Instant::now() > deadline {
+                return Err("the coordinator and workers did not come up within 60 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn coordinator_pid(&self) -> u32 {
+        self.coordinator.id()
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        for child in self
+            .workers
+            .iter_mut()
+            .chain(std::iter::once(&mut self.coordinator))
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Peak resident memory (VmHWM) of process `pid`, in bytes.
+pub fn peak_rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Resets the peak-RSS counter of process `pid` (Linux ≥ 4.0).
+pub fn reset_peak_rss_of(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
