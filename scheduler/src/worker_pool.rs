@@ -36,6 +36,11 @@ pub fn worker_status(label: &str, status: tonic::Status) -> tonic::Status {
 /// Largest gRPC message exchanged with workers.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// HTTP/2 flow-control window of one fragment stream from a worker.
+const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+/// HTTP/2 flow-control window of a whole connection to a worker (the protocol's maximum).
+const CONNECTION_WINDOW_BYTES: u32 = i32::MAX as u32;
+
 /// Channels to workers, keyed by URL.
 #[derive(Debug)]
 pub struct WorkerPool {
@@ -63,7 +68,13 @@ impl WorkerPool {
             .map_err(|e| SchedulerError::invalid(format!("bad worker address {url}: {e}")))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
-            .http2_adaptive_window(true);
+            // Many fragment streams share one connection per worker, and a plan may leave one
+            // unread while it drains another (a join's build side before its probe side). A
+            // connection window far larger than the per-stream window keeps a paused stream
+            // from using up the connection's and stalling the others (HTTP/2 head-of-line
+            // blocking); each stream still buffers at most its own window.
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
         let channel = endpoint.connect_lazy();
         self.channels
             .lock()
