@@ -146,7 +146,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
     };
     let markdown = markdown(&report);
     println!("{markdown}");
-    let written = crate::report::write(
+    crate::report::write(
         &options.output,
         &format!("ingest-sf{}", options.scale),
         "ingest",
@@ -154,9 +154,6 @@ pub async fn run(options: Options) -> Result<Report, String> {
         &report,
         &markdown,
     )?;
-    for path in written {
-        eprintln!("wrote {}", path.display());
-    }
     Ok(report)
 }
 

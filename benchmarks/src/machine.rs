@@ -22,7 +22,7 @@ impl Machine {
     pub fn describe() -> Self {
         Self {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            memory_gib: meminfo_kib("MemTotal") as f64 / (1024.0 * 1024.0),
+            memory_gib: kib_field("/proc/meminfo", "MemTotal") as f64 / (1024.0 * 1024.0),
             cpu: cpu_model(),
             os: format!("{} {}", std::env::consts::OS, kernel_release()),
             shardfusion_version: env!("CARGO_PKG_VERSION"),
@@ -55,8 +55,9 @@ impl Machine {
     }
 }
 
-fn meminfo_kib(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
+/// The value of `key` in a `/proc` file of "Key:   value kB" lines (0 if absent).
+pub fn kib_field(path: &str, key: &str) -> u64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|text| {
             text.lines()
@@ -98,22 +99,10 @@ pub fn git_commit() -> String {
 
 /// This process's peak resident memory (VmHWM), in bytes.
 pub fn peak_rss_bytes() -> u64 {
-    status_kib("VmHWM") * 1024
+    kib_field("/proc/self/status", "VmHWM") * 1024
 }
 
 /// Resets the peak-RSS counter so that [`peak_rss_bytes`] measures from now (Linux ≥ 4.0).
 pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-fn status_kib(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }

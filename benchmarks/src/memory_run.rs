@@ -130,7 +130,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
         }
     );
     println!("{markdown}");
-    let written = crate::report::write(
+    crate::report::write(
         &options.output,
         &format!("memory-sf{}", options.scale),
         "memory",
@@ -138,8 +138,5 @@ pub async fn run(options: Options) -> Result<Report, String> {
         &report,
         &markdown,
     )?;
-    for path in written {
-        eprintln!("wrote {}", path.display());
-    }
     Ok(report)
 }

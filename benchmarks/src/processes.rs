@@ -123,16 +123,7 @@ impl Drop for ProcessCluster {
 
 /// Peak resident memory (VmHWM) of process `pid`, in bytes.
 pub fn peak_rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
+    crate::machine::kib_field(&format!("/proc/{pid}/status"), "VmHWM") * 1024
 }
 
 /// Resets the peak-RSS counter of process `pid` (Linux ≥ 4.0).

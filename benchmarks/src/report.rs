@@ -1,7 +1,7 @@
 //! Writing a benchmark's results: a JSON file with every measurement and the machine, and a
 //! Markdown summary, both under the output directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -15,7 +15,7 @@ pub struct Envelope<'a, T: Serialize> {
     pub results: &'a T,
 }
 
-/// Writes `<output>/<name>.json` and `<output>/<name>.md`; returns their paths.
+/// Writes `<output>/<name>.json` and `<output>/<name>.md`, saying so on stderr.
 pub fn write<T: Serialize>(
     output: &Path,
     name: &str,
@@ -23,7 +23,7 @@ pub fn write<T: Serialize>(
     machine: &Machine,
     results: &T,
     markdown: &str,
-) -> Result<Vec<PathBuf>, String> {
+) -> Result<(), String> {
     std::fs::create_dir_all(output)
         .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
     let json_path = output.join(format!("{name}.json"));
@@ -39,7 +39,10 @@ pub fn write<T: Serialize>(
     let text = format!("{markdown}\n\nMachine: {}\n", machine.summary());
     std::fs::write(&md_path, text)
         .map_err(|e| format!("cannot write {}: {e}", md_path.display()))?;
-    Ok(vec![json_path, md_path])
+    for path in [json_path, md_path] {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 /// The median of `values` (NaN when empty).

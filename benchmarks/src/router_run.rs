@@ -148,7 +148,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
         report.max_ms
     );
     println!("{markdown}");
-    let written = crate::report::write(
+    crate::report::write(
         &options.output,
         &format!("router-sf{}", options.scale),
         "router",
@@ -156,9 +156,6 @@ pub async fn run(options: Options) -> Result<Report, String> {
         &report,
         &markdown,
     )?;
-    for path in written {
-        eprintln!("wrote {}", path.display());
-    }
     if report.errors > 0 {
         return Err(format!(
             "{} point queries failed or returned a wrong row count",

@@ -106,7 +106,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
     ));
     println!("{markdown}");
     let name = format!("scaleout-sf{}", options.scale);
-    let mut written = crate::report::write(
+    crate::report::write(
         &options.output,
         &name,
         "scaleout",
@@ -125,9 +125,6 @@ pub async fn run(options: Options) -> Result<Report, String> {
         &format!("Scale-out, TPC-H SF{}", options.scale),
         &points,
     )?;
-    written.push(chart);
-    for path in written {
-        eprintln!("wrote {}", path.display());
-    }
+    eprintln!("wrote {}", chart.display());
     Ok(report)
 }
