@@ -52,13 +52,7 @@ pub fn query_times(path: &Path, title: &str, rows: &[(String, f64, f64)]) -> Res
         .map_err(draw_error)?
         .label("DataFusion (single node)")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], DATAFUSION.filled()));
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.8))
-        .draw()
-        .map_err(draw_error)?;
-    root.present().map_err(draw_error)
+    finish(&mut chart, &root)
 }
 
 /// A line of total time against worker count, with the ideal (linear) speed-up for reference.
@@ -107,6 +101,18 @@ pub fn scaleout(path: &Path, title: &str, points: &[(usize, f64)]) -> Result<(),
             .label("linear speed-up")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], DATAFUSION));
     }
+    finish(&mut chart, &root)
+}
+
+/// Draws the legend and writes the file.
+fn finish<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+) -> Result<(), String>
+where
+    X: Ranged,
+    Y: Ranged,
+{
     chart
         .configure_series_labels()
         .border_style(BLACK)

@@ -10,7 +10,6 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use serde::Serialize;
 
 use crate::client::TestClient;
-use crate::machine::Machine;
 use crate::progress;
 use crate::target::Target;
 use crate::tpch;
@@ -145,15 +144,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
         ],
     };
     let markdown = markdown(&report);
-    println!("{markdown}");
-    crate::report::write(
-        &options.output,
-        &format!("ingest-sf{}", options.scale),
-        "ingest",
-        &Machine::describe(),
-        &report,
-        &markdown,
-    )?;
+    crate::report::publish(&options.output, "ingest", options.scale, &report, &markdown)?;
     Ok(report)
 }
 

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::client::TestClient;
-use crate::machine::{Machine, peak_rss_bytes, reset_peak_rss};
+use crate::machine::{peak_rss_bytes, reset_peak_rss};
 use crate::processes::{ProcessCluster, peak_rss_of, reset_peak_rss_of};
 use crate::target::Target;
 use crate::tpch;
@@ -129,14 +129,6 @@ pub async fn run(options: Options) -> Result<Report, String> {
             " (the peak counter could not be reset, so this includes loading)"
         }
     );
-    println!("{markdown}");
-    crate::report::write(
-        &options.output,
-        &format!("memory-sf{}", options.scale),
-        "memory",
-        &Machine::describe(),
-        &report,
-        &markdown,
-    )?;
+    crate::report::publish(&options.output, "memory", options.scale, &report, &markdown)?;
     Ok(report)
 }

@@ -15,34 +15,39 @@ pub struct Envelope<'a, T: Serialize> {
     pub results: &'a T,
 }
 
-/// Writes `<output>/<name>.json` and `<output>/<name>.md`, saying so on stderr.
-pub fn write<T: Serialize>(
+/// Publishes a benchmark's results: prints `markdown` on stdout and writes
+/// `<output>/<benchmark>-sf<scale>.json` (every measurement and the machine) and `.md`,
+/// saying so on stderr. Returns the file name stem, for further files such as a chart.
+pub fn publish<T: Serialize>(
     output: &Path,
-    name: &str,
     benchmark: &str,
-    machine: &Machine,
+    scale: f64,
     results: &T,
     markdown: &str,
-) -> Result<(), String> {
+) -> Result<String, String> {
+    println!("{markdown}");
     std::fs::create_dir_all(output)
         .map_err(|e| format!("cannot create {}: {e}", output.display()))?;
-    let json_path = output.join(format!("{name}.json"));
+    let machine = Machine::describe();
+    // Not `Path::with_extension`: a scale such as 0.01 has a dot of its own.
+    let stem = format!("{benchmark}-sf{scale}");
+    let json_path = output.join(format!("{stem}.json"));
     let envelope = Envelope {
         benchmark,
-        machine,
+        machine: &machine,
         results,
     };
     let json = serde_json::to_string_pretty(&envelope).map_err(|e| e.to_string())?;
     std::fs::write(&json_path, json)
         .map_err(|e| format!("cannot write {}: {e}", json_path.display()))?;
-    let md_path = output.join(format!("{name}.md"));
+    let md_path = output.join(format!("{stem}.md"));
     let text = format!("{markdown}\n\nMachine: {}\n", machine.summary());
     std::fs::write(&md_path, text)
         .map_err(|e| format!("cannot write {}: {e}", md_path.display()))?;
     for path in [json_path, md_path] {
         eprintln!("wrote {}", path.display());
     }
-    Ok(())
+    Ok(stem)
 }
 
 /// The median of `values` (NaN when empty).

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::client::TestClient;
-use crate::machine::Machine;
 use crate::progress;
 use crate::report::{median, percentile};
 use crate::target::Target;
@@ -147,15 +146,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
         report.p99_ms,
         report.max_ms
     );
-    println!("{markdown}");
-    crate::report::write(
-        &options.output,
-        &format!("router-sf{}", options.scale),
-        "router",
-        &Machine::describe(),
-        &report,
-        &markdown,
-    )?;
+    crate::report::publish(&options.output, "router", options.scale, &report, &markdown)?;
     if report.errors > 0 {
         return Err(format!(
             "{} point queries failed or returned a wrong row count",

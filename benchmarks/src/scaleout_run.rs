@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::cluster::TestCluster;
-use crate::machine::Machine;
 use crate::tpch_run::{QueryResult, load_target, run_queries, single_node_tpch};
 
 #[derive(Debug, Clone)]
@@ -104,13 +103,10 @@ pub async fn run(options: Options) -> Result<Report, String> {
         "\nSingle-node DataFusion on the same queries: {:.1} ms (sum of medians).",
         report.datafusion_sum_ms
     ));
-    println!("{markdown}");
-    let name = format!("scaleout-sf{}", options.scale);
-    crate::report::write(
+    let name = crate::report::publish(
         &options.output,
-        &name,
         "scaleout",
-        &Machine::describe(),
+        options.scale,
         &report,
         &markdown,
     )?;

@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use crate::client::TestClient;
 use crate::compare::same;
-use crate::machine::Machine;
 use crate::progress;
 use crate::report::median;
 use crate::target::Target;
@@ -166,10 +165,7 @@ pub async fn run(options: Options) -> Result<Report, String> {
 
     let report = summarize(&options, described, load_seconds, results);
     let markdown = markdown(&options, &report);
-    println!("{markdown}");
-    let machine = Machine::describe();
-    let name = format!("tpch-sf{}", options.scale);
-    crate::report::write(&options.output, &name, "tpch", &machine, &report, &markdown)?;
+    let name = crate::report::publish(&options.output, "tpch", options.scale, &report, &markdown)?;
     let chart_path = options.output.join(format!("{name}.svg"));
     let rows: Vec<(String, f64, f64)> = report
         .queries

@@ -18,6 +18,7 @@ use arrow_flight::sql::{
 use arrow_pyarrow::PyArrowType;
 use futures::StreamExt;
 use pyo3::prelude::*;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::errors::{self, OperationalError, ProgrammingError};
@@ -159,7 +160,7 @@ impl NativeSession {
                 }
             }
         });
-        let mut batches = tokio_stream_from(receiver).peekable();
+        let mut batches = ReceiverStream::new(receiver).peekable();
         let mut client = self.client()?;
         wait(py, async move {
             // An empty source still creates or checks the table: send its schema.
@@ -199,10 +200,4 @@ fn endpoint(url: &str) -> PyResult<Endpoint> {
         .map_err(|e| ProgrammingError::new_err(format!("bad URL {url:?}: {e}")))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true))
-}
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut receiver: tokio::sync::mpsc::Receiver<T>,
-) -> futures::stream::BoxStream<'static, T> {
-    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
 }
