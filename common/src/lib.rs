@@ -9,6 +9,8 @@
 //! - [`codec`]: the datafusion-proto extension codec that knows our exec nodes.
 //! - [`storage`]: a node's data root, path validation and the object store it serves.
 //! - [`status`]: mapping between DataFusion errors and gRPC statuses.
+//! - [`ipc_bounds`]: checking Flight data from a peer before arrow-ipc decodes it.
+//! - [`path_redaction`]: rewriting a node's absolute paths out of the errors it sends.
 //! - [`auth`]: the shared cluster secret that guards worker endpoints.
 //!
 //! This crate must not know about the catalog, the coordinator or the worker service.
@@ -18,6 +20,8 @@ pub mod broadcast;
 pub mod codec;
 pub mod hashing;
 pub mod ids;
+pub mod ipc_bounds;
+pub mod path_redaction;
 pub mod shard_scan;
 pub mod status;
 pub mod storage;

@@ -5,10 +5,14 @@
 //! they come back out as the same `Status` wrapped in `DataFusionError::External`, so a worker's
 //! verdict reaches the application unchanged.
 
+use arrow_flight::error::FlightError;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use tonic::{Code, Status};
+
+use crate::path_redaction::redact;
+use crate::storage::StorageError;
 
 /// gRPC metadata key carrying the PostgreSQL SQLSTATE of an error, when one applies, so that
 /// clients can tell bad data (class 22/23) from a bad statement (class 42) as Postgres
@@ -24,10 +28,11 @@ pub fn with_sqlstate(mut status: Status, sqlstate: &'static str) -> Status {
     status
 }
 
-/// The gRPC status that describes `error` to an application.
+/// The gRPC status that describes `error` to an application, without this node's absolute
+/// paths (see [`crate::path_redaction`]).
 pub fn to_status(error: &DataFusionError) -> Status {
     let message = error.strip_backtrace();
-    let status = Status::new(code_of(error), message);
+    let status = Status::new(code_of(error), redact(&message));
     match sqlstate_of(error) {
         Some(sqlstate) => with_sqlstate(status, sqlstate),
         None => status,
@@ -113,6 +118,27 @@ fn external_code(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Cod
             None,
         ));
     }
+    if let Some(storage) = inner.downcast_ref::<StorageError>() {
+        // A path outside the data directory is refused, not broken.
+        return if matches!(storage, StorageError::PathOutsideRoot { .. }) {
+            Code::PermissionDenied
+        } else {
+            Code::Internal
+        };
+    }
+    if let Some(flight) = inner.downcast_ref::<FlightError>() {
+        return match flight {
+            FlightError::Tonic(status) => status.code(),
+            // Flight data that does not decode was sent wrong: the sender's fault.
+            FlightError::DecodeError(_) | FlightError::ProtocolError(_) => Code::InvalidArgument,
+            FlightError::Arrow(arrow) => code_of(&DataFusionError::ArrowError(
+                Box::new(clone_arrow(arrow)),
+                None,
+            )),
+            FlightError::NotYetImplemented(_) => Code::Unimplemented,
+            FlightError::ExternalError(inner) => external_code(inner.as_ref()),
+        };
+    }
     Code::Internal
 }
 
@@ -170,6 +196,45 @@ mod tests {
         assert_eq!(to_status(&e).code(), Code::NotFound);
         let e = DataFusionError::Context("while reading".into(), Box::new(e));
         assert_eq!(to_status(&e).code(), Code::NotFound);
+    }
+
+    #[test]
+    fn refused_paths_are_permission_denied() {
+        let refused = crate::storage::validate_relative_path("/etc/passwd").expect_err("refused");
+        let e = DataFusionError::External(Box::new(refused));
+        assert_eq!(to_status(&e).code(), Code::PermissionDenied);
+        let e = DataFusionError::Context("reading shard files".into(), Box::new(e));
+        assert_eq!(to_status(&e).code(), Code::PermissionDenied);
+    }
+
+    #[test]
+    fn undecodable_flight_data_is_invalid_argument() {
+        for flight in [
+            FlightError::DecodeError("Unexpected EOF".into()),
+            FlightError::ProtocolError("Unexpected schema message".into()),
+        ] {
+            let e = DataFusionError::External(Box::new(flight));
+            assert_eq!(to_status(&e).code(), Code::InvalidArgument);
+        }
+    }
+
+    #[test]
+    fn messages_leave_out_data_directories() {
+        let dir = std::env::temp_dir().join("status-redaction-test");
+        crate::path_redaction::register_data_dir(&dir);
+        let e = DataFusionError::Execution(format!(
+            "Object at location {}/shards/t1/s2/f.parquet not found",
+            dir.display()
+        ));
+        let status = to_status(&e);
+        assert!(
+            !status.message().contains(&*dir.to_string_lossy()),
+            "{status}"
+        );
+        assert!(
+            status.message().contains(" shards/t1/s2/f.parquet"),
+            "{status}"
+        );
     }
 
     #[test]

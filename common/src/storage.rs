@@ -54,10 +54,14 @@ impl DataRoot {
             dir: dir.clone(),
             source,
         })?;
+        let given = dir.clone();
         let dir = dir.canonicalize().map_err(|source| StorageError::DataDir {
             dir: dir.clone(),
             source,
         })?;
+        // Errors name files by absolute path; clients must see them relative to the root.
+        crate::path_redaction::register_data_dir(&given);
+        crate::path_redaction::register_data_dir(&dir);
         let store =
             LocalFileSystem::new_with_prefix(&dir).map_err(|source| StorageError::Store {
                 dir: dir.clone(),

@@ -34,10 +34,20 @@ pub enum LocalClusterError {
         address: String,
         source: std::io::Error,
     },
+    /// The coordinator would refuse to serve on the address asked for.
+    #[error("{reason}")]
+    ListenRefused { reason: String },
     #[error("cannot start worker {index}: {reason}")]
     Worker { index: usize, reason: String },
     #[error("cannot open the coordinator: {0}")]
     Coordinator(String),
+}
+
+/// Why a running cluster's coordinator stopped serving on its own.
+#[derive(Debug, thiserror::Error)]
+#[error("the coordinator stopped serving: {reason}")]
+pub struct CoordinatorStopped {
+    pub reason: String,
 }
 
 /// How to start a [`LocalCluster`].
@@ -89,7 +99,9 @@ pub struct LocalCluster {
     coordinator: Coordinator,
     data_dir: PathBuf,
     stop: watch::Sender<bool>,
-    coordinator_task: JoinHandle<()>,
+    coordinator_task: JoinHandle<Result<(), String>>,
+    /// Set once `coordinator_task` has been awaited to its end (it must not be polled again).
+    coordinator_ended: bool,
     workers: Vec<Worker>,
     temp: Option<tempfile::TempDir>,
 }
@@ -101,6 +113,13 @@ impl LocalCluster {
         if options.workers == 0 {
             return Err(LocalClusterError::NoWorkers);
         }
+        // The server runs in a background task, where a refusal would only be logged while
+        // the caller went on as if a coordinator were serving.
+        shardfusion_scheduler::server::check_listen_address(options.listen).map_err(|e| {
+            LocalClusterError::ListenRefused {
+                reason: e.to_string(),
+            }
+        })?;
         let (dir, temp) = match options.data_dir.clone() {
             Some(dir) => (dir, None),
             None => {
@@ -134,11 +153,9 @@ impl LocalCluster {
             let coordinator = coordinator.clone();
             let done = until_stopped(stopped.clone());
             async move {
-                if let Err(e) =
-                    shardfusion_scheduler::server::serve(listener, coordinator, done).await
-                {
-                    eprintln!("coordinator stopped: {e}");
-                }
+                shardfusion_scheduler::server::serve(listener, coordinator, done)
+                    .await
+                    .map_err(|e| e.to_string())
             }
         });
         let mut cluster = Self {
@@ -147,6 +164,7 @@ impl LocalCluster {
             data_dir: dir.clone(),
             stop,
             coordinator_task,
+            coordinator_ended: false,
             workers: Vec::new(),
             temp,
         };
@@ -183,10 +201,32 @@ impl LocalCluster {
         }
     }
 
+    /// Completes only if the coordinator's server stops before [`LocalCluster::shutdown`]
+    /// (it failed), saying why; a program serving the cluster should then exit with that
+    /// error rather than stay up without a coordinator.
+    pub async fn coordinator_stopped(&mut self) -> CoordinatorStopped {
+        if self.coordinator_ended {
+            return CoordinatorStopped {
+                reason: "it had already stopped".to_string(),
+            };
+        }
+        let ended = (&mut self.coordinator_task).await;
+        self.coordinator_ended = true;
+        let reason = match ended {
+            Ok(Ok(())) => "it shut down".to_string(),
+            Ok(Err(reason)) => reason,
+            Err(e) => e.to_string(),
+        };
+        CoordinatorStopped { reason }
+    }
+
     /// Stops every server, waiting up to 10 s for the coordinator to finish.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.coordinator_task).await;
+        if !self.coordinator_ended {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), &mut self.coordinator_task).await;
+        }
         for worker in &mut self.workers {
             worker.stop();
         }

@@ -1,6 +1,11 @@
 //! Errors of the worker and the gRPC status each becomes.
+//!
+//! Statuses never carry the worker's absolute paths (see
+//! `shardfusion_common::path_redaction`): the coordinator hands them on to clients.
 
+use arrow_flight::error::FlightError;
 use datafusion::error::DataFusionError;
+use shardfusion_common::path_redaction::redact_status;
 use shardfusion_common::storage::StorageError;
 use tonic::Status;
 
@@ -20,7 +25,7 @@ pub enum ExecutorError {
 
 impl From<ExecutorError> for Status {
     fn from(error: ExecutorError) -> Self {
-        match &error {
+        let status = match &error {
             ExecutorError::BadRequest { .. } => Status::invalid_argument(error.to_string()),
             ExecutorError::Forbidden { .. } => Status::permission_denied(error.to_string()),
             ExecutorError::Storage(StorageError::PathOutsideRoot { .. }) => {
@@ -29,6 +34,71 @@ impl From<ExecutorError> for Status {
             ExecutorError::Storage(_) => Status::internal(error.to_string()),
             ExecutorError::Write { .. } => Status::internal(error.to_string()),
             ExecutorError::DataFusion(e) => shardfusion_common::status::to_status(e),
+        };
+        redact_status(status)
+    }
+}
+
+/// The error a `DoPut` stream ends with when its request stream fails: the sender cut it off
+/// (`Unexpected EOF decoding stream`, a reset) or sent something that is not a gRPC message.
+/// Whatever tonic calls it (`Internal`, `Cancelled`, `Unknown`), for this worker the request
+/// was incomplete, which is `InvalidArgument`.
+pub fn truncated_put(status: Status) -> Status {
+    Status::invalid_argument(format!(
+        "the DoPut stream was cut off before it ended: {}",
+        status.message()
+    ))
+}
+
+/// The error of `DoPut` data that arrived but does not decode as Arrow IPC: the sender's
+/// fault, so `InvalidArgument` rather than the `Internal` an unknown error would become.
+pub fn undecodable_put(error: FlightError) -> DataFusionError {
+    match error {
+        FlightError::Tonic(status) => shardfusion_common::status::from_status(*status),
+        other => shardfusion_common::status::from_status(Status::invalid_argument(format!(
+            "the DoPut stream does not decode as Arrow data: {other}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shardfusion_common::status::to_status;
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn cut_off_put_streams_are_invalid_argument() {
+        // What tonic reports for a frame cut short, and for a stream the sender reset.
+        for status in [
+            Status::internal("Unexpected EOF decoding stream."),
+            Status::cancelled("h2 protocol error: stream reset"),
+        ] {
+            let status = truncated_put(status);
+            assert_eq!(status.code(), Code::InvalidArgument, "{status}");
+            assert!(status.message().contains("cut off"), "{status}");
         }
+    }
+
+    #[test]
+    fn undecodable_put_data_is_invalid_argument() {
+        let e = undecodable_put(FlightError::DecodeError("Unexpected EOF".into()));
+        assert_eq!(to_status(&e).code(), Code::InvalidArgument);
+        let e = undecodable_put(FlightError::Arrow(
+            datafusion::arrow::error::ArrowError::IpcError("Buffer out of bounds".into()),
+        ));
+        assert_eq!(to_status(&e).code(), Code::InvalidArgument);
+        // A status already decided upstream (e.g. the missing completion marker) is kept.
+        let e = undecodable_put(FlightError::Tonic(Box::new(Status::aborted("conflict"))));
+        assert_eq!(to_status(&e).code(), Code::Aborted);
+    }
+
+    #[test]
+    fn refused_fragment_paths_are_permission_denied() {
+        let refused = shardfusion_common::storage::validate_relative_path("../../etc/passwd")
+            .expect_err("refused");
+        let e = ExecutorError::DataFusion(DataFusionError::External(Box::new(refused)));
+        assert_eq!(Status::from(e).code(), Code::PermissionDenied);
     }
 }

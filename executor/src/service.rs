@@ -23,6 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use prost::Message;
 use shardfusion_common::auth::ClusterSecret;
+use shardfusion_common::ipc_bounds::checked_message;
 use shardfusion_common::storage::{DataRoot, DataRootRegistry, validate_relative_path};
 use shardfusion_common::wire::{
     ACTION_DELETE_FILES, ACTION_PING, DeleteFilesRequest, TaskTicket, WriteRequest,
@@ -148,7 +149,8 @@ impl FlightService for WorkerService {
         let mut stream = request.into_inner();
         let first = stream
             .message()
-            .await?
+            .await
+            .map_err(crate::error::truncated_put)?
             .ok_or_else(|| bad_request("DoPut stream was empty"))?;
         let descriptor = first
             .flight_descriptor
@@ -166,12 +168,10 @@ impl FlightService for WorkerService {
         );
         let data = futures::stream::once(async move { Ok(first) })
             .chain(stream)
-            .map_err(|s| FlightError::Tonic(Box::new(s)));
+            .map_err(|s| FlightError::Tonic(Box::new(crate::error::truncated_put(s))))
+            .and_then(|m| futures::future::ready(checked_message(m)));
         let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
-            .map_err(|e| match e {
-                FlightError::Tonic(s) => status::from_status(*s),
-                other => datafusion::error::DataFusionError::External(Box::new(other)),
-            });
+            .map_err(crate::error::undecodable_put);
         let written = write_shard_file(&self.root, &path, batches).await?;
         let result = PutResult {
             app_metadata: written

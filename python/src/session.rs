@@ -116,6 +116,10 @@ impl NativeSession {
     /// Loads every batch of `data` (anything exporting the Arrow C stream interface) into
     /// `table`: `mode` is "append" (the table must exist), "create" (it must not) or
     /// "replace" (new rows replace the old ones at once). Returns the rows loaded.
+    ///
+    /// Batches of any size load: `execute_ingest` encodes with arrow-flight's
+    /// `FlightDataEncoder`, which splits every batch into messages of about 2 MiB, far under
+    /// the coordinator's 256 MiB message limit.
     #[pyo3(signature = (table, data, mode = "append"))]
     fn ingest(
         &self,

@@ -71,6 +71,21 @@ def test_pyarrow_reader_and_replace(session, table_name):
     assert session.sql(f"SELECT count(*) AS n FROM {table_name}").to_pylist() == [{"n": 20}]
 
 
+def test_a_single_64_mib_batch_loads(session, table_name):
+    # One batch far over gRPC's usual 4-16 MiB message limits: it goes out in smaller messages.
+    rows = 4 << 20
+    ids = pa.array(range(rows), pa.int64())
+    table = pa.table({"id": ids, "name": pa.array([f"row-{i % 1000:04}" for i in range(rows)])})
+    assert len(table.to_batches()) == 1 and table.nbytes >= 64 << 20
+    session.sql(f"CREATE TABLE {table_name} (id BIGINT NOT NULL, name TEXT)").to_arrow()
+    session.create_distributed_table(table_name, "id", shard_count=4)
+    assert session.ingest(table_name, table) == rows
+    got = session.sql(
+        f"SELECT count(*) AS n, sum(id) AS total, count(DISTINCT name) AS names FROM {table_name}"
+    ).to_pylist()
+    assert got == [{"n": rows, "total": rows * (rows - 1) // 2, "names": 1000}]
+
+
 def test_a_null_distribution_key_is_an_integrity_error(session, table_name):
     session.sql(f"CREATE TABLE {table_name} (id BIGINT, name TEXT)").to_arrow()
     session.create_distributed_table(table_name, "id")

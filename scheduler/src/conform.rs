@@ -111,11 +111,10 @@ impl Conformer {
                 None => new_null_array(field.data_type(), rows),
             };
             if !field.is_nullable() && column.null_count() > 0 {
-                return Err(SchedulerError::invalid(format!(
-                    "null value in column \"{}\" of table \"{}\" violates not-null constraint",
-                    field.name(),
-                    self.table
-                )));
+                return Err(SchedulerError::NotNull {
+                    table: self.table.clone(),
+                    column: field.name().clone(),
+                });
             }
             columns.push(column);
         }

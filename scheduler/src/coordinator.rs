@@ -30,8 +30,9 @@ use crate::cluster::Cluster;
 use crate::error::{Result, SchedulerError};
 use crate::session::session_for;
 use crate::sql_rewrite::rewrite_statement;
+use crate::statement_activity::ActivityState;
 use crate::statement_stats::{QueryCounters, StatementTracker};
-use crate::{admin, copy, ddl};
+use crate::{admin, copy, ddl, not_null};
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
 
@@ -103,6 +104,9 @@ impl StatementOutput {
                 tracker,
             } => {
                 let schema = plan.schema();
+                if let Some(tracker) = &tracker {
+                    tracker.set_state(ActivityState::Running);
+                }
                 let stream = execute_stream(plan, task_ctx)?;
                 let counted = TrackedStream {
                     inner: stream,
@@ -213,7 +217,11 @@ impl Coordinator {
         let tracker = self.cluster.stats.track(&statement.to_string());
         let mut output = self.dispatch(statement, &tracker).await?;
         match &mut output {
-            StatementOutput::Query { tracker: slot, .. } => *slot = Some(tracker),
+            StatementOutput::Query { tracker: slot, .. } => {
+                // Planned; it runs when the client fetches the result (`into_stream`).
+                tracker.set_state(ActivityState::Planned);
+                *slot = Some(tracker);
+            }
             StatementOutput::Rows { batches, .. } => {
                 let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
                 tracker
@@ -329,6 +337,7 @@ async fn physical_plan(
     statement: DFStatement,
 ) -> Result<(Arc<dyn ExecutionPlan>, bool)> {
     let plan = ctx.state().statement_to_plan(statement).await?;
+    let plan = not_null::defer_not_null_checks(plan)?;
     if let LogicalPlan::Ddl(ddl) = &plan {
         return Err(SchedulerError::unsupported(ddl.name().to_string()));
     }

@@ -15,6 +15,9 @@ pub enum SchedulerError {
     InvalidArgument { message: String },
     #[error("{what} is not supported yet")]
     Unsupported { what: String },
+    /// A NULL in a NOT NULL column of the rows being written.
+    #[error("null value in column \"{column}\" of table \"{table}\" violates not-null constraint")]
+    NotNull { table: String, column: String },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -48,6 +51,9 @@ impl From<SchedulerError> for Status {
             }
             SchedulerError::InvalidArgument { .. } => Status::invalid_argument(message),
             SchedulerError::Unsupported { .. } => Status::unimplemented(message),
+            SchedulerError::NotNull { .. } => {
+                with_sqlstate(Status::invalid_argument(message), "23502")
+            }
             SchedulerError::Catalog(e) => match e {
                 CatalogError::TableNotFound { .. } => {
                     with_sqlstate(Status::not_found(message), "42P01")
@@ -130,6 +136,12 @@ fn clone_error(error: &SchedulerError) -> SchedulerError {
         }
         SchedulerError::InvalidArgument { message } => return SchedulerError::invalid(message),
         SchedulerError::Unsupported { what } => return SchedulerError::unsupported(what),
+        SchedulerError::NotNull { table, column } => {
+            return SchedulerError::NotNull {
+                table: table.clone(),
+                column: column.clone(),
+            };
+        }
         SchedulerError::Hash(e) => hash_status(e),
         SchedulerError::Catalog(e) if e.is_user_error() => Status::invalid_argument(e.to_string()),
         other => Status::internal(other.to_string()),

@@ -155,6 +155,7 @@ impl TableWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        crate::not_null::check_not_null(&self.table_name, &self.schema, &batch)?;
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec())
             .map_err(|e| {
                 SchedulerError::invalid(format!(

@@ -10,6 +10,7 @@ use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_catalog::metadata_tables::{MetadataTable, MetadataTableProvider};
 
 use crate::cluster::Cluster;
+use crate::statement_activity::{STAT_ACTIVITY, StatementActivity};
 use crate::statement_stats::{STAT_STATEMENTS, StatementStats};
 use crate::table_provider::ShardedTableProvider;
 use datafusion::datasource::MemTable;
@@ -32,6 +33,7 @@ impl SchemaProvider for ClusterSchemaProvider {
         let mut names: Vec<String> = self.snapshot.tables.keys().cloned().collect();
         names.extend(MetadataTable::ALL.iter().map(|t| t.name().to_string()));
         names.push(STAT_STATEMENTS.to_string());
+        names.push(STAT_ACTIVITY.to_string());
         names
     }
 
@@ -46,6 +48,11 @@ impl SchemaProvider for ClusterSchemaProvider {
         if name == STAT_STATEMENTS {
             let batch = self.cluster.stats.batch()?;
             let table = MemTable::try_new(StatementStats::schema(), vec![vec![batch]])?;
+            return Ok(Some(Arc::new(table)));
+        }
+        if name == STAT_ACTIVITY {
+            let batch = self.cluster.stats.activity().batch()?;
+            let table = MemTable::try_new(StatementActivity::schema(), vec![vec![batch]])?;
             return Ok(Some(Arc::new(table)));
         }
         if let Some(meta) = MetadataTable::from_name(name) {
@@ -72,5 +79,6 @@ impl SchemaProvider for ClusterSchemaProvider {
         self.snapshot.table(name).is_some()
             || MetadataTable::from_name(name).is_some()
             || name == STAT_STATEMENTS
+            || name == STAT_ACTIVITY
     }
 }

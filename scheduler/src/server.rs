@@ -5,6 +5,7 @@
 //! listen anywhere but loopback.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -45,6 +46,19 @@ pub fn open_with(
     Ok(Coordinator::new(Arc::new(cluster)))
 }
 
+/// Refuses any address but loopback: no password is configured (the only mode so far), so
+/// clients elsewhere must not reach the coordinator. [`serve`] checks it too; programs that
+/// serve in a background task check it first, so that the refusal reaches their user.
+pub fn check_listen_address(address: SocketAddr) -> Result<()> {
+    if address.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(SchedulerError::invalid(format!(
+        "refusing to listen on {address}: no password is configured, so the coordinator \
+         only accepts clients on loopback (127.0.0.1 or ::1)"
+    )))
+}
+
 /// Serves Flight SQL on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -54,12 +68,7 @@ pub async fn serve(
     let address = listener
         .local_addr()
         .map_err(|e| SchedulerError::invalid(format!("bad listener: {e}")))?;
-    if !address.ip().is_loopback() {
-        return Err(SchedulerError::invalid(format!(
-            "refusing to listen on {address}: no password is configured, so the coordinator \
-             only accepts clients on loopback (127.0.0.1 or ::1)"
-        )));
-    }
+    check_listen_address(address)?;
     let service = FlightServiceServer::new(FlightSqlServer::new(coordinator))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -288,6 +288,8 @@ impl TableProvider for ShardedTableProvider {
         let sink = ShardedTableSink {
             cluster: Arc::clone(&self.cluster),
             snapshot: Arc::clone(&self.snapshot),
+            // The table writer checks NOT NULL, naming the column (see `not_null`).
+            schema: crate::not_null::nullable(&self.table.schema),
             table: Arc::clone(&self.table),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
@@ -299,6 +301,8 @@ impl TableProvider for ShardedTableProvider {
 pub struct ShardedTableSink {
     cluster: Arc<Cluster>,
     snapshot: Arc<CatalogSnapshot>,
+    /// The table's columns, all nullable: what `DataSinkExec` checks its input against.
+    schema: SchemaRef,
     table: Arc<TableMeta>,
 }
 
@@ -321,7 +325,7 @@ impl DisplayAs for ShardedTableSink {
 #[async_trait]
 impl DataSink for ShardedTableSink {
     fn schema(&self) -> &SchemaRef {
-        &self.table.schema
+        &self.schema
     }
 
     async fn write_all(

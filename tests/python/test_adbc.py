@@ -2,6 +2,7 @@
 
 import threading
 import time
+from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as flight
 import pyarrow as pa
@@ -153,3 +154,28 @@ def test_killing_a_worker_during_copy_keeps_the_row_count(separate_cluster, tmp_
                 if time.time() > deadline:
                     raise
                 time.sleep(0.3)
+
+
+def readme_in_chunks():
+    """The `in_chunks` recipe exactly as README.md shows it for `adbc_ingest`."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("def in_chunks(")
+    source = readme[start:readme.index("\n\n", start)]
+    namespace = {}
+    exec(source, namespace)
+    return namespace["in_chunks"]
+
+
+def test_adbc_ingest_of_a_64_mib_batch_through_the_readme_recipe(local_cluster):
+    rows = 4 << 20  # two BIGINT columns: 64 MiB in one batch
+    ids = pa.array(range(rows), pa.int64())
+    table = pa.table({"k": ids, "v": pc.multiply(ids, 3)})
+    assert len(table.to_batches()) == 1 and table.nbytes >= 64 << 20
+    in_chunks = readme_in_chunks()
+    with flight.connect(local_cluster) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE wide (k BIGINT NOT NULL, v BIGINT)")
+        cur.execute("SELECT create_distributed_table('wide', 'k', shard_count => 4)")
+        cur.adbc_ingest("wide", in_chunks(table), mode="append")
+        conn.commit()
+        assert scalar(cur, "SELECT count(*) FROM wide") == rows
+        assert scalar(cur, "SELECT sum(v) FROM wide") == pc.sum(table["v"]).as_py()

@@ -18,7 +18,7 @@ pub async fn run(
     options.listen = listen;
     // DataFusion options come from DATAFUSION_* environment variables, as in DataFusion.
     options.config = datafusion::prelude::SessionConfig::from_env().map_err(|e| e.to_string())?;
-    let cluster = LocalCluster::start(options)
+    let mut cluster = LocalCluster::start(options)
         .await
         .map_err(|e| e.to_string())?;
     let url = cluster.url().to_string();
@@ -37,7 +37,11 @@ pub async fn run(
         eprintln!("demo failed: {e}");
     }
     println!("Connect with: shardfusion sql --url {url}   (Ctrl-C stops the cluster)");
-    super::shutdown_signal().await;
+    tokio::select! {
+        () = super::shutdown_signal() => {}
+        // Without its coordinator the cluster is useless: exit with the reason.
+        stopped = cluster.coordinator_stopped() => return Err(stopped.to_string()),
+    }
     println!("Shutting down...");
     cluster.shutdown().await;
     Ok(())

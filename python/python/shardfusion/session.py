@@ -73,7 +73,8 @@ class Session:
         ``data`` is anything that exports the Arrow C stream interface — a pyarrow ``Table``
         or ``RecordBatchReader``, a polars DataFrame — or a pandas DataFrame. ``mode`` is
         ``"append"`` (the table exists), ``"create"`` (create it from the data's schema) or
-        ``"replace"`` (swap all rows at once). A load is all or nothing.
+        ``"replace"`` (swap all rows at once). A load is all or nothing, and batches of any
+        size load: each is sent as Flight messages of about 2 MiB.
         """
         return self._native.ingest(table, _arrow_stream(data), mode)
 
