@@ -269,7 +269,7 @@ async fn measure(
     }
     let stats = client
         .query(
-            "SELECT rows_received, bytes_received FROM shardfusion_stat_statements \
+            "SELECT rows_received / calls, bytes_received / calls FROM shardfusion_stat_statements \
              WHERE NOT starts_with(query, 'SELECT rows_received') ORDER BY started_at DESC LIMIT 1",
         )
         .await

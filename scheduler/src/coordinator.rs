@@ -214,7 +214,7 @@ impl Coordinator {
 
     /// Runs one parsed statement, recording it in `shardfusion_stat_statements`.
     pub async fn execute_statement(&self, statement: DFStatement) -> Result<StatementOutput> {
-        let tracker = self.cluster.stats.track(&statement.to_string());
+        let (statement, tracker) = self.cluster.stats.track(statement);
         let mut output = self.dispatch(statement, &tracker).await?;
         match &mut output {
             StatementOutput::Query { tracker: slot, .. } => {

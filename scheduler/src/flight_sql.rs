@@ -10,7 +10,9 @@
 //! - Action `shardfusion.register_worker`: a worker joining (needs the cluster secret).
 //!
 //! Each statement runs in its own session, so nothing leaks between the statements of one
-//! connection. Stashed results not fetched within [`RESULT_TTL`] are dropped.
+//! connection. Stashed results not fetched within [`RESULT_TTL`] are dropped. Open prepared
+//! statements are bounded (idle expiry, per-client and global caps): see
+//! [`crate::prepared_statements`].
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -40,6 +42,7 @@ use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use futures::{Stream, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 use prost::Message;
+use shardfusion_common::auth::FlightMethod;
 use shardfusion_common::wire::{
     ACTION_REGISTER_WORKER, RegisterWorkerRequest, RegisterWorkerResponse,
 };
@@ -48,6 +51,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::bulk_ingest;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::SchedulerError;
+use crate::prepared_statements::{PreparedStatementLimits, PreparedStatements};
 use crate::session::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
 
 /// How long an un-fetched result is kept.
@@ -63,16 +67,27 @@ struct Stashed {
 pub struct FlightSqlServer {
     coordinator: Coordinator,
     results: Arc<Mutex<HashMap<String, Stashed>>>,
-    prepared: Arc<Mutex<HashMap<String, String>>>,
+    prepared: PreparedStatements,
 }
 
 impl FlightSqlServer {
+    /// The service, with prepared-statement limits from the environment
+    /// ([`PreparedStatementLimits::from_env`]).
     pub fn new(coordinator: Coordinator) -> Self {
+        Self::with_limits(coordinator, PreparedStatementLimits::from_env())
+    }
+
+    pub fn with_limits(coordinator: Coordinator, limits: PreparedStatementLimits) -> Self {
         Self {
             coordinator,
             results: Arc::default(),
-            prepared: Arc::default(),
+            prepared: PreparedStatements::new(limits),
         }
+    }
+
+    /// The open prepared statements.
+    pub fn prepared_statements(&self) -> &PreparedStatements {
+        &self.prepared
     }
 
     fn stash(&self, output: StatementOutput) -> String {
@@ -195,11 +210,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
-        let sql =
-            self.prepared.lock().get(&handle).cloned().ok_or_else(|| {
-                Status::not_found("prepared statement not found (closed or expired)")
-            })?;
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle);
+        let sql = self.prepared.sql(&handle)?;
         self.flight_info_for(&sql, request.into_inner()).await
     }
 
@@ -241,13 +253,8 @@ impl FlightSqlService for FlightSqlServer {
         command: CommandPreparedStatementUpdate,
         _request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let handle = String::from_utf8_lossy(&command.prepared_statement_handle).to_string();
-        let sql = self
-            .prepared
-            .lock()
-            .get(&handle)
-            .cloned()
-            .ok_or_else(|| Status::not_found("prepared statement not found"))?;
+        let handle = String::from_utf8_lossy(&command.prepared_statement_handle);
+        let sql = self.prepared.sql(&handle)?;
         let output = self.coordinator.execute(&sql).await.map_err(Status::from)?;
         Ok(output.affected_rows())
     }
@@ -288,15 +295,14 @@ impl FlightSqlService for FlightSqlServer {
     async fn do_action_create_prepared_statement(
         &self,
         query: ActionCreatePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let schema = self
             .coordinator
             .describe(&query.query)
             .await
             .map_err(Status::from)?;
-        let handle = uuid::Uuid::new_v4().to_string();
-        self.prepared.lock().insert(handle.clone(), query.query);
+        let handle = self.prepared.create(query.query, request.remote_addr())?;
         let message: IpcMessage = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
             .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?;
@@ -312,8 +318,8 @@ impl FlightSqlService for FlightSqlServer {
         query: ActionClosePreparedStatementRequest,
         _request: Request<Action>,
     ) -> Result<(), Status> {
-        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
-        self.prepared.lock().remove(&handle);
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle);
+        self.prepared.close(&handle);
         Ok(())
     }
 
@@ -327,11 +333,16 @@ impl FlightSqlService for FlightSqlServer {
                 request.get_ref().r#type
             )));
         }
+        let action = request.get_ref();
         self.coordinator
             .cluster()
             .workers
-            .secret()
-            .verify(request.metadata())?;
+            .verify_from_worker(
+                request.metadata(),
+                FlightMethod::DoAction,
+                &[action.r#type.as_bytes(), &action.body],
+            )
+            .map_err(Status::from)?;
         let body = request.into_inner().body;
         let register = RegisterWorkerRequest::decode(body)
             .map_err(|e| Status::invalid_argument(format!("bad registration: {e}")))?;
@@ -340,6 +351,7 @@ impl FlightSqlService for FlightSqlServer {
         let node = self
             .coordinator
             .register_worker(&register.node_name, port, &register.worker_uuid)
+            .await
             .map_err(Status::from)?;
         tracing::info!(
             "worker {}:{} registered as node {}",

@@ -1,24 +1,38 @@
-//! What each statement received from the workers, and a view of recent statements.
+//! What each statement received from the workers, summed per normalized statement, as
+//! PostgreSQL's `pg_stat_statements` does.
 //!
 //! Every statement gets a [`QueryCounters`]; each `DistributedExec` of its plan adds the rows
 //! and Flight bytes it received. When the statement's result has been streamed (or dropped),
-//! a [`StatementRecord`] is kept in [`StatementStats`], which `shardfusion_stat_statements`
-//! shows, newest first.
+//! its counters are added to the entry of its [`NormalizedStatement`] in [`StatementStats`],
+//! which `shardfusion_stat_statements` shows, most recently run first.
+//!
+//! Bounds: an entry keeps the normalized text (literals replaced by `$n`, at most
+//! [`MAX_QUERY_TEXT_BYTES`]), never the statement as sent, so neither a 10 MB `INSERT` nor
+//! another client's values are kept; at most [`MAX_ENTRIES`] entries are kept, and the least
+//! recently run is dropped first (as `pg_stat_statements.max`).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use datafusion::arrow::array::{
+    Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::sql::parser::Statement as DFStatement;
+use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
 use parking_lot::Mutex;
 
-/// The name of the view over recent statements.
+pub use crate::normalized_statement::MAX_QUERY_TEXT_BYTES;
+use crate::normalized_statement::NormalizedStatement;
+
+/// The name of the view over statement statistics.
 pub const STAT_STATEMENTS: &str = "shardfusion_stat_statements";
 
-/// How many statements the view keeps.
-pub const KEEP_STATEMENTS: usize = 1000;
+/// How many distinct normalized statements the view keeps (`pg_stat_statements.max`).
+/// With [`MAX_QUERY_TEXT_BYTES`] per text, the view holds at most about 4 MiB.
+pub const MAX_ENTRIES: u64 = 1000;
 
 /// Counters of one statement, shared by all its distributed nodes.
 #[derive(Debug, Default)]
@@ -36,33 +50,47 @@ impl QueryCounters {
     }
 }
 
-/// One finished statement.
+/// The totals of every run of one normalized statement.
 #[derive(Debug, Clone)]
-pub struct StatementRecord {
-    pub query_id: String,
-    pub query: String,
-    pub started_at_ms: i64,
-    pub elapsed_ms: i64,
-    pub tasks: i64,
-    pub shards: i64,
-    pub rows_received: i64,
-    pub bytes_received: i64,
-    pub rows_returned: i64,
+struct Entry {
+    query_id: i64,
+    query: String,
+    calls: i64,
+    /// When the most recent run started.
+    started_at_ms: i64,
+    total_elapsed_ms: i64,
+    tasks: i64,
+    shards: i64,
+    rows_received: i64,
+    bytes_received: i64,
+    rows_returned: i64,
 }
 
-/// The most recent statements.
-#[derive(Debug, Default)]
+/// Statistics per normalized statement, least recently run dropped past a capacity.
 pub struct StatementStats {
-    recent: Mutex<VecDeque<StatementRecord>>,
+    entries: Cache<i64, Arc<Mutex<Entry>>>,
 }
 
-/// Records a statement into [`StatementStats`] when dropped.
+impl std::fmt::Debug for StatementStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatementStats")
+            .field("entries", &self.entries.entry_count())
+            .finish()
+    }
+}
+
+impl Default for StatementStats {
+    fn default() -> Self {
+        Self::with_capacity(MAX_ENTRIES)
+    }
+}
+
+/// Adds a statement's run to [`StatementStats`] when dropped.
 #[derive(Debug)]
 pub struct StatementTracker {
     stats: Arc<StatementStats>,
     counters: Arc<QueryCounters>,
-    query_id: String,
-    query: String,
+    statement: NormalizedStatement,
     started: Instant,
     started_at_ms: i64,
 }
@@ -76,51 +104,74 @@ impl StatementTracker {
 impl Drop for StatementTracker {
     fn drop(&mut self) {
         let c = &self.counters;
-        let record = StatementRecord {
-            query_id: self.query_id.clone(),
-            query: std::mem::take(&mut self.query),
-            started_at_ms: self.started_at_ms,
-            elapsed_ms: self.started.elapsed().as_millis() as i64,
-            tasks: QueryCounters::get(&c.tasks),
-            shards: QueryCounters::get(&c.shards),
-            rows_received: QueryCounters::get(&c.rows_received),
-            bytes_received: QueryCounters::get(&c.bytes_received),
-            rows_returned: QueryCounters::get(&c.rows_returned),
-        };
-        let mut recent = self.stats.recent.lock();
-        if recent.len() == KEEP_STATEMENTS {
-            recent.pop_back();
-        }
-        recent.push_front(record);
+        let statement = &mut self.statement;
+        let entry = self.stats.entries.get_with(statement.id, || {
+            Arc::new(Mutex::new(Entry {
+                query_id: statement.id,
+                query: std::mem::take(&mut statement.text),
+                calls: 0,
+                started_at_ms: 0,
+                total_elapsed_ms: 0,
+                tasks: 0,
+                shards: 0,
+                rows_received: 0,
+                bytes_received: 0,
+                rows_returned: 0,
+            }))
+        });
+        let mut entry = entry.lock();
+        entry.calls += 1;
+        entry.started_at_ms = entry.started_at_ms.max(self.started_at_ms);
+        entry.total_elapsed_ms += self.started.elapsed().as_millis() as i64;
+        entry.tasks += QueryCounters::get(&c.tasks);
+        entry.shards += QueryCounters::get(&c.shards);
+        entry.rows_received += QueryCounters::get(&c.rows_received);
+        entry.bytes_received += QueryCounters::get(&c.bytes_received);
+        entry.rows_returned += QueryCounters::get(&c.rows_returned);
     }
 }
 
 impl StatementStats {
-    /// Starts tracking a statement.
-    pub fn track(self: &Arc<Self>, query: &str) -> StatementTracker {
+    /// Keeps at most `capacity` normalized statements.
+    pub fn with_capacity(capacity: u64) -> Self {
+        Self {
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .eviction_policy(EvictionPolicy::lru())
+                .build(),
+        }
+    }
+
+    /// Starts tracking `statement`, which is handed back unchanged (normalizing it borrows
+    /// the rows of a large `VALUES` list instead of copying them).
+    pub fn track(self: &Arc<Self>, mut statement: DFStatement) -> (DFStatement, StatementTracker) {
         let started_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        StatementTracker {
+        let normalized = NormalizedStatement::of(&mut statement);
+        let started = Instant::now();
+        let tracker = StatementTracker {
             stats: Arc::clone(self),
             counters: Arc::default(),
-            query_id: uuid::Uuid::new_v4().to_string(),
-            query: query.trim().to_string(),
-            started: Instant::now(),
+            statement: normalized,
+            started,
             started_at_ms,
-        }
+        };
+        (statement, tracker)
     }
 
     pub fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
-            Field::new("query_id", DataType::Utf8, false),
+            Field::new("query_id", DataType::Int64, false),
             Field::new("query", DataType::Utf8, false),
+            Field::new("calls", DataType::Int64, false),
             Field::new(
                 "started_at",
                 DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
                 false,
             ),
-            Field::new("elapsed_ms", DataType::Int64, false),
+            Field::new("total_elapsed_ms", DataType::Int64, false),
+            Field::new("mean_elapsed_ms", DataType::Float64, false),
             Field::new("tasks", DataType::Int64, false),
             Field::new("shards", DataType::Int64, false),
             Field::new("rows_received", DataType::Int64, false),
@@ -129,34 +180,91 @@ impl StatementStats {
         ]))
     }
 
-    /// The recent statements, newest first.
+    /// One row per normalized statement, most recently started first.
     pub fn batch(&self) -> datafusion::error::Result<RecordBatch> {
-        let recent: Vec<StatementRecord> = self.recent.lock().iter().cloned().collect();
-        let longs = |f: fn(&StatementRecord) -> i64| {
-            Arc::new(Int64Array::from_iter_values(recent.iter().map(f)))
-        };
+        let mut entries: Vec<Entry> = self
+            .entries
+            .iter()
+            .map(|(_, entry)| entry.lock().clone())
+            .filter(|entry| entry.calls > 0)
+            .collect();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.started_at_ms));
+        let longs =
+            |f: fn(&Entry) -> i64| Arc::new(Int64Array::from_iter_values(entries.iter().map(f)));
         Ok(RecordBatch::try_new(
             Self::schema(),
             vec![
+                longs(|e| e.query_id),
                 Arc::new(StringArray::from_iter_values(
-                    recent.iter().map(|r| r.query_id.clone()),
+                    entries.iter().map(|e| e.query.as_str()),
                 )),
-                Arc::new(StringArray::from_iter_values(
-                    recent.iter().map(|r| r.query.clone()),
-                )),
+                longs(|e| e.calls),
                 Arc::new(
                     TimestampMillisecondArray::from_iter_values(
-                        recent.iter().map(|r| r.started_at_ms),
+                        entries.iter().map(|e| e.started_at_ms),
                     )
                     .with_timezone("UTC"),
                 ),
-                longs(|r| r.elapsed_ms),
-                longs(|r| r.tasks),
-                longs(|r| r.shards),
-                longs(|r| r.rows_received),
-                longs(|r| r.bytes_received),
-                longs(|r| r.rows_returned),
+                longs(|e| e.total_elapsed_ms),
+                Arc::new(Float64Array::from_iter_values(
+                    entries
+                        .iter()
+                        .map(|e| e.total_elapsed_ms as f64 / e.calls as f64),
+                )),
+                longs(|e| e.tasks),
+                longs(|e| e.shards),
+                longs(|e| e.rows_received),
+                longs(|e| e.bytes_received),
+                longs(|e| e.rows_returned),
             ],
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::parser::DFParser;
+
+    fn run(stats: &Arc<StatementStats>, sql: &str) {
+        let statement = DFParser::parse_sql(sql)
+            .expect("valid SQL")
+            .pop_front()
+            .expect("one statement");
+        let (_, tracker) = stats.track(statement);
+        tracker
+            .counters()
+            .rows_returned
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn runs_differing_in_literals_add_up() {
+        let stats = Arc::new(StatementStats::default());
+        run(&stats, "SELECT * FROM t WHERE k = 1");
+        run(&stats, "SELECT * FROM t WHERE k = 2");
+        run(&stats, "SELECT * FROM u");
+        let batch = stats.batch().expect("batch");
+        assert_eq!(batch.num_rows(), 2);
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&[batch])
+            .expect("printable")
+            .to_string();
+        assert!(text.contains("SELECT * FROM t WHERE k = $1"), "{text}");
+    }
+
+    #[test]
+    fn least_recently_run_statements_are_dropped_past_capacity() {
+        let stats = Arc::new(StatementStats::with_capacity(10));
+        for i in 0..100 {
+            run(&stats, &format!("SELECT c{i} FROM t"));
+        }
+        stats.entries.run_pending_tasks();
+        assert!(stats.entries.entry_count() <= 10, "{:?}", stats);
+        // The newest statement is among those kept.
+        let batch = stats.batch().expect("batch");
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&[batch])
+            .expect("printable")
+            .to_string();
+        assert!(text.contains("SELECT c99 FROM t"), "{text}");
     }
 }
