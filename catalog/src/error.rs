@@ -1,6 +1,6 @@
 //! Errors of the catalog, each naming what the user referred to.
 
-use shardfusion_common::ids::ColocationId;
+use shardfusion_common::ids::{ColocationId, NodeId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -35,17 +35,66 @@ pub enum CatalogError {
          citus_add_node first"
     )]
     NoWorkers,
-    #[error("table \"{table}\" changed while the statement ran; retry the statement")]
-    Conflict { table: String },
+    #[error("node {address} is not in pg_dist_node")]
+    NodeNotFound { address: String },
+    #[error(
+        "cannot remove node {address}: it still holds {placements} shard placements; drop or \
+         undistribute the tables placed on it first"
+    )]
+    NodeHasPlacements { address: String, placements: u64 },
+    #[error(
+        "cannot add {address}: the worker answering there is already node {node_id} at \
+         {existing}. A worker has one address: remove that node first, or check that \
+         {address} is not a proxy to it"
+    )]
+    NodeIdentityInUse {
+        address: String,
+        node_id: NodeId,
+        existing: String,
+    },
+    /// Another statement changed what this one read before it could commit; nothing of this
+    /// statement was committed, and running it again is safe.
+    #[error("table \"{table}\" changed while the statement ran ({change}); retry the statement")]
+    Conflict {
+        table: String,
+        change: ConcurrentChange,
+    },
+    #[error(
+        "column \"{column}\" of relation \"{table}\" contains null values: a NOT NULL column \
+         can only be added to an empty table"
+    )]
+    NotNullOnRows { table: String, column: String },
     #[error("catalog storage failed: {0}")]
     Storage(#[from] rusqlite::Error),
     #[error("catalog holds an unreadable schema for \"{table}\": {reason}")]
     Corrupt { table: String, reason: String },
 }
 
-impl CatalogError {
-    /// Whether the error is the user's (as opposed to storage trouble).
-    pub fn is_user_error(&self) -> bool {
-        !matches!(self, Self::Storage(_) | Self::Corrupt { .. })
+/// What another statement changed under one that read the table first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConcurrentChange {
+    /// The shards the statement wrote into are gone: the table was dropped or distributed.
+    ShardsReplaced,
+    /// The table's rows are being moved into shards by `create_distributed_table`.
+    BeingDistributed,
+    Dropped,
+    /// Files the statement read were removed (TRUNCATE, or a load that replaced the rows).
+    RowsRemoved,
+    /// Columns were added that the statement's rows lack (ALTER TABLE).
+    ColumnsChanged,
+    /// A node the statement placed shards on was removed.
+    NodeRemoved,
+}
+
+impl std::fmt::Display for ConcurrentChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ShardsReplaced => "its shards were replaced: it was dropped or distributed",
+            Self::BeingDistributed => "its rows are being moved into shards",
+            Self::Dropped => "it was dropped",
+            Self::RowsRemoved => "its rows were truncated or replaced",
+            Self::ColumnsChanged => "its columns were altered",
+            Self::NodeRemoved => "a node it was being placed on was removed",
+        })
     }
 }

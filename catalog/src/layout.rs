@@ -5,6 +5,7 @@
 //! shards index by index, so equal distribution values meet on the same worker; a reference
 //! table's single shard is placed on every active worker.
 
+use datafusion::arrow::datatypes::SchemaRef;
 use shardfusion_common::hashing::shard_range;
 use shardfusion_common::ids::{ColocationId, GroupId, PlacementId, ShardId, TableId};
 
@@ -59,6 +60,19 @@ pub struct NewShard {
     pub placements: Vec<NewPlacement>,
 }
 
+/// How a plan's colocation group was chosen, which decides what its commit may do when the
+/// groups changed during the move (see `distribution_store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupChoice {
+    /// Default co-location: the planned group if it still exists, else an equal group
+    /// created meanwhile, else the planned one (re)created.
+    Default,
+    /// `colocate_with => 'table'`: that table's group, re-created if it was dropped meanwhile.
+    Table,
+    /// `colocate_with => 'none'`: a new group of its own.
+    Isolated,
+}
+
 /// Everything needed to move a table into its shards, decided before any row moves.
 ///
 /// Ids are reserved when the plan is made; if the statement fails they are simply skipped.
@@ -66,9 +80,14 @@ pub struct NewShard {
 pub struct DistributionPlan {
     pub table_id: TableId,
     pub table_name: String,
+    /// The columns the rows are moved with; the commit refuses if the table's changed.
+    pub schema: SchemaRef,
+    /// The table's kind after the commit (its colocation id is the planned group's; the
+    /// commit may choose an equal one instead).
     pub kind: TableKind,
-    /// Set when the table starts a new colocation group.
-    pub new_colocation: Option<Colocation>,
+    /// The planned colocation group: an existing one, or a new one (its id reserved).
+    pub colocation: Colocation,
+    pub group_choice: GroupChoice,
     pub shards: Vec<NewShard>,
 }
 

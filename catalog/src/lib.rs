@@ -5,21 +5,34 @@
 //! - [`model`]: the metadata types and the immutable [`CatalogSnapshot`] queries plan against.
 //! - [`store`]: [`Catalog`], the durable SQLite store; every change is one transaction, after
 //!   which a new snapshot is published.
+//! - [`node_store`]: adding, re-registering and removing worker nodes.
+//! - [`distribution_store`]: planning and committing a table's distribution, re-checking
+//!   inside the commit what the plan and the move of its rows relied on.
+//! - [`commit_checks`]: what every commit re-checks under the write lock (the table still
+//!   owns the placements, is not fenced, still takes the rows' columns).
+//! - [`write_fence`]: holding off commits into a table whose rows are being distributed.
 //! - [`snapshot_loader`]: reading a whole snapshot back from SQLite.
 //! - [`layout`]: placing new shards on worker groups (Citus's round-robin and colocation).
 //! - [`metadata_tables`]: `pg_dist_*`, `citus_tables` and `citus_shards` as DataFusion tables.
+//! - [`cleanup`]: `pg_dist_cleanup`, the deletions of shard files still owed to nodes.
 //!
 //! The catalog never talks to workers and never reads or writes shard files; the coordinator
 //! does that and tells the catalog what to commit.
 
+pub mod cleanup;
+mod commit_checks;
+pub mod distribution_store;
 pub mod error;
 pub mod layout;
 pub mod metadata_tables;
 pub mod model;
+pub mod node_store;
 pub mod snapshot_loader;
 pub mod store;
+pub mod write_fence;
 
-pub use error::CatalogError;
+pub use distribution_store::DistributionCommit;
+pub use error::{CatalogError, ConcurrentChange};
 pub use model::{
     CatalogSnapshot, Colocation, FileMeta, Node, PlacementMeta, ShardMeta, TableKind, TableMeta,
 };

@@ -4,23 +4,27 @@
 //! is built and published. Readers take the current snapshot and never see a half-applied
 //! change, which is what makes a load visible all at once. `Catalog::open_in_memory` gives the
 //! same store without a file, for tests and throwaway clusters.
+//!
+//! Write transactions are `BEGIN IMMEDIATE` and serialized by one connection; a change that
+//! depends on what its statement read earlier re-checks it inside its transaction
+//! (`commit_checks`), never on a snapshot.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema};
 use parking_lot::{Mutex, RwLock};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use shardfusion_common::codec::encode_schema;
-use shardfusion_common::hashing::is_distributable;
-use shardfusion_common::ids::{ColocationId, GroupId, NodeId, PlacementId, ShardId, TableId};
+use shardfusion_common::ids::{GroupId, PlacementId, ShardId, TableId};
 
-use crate::error::CatalogError;
-use crate::layout::{
-    self, ColocateWith, DistributionPlan, DistributionRequest, NewPlacement, NewShard,
-};
-use crate::model::{CatalogSnapshot, FileMeta, Node, TableKind, TableMeta};
+use crate::cleanup::{CleanupPolicy, record_in};
+use crate::commit_checks::{check_writable, table_schema};
+use crate::error::{CatalogError, ConcurrentChange};
+use crate::layout::{NewPlacement, NewShard};
+use crate::model::{CatalogSnapshot, FileMeta, TableMeta};
 use crate::snapshot_loader::load_snapshot;
+use crate::write_fence::{WriteFence, WriteFences};
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
@@ -81,8 +85,9 @@ CREATE TABLE IF NOT EXISTS shard_files (
 
 /// The durable catalog. Cheap to share behind an `Arc`.
 pub struct Catalog {
-    conn: Mutex<Connection>,
+    pub(crate) conn: Mutex<Connection>,
     snapshot: RwLock<Arc<CatalogSnapshot>>,
+    fences: Arc<WriteFences>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -110,10 +115,12 @@ impl Catalog {
     fn init(conn: Connection) -> Result<Self> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::cleanup::SCHEMA)?;
         let snapshot = load_snapshot(&conn, 1)?;
         Ok(Self {
             conn: Mutex::new(conn),
             snapshot: RwLock::new(Arc::new(snapshot)),
+            fences: Arc::default(),
         })
     }
 
@@ -122,68 +129,17 @@ impl Catalog {
         Arc::clone(&self.snapshot.read())
     }
 
-    /// Runs `change` in one transaction and publishes the new state if it commits.
-    fn write<T>(&self, change: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    /// Runs `change` in one transaction and publishes the new state if it commits. The
+    /// snapshot is published before the lock is released, so whoever writes next has seen it.
+    pub(crate) fn write<T>(&self, change: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = change(&tx)?;
         tx.commit()?;
         let version = self.snapshot.read().version + 1;
         let snapshot = load_snapshot(&conn, version)?;
         *self.snapshot.write() = Arc::new(snapshot);
         Ok(out)
-    }
-
-    /// Adds a worker (`citus_add_node`), or returns it if already known.
-    ///
-    /// A worker that registers with a `worker_uuid` it used before keeps its node id and
-    /// shards even if its host or port changed.
-    pub fn add_node(&self, name: &str, port: u16, worker_uuid: Option<&str>) -> Result<Node> {
-        let node_id = self.write(|tx| {
-            if let Some(uuid) = worker_uuid {
-                let existing: Option<i32> = tx
-                    .query_row(
-                        "SELECT nodeid FROM nodes WHERE worker_uuid = ?1",
-                        params![uuid],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(id) = existing {
-                    tx.execute(
-                        "UPDATE nodes SET nodename = ?1, nodeport = ?2, isactive = 1 WHERE nodeid = ?3",
-                        params![name, port, id],
-                    )?;
-                    return Ok(id);
-                }
-            }
-            let existing: Option<i32> = tx
-                .query_row(
-                    "SELECT nodeid FROM nodes WHERE nodename = ?1 AND nodeport = ?2",
-                    params![name, port],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(id) = existing {
-                if let Some(uuid) = worker_uuid {
-                    tx.execute(
-                        "UPDATE nodes SET worker_uuid = ?1, isactive = 1 WHERE nodeid = ?2",
-                        params![uuid, id],
-                    )?;
-                }
-                return Ok(id);
-            }
-            let id = next_id(tx, "nodeid", 1)? as i32;
-            tx.execute(
-                "INSERT INTO nodes (nodeid, groupid, nodename, nodeport, worker_uuid) \
-                 VALUES (?1, ?1, ?2, ?3, ?4)",
-                params![id, name, port, worker_uuid],
-            )?;
-            Ok(id)
-        })?;
-        self.snapshot()
-            .node(NodeId(node_id))
-            .cloned()
-            .ok_or(CatalogError::NoWorkers)
     }
 
     /// Creates a local table on the coordinator.
@@ -219,312 +175,74 @@ impl Catalog {
             })
     }
 
-    /// Decides and reserves the shards and placements of a table about to be distributed.
-    /// Nothing becomes visible until [`Catalog::commit_distribution`].
-    pub fn plan_distribution(
-        &self,
-        name: &str,
-        request: &DistributionRequest,
-    ) -> Result<DistributionPlan> {
-        let snapshot = self.snapshot();
-        let table = snapshot
-            .table(name)
-            .ok_or_else(|| CatalogError::TableNotFound {
-                name: name.to_string(),
-            })?;
-        if table.kind != TableKind::Local {
-            return Err(CatalogError::AlreadyDistributed {
-                name: name.to_string(),
-            });
-        }
-        let workers: Vec<GroupId> = snapshot
-            .active_workers()
-            .iter()
-            .map(|n| n.group_id)
-            .collect();
-        if workers.is_empty() {
-            return Err(CatalogError::NoWorkers);
-        }
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
-        let plan = match request {
-            DistributionRequest::Reference => {
-                let existing = snapshot
-                    .colocations
-                    .values()
-                    .find(|c| c.shard_count == 1 && c.distribution_column_type.is_empty())
-                    .cloned();
-                let (colocation, new_colocation) = match existing {
-                    Some(c) => (c.colocation_id, None),
-                    None => {
-                        let id = ColocationId(next_id(&tx, "colocationid", 1)? as i32);
-                        (id, Some(layout::new_colocation(id, 1, String::new())))
-                    }
-                };
-                let groups = vec![workers.clone()];
-                let shards = reserve_shards(&tx, &groups, &[None])?;
-                DistributionPlan {
-                    table_id: table.table_id,
-                    table_name: name.to_string(),
-                    kind: TableKind::Reference {
-                        colocation_id: colocation,
-                    },
-                    new_colocation,
-                    shards,
-                }
-            }
-            DistributionRequest::Distributed {
-                column,
-                shard_count,
-                colocate_with,
-            } => {
-                let field = table.schema.field_with_name(column).map_err(|_| {
-                    CatalogError::ColumnNotFound {
-                        table: name.to_string(),
-                        column: column.clone(),
-                    }
-                })?;
-                if !is_distributable(field.data_type()) {
-                    return Err(CatalogError::BadDistributionColumn {
-                        table: name.to_string(),
-                        column: column.clone(),
-                        reason: format!(
-                            "type {} cannot be hashed; use an integer, text or date column",
-                            field.data_type()
-                        ),
-                    });
-                }
-                let type_name = field.data_type().to_string();
-                if let Some(n) = shard_count
-                    && (*n < 1 || *n > 64_000)
-                {
-                    return Err(CatalogError::BadShardCount { given: *n as i64 });
-                }
-                let target = match colocate_with {
-                    ColocateWith::None => None,
-                    ColocateWith::Default => {
-                        let count = shard_count.unwrap_or(DEFAULT_SHARD_COUNT) as i32;
-                        snapshot
-                            .colocations
-                            .values()
-                            .find(|c| {
-                                c.shard_count == count
-                                    && c.distribution_column_type == type_name
-                                    && c.replication_factor == 1
-                            })
-                            .cloned()
-                    }
-                    ColocateWith::Table(other) => {
-                        let other_table =
-                            snapshot
-                                .table(other)
-                                .ok_or_else(|| CatalogError::TableNotFound {
-                                    name: other.clone(),
-                                })?;
-                        let bad = |reason: &str| CatalogError::BadColocation {
-                            table: name.to_string(),
-                            other: other.clone(),
-                            reason: reason.to_string(),
-                        };
-                        let TableKind::Distributed { colocation_id, .. } = other_table.kind else {
-                            return Err(bad("it is not a distributed table"));
-                        };
-                        let c = snapshot
-                            .colocations
-                            .get(&colocation_id)
-                            .cloned()
-                            .ok_or(CatalogError::ColocationNotFound { id: colocation_id })?;
-                        if c.distribution_column_type != type_name {
-                            return Err(bad(&format!(
-                                "distribution column types differ ({} vs {type_name})",
-                                c.distribution_column_type
-                            )));
-                        }
-                        if let Some(n) = shard_count
-                            && *n as i32 != c.shard_count
-                        {
-                            return Err(bad(&format!(
-                                "shard counts differ ({} vs {n})",
-                                c.shard_count
-                            )));
-                        }
-                        Some(c)
-                    }
-                };
-                let (colocation_id, count, new_colocation, mirror) = match target {
-                    Some(c) => {
-                        let mirror = snapshot
-                            .tables
-                            .values()
-                            .find(|t| t.kind.colocation_id() == Some(c.colocation_id))
-                            .map(|t| {
-                                t.shards
-                                    .iter()
-                                    .map(|s| s.placements.iter().map(|p| p.group_id).collect())
-                                    .collect::<Vec<Vec<GroupId>>>()
-                            });
-                        (c.colocation_id, c.shard_count as usize, None, mirror)
-                    }
-                    None => {
-                        let count = shard_count.unwrap_or(DEFAULT_SHARD_COUNT);
-                        let id = ColocationId(next_id(&tx, "colocationid", 1)? as i32);
-                        (
-                            id,
-                            count,
-                            Some(layout::new_colocation(id, count, type_name)),
-                            None,
-                        )
-                    }
-                };
-                let groups = layout::assign_groups(count, &workers, mirror.as_deref());
-                let shards = reserve_shards(&tx, &groups, &layout::ranges(count))?;
-                DistributionPlan {
-                    table_id: table.table_id,
-                    table_name: name.to_string(),
-                    kind: TableKind::Distributed {
-                        column: column.clone(),
-                        colocation_id,
-                    },
-                    new_colocation,
-                    shards,
-                }
-            }
-        };
-        tx.commit()?;
-        Ok(plan)
-    }
-
-    /// Makes a planned distribution real, with the files that hold the table's moved rows.
-    /// Returns the table's former local files, now garbage.
-    pub fn commit_distribution(
-        &self,
-        plan: &DistributionPlan,
-        files: &[(PlacementId, FileMeta)],
-    ) -> Result<Vec<(GroupId, FileMeta)>> {
-        self.write(|tx| {
-            let kind: Option<String> = tx
-                .query_row(
-                    "SELECT kind FROM tables WHERE table_id = ?1",
-                    params![plan.table_id.0],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if kind.as_deref() != Some("local") {
-                return Err(CatalogError::Conflict {
-                    table: plan.table_name.clone(),
-                });
-            }
-            let old_files = files_of_table(tx, plan.table_id)?;
-            tx.execute(
-                "DELETE FROM shards WHERE table_id = ?1",
-                params![plan.table_id.0],
-            )?;
-            if let Some(c) = &plan.new_colocation {
-                tx.execute(
-                    "INSERT INTO colocations (colocationid, shardcount, replicationfactor, \
-                     distributioncolumntype) VALUES (?1, ?2, ?3, ?4)",
-                    params![
-                        c.colocation_id.0,
-                        c.shard_count,
-                        c.replication_factor,
-                        c.distribution_column_type
-                    ],
-                )?;
-            }
-            let (kind, column, colocation) = match &plan.kind {
-                TableKind::Local => ("local", None, None),
-                TableKind::Distributed {
-                    column,
-                    colocation_id,
-                } => ("distributed", Some(column.clone()), Some(colocation_id.0)),
-                TableKind::Reference { colocation_id } => {
-                    ("reference", None, Some(colocation_id.0))
-                }
-            };
-            tx.execute(
-                "UPDATE tables SET kind = ?1, dist_column = ?2, colocationid = ?3 WHERE table_id = ?4",
-                params![kind, column, colocation, plan.table_id.0],
-            )?;
-            for shard in &plan.shards {
-                tx.execute(
-                    "INSERT INTO shards (shardid, table_id, shard_index, minvalue, maxvalue) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        shard.shard_id.0,
-                        plan.table_id.0,
-                        shard.index as i64,
-                        shard.hash_range.map(|r| r.0),
-                        shard.hash_range.map(|r| r.1)
-                    ],
-                )?;
-                for p in &shard.placements {
-                    tx.execute(
-                        "INSERT INTO placements (placementid, shardid, groupid) VALUES (?1, ?2, ?3)",
-                        params![p.placement_id.0, shard.shard_id.0, p.group_id.0],
-                    )?;
-                }
-            }
-            insert_files(tx, files)?;
-            Ok(old_files)
-        })
-    }
-
-    /// Commits the files one statement wrote, all at once.
+    /// Commits the files one statement wrote with `written` columns, all at once.
     ///
-    /// Fails with [`CatalogError::Conflict`] if a placement vanished meanwhile (the table was
-    /// dropped, truncated into a new layout, or distributed).
-    pub fn commit_files(&self, table: &str, files: &[(PlacementId, FileMeta)]) -> Result<()> {
+    /// Fails with [`CatalogError::Conflict`] if, since the statement read the table, a
+    /// placement vanished (the table was dropped or distributed), the table is being
+    /// distributed, or it gained a NOT NULL column the rows lack.
+    pub fn commit_files(
+        &self,
+        table: &str,
+        written: &Schema,
+        files: &[(PlacementId, FileMeta)],
+    ) -> Result<()> {
         self.write(|tx| {
-            for (placement, _) in files {
-                let exists: Option<i64> = tx
-                    .query_row(
-                        "SELECT placementid FROM placements WHERE placementid = ?1",
-                        params![placement.0],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if exists.is_none() {
-                    return Err(CatalogError::Conflict {
-                        table: table.to_string(),
-                    });
-                }
-            }
+            check_writable(
+                tx,
+                &self.fences,
+                table,
+                written,
+                files.iter().map(|(p, _)| *p),
+            )?;
             insert_files(tx, files)
         })
     }
 
-    /// Replaces all of `name`'s files with `files` in one transaction. Returns the old files,
-    /// now garbage.
+    /// Replaces all of `name`'s files with `files` (written with `written` columns) in one
+    /// transaction, with the checks of [`Catalog::commit_files`]. Returns the old files, now
+    /// garbage.
     pub fn replace_files(
         &self,
         name: &str,
+        written: &Schema,
         files: &[(PlacementId, FileMeta)],
     ) -> Result<Vec<(GroupId, FileMeta)>> {
         self.write(|tx| {
+            let owner = check_writable(
+                tx,
+                &self.fences,
+                name,
+                written,
+                files.iter().map(|(p, _)| *p),
+            )?;
             let (id, old) = forget_files(tx, name)?;
-            for (placement, _) in files {
-                let owner: Option<i64> = tx
-                    .query_row(
-                        "SELECT s.table_id FROM placements p JOIN shards s USING (shardid) \
-                         WHERE p.placementid = ?1",
-                        params![placement.0],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if owner != Some(id.0) {
-                    return Err(CatalogError::Conflict {
-                        table: name.to_string(),
-                    });
-                }
+            if owner.is_some_and(|owner| owner != id) {
+                return Err(CatalogError::Conflict {
+                    table: name.to_string(),
+                    change: ConcurrentChange::ShardsReplaced,
+                });
             }
             insert_files(tx, files)?;
+            record_in(tx, &old, CleanupPolicy::DeferredOnSuccess)?;
             Ok(old)
         })
     }
 
+    /// Holds off commits that would add files to `table` until the fence is dropped (see
+    /// [`crate::write_fence`]). Every commit after this call sees the fence; every commit
+    /// before it is in the snapshot already.
+    pub fn fence_writes(&self, table: TableId) -> WriteFence {
+        let _no_commit_in_flight = self.conn.lock();
+        self.fences.raise(table)
+    }
+
     /// Forgets every file of `name`. Returns the files, now garbage.
     pub fn truncate_table(&self, name: &str) -> Result<Vec<(GroupId, FileMeta)>> {
-        self.write(|tx| Ok(forget_files(tx, name)?.1))
+        self.write(|tx| {
+            let (_, files) = forget_files(tx, name)?;
+            record_in(tx, &files, CleanupPolicy::DeferredOnSuccess)?;
+            Ok(files)
+        })
     }
 
     /// Drops `name`. Returns its files, now garbage, or `None` if it did not exist and
@@ -543,55 +261,91 @@ impl Catalog {
                     name: name.to_string(),
                 });
             };
-            let files = files_of_table(tx, id)?;
-            tx.execute("DELETE FROM tables WHERE table_id = ?1", params![id.0])?;
-            // A colocation group outlives its tables in Citus only while referenced.
-            tx.execute(
-                "DELETE FROM colocations WHERE colocationid NOT IN \
-                 (SELECT colocationid FROM tables WHERE colocationid IS NOT NULL)",
-                [],
-            )?;
-            Ok(Some(files))
+            drop_in(tx, id).map(Some)
         })
     }
 
-    /// Adds a nullable column; existing files read it as NULL.
-    pub fn add_column(&self, name: &str, field: Field) -> Result<()> {
-        let table = self.table(name)?;
-        if table.schema.column_with_name(field.name()).is_some() {
-            return Err(CatalogError::ColumnExists {
-                table: name.to_string(),
-                column: field.name().clone(),
-            });
-        }
-        let mut fields: Vec<Field> = table
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(field);
-        let schema = Schema::new(fields);
-        let bytes = encode_schema(&schema).map_err(|e| CatalogError::Corrupt {
-            table: name.to_string(),
-            reason: e.to_string(),
-        })?;
+    /// Drops the table with id `id` if it still exists (a statement removing the table it
+    /// created, which may have been dropped and its name reused meanwhile). Returns its files.
+    pub fn drop_table_id(&self, id: TableId) -> Result<Option<Vec<(GroupId, FileMeta)>>> {
         self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE tables SET schema = ?1 WHERE table_id = ?2",
-                params![bytes, table.table_id.0],
-            )?;
-            if changed == 0 {
-                return Err(CatalogError::TableNotFound {
-                    name: name.to_string(),
+            let exists: Option<i64> = tx
+                .query_row(
+                    "SELECT table_id FROM tables WHERE table_id = ?1",
+                    params![id.0],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match exists {
+                Some(_) => drop_in(tx, id).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Adds a column; existing files read it as NULL, so a NOT NULL column can only be added
+    /// while the table has no rows. Decided on the table as it is inside the transaction.
+    pub fn add_column(&self, name: &str, field: Field) -> Result<()> {
+        self.write(|tx| {
+            let id = table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {
+                name: name.to_string(),
+            })?;
+            let schema = table_schema(tx, id, name)?;
+            if schema.column_with_name(field.name()).is_some() {
+                return Err(CatalogError::ColumnExists {
+                    table: name.to_string(),
+                    column: field.name().clone(),
                 });
             }
+            if !field.is_nullable() && rows_of_table(tx, id)? > 0 {
+                return Err(CatalogError::NotNullOnRows {
+                    table: name.to_string(),
+                    column: field.name().clone(),
+                });
+            }
+            let mut fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(field);
+            let bytes = encode_schema(&Schema::new(fields)).map_err(|e| CatalogError::Corrupt {
+                table: name.to_string(),
+                reason: e.to_string(),
+            })?;
+            tx.execute(
+                "UPDATE tables SET schema = ?1 WHERE table_id = ?2",
+                params![bytes, id.0],
+            )?;
             Ok(())
         })
     }
 }
 
-fn next_id(tx: &Transaction<'_>, name: &str, first: i64) -> Result<i64> {
+/// Deletes table `id` (shards, placements and files cascade) and any colocation group left
+/// without a table; returns the table's files, now garbage.
+fn drop_in(tx: &Transaction<'_>, id: TableId) -> Result<Vec<(GroupId, FileMeta)>> {
+    let files = files_of_table(tx, id)?;
+    record_in(tx, &files, CleanupPolicy::DeferredOnSuccess)?;
+    tx.execute("DELETE FROM tables WHERE table_id = ?1", params![id.0])?;
+    // A colocation group outlives its tables in Citus only while referenced.
+    tx.execute(
+        "DELETE FROM colocations WHERE colocationid NOT IN \
+         (SELECT colocationid FROM tables WHERE colocationid IS NOT NULL)",
+        [],
+    )?;
+    Ok(files)
+}
+
+/// Rows in the committed files of table `id` (every copy of a replicated shard counts).
+fn rows_of_table(tx: &Transaction<'_>, id: TableId) -> Result<i64> {
+    Ok(tx.query_row(
+        "SELECT coalesce(sum(f.row_count), 0) FROM shard_files f \
+         JOIN placements p USING (placementid) JOIN shards s USING (shardid) \
+         WHERE s.table_id = ?1",
+        params![id.0],
+        |r| r.get(0),
+    )?)
+}
+
+pub(crate) fn next_id(tx: &Transaction<'_>, name: &str, first: i64) -> Result<i64> {
     let current: Option<i64> = tx
         .query_row(
             "SELECT next_value FROM sequences WHERE name = ?1",
@@ -647,7 +401,7 @@ fn insert_local_shard(tx: &Transaction<'_>, table_id: i64) -> Result<()> {
     Ok(())
 }
 
-fn reserve_shards(
+pub(crate) fn reserve_shards(
     tx: &Transaction<'_>,
     groups: &[Vec<GroupId>],
     ranges: &[Option<(i32, i32)>],
@@ -672,7 +426,7 @@ fn reserve_shards(
     Ok(shards)
 }
 
-fn insert_files(tx: &Transaction<'_>, files: &[(PlacementId, FileMeta)]) -> Result<()> {
+pub(crate) fn insert_files(tx: &Transaction<'_>, files: &[(PlacementId, FileMeta)]) -> Result<()> {
     let mut stmt = tx.prepare(
         "INSERT INTO shard_files (placementid, path, row_count, byte_size) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -687,7 +441,10 @@ fn insert_files(tx: &Transaction<'_>, files: &[(PlacementId, FileMeta)]) -> Resu
     Ok(())
 }
 
-fn files_of_table(tx: &Transaction<'_>, table: TableId) -> Result<Vec<(GroupId, FileMeta)>> {
+pub(crate) fn files_of_table(
+    tx: &Transaction<'_>,
+    table: TableId,
+) -> Result<Vec<(GroupId, FileMeta)>> {
     let mut stmt = tx.prepare(
         "SELECT p.groupid, f.path, f.row_count, f.byte_size FROM shard_files f \
          JOIN placements p USING (placementid) JOIN shards s USING (shardid) \
@@ -735,9 +492,9 @@ mod tests {
             colocate_with: ColocateWith::Default,
         };
         let plan = catalog.plan_distribution("a", &request)?;
-        catalog.commit_distribution(&plan, &[])?;
+        catalog.commit_distribution(&plan, &Default::default(), &[])?;
         let plan_b = catalog.plan_distribution("b", &request)?;
-        catalog.commit_distribution(&plan_b, &[])?;
+        catalog.commit_distribution(&plan_b, &Default::default(), &[])?;
         let (a, b) = (catalog.table("a")?, catalog.table("b")?);
         assert_eq!(a.shards.len(), 4);
         assert_eq!(a.kind.colocation_id(), b.kind.colocation_id());

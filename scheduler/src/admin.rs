@@ -1,36 +1,31 @@
 //! Citus's administration functions, called as `SELECT fn(...)`:
-//! `create_distributed_table`, `create_reference_table`, `citus_add_node` (and
-//! `master_add_node`), `get_shard_id_for_distribution_column`,
-//! `citus_get_active_worker_nodes` and `citus_version`.
+//! `create_distributed_table`, `create_reference_table`, `citus_add_node` and
+//! `citus_remove_node` (and their `master_` names), `get_shard_id_for_distribution_column`,
+//! `citus_get_active_worker_nodes`, `citus_version` and `citus_cleanup_orphaned_resources`
+//! (returns how many orphaned shard files it removed).
 //!
 //! Arguments follow Citus's signatures, positionally or by name (`shard_count => 4`).
-//! Distributing a table that holds rows moves them into the new shards; the move and the change
-//! of table type commit in one catalog transaction.
+//! Distributing a table that holds rows moves them into the new shards (see
+//! [`crate::distribution`]); the move and the change of table type commit in one catalog
+//! transaction.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_flight::Action;
 use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ScalarValue;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SelectItem, SetExpr,
     UnaryOperator, Value,
 };
-use futures::StreamExt;
 use shardfusion_catalog::layout::{ColocateWith, DistributionRequest};
 use shardfusion_catalog::{CatalogError, TableKind};
 use shardfusion_common::hashing::{hash_scalar, shard_index};
-use shardfusion_common::ids::NodeId;
-use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
-use shardfusion_common::wire::ACTION_PING;
 
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
-use crate::ingest::TableWriter;
-use crate::table_provider::file_refs;
+use crate::node_membership;
 
 /// A recognised call of an administration function.
 #[derive(Debug)]
@@ -40,15 +35,18 @@ pub struct AdminCall {
     named: HashMap<String, ScalarValue>,
 }
 
-const FUNCTIONS: [&str; 8] = [
+const FUNCTIONS: [&str; 11] = [
     "create_distributed_table",
     "create_reference_table",
     "citus_add_node",
     "master_add_node",
+    "citus_remove_node",
+    "master_remove_node",
     "get_shard_id_for_distribution_column",
     "citus_get_active_worker_nodes",
     "master_get_active_worker_nodes",
     "citus_version",
+    "citus_cleanup_orphaned_resources",
 ];
 
 /// If `query` is `SELECT <admin function>(...)` with nothing else, the call.
@@ -195,6 +193,17 @@ impl AdminCall {
         }
     }
 
+    /// The `nodename`, `nodeport` arguments of the node functions.
+    fn node_address(&self) -> Result<(String, u16)> {
+        let host = self.required_text(0, "nodename")?;
+        let port = self.integer(1, "nodeport")?.ok_or_else(|| {
+            SchedulerError::invalid(format!("{} needs the argument nodeport", self.function))
+        })?;
+        let port = u16::try_from(port)
+            .map_err(|_| SchedulerError::invalid(format!("nodeport {port} is out of range")))?;
+        Ok((host, port))
+    }
+
     fn check_arity(&self, max: usize) -> Result<()> {
         if self.positional.len() > max {
             return Err(SchedulerError::invalid(format!(
@@ -278,53 +287,30 @@ pub async fn run(coordinator: &Coordinator, call: AdminCall) -> Result<Statement
                 shard_count,
                 colocate_with,
             };
-            distribute(coordinator, &table, &request).await?;
+            crate::distribution::distribute(coordinator, &table, &request).await?;
             Ok(void_result("create_distributed_table"))
         }
         "create_reference_table" => {
             call.check_arity(1)?;
             let table = relation_name(&call.required_text(0, "table_name")?);
-            distribute(coordinator, &table, &DistributionRequest::Reference).await?;
+            crate::distribution::distribute(coordinator, &table, &DistributionRequest::Reference)
+                .await?;
             Ok(void_result("create_reference_table"))
         }
         "citus_add_node" | "master_add_node" => {
-            let host = call.required_text(0, "nodename")?;
-            let port = call.integer(1, "nodeport")?.ok_or_else(|| {
-                SchedulerError::invalid(format!("{} needs the argument nodeport", call.function))
-            })?;
-            let port = u16::try_from(port)
-                .map_err(|_| SchedulerError::invalid(format!("nodeport {port} is out of range")))?;
-            let url = format!("http://{host}:{port}");
-            let mut client = coordinator.cluster().workers.client(&url)?;
-            let ping = async {
-                let mut stream = client.do_action(Action::new(ACTION_PING, "")).await?;
-                while stream.next().await.is_some() {}
-                Ok::<_, arrow_flight::error::FlightError>(())
-            };
-            match tokio::time::timeout(std::time::Duration::from_secs(10), ping).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    return Err(SchedulerError::Worker {
-                        node: format!("{host}:{port}"),
-                        status: tonic::Status::unavailable(format!(
-                            "cannot add the node: it does not answer as a ShardFusion worker \
-                             with this cluster's secret ({e})"
-                        )),
-                    });
-                }
-                Err(_) => {
-                    return Err(SchedulerError::Worker {
-                        node: format!("{host}:{port}"),
-                        status: tonic::Status::unavailable("cannot add the node: timed out"),
-                    });
-                }
-            }
-            let node = coordinator.cluster().catalog.add_node(&host, port, None)?;
+            let (host, port) = call.node_address()?;
+            let node = node_membership::add_node(coordinator.cluster(), &host, port).await?;
             Ok(single_value(
                 &call.function,
                 DataType::Int32,
                 Arc::new(Int32Array::from(vec![node.node_id.0])),
             ))
+        }
+        "citus_remove_node" | "master_remove_node" => {
+            call.check_arity(2)?;
+            let (host, port) = call.node_address()?;
+            node_membership::remove_node(coordinator.cluster(), &host, port)?;
+            Ok(void_result(&call.function))
         }
         "get_shard_id_for_distribution_column" => {
             call.check_arity(2)?;
@@ -394,53 +380,15 @@ pub async fn run(coordinator: &Coordinator, call: AdminCall) -> Result<Statement
                 env!("CARGO_PKG_VERSION")
             )])),
         )),
+        "citus_cleanup_orphaned_resources" => {
+            call.check_arity(0)?;
+            let removed = crate::orphan_cleanup::cleanup_all(coordinator.cluster()).await? as i64;
+            Ok(single_value(
+                "citus_cleanup_orphaned_resources",
+                DataType::Int64,
+                Arc::new(Int64Array::from(vec![removed])),
+            ))
+        }
         other => Err(SchedulerError::unsupported(format!("function {other}"))),
-    }
-}
-
-/// Moves a local table's rows into new shards and switches its type, as one unit.
-async fn distribute(
-    coordinator: &Coordinator,
-    table_name: &str,
-    request: &DistributionRequest,
-) -> Result<()> {
-    let cluster = coordinator.cluster();
-    let snapshot = cluster.catalog.snapshot();
-    let table = cluster.catalog.table(table_name)?;
-    let plan = cluster.catalog.plan_distribution(table_name, request)?;
-    let writer =
-        TableWriter::for_distribution(Arc::clone(cluster), Arc::clone(&snapshot), &table, &plan)?;
-    let local_shards: Vec<ShardFiles> = table
-        .shards
-        .iter()
-        .map(|s| ShardFiles {
-            shard_id: s.shard_id,
-            node_id: NodeId(0),
-            files: s.placements.iter().flat_map(file_refs).collect(),
-        })
-        .collect();
-    let scan: Arc<dyn ExecutionPlan> = Arc::new(ShardScanExec::try_new(
-        table.name.clone(),
-        Arc::clone(&table.schema),
-        None,
-        None,
-        None,
-        local_shards,
-    )?);
-    let task_ctx = coordinator.session()?.task_ctx();
-    let rows = datafusion::physical_plan::execute_stream(scan, task_ctx)?;
-    let written = writer.write_all(rows, Ok).await?;
-    match cluster
-        .catalog
-        .commit_distribution(&plan, &written.for_commit())
-    {
-        Ok(old_files) => {
-            cluster.delete_garbage(&snapshot, old_files).await;
-            Ok(())
-        }
-        Err(e) => {
-            written.discard(cluster, &snapshot).await;
-            Err(e.into())
-        }
     }
 }

@@ -3,6 +3,10 @@
 //! A new table is local (on the coordinator) until `create_distributed_table` or
 //! `create_reference_table` moves it. Dropping or truncating forgets the table's files in one
 //! catalog transaction and then deletes them on every node that held a placement.
+//!
+//! The checks here on a snapshot only give early, friendly errors; each catalog change
+//! re-decides inside its own transaction (a table created or a column added meanwhile, rows
+//! committed before a NOT NULL column), so concurrent statements cannot slip between.
 
 use std::sync::Arc;
 
@@ -65,7 +69,13 @@ pub async fn create_table(
         .map(|f| f.as_ref().clone())
         .collect();
     let schema = Schema::new(fields);
-    let table = cluster.catalog.create_table(&name, &schema)?;
+    let table = match cluster.catalog.create_table(&name, &schema) {
+        // Created by another statement since the check above.
+        Err(shardfusion_catalog::CatalogError::TableExists { .. }) if create.if_not_exists => {
+            return Ok(StatementOutput::empty());
+        }
+        other => other?,
+    };
     let is_ctas = !matches!(create.input.as_ref(), LogicalPlan::EmptyRelation(_));
     if !is_ctas {
         return Ok(StatementOutput::empty());
@@ -84,7 +94,8 @@ pub async fn create_table(
     match load.await {
         Ok(rows) => Ok(StatementOutput::count(rows)),
         Err(e) => {
-            if let Ok(Some(files)) = cluster.catalog.drop_table(&name, true) {
+            // Only the table this statement created: the name may have been reused.
+            if let Ok(Some(files)) = cluster.catalog.drop_table_id(table.table_id) {
                 cluster
                     .delete_garbage(&cluster.catalog.snapshot(), files)
                     .await;
@@ -143,12 +154,12 @@ pub async fn truncate(coordinator: &Coordinator, truncate: &Truncate) -> Result<
 pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Result<StatementOutput> {
     let cluster = coordinator.cluster();
     let name = table_name(&alter.name)?;
-    let Some(table) = cluster.catalog.snapshot().table(&name).cloned() else {
+    if cluster.catalog.snapshot().table(&name).is_none() {
         if alter.if_exists {
             return Ok(StatementOutput::empty());
         }
         return Err(shardfusion_catalog::CatalogError::TableNotFound { name }.into());
-    };
+    }
     for operation in &alter.operations {
         let AlterTableOperation::AddColumn {
             if_not_exists,
@@ -173,17 +184,12 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
             return Err(SchedulerError::unsupported("ADD COLUMN with a DEFAULT"));
         }
         let field = create.input.schema().field(0).as_ref().clone();
-        if table.schema.column_with_name(field.name()).is_some() && *if_not_exists {
-            continue;
+        // The catalog decides on the table as it is when the change commits (rows an INSERT
+        // committed meanwhile count for NOT NULL).
+        match cluster.catalog.add_column(&name, field) {
+            Err(shardfusion_catalog::CatalogError::ColumnExists { .. }) if *if_not_exists => {}
+            other => other?,
         }
-        if !field.is_nullable() && table.row_count() > 0 {
-            return Err(SchedulerError::invalid(format!(
-                "column \"{}\" of relation \"{name}\" contains null values: a NOT NULL column \
-                 can only be added to an empty table",
-                field.name()
-            )));
-        }
-        cluster.catalog.add_column(&name, field)?;
     }
     Ok(StatementOutput::empty())
 }

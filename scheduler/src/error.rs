@@ -18,6 +18,12 @@ pub enum SchedulerError {
     /// A NULL in a NOT NULL column of the rows being written.
     #[error("null value in column \"{column}\" of table \"{table}\" violates not-null constraint")]
     NotNull { table: String, column: String },
+    /// The statement nests deeper or is larger than the documented limits.
+    #[error("{message}")]
+    TooComplex { message: String },
+    /// The statement needs a right this server does not grant (e.g. host file access).
+    #[error("{message}")]
+    PermissionDenied { message: String },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -51,31 +57,16 @@ impl From<SchedulerError> for Status {
             }
             SchedulerError::InvalidArgument { .. } => Status::invalid_argument(message),
             SchedulerError::Unsupported { .. } => Status::unimplemented(message),
+            SchedulerError::PermissionDenied { .. } => {
+                with_sqlstate(Status::permission_denied(message), "42501")
+            }
+            SchedulerError::TooComplex { .. } => {
+                with_sqlstate(Status::invalid_argument(message), "54001")
+            }
             SchedulerError::NotNull { .. } => {
                 with_sqlstate(Status::invalid_argument(message), "23502")
             }
-            SchedulerError::Catalog(e) => match e {
-                CatalogError::TableNotFound { .. } => {
-                    with_sqlstate(Status::not_found(message), "42P01")
-                }
-                CatalogError::ColumnNotFound { .. } => {
-                    with_sqlstate(Status::not_found(message), "42703")
-                }
-                CatalogError::ColocationNotFound { .. } => Status::not_found(message),
-                CatalogError::TableExists { .. } => {
-                    with_sqlstate(Status::already_exists(message), "42P07")
-                }
-                CatalogError::ColumnExists { .. } => {
-                    with_sqlstate(Status::already_exists(message), "42701")
-                }
-                CatalogError::AlreadyDistributed { .. } => Status::already_exists(message),
-                CatalogError::NoWorkers => Status::failed_precondition(message),
-                CatalogError::Conflict { .. } => Status::aborted(message),
-                CatalogError::Storage(_) | CatalogError::Corrupt { .. } => {
-                    Status::internal(message)
-                }
-                _ => Status::invalid_argument(message),
-            },
+            SchedulerError::Catalog(e) => catalog_status(&e),
             SchedulerError::Hash(e) => hash_status(&e),
             SchedulerError::Storage(StorageError::PathOutsideRoot { .. }) => {
                 Status::permission_denied(message)
@@ -136,6 +127,16 @@ fn clone_error(error: &SchedulerError) -> SchedulerError {
         }
         SchedulerError::InvalidArgument { message } => return SchedulerError::invalid(message),
         SchedulerError::Unsupported { what } => return SchedulerError::unsupported(what),
+        SchedulerError::PermissionDenied { message } => {
+            return SchedulerError::PermissionDenied {
+                message: message.clone(),
+            };
+        }
+        SchedulerError::TooComplex { message } => {
+            return SchedulerError::TooComplex {
+                message: message.clone(),
+            };
+        }
         SchedulerError::NotNull { table, column } => {
             return SchedulerError::NotNull {
                 table: table.clone(),
@@ -143,12 +144,37 @@ fn clone_error(error: &SchedulerError) -> SchedulerError {
             };
         }
         SchedulerError::Hash(e) => hash_status(e),
-        SchedulerError::Catalog(e) if e.is_user_error() => Status::invalid_argument(e.to_string()),
+        SchedulerError::Catalog(e) => catalog_status(e),
         other => Status::internal(other.to_string()),
     };
     SchedulerError::Worker {
         node: COORDINATOR.into(),
         status,
+    }
+}
+
+/// The status of a catalog error, decided by its type wherever it was raised (directly, or
+/// inside DataFusion by the INSERT sink).
+fn catalog_status(error: &CatalogError) -> Status {
+    let message = error.to_string();
+    match error {
+        CatalogError::TableNotFound { .. } => with_sqlstate(Status::not_found(message), "42P01"),
+        CatalogError::ColumnNotFound { .. } => with_sqlstate(Status::not_found(message), "42703"),
+        CatalogError::ColocationNotFound { .. } => Status::not_found(message),
+        CatalogError::TableExists { .. } => with_sqlstate(Status::already_exists(message), "42P07"),
+        CatalogError::ColumnExists { .. } => {
+            with_sqlstate(Status::already_exists(message), "42701")
+        }
+        CatalogError::AlreadyDistributed { .. } => Status::already_exists(message),
+        CatalogError::NoWorkers => Status::failed_precondition(message),
+        // serialization_failure: the statement lost a race and may simply be run again.
+        CatalogError::Conflict { .. } => with_sqlstate(Status::aborted(message), "40001"),
+        CatalogError::NotNullOnRows { .. } => {
+            with_sqlstate(Status::invalid_argument(message), "23502")
+        }
+        CatalogError::Storage(_) | CatalogError::Corrupt { .. } => Status::internal(message),
+        // The rest are about the statement's arguments (column, colocation, shard count).
+        _ => Status::invalid_argument(message),
     }
 }
 

@@ -4,15 +4,22 @@
 //!    shard) and buffered per shard until it is worth sending.
 //! 2. Each placement gets its own Flight `DoPut` stream to its worker (or a local write on
 //!    the coordinator for group 0), opened when its first rows arrive.
-//! 3. `finish` closes the streams and collects the files the workers wrote. The caller commits
-//!    them in one catalog transaction; until then no query can see them.
+//! 3. `finish` completes the streams (each ends with the completion marker, see
+//!    `shardfusion_executor::write_completion`) and collects the files the workers wrote. The
+//!    caller commits them in one catalog transaction; until then no query can see them.
 //!
 //! If anything fails — a NULL distribution key, a worker that dies, a commit conflict — every
-//! stream is cancelled and every file already written is deleted, so nothing of the statement
-//! remains visible or on disk.
+//! stream is ended *without* its completion marker, so the workers discard what they wrote, and
+//! every file already completed is deleted: nothing of the statement remains visible or on
+//! disk. The same holds when the statement is dropped midway (the client cancelled or went
+//! away): the stream tasks belong to the writer, and dropping it ends them and deletes what
+//! was completed ([`TableWriter`]'s and [`WrittenFiles`]' `Drop`). Every file a writer may
+//! create is registered as in flight ([`crate::orphan_cleanup::InFlightWrites`]) until it is
+//! committed or deleted, so orphan reconciliation never takes it for garbage.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_flight::FlightDescriptor;
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -20,21 +27,24 @@ use arrow_flight::error::FlightError;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::error::DataFusionError;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use shardfusion_catalog::layout::{DistributionPlan, ShardLayout};
 use shardfusion_catalog::{CatalogSnapshot, FileMeta, TableKind, TableMeta};
+use shardfusion_common::auth::FlightMethod;
 use shardfusion_common::hashing::split_by_shard;
 use shardfusion_common::ids::{GroupId, PlacementId, ShardId, TableId};
 use shardfusion_common::storage::shard_file_path;
 use shardfusion_common::wire::{WriteRequest, WrittenFile};
+use shardfusion_executor::write_completion::completion_marker;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::cluster::Cluster;
 use crate::error::{Result, SchedulerError};
+use crate::orphan_cleanup::InFlightWrite;
 use crate::worker_pool::worker_status;
 
 /// Rows buffered per shard before they are sent.
@@ -63,10 +73,38 @@ enum Routing {
     Single,
 }
 
+/// What the writer sends down one placement's stream.
+enum WriteMessage {
+    Rows(RecordBatch),
+    /// Every row was sent: the node may keep the file. Never sent for an aborted statement.
+    Complete,
+}
+
+/// The rows of `receiver` until [`WriteMessage::Complete`]; sets `completed` when it arrives.
+/// If the writer goes away first, the stream just ends and `completed` stays false.
+fn rows_until_complete(
+    receiver: mpsc::Receiver<WriteMessage>,
+    completed: Arc<AtomicBool>,
+) -> impl Stream<Item = RecordBatch> + Send {
+    ReceiverStream::new(receiver).scan((), move |_, message| {
+        futures::future::ready(match message {
+            WriteMessage::Rows(batch) => Some(batch),
+            WriteMessage::Complete => {
+                completed.store(true, Ordering::Release);
+                None
+            }
+        })
+    })
+}
+
+type SinkTask = SpawnedTask<Result<Option<WrittenFile>>>;
+
 struct PlacementSink {
     group: GroupId,
-    sender: Option<mpsc::Sender<RecordBatch>>,
-    task: JoinHandle<Result<Option<WrittenFile>>>,
+    sender: Option<mpsc::Sender<WriteMessage>>,
+    /// Aborted when dropped, so no stream outlives its statement.
+    task: SinkTask,
+    in_flight: InFlightWrite,
 }
 
 /// Writes one statement's rows into a table's shards. See the module docs.
@@ -79,6 +117,9 @@ pub struct TableWriter {
     routing: Routing,
     targets: Vec<Target>,
     sinks: HashMap<PlacementId, PlacementSink>,
+    /// Files completed by `finish` and not yet handed to the caller.
+    finished: Vec<(PlacementId, GroupId, FileMeta)>,
+    finished_in_flight: Vec<InFlightWrite>,
     rows: u64,
 }
 
@@ -141,6 +182,8 @@ impl TableWriter {
             routing,
             targets,
             sinks: HashMap::new(),
+            finished: Vec::new(),
+            finished_in_flight: Vec::new(),
             rows: 0,
         })
     }
@@ -199,11 +242,15 @@ impl TableWriter {
             }
             let sender = self.sinks.get(&placement).and_then(|s| s.sender.clone());
             let Some(sender) = sender else { continue };
-            if sender.send(batch.clone()).await.is_err() {
+            if sender
+                .send(WriteMessage::Rows(batch.clone()))
+                .await
+                .is_err()
+            {
                 // The stream ended early; its task holds the reason.
                 if let Some(sink) = self.sinks.remove(&placement) {
                     let group = sink.group;
-                    return Err(match sink.task.await {
+                    return Err(match sink.task.join().await {
                         Ok(Err(e)) => e,
                         Ok(Ok(_)) => SchedulerError::Worker {
                             node: self.node_label(group),
@@ -231,41 +278,63 @@ impl TableWriter {
     }
 
     fn open_sink(&self, shard: ShardId, group: GroupId) -> Result<PlacementSink> {
-        let (sender, receiver) = mpsc::channel::<RecordBatch>(2);
+        let (sender, receiver) = mpsc::channel::<WriteMessage>(2);
         let write_id = uuid::Uuid::new_v4().to_string();
-        let rows = ReceiverStream::new(receiver);
+        let path = shard_file_path(self.table_id, shard, &write_id);
+        // Registered before the node can create the file, so reconciliation never sees an
+        // unregistered file of this statement.
+        let in_flight = self.cluster.orphans.in_flight().begin(group, &path);
+        let completed = Arc::new(AtomicBool::new(false));
+        let rows = rows_until_complete(receiver, Arc::clone(&completed));
         let task = if group == GroupId::COORDINATOR {
             let root = self.cluster.root.clone();
-            let path = shard_file_path(self.table_id, shard, &write_id);
-            tokio::spawn(async move {
-                shardfusion_executor::shard_writer::write_shard_file(
-                    &root,
-                    &path,
-                    rows.map(Ok::<_, DataFusionError>),
-                )
-                .await
-                .map_err(|e| SchedulerError::Worker {
-                    node: "coordinator".into(),
-                    status: e.into(),
+            // Without the completion message the rows end in an error, and the writer
+            // removes the file.
+            let end = futures::stream::once(async move {
+                (!completed.load(Ordering::Acquire)).then(|| {
+                    Err(DataFusionError::Execution(
+                        "the statement ended before all its rows were written".to_string(),
+                    ))
                 })
+            })
+            .filter_map(futures::future::ready);
+            let rows = rows.map(Ok::<_, DataFusionError>).chain(end);
+            SpawnedTask::spawn(async move {
+                shardfusion_executor::shard_writer::write_shard_file(&root, &path, rows)
+                    .await
+                    .map_err(|e| SchedulerError::Worker {
+                        node: "coordinator".into(),
+                        status: e.into(),
+                    })
             })
         } else {
             let node = self.snapshot.node_of_group(group).ok_or_else(|| {
                 SchedulerError::invalid(format!("no node holds placement group {group}"))
             })?;
             let label = format!("{}:{}", node.node_name, node.node_port);
-            let mut client = self.cluster.workers.client(&node.url())?;
+            let url = node.url();
+            let workers = Arc::clone(&self.cluster.workers);
             let request = WriteRequest {
                 table_id: self.table_id.0,
                 shard_id: shard.0,
                 write_id,
-            };
-            let descriptor = FlightDescriptor::new_cmd(request.encode_to_vec());
+            }
+            .encode_to_vec();
+            let descriptor = FlightDescriptor::new_cmd(request.clone());
+            // The marker goes last, and only if the writer completed the stream; otherwise the
+            // request just ends and the worker discards the file.
+            let marker = futures::stream::once(async move {
+                completed
+                    .load(Ordering::Acquire)
+                    .then(|| Ok(completion_marker()))
+            })
+            .filter_map(futures::future::ready);
             let data = FlightDataEncoderBuilder::new()
                 .with_schema(Arc::clone(&self.schema))
                 .with_flight_descriptor(Some(descriptor))
-                .build(rows.map(Ok::<_, FlightError>));
-            tokio::spawn(async move {
+                .build(rows.map(Ok::<_, FlightError>))
+                .chain(marker);
+            SpawnedTask::spawn(async move {
                 let worker_error = |e: FlightError| SchedulerError::Worker {
                     node: label.clone(),
                     status: match e {
@@ -273,6 +342,13 @@ impl TableWriter {
                         other => tonic::Status::unavailable(other.to_string()),
                     },
                 };
+                let mut client = workers
+                    .signed_client(&url, FlightMethod::DoPut, &[request.as_slice()])
+                    .await
+                    .map_err(|s| SchedulerError::Worker {
+                        node: label.clone(),
+                        status: worker_status(&label, s),
+                    })?;
                 let results: Vec<_> = client
                     .do_put(data)
                     .await
@@ -298,10 +374,11 @@ impl TableWriter {
             group,
             sender: Some(sender),
             task,
+            in_flight,
         })
     }
 
-    /// Sends what is buffered, closes every stream and returns the files written.
+    /// Sends what is buffered, completes every stream and returns the files written.
     /// On failure, everything already written is deleted before the error is returned.
     pub async fn finish(mut self) -> Result<WrittenFiles> {
         for index in 0..self.targets.len() {
@@ -310,21 +387,31 @@ impl TableWriter {
                 return Err(e);
             }
         }
-        let mut files = Vec::new();
+        // Only now may the nodes keep their files.
+        for sink in self.sinks.values_mut() {
+            if let Some(sender) = sink.sender.take() {
+                // A closed channel means the stream already failed; its task says why.
+                let _ = sender.send(WriteMessage::Complete).await;
+            }
+        }
         let mut first_error = None;
-        let sinks: Vec<_> = self.sinks.drain().collect();
-        for (placement, mut sink) in sinks {
-            sink.sender.take();
-            match sink.task.await {
-                Ok(Ok(Some(written))) => files.push((
-                    placement,
-                    sink.group,
-                    FileMeta {
-                        path: written.path,
-                        row_count: written.row_count,
-                        byte_size: written.byte_size,
-                    },
-                )),
+        let placements: Vec<PlacementId> = self.sinks.keys().copied().collect();
+        for placement in placements {
+            // The sink stays in `self.sinks` while its task runs, so that a statement dropped
+            // here still deletes the file that task is completing (see `Drop`).
+            let Some(sink) = self.sinks.get_mut(&placement) else {
+                continue;
+            };
+            let result = (&mut sink.task).await;
+            let Some(sink) = self.sinks.remove(&placement) else {
+                continue;
+            };
+            match result {
+                Ok(Ok(Some(written))) => {
+                    self.finished
+                        .push((placement, sink.group, file_meta(written)));
+                    self.finished_in_flight.push(sink.in_flight);
+                }
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
@@ -338,8 +425,11 @@ impl TableWriter {
             }
         }
         let written = WrittenFiles {
-            files,
+            files: std::mem::take(&mut self.finished),
             rows: self.rows,
+            schema: Arc::clone(&self.schema),
+            in_flight: std::mem::take(&mut self.finished_in_flight),
+            owner: Some(Arc::clone(&self.cluster)),
         };
         if let Some(e) = first_error {
             written.discard(&self.cluster, &self.snapshot).await;
@@ -348,28 +438,21 @@ impl TableWriter {
         Ok(written)
     }
 
-    /// Cancels every stream and deletes whatever was completely written.
+    /// Ends every stream without completing it, so no node keeps a file of this statement,
+    /// and deletes whatever `finish` had already collected.
     pub async fn abort(mut self) {
-        let sinks: Vec<_> = self.sinks.drain().collect();
-        let mut files = Vec::new();
-        for (placement, mut sink) in sinks {
-            sink.sender.take();
-            sink.task.abort();
-            if let Ok(Ok(Some(w))) = sink.task.await {
-                files.push((
-                    placement,
-                    sink.group,
-                    FileMeta {
-                        path: w.path,
-                        row_count: w.row_count,
-                        byte_size: w.byte_size,
-                    },
-                ));
-            }
-        }
-        WrittenFiles { files, rows: 0 }
-            .discard(&self.cluster, &self.snapshot)
-            .await;
+        // No stream here was completed (`finish` completes and joins them all before it can
+        // fail), so dropping a sink — its sender without `Complete`, its task aborted — is
+        // enough: the node discards the file, even if it never hears from us again.
+        self.sinks.clear();
+        let garbage = WrittenFiles {
+            files: std::mem::take(&mut self.finished),
+            rows: 0,
+            schema: Arc::clone(&self.schema),
+            in_flight: std::mem::take(&mut self.finished_in_flight),
+            owner: None,
+        };
+        garbage.discard(&self.cluster, &self.snapshot).await;
     }
 
     /// Writes every batch of `stream`, converting each with `conform` first.
@@ -399,21 +482,134 @@ impl TableWriter {
     }
 }
 
-/// Files a statement wrote but has not committed yet.
-#[derive(Debug, Default)]
+fn file_meta(written: WrittenFile) -> FileMeta {
+    FileMeta {
+        path: written.path,
+        row_count: written.row_count,
+        byte_size: written.byte_size,
+    }
+}
+
+impl Drop for TableWriter {
+    /// The statement was dropped midway (its client cancelled or went away): end every stream
+    /// uncompleted and delete what was already completed. Tasks completing a file right now
+    /// (`finish` was under way) are awaited first, so their files are deleted too.
+    fn drop(&mut self) {
+        if self.sinks.is_empty() && self.finished.is_empty() {
+            return;
+        }
+        // Streams not yet completed end uncompleted right here; only the completed ones can
+        // still produce a file, so only those are awaited.
+        let sinks: Vec<_> = self
+            .sinks
+            .drain()
+            .filter(|(_, sink)| sink.sender.is_none())
+            .collect();
+        let mut files = std::mem::take(&mut self.finished);
+        let mut in_flight = std::mem::take(&mut self.finished_in_flight);
+        let cluster = Arc::clone(&self.cluster);
+        let snapshot = Arc::clone(&self.snapshot);
+        let schema = Arc::clone(&self.schema);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        // Detached on purpose: the cleanup must outlive the statement it cleans up after,
+        // and it ends once each task has answered.
+        runtime.spawn(async move {
+            for (placement, sink) in sinks {
+                if let Ok(Ok(Some(written))) = sink.task.join().await {
+                    files.push((placement, sink.group, file_meta(written)));
+                }
+                in_flight.push(sink.in_flight);
+            }
+            let garbage = WrittenFiles {
+                files,
+                rows: 0,
+                schema,
+                in_flight,
+                owner: None,
+            };
+            garbage.discard(&cluster, &snapshot).await;
+        });
+    }
+}
+
+/// Files a statement wrote but has not committed yet. Dropped without being committed or
+/// discarded (the statement was dropped in between), it deletes them.
+#[derive(Debug)]
 pub struct WrittenFiles {
     pub files: Vec<(PlacementId, GroupId, FileMeta)>,
     pub rows: u64,
+    /// The columns the rows were written with; the commit checks the table still takes them.
+    pub schema: SchemaRef,
+    /// Keeps the files registered as in flight until they are committed or deleted.
+    in_flight: Vec<InFlightWrite>,
+    /// Set while the files are owed a commit or a deletion.
+    owner: Option<Arc<Cluster>>,
+}
+
+impl Drop for WrittenFiles {
+    fn drop(&mut self) {
+        let Some(cluster) = self.owner.take() else {
+            return;
+        };
+        if self.files.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let files = std::mem::take(&mut self.files);
+        let in_flight = std::mem::take(&mut self.in_flight);
+        runtime.spawn(async move {
+            let snapshot = cluster.catalog.snapshot();
+            let files = files.into_iter().map(|(_, g, f)| (g, f)).collect();
+            cluster.delete_garbage(&snapshot, files).await;
+            drop(in_flight);
+        });
+    }
 }
 
 impl WrittenFiles {
+    /// No files yet, for rows with `schema` columns (a statement that writes in rounds).
+    pub fn empty(schema: SchemaRef) -> Self {
+        Self {
+            files: Vec::new(),
+            rows: 0,
+            schema,
+            in_flight: Vec::new(),
+            owner: None,
+        }
+    }
+
+    /// Takes over the files of another write of the same statement, with their obligation
+    /// to be committed or deleted.
+    pub fn absorb(&mut self, mut other: WrittenFiles) {
+        self.files.append(&mut other.files);
+        self.in_flight.append(&mut other.in_flight);
+        self.rows += other.rows;
+        if let Some(owner) = other.owner.take() {
+            self.owner = Some(owner);
+        }
+    }
+
+    /// The files were committed by the caller (through [`Self::for_commit`]): they are no
+    /// longer owed a deletion.
+    pub fn committed(mut self) {
+        self.owner = None;
+    }
+
     pub fn for_commit(&self) -> Vec<(PlacementId, FileMeta)> {
         self.files.iter().map(|(p, _, f)| (*p, f.clone())).collect()
     }
 
     /// Deletes the files (the statement failed, or its commit did).
-    pub async fn discard(self, cluster: &Cluster, snapshot: &CatalogSnapshot) {
-        let files = self.files.into_iter().map(|(_, g, f)| (g, f)).collect();
+    pub async fn discard(mut self, cluster: &Cluster, snapshot: &CatalogSnapshot) {
+        self.owner = None;
+        let files = std::mem::take(&mut self.files)
+            .into_iter()
+            .map(|(_, g, f)| (g, f))
+            .collect();
         cluster.delete_garbage(snapshot, files).await;
     }
 
@@ -425,7 +621,9 @@ impl WrittenFiles {
         snapshot: &CatalogSnapshot,
         table: &str,
     ) -> Result<u64> {
-        let committed = cluster.catalog.replace_files(table, &self.for_commit());
+        let committed = cluster
+            .catalog
+            .replace_files(table, &self.schema, &self.for_commit());
         self.settle(cluster, snapshot, committed).await
     }
 
@@ -438,7 +636,7 @@ impl WrittenFiles {
     ) -> Result<u64> {
         let committed = cluster
             .catalog
-            .commit_files(table, &self.for_commit())
+            .commit_files(table, &self.schema, &self.for_commit())
             .map(|()| Vec::new());
         self.settle(cluster, snapshot, committed).await
     }
@@ -446,7 +644,7 @@ impl WrittenFiles {
     /// After a commit attempt: deletes what is now garbage (the replaced files on success,
     /// the new files on failure) and returns the row count or the error.
     async fn settle(
-        self,
+        mut self,
         cluster: &Cluster,
         snapshot: &CatalogSnapshot,
         committed: std::result::Result<Vec<(GroupId, FileMeta)>, shardfusion_catalog::CatalogError>,
@@ -454,6 +652,8 @@ impl WrittenFiles {
         let rows = self.rows;
         match committed {
             Ok(garbage) => {
+                // Committed: the files are the table's now, not garbage.
+                self.owner = None;
                 cluster.delete_garbage(snapshot, garbage).await;
                 Ok(rows)
             }

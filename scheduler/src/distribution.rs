@@ -1,0 +1,196 @@
+//! Moving a local table into new shards (`create_distributed_table`,
+//! `create_reference_table`) while other statements keep writing to it.
+//!
+//! 1. The catalog plans the new shards: ids reserved, nothing visible yet.
+//! 2. Rounds: each round takes the table's committed files from the current snapshot, moves
+//!    the rows of the files no earlier round moved into the planned shards (with
+//!    [`TableWriter`]), and tries to commit. The commit checks, inside its write transaction,
+//!    that the table's files are exactly the moved ones; if INSERTs committed more meanwhile,
+//!    the next round moves those.
+//! 3. From round [`UNFENCED_ROUNDS`] on, the table is fenced: commits that would add files to
+//!    it are refused with the retryable conflict, so that round sees every file and commits.
+//!
+//! So an INSERT that commits before the switch has its rows moved, one that plans after it
+//! writes into the new shards, and one that wrote into the local table but commits after the
+//! switch (or while the fence is up) is refused with the retryable conflict (`Aborted`,
+//! SQLSTATE 40001): no acknowledged row is lost. A TRUNCATE, DROP or ALTER TABLE that commits
+//! during the move refuses the distribution the same way. Whenever the distribution fails,
+//! every file it wrote is deleted.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::physical_plan::ExecutionPlan;
+use shardfusion_catalog::layout::{DistributionPlan, DistributionRequest};
+use shardfusion_catalog::{
+    CatalogError, CatalogSnapshot, ConcurrentChange, DistributionCommit, FileMeta, TableKind,
+    TableMeta,
+};
+use shardfusion_common::ids::{GroupId, NodeId};
+use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
+
+use crate::coordinator::Coordinator;
+use crate::error::{Result, SchedulerError};
+use crate::ingest::{TableWriter, WrittenFiles};
+use crate::table_provider::file_refs;
+
+/// Catch-up rounds before the table is fenced. Each round moves only what INSERTs committed
+/// during the previous one, so rounds get short quickly; the fence bounds them when writes
+/// keep arriving.
+const UNFENCED_ROUNDS: usize = 3;
+
+/// Moves `table_name`'s rows into the shards `request` asks for and switches its type, as one
+/// unit. See the module docs.
+pub async fn distribute(
+    coordinator: &Coordinator,
+    table_name: &str,
+    request: &DistributionRequest,
+) -> Result<()> {
+    let cluster = coordinator.cluster();
+    let plan = cluster.catalog.plan_distribution(table_name, request)?;
+    let mut written = WrittenFiles::empty(Arc::clone(&plan.schema));
+    match move_in_rounds(coordinator, &plan, &mut written).await {
+        Ok(garbage) => {
+            written.committed();
+            cluster
+                .delete_garbage(&cluster.catalog.snapshot(), garbage)
+                .await;
+            Ok(())
+        }
+        Err(e) => {
+            written.discard(cluster, &cluster.catalog.snapshot()).await;
+            Err(e)
+        }
+    }
+}
+
+/// The rounds of step 2; returns the table's former files, now garbage.
+async fn move_in_rounds(
+    coordinator: &Coordinator,
+    plan: &DistributionPlan,
+    written: &mut WrittenFiles,
+) -> Result<Vec<(GroupId, FileMeta)>> {
+    let catalog = &coordinator.cluster().catalog;
+    let mut moved = BTreeSet::new();
+    let mut _fence = None;
+    for round in 0..=UNFENCED_ROUNDS {
+        if round == UNFENCED_ROUNDS {
+            _fence = Some(catalog.fence_writes(plan.table_id));
+        }
+        let snapshot = catalog.snapshot();
+        let table = local_table(&snapshot, plan)?;
+        let mut files = Vec::new();
+        let mut current = BTreeSet::new();
+        for shard in &table.shards {
+            for placement in &shard.placements {
+                for file in file_refs(placement) {
+                    current.insert(file.path.clone());
+                    if !moved.contains(&file.path) {
+                        files.push(ShardFiles {
+                            shard_id: shard.shard_id,
+                            node_id: NodeId(0),
+                            files: vec![file],
+                        });
+                    }
+                }
+            }
+        }
+        if !moved.is_subset(&current) {
+            return Err(conflict(plan, ConcurrentChange::RowsRemoved));
+        }
+        if !files.is_empty() {
+            let sources: Vec<String> = files
+                .iter()
+                .flat_map(|s| s.files.iter().map(|f| f.path.clone()))
+                .collect();
+            match move_files(coordinator, Arc::clone(&snapshot), &table, plan, files).await {
+                Ok(round_files) => written.absorb(round_files),
+                // A TRUNCATE or DROP may have deleted the files while they were read.
+                Err(e) => return Err(explain_failed_move(coordinator, plan, &sources, e)),
+            }
+            moved.extend(sources);
+        }
+        match catalog.commit_distribution(plan, &moved, &written.for_commit())? {
+            DistributionCommit::Committed { garbage } => return Ok(garbage),
+            DistributionCommit::FilesArrived => continue,
+        }
+    }
+    // The fenced round sees every file, so its commit cannot find new ones.
+    Err(conflict(plan, ConcurrentChange::BeingDistributed))
+}
+
+/// The table as `snapshot` has it, if it is still the local table `plan` distributes.
+fn local_table(snapshot: &CatalogSnapshot, plan: &DistributionPlan) -> Result<Arc<TableMeta>> {
+    let table = snapshot
+        .table(&plan.table_name)
+        .filter(|t| t.table_id == plan.table_id)
+        .ok_or_else(|| conflict(plan, ConcurrentChange::Dropped))?;
+    if table.kind != TableKind::Local {
+        return Err(CatalogError::AlreadyDistributed {
+            name: plan.table_name.clone(),
+        }
+        .into());
+    }
+    if table.schema.fields() != plan.schema.fields() {
+        return Err(conflict(plan, ConcurrentChange::ColumnsChanged));
+    }
+    Ok(Arc::clone(table))
+}
+
+/// Writes the rows of `files` into the planned shards; the files are not committed yet.
+async fn move_files(
+    coordinator: &Coordinator,
+    snapshot: Arc<CatalogSnapshot>,
+    table: &TableMeta,
+    plan: &DistributionPlan,
+    files: Vec<ShardFiles>,
+) -> Result<WrittenFiles> {
+    let cluster = coordinator.cluster();
+    let writer = TableWriter::for_distribution(Arc::clone(cluster), snapshot, table, plan)?;
+    let scan: Arc<dyn ExecutionPlan> = Arc::new(ShardScanExec::try_new(
+        table.name.clone(),
+        Arc::clone(&table.schema),
+        None,
+        None,
+        None,
+        files,
+    )?);
+    let task_ctx = coordinator.session()?.task_ctx();
+    let rows = datafusion::physical_plan::execute_stream(scan, task_ctx)?;
+    writer.write_all(rows, Ok).await
+}
+
+/// A move that failed because the table lost its files or went away meanwhile is a conflict
+/// the user can retry; any other failure stands as it is.
+fn explain_failed_move(
+    coordinator: &Coordinator,
+    plan: &DistributionPlan,
+    sources: &[String],
+    error: SchedulerError,
+) -> SchedulerError {
+    let snapshot = coordinator.cluster().catalog.snapshot();
+    let table = match local_table(&snapshot, plan) {
+        Ok(table) => table,
+        Err(changed) => return changed,
+    };
+    let current: BTreeSet<&str> = table
+        .shards
+        .iter()
+        .flat_map(|s| &s.placements)
+        .flat_map(|p| &p.files)
+        .map(|f| f.path.as_str())
+        .collect();
+    if sources.iter().all(|p| current.contains(p.as_str())) {
+        error
+    } else {
+        conflict(plan, ConcurrentChange::RowsRemoved)
+    }
+}
+
+fn conflict(plan: &DistributionPlan, change: ConcurrentChange) -> SchedulerError {
+    CatalogError::Conflict {
+        table: plan.table_name.clone(),
+        change,
+    }
+    .into()
+}
