@@ -28,6 +28,16 @@ impl TestCluster {
         Self::launch(options).await
     }
 
+    /// [`Self::start`] collecting orphaned files as `orphan_cleanup` says.
+    pub async fn start_with_orphan_cleanup(
+        workers: usize,
+        orphan_cleanup: shardfusion_scheduler::orphan_cleanup::OrphanCleanupConfig,
+    ) -> Self {
+        let mut options = Self::options(workers);
+        options.orphan_cleanup = orphan_cleanup;
+        Self::launch(options).await
+    }
+
     /// A cluster keeping its state in `dir` (workers in `dir/worker-i`), so a second
     /// cluster started on the same `dir` finds the same catalog and shards.
     pub async fn start_in(dir: &Path, workers: usize) -> Self {
@@ -67,6 +77,15 @@ impl TestCluster {
     /// Kills worker `index` (0-based) abruptly: its server and open streams are dropped.
     pub fn kill_worker(&mut self, index: usize) {
         self.cluster.kill_worker(index);
+    }
+
+    /// Starts worker `index` (0-based) again over its data directory, as a restarted process
+    /// would (on a new port); it registers with the coordinator again.
+    pub async fn restart_worker(&mut self, index: usize) {
+        self.cluster
+            .restart_worker(index)
+            .await
+            .unwrap_or_else(|e| panic!("cannot restart worker {index}: {e}"));
     }
 
     /// Stops every server and waits for them.

@@ -1,6 +1,6 @@
 //! Citus's metadata tables and views over a [`CatalogSnapshot`]: `pg_dist_node`,
 //! `pg_dist_partition`, `pg_dist_shard`, `pg_dist_placement`, `pg_dist_colocation`,
-//! `citus_tables` and `citus_shards`, with Citus's column names.
+//! `pg_dist_cleanup`, `citus_tables` and `citus_shards`, with Citus's column names.
 //!
 //! Values Citus keeps as `regclass` (`logicalrelid`, `table_name`) are shown as the table name,
 //! as psql would print them. Local tables do not appear, as plain Postgres tables do not.
@@ -28,17 +28,19 @@ pub enum MetadataTable {
     DistShard,
     DistPlacement,
     DistColocation,
+    DistCleanup,
     CitusTables,
     CitusShards,
 }
 
 impl MetadataTable {
-    pub const ALL: [MetadataTable; 7] = [
+    pub const ALL: [MetadataTable; 8] = [
         Self::DistNode,
         Self::DistPartition,
         Self::DistShard,
         Self::DistPlacement,
         Self::DistColocation,
+        Self::DistCleanup,
         Self::CitusTables,
         Self::CitusShards,
     ];
@@ -50,6 +52,7 @@ impl MetadataTable {
             Self::DistShard => "pg_dist_shard",
             Self::DistPlacement => "pg_dist_placement",
             Self::DistColocation => "pg_dist_colocation",
+            Self::DistCleanup => "pg_dist_cleanup",
             Self::CitusTables => "citus_tables",
             Self::CitusShards => "citus_shards",
         }
@@ -104,6 +107,14 @@ impl MetadataTable {
                 f("replicationfactor", Int32),
                 f("distributioncolumntype", Utf8),
                 f("distributioncolumncollation", Utf8),
+            ],
+            Self::DistCleanup => vec![
+                f("record_id", Int64),
+                f("operation_id", Int64),
+                f("object_type", Int32),
+                f("object_name", Utf8),
+                f("node_group_id", Int32),
+                f("policy_type", Int32),
             ],
             Self::CitusTables => vec![
                 f("table_name", Utf8),
@@ -217,6 +228,17 @@ impl MetadataTable {
                     ints(c.iter().map(|x| x.replication_factor)),
                     strs(c.iter().map(|x| Some(x.distribution_column_type.clone()))),
                     strs(c.iter().map(|_| Some("default".to_string()))),
+                ]
+            }
+            Self::DistCleanup => {
+                let c = &snapshot.cleanup;
+                vec![
+                    longs(c.iter().map(|x| x.record_id)),
+                    longs(c.iter().map(|x| x.operation_id)),
+                    ints(c.iter().map(|x| x.object_type)),
+                    strs(c.iter().map(|x| Some(x.object_name.clone()))),
+                    ints(c.iter().map(|x| x.group_id.0)),
+                    ints(c.iter().map(|x| x.policy as i32)),
                 ]
             }
             Self::CitusTables => {

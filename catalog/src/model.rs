@@ -172,6 +172,8 @@ pub struct CatalogSnapshot {
     /// Keyed by table name.
     pub tables: BTreeMap<String, Arc<TableMeta>>,
     pub colocations: BTreeMap<ColocationId, Colocation>,
+    /// Deletions still owed (`pg_dist_cleanup`), oldest first.
+    pub cleanup: Vec<crate::cleanup::CleanupRecord>,
 }
 
 impl CatalogSnapshot {

@@ -178,5 +178,6 @@ pub(crate) fn load_snapshot(conn: &Connection, version: u64) -> Result<CatalogSn
         nodes,
         tables,
         colocations,
+        cleanup: crate::cleanup::load(conn)?,
     })
 }

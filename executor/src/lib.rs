@@ -6,6 +6,8 @@
 //!   `DoPut` writes a shard file, actions delete files).
 //! - [`fragment`]: decoding, checking and running a fragment.
 //! - [`shard_writer`]: writing a stream of batches as one Parquet file through `object_store`.
+//! - [`write_completion`]: a write counts only if its stream ends with the completion marker.
+//! - [`shard_inventory`]: listing the shard files on disk for orphan reconciliation.
 //! - [`registration`]: announcing the worker to its coordinator.
 //!
 //! The worker never depends on the catalog or the coordinator: it does what a request carrying
@@ -16,7 +18,9 @@ pub mod fragment;
 pub mod registration;
 pub mod server;
 pub mod service;
+pub mod shard_inventory;
 pub mod shard_writer;
+pub mod write_completion;
 
 pub use server::{WorkerConfig, serve};
 pub use service::WorkerService;

@@ -1,8 +1,11 @@
 //! Writes one stream of record batches as one Parquet file under the data root.
 //!
 //! The file appears under its final name only when complete (the object store writes to a
-//! temporary name and renames). A failed write leaves nothing behind that the catalog lists,
-//! and removes what it can.
+//! temporary name and renames). Whatever ends the write early leaves nothing on disk: an error
+//! in the stream (including a stream the coordinator never completed, see
+//! [`crate::write_completion`]) removes the file, and so does dropping the write midway (a
+//! client that disconnects, a server shutting down), through [`RemoveUnlessKept`]. Only a
+//! process crash can leave a staging file; orphan reconciliation collects those.
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
@@ -29,6 +32,9 @@ where
 {
     let store_path = validate_relative_path(path)?;
     let store = root.store();
+    let mut guard = RemoveUnlessKept {
+        file: Some(root.dir().join(path)),
+    };
     let fail = |reason: String| ExecutorError::Write {
         path: path.to_string(),
         reason,
@@ -68,6 +74,7 @@ where
                 .head(&store_path)
                 .await
                 .map_err(|e| fail(e.to_string()))?;
+            guard.keep();
             Ok(Some(WrittenFile {
                 path: path.to_string(),
                 row_count: rows,
@@ -80,6 +87,42 @@ where
             drop(writer);
             let _ = store.delete(&store_path).await;
             Err(e)
+        }
+    }
+}
+
+/// Removes a shard file when dropped before [`RemoveUnlessKept::keep`], so a write dropped at
+/// any await (even after the rename, before the result was sent) leaves no file behind. Its
+/// staging files (`<name>#<n>`) go too: the object store removes them on drop only through
+/// its runtime, which is gone when the worker is shutting down.
+struct RemoveUnlessKept {
+    file: Option<std::path::PathBuf>,
+}
+
+impl RemoveUnlessKept {
+    fn keep(&mut self) {
+        self.file = None;
+    }
+}
+
+impl Drop for RemoveUnlessKept {
+    fn drop(&mut self) {
+        let Some(file) = self.file.take() else {
+            return;
+        };
+        // Usually absent (nothing was renamed yet); any other failure leaves an unlisted
+        // file that reconciliation collects.
+        let _ = std::fs::remove_file(&file);
+        let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+            return;
+        };
+        let staging = format!("{}#", name.to_string_lossy());
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&staging) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
         }
     }
 }

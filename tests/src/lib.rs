@@ -5,9 +5,12 @@
 //! - [`client`]: a Flight SQL client that returns batches or the gRPC status (shared with the
 //!   benchmark runner).
 //! - [`compare`]: comparing answers with single-node DataFusion's (shared as well).
+//! - [`shard_files`]: the shard files on the nodes' disks and in the catalog.
 //!
 //! The tests themselves live in `tests/` (one behaviour per file) and `sql/*.slt`.
 
 pub use shardfusion_benchmarks::client::{self, TestClient};
 pub use shardfusion_benchmarks::cluster::{self, TestCluster};
 pub use shardfusion_benchmarks::compare;
+
+pub mod shard_files;
