@@ -282,14 +282,19 @@ mod tests {
         let prepared = PreparedStatements::new(limits(2, 1 << 20));
         let a = prepared.create("SELECT 1".into(), peer(1)).expect("first");
         prepared.create("SELECT 2".into(), peer(1)).expect("second");
-        let refused = prepared.create("SELECT 3".into(), peer(1)).unwrap_err();
+        let refused = prepared
+            .create("SELECT 3".into(), peer(1))
+            .expect_err("refused");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(refused.message().contains("close prepared statements"));
         prepared
             .create("SELECT 3".into(), peer(2))
             .expect("another client");
         prepared.close(&a);
-        assert_eq!(prepared.sql(&a).unwrap_err().code(), tonic::Code::NotFound);
+        assert_eq!(
+            prepared.sql(&a).expect_err("refused").code(),
+            tonic::Code::NotFound
+        );
         prepared
             .create("SELECT 4".into(), peer(1))
             .expect("a freed slot");
@@ -304,7 +309,7 @@ mod tests {
         let sql = "x".repeat(1000);
         prepared.create(sql.clone(), peer(1)).expect("fits");
         prepared.create(sql.clone(), peer(1)).expect("fits");
-        let refused = prepared.create(sql.clone(), peer(1)).unwrap_err();
+        let refused = prepared.create(sql.clone(), peer(1)).expect_err("refused");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         prepared.create(sql, peer(2)).expect("another client");
     }
@@ -316,7 +321,7 @@ mod tests {
         for port in 0..3 {
             prepared.create(sql.clone(), peer(port)).expect("fits");
         }
-        let refused = prepared.create(sql, peer(9)).unwrap_err();
+        let refused = prepared.create(sql, peer(9)).expect_err("refused");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
     }
 
@@ -331,7 +336,7 @@ mod tests {
         let handle = prepared.create("SELECT 1".into(), None).expect("created");
         std::thread::sleep(Duration::from_millis(400));
         assert_eq!(
-            prepared.sql(&handle).unwrap_err().code(),
+            prepared.sql(&handle).expect_err("refused").code(),
             tonic::Code::NotFound
         );
         prepared
