@@ -183,7 +183,7 @@ mod tests {
             row_count: 1,
             byte_size: 10,
         };
-        catalog.commit_files("t", &[(placement, file.clone())])?;
+        catalog.commit_files("t", &schema, &[(placement, file.clone())])?;
         assert!(catalog.snapshot().cleanup.is_empty());
 
         let garbage = catalog.drop_table("t", false)?.unwrap_or_default();

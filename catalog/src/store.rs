@@ -466,7 +466,9 @@ pub(crate) fn files_of_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::{ColocateWith, DistributionRequest};
     use datafusion::arrow::datatypes::DataType;
+    use shardfusion_common::ids::NodeId;
 
     fn schema() -> Schema {
         Schema::new(vec![
