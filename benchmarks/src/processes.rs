@@ -35,7 +35,7 @@ fn free_port() -> Result<u16, String> {
 fn spawn(binary: &Path, args: &[String]) -> Result<Child, String> {
     Command::new(binary)
         .args(args)
-        .env("SHARDFUSION_CLUSTER_SECRET", "benchmark-cluster-secret")
+        .env("SHARDFUSION_CLUSTER_SECRET", ProcessCluster::SECRET)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -43,6 +43,9 @@ fn spawn(binary: &Path, args: &[String]) -> Result<Child, String> {
 }
 
 impl ProcessCluster {
+    /// The cluster secret every process is started with.
+    pub const SECRET: &str = "benchmark-cluster-secret";
+
     /// Starts the coordinator and `workers` workers and waits until all workers registered.
     pub async fn start(binary: &Path, workers: usize) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;

@@ -29,9 +29,20 @@ enum Command {
         /// Where the catalog and local tables are kept.
         #[arg(long)]
         data_dir: PathBuf,
-        /// Shared secret of the cluster's nodes.
+        /// Shared secret of the cluster's nodes; it never crosses the network (nodes prove
+        /// knowing it with per-request MACs). Without one, a random secret is generated, kept
+        /// in DATA_DIR/cluster_secret, and printed once with the command that starts workers.
         #[arg(long, env = "SHARDFUSION_CLUSTER_SECRET", hide_env_values = true)]
         cluster_secret: Option<String>,
+        /// Let server-side `COPY ... FROM/TO 'path'` read and write files under DIR
+        /// (repeatable). Without it, clients cannot touch the coordinator host's files;
+        /// client-side ingest (Flight SQL bulk ingest) always works.
+        #[arg(long = "allow-file-access", value_name = "DIR")]
+        allow_file_access: Vec<PathBuf>,
+        /// Shard files on the workers that the catalog does not list are deleted once they
+        /// are this old (orphans of crashed writes; see citus_cleanup_orphaned_resources()).
+        #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+        orphan_grace_period: u64,
     },
     /// Run a worker that stores shards and executes plan fragments.
     Worker {
@@ -47,6 +58,9 @@ enum Command {
         /// --listen address, or 127.0.0.1 when that is 0.0.0.0).
         #[arg(long)]
         advertise_host: Option<String>,
+        /// The coordinator's cluster secret (required; a coordinator started without one
+        /// printed it and keeps it in its DATA_DIR/cluster_secret). The hosts' clocks must
+        /// agree to within 60 s: every request carries a timestamped MAC.
         #[arg(long, env = "SHARDFUSION_CLUSTER_SECRET", hide_env_values = true)]
         cluster_secret: Option<String>,
     },
@@ -62,6 +76,14 @@ enum Command {
         /// Load a demo data set and run a few example queries.
         #[arg(long)]
         demo: bool,
+        /// Let server-side `COPY ... FROM/TO 'path'` use only files under DIR (repeatable).
+        /// By default a local cluster may use every file the current user can: it runs as
+        /// that user, for that user.
+        #[arg(long = "allow-file-access", value_name = "DIR", conflicts_with = "no_file_access")]
+        allow_file_access: Vec<PathBuf>,
+        /// Refuse server-side `COPY` to and from files altogether.
+        #[arg(long)]
+        no_file_access: bool,
     },
     /// Run SQL against a coordinator: one statement with -c, else an interactive shell.
     Sql {
@@ -89,7 +111,18 @@ async fn main() {
             listen,
             data_dir,
             cluster_secret,
-        } => commands::coordinator::run(listen, data_dir, cluster_secret).await,
+            allow_file_access,
+            orphan_grace_period,
+        } => {
+            commands::coordinator::run(
+                listen,
+                data_dir,
+                cluster_secret,
+                allow_file_access,
+                std::time::Duration::from_secs(orphan_grace_period),
+            )
+            .await
+        }
         Command::Worker {
             listen,
             data_dir,
@@ -111,7 +144,16 @@ async fn main() {
             data_dir,
             listen,
             demo,
-        } => commands::local::run(workers, data_dir, listen, demo).await,
+            allow_file_access,
+            no_file_access,
+        } => {
+            let file_access = match (no_file_access, allow_file_access.is_empty()) {
+                (true, _) => Vec::new(),
+                (false, true) => vec![PathBuf::from("/")],
+                (false, false) => allow_file_access,
+            };
+            commands::local::run(workers, data_dir, listen, demo, file_access).await
+        }
         Command::Sql {
             url,
             command,

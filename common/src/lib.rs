@@ -11,7 +11,8 @@
 //! - [`status`]: mapping between DataFusion errors and gRPC statuses.
 //! - [`ipc_bounds`]: checking Flight data from a peer before arrow-ipc decodes it.
 //! - [`path_redaction`]: rewriting a node's absolute paths out of the errors it sends.
-//! - [`auth`]: the shared cluster secret that guards worker endpoints.
+//! - [`auth`]: the cluster secret, per-request MACs and membership proofs that guard
+//!   internal endpoints (the secret itself never crosses the wire).
 //!
 //! This crate must not know about the catalog, the coordinator or the worker service.
 

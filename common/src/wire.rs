@@ -6,8 +6,9 @@
 
 use prost::Message;
 
-/// gRPC metadata key carrying the shared cluster secret on every internal call.
-pub const CLUSTER_SECRET_HEADER: &str = "x-shardfusion-cluster-secret";
+/// gRPC metadata key of the per-request MAC every internal call carries (see
+/// [`crate::auth::request_mac`]).
+pub use crate::auth::request_mac::AUTH_HEADER;
 
 /// Action on a worker: delete files under its data root ([`DeleteFilesRequest`]).
 pub const ACTION_DELETE_FILES: &str = "shardfusion.delete_files";
@@ -15,6 +16,17 @@ pub const ACTION_DELETE_FILES: &str = "shardfusion.delete_files";
 pub const ACTION_PING: &str = "shardfusion.ping";
 /// Action on the coordinator: a worker announces itself ([`RegisterWorkerRequest`]).
 pub const ACTION_REGISTER_WORKER: &str = "shardfusion.register_worker";
+/// Action on a worker, answered without authentication: prove knowledge of the cluster
+/// secret by answering a challenge ([`ProveMembershipRequest`]).
+pub const ACTION_PROVE_MEMBERSHIP: &str = "shardfusion.prove_membership";
+/// Action on a worker: list the shard files under its data root ([`ShardFileList`]), for
+/// orphan reconciliation.
+pub const ACTION_LIST_SHARD_FILES: &str = "shardfusion.list_shard_files";
+
+/// `app_metadata` of the last `FlightData` of a shard write: the coordinator sends it only when
+/// every row of the placement has been sent. A `DoPut` stream that ends without it (a cancelled
+/// statement, a client that went away) was aborted, and the worker keeps no file of it.
+pub const WRITE_COMPLETE_MARKER: &[u8] = b"shardfusion.write_complete";
 
 /// One fragment of a query for one worker: a serialized physical plan whose leaves are
 /// `ShardScanExec`s naming only that worker's shards.
@@ -81,4 +93,43 @@ pub struct RegisterWorkerResponse {
     pub node_id: i32,
     #[prost(int32, tag = "2")]
     pub group_id: i32,
+}
+
+/// Result body of [`ACTION_LIST_SHARD_FILES`]: every shard file on the worker's disk that no
+/// write in progress on the worker is producing.
+#[derive(Clone, PartialEq, Message)]
+pub struct ShardFileList {
+    #[prost(message, repeated, tag = "1")]
+    pub files: Vec<ShardFileEntry>,
+}
+
+/// One file of a [`ShardFileList`].
+#[derive(Clone, PartialEq, Message)]
+pub struct ShardFileEntry {
+    /// Path relative to the worker's data root; a staging file keeps its `#<n>` suffix.
+    #[prost(string, tag = "1")]
+    pub path: String,
+    /// Time since the file was last modified, by the worker's clock (so clock skew between
+    /// nodes does not matter).
+    #[prost(uint64, tag = "2")]
+    pub age_ms: u64,
+}
+
+/// Body of [`ACTION_PROVE_MEMBERSHIP`].
+#[derive(Clone, PartialEq, Message)]
+pub struct ProveMembershipRequest {
+    /// Fresh random bytes chosen by the coordinator.
+    #[prost(bytes = "vec", tag = "1")]
+    pub challenge: Vec<u8>,
+}
+
+/// Result of [`ACTION_PROVE_MEMBERSHIP`].
+#[derive(Clone, PartialEq, Message)]
+pub struct ProveMembershipResponse {
+    /// The worker's stable identity; requests to it are MAC'd for this audience.
+    #[prost(string, tag = "1")]
+    pub worker_uuid: String,
+    /// HMAC over the challenge and the identity (see `auth::membership`).
+    #[prost(bytes = "vec", tag = "2")]
+    pub proof: Vec<u8>,
 }

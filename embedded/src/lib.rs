@@ -15,6 +15,7 @@ use datafusion::prelude::SessionConfig;
 use shardfusion_common::auth::ClusterSecret;
 use shardfusion_executor::{WorkerConfig, registration};
 use shardfusion_scheduler::Coordinator;
+use shardfusion_scheduler::orphan_cleanup::OrphanCleanupConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -63,6 +64,11 @@ pub struct LocalClusterOptions {
     /// DataFusion options the coordinator plans with.
     pub config: SessionConfig,
     pub secret: ClusterSecret,
+    /// Directories server-side `COPY` may read and write. By default the whole file system:
+    /// an embedded cluster runs as its user, for that user, so it may reach what the user can.
+    pub allow_file_access: Vec<PathBuf>,
+    /// When garbage and orphaned shard files are collected (grace period, intervals).
+    pub orphan_cleanup: OrphanCleanupConfig,
 }
 
 impl LocalClusterOptions {
@@ -77,6 +83,8 @@ impl LocalClusterOptions {
             worker_threads: (cores / workers.max(1)).max(1),
             config: SessionConfig::new(),
             secret: ClusterSecret::generate(),
+            allow_file_access: vec![PathBuf::from("/")],
+            orphan_cleanup: OrphanCleanupConfig::default(),
         }
     }
 }
@@ -103,6 +111,8 @@ pub struct LocalCluster {
     /// Set once `coordinator_task` has been awaited to its end (it must not be polled again).
     coordinator_ended: bool,
     workers: Vec<Worker>,
+    /// What the cluster was started with, for restarting workers.
+    options: LocalClusterOptions,
     temp: Option<tempfile::TempDir>,
 }
 
@@ -135,8 +145,14 @@ impl LocalCluster {
             &dir.join("coordinator"),
             options.secret.clone(),
             options.config.clone(),
+            shardfusion_scheduler::file_access::FileAccess::granted(&options.allow_file_access)
+                .map_err(|e| LocalClusterError::Coordinator(e.to_string()))?,
         )
         .map_err(|e| LocalClusterError::Coordinator(e.to_string()))?;
+        coordinator
+            .cluster()
+            .orphans
+            .set_config(options.orphan_cleanup);
         let listener = TcpListener::bind(options.listen).await.map_err(|source| {
             LocalClusterError::Listen {
                 address: options.listen.to_string(),
@@ -166,10 +182,12 @@ impl LocalCluster {
             coordinator_task,
             coordinator_ended: false,
             workers: Vec::new(),
+            options: options.clone(),
             temp,
         };
         for index in 1..=options.workers {
             let worker = start_worker(&dir, index, &options, &cluster.coordinator, &stopped)
+                .await
                 .map_err(|reason| LocalClusterError::Worker { index, reason })?;
             cluster.workers.push(worker);
         }
@@ -199,6 +217,35 @@ impl LocalCluster {
         if let Some(worker) = self.workers.get_mut(index) {
             worker.stop();
         }
+    }
+
+    /// Starts worker `index` (0-based) again, as a restarted process would: on a new port,
+    /// over the same data directory and identity, registering with the coordinator again.
+    pub async fn restart_worker(&mut self, index: usize) -> Result<(), LocalClusterError> {
+        if index >= self.workers.len() {
+            return Err(LocalClusterError::Worker {
+                index: index + 1,
+                reason: format!("there is no worker {}", index + 1),
+            });
+        }
+        if let Some(worker) = self.workers.get_mut(index) {
+            worker.stop();
+        }
+        let stopped = self.stop.subscribe();
+        let worker = start_worker(
+            &self.data_dir,
+            index + 1,
+            &self.options,
+            &self.coordinator,
+            &stopped,
+        )
+        .await
+        .map_err(|reason| LocalClusterError::Worker {
+            index: index + 1,
+            reason,
+        })?;
+        self.workers[index] = worker;
+        Ok(())
     }
 
     /// Completes only if the coordinator's server stops before [`LocalCluster::shutdown`]
@@ -247,8 +294,9 @@ async fn until_stopped(mut stopped: watch::Receiver<bool>) {
     let _ = stopped.wait_for(|s| *s).await;
 }
 
-/// Starts worker `index` on its own runtime and registers it.
-fn start_worker(
+/// Starts worker `index` on its own runtime and registers it (the coordinator checks its
+/// membership proof over loopback, as for a separate process).
+async fn start_worker(
     dir: &Path,
     index: usize,
     options: &LocalClusterOptions,
@@ -281,10 +329,13 @@ fn start_worker(
             Err(e) => eprintln!("worker cannot listen: {e}"),
         }
     });
-    coordinator
-        .register_worker("127.0.0.1", port, &uuid)
-        .map_err(|e| e.to_string())?;
-    Ok(Worker {
+    let mut worker = Worker {
         runtime: Some(runtime),
-    })
+    };
+    if let Err(e) = coordinator.register_worker("127.0.0.1", port, &uuid).await {
+        // A runtime must not be dropped inside this async context: shut it down instead.
+        worker.stop();
+        return Err(e.to_string());
+    }
+    Ok(worker)
 }

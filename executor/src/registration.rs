@@ -1,5 +1,8 @@
 //! Announcing a worker to its coordinator, as `citus_add_node` would.
 //!
+//! The announcement carries a request MAC for the coordinator; before adding the worker, the
+//! coordinator in turn checks the worker's membership proof at the announced address.
+//!
 //! The worker keeps a stable identity in `<data-dir>/worker_id`, so after a restart on another
 //! port the coordinator updates the node instead of adding a new, empty one.
 
@@ -9,7 +12,7 @@ use std::time::Duration;
 use arrow_flight::Action;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use prost::Message;
-use shardfusion_common::auth::ClusterSecret;
+use shardfusion_common::auth::{Audience, ClusterSecret, FlightMethod};
 use shardfusion_common::wire::{
     ACTION_REGISTER_WORKER, RegisterWorkerRequest, RegisterWorkerResponse,
 };
@@ -76,11 +79,17 @@ async fn try_register(
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut client = FlightServiceClient::new(channel);
-    let mut call = Request::new(Action {
+    let action = Action {
         r#type: ACTION_REGISTER_WORKER.to_string(),
         body: request.encode_to_vec().into(),
-    });
-    secret.attach(call.metadata_mut())?;
+    };
+    let mut call = Request::new(action.clone());
+    secret.sign(
+        call.metadata_mut(),
+        FlightMethod::DoAction,
+        &Audience::coordinator(),
+        &[action.r#type.as_bytes(), &action.body],
+    );
     let mut results = client.do_action(call).await?.into_inner();
     let result = results
         .message()

@@ -3,9 +3,15 @@
 //! - `DoGet` with a `TaskTicket`: run the fragment, stream its batches back.
 //! - `DoPut` with a `WriteRequest` descriptor: write the rows as one Parquet shard file and
 //!   answer with a `WrittenFile`.
-//! - `DoAction` `shardfusion.delete_files` and `shardfusion.ping`.
+//!   The stream must end with the completion marker; otherwise nothing is kept.
+//! - `DoAction` `shardfusion.delete_files`, `shardfusion.list_shard_files` (for orphan
+//!   reconciliation) and `shardfusion.ping`.
 //!
-//! Every call must carry the cluster secret; anything else is refused before it is read.
+//! - `DoAction` `shardfusion.prove_membership`: the one call answered without authentication,
+//!   so that the coordinator can check this worker knows the secret before trusting it.
+//!
+//! Every other call must carry a request MAC for this worker (`auth::request_mac`), checked
+//! against the call's command before the command is acted on.
 
 use std::sync::Arc;
 
@@ -20,31 +26,46 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 use prost::Message;
-use shardfusion_common::auth::ClusterSecret;
+use shardfusion_common::auth::{
+    Audience, AuthError, Challenge, ClusterSecret, FlightMethod, RequestVerifier,
+};
 use shardfusion_common::ipc_bounds::checked_message;
-use shardfusion_common::storage::{DataRoot, DataRootRegistry, validate_relative_path};
+use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 use shardfusion_common::wire::{
-    ACTION_DELETE_FILES, ACTION_PING, DeleteFilesRequest, TaskTicket, WriteRequest,
+    ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES, ACTION_PING, ACTION_PROVE_MEMBERSHIP,
+    AUTH_HEADER, DeleteFilesRequest, ProveMembershipRequest, ProveMembershipResponse,
+    ShardFileList, TaskTicket, WriteRequest,
 };
 use shardfusion_common::{ids, status};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::ExecutorError;
 use crate::fragment::{decode_fragment, execute_fragment};
+use crate::shard_inventory::{ActiveWrites, delete_shard_file, list_shard_files};
 use crate::shard_writer::write_shard_file;
+use crate::write_completion::require_completion;
 
 /// The worker's Flight service over one data root.
 #[derive(Clone)]
 pub struct WorkerService {
     root: DataRoot,
     secret: ClusterSecret,
+    /// Checks request MACs addressed to this worker's identity.
+    verifier: Arc<RequestVerifier>,
     ctx: Arc<SessionContext>,
+    /// Files being written now, which reconciliation must never offer for deletion.
+    active_writes: ActiveWrites,
 }
 
 impl WorkerService {
+    /// The service over `root`; its identity is the `worker_id` kept in `root`'s directory.
     pub fn try_new(root: DataRoot, secret: ClusterSecret) -> Result<Self, ExecutorError> {
+        let uuid = crate::registration::worker_uuid(root.dir())?;
+        let audience = Audience::worker(&uuid).map_err(|e| ExecutorError::BadRequest {
+            reason: format!("{}: {e}", root.dir().join("worker_id").display()),
+        })?;
+        let verifier = Arc::new(RequestVerifier::new(secret.clone(), audience));
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(Arc::new(DataRootRegistry::new(root.clone())))
             .build_arc()?;
@@ -53,7 +74,27 @@ impl WorkerService {
         Ok(Self {
             root,
             secret,
+            verifier,
             ctx: Arc::new(ctx),
+            active_writes: ActiveWrites::default(),
+        })
+    }
+
+    /// Answers a membership challenge with this worker's identity and proof.
+    fn prove_membership(&self, body: &[u8]) -> Result<arrow_flight::Result, Status> {
+        let request = ProveMembershipRequest::decode(body)
+            .map_err(|e| bad_request(format!("cannot decode ProveMembershipRequest: {e}")))?;
+        let challenge = Challenge::from_bytes(&request.challenge)
+            .ok_or_else(|| bad_request("a membership challenge must be 32 bytes"))?;
+        let proof = self
+            .secret
+            .prove_membership(&challenge, self.verifier.audience().as_str());
+        let response = ProveMembershipResponse {
+            worker_uuid: proof.worker_uuid,
+            proof: proof.proof,
+        };
+        Ok(arrow_flight::Result {
+            body: response.encode_to_vec().into(),
         })
     }
 }
@@ -84,7 +125,7 @@ impl FlightService for WorkerService {
         _request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Self::HandshakeStream>, Status> {
         Err(Status::unimplemented(
-            "workers authenticate with the cluster secret, not a handshake",
+            "workers authenticate each request with a MAC of the cluster secret, not a handshake",
         ))
     }
 
@@ -122,7 +163,11 @@ impl FlightService for WorkerService {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        self.secret.verify(request.metadata())?;
+        self.verifier.verify(
+            request.metadata(),
+            FlightMethod::DoGet,
+            &[&request.get_ref().ticket],
+        )?;
         let ticket = TaskTicket::decode(request.into_inner().ticket)
             .map_err(|e| bad_request(format!("cannot decode task ticket: {e}")))?;
         let task_ctx = self.ctx.task_ctx();
@@ -145,7 +190,12 @@ impl FlightService for WorkerService {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        self.secret.verify(request.metadata())?;
+        // The MAC covers the first message's descriptor, so it is checked once that is read;
+        // a request without one is refused before reading anything.
+        if request.metadata().get(AUTH_HEADER).is_none() {
+            return Err(AuthError::Missing.into());
+        }
+        let metadata = request.metadata().clone();
         let mut stream = request.into_inner();
         let first = stream
             .message()
@@ -156,6 +206,8 @@ impl FlightService for WorkerService {
             .flight_descriptor
             .clone()
             .ok_or_else(|| bad_request("DoPut needs a descriptor carrying a WriteRequest"))?;
+        self.verifier
+            .verify(&metadata, FlightMethod::DoPut, &[&descriptor.cmd])?;
         let write = WriteRequest::decode(descriptor.cmd)
             .map_err(|e| bad_request(format!("cannot decode WriteRequest: {e}")))?;
         if uuid::Uuid::parse_str(&write.write_id).is_err() {
@@ -166,10 +218,13 @@ impl FlightService for WorkerService {
             ids::ShardId(write.shard_id),
             &write.write_id,
         );
-        let data = futures::stream::once(async move { Ok(first) })
-            .chain(stream)
-            .map_err(|s| FlightError::Tonic(Box::new(crate::error::truncated_put(s))))
-            .and_then(|m| futures::future::ready(checked_message(m)));
+        let _writing = self.active_writes.begin(&path);
+        let data = require_completion(
+            futures::stream::once(async move { Ok(first) })
+                .chain(stream)
+                .map_err(|s| FlightError::Tonic(Box::new(crate::error::truncated_put(s))))
+                .and_then(|m| futures::future::ready(checked_message(m))),
+        );
         let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
             .map_err(crate::error::undecodable_put);
         let written = write_shard_file(&self.root, &path, batches).await?;
@@ -186,22 +241,33 @@ impl FlightService for WorkerService {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        self.secret.verify(request.metadata())?;
+        if request.get_ref().r#type == ACTION_PROVE_MEMBERSHIP {
+            let result = self.prove_membership(&request.get_ref().body)?;
+            return Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()));
+        }
+        let action = request.get_ref();
+        self.verifier.verify(
+            request.metadata(),
+            FlightMethod::DoAction,
+            &[action.r#type.as_bytes(), &action.body],
+        )?;
         let action = request.into_inner();
         match action.r#type.as_str() {
             ACTION_PING => Ok(Response::new(futures::stream::empty().boxed())),
+            ACTION_LIST_SHARD_FILES => {
+                let files = list_shard_files(&self.root, &self.active_writes)
+                    .await
+                    .map_err(|e| Status::internal(format!("cannot list shard files: {e}")))?;
+                let result = arrow_flight::Result {
+                    body: ShardFileList { files }.encode_to_vec().into(),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
+            }
             ACTION_DELETE_FILES => {
                 let req = DeleteFilesRequest::decode(action.body)
                     .map_err(|e| bad_request(format!("cannot decode DeleteFilesRequest: {e}")))?;
-                let store = self.root.store();
                 for path in &req.paths {
-                    let path = validate_relative_path(path).map_err(ExecutorError::from)?;
-                    match store.delete(&path).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => {
-                            return Err(Status::internal(format!("cannot delete {path}: {e}")));
-                        }
-                    }
+                    delete_shard_file(&self.root, path).await?;
                 }
                 Ok(Response::new(futures::stream::empty().boxed()))
             }
@@ -213,8 +279,15 @@ impl FlightService for WorkerService {
         &self,
         request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
-        self.secret.verify(request.metadata())?;
-        let actions = [ACTION_PING, ACTION_DELETE_FILES].map(|name| {
+        self.verifier
+            .verify(request.metadata(), FlightMethod::ListActions, &[])?;
+        let actions = [
+            ACTION_PING,
+            ACTION_DELETE_FILES,
+            ACTION_LIST_SHARD_FILES,
+            ACTION_PROVE_MEMBERSHIP,
+        ]
+        .map(|name| {
             Ok(ActionType {
                 r#type: name.to_string(),
                 description: String::new(),

@@ -1,7 +1,8 @@
 //! [`Coordinator`]: runs SQL statements against the cluster.
 //!
 //! A statement is parsed in the PostgreSQL dialect and dispatched:
-//! - `COPY t FROM '/path'` → [`crate::copy`];
+//! - `COPY t FROM '/path'` → [`crate::copy`]; `COPY (query) TO '/path'` → planned by DataFusion
+//!   in a session with `file://`, once [`crate::file_access`] granted the path;
 //! - `CREATE TABLE`, `DROP TABLE`, `TRUNCATE`, `ALTER TABLE ... ADD COLUMN` → [`crate::ddl`];
 //! - `SELECT create_distributed_table(...)` and the other Citus functions → [`crate::admin`];
 //! - `INSERT` → planned by DataFusion, written through the table's sink, run at once;
@@ -21,18 +22,18 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
-use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
+use datafusion::sql::sqlparser::ast::{CopyTarget, ObjectType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use shardfusion_catalog::Node;
 
 use crate::cluster::Cluster;
 use crate::error::{Result, SchedulerError};
-use crate::session::session_for;
+use crate::session::{file_session_for, session_for};
 use crate::sql_rewrite::rewrite_statement;
 use crate::statement_activity::ActivityState;
 use crate::statement_stats::{QueryCounters, StatementTracker};
-use crate::{admin, copy, ddl, not_null};
+use crate::{admin, copy, ddl, expression_depth, not_null};
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
 
@@ -195,8 +196,16 @@ impl Coordinator {
         session_for(&self.cluster, self.cluster.catalog.snapshot(), counters)
     }
 
-    /// Runs every statement in `sql`, in order; returns the last one's output.
+    /// Runs every statement in `sql`, in order; returns the last one's output. Parsing,
+    /// planning and statements with side effects run on [`statement_runtime`]; a query's rows
+    /// stream on the caller's runtime.
     pub async fn execute(&self, sql: &str) -> Result<StatementOutput> {
+        let this = self.clone();
+        let sql = sql.to_string();
+        statement_runtime::run(async move { this.execute_here(&sql).await }).await
+    }
+
+    async fn execute_here(&self, sql: &str) -> Result<StatementOutput> {
         let statements = parse(sql)?;
         let count = statements.len();
         let mut last = None;
@@ -235,13 +244,35 @@ impl Coordinator {
 
     async fn dispatch(
         &self,
-        statement: DFStatement,
+        mut statement: DFStatement,
         tracker: &StatementTracker,
     ) -> Result<StatementOutput> {
+        if let DFStatement::CopyTo(copy_to) = &mut statement {
+            copy_to.target = copy::checked_copy_target(&self.cluster.file_access, &copy_to.target)?;
+            let ctx = file_session_for(
+                &self.cluster,
+                self.cluster.catalog.snapshot(),
+                Arc::clone(tracker.counters()),
+            )?;
+            return self.plan_in(ctx, statement).await;
+        }
         let DFStatement::Statement(inner) = &statement else {
             return self.plan(statement, tracker).await;
         };
         match inner.as_ref() {
+            Statement::Copy {
+                to: true,
+                target: CopyTarget::File { filename },
+                ..
+            } => {
+                // Not in DataFusion's COPY ... TO form (see `parse`): refuse it as COPY TO, but
+                // only after the file check, so that a refused path says why.
+                copy::checked_copy_target(&self.cluster.file_access, filename)?;
+                Err(SchedulerError::unsupported(
+                    "this form of COPY ... TO; write COPY (query) TO '/path/file.csv' \
+                     STORED AS CSV [OPTIONS (...)], or fetch the rows with a client",
+                ))
+            }
             Statement::Copy {
                 to: false,
                 source,
@@ -284,6 +315,11 @@ impl Coordinator {
         tracker: &StatementTracker,
     ) -> Result<StatementOutput> {
         let ctx = self.session_counting(Arc::clone(tracker.counters()))?;
+        self.plan_in(ctx, statement).await
+    }
+
+    /// [`Self::plan`] in a given session.
+    async fn plan_in(&self, ctx: SessionContext, statement: DFStatement) -> Result<StatementOutput> {
         let (physical, is_dml) = physical_plan(&ctx, statement).await?;
         let task_ctx = ctx.task_ctx();
         if is_dml {
@@ -301,6 +337,12 @@ impl Coordinator {
     /// The schema `sql` will return, without running it or recording it: the columns of a
     /// single query, EXPLAIN or INSERT (its `count`), else none.
     pub async fn describe(&self, sql: &str) -> Result<SchemaRef> {
+        let this = self.clone();
+        let sql = sql.to_string();
+        statement_runtime::run(async move { this.describe_here(&sql).await }).await
+    }
+
+    async fn describe_here(&self, sql: &str) -> Result<SchemaRef> {
         let mut statements = parse(sql)?;
         // Queries and INSERT are planned (planning runs nothing); DDL, COPY and the Citus
         // functions have no columns to announce before they run.
@@ -322,12 +364,14 @@ impl Coordinator {
         }
     }
 
-    /// A worker announced itself (its `worker` process started).
-    pub fn register_worker(&self, name: &str, port: u16, worker_uuid: &str) -> Result<Node> {
-        Ok(self
-            .cluster
-            .catalog
-            .add_node(name, port, Some(worker_uuid))?)
+    /// A worker announced itself (its `worker` process started); it is added once the host
+    /// at `name:port` proved to be that worker (see [`crate::node_membership`]).
+    pub async fn register_worker(&self, name: &str, port: u16, worker_uuid: &str) -> Result<Node> {
+        let node =
+            crate::node_membership::register_worker(&self.cluster, name, port, worker_uuid).await?;
+        // Whatever deletions it is owed, and files it kept from before, are settled now.
+        self.cluster.orphans.worker_registered(node.group_id);
+        Ok(node)
     }
 }
 
@@ -346,25 +390,47 @@ async fn physical_plan(
     Ok((frame.create_physical_plan().await?, is_dml))
 }
 
-/// Splits `sql` into statements, rewriting Postgres-only casts.
+/// Splits `sql` into statements, rewriting Postgres-only casts. Expressions are bounded in
+/// depth first ([`expression_depth`]), so that no later stage can overflow a stack.
 pub fn parse(sql: &str) -> Result<Vec<DFStatement>> {
+    let bound = expression_depth::nesting_bound(sql);
+    if bound > expression_depth::MAX_TEXT_NESTING {
+        return Err(expression_depth::too_deep(format!(
+            "the text nests up to {bound} operators deep"
+        )));
+    }
+    expression_depth::on_stack_for(bound, || parse_bounded(sql))
+}
+
+fn parse_bounded(sql: &str) -> Result<Vec<DFStatement>> {
     let dialect = PostgreSqlDialect {};
     let mut statements: Vec<DFStatement> = match Parser::parse_sql(&dialect, sql) {
-        Ok(statements) => statements
-            .into_iter()
-            .map(|s| match &s {
-                // DataFusion's own COPY ... TO syntax (STORED AS, OPTIONS).
-                Statement::Copy { to: true, .. } => {
-                    DFParser::parse_sql_with_dialect(&s.to_string(), &dialect)
-                        .ok()
-                        .and_then(|mut v| v.pop_front())
-                        .unwrap_or(DFStatement::Statement(Box::new(s)))
-                }
-                _ => DFStatement::Statement(Box::new(s)),
-            })
-            .collect(),
+        Ok(mut statements) => {
+            for statement in &mut statements {
+                expression_depth::bound_statement(statement)?;
+            }
+            statements
+                .into_iter()
+                .map(|s| match &s {
+                    // DataFusion's own COPY ... TO syntax (STORED AS, OPTIONS).
+                    Statement::Copy { to: true, .. } => {
+                        DFParser::parse_sql_with_dialect(&s.to_string(), &dialect)
+                            .ok()
+                            .and_then(|mut v| v.pop_front())
+                            .unwrap_or(DFStatement::Statement(Box::new(s)))
+                    }
+                    _ => DFStatement::Statement(Box::new(s)),
+                })
+                .collect()
+        }
         Err(pg_error) => match DFParser::parse_sql_with_dialect(sql, &dialect) {
-            Ok(statements) => statements.into_iter().collect(),
+            Ok(statements) => {
+                let mut statements: Vec<DFStatement> = statements.into_iter().collect();
+                for statement in &mut statements {
+                    bound_df_statement(statement)?;
+                }
+                statements
+            }
             Err(_) => {
                 return Err(SchedulerError::Syntax {
                     message: pg_error.to_string(),
@@ -384,4 +450,19 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>> {
         }
     }
     Ok(statements)
+}
+
+/// [`expression_depth::bound_statement`] for a statement of DataFusion's own syntax.
+fn bound_df_statement(statement: &mut DFStatement) -> Result<()> {
+    match statement {
+        DFStatement::Statement(s) => expression_depth::bound_statement(s),
+        DFStatement::Explain(explain) => bound_df_statement(&mut explain.statement),
+        DFStatement::CopyTo(copy_to) => match &mut copy_to.source {
+            datafusion::sql::parser::CopyToSource::Query(query) => {
+                expression_depth::bound_statement(query.as_mut())
+            }
+            datafusion::sql::parser::CopyToSource::Relation(_) => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }

@@ -352,11 +352,7 @@ impl ExecutionPlan for DistributedExec {
             }
             return internal_err!("DistributedExec has no partition {partition}");
         };
-        let mut client = self
-            .workers
-            .raw_client(&task.url)
-            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
-        let secret = self.workers.secret().clone();
+        let (workers, url) = (Arc::clone(&self.workers), task.url.clone());
         let fragment = Arc::clone(&self.shipped);
         let broadcasts = self.broadcasts.clone();
         let broadcast_rows = Arc::clone(&self.broadcast_rows);
@@ -388,10 +384,8 @@ impl ExecutionPlan for DistributedExec {
                 query_id: context.session_id(),
                 plan: encode_plan(fragment_for(&fragment, node_id, &positions, rows)?)?,
             };
-            let mut request = tonic::Request::new(Ticket::new(ticket.encode_to_vec()));
-            secret.attach(request.metadata_mut()).map_err(from_status)?;
-            let response = client
-                .do_get(request)
+            let response = workers
+                .do_get(&url, Ticket::new(ticket.encode_to_vec()))
                 .await
                 .map_err(|s| from_status(to_status.clone()(s)))?;
             let wire_bytes = Arc::clone(&counters);

@@ -167,6 +167,9 @@ fn catalog_status(error: &CatalogError) -> Status {
         }
         CatalogError::AlreadyDistributed { .. } => Status::already_exists(message),
         CatalogError::NoWorkers => Status::failed_precondition(message),
+        CatalogError::NodeNotFound { .. } => Status::not_found(message),
+        CatalogError::NodeHasPlacements { .. } => Status::failed_precondition(message),
+        CatalogError::NodeIdentityInUse { .. } => Status::already_exists(message),
         // serialization_failure: the statement lost a race and may simply be run again.
         CatalogError::Conflict { .. } => with_sqlstate(Status::aborted(message), "40001"),
         CatalogError::NotNullOnRows { .. } => {

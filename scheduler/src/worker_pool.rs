@@ -1,18 +1,28 @@
 //! Connections from the coordinator to its workers.
 //!
-//! One lazily-connected gRPC channel per worker address, reused by every statement; every
-//! request carries the cluster secret.
+//! One lazily-connected gRPC channel per worker address, reused by every statement. Every
+//! request carries a fresh request MAC addressed to the worker's identity
+//! (`shardfusion_common::auth::request_mac`); the secret itself never crosses the wire. The
+//! identity of an address is learnt from its membership proof, asked before anything derived
+//! from the secret is sent there (see [`WorkerPool::prove_membership`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use arrow_flight::Action;
 use arrow_flight::client::FlightClient;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::{Action, FlightData, Ticket};
 use parking_lot::Mutex;
 use prost::Message;
-use shardfusion_common::auth::ClusterSecret;
-use shardfusion_common::wire::{ACTION_DELETE_FILES, CLUSTER_SECRET_HEADER, DeleteFilesRequest};
+use shardfusion_common::auth::{
+    Audience, AuthError, Challenge, ClusterSecret, FlightMethod, MembershipProof, RequestVerifier,
+};
+use shardfusion_common::wire::{
+    ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES, ACTION_PROVE_MEMBERSHIP, DeleteFilesRequest, ProveMembershipRequest,
+    ProveMembershipResponse, ShardFileEntry, ShardFileList,
+};
 use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status, Streaming};
 
 use crate::error::{Result, SchedulerError};
 
@@ -41,23 +51,39 @@ const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
 /// HTTP/2 flow-control window of a whole connection to a worker (the protocol's maximum).
 const CONNECTION_WINDOW_BYTES: u32 = i32::MAX as u32;
 
-/// Channels to workers, keyed by URL.
+/// How long a host may take to answer a membership challenge.
+const PROOF_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Channels to workers, keyed by URL, and the identity each URL proved.
 #[derive(Debug)]
 pub struct WorkerPool {
     secret: ClusterSecret,
     channels: Mutex<HashMap<String, Channel>>,
+    /// The audience of requests to each URL: the identity its host proved.
+    identities: Mutex<HashMap<String, Audience>>,
+    /// Checks the requests workers send to the coordinator (registrations).
+    from_workers: RequestVerifier,
 }
 
 impl WorkerPool {
     pub fn new(secret: ClusterSecret) -> Self {
         Self {
+            from_workers: RequestVerifier::new(secret.clone(), Audience::coordinator()),
             secret,
             channels: Mutex::new(HashMap::new()),
+            identities: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn secret(&self) -> &ClusterSecret {
-        &self.secret
+    /// Checks a request a worker sent to the coordinator: a request MAC for the coordinator
+    /// over `method` and command `parts`.
+    pub fn verify_from_worker(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        method: FlightMethod,
+        parts: &[&[u8]],
+    ) -> std::result::Result<(), AuthError> {
+        self.from_workers.verify(metadata, method, parts)
     }
 
     fn channel(&self, url: &str) -> Result<Channel> {
@@ -82,53 +108,175 @@ impl WorkerPool {
         Ok(channel)
     }
 
-    /// The plain Flight service client for `url`; requests need [`ClusterSecret::attach`].
-    pub fn raw_client(
-        &self,
-        url: &str,
-    ) -> Result<arrow_flight::flight_service_client::FlightServiceClient<Channel>> {
-        Ok(
-            arrow_flight::flight_service_client::FlightServiceClient::new(self.channel(url)?)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
+    fn raw_client(&self, url: &str) -> std::result::Result<FlightServiceClient<Channel>, Status> {
+        Ok(FlightServiceClient::new(self.channel(url).map_err(Status::from)?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
 
-    /// A Flight client for the worker at `url`, with the cluster secret attached.
-    pub fn client(&self, url: &str) -> Result<FlightClient> {
-        let channel = self.channel(url)?;
-        let inner = arrow_flight::flight_service_client::FlightServiceClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut client = FlightClient::new_from_inner(inner);
-        client
-            .add_header(CLUSTER_SECRET_HEADER, self.secret.as_str())
-            .map_err(|e| SchedulerError::invalid(format!("bad cluster secret: {e}")))?;
+    /// Asks the host at `url` to prove that it knows the cluster secret, with a fresh random
+    /// challenge, and returns the identity it proved. Nothing derived from the secret is sent.
+    /// Once proved, requests to `url` are addressed to that identity.
+    ///
+    /// Errors: `Unavailable` if the host cannot be reached, `PermissionDenied` if it answers
+    /// without a valid proof.
+    pub async fn prove_membership(&self, url: &str) -> std::result::Result<Audience, Status> {
+        let challenge = Challenge::random();
+        let body = ProveMembershipRequest {
+            challenge: challenge.as_bytes().to_vec(),
+        }
+        .encode_to_vec();
+        let mut client = self.raw_client(url)?;
+        let ask = async {
+            let action = Action::new(ACTION_PROVE_MEMBERSHIP, body);
+            let mut results = client.do_action(Request::new(action)).await?.into_inner();
+            results.message().await
+        };
+        let not_a_member = |why: &str| {
+            Status::permission_denied(format!(
+                "{url} did not prove that it knows this cluster's secret ({why}): it is not a \
+                 ShardFusion worker of this cluster, or it runs with another \
+                 --cluster-secret / SHARDFUSION_CLUSTER_SECRET"
+            ))
+        };
+        let answer = match tokio::time::timeout(PROOF_TIMEOUT, ask).await {
+            Err(_) => {
+                return Err(Status::unavailable(format!(
+                    "{url} did not answer the membership challenge within {} s",
+                    PROOF_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(Err(status)) => {
+                let status = worker_status(url, status);
+                if status.code() == tonic::Code::Unavailable {
+                    return Err(status);
+                }
+                return Err(not_a_member(status.message()));
+            }
+            Ok(Ok(None)) => return Err(not_a_member("no answer")),
+            Ok(Ok(Some(answer))) => answer,
+        };
+        let answer = ProveMembershipResponse::decode(answer.body)
+            .map_err(|_| not_a_member("unreadable answer"))?;
+        let proof = MembershipProof {
+            worker_uuid: answer.worker_uuid,
+            proof: answer.proof,
+        };
+        if !self.secret.check_membership(&challenge, &proof) {
+            return Err(not_a_member("wrong proof"));
+        }
+        let audience = Audience::worker(&proof.worker_uuid)
+            .map_err(|_| not_a_member("invalid identity"))?;
+        self.identities
+            .lock()
+            .insert(url.to_string(), audience.clone());
+        Ok(audience)
+    }
+
+    /// Forgets what is known about `url` (its node was removed).
+    pub fn forget(&self, url: &str) {
+        self.identities.lock().remove(url);
+        self.channels.lock().remove(url);
+    }
+
+    /// The identity requests to `url` are addressed to, proving it first if unknown.
+    async fn audience(&self, url: &str) -> std::result::Result<Audience, Status> {
+        if let Some(audience) = self.identities.lock().get(url) {
+            return Ok(audience.clone());
+        }
+        self.prove_membership(url).await
+    }
+
+    /// A Flight client for exactly one `method` call to the worker at `url` whose command is
+    /// `parts` (see `FlightMethod`'s callers for what the command of each call is).
+    pub async fn signed_client(
+        &self,
+        url: &str,
+        method: FlightMethod,
+        parts: &[&[u8]],
+    ) -> std::result::Result<FlightClient, Status> {
+        let audience = self.audience(url).await?;
+        let mut client = FlightClient::new_from_inner(self.raw_client(url)?);
+        self.secret
+            .sign(client.metadata_mut(), method, &audience, parts);
         Ok(client)
     }
 
-    /// Deletes files on a worker; failures are logged, since the files are already garbage.
-    pub async fn delete_files(&self, url: &str, paths: Vec<String>) {
+    /// Runs a fragment: `DoGet` with `ticket` on the worker at `url`.
+    pub async fn do_get(
+        &self,
+        url: &str,
+        ticket: Ticket,
+    ) -> std::result::Result<tonic::Response<Streaming<FlightData>>, Status> {
+        let audience = self.audience(url).await?;
+        let mut client = self.raw_client(url)?;
+        let mut request = Request::new(ticket);
+        let command = &request.get_ref().ticket.clone();
+        self.secret.sign(
+            request.metadata_mut(),
+            FlightMethod::DoGet,
+            &audience,
+            &[command],
+        );
+        client.do_get(request).await
+    }
+
+    /// Runs `action` on the worker at `url`, collecting its results.
+    pub async fn do_action(
+        &self,
+        url: &str,
+        action: Action,
+    ) -> std::result::Result<Vec<arrow_flight::Result>, Status> {
+        let audience = self.audience(url).await?;
+        let mut client = self.raw_client(url)?;
+        let mut request = Request::new(action);
+        let (kind, body) = (request.get_ref().r#type.clone(), request.get_ref().body.clone());
+        self.secret.sign(
+            request.metadata_mut(),
+            FlightMethod::DoAction,
+            &audience,
+            &[kind.as_bytes(), &body],
+        );
+        let mut stream = client.do_action(request).await?.into_inner();
+        let mut results = Vec::new();
+        while let Some(result) = stream.message().await? {
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    /// Deletes files on a worker. Files already gone count as deleted.
+    pub async fn delete_files(&self, url: &str, paths: Vec<String>) -> Result<()> {
         if paths.is_empty() {
-            return;
+            return Ok(());
         }
-        let result = async {
-            let mut client = self.client(url)?;
-            let body = DeleteFilesRequest { paths }.encode_to_vec();
-            let mut stream = client
-                .do_action(Action::new(ACTION_DELETE_FILES, body))
-                .await
-                .map_err(|e| SchedulerError::Worker {
-                    node: url.to_string(),
-                    status: tonic::Status::unavailable(e.to_string()),
-                })?;
-            use futures::StreamExt;
-            while stream.next().await.is_some() {}
-            Ok::<_, SchedulerError>(())
+        let body = DeleteFilesRequest { paths }.encode_to_vec();
+        self.do_action(url, Action::new(ACTION_DELETE_FILES, body))
+            .await
+            .map_err(|status| SchedulerError::Worker {
+                node: url.to_string(),
+                status: worker_status(url, status),
+            })?;
+        Ok(())
+    }
+
+    /// The shard files on a worker's disk that it is not writing, with their ages.
+    pub async fn list_shard_files(&self, url: &str) -> Result<Vec<ShardFileEntry>> {
+        let results = self
+            .do_action(url, Action::new(ACTION_LIST_SHARD_FILES, Vec::new()))
+            .await
+            .map_err(|status| SchedulerError::Worker {
+                node: url.to_string(),
+                status: worker_status(url, status),
+            })?;
+        let mut files = Vec::new();
+        for result in results {
+            let list = ShardFileList::decode(result.body).map_err(|e| SchedulerError::Worker {
+                node: url.to_string(),
+                status: Status::internal(format!("bad shard file list: {e}")),
+            })?;
+            files.extend(list.files);
         }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!("could not delete garbage files on {url}: {e}");
-        }
+        Ok(files)
     }
 }

@@ -15,7 +15,7 @@ pub async fn run(
     advertise_host: Option<String>,
     secret: Option<String>,
 ) -> Result<(), String> {
-    let secret = super::cluster_secret(secret, &listen)?;
+    let secret = super::cluster_secret::for_worker(secret)?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

@@ -1,0 +1,82 @@
+//! Which hosts become nodes: `citus_add_node`, worker self-registration and
+//! `citus_remove_node`.
+//!
+//! A host is added only after it answered a fresh membership challenge with proof that it
+//! knows the cluster secret (`WorkerPool::prove_membership`); until then the coordinator sends
+//! it nothing derived from the secret. A host that cannot prove it gets `PermissionDenied`
+//! (`Unavailable` if it cannot be reached) and never appears in `pg_dist_node`.
+
+use shardfusion_catalog::Node;
+
+use crate::cluster::Cluster;
+use crate::error::{Result, SchedulerError};
+
+fn url_of(host: &str, port: u16) -> String {
+    format!("http://{host}:{port}")
+}
+
+/// `citus_add_node(host, port)`: adds the worker at `host:port` once it proved membership.
+pub async fn add_node(cluster: &Cluster, host: &str, port: u16) -> Result<Node> {
+    let address = format!("{host}:{port}");
+    let identity = cluster
+        .workers
+        .prove_membership(&url_of(host, port))
+        .await
+        .map_err(|status| SchedulerError::Worker {
+            node: address.clone(),
+            status: tonic::Status::new(
+                status.code(),
+                format!("cannot add the node: {}", status.message()),
+            ),
+        })?;
+    Ok(cluster
+        .catalog
+        .add_proven_node(host, port, identity.as_str())?)
+}
+
+/// A worker announced itself (its `worker` process started) as `worker_uuid` at
+/// `name:port`. Its request was MAC'd; the host at that address must also prove to be that
+/// worker, so a registration cannot point the coordinator at another host.
+pub async fn register_worker(
+    cluster: &Cluster,
+    name: &str,
+    port: u16,
+    worker_uuid: &str,
+) -> Result<Node> {
+    let address = format!("{name}:{port}");
+    let url = url_of(name, port);
+    let identity = cluster
+        .workers
+        .prove_membership(&url)
+        .await
+        .map_err(|status| SchedulerError::Worker {
+            node: address.clone(),
+            status: tonic::Status::new(
+                status.code(),
+                format!(
+                    "the coordinator cannot check the worker at its advertised address \
+                     ({}); check --advertise-host and --listen: {}",
+                    address,
+                    status.message()
+                ),
+            ),
+        })?;
+    if identity.as_str() != worker_uuid {
+        cluster.workers.forget(&url);
+        return Err(SchedulerError::Worker {
+            node: address.clone(),
+            status: tonic::Status::permission_denied(format!(
+                "worker {worker_uuid} registered with the address {address}, but the worker \
+                 answering there is {identity}: check --advertise-host"
+            )),
+        });
+    }
+    Ok(cluster.catalog.add_node(name, port, Some(worker_uuid))?)
+}
+
+/// `citus_remove_node(host, port)`: removes a node that holds no shard placements.
+pub fn remove_node(cluster: &Cluster, host: &str, port: u16) -> Result<Node> {
+    let node = cluster.catalog.remove_node(host, port)?;
+    cluster.workers.forget(&url_of(host, port));
+    Ok(node)
+}
