@@ -79,7 +79,11 @@ enum Command {
         /// Let server-side `COPY ... FROM/TO 'path'` use only files under DIR (repeatable).
         /// By default a local cluster may use every file the current user can: it runs as
         /// that user, for that user.
-        #[arg(long = "allow-file-access", value_name = "DIR", conflicts_with = "no_file_access")]
+        #[arg(
+            long = "allow-file-access",
+            value_name = "DIR",
+            conflicts_with = "no_file_access"
+        )]
         allow_file_access: Vec<PathBuf>,
         /// Refuse server-side `COPY` to and from files altogether.
         #[arg(long)]

@@ -268,22 +268,37 @@ impl PhysicalExtensionCodec for ShardFusionCodec {
 
 /// Serializes a plan fragment for a worker.
 pub fn encode_plan(plan: Arc<dyn ExecutionPlan>) -> Result<Vec<u8>> {
-    Ok(
-        datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(
-            plan,
-            &ShardFusionCodec,
-        )?
-        .to_vec(),
-    )
+    on_plan_stack(|| {
+        Ok(
+            datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(
+                plan,
+                &ShardFusionCodec,
+            )?
+            .to_vec(),
+        )
+    })
 }
 
 /// Deserializes a plan fragment on a worker.
 pub fn decode_plan(bytes: &[u8], ctx: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
-    datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec(
-        bytes,
-        ctx,
-        &ShardFusionCodec,
-    )
+    on_plan_stack(|| {
+        datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec(
+            bytes,
+            ctx,
+            &ShardFusionCodec,
+        )
+    })
+}
+
+/// Stack for encoding and decoding a plan: both recurse (in datafusion-proto and prost) once
+/// or twice per level of the plan's expressions, up to the coordinator's depth limit
+/// (`MAX_EXPRESSION_DEPTH`), more than a 2 MiB Tokio thread holds in a debug build.
+const PLAN_STACK_BYTES: usize = 256 * 1024 * 1024;
+
+/// Runs `work` on a fresh stack segment (mapped lazily: only touched pages become resident),
+/// whichever thread the call came from.
+fn on_plan_stack<T>(work: impl FnOnce() -> T) -> T {
+    stacker::grow(PLAN_STACK_BYTES, work)
 }
 
 /// Serializes an Arrow schema (as a datafusion-proto `Schema`), e.g. for the catalog.

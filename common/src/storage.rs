@@ -146,8 +146,9 @@ impl ObjectStoreRegistry for DataRootRegistry {
             Ok(self.root.store())
         } else {
             Err(DataFusionError::Plan(format!(
-                "object store {url} is not available on this node: fragments may only read \
-                 shard files under the node's data directory"
+                "object store {url} is not available: ShardFusion nodes read and write only \
+                 their own data directory (server-side COPY uses the directories granted with \
+                 --allow-file-access)"
             )))
         }
     }

@@ -271,8 +271,7 @@ impl LocalCluster {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if !self.coordinator_ended {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(10), &mut self.coordinator_task).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.coordinator_task).await;
         }
         for worker in &mut self.workers {
             worker.stop();

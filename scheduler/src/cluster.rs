@@ -7,8 +7,9 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionConfig;
 use shardfusion_catalog::{Catalog, CatalogSnapshot, FileMeta};
 use shardfusion_common::ids::GroupId;
-use shardfusion_common::storage::{DataRoot, validate_relative_path};
+use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 
+use crate::file_access::FileAccess;
 use crate::worker_pool::WorkerPool;
 
 /// Shared coordinator state.
@@ -17,57 +18,63 @@ pub struct Cluster {
     pub catalog: Arc<Catalog>,
     pub workers: Arc<WorkerPool>,
     pub root: DataRoot,
-    /// DataFusion runtime with the coordinator's data root registered, shared by statements.
+    /// DataFusion runtime shared by statements. It reaches the coordinator's data root and
+    /// nothing else: no `file://` store, so no statement can touch the host's files.
     pub runtime: Arc<RuntimeEnv>,
+    /// The directories server-side `COPY` may use, and the runtime (with `file://`) that only
+    /// statements holding a path checked against them run in.
+    pub file_access: FileAccess,
+    file_runtime: Arc<RuntimeEnv>,
     /// Recent statements and what they received from workers.
     pub stats: Arc<crate::statement_stats::StatementStats>,
     /// DataFusion options every statement starts from.
     pub config: SessionConfig,
+    /// Collection of garbage and orphaned shard files.
+    pub orphans: crate::orphan_cleanup::OrphanCleanup,
 }
 
 impl Cluster {
     /// Shared state over `catalog`, reaching workers with `secret`, keeping local tables in
-    /// `root`.
+    /// `root`, granting server-side `COPY` the directories of `file_access`.
     pub fn try_new(
         catalog: Arc<Catalog>,
         secret: shardfusion_common::auth::ClusterSecret,
         root: DataRoot,
         config: SessionConfig,
+        file_access: FileAccess,
     ) -> datafusion::error::Result<Self> {
-        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new().build_arc()?;
-        runtime.register_object_store(&DataRoot::url(), root.store());
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(DataRootRegistry::new(root.clone())))
+            .build_arc()?;
+        let file_runtime = RuntimeEnvBuilder::new().build_arc()?;
+        file_runtime.register_object_store(&DataRoot::url(), root.store());
         Ok(Self {
             catalog,
             workers: Arc::new(WorkerPool::new(secret)),
             root,
             runtime,
+            file_access,
+            file_runtime,
             stats: Arc::default(),
             config,
+            orphans: Default::default(),
         })
     }
 
-    /// Deletes files that no committed catalog state refers to any more.
+    /// The runtime for a statement that reads or writes host paths checked by
+    /// [`Self::file_access`].
+    pub fn file_runtime(&self) -> &Arc<RuntimeEnv> {
+        &self.file_runtime
+    }
+
+    /// Deletes files that no committed catalog state refers to any more; what a node cannot
+    /// confirm stays owed in `pg_dist_cleanup` (see [`crate::orphan_cleanup`]).
     pub async fn delete_garbage(
         &self,
-        snapshot: &CatalogSnapshot,
+        _snapshot: &CatalogSnapshot,
         files: Vec<(GroupId, FileMeta)>,
     ) {
-        let mut by_group: std::collections::BTreeMap<GroupId, Vec<String>> = Default::default();
-        for (group, file) in files {
-            by_group.entry(group).or_default().push(file.path);
-        }
-        for (group, paths) in by_group {
-            if group == GroupId::COORDINATOR {
-                let store = self.root.store();
-                for path in paths {
-                    if let Ok(path) = validate_relative_path(&path) {
-                        use object_store::ObjectStoreExt;
-                        let _ = store.delete(&path).await;
-                    }
-                }
-            } else if let Some(node) = snapshot.node_of_group(group) {
-                self.workers.delete_files(&node.url(), paths).await;
-            }
-        }
+        crate::orphan_cleanup::delete_garbage(self, files).await;
     }
 }

@@ -33,7 +33,7 @@ use crate::session::{file_session_for, session_for};
 use crate::sql_rewrite::rewrite_statement;
 use crate::statement_activity::ActivityState;
 use crate::statement_stats::{QueryCounters, StatementTracker};
-use crate::{admin, copy, ddl, expression_depth, not_null};
+use crate::{admin, copy, ddl, expression_depth, not_null, statement_runtime};
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
 
@@ -319,7 +319,11 @@ impl Coordinator {
     }
 
     /// [`Self::plan`] in a given session.
-    async fn plan_in(&self, ctx: SessionContext, statement: DFStatement) -> Result<StatementOutput> {
+    async fn plan_in(
+        &self,
+        ctx: SessionContext,
+        statement: DFStatement,
+    ) -> Result<StatementOutput> {
         let (physical, is_dml) = physical_plan(&ctx, statement).await?;
         let task_ctx = ctx.task_ctx();
         if is_dml {

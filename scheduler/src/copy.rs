@@ -1,7 +1,8 @@
 //! Server-side `COPY table [(columns)] FROM '/absolute/path' WITH (FORMAT ..., HEADER ...,
 //! DELIMITER '...', NULL '...')`.
 //!
-//! The file is read on the coordinator, as PostgreSQL's server-side COPY reads on the server.
+//! The file is read on the coordinator, as PostgreSQL's server-side COPY reads on the server,
+//! and only under the directories granted with `--allow-file-access` ([`FileAccess`]).
 //! Formats: `parquet` (columns matched by name, else by position), `csv` and `text` (columns
 //! by position; `text` is tab-separated with `\N` for NULL). A line ending in one extra empty
 //! field (TPC-H's `.tbl` files) is accepted. The rows go through the same all-or-nothing
@@ -18,7 +19,9 @@ use crate::conform::{Conformer, MatchBy};
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::ddl::table_name;
 use crate::error::{Result, SchedulerError};
+use crate::file_access::{Access, FileAccess};
 use crate::ingest::TableWriter;
+use crate::session::file_session_for;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -110,17 +113,15 @@ pub async fn copy_from(
         .table(&name)
         .cloned()
         .ok_or_else(|| shardfusion_catalog::CatalogError::TableNotFound { name: name.clone() })?;
-    let path = std::path::Path::new(filename);
-    if !path.is_absolute() {
+    let canonical = cluster.file_access.check(filename, Access::Read)?;
+    if !canonical.is_file() {
         return Err(SchedulerError::invalid(format!(
-            "COPY FROM needs an absolute path on the coordinator, got '{filename}'"
+            "could not open file \"{filename}\" for reading: not a regular file"
         )));
     }
-    if !path.is_file() {
-        return Err(SchedulerError::invalid(format!(
-            "could not open file \"{filename}\" for reading: no such file on the coordinator"
-        )));
-    }
+    // From here on only the checked, canonical path is used.
+    let filename = &canonical.display().to_string();
+    let path = canonical.as_path();
     let options = parse_options(options, legacy)?;
     let extension = path
         .extension()
@@ -161,7 +162,7 @@ pub async fn copy_from(
             .collect::<Result<_>>()?
     };
 
-    let ctx = coordinator.session()?;
+    let ctx = file_session_for(cluster, Arc::clone(&snapshot), Arc::default())?;
     let (frame, match_by) = match format {
         Format::Parquet => {
             let options = ParquetReadOptions::default().file_extension(if extension.is_empty() {
@@ -220,7 +221,7 @@ pub async fn copy_from(
             }
             let read_schema = Schema::new(read_fields);
             let ext = format!(".{}", filename.rsplit('.').next().unwrap_or(""));
-            let null_regex = Some(format!("^{}$", regex_escape(&null)));
+            let null_regex = Some(format!("^{}$", regex::escape(&null)));
             let mut csv = CsvReadOptions::new()
                 .has_header(options.header)
                 .delimiter(delimiter as u8)
@@ -280,13 +281,23 @@ fn has_trailing_delimiter(
     }
 }
 
-fn regex_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
+/// The path `COPY (query) TO target` may write, canonical, if [`FileAccess`] grants it.
+/// Object-store URLs other than `file://` are not reachable from the coordinator.
+pub fn checked_copy_target(access: &FileAccess, target: &str) -> Result<String> {
+    let path = match target.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("file") => rest,
+        Some((scheme, _)) => {
+            return Err(SchedulerError::unsupported(format!(
+                "COPY TO a {scheme}:// URL (only files under --allow-file-access directories)"
+            )));
         }
-        out.push(c);
+        None => target,
+    };
+    let canonical = access.check(path, Access::Write)?;
+    let mut checked = canonical.display().to_string();
+    // DataFusion writes a directory of files when the target ends with '/'.
+    if path.ends_with('/') && !checked.ends_with('/') {
+        checked.push('/');
     }
-    out
+    Ok(checked)
 }

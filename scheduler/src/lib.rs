@@ -6,6 +6,8 @@
 //! - [`coordinator`]: parsing and dispatching statements.
 //! - [`ddl`], [`admin`], [`copy`], [`bulk_ingest`]: the statements DataFusion does not run;
 //!   [`file_access`]: which host directories server-side `COPY` may use.
+//! - [`expression_depth`]: bounding expression depth before planning; [`statement_runtime`]:
+//!   the large-stack runtime statements are parsed and planned on.
 //! - [`session`], [`schema_provider`], [`table_provider`]: DataFusion set up over one catalog
 //!   snapshot.
 //! - [`planner`]: the distributed planning passes; [`distributed_exec`]: the node that runs a
@@ -34,10 +36,10 @@ pub mod expression_depth;
 pub mod file_access;
 pub mod flight_sql;
 pub mod ingest;
-pub mod not_null;
-pub mod orphan_cleanup;
 pub mod node_membership;
 pub mod normalized_statement;
+pub mod not_null;
+pub mod orphan_cleanup;
 pub mod planner;
 pub mod prepared_statements;
 pub mod schema_provider;
@@ -45,6 +47,7 @@ pub mod server;
 pub mod session;
 pub mod sql_rewrite;
 pub mod statement_activity;
+pub mod statement_runtime;
 pub mod statement_stats;
 pub mod table_provider;
 pub mod worker_pool;

@@ -19,13 +19,19 @@ use tokio::net::TcpListener;
 use crate::cluster::Cluster;
 use crate::coordinator::Coordinator;
 use crate::error::{Result, SchedulerError};
+use crate::file_access::FileAccess;
 use crate::flight_sql::FlightSqlServer;
 use crate::worker_pool::MAX_MESSAGE_BYTES;
 
 /// Opens (creating if needed) the coordinator whose state lives in `data_dir`.
 /// DataFusion options come from `DATAFUSION_*` environment variables, as in DataFusion.
-pub fn open(data_dir: &Path, secret: ClusterSecret) -> Result<Coordinator> {
-    open_with(data_dir, secret, SessionConfig::from_env()?)
+/// Server-side `COPY` may use the directories of `file_access` only.
+pub fn open(
+    data_dir: &Path,
+    secret: ClusterSecret,
+    file_access: FileAccess,
+) -> Result<Coordinator> {
+    open_with(data_dir, secret, SessionConfig::from_env()?, file_access)
 }
 
 /// [`open`] with the DataFusion options every statement starts from.
@@ -33,6 +39,7 @@ pub fn open_with(
     data_dir: &Path,
     secret: ClusterSecret,
     config: SessionConfig,
+    file_access: FileAccess,
 ) -> Result<Coordinator> {
     std::fs::create_dir_all(data_dir).map_err(|e| {
         SchedulerError::invalid(format!(
@@ -42,7 +49,7 @@ pub fn open_with(
     })?;
     let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.db"))?);
     let root = DataRoot::open(data_dir.join("local"))?;
-    let cluster = Cluster::try_new(catalog, secret, root, config)?;
+    let cluster = Cluster::try_new(catalog, secret, root, config, file_access)?;
     Ok(Coordinator::new(Arc::new(cluster)))
 }
 
@@ -59,7 +66,8 @@ pub fn check_listen_address(address: SocketAddr) -> Result<()> {
     )))
 }
 
-/// Serves Flight SQL on `listener` until `shutdown` completes.
+/// Serves Flight SQL on `listener` until `shutdown` completes, collecting garbage and orphaned
+/// shard files in the background meanwhile ([`crate::orphan_cleanup::run`]).
 pub async fn serve(
     listener: TcpListener,
     coordinator: Coordinator,
@@ -69,6 +77,10 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| SchedulerError::invalid(format!("bad listener: {e}")))?;
     check_listen_address(address)?;
+    // Owned by the server: it stops when the server does.
+    let _cleaner = datafusion::common::runtime::SpawnedTask::spawn(crate::orphan_cleanup::run(
+        Arc::clone(coordinator.cluster()),
+    ));
     let service = FlightServiceServer::new(FlightSqlServer::new(coordinator))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

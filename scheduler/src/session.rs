@@ -28,6 +28,30 @@ pub fn session_for(
     snapshot: Arc<CatalogSnapshot>,
     counters: Arc<QueryCounters>,
 ) -> Result<SessionContext> {
+    session_in(cluster, snapshot, counters, Arc::clone(&cluster.runtime))
+}
+
+/// A session that can also reach the host's files through `file://`: only for statements whose
+/// paths were checked against [`Cluster::file_access`] (server-side `COPY`).
+pub fn file_session_for(
+    cluster: &Arc<Cluster>,
+    snapshot: Arc<CatalogSnapshot>,
+    counters: Arc<QueryCounters>,
+) -> Result<SessionContext> {
+    session_in(
+        cluster,
+        snapshot,
+        counters,
+        Arc::clone(cluster.file_runtime()),
+    )
+}
+
+fn session_in(
+    cluster: &Arc<Cluster>,
+    snapshot: Arc<CatalogSnapshot>,
+    counters: Arc<QueryCounters>,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> Result<SessionContext> {
     let mut config = cluster
         .config
         .clone()
@@ -42,7 +66,7 @@ pub fn session_for(
     }
     let state = SessionStateBuilder::new()
         .with_config(config)
-        .with_runtime_env(Arc::clone(&cluster.runtime))
+        .with_runtime_env(runtime)
         .with_default_features()
         .with_physical_optimizer_rule(Arc::new(DistributeRule::new(
             Arc::clone(&snapshot),

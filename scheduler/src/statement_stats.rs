@@ -26,6 +26,7 @@ use parking_lot::Mutex;
 
 pub use crate::normalized_statement::MAX_QUERY_TEXT_BYTES;
 use crate::normalized_statement::NormalizedStatement;
+use crate::statement_activity::{ActivityEntry, ActivityState, StatementActivity};
 
 /// The name of the view over statement statistics.
 pub const STAT_STATEMENTS: &str = "shardfusion_stat_statements";
@@ -69,6 +70,8 @@ struct Entry {
 /// Statistics per normalized statement, least recently run dropped past a capacity.
 pub struct StatementStats {
     entries: Cache<i64, Arc<Mutex<Entry>>>,
+    /// The statements running now (`shardfusion_stat_activity`).
+    activity: Arc<StatementActivity>,
 }
 
 impl std::fmt::Debug for StatementStats {
@@ -93,11 +96,17 @@ pub struct StatementTracker {
     statement: NormalizedStatement,
     started: Instant,
     started_at_ms: i64,
+    /// Lists the statement in `shardfusion_stat_activity` until the tracker is dropped.
+    activity: ActivityEntry,
 }
 
 impl StatementTracker {
     pub fn counters(&self) -> &Arc<QueryCounters> {
         &self.counters
+    }
+
+    pub fn set_state(&self, state: ActivityState) {
+        self.activity.set_state(state);
     }
 }
 
@@ -139,7 +148,13 @@ impl StatementStats {
                 .max_capacity(capacity)
                 .eviction_policy(EvictionPolicy::lru())
                 .build(),
+            activity: Arc::default(),
         }
+    }
+
+    /// The statements running now.
+    pub fn activity(&self) -> &Arc<StatementActivity> {
+        &self.activity
     }
 
     /// Starts tracking `statement`, which is handed back unchanged (normalizing it borrows
@@ -150,12 +165,16 @@ impl StatementStats {
             .map_or(0, |d| d.as_millis() as i64);
         let normalized = NormalizedStatement::of(&mut statement);
         let started = Instant::now();
+        let activity = self
+            .activity
+            .start(normalized.id, &normalized.text, started_at_ms, started);
         let tracker = StatementTracker {
             stats: Arc::clone(self),
             counters: Arc::default(),
             statement: normalized,
             started,
             started_at_ms,
+            activity,
         };
         (statement, tracker)
     }

@@ -18,8 +18,8 @@ use shardfusion_common::auth::{
     Audience, AuthError, Challenge, ClusterSecret, FlightMethod, MembershipProof, RequestVerifier,
 };
 use shardfusion_common::wire::{
-    ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES, ACTION_PROVE_MEMBERSHIP, DeleteFilesRequest, ProveMembershipRequest,
-    ProveMembershipResponse, ShardFileEntry, ShardFileList,
+    ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES, ACTION_PROVE_MEMBERSHIP, DeleteFilesRequest,
+    ProveMembershipRequest, ProveMembershipResponse, ShardFileEntry, ShardFileList,
 };
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status, Streaming};
@@ -109,9 +109,11 @@ impl WorkerPool {
     }
 
     fn raw_client(&self, url: &str) -> std::result::Result<FlightServiceClient<Channel>, Status> {
-        Ok(FlightServiceClient::new(self.channel(url).map_err(Status::from)?)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        Ok(
+            FlightServiceClient::new(self.channel(url).map_err(Status::from)?)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
     }
 
     /// Asks the host at `url` to prove that it knows the cluster secret, with a fresh random
@@ -165,8 +167,8 @@ impl WorkerPool {
         if !self.secret.check_membership(&challenge, &proof) {
             return Err(not_a_member("wrong proof"));
         }
-        let audience = Audience::worker(&proof.worker_uuid)
-            .map_err(|_| not_a_member("invalid identity"))?;
+        let audience =
+            Audience::worker(&proof.worker_uuid).map_err(|_| not_a_member("invalid identity"))?;
         self.identities
             .lock()
             .insert(url.to_string(), audience.clone());
@@ -230,7 +232,10 @@ impl WorkerPool {
         let audience = self.audience(url).await?;
         let mut client = self.raw_client(url)?;
         let mut request = Request::new(action);
-        let (kind, body) = (request.get_ref().r#type.clone(), request.get_ref().body.clone());
+        let (kind, body) = (
+            request.get_ref().r#type.clone(),
+            request.get_ref().body.clone(),
+        );
         self.secret.sign(
             request.metadata_mut(),
             FlightMethod::DoAction,

@@ -86,7 +86,8 @@ def separate_cluster(processes, tmp_path):
     port = free_port()
     secret = {"SHARDFUSION_CLUSTER_SECRET": "pytest-secret"}
     processes.start("coordinator", "--listen", f"127.0.0.1:{port}", "--data-dir",
-                    str(tmp_path / "coordinator"), env=secret, log=tmp_path / "coordinator.log")
+                    str(tmp_path / "coordinator"), "--allow-file-access", str(tmp_path),
+                    env=secret, log=tmp_path / "coordinator.log")
     wait_for_port(port)
     workers = {}
 

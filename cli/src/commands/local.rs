@@ -12,8 +12,10 @@ pub async fn run(
     data_dir: Option<PathBuf>,
     listen: SocketAddr,
     demo: bool,
+    allow_file_access: Vec<PathBuf>,
 ) -> Result<(), String> {
     let mut options = LocalClusterOptions::new(workers);
+    options.allow_file_access = allow_file_access;
     options.data_dir = data_dir;
     options.listen = listen;
     // DataFusion options come from DATAFUSION_* environment variables, as in DataFusion.
