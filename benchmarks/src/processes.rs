@@ -58,6 +58,10 @@ impl ProcessCluster {
                 format!("127.0.0.1:{port}"),
                 "--data-dir".into(),
                 dir.path().join("coordinator").display().to_string(),
+                // The harness's coordinator runs as its own user and loads that user's files
+                // with server-side COPY, as `shardfusion local` may.
+                "--allow-file-access".into(),
+                "/".into(),
             ],
         )?;
         let mut cluster = Self {

@@ -97,13 +97,35 @@ async fn workers_refuse_requests_without_the_secret() {
         .await
         .expect_err("must be refused");
     assert_eq!(status.code(), Code::Unauthenticated, "{}", status.message());
+    // The secret itself is no credential (it never crosses the wire any more).
     let mut request = tonic::Request::new(Ticket::new("anything"));
     request.metadata_mut().insert(
         "x-shardfusion-cluster-secret",
-        "wrong".parse().expect("ascii"),
+        "test-cluster-secret".parse().expect("ascii"),
     );
     let status = worker.do_get(request).await.expect_err("must be refused");
-    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(status.code(), Code::Unauthenticated, "{}", status.message());
+    // A well-formed request MAC made without the secret is refused.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis();
+    let forged = format!(
+        "v1 ts={now_ms} nonce={} aud=coordinator mac={}",
+        "ab".repeat(16),
+        "cd".repeat(32)
+    );
+    let mut request = tonic::Request::new(Ticket::new("anything"));
+    request
+        .metadata_mut()
+        .insert("x-shardfusion-auth", forged.parse().expect("ascii"));
+    let status = worker.do_get(request).await.expect_err("must be refused");
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "{}",
+        status.message()
+    );
     assert_eq!(c.scalar("SELECT count(*) FROM pg_dist_node").await, "1");
     cluster.shutdown().await;
 }

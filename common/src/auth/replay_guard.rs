@@ -50,7 +50,7 @@ impl ReplayGuard {
         }
         if self.seen.len() >= self.sweep_at {
             self.seen.retain(|_, expiry| *expiry >= now_ms);
-            self.sweep_at = (self.seen.len() * 2).clamp(1024, self.capacity);
+            self.sweep_at = (self.seen.len() * 2).max(1024).min(self.capacity);
         }
         if self.seen.len() >= self.capacity {
             return Err(ReplayRefusal::Full);
