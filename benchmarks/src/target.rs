@@ -6,7 +6,7 @@ use crate::cluster::TestCluster;
 
 /// Where the benchmark's statements go.
 pub enum Target {
-    Embedded(TestCluster),
+    Embedded(Box<TestCluster>),
     External(String),
 }
 
@@ -19,7 +19,7 @@ impl Target {
                 TestClient::try_connect(&url).await?;
                 Ok(Self::External(url))
             }
-            None => Ok(Self::Embedded(TestCluster::start(workers).await)),
+            None => Ok(Self::Embedded(Box::new(TestCluster::start(workers).await))),
         }
     }
 

@@ -194,11 +194,11 @@ mod tests {
         assert_eq!(pending[0].policy, CleanupPolicy::DeferredOnSuccess);
 
         assert_eq!(
-            catalog.complete_cleanup(GroupId(5), &[file.path.clone()])?,
+            catalog.complete_cleanup(GroupId(5), std::slice::from_ref(&file.path))?,
             0
         );
         assert_eq!(
-            catalog.complete_cleanup(GroupId::COORDINATOR, &[file.path.clone()])?,
+            catalog.complete_cleanup(GroupId::COORDINATOR, std::slice::from_ref(&file.path))?,
             1
         );
         assert!(catalog.snapshot().cleanup.is_empty());

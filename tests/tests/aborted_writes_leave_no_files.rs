@@ -47,13 +47,13 @@ async fn create_table(cluster: &TestCluster) {
         .await;
 }
 
+/// The batches fed to a running ingest.
+type BatchSender = mpsc::Sender<Result<RecordBatch, FlightError>>;
+/// The running ingest: the rows it loaded, or its status.
+type IngestTask = tokio::task::JoinHandle<Result<i64, tonic::Status>>;
+
 /// Starts a bulk ingest into `events` on its own connection, fed through the returned sender.
-fn start_ingest(
-    cluster: &TestCluster,
-) -> (
-    mpsc::Sender<Result<RecordBatch, FlightError>>,
-    tokio::task::JoinHandle<Result<i64, tonic::Status>>,
-) {
+fn start_ingest(cluster: &TestCluster) -> (BatchSender, IngestTask) {
     let (sender, receiver) = mpsc::channel(2);
     let url = cluster.url.clone();
     let ingest = tokio::spawn(async move {
