@@ -12,6 +12,10 @@ pub struct ProcessCluster {
     pub url: String,
     coordinator: Child,
     workers: Vec<Child>,
+    /// The command-line arguments each worker was started with (to restart it the same way).
+    worker_args: Vec<Vec<String>>,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -32,10 +36,11 @@ fn free_port() -> Result<u16, String> {
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-fn spawn(binary: &Path, args: &[String]) -> Result<Child, String> {
+fn spawn(binary: &Path, args: &[String], env: &[(String, String)]) -> Result<Child, String> {
     Command::new(binary)
         .args(args)
         .env("SHARDFUSION_CLUSTER_SECRET", ProcessCluster::SECRET)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -48,6 +53,19 @@ impl ProcessCluster {
 
     /// Starts the coordinator and `workers` workers and waits until all workers registered.
     pub async fn start(binary: &Path, workers: usize) -> Result<Self, String> {
+        Self::start_with_env(binary, workers, &[]).await
+    }
+
+    /// [`Self::start`] with extra environment variables for every process.
+    pub async fn start_with_env(
+        binary: &Path,
+        workers: usize,
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port()?;
         let coordinator = spawn(
@@ -63,32 +81,35 @@ impl ProcessCluster {
                 "--allow-file-access".into(),
                 "/".into(),
             ],
+            &env,
         )?;
         let mut cluster = Self {
             url: format!("grpc://127.0.0.1:{port}"),
             coordinator,
             workers: Vec::new(),
+            worker_args: Vec::new(),
+            binary: binary.to_path_buf(),
+            env,
             _dir: dir,
         };
         for i in 1..=workers {
-            let worker = spawn(
-                binary,
-                &[
-                    "worker".into(),
-                    "--listen".into(),
-                    format!("127.0.0.1:{}", free_port()?),
-                    "--data-dir".into(),
-                    cluster
-                        ._dir
-                        .path()
-                        .join(format!("worker-{i}"))
-                        .display()
-                        .to_string(),
-                    "--coordinator".into(),
-                    format!("http://127.0.0.1:{port}"),
-                ],
-            )?;
+            let args: Vec<String> = vec![
+                "worker".into(),
+                "--listen".into(),
+                format!("127.0.0.1:{}", free_port()?),
+                "--data-dir".into(),
+                cluster
+                    ._dir
+                    .path()
+                    .join(format!("worker-{i}"))
+                    .display()
+                    .to_string(),
+                "--coordinator".into(),
+                format!("http://127.0.0.1:{port}"),
+            ];
+            let worker = spawn(binary, &args, &cluster.env)?;
             cluster.workers.push(worker);
+            cluster.worker_args.push(args);
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -112,6 +133,35 @@ impl ProcessCluster {
 
     pub fn coordinator_pid(&self) -> u32 {
         self.coordinator.id()
+    }
+
+    /// The process id of worker `index` (0-based).
+    pub fn worker_pid(&self, index: usize) -> Option<u32> {
+        self.workers.get(index).map(Child::id)
+    }
+
+    /// The port worker `index` (0-based) listens on.
+    pub fn worker_port(&self, index: usize) -> Option<u16> {
+        let args = self.worker_args.get(index)?;
+        let listen = args.iter().skip_while(|a| *a != "--listen").nth(1)?;
+        listen.rsplit(':').next()?.parse().ok()
+    }
+
+    /// Kills worker `index` (SIGKILL) and starts it again on the same port and data directory.
+    pub fn restart_worker(&mut self, index: usize) -> Result<(), String> {
+        let args = self
+            .worker_args
+            .get(index)
+            .cloned()
+            .ok_or_else(|| format!("no worker {index}"))?;
+        let worker = self
+            .workers
+            .get_mut(index)
+            .ok_or_else(|| format!("no worker {index}"))?;
+        let _ = worker.kill();
+        let _ = worker.wait();
+        *worker = spawn(&self.binary, &args, &self.env)?;
+        Ok(())
     }
 }
 

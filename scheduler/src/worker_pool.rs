@@ -30,10 +30,7 @@ use crate::error::{Result, SchedulerError};
 /// reports as `Unavailable`, or `Unknown` "transport error" when a connection drops mid-call)
 /// say the worker is unavailable; anything else is the worker's own verdict.
 pub fn worker_status(label: &str, status: tonic::Status) -> tonic::Status {
-    let transport = status.code() == tonic::Code::Unavailable
-        || (status.code() == tonic::Code::Unknown
-            && status.message().to_ascii_lowercase().contains("transport"));
-    if transport {
+    if is_transport_failure(&status) {
         tonic::Status::unavailable(format!(
             "worker {label} is unavailable: {}",
             status.message()
@@ -41,6 +38,41 @@ pub fn worker_status(label: &str, status: tonic::Status) -> tonic::Status {
     } else {
         status
     }
+}
+
+/// Whether a failed call failed in the connection (refused, reset, dropped, keepalive timed
+/// out) rather than in the worker's own handling: judged by the error types in the status's
+/// source chain (tonic's transport, hyper, h2, I/O), not by its words.
+fn is_transport_failure(status: &tonic::Status) -> bool {
+    if status.code() == tonic::Code::Unavailable {
+        return true;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::transport::Error>()
+            || error.is::<hyper::Error>()
+            || error.is::<h2::Error>()
+            || error.is::<std::io::Error>()
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// How long a worker may leave a call unanswered (and its connection's keepalive pings
+/// unacknowledged) before calls to it fail with `Unavailable`, unless
+/// `SHARDFUSION_WORKER_TIMEOUT_SECS` says otherwise.
+pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The worker timeout configured by `SHARDFUSION_WORKER_TIMEOUT_SECS`, else the default.
+pub fn worker_timeout_from_env() -> Duration {
+    std::env::var("SHARDFUSION_WORKER_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|secs| *secs > 0)
+        .map_or(DEFAULT_WORKER_TIMEOUT, Duration::from_secs)
 }
 
 /// Largest gRPC message exchanged with workers.
@@ -58,6 +90,8 @@ const PROOF_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct WorkerPool {
     secret: ClusterSecret,
+    /// How long a worker may leave a call or a keepalive ping unanswered.
+    timeout: Duration,
     channels: Mutex<HashMap<String, Channel>>,
     /// The audience of requests to each URL: the identity its host proved.
     identities: Mutex<HashMap<String, Audience>>,
@@ -67,7 +101,14 @@ pub struct WorkerPool {
 
 impl WorkerPool {
     pub fn new(secret: ClusterSecret) -> Self {
+        Self::with_timeout(secret, worker_timeout_from_env())
+    }
+
+    /// A pool whose calls fail with `Unavailable` once a worker leaves them (or its
+    /// connection's keepalive pings) unanswered for `timeout`.
+    pub fn with_timeout(secret: ClusterSecret, timeout: Duration) -> Self {
         Self {
+            timeout,
             from_workers: RequestVerifier::new(secret.clone(), Audience::coordinator()),
             secret,
             channels: Mutex::new(HashMap::new()),
@@ -100,7 +141,13 @@ impl WorkerPool {
             // from using up the connection's and stalling the others (HTTP/2 head-of-line
             // blocking); each stream still buffers at most its own window.
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
-            .initial_connection_window_size(CONNECTION_WINDOW_BYTES);
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+            // A stopped or unreachable worker still holds its TCP connection open: HTTP/2
+            // pings, even between calls and during a long stream, find it within the timeout
+            // and fail its streams instead of letting them wait forever.
+            .http2_keep_alive_interval(self.timeout / 3)
+            .keep_alive_timeout(self.timeout * 2 / 3)
+            .keep_alive_while_idle(true);
         let channel = endpoint.connect_lazy();
         self.channels
             .lock()
@@ -211,16 +258,52 @@ impl WorkerPool {
         ticket: Ticket,
     ) -> std::result::Result<tonic::Response<Streaming<FlightData>>, Status> {
         let audience = self.audience(url).await?;
-        let mut client = self.raw_client(url)?;
-        let mut request = Request::new(ticket);
-        let command = &request.get_ref().ticket.clone();
-        self.secret.sign(
-            request.metadata_mut(),
-            FlightMethod::DoGet,
-            &audience,
-            &[command],
-        );
-        client.do_get(request).await
+        let attempt = || async {
+            let mut client = self.raw_client(url)?;
+            let mut request = Request::new(ticket.clone());
+            self.secret.sign(
+                request.metadata_mut(),
+                FlightMethod::DoGet,
+                &audience,
+                &[&ticket.ticket],
+            );
+            self.answered_in_time(url, client.do_get(request)).await
+        };
+        // A fragment only reads, so a call that failed in the connection (e.g. one left over
+        // from before the worker restarted) is tried once more on a fresh connection.
+        let started = tokio::time::Instant::now();
+        match attempt().await {
+            Err(status) if is_transport_failure(&status) && started.elapsed() < self.timeout => {
+                self.drop_channel(url);
+                attempt().await
+            }
+            other => other,
+        }
+    }
+
+    /// `call`'s answer, or `Unavailable` naming the worker if none came within the timeout.
+    async fn answered_in_time<T>(
+        &self,
+        url: &str,
+        call: impl std::future::Future<Output = std::result::Result<T, Status>>,
+    ) -> std::result::Result<T, Status> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                // Whatever holds the connection up is suspect; the next call starts afresh.
+                self.drop_channel(url);
+                Err(Status::unavailable(format!(
+                    "worker {url} is unavailable: no answer within {} s \
+                     (SHARDFUSION_WORKER_TIMEOUT_SECS)",
+                    self.timeout.as_secs_f64()
+                )))
+            }
+        }
+    }
+
+    /// Forgets the connection to `url`, so the next call connects anew.
+    fn drop_channel(&self, url: &str) {
+        self.channels.lock().remove(url);
     }
 
     /// Runs `action` on the worker at `url`, collecting its results.
@@ -230,24 +313,35 @@ impl WorkerPool {
         action: Action,
     ) -> std::result::Result<Vec<arrow_flight::Result>, Status> {
         let audience = self.audience(url).await?;
-        let mut client = self.raw_client(url)?;
-        let mut request = Request::new(action);
-        let (kind, body) = (
-            request.get_ref().r#type.clone(),
-            request.get_ref().body.clone(),
-        );
-        self.secret.sign(
-            request.metadata_mut(),
-            FlightMethod::DoAction,
-            &audience,
-            &[kind.as_bytes(), &body],
-        );
-        let mut stream = client.do_action(request).await?.into_inner();
-        let mut results = Vec::new();
-        while let Some(result) = stream.message().await? {
-            results.push(result);
+        let attempt = || async {
+            let mut client = self.raw_client(url)?;
+            let mut request = Request::new(action.clone());
+            self.secret.sign(
+                request.metadata_mut(),
+                FlightMethod::DoAction,
+                &audience,
+                &[action.r#type.as_bytes(), &action.body],
+            );
+            self.answered_in_time(url, async {
+                let mut stream = client.do_action(request).await?.into_inner();
+                let mut results = Vec::new();
+                while let Some(result) = stream.message().await? {
+                    results.push(result);
+                }
+                Ok(results)
+            })
+            .await
+        };
+        // The cluster's actions (list, delete, ping) may be repeated: one more try on a fresh
+        // connection when the first failed in the connection.
+        let started = tokio::time::Instant::now();
+        match attempt().await {
+            Err(status) if is_transport_failure(&status) && started.elapsed() < self.timeout => {
+                self.drop_channel(url);
+                attempt().await
+            }
+            other => other,
         }
-        Ok(results)
     }
 
     /// Deletes files on a worker. Files already gone count as deleted.
