@@ -2,8 +2,9 @@
 //! released, polling for signals so that Ctrl-C interrupts (and cancels) it.
 
 use std::future::Future;
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
@@ -25,6 +26,11 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 /// Runs `future` to completion without holding the GIL. If a signal handler raises (Ctrl-C
 /// raises `KeyboardInterrupt`), the future is dropped — which cancels a running gRPC call on
 /// the server too — and the exception is returned.
+///
+/// The future is polled on this thread, inside the runtime's context, and the thread sleeps
+/// between polls on the standard library's clock, not on a Tokio timer: when an in-process
+/// cluster keeps every runtime thread busy with a heavy query, Tokio's timers fire late, and
+/// Ctrl-C must still be seen within [`SIGNAL_CHECK_INTERVAL`].
 pub fn wait<F>(py: Python<'_>, future: F) -> PyResult<F::Output>
 where
     F: Future + Send,
@@ -32,14 +38,38 @@ where
 {
     let mut future = Box::pin(future);
     loop {
-        // The timer must be created inside the runtime.
         let step = py.detach(|| {
-            runtime()
-                .block_on(async { tokio::time::timeout(SIGNAL_CHECK_INTERVAL, &mut future).await })
+            let _context = runtime().enter();
+            let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+            let mut cx = Context::from_waker(&waker);
+            let deadline = Instant::now() + SIGNAL_CHECK_INTERVAL;
+            loop {
+                if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                    return Some(output);
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return None;
+                }
+                std::thread::park_timeout(deadline - now);
+            }
         });
         match step {
-            Ok(output) => return Ok(output),
-            Err(_) => py.check_signals()?,
+            Some(output) => return Ok(output),
+            None => py.check_signals()?,
         }
+    }
+}
+
+/// Wakes the thread that waits in [`wait`].
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
