@@ -269,8 +269,21 @@ impl WorkerPool {
             );
             self.answered_in_time(url, client.do_get(request)).await
         };
-        // A fragment only reads, so a call that failed in the connection (e.g. one left over
-        // from before the worker restarted) is tried once more on a fresh connection.
+        // A fragment only reads, so it may be repeated.
+        self.retried_on_fresh_connection(url, attempt).await
+    }
+
+    /// Runs `attempt`, a call that may be repeated, once more on a fresh connection if it
+    /// failed in the connection before the timeout (e.g. on one left over from before the
+    /// worker restarted). A call that timed out is not repeated.
+    async fn retried_on_fresh_connection<T, Fut>(
+        &self,
+        url: &str,
+        attempt: impl Fn() -> Fut,
+    ) -> std::result::Result<T, Status>
+    where
+        Fut: std::future::Future<Output = std::result::Result<T, Status>>,
+    {
         let started = tokio::time::Instant::now();
         match attempt().await {
             Err(status) if is_transport_failure(&status) && started.elapsed() < self.timeout => {
@@ -332,16 +345,8 @@ impl WorkerPool {
             })
             .await
         };
-        // The cluster's actions (list, delete, ping) may be repeated: one more try on a fresh
-        // connection when the first failed in the connection.
-        let started = tokio::time::Instant::now();
-        match attempt().await {
-            Err(status) if is_transport_failure(&status) && started.elapsed() < self.timeout => {
-                self.drop_channel(url);
-                attempt().await
-            }
-            other => other,
-        }
+        // The cluster's actions (list, delete, ping) may be repeated.
+        self.retried_on_fresh_connection(url, attempt).await
     }
 
     /// Deletes files on a worker. Files already gone count as deleted.
