@@ -6,6 +6,7 @@
 //!   benchmark runner).
 //! - [`compare`]: comparing answers with single-node DataFusion's (shared as well).
 //! - [`shard_files`]: the shard files on the nodes' disks and in the catalog.
+//! - [`conflict`]: recognizing the retryable conflict (40001) of racing statements.
 //!
 //! The tests themselves live in `tests/` (one behaviour per file) and `sql/*.slt`.
 
@@ -13,4 +14,5 @@ pub use shardfusion_benchmarks::client::{self, TestClient};
 pub use shardfusion_benchmarks::cluster::{self, TestCluster};
 pub use shardfusion_benchmarks::compare;
 
+pub mod conflict;
 pub mod shard_files;

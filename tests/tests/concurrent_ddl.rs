@@ -5,24 +5,15 @@
 
 use std::time::Duration;
 
-use shardfusion_common::status::SQLSTATE_METADATA;
 use shardfusion_tests::TestCluster;
 use shardfusion_tests::compare::rows;
+use shardfusion_tests::conflict::is_retryable_conflict;
 use tonic::{Code, Status};
 
 const ROUNDS: usize = 100;
 
 fn describe(status: &Status) -> String {
     format!("{:?}: {}", status.code(), status.message())
-}
-
-fn is_retryable_conflict(status: &Status) -> bool {
-    status.code() == Code::Aborted
-        && status
-            .metadata()
-            .get(SQLSTATE_METADATA)
-            .and_then(|v| v.to_str().ok())
-            == Some("40001")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

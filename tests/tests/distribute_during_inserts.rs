@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use shardfusion_common::status::SQLSTATE_METADATA;
+use shardfusion_tests::conflict::is_retryable_conflict;
 use shardfusion_tests::{TestClient, TestCluster};
-use tonic::{Code, Status};
 
 const INITIAL_ROWS: i64 = 5_000_000;
 const WRITERS: i64 = 8;
@@ -26,15 +25,6 @@ struct WriterLog {
     acknowledged_during_move: u64,
     refused: u64,
     unexpected: Vec<String>,
-}
-
-fn is_retryable_conflict(status: &Status) -> bool {
-    status.code() == Code::Aborted
-        && status
-            .metadata()
-            .get(SQLSTATE_METADATA)
-            .and_then(|v| v.to_str().ok())
-            == Some("40001")
 }
 
 /// Inserts batches until `stop` is set; remembers exactly what was acknowledged.

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use shardfusion_common::status::SQLSTATE_METADATA;
 use shardfusion_tests::compare::rows;
+use shardfusion_tests::conflict::is_retryable_conflict;
 use shardfusion_tests::{TestClient, TestCluster};
 use tonic::{Code, Status};
 
@@ -17,15 +17,6 @@ const MOVED_ROWS: i64 = 2_000_000;
 
 fn describe(status: &Status) -> String {
     format!("{:?}: {}", status.code(), status.message())
-}
-
-fn is_retryable_conflict(status: &Status) -> bool {
-    status.code() == Code::Aborted
-        && status
-            .metadata()
-            .get(SQLSTATE_METADATA)
-            .and_then(|v| v.to_str().ok())
-            == Some("40001")
 }
 
 async fn load(client: &mut TestClient, table: &str) {
