@@ -31,7 +31,7 @@ impl TestCluster {
     /// [`Self::start`] collecting orphaned files as `orphan_cleanup` says.
     pub async fn start_with_orphan_cleanup(
         workers: usize,
-        orphan_cleanup: shardfusion_scheduler::orphan_cleanup::OrphanCleanupConfig,
+        orphan_cleanup: shardfusion_scheduler::cluster::orphan_cleanup::OrphanCleanupConfig,
     ) -> Self {
         let mut options = Self::options(workers);
         options.orphan_cleanup = orphan_cleanup;

@@ -15,7 +15,7 @@ use datafusion::prelude::SessionConfig;
 use shardfusion_common::auth::ClusterSecret;
 use shardfusion_executor::{WorkerConfig, registration};
 use shardfusion_scheduler::Coordinator;
-use shardfusion_scheduler::orphan_cleanup::OrphanCleanupConfig;
+use shardfusion_scheduler::cluster::orphan_cleanup::OrphanCleanupConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -145,8 +145,10 @@ impl LocalCluster {
             &dir.join("coordinator"),
             options.secret.clone(),
             options.config.clone(),
-            shardfusion_scheduler::file_access::FileAccess::granted(&options.allow_file_access)
-                .map_err(|e| LocalClusterError::Coordinator(e.to_string()))?,
+            shardfusion_scheduler::statements::file_access::FileAccess::granted(
+                &options.allow_file_access,
+            )
+            .map_err(|e| LocalClusterError::Coordinator(e.to_string()))?,
         )
         .map_err(|e| LocalClusterError::Coordinator(e.to_string()))?;
         coordinator

@@ -1,10 +1,10 @@
 //! [`Coordinator`]: runs SQL statements against the cluster.
 //!
 //! A statement is parsed in the PostgreSQL dialect and dispatched:
-//! - `COPY t FROM '/path'` → [`crate::copy`]; `COPY (query) TO '/path'` → planned by DataFusion
-//!   in a session with `file://`, once [`crate::file_access`] granted the path;
-//! - `CREATE TABLE`, `DROP TABLE`, `TRUNCATE`, `ALTER TABLE ... ADD COLUMN` → [`crate::ddl`];
-//! - `SELECT create_distributed_table(...)` and the other Citus functions → [`crate::admin`];
+//! - `COPY t FROM '/path'` → [`crate::statements::copy`]; `COPY (query) TO '/path'` → planned by DataFusion
+//!   in a session with `file://`, once [`crate::statements::file_access`] granted the path;
+//! - `CREATE TABLE`, `DROP TABLE`, `TRUNCATE`, `ALTER TABLE ... ADD COLUMN` → [`crate::statements::ddl`];
+//! - `SELECT create_distributed_table(...)` and the other Citus functions → [`crate::statements::functions`];
 //! - `INSERT` → planned by DataFusion, written through the table's sink, run at once;
 //! - everything else → planned by DataFusion (with the distributed planner) and returned as a
 //!   plan to be streamed when the client fetches.
@@ -27,13 +27,14 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use shardfusion_catalog::Node;
 
-use crate::cluster::Cluster;
+use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
-use crate::session::{file_session_for, session_for};
-use crate::sql_rewrite::rewrite_statement;
-use crate::statement_activity::ActivityState;
-use crate::statement_stats::{QueryCounters, StatementTracker};
-use crate::{admin, copy, ddl, expression_depth, not_null, statement_runtime};
+use crate::monitoring::statement_activity::ActivityState;
+use crate::monitoring::statement_stats::{QueryCounters, StatementTracker};
+use crate::session::statement_context::{file_session_for, session_for};
+use crate::statements::sql_rewrite::rewrite_statement;
+use crate::statements::{copy, ddl, expression_depth, functions, runtime};
+use crate::write::not_null;
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
 
@@ -197,12 +198,12 @@ impl Coordinator {
     }
 
     /// Runs every statement in `sql`, in order; returns the last one's output. Parsing,
-    /// planning and statements with side effects run on [`statement_runtime`]; a query's rows
+    /// planning and statements with side effects run on [`runtime`]; a query's rows
     /// stream on the caller's runtime.
     pub async fn execute(&self, sql: &str) -> Result<StatementOutput> {
         let this = self.clone();
         let sql = sql.to_string();
-        statement_runtime::run(async move { this.execute_here(&sql).await }).await
+        runtime::run(async move { this.execute_here(&sql).await }).await
     }
 
     async fn execute_here(&self, sql: &str) -> Result<StatementOutput> {
@@ -293,8 +294,8 @@ impl Coordinator {
             }
             Statement::Truncate(truncate) => ddl::truncate(self, truncate).await,
             Statement::AlterTable(alter) => ddl::alter_table(self, alter).await,
-            Statement::Query(query) => match admin::admin_call(query)? {
-                Some(call) => admin::run(self, call).await,
+            Statement::Query(query) => match functions::function_call(query)? {
+                Some(call) => functions::run(self, call).await,
                 None => self.plan(statement, tracker).await,
             },
             Statement::Update(_) => Err(SchedulerError::unsupported("UPDATE")),
@@ -343,7 +344,7 @@ impl Coordinator {
     pub async fn describe(&self, sql: &str) -> Result<SchemaRef> {
         let this = self.clone();
         let sql = sql.to_string();
-        statement_runtime::run(async move { this.describe_here(&sql).await }).await
+        runtime::run(async move { this.describe_here(&sql).await }).await
     }
 
     async fn describe_here(&self, sql: &str) -> Result<SchemaRef> {
@@ -352,7 +353,7 @@ impl Coordinator {
         // functions have no columns to announce before they run.
         let plain_query = match statements.as_slice() {
             [DFStatement::Statement(s)] => match s.as_ref() {
-                Statement::Query(query) => admin::admin_call(query)?.is_none(),
+                Statement::Query(query) => functions::function_call(query)?.is_none(),
                 Statement::Insert(_) => true,
                 _ => false,
             },
@@ -369,10 +370,15 @@ impl Coordinator {
     }
 
     /// A worker announced itself (its `worker` process started); it is added once the host
-    /// at `name:port` proved to be that worker (see [`crate::node_membership`]).
+    /// at `name:port` proved to be that worker (see [`crate::cluster::node_membership`]).
     pub async fn register_worker(&self, name: &str, port: u16, worker_uuid: &str) -> Result<Node> {
-        let node =
-            crate::node_membership::register_worker(&self.cluster, name, port, worker_uuid).await?;
+        let node = crate::cluster::node_membership::register_worker(
+            &self.cluster,
+            name,
+            port,
+            worker_uuid,
+        )
+        .await?;
         // Whatever deletions it is owed, and files it kept from before, are settled now.
         self.cluster.orphans.worker_registered(node.group_id);
         Ok(node)

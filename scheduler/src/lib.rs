@@ -1,56 +1,37 @@
 //! The ShardFusion coordinator: the one node applications talk to.
 //!
-//! Layout:
+//! Rooms, from the client inwards:
 //! - [`server`]: opening a coordinator on its data directory and serving it on a listener.
-//! - [`flight_sql`]: the Flight SQL service (queries, updates, bulk ingest, metadata).
-//! - [`coordinator`]: parsing and dispatching statements.
-//! - [`ddl`], [`admin`], [`copy`], [`bulk_ingest`]: the statements DataFusion does not run;
-//!   [`file_access`]: which host directories server-side `COPY` may use.
-//! - [`expression_depth`]: bounding expression depth before planning; [`statement_runtime`]:
-//!   the large-stack runtime statements are parsed and planned on.
-//! - [`session`], [`schema_provider`], [`table_provider`]: DataFusion set up over one catalog
-//!   snapshot.
-//! - [`planner`]: the distributed planning passes; [`distributed_exec`]: the node that runs a
-//!   fragment on the workers.
-//! - [`ingest`], [`conform`]: writing rows into shards, all-or-nothing; [`distribution`]:
-//!   moving a table's rows into new shards while it is being written to.
-//! - [`cluster`], [`worker_pool`]: shared state and channels to workers.
-//! - [`node_membership`]: which hosts become nodes (`citus_add_node`, registration,
-//!   `citus_remove_node`), each only after proving it knows the cluster secret.
-//! - [`orphan_cleanup`]: deleting garbage and orphaned shard files (`pg_dist_cleanup`,
-//!   reconciliation with the workers' disks).
+//! - [`frontend`]: protocol adapters (Flight SQL) — decode a request, call the coordinator,
+//!   encode the answer.
+//! - [`coordinator`]: the [`Coordinator`], which parses a statement and dispatches it.
+//! - [`statements`]: the statements DataFusion does not run by itself (DDL, `COPY`, bulk
+//!   ingest, the Citus functions), the bounds every statement passes first, and the runtime
+//!   statements run on.
+//! - [`session`]: DataFusion set up over one catalog snapshot (schemas, sharded tables) and the
+//!   state kept between a client's statements (prepared statements).
+//! - [`planner`]: the distributed planning passes; [`exec`]: the operators that run parts of a
+//!   plan on the workers.
+//! - [`write`]: writing rows into shards, all-or-nothing, and moving a table's rows into new
+//!   shards.
+//! - [`cluster`]: the live cluster — shared state, channels to the workers, which hosts become
+//!   nodes, and garbage and orphan files.
+//! - [`monitoring`]: what the coordinator tells about its statements
+//!   (`shardfusion_stat_statements`, `shardfusion_stat_activity`).
 //!
 //! The coordinator owns the catalog; workers never see it.
 
-pub mod admin;
-pub mod bulk_ingest;
 pub mod cluster;
-pub mod conform;
 pub mod coordinator;
-pub mod copy;
-pub mod ddl;
-pub mod distributed_exec;
-pub mod distribution;
 pub mod error;
-pub mod expression_depth;
-pub mod file_access;
-pub mod flight_sql;
-pub mod ingest;
-pub mod node_membership;
-pub mod normalized_statement;
-pub mod not_null;
-pub mod orphan_cleanup;
+pub mod exec;
+pub mod frontend;
+pub mod monitoring;
 pub mod planner;
-pub mod prepared_statements;
-pub mod schema_provider;
 pub mod server;
 pub mod session;
-pub mod sql_rewrite;
-pub mod statement_activity;
-pub mod statement_runtime;
-pub mod statement_stats;
-pub mod table_provider;
-pub mod worker_pool;
+pub mod statements;
+pub mod write;
 
 pub use coordinator::{Coordinator, StatementOutput};
 pub use error::SchedulerError;

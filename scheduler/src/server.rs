@@ -16,12 +16,12 @@ use shardfusion_common::auth::ClusterSecret;
 use shardfusion_common::storage::DataRoot;
 use tokio::net::TcpListener;
 
-use crate::cluster::Cluster;
+use crate::cluster::shared_state::Cluster;
+use crate::cluster::worker_pool::MAX_MESSAGE_BYTES;
 use crate::coordinator::Coordinator;
 use crate::error::{Result, SchedulerError};
-use crate::file_access::FileAccess;
-use crate::flight_sql::FlightSqlServer;
-use crate::worker_pool::MAX_MESSAGE_BYTES;
+use crate::frontend::flight_sql::FlightSqlServer;
+use crate::statements::file_access::FileAccess;
 
 /// Opens (creating if needed) the coordinator whose state lives in `data_dir`.
 /// DataFusion options come from `DATAFUSION_*` environment variables, as in DataFusion.
@@ -67,7 +67,7 @@ pub fn check_listen_address(address: SocketAddr) -> Result<()> {
 }
 
 /// Serves Flight SQL on `listener` until `shutdown` completes, collecting garbage and orphaned
-/// shard files in the background meanwhile ([`crate::orphan_cleanup::run`]).
+/// shard files in the background meanwhile ([`crate::cluster::orphan_cleanup::run`]).
 pub async fn serve(
     listener: TcpListener,
     coordinator: Coordinator,
@@ -78,9 +78,9 @@ pub async fn serve(
         .map_err(|e| SchedulerError::invalid(format!("bad listener: {e}")))?;
     check_listen_address(address)?;
     // Owned by the server: it stops when the server does.
-    let _cleaner = datafusion::common::runtime::SpawnedTask::spawn(crate::orphan_cleanup::run(
-        Arc::clone(coordinator.cluster()),
-    ));
+    let _cleaner = datafusion::common::runtime::SpawnedTask::spawn(
+        crate::cluster::orphan_cleanup::run(Arc::clone(coordinator.cluster())),
+    );
     let service = FlightServiceServer::new(FlightSqlServer::new(coordinator))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use arrow_flight::sql::client::{FlightSqlServiceClient, PreparedStatement};
-use shardfusion_scheduler::flight_sql::FlightSqlServer;
-use shardfusion_scheduler::prepared_statements::PreparedStatementLimits;
+use shardfusion_scheduler::frontend::flight_sql::FlightSqlServer;
+use shardfusion_scheduler::session::prepared_statements::PreparedStatementLimits;
 use shardfusion_tests::TestCluster;
 use tonic::transport::Channel;
 use tonic::{Code, Status};

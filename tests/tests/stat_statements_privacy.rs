@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use shardfusion_scheduler::statement_stats::MAX_QUERY_TEXT_BYTES;
+use shardfusion_scheduler::monitoring::statement_stats::MAX_QUERY_TEXT_BYTES;
 use shardfusion_tests::TestCluster;
 use shardfusion_tests::compare::rows;
 

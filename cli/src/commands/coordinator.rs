@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use shardfusion_scheduler::file_access::FileAccess;
+use shardfusion_scheduler::statements::file_access::FileAccess;
 use tokio::net::TcpListener;
 
 use super::cluster_secret;
@@ -22,10 +22,12 @@ pub async fn run(
         shardfusion_scheduler::server::open(&data_dir, secret.secret.clone(), file_access)
             .map_err(|e| e.to_string())?;
     let orphans = &coordinator.cluster().orphans;
-    orphans.set_config(shardfusion_scheduler::orphan_cleanup::OrphanCleanupConfig {
-        grace_period: orphan_grace_period,
-        ..orphans.config()
-    });
+    orphans.set_config(
+        shardfusion_scheduler::cluster::orphan_cleanup::OrphanCleanupConfig {
+            grace_period: orphan_grace_period,
+            ..orphans.config()
+        },
+    );
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

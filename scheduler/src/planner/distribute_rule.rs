@@ -54,9 +54,9 @@ use shardfusion_common::shard_scan::ShardScanExec;
 use super::broadcast::{JoinSide, cut_broadcasts, drives_join, worth_broadcasting};
 use super::partial_reduce::reduce_per_worker;
 use super::partition_wise::drop_shard_exchanges;
-use crate::distributed_exec::{DistributedExec, WorkerTask};
-use crate::statement_stats::QueryCounters;
-use crate::worker_pool::WorkerPool;
+use crate::cluster::worker_pool::WorkerPool;
+use crate::exec::distributed_exec::{DistributedExec, WorkerTask};
+use crate::monitoring::statement_stats::QueryCounters;
 
 /// One equality of a join condition.
 type JoinKey = (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>);

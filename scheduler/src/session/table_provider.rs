@@ -31,8 +31,8 @@ use shardfusion_common::hashing::{hash_scalar, shard_index};
 use shardfusion_common::ids::{GroupId, NodeId};
 use shardfusion_common::shard_scan::{FileRef, ShardFiles, ShardScanExec};
 
-use crate::cluster::Cluster;
-use crate::ingest::TableWriter;
+use crate::cluster::shared_state::Cluster;
+use crate::write::table_writer::TableWriter;
 
 /// A catalog table as seen by one statement.
 #[derive(Debug)]
@@ -289,7 +289,7 @@ impl TableProvider for ShardedTableProvider {
             cluster: Arc::clone(&self.cluster),
             snapshot: Arc::clone(&self.snapshot),
             // The table writer checks NOT NULL, naming the column (see `not_null`).
-            schema: crate::not_null::nullable(&self.table.schema),
+            schema: crate::write::not_null::nullable(&self.table.schema),
             table: Arc::clone(&self.table),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))

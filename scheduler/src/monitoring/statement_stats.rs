@@ -24,9 +24,9 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use parking_lot::Mutex;
 
-pub use crate::normalized_statement::MAX_QUERY_TEXT_BYTES;
-use crate::normalized_statement::NormalizedStatement;
-use crate::statement_activity::{ActivityEntry, ActivityState, StatementActivity};
+pub use crate::monitoring::normalized_statement::MAX_QUERY_TEXT_BYTES;
+use crate::monitoring::normalized_statement::NormalizedStatement;
+use crate::monitoring::statement_activity::{ActivityEntry, ActivityState, StatementActivity};
 
 /// The name of the view over statement statistics.
 pub const STAT_STATEMENTS: &str = "shardfusion_stat_statements";

@@ -9,8 +9,8 @@ use shardfusion_catalog::{Catalog, CatalogSnapshot, FileMeta};
 use shardfusion_common::ids::GroupId;
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 
-use crate::file_access::FileAccess;
-use crate::worker_pool::WorkerPool;
+use crate::cluster::worker_pool::WorkerPool;
+use crate::statements::file_access::FileAccess;
 
 /// Shared coordinator state.
 #[derive(Debug)]
@@ -26,11 +26,11 @@ pub struct Cluster {
     pub file_access: FileAccess,
     file_runtime: Arc<RuntimeEnv>,
     /// Recent statements and what they received from workers.
-    pub stats: Arc<crate::statement_stats::StatementStats>,
+    pub stats: Arc<crate::monitoring::statement_stats::StatementStats>,
     /// DataFusion options every statement starts from.
     pub config: SessionConfig,
     /// Collection of garbage and orphaned shard files.
-    pub orphans: crate::orphan_cleanup::OrphanCleanup,
+    pub orphans: crate::cluster::orphan_cleanup::OrphanCleanup,
 }
 
 impl Cluster {
@@ -69,12 +69,12 @@ impl Cluster {
     }
 
     /// Deletes files that no committed catalog state refers to any more; what a node cannot
-    /// confirm stays owed in `pg_dist_cleanup` (see [`crate::orphan_cleanup`]).
+    /// confirm stays owed in `pg_dist_cleanup` (see [`crate::cluster::orphan_cleanup`]).
     pub async fn delete_garbage(
         &self,
         _snapshot: &CatalogSnapshot,
         files: Vec<(GroupId, FileMeta)>,
     ) {
-        crate::orphan_cleanup::delete_garbage(self, files).await;
+        crate::cluster::orphan_cleanup::delete_garbage(self, files).await;
     }
 }

@@ -31,8 +31,8 @@ use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 
 use crate::coordinator::Coordinator;
 use crate::error::{Result, SchedulerError};
-use crate::ingest::{TableWriter, WrittenFiles};
-use crate::table_provider::file_refs;
+use crate::session::table_provider::file_refs;
+use crate::write::table_writer::{TableWriter, WrittenFiles};
 
 /// Catch-up rounds before the table is fenced. Each round moves only what INSERTs committed
 /// during the previous one, so rounds get short quickly; the fence bounds them when writes

@@ -15,11 +15,11 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use futures::{Stream, StreamExt, TryStreamExt};
 use shardfusion_catalog::CatalogError;
 
-use crate::conform::{Conformer, MatchBy};
 use crate::coordinator::Coordinator;
 use crate::error::{Result, SchedulerError};
-use crate::ingest::TableWriter;
-use crate::session::DEFAULT_SCHEMA;
+use crate::session::statement_context::DEFAULT_SCHEMA;
+use crate::write::conform::{Conformer, MatchBy};
+use crate::write::table_writer::TableWriter;
 
 fn flight_error(e: FlightError) -> SchedulerError {
     match e {

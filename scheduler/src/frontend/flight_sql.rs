@@ -5,14 +5,14 @@
 //!   streams. The `FlightInfo` schema is the final output schema of that same plan, so it
 //!   always equals the schema of the `DoGet` stream.
 //! - `CommandStatementUpdate`: runs the statement and returns the affected row count.
-//! - `CommandStatementIngest` (ADBC `adbc_ingest`): see [`crate::bulk_ingest`].
+//! - `CommandStatementIngest` (ADBC `adbc_ingest`): see [`crate::statements::bulk_ingest`].
 //! - `GetSqlInfo`, `GetCatalogs`, `GetDbSchemas`, `GetTables`: metadata for tools.
 //! - Action `shardfusion.register_worker`: a worker joining (needs the cluster secret).
 //!
 //! Each statement runs in its own session, so nothing leaks between the statements of one
 //! connection. Stashed results not fetched within [`RESULT_TTL`] are dropped. Open prepared
 //! statements are bounded (idle expiry, per-client and global caps): see
-//! [`crate::prepared_statements`].
+//! [`crate::session::prepared_statements`].
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -48,11 +48,11 @@ use shardfusion_common::wire::{
 };
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::bulk_ingest;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::SchedulerError;
-use crate::prepared_statements::{PreparedStatementLimits, PreparedStatements};
-use crate::session::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
+use crate::session::prepared_statements::{PreparedStatementLimits, PreparedStatements};
+use crate::session::statement_context::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
+use crate::statements::bulk_ingest;
 
 /// How long an un-fetched result is kept.
 pub const RESULT_TTL: Duration = Duration::from_secs(600);

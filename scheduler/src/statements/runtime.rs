@@ -3,7 +3,7 @@
 //!
 //! A statement's syntax tree and DataFusion's logical and physical expressions are walked
 //! recursively many times (cloned, rewritten, optimized, serialized), once per level of
-//! expression nesting. [`crate::expression_depth`] caps that nesting, but at its cap a debug
+//! expression nesting. [`crate::statements::expression_depth`] caps that nesting, but at its cap a debug
 //! build needs more than the 2 MiB a Tokio worker thread has by default, and the runtime a
 //! coordinator is embedded in (a test, the Python bindings) is not ours to configure. So
 //! `Coordinator::execute` and `describe` hop onto this process-wide runtime and back; a query
@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 use crate::error::{Result, SchedulerError};
 
-/// Stack of each statement thread: room for [`crate::expression_depth::MAX_EXPRESSION_DEPTH`]
+/// Stack of each statement thread: room for [`crate::statements::expression_depth::MAX_EXPRESSION_DEPTH`]
 /// levels in every recursive walk, in a debug build. Only the pages a statement touches are
 /// ever resident.
 const STACK_BYTES: usize = 256 * 1024 * 1024;

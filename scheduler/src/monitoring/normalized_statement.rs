@@ -16,7 +16,7 @@
 //! (the usual 10 MB statement) lends only its first row to the clone, and the rest of the
 //! rows never get copied or visited. The text is cut at [`MAX_QUERY_TEXT_BYTES`].
 //!
-//! Parsed statements are depth-bounded before they get here (`crate::expression_depth`), so
+//! Parsed statements are depth-bounded before they get here (`crate::statements::expression_depth`), so
 //! the recursive visitor cannot overflow the stack.
 
 use std::ops::ControlFlow;

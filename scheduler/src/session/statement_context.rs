@@ -12,11 +12,11 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use shardfusion_catalog::CatalogSnapshot;
 
-use crate::cluster::Cluster;
+use crate::cluster::shared_state::Cluster;
 use crate::error::Result;
+use crate::monitoring::statement_stats::QueryCounters;
 use crate::planner::DistributeRule;
-use crate::schema_provider::ClusterSchemaProvider;
-use crate::statement_stats::QueryCounters;
+use crate::session::schema_provider::ClusterSchemaProvider;
 
 /// The catalog and schema names statements resolve unqualified tables in.
 pub const DEFAULT_CATALOG: &str = "shardfusion";

@@ -19,7 +19,7 @@
 //!    every copy DataFusion makes of them (a 1.3M-value list took 120 s and 4.5 GB).
 //!
 //! Everything after parsing therefore sees at most [`MAX_EXPRESSION_DEPTH`] levels. The
-//! coordinator parses and plans on [`crate::statement_runtime`]'s large stacks; workers decode
+//! coordinator parses and plans on [`crate::statements::runtime`]'s large stacks; workers decode
 //! fragments on a large stack too (tested in `tests/tests/deep_expressions.rs`).
 
 use std::ops::ControlFlow;

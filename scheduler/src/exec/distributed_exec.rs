@@ -48,8 +48,8 @@ use shardfusion_common::wire::TaskTicket;
 
 use tokio::sync::OnceCell;
 
-use crate::statement_stats::QueryCounters;
-use crate::worker_pool::{WorkerPool, worker_status};
+use crate::cluster::worker_pool::{WorkerPool, worker_status};
+use crate::monitoring::statement_stats::QueryCounters;
 
 /// The part of a fragment one worker runs.
 #[derive(Debug, Clone)]

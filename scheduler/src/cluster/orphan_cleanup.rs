@@ -6,7 +6,7 @@
 //!   [`delete_garbage`] deletes them right away and removes the records the nodes confirm;
 //!   whatever a node could not confirm is retried by [`run`] every `retry_interval`, and at
 //!   once when the node registers again;
-//! - a failed or cancelled statement deletes what it wrote ([`crate::ingest`]); a deletion
+//! - a failed or cancelled statement deletes what it wrote ([`crate::write::table_writer`]); a deletion
 //!   that fails is recorded in `pg_dist_cleanup` as well;
 //! - a crash (of a worker mid-write, or of the coordinator between a write and its commit)
 //!   leaves files no one knows about: [`reconcile`] lists a node's shard files and deletes
@@ -34,7 +34,7 @@ use shardfusion_common::wire::ShardFileEntry;
 use shardfusion_executor::shard_inventory::{ActiveWrites, delete_shard_file, list_shard_files};
 use tokio::sync::Notify;
 
-use crate::cluster::Cluster;
+use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
 
 /// When and how carefully orphan files are collected.

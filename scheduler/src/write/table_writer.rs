@@ -14,7 +14,7 @@
 //! disk. The same holds when the statement is dropped midway (the client cancelled or went
 //! away): the stream tasks belong to the writer, and dropping it ends them and deletes what
 //! was completed ([`TableWriter`]'s and [`WrittenFiles`]' `Drop`). Every file a writer may
-//! create is registered as in flight ([`crate::orphan_cleanup::InFlightWrites`]) until it is
+//! create is registered as in flight ([`crate::cluster::orphan_cleanup::InFlightWrites`]) until it is
 //! committed or deleted, so orphan reconciliation never takes it for garbage.
 
 use std::collections::HashMap;
@@ -42,10 +42,10 @@ use shardfusion_executor::write_completion::completion_marker;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::cluster::Cluster;
+use crate::cluster::orphan_cleanup::InFlightWrite;
+use crate::cluster::shared_state::Cluster;
+use crate::cluster::worker_pool::worker_status;
 use crate::error::{Result, SchedulerError};
-use crate::orphan_cleanup::InFlightWrite;
-use crate::worker_pool::worker_status;
 
 /// Rows buffered per shard before they are sent.
 const SEND_ROWS: usize = 16 * 1024;
@@ -198,7 +198,7 @@ impl TableWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        crate::not_null::check_not_null(&self.table_name, &self.schema, &batch)?;
+        crate::write::not_null::check_not_null(&self.table_name, &self.schema, &batch)?;
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec())
             .map_err(|e| {
                 SchedulerError::invalid(format!(

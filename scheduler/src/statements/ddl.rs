@@ -18,8 +18,8 @@ use datafusion::sql::sqlparser::ast::{AlterTable, AlterTableOperation, ObjectNam
 
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
-use crate::ingest::TableWriter;
-use crate::session::DEFAULT_SCHEMA;
+use crate::session::statement_context::DEFAULT_SCHEMA;
+use crate::write::table_writer::TableWriter;
 
 /// The table a (possibly qualified) name refers to, normalized as Postgres would.
 pub fn table_name(name: &ObjectName) -> Result<String> {

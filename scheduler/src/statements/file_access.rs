@@ -7,7 +7,7 @@
 //! checked against the canonical granted roots, and the canonical path is the one used, so a
 //! symlink inside a granted directory cannot lead outside it.
 //!
-//! This module only decides; the statements that touch files (`crate::copy`, COPY ... TO in
+//! This module only decides; the statements that touch files (`crate::statements::copy`, COPY ... TO in
 //! `crate::coordinator`) call it, and the sessions that ordinary statements run in have no
 //! `file://` object store at all.
 

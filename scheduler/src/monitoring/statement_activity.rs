@@ -2,7 +2,7 @@
 //! `pg_stat_activity` lists active backends).
 //!
 //! A statement is listed from the moment the coordinator starts it until its
-//! [`crate::statement_stats::StatementTracker`] is dropped: its result streamed to the end,
+//! [`crate::monitoring::statement_stats::StatementTracker`] is dropped: its result streamed to the end,
 //! dropped, or cancelled by its client. It then moves to `shardfusion_stat_statements`. The
 //! listed text is the one `shardfusion_stat_statements` keeps for the statement.
 //!

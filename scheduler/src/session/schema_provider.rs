@@ -9,10 +9,10 @@ use datafusion::common::{Result, plan_err};
 use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_catalog::metadata_tables::{MetadataTable, MetadataTableProvider};
 
-use crate::cluster::Cluster;
-use crate::statement_activity::{STAT_ACTIVITY, StatementActivity};
-use crate::statement_stats::{STAT_STATEMENTS, StatementStats};
-use crate::table_provider::ShardedTableProvider;
+use crate::cluster::shared_state::Cluster;
+use crate::monitoring::statement_activity::{STAT_ACTIVITY, StatementActivity};
+use crate::monitoring::statement_stats::{STAT_STATEMENTS, StatementStats};
+use crate::session::table_provider::ShardedTableProvider;
 use datafusion::datasource::MemTable;
 
 #[derive(Debug)]

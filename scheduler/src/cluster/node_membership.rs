@@ -8,7 +8,7 @@
 
 use shardfusion_catalog::Node;
 
-use crate::cluster::Cluster;
+use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
 
 fn url_of(host: &str, port: u16) -> String {

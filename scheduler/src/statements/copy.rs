@@ -15,13 +15,13 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions};
 use datafusion::sql::sqlparser::ast::{CopyLegacyOption, CopyOption, CopySource, CopyTarget};
 
-use crate::conform::{Conformer, MatchBy};
 use crate::coordinator::{Coordinator, StatementOutput};
-use crate::ddl::table_name;
 use crate::error::{Result, SchedulerError};
-use crate::file_access::{Access, FileAccess};
-use crate::ingest::TableWriter;
-use crate::session::file_session_for;
+use crate::session::statement_context::file_session_for;
+use crate::statements::ddl::table_name;
+use crate::statements::file_access::{Access, FileAccess};
+use crate::write::conform::{Conformer, MatchBy};
+use crate::write::table_writer::TableWriter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {

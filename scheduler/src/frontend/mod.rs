@@ -1,0 +1,5 @@
+//! Protocol adapters: each decodes a client's request, hands it to the
+//! [`Coordinator`](crate::Coordinator) and encodes the answer. [`flight_sql`] is the Flight
+//! SQL service (ADBC, JDBC, the Python package).
+
+pub mod flight_sql;

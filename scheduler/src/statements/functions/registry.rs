@@ -1,0 +1,66 @@
+//! [`CitusFunction`] and the registry of every Citus function the coordinator runs. A function
+//! is one file in this directory exporting a `CitusFunction`; adding one means adding it to
+//! [`FUNCTIONS`].
+
+use futures::future::BoxFuture;
+
+use super::call::FunctionCall;
+use super::{
+    citus_add_node, citus_cleanup_orphaned_resources, citus_get_active_worker_nodes,
+    citus_remove_node, citus_version, create_distributed_table, create_reference_table,
+    get_shard_id_for_distribution_column,
+};
+use crate::coordinator::{Coordinator, StatementOutput};
+use crate::error::Result;
+
+/// How a function runs: the coordinator and the call, to the statement's result.
+pub type RunFunction =
+    for<'a> fn(&'a Coordinator, FunctionCall) -> BoxFuture<'a, Result<StatementOutput>>;
+
+/// A Citus function: the names it answers to (its `master_` alias too) and how it runs.
+pub struct CitusFunction {
+    pub names: &'static [&'static str],
+    pub run: RunFunction,
+}
+
+impl std::fmt::Debug for CitusFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CitusFunction")
+            .field("names", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every function, in the order `\df citus_*` would list them.
+pub const FUNCTIONS: &[&CitusFunction] = &[
+    &citus_add_node::FUNCTION,
+    &citus_cleanup_orphaned_resources::FUNCTION,
+    &citus_get_active_worker_nodes::FUNCTION,
+    &citus_remove_node::FUNCTION,
+    &citus_version::FUNCTION,
+    &create_distributed_table::FUNCTION,
+    &create_reference_table::FUNCTION,
+    &get_shard_id_for_distribution_column::FUNCTION,
+];
+
+/// The function called `name` (lower case), if there is one.
+pub fn lookup(name: &str) -> Option<&'static CitusFunction> {
+    FUNCTIONS.iter().copied().find(|f| f.names.contains(&name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_belongs_to_one_function() {
+        let mut names: Vec<_> = FUNCTIONS.iter().flat_map(|f| f.names.iter()).collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "a name is registered twice");
+        assert!(lookup("citus_add_node").is_some());
+        assert!(lookup("master_add_node").is_some());
+        assert!(lookup("now").is_none());
+    }
+}

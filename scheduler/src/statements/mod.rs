@@ -1,0 +1,21 @@
+//! Statements, one family per module, and what every statement passes first.
+//!
+//! - [`expression_depth`]: bounding expression nesting before anything recurses over it;
+//!   [`runtime`]: the large-stack runtime statements are parsed and planned on;
+//!   [`sql_rewrite`]: PostgreSQL spellings DataFusion does not parse.
+//! - [`ddl`]: `CREATE TABLE`, `DROP`, `TRUNCATE`, `ALTER TABLE`.
+//! - [`copy`]: `COPY ... FROM/TO`, with [`file_access`] deciding which host paths it may use.
+//! - [`bulk_ingest`]: Flight SQL `CommandStatementIngest`.
+//! - [`functions`]: the Citus functions (`create_distributed_table`, `citus_add_node`, ...).
+//!
+//! Queries, `INSERT` and `COPY (query) TO` are planned by DataFusion (see
+//! [`crate::coordinator`]).
+
+pub mod bulk_ingest;
+pub mod copy;
+pub mod ddl;
+pub mod expression_depth;
+pub mod file_access;
+pub mod functions;
+pub mod runtime;
+pub mod sql_rewrite;

@@ -1,0 +1,14 @@
+//! Writing rows into shards, all-or-nothing.
+//!
+//! - [`table_writer`]: [`TableWriter`](table_writer::TableWriter) splits rows by shard and
+//!   streams them to the placements' workers; the statement commits the files in one catalog
+//!   transaction.
+//! - [`conform`]: converting incoming batches to a table's schema; [`not_null`]: NOT NULL
+//!   checks that name the table and column.
+//! - [`distribution`]: moving a table's rows into new shards while it is being written to
+//!   (`create_distributed_table` on a table with rows).
+
+pub mod conform;
+pub mod distribution;
+pub mod not_null;
+pub mod table_writer;
