@@ -132,6 +132,7 @@ impl Catalog {
                     path: path.clone(),
                     row_count: 0,
                     byte_size: 0,
+                    stats: None,
                 };
                 (group, file)
             })
@@ -182,6 +183,7 @@ mod tests {
             path: "shards/t1/s102008/a.parquet".into(),
             row_count: 1,
             byte_size: 10,
+            stats: None,
         };
         catalog.commit_files("t", &schema, &[(placement, file.clone())])?;
         assert!(catalog.snapshot().cleanup.is_empty());

@@ -439,6 +439,7 @@ mod tests {
             path: path.into(),
             row_count: 10,
             byte_size: 100,
+            stats: None,
         }
     }
 

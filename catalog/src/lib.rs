@@ -14,12 +14,15 @@
 //! - [`snapshot_loader`]: reading a whole snapshot back from SQLite.
 //! - [`layout`]: placing new shards on worker groups (Citus's round-robin and colocation).
 //! - [`metadata_tables`]: `pg_dist_*`, `citus_tables` and `citus_shards` as DataFusion tables.
+//! - [`column_stats_store`]: `column_stats`, each committed file's per-column statistics.
+//! - [`pg_stats`]: the `pg_stats` view over the files' column statistics.
 //! - [`cleanup`]: `pg_dist_cleanup`, the deletions of shard files still owed to nodes.
 //!
 //! The catalog never talks to workers and never reads or writes shard files; the coordinator
 //! does that and tells the catalog what to commit.
 
 pub mod cleanup;
+pub mod column_stats_store;
 mod commit_checks;
 pub mod distribution_store;
 pub mod error;
@@ -27,6 +30,7 @@ pub mod layout;
 pub mod metadata_tables;
 pub mod model;
 pub mod node_store;
+pub mod pg_stats;
 pub mod snapshot_loader;
 pub mod store;
 pub mod write_fence;

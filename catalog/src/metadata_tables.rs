@@ -1,6 +1,7 @@
 //! Citus's metadata tables and views over a [`CatalogSnapshot`]: `pg_dist_node`,
 //! `pg_dist_partition`, `pg_dist_shard`, `pg_dist_placement`, `pg_dist_colocation`,
-//! `pg_dist_cleanup`, `citus_tables` and `citus_shards`, with Citus's column names.
+//! `pg_dist_cleanup`, `citus_tables` and `citus_shards`, with Citus's column names
+//! (`citus_shards` adds `row_count`), and PostgreSQL's `pg_stats` ([`crate::pg_stats`]).
 //!
 //! Values Citus keeps as `regclass` (`logicalrelid`, `table_name`) are shown as the table name,
 //! as psql would print them. Local tables do not appear, as plain Postgres tables do not.
@@ -31,10 +32,12 @@ pub enum MetadataTable {
     DistCleanup,
     CitusTables,
     CitusShards,
+    /// PostgreSQL's `pg_stats`, from the files' column statistics (see [`crate::pg_stats`]).
+    PgStats,
 }
 
 impl MetadataTable {
-    pub const ALL: [MetadataTable; 8] = [
+    pub const ALL: [MetadataTable; 9] = [
         Self::DistNode,
         Self::DistPartition,
         Self::DistShard,
@@ -43,6 +46,7 @@ impl MetadataTable {
         Self::DistCleanup,
         Self::CitusTables,
         Self::CitusShards,
+        Self::PgStats,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +59,7 @@ impl MetadataTable {
             Self::DistCleanup => "pg_dist_cleanup",
             Self::CitusTables => "citus_tables",
             Self::CitusShards => "citus_shards",
+            Self::PgStats => "pg_stats",
         }
     }
 
@@ -135,7 +140,10 @@ impl MetadataTable {
                 f("nodename", Utf8),
                 f("nodeport", Int32),
                 f("shard_size", Int64),
+                // ShardFusion's own: rows in the placement's committed files.
+                f("row_count", Int64),
             ],
+            Self::PgStats => crate::pg_stats::fields(),
         };
         Arc::new(Schema::new(fields))
     }
@@ -286,8 +294,10 @@ impl MetadataTable {
                         node(p.group_id).map(|n| i32::from(n.node_port))
                     }))),
                     longs(rows.iter().map(|(_, _, p)| p.byte_size() as i64)),
+                    longs(rows.iter().map(|(_, _, p)| p.row_count() as i64)),
                 ]
             }
+            Self::PgStats => crate::pg_stats::columns(snapshot),
         };
         Ok(RecordBatch::try_new(self.schema(), columns)?)
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use shardfusion_common::column_stats::FileStats;
 use shardfusion_common::ids::{ColocationId, GroupId, NodeId, PlacementId, ShardId, TableId};
 
 /// A worker node (`pg_dist_node`).
@@ -70,6 +71,9 @@ pub struct FileMeta {
     pub path: String,
     pub row_count: u64,
     pub byte_size: u64,
+    /// Per-column statistics (`column_stats_store`); `None` when unknown (written before
+    /// statistics existed, or forgotten).
+    pub stats: Option<Arc<FileStats>>,
 }
 
 /// One copy of a shard on one node group.

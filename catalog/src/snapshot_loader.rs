@@ -65,6 +65,7 @@ pub(crate) fn load_snapshot(conn: &Connection, version: u64) -> Result<CatalogSn
     }
     // files by placement
     let mut files: BTreeMap<i64, Vec<FileMeta>> = BTreeMap::new();
+    let mut column_stats = crate::column_stats_store::load_column_stats(conn)?;
     {
         let mut stmt = conn.prepare(
             "SELECT placementid, path, row_count, byte_size FROM shard_files ORDER BY placementid, path",
@@ -76,11 +77,13 @@ pub(crate) fn load_snapshot(conn: &Connection, version: u64) -> Result<CatalogSn
                     path: r.get(1)?,
                     row_count: r.get::<_, i64>(2)? as u64,
                     byte_size: r.get::<_, i64>(3)? as u64,
+                    stats: None,
                 },
             ))
         })?;
         for row in rows {
-            let (p, f) = row?;
+            let (p, mut f) = row?;
+            f.stats = column_stats.remove(&(p, f.path.clone()));
             files.entry(p).or_default().push(f);
         }
     }

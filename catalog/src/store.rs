@@ -116,6 +116,7 @@ impl Catalog {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::cleanup::SCHEMA)?;
+        conn.execute_batch(crate::column_stats_store::SCHEMA)?;
         let snapshot = load_snapshot(&conn, 1)?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -437,6 +438,9 @@ pub(crate) fn insert_files(tx: &Transaction<'_>, files: &[(PlacementId, FileMeta
             file.row_count as i64,
             file.byte_size as i64
         ])?;
+        if let Some(stats) = &file.stats {
+            crate::column_stats_store::insert_stats(tx, *placement, &file.path, stats)?;
+        }
     }
     Ok(())
 }
@@ -457,6 +461,7 @@ pub(crate) fn files_of_table(
                 path: r.get(1)?,
                 row_count: r.get::<_, i64>(2)? as u64,
                 byte_size: r.get::<_, i64>(3)? as u64,
+                stats: None,
             },
         ))
     })?;

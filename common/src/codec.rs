@@ -163,6 +163,8 @@ impl ShardFusionCodec {
                         path: f.path,
                         byte_size: f.byte_size,
                         row_count: f.row_count,
+                        // Statistics stay on the coordinator: fragments do not carry them.
+                        stats: None,
                     })
                     .collect(),
             })

@@ -4,6 +4,8 @@
 //! - [`ids`]: newtype identifiers for nodes, groups, shards, placements and tables.
 //! - [`hashing`]: the xxh3-based distribution hash and Citus-style shard ranges.
 //! - [`wire`]: the protobuf messages carried in Flight tickets, descriptors and actions.
+//! - [`column_stats`]: per-file column statistics (bounds, NULL counts, distinct sketches),
+//!   their encoding, and what scans and file pruning make of them.
 //! - [`shard_scan`]: [`ShardScanExec`], the leaf that reads committed shard files.
 //! - [`broadcast`]: [`BroadcastExec`], the rows of a small join side shipped inside a fragment.
 //! - [`codec`]: the datafusion-proto extension codec that knows our exec nodes.
@@ -18,6 +20,7 @@
 
 pub mod auth;
 pub mod broadcast;
+pub mod column_stats;
 pub mod codec;
 pub mod hashing;
 pub mod ids;

@@ -13,10 +13,9 @@
 //!   *not* DataFusion's hash partitioning, and must never be declared as such.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, Statistics, exec_err, internal_err};
 use datafusion::datasource::listing::PartitionedFile;
@@ -30,6 +29,8 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, StatisticsArgs,
 };
 
+use crate::column_stats::FileStats;
+use crate::column_stats::scan_statistics::files_statistics;
 use crate::ids::{NodeId, ShardId};
 use crate::storage::{DataRoot, validate_relative_path};
 
@@ -41,6 +42,10 @@ pub struct FileRef {
     pub byte_size: u64,
     /// Rows in the file, from the catalog; used for planning estimates only.
     pub row_count: u64,
+    /// The file's column statistics, from the catalog; `None` when unknown. Used for
+    /// planning (statistics, file pruning) on the coordinator only: fragments sent to
+    /// workers do not carry them.
+    pub stats: Option<Arc<FileStats>>,
 }
 
 /// The files to read for one shard, and the node that holds them.
@@ -67,7 +72,19 @@ pub struct ShardScanExec {
     /// `shards` only; the coordinator uses this to point each worker at its local copy. It
     /// never crosses the wire.
     replicas: Vec<ShardFiles>,
+    /// Files of the table that min/max pruning left out of this scan (shown by EXPLAIN).
+    pruned_files: usize,
     properties: Arc<PlanProperties>,
+    /// Statistics, computed on first use: merging sketches is not free, and planners ask
+    /// more than once. A scan cut with [`Self::with_shards`] starts afresh.
+    statistics: Arc<StatisticsCache>,
+}
+
+/// Lazily computed statistics of a scan: for the whole scan and for each shard.
+#[derive(Debug, Default)]
+struct StatisticsCache {
+    whole: OnceLock<Arc<Statistics>>,
+    per_shard: Vec<OnceLock<Arc<Statistics>>>,
 }
 
 impl ShardScanExec {
@@ -85,6 +102,7 @@ impl ShardScanExec {
             Some(indices) => Arc::new(table_schema.project(indices)?),
             None => Arc::clone(&table_schema),
         };
+        let shards_len = shards.len();
         let properties = PlanProperties::new(
             EquivalenceProperties::new(output_schema),
             Partitioning::UnknownPartitioning(shards.len().max(1)),
@@ -100,7 +118,12 @@ impl ShardScanExec {
             shards,
             distribution_column: None,
             replicas: Vec::new(),
+            pruned_files: 0,
             properties: Arc::new(properties),
+            statistics: Arc::new(StatisticsCache {
+                whole: OnceLock::new(),
+                per_shard: (0..shards_len).map(|_| OnceLock::new()).collect(),
+            }),
         })
     }
 
@@ -113,6 +136,17 @@ impl ShardScanExec {
 
     pub fn distribution_column(&self) -> Option<usize> {
         self.distribution_column
+    }
+
+    /// Records that min/max pruning left `count` of the table's files out of this scan.
+    pub fn with_pruned_files(mut self, count: usize) -> Self {
+        self.pruned_files = count;
+        self
+    }
+
+    /// Files of the table left out of this scan by min/max pruning.
+    pub fn pruned_files(&self) -> usize {
+        self.pruned_files
     }
 
     /// Records every placement of a reference table's shard.
@@ -176,7 +210,20 @@ impl ShardScanExec {
             self.limit,
             shards,
         )?
-        .with_distribution_column(self.distribution_column))
+        .with_distribution_column(self.distribution_column)
+        .with_pruned_files(self.pruned_files))
+    }
+
+    /// The statistics of `shards` (all of them, or one partition's).
+    fn compute_statistics(&self, shards: &[ShardFiles]) -> Statistics {
+        let files: Vec<&FileRef> = shards.iter().flat_map(|s| &s.files).collect();
+        files_statistics(
+            &self.table_schema,
+            self.projection.as_deref(),
+            &files,
+            self.predicate.is_none(),
+            self.limit,
+        )
     }
 
     fn file_scan(&self, shard: &ShardFiles) -> Result<Arc<DataSourceExec>> {
@@ -211,6 +258,9 @@ impl DisplayAs for ShardScanExec {
                     self.shards.len(),
                     files
                 )?;
+                if self.pruned_files > 0 {
+                    write!(f, " of {}", files + self.pruned_files)?;
+                }
                 if let Some(projection) = &self.projection {
                     let names: Vec<_> = projection
                         .iter()
@@ -267,28 +317,29 @@ impl ExecutionPlan for ShardScanExec {
         Ok(self)
     }
 
-    /// Row counts from the catalog, inexact: the predicate may skip rows and the estimate
-    /// must never let DataFusion answer a query from statistics alone.
+    /// The catalog's statistics of the files read (see `column_stats::scan_statistics`):
+    /// per partition, those of its shard's files. Row counts and bounds are exact only when
+    /// the scan reads every row; a scan decoded on a worker has no file statistics and
+    /// reports its columns as unknown.
     fn statistics_from_inputs(
         &self,
         _input_stats: &[Arc<Statistics>],
         args: &StatisticsArgs,
     ) -> Result<Arc<Statistics>> {
-        let shards = match args.partition() {
-            Some(p) => self.shards.get(p..=p).unwrap_or_default(),
-            None => &self.shards[..],
+        let statistics = match args.partition() {
+            Some(p) => match (self.shards.get(p..=p), self.statistics.per_shard.get(p)) {
+                (Some(shard), Some(cache)) => {
+                    cache.get_or_init(|| Arc::new(self.compute_statistics(shard)))
+                }
+                // The one partition of a scan without shards: it reads nothing.
+                _ => return Ok(Arc::new(self.compute_statistics(&[]))),
+            },
+            None => self
+                .statistics
+                .whole
+                .get_or_init(|| Arc::new(self.compute_statistics(&self.shards))),
         };
-        let mut rows: usize = shards
-            .iter()
-            .flat_map(|s| &s.files)
-            .map(|f| f.row_count as usize)
-            .sum();
-        if let Some(limit) = self.limit {
-            rows = rows.min(limit);
-        }
-        let mut statistics = Statistics::new_unknown(&self.schema());
-        statistics.num_rows = Precision::Inexact(rows);
-        Ok(Arc::new(statistics))
+        Ok(Arc::clone(statistics))
     }
 
     fn execute(

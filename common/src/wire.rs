@@ -22,6 +22,9 @@ pub const ACTION_PROVE_MEMBERSHIP: &str = "shardfusion.prove_membership";
 /// Action on a worker: list the shard files under its data root ([`ShardFileList`]), for
 /// orphan reconciliation.
 pub const ACTION_LIST_SHARD_FILES: &str = "shardfusion.list_shard_files";
+/// Action on a worker: read shard files and return their column statistics
+/// ([`AnalyzeFilesRequest`] → [`AnalyzeFilesResponse`]), for `ANALYZE`.
+pub const ACTION_ANALYZE_FILES: &str = "shardfusion.analyze_files";
 
 /// `app_metadata` of the last `FlightData` of a shard write: the coordinator sends it only when
 /// every row of the placement has been sent. A `DoPut` stream that ends without it (a cancelled
@@ -62,6 +65,50 @@ pub struct WrittenFile {
     pub row_count: u64,
     #[prost(uint64, tag = "3")]
     pub byte_size: u64,
+    /// Per-column statistics of the file (`column_stats`); empty when not recorded, which
+    /// readers treat as unknown.
+    #[prost(message, repeated, tag = "4")]
+    pub columns: Vec<ColumnStatsMessage>,
+}
+
+/// What a file's writer (or `ANALYZE`) recorded about one column: see
+/// [`crate::column_stats::ColumnStats`].
+#[derive(Clone, PartialEq, Message)]
+pub struct ColumnStatsMessage {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(uint64, tag = "2")]
+    pub null_count: u64,
+    /// datafusion-proto `ScalarValue` bytes of the lower bound; empty when unknown.
+    #[prost(bytes = "vec", tag = "3")]
+    pub min: Vec<u8>,
+    /// datafusion-proto `ScalarValue` bytes of the upper bound; empty when unknown.
+    #[prost(bytes = "vec", tag = "4")]
+    pub max: Vec<u8>,
+    /// The lower bound is a value of the column (not truncated or widened).
+    #[prost(bool, tag = "5")]
+    pub min_exact: bool,
+    #[prost(bool, tag = "6")]
+    pub max_exact: bool,
+    /// Serialized `HyperLogLog` of the distinct values; empty when not kept.
+    #[prost(bytes = "vec", tag = "7")]
+    pub distinct_sketch: Vec<u8>,
+}
+
+/// Body of [`ACTION_ANALYZE_FILES`].
+#[derive(Clone, PartialEq, Message)]
+pub struct AnalyzeFilesRequest {
+    /// Paths relative to the worker's data root.
+    #[prost(string, repeated, tag = "1")]
+    pub paths: Vec<String>,
+}
+
+/// Result of [`ACTION_ANALYZE_FILES`]: one entry per requested file that exists, with its
+/// row count, size and column statistics.
+#[derive(Clone, PartialEq, Message)]
+pub struct AnalyzeFilesResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub files: Vec<WrittenFile>,
 }
 
 /// Body of [`ACTION_DELETE_FILES`].

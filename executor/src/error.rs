@@ -19,6 +19,8 @@ pub enum ExecutorError {
     Storage(#[from] StorageError),
     #[error("writing shard file {path} failed: {reason}")]
     Write { path: String, reason: String },
+    #[error("reading shard file {path} for ANALYZE failed: {reason}")]
+    Analyze { path: String, reason: String },
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
 }
@@ -32,7 +34,9 @@ impl From<ExecutorError> for Status {
                 Status::permission_denied(error.to_string())
             }
             ExecutorError::Storage(_) => Status::internal(error.to_string()),
-            ExecutorError::Write { .. } => Status::internal(error.to_string()),
+            ExecutorError::Write { .. } | ExecutorError::Analyze { .. } => {
+                Status::internal(error.to_string())
+            }
             ExecutorError::DataFusion(e) => shardfusion_common::status::to_status(e),
         };
         redact_status(status)

@@ -7,6 +7,7 @@
 //! - [`fragment`]: decoding, checking and running a fragment.
 //! - [`shard_writer`]: writing a stream of batches as one Parquet file through `object_store`.
 //! - [`write_completion`]: a write counts only if its stream ends with the completion marker.
+//! - [`file_analysis`]: reading shard files back for their column statistics (`ANALYZE`).
 //! - [`shard_inventory`]: listing the shard files on disk for orphan reconciliation.
 //! - [`registration`]: announcing the worker to its coordinator.
 //!
@@ -14,6 +15,7 @@
 //! the cluster secret tells it, and only inside its own data directory.
 
 pub mod error;
+pub mod file_analysis;
 pub mod fragment;
 pub mod registration;
 pub mod server;

@@ -5,7 +5,8 @@
 //!   answer with a `WrittenFile`.
 //!   The stream must end with the completion marker; otherwise nothing is kept.
 //! - `DoAction` `shardfusion.delete_files`, `shardfusion.list_shard_files` (for orphan
-//!   reconciliation) and `shardfusion.ping`.
+//!   reconciliation), `shardfusion.analyze_files` (column statistics for `ANALYZE`) and
+//!   `shardfusion.ping`.
 //!
 //! - `DoAction` `shardfusion.prove_membership`: the one call answered without authentication,
 //!   so that the coordinator can check this worker knows the secret before trusting it.
@@ -33,8 +34,9 @@ use shardfusion_common::auth::{
 use shardfusion_common::ipc_bounds::checked_message;
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 use shardfusion_common::wire::{
-    ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES, ACTION_PING, ACTION_PROVE_MEMBERSHIP,
-    AUTH_HEADER, DeleteFilesRequest, ProveMembershipRequest, ProveMembershipResponse,
+    ACTION_ANALYZE_FILES, ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES, ACTION_PING,
+    ACTION_PROVE_MEMBERSHIP, AUTH_HEADER, AnalyzeFilesRequest, AnalyzeFilesResponse,
+    DeleteFilesRequest, ProveMembershipRequest, ProveMembershipResponse,
     ShardFileList, TaskTicket, WriteRequest,
 };
 use shardfusion_common::{ids, status};
@@ -271,6 +273,15 @@ impl FlightService for WorkerService {
                 }
                 Ok(Response::new(futures::stream::empty().boxed()))
             }
+            ACTION_ANALYZE_FILES => {
+                let req = AnalyzeFilesRequest::decode(action.body)
+                    .map_err(|e| bad_request(format!("cannot decode AnalyzeFilesRequest: {e}")))?;
+                let files = crate::file_analysis::analyze_files(&self.root, &req.paths).await?;
+                let result = arrow_flight::Result {
+                    body: AnalyzeFilesResponse { files }.encode_to_vec().into(),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
+            }
             other => Err(bad_request(format!("unknown action {other:?}"))),
         }
     }
@@ -285,6 +296,7 @@ impl FlightService for WorkerService {
             ACTION_PING,
             ACTION_DELETE_FILES,
             ACTION_LIST_SHARD_FILES,
+            ACTION_ANALYZE_FILES,
             ACTION_PROVE_MEMBERSHIP,
         ]
         .map(|name| {

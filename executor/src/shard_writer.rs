@@ -1,4 +1,5 @@
-//! Writes one stream of record batches as one Parquet file under the data root.
+//! Writes one stream of record batches as one Parquet file under the data root, recording
+//! the file's column statistics (`column_stats`) batch by batch as the rows go by.
 //!
 //! The file appears under its final name only when complete (the object store writes to a
 //! temporary name and renames). Whatever ends the write early leaves nothing on disk: an error
@@ -15,6 +16,8 @@ use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+use shardfusion_common::column_stats::FileStatsCollector;
+use shardfusion_common::column_stats::encoding::to_messages;
 use shardfusion_common::storage::{DataRoot, validate_relative_path};
 use shardfusion_common::wire::WrittenFile;
 
@@ -41,6 +44,7 @@ where
     };
     let mut batches = std::pin::pin!(batches);
     let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
+    let mut stats: Option<FileStatsCollector> = None;
     let mut rows = 0u64;
     let result: Result<(), ExecutorError> = async {
         while let Some(batch) = batches.next().await {
@@ -59,6 +63,9 @@ where
                 );
             }
             rows += batch.num_rows() as u64;
+            stats
+                .get_or_insert_with(|| FileStatsCollector::new(&batch.schema()))
+                .update(&batch)?;
             if let Some(w) = writer.as_mut() {
                 w.write(&batch).await.map_err(|e| fail(e.to_string()))?;
             }
@@ -79,6 +86,7 @@ where
                 path: path.to_string(),
                 row_count: rows,
                 byte_size: meta.size,
+                columns: stats.map(|s| to_messages(&s.finish())).unwrap_or_default(),
             }))
         }
         (Err(e), writer) => {

@@ -4,6 +4,7 @@
 //! - `COPY t FROM '/path'` → [`crate::statements::copy`]; `COPY (query) TO '/path'` → planned by DataFusion
 //!   in a session with `file://`, once [`crate::statements::file_access`] granted the path;
 //! - `CREATE TABLE`, `DROP TABLE`, `TRUNCATE`, `ALTER TABLE ... ADD COLUMN` → [`crate::statements::ddl`];
+//! - `ANALYZE [table]` → [`crate::statements::analyze`];
 //! - `SELECT create_distributed_table(...)` and the other Citus functions → [`crate::statements::functions`];
 //! - `INSERT` → planned by DataFusion, written through the table's sink, run at once;
 //! - everything else → planned by DataFusion (with the distributed planner) and returned as a
@@ -33,7 +34,7 @@ use crate::monitoring::statement_activity::ActivityState;
 use crate::monitoring::statement_stats::{QueryCounters, StatementTracker};
 use crate::session::statement_context::{file_session_for, session_for};
 use crate::statements::sql_rewrite::rewrite_statement;
-use crate::statements::{copy, ddl, expression_depth, functions, runtime};
+use crate::statements::{analyze, copy, ddl, expression_depth, functions, runtime};
 use crate::write::not_null;
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
@@ -294,6 +295,7 @@ impl Coordinator {
             }
             Statement::Truncate(truncate) => ddl::truncate(self, truncate).await,
             Statement::AlterTable(alter) => ddl::alter_table(self, alter).await,
+            Statement::Analyze(target) => analyze::analyze(self, target).await,
             Statement::Query(query) => match functions::function_call(query)? {
                 Some(call) => functions::run(self, call).await,
                 None => self.plan(statement, tracker).await,

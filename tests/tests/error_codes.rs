@@ -235,6 +235,7 @@ async fn paths_refused_on_a_worker_are_permission_denied() {
                         path: path.to_string(),
                         byte_size: 100,
                         row_count: 1,
+                        stats: None,
                     }],
                 }],
             )

@@ -2,7 +2,9 @@
 //! DataFusion table, bound to one catalog snapshot.
 //!
 //! `scan` returns a [`ShardScanExec`] over the committed files of one placement per shard,
-//! with shards pruned by equality or `IN` filters on the distribution column. The
+//! with shards pruned by equality or `IN` filters on the distribution column, and files
+//! pruned by their min/max statistics on any filtered column
+//! (`shardfusion_common::column_stats::pruning`). The
 //! `DistributeRule` later decides which part of the plan above it runs on the workers; a local
 //! table's scan (group 0) simply runs on the coordinator.
 //!
@@ -27,6 +29,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use shardfusion_catalog::{CatalogSnapshot, PlacementMeta, TableKind, TableMeta};
+use shardfusion_common::column_stats::pruning::prune_files;
 use shardfusion_common::hashing::{hash_scalar, shard_index};
 use shardfusion_common::ids::{GroupId, NodeId};
 use shardfusion_common::shard_scan::{FileRef, ShardFiles, ShardScanExec};
@@ -155,6 +158,7 @@ pub(crate) fn file_refs(placement: &PlacementMeta) -> Vec<FileRef> {
             path: f.path.clone(),
             byte_size: f.byte_size,
             row_count: f.row_count,
+            stats: f.stats.clone(),
         })
         .collect()
 }
@@ -250,8 +254,8 @@ impl TableProvider for ShardedTableProvider {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let keep = self.prune(filters);
-        let shards = self.shard_files(keep.as_ref());
-        let replicas = match self.table.kind {
+        let mut shards = self.shard_files(keep.as_ref());
+        let mut replicas = match self.table.kind {
             TableKind::Reference { .. } => self.replicas(),
             _ => Vec::new(),
         };
@@ -263,6 +267,15 @@ impl TableProvider for ShardedTableProvider {
             }
             None => None,
         };
+        // Files whose min/max exclude the filters are not listed at all.
+        let pruned_files = match &predicate {
+            Some(predicate) => {
+                // Each worker reads its own copy of a reference table: prune those alike.
+                prune_files(predicate, &self.table.schema, &mut replicas);
+                prune_files(predicate, &self.table.schema, &mut shards)
+            }
+            None => 0,
+        };
         let scan = ShardScanExec::try_new(
             self.table.name.clone(),
             Arc::clone(&self.table.schema),
@@ -272,7 +285,8 @@ impl TableProvider for ShardedTableProvider {
             shards,
         )?
         .with_distribution_column(self.table.distribution_column().map(|(i, _, _)| i))
-        .with_replicas(replicas);
+        .with_replicas(replicas)
+        .with_pruned_files(pruned_files);
         Ok(Arc::new(scan))
     }
 

@@ -4,6 +4,7 @@
 //!   [`runtime`]: the large-stack runtime statements are parsed and planned on;
 //!   [`sql_rewrite`]: PostgreSQL spellings DataFusion does not parse.
 //! - [`ddl`]: `CREATE TABLE`, `DROP`, `TRUNCATE`, `ALTER TABLE`.
+//! - [`analyze`]: `ANALYZE`, recomputing the column statistics of committed files.
 //! - [`copy`]: `COPY ... FROM/TO`, with [`file_access`] deciding which host paths it may use.
 //! - [`bulk_ingest`]: Flight SQL `CommandStatementIngest`.
 //! - [`functions`]: the Citus functions (`create_distributed_table`, `citus_add_node`, ...).
@@ -11,6 +12,7 @@
 //! Queries, `INSERT` and `COPY (query) TO` are planned by DataFusion (see
 //! [`crate::coordinator`]).
 
+pub mod analyze;
 pub mod bulk_ingest;
 pub mod copy;
 pub mod ddl;

@@ -484,6 +484,8 @@ impl TableWriter {
 
 fn file_meta(written: WrittenFile) -> FileMeta {
     FileMeta {
+        stats: shardfusion_common::column_stats::encoding::from_messages(&written.columns)
+            .map(Arc::new),
         path: written.path,
         row_count: written.row_count,
         byte_size: written.byte_size,
