@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::cluster::shared_state::TestCluster;
+use crate::cluster::TestCluster;
 use crate::tpch_run::{QueryResult, load_target, run_queries, single_node_tpch};
 
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! existing one given by `--url`.
 
 use crate::client::TestClient;
-use crate::cluster::shared_state::TestCluster;
+use crate::cluster::TestCluster;
 
 /// Where the benchmark's statements go.
 pub enum Target {
