@@ -10,9 +10,15 @@
 //! and linear counting while it is at most `2.5 m` and some register is still empty; with
 //! 64-bit hashes no large-range correction is needed.
 //!
-//! Serialized form (what the catalog and the wire keep): one tag byte, then either the 4096
-//! registers (`DENSE`) or `(index: u16 LE, value: u8)` triples of the non-empty registers
-//! (`SPARSE`), whichever is smaller, so a small file's sketch costs a few hundred bytes.
+//! Small inputs are counted exactly: up to [`EXACT_LIMIT`] distinct hashes are kept as such
+//! (as HyperLogLog++ keeps a sparse, more precise form), so a column with a few dozen values
+//! reports exactly that many rather than an estimate a few percent off. The registers are
+//! always maintained too, so switching over loses nothing.
+//!
+//! Serialized form (what the catalog and the wire keep): one tag byte, then either the
+//! distinct hashes (`EXACT`, u64 LE each), the 4096 registers (`DENSE`) or
+//! `(index: u16 LE, value: u8)` triples of the non-empty registers (`SPARSE`), whichever
+//! applies and is smaller, so a small file's sketch costs a few hundred bytes.
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -21,13 +27,20 @@ pub const PRECISION: u32 = 12;
 /// Number of registers.
 pub const REGISTERS: usize = 1 << PRECISION;
 
+/// Distinct hashes counted exactly before the sketch relies on its registers alone.
+pub const EXACT_LIMIT: usize = 256;
+
 const DENSE: u8 = 1;
 const SPARSE: u8 = 2;
+const EXACT: u8 = 3;
 
 /// A HyperLogLog sketch with [`REGISTERS`] one-byte registers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HyperLogLog {
     registers: Box<[u8]>,
+    /// The distinct hashes seen, sorted, while there are at most [`EXACT_LIMIT`] of them;
+    /// `None` once there were more.
+    exact: Option<Vec<u64>>,
 }
 
 impl std::fmt::Debug for HyperLogLog {
@@ -47,6 +60,7 @@ impl HyperLogLog {
     pub fn new() -> Self {
         Self {
             registers: vec![0u8; REGISTERS].into_boxed_slice(),
+            exact: Some(Vec::new()),
         }
     }
 
@@ -58,6 +72,20 @@ impl HyperLogLog {
     /// Adds one value given by its 64-bit hash.
     #[inline]
     pub fn add_hash(&mut self, hash: u64) {
+        if let Some(exact) = self.exact.as_mut()
+            && let Err(at) = exact.binary_search(&hash)
+        {
+            if exact.len() < EXACT_LIMIT {
+                exact.insert(at, hash);
+            } else {
+                self.exact = None;
+            }
+        }
+        self.add_to_registers(hash);
+    }
+
+    #[inline]
+    fn add_to_registers(&mut self, hash: u64) {
         let index = (hash >> (64 - PRECISION)) as usize;
         let rest = hash << PRECISION;
         // Position of the first 1 bit among the remaining 64 - PRECISION bits (1-based).
@@ -74,6 +102,15 @@ impl HyperLogLog {
 
     /// Folds `other` into `self`: the sketch of the union of both inputs.
     pub fn merge(&mut self, other: &HyperLogLog) {
+        self.exact = match (self.exact.take(), &other.exact) {
+            (Some(mut mine), Some(theirs)) => {
+                mine.extend_from_slice(theirs);
+                mine.sort_unstable();
+                mine.dedup();
+                (mine.len() <= EXACT_LIMIT).then_some(mine)
+            }
+            _ => None,
+        };
         for (mine, theirs) in self.registers.iter_mut().zip(other.registers.iter()) {
             if *theirs > *mine {
                 *mine = *theirs;
@@ -83,6 +120,9 @@ impl HyperLogLog {
 
     /// The estimated number of distinct values added.
     pub fn estimate(&self) -> u64 {
+        if let Some(exact) = &self.exact {
+            return exact.len() as u64;
+        }
         let m = REGISTERS as f64;
         let mut sum = 0.0f64;
         let mut zeros = 0usize;
@@ -105,6 +145,14 @@ impl HyperLogLog {
 
     /// The serialized sketch (see the module docs for the format).
     pub fn to_bytes(&self) -> Vec<u8> {
+        if let Some(exact) = &self.exact {
+            let mut out = Vec::with_capacity(1 + exact.len() * 8);
+            out.push(EXACT);
+            for hash in exact {
+                out.extend_from_slice(&hash.to_le_bytes());
+            }
+            return out;
+        }
         let used = self.registers.iter().filter(|r| **r != 0).count();
         if 1 + used * 3 < 1 + REGISTERS {
             let mut out = Vec::with_capacity(1 + used * 3);
@@ -129,7 +177,20 @@ impl HyperLogLog {
         let (&tag, body) = bytes.split_first()?;
         let max_rank = (64 - PRECISION + 1) as u8;
         let mut sketch = Self::new();
+        sketch.exact = None;
         match tag {
+            EXACT if body.len() % 8 == 0 && body.len() / 8 <= EXACT_LIMIT => {
+                let mut hashes: Vec<u64> = body
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect();
+                hashes.sort_unstable();
+                hashes.dedup();
+                for hash in &hashes {
+                    sketch.add_to_registers(*hash);
+                }
+                sketch.exact = Some(hashes);
+            }
             DENSE if body.len() == REGISTERS => {
                 if body.iter().any(|r| *r > max_rank) {
                     return None;
@@ -179,6 +240,18 @@ mod tests {
     }
 
     #[test]
+    fn small_counts_are_exact_and_stay_exact_when_merged() {
+        assert_eq!(sketch_of(0..52).estimate(), 52);
+        let mut a = sketch_of(0..200);
+        a.merge(&sketch_of(100..250));
+        assert_eq!(a.estimate(), 250);
+        // Past the limit the registers take over, as if every value had been added to one.
+        a.merge(&sketch_of(250..400));
+        assert_eq!(a, sketch_of(0..400));
+        assert_close(a.estimate(), 400, 0.02);
+    }
+
+    #[test]
     fn accurate_at_a_thousand() {
         assert_close(sketch_of(0..1_000).estimate(), 1_000, 0.02);
     }
@@ -217,11 +290,17 @@ mod tests {
 
     #[test]
     fn round_trips_sparse_and_dense() {
-        for sketch in [HyperLogLog::new(), sketch_of(0..10), sketch_of(0..100_000)] {
+        for sketch in [
+            HyperLogLog::new(),
+            sketch_of(0..10),
+            sketch_of(0..1_000),
+            sketch_of(0..100_000),
+        ] {
             let bytes = sketch.to_bytes();
             assert_eq!(HyperLogLog::from_bytes(&bytes), Some(sketch));
         }
-        assert!(sketch_of(0..10).to_bytes().len() < 40);
+        assert!(sketch_of(0..10).to_bytes().len() < 100);
+        assert!(sketch_of(0..1_000).to_bytes().len() < 4_000);
     }
 
     #[test]
@@ -230,5 +309,6 @@ mod tests {
         assert_eq!(HyperLogLog::from_bytes(&[DENSE, 1, 2]), None);
         assert_eq!(HyperLogLog::from_bytes(&[SPARSE, 0xff, 0xff, 1]), None);
         assert_eq!(HyperLogLog::from_bytes(&[9]), None);
+        assert_eq!(HyperLogLog::from_bytes(&[EXACT, 1, 2, 3]), None);
     }
 }
