@@ -1,8 +1,9 @@
 //! The datafusion-proto extension codec for ShardFusion's own execution plans.
 //!
 //! Standard DataFusion operators are encoded by datafusion-proto itself; this codec adds
-//! [`ShardScanExec`] and [`BroadcastExec`] (whose rows travel as an Arrow IPC stream). Plans cross the wire only through this path, never as SQL or `Debug`
-//! text.
+//! [`ShardScanExec`], [`BroadcastExec`] (whose rows travel as an Arrow IPC stream) and
+//! [`ShuffleReadExec`] (with its producers' plans). Plans cross the wire only through this
+//! path, never as SQL or `Debug` text.
 
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ use datafusion_proto::protobuf;
 use prost::Message;
 
 use crate::broadcast::BroadcastExec;
+use crate::exchange::shuffle_read::{ShuffleProducer, ShuffleReadExec, ShuffleSource};
+use crate::exchange::transport::TaskTarget;
 use crate::ids::{NodeId, ShardId};
 use crate::shard_scan::{FileRef, ShardFiles, ShardScanExec};
 
@@ -28,7 +31,7 @@ pub struct ShardFusionCodec;
 
 #[derive(Clone, PartialEq, Message)]
 struct ExtensionNode {
-    #[prost(oneof = "ExtensionKind", tags = "1, 2")]
+    #[prost(oneof = "ExtensionKind", tags = "1, 2, 3")]
     kind: Option<ExtensionKind>,
 }
 
@@ -38,6 +41,47 @@ enum ExtensionKind {
     ShardScan(ShardScanNode),
     #[prost(message, tag = "2")]
     Broadcast(BroadcastNode),
+    #[prost(message, tag = "3")]
+    ShuffleRead(ShuffleReadNode),
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ShuffleReadNode {
+    #[prost(uint32, tag = "1")]
+    input: u32,
+    /// datafusion-proto `Schema` of the rows.
+    #[prost(bytes = "vec", tag = "2")]
+    schema: Vec<u8>,
+    /// datafusion-proto `PhysicalExprNode`s over that schema.
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    keys: Vec<Vec<u8>>,
+    #[prost(uint32, tag = "4")]
+    partitions: u32,
+    /// Absent for a placeholder.
+    #[prost(message, optional, tag = "5")]
+    source: Option<ShuffleSourceNode>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ShuffleSourceNode {
+    #[prost(message, repeated, tag = "1")]
+    producers: Vec<ShuffleProducerNode>,
+    #[prost(uint32, tag = "2")]
+    first_partition: u32,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ShuffleProducerNode {
+    #[prost(string, tag = "1")]
+    url: String,
+    #[prost(string, tag = "2")]
+    audience: String,
+    #[prost(string, tag = "3")]
+    label: String,
+    #[prost(bytes = "vec", tag = "4")]
+    plan: Vec<u8>,
+    #[prost(string, tag = "5")]
+    stage_key: String,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -212,6 +256,77 @@ impl ShardFusionCodec {
         let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(placeholder.with_batches(Arc::new(batches)))
     }
+
+    fn encode_shuffle_read(&self, node: &ShuffleReadExec) -> Result<ShuffleReadNode> {
+        let keys = node
+            .keys()
+            .iter()
+            .map(|k| Ok(serialize_physical_expr(k, self)?.encode_to_vec()))
+            .collect::<Result<Vec<_>>>()?;
+        let source = node.source().map(|source| ShuffleSourceNode {
+            producers: source
+                .producers
+                .iter()
+                .map(|p| ShuffleProducerNode {
+                    url: p.target.url.clone(),
+                    audience: p.target.audience.clone(),
+                    label: p.target.label.clone(),
+                    plan: p.plan.as_ref().clone(),
+                    stage_key: p.stage_key.clone(),
+                })
+                .collect(),
+            first_partition: source.first_partition as u32,
+        });
+        Ok(ShuffleReadNode {
+            input: node.input() as u32,
+            schema: encode_schema(&node.schema())?,
+            keys,
+            partitions: node.partitions() as u32,
+            source,
+        })
+    }
+
+    fn decode_shuffle_read(
+        &self,
+        node: ShuffleReadNode,
+        ctx: &TaskContext,
+    ) -> Result<ShuffleReadExec> {
+        let schema = Arc::new(decode_schema(&node.schema)?);
+        let keys = node
+            .keys
+            .iter()
+            .map(|bytes| {
+                let expr = protobuf::PhysicalExprNode::decode(bytes.as_slice())
+                    .map_err(|e| internal_datafusion_err!("cannot decode shuffle key: {e}"))?;
+                parse_physical_expr(&expr, ctx, &schema, self)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let placeholder = ShuffleReadExec::placeholder(
+            node.input as usize,
+            schema,
+            keys,
+            node.partitions as usize,
+        );
+        let Some(source) = node.source else {
+            return Ok(placeholder);
+        };
+        Ok(placeholder.with_source(ShuffleSource {
+            producers: source
+                .producers
+                .into_iter()
+                .map(|p| ShuffleProducer {
+                    target: TaskTarget {
+                        url: p.url,
+                        audience: p.audience,
+                        label: p.label,
+                    },
+                    plan: Arc::new(p.plan),
+                    stage_key: p.stage_key,
+                })
+                .collect(),
+            first_partition: source.first_partition as usize,
+        }))
+    }
 }
 
 impl PhysicalExtensionCodec for ShardFusionCodec {
@@ -237,6 +352,12 @@ impl PhysicalExtensionCodec for ShardFusionCodec {
                 }
                 Ok(Arc::new(self.decode_broadcast(broadcast)?))
             }
+            Some(ExtensionKind::ShuffleRead(shuffle)) => {
+                if !inputs.is_empty() {
+                    return plan_err!("ShuffleReadExec takes no inputs");
+                }
+                Ok(Arc::new(self.decode_shuffle_read(shuffle, ctx)?))
+            }
             None => plan_err!("unknown ShardFusion extension node"),
         }
     }
@@ -251,6 +372,10 @@ impl PhysicalExtensionCodec for ShardFusionCodec {
             Some(ExtensionKind::ShardScan(self.encode_shard_scan(scan)?))
         } else if let Some(broadcast) = node.downcast_ref::<BroadcastExec>() {
             Some(ExtensionKind::Broadcast(self.encode_broadcast(broadcast)?))
+        } else if let Some(shuffle) = node.downcast_ref::<ShuffleReadExec>() {
+            Some(ExtensionKind::ShuffleRead(
+                self.encode_shuffle_read(shuffle)?,
+            ))
         } else {
             None
         };

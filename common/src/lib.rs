@@ -9,6 +9,8 @@
 //! - [`shard_scan`]: [`ShardScanExec`], the leaf that reads committed shard files.
 //! - [`broadcast`]: [`BroadcastExec`], the rows of a small join side shipped inside a fragment.
 //! - [`codec`]: the datafusion-proto extension codec that knows our exec nodes.
+//! - [`exchange`]: moving rows between processes — the transport trait and its Flight
+//!   implementation, channels between nodes, and the reading end of shuffles.
 //! - [`storage`]: a node's data root, path validation and the object store it serves.
 //! - [`status`]: mapping between DataFusion errors and gRPC statuses.
 //! - [`ipc_bounds`]: checking Flight data from a peer before arrow-ipc decodes it.
@@ -20,8 +22,9 @@
 
 pub mod auth;
 pub mod broadcast;
-pub mod column_stats;
 pub mod codec;
+pub mod column_stats;
+pub mod exchange;
 pub mod hashing;
 pub mod ids;
 pub mod ipc_bounds;

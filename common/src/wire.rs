@@ -41,6 +41,21 @@ pub struct TaskTicket {
     /// datafusion-proto `PhysicalPlanNode` bytes, encoded with `ShardFusionCodec`.
     #[prost(bytes = "vec", tag = "2")]
     pub plan: Vec<u8>,
+    /// Set when the task is a shuffle producer: the plan ends in a hash repartition, and only
+    /// this output partition is wanted (by the consumer task that owns it).
+    #[prost(message, optional, tag = "3")]
+    pub shuffle: Option<ShuffleOutput>,
+}
+
+/// Which output partition of a running shuffle producer task a consumer asks for.
+#[derive(Clone, PartialEq, Message)]
+pub struct ShuffleOutput {
+    /// Names the producer task's run on its worker: every consumer asking with the same key
+    /// reads from one execution of the plan.
+    #[prost(string, tag = "1")]
+    pub stage_key: String,
+    #[prost(uint64, tag = "2")]
+    pub partition: u64,
 }
 
 /// Opens a `DoPut` stream that writes rows of one shard placement into a new Parquet file.

@@ -5,6 +5,7 @@
 //! - [`service`]: [`WorkerService`], the Arrow Flight service (`DoGet` runs a fragment,
 //!   `DoPut` writes a shard file, actions delete files).
 //! - [`fragment`]: decoding, checking and running a fragment.
+//! - [`shuffle_stages`]: shuffle producer tasks, serving each consumer its partition.
 //! - [`shard_writer`]: writing a stream of batches as one Parquet file through `object_store`.
 //! - [`write_completion`]: a write counts only if its stream ends with the completion marker.
 //! - [`file_analysis`]: reading shard files back for their column statistics (`ANALYZE`).
@@ -22,6 +23,7 @@ pub mod server;
 pub mod service;
 pub mod shard_inventory;
 pub mod shard_writer;
+pub mod shuffle_stages;
 pub mod write_completion;
 
 pub use server::{WorkerConfig, serve};

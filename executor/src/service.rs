@@ -1,6 +1,7 @@
 //! [`WorkerService`]: the worker's Arrow Flight service.
 //!
-//! - `DoGet` with a `TaskTicket`: run the fragment, stream its batches back.
+//! - `DoGet` with a `TaskTicket`: run the fragment, stream its batches back; for a shuffle
+//!   producer task, stream the one output partition asked for (`shuffle_stages`).
 //! - `DoPut` with a `WriteRequest` descriptor: write the rows as one Parquet shard file and
 //!   answer with a `WrittenFile`.
 //!   The stream must end with the completion marker; otherwise nothing is kept.
@@ -31,13 +32,16 @@ use prost::Message;
 use shardfusion_common::auth::{
     Audience, AuthError, Challenge, ClusterSecret, FlightMethod, RequestVerifier,
 };
+use shardfusion_common::exchange::flight_transport::FlightTransport;
+use shardfusion_common::exchange::peer_channel::worker_timeout_from_env;
+use shardfusion_common::exchange::transport::TransportExtension;
 use shardfusion_common::ipc_bounds::checked_message;
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 use shardfusion_common::wire::{
     ACTION_ANALYZE_FILES, ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES, ACTION_PING,
     ACTION_PROVE_MEMBERSHIP, AUTH_HEADER, AnalyzeFilesRequest, AnalyzeFilesResponse,
-    DeleteFilesRequest, ProveMembershipRequest, ProveMembershipResponse,
-    ShardFileList, TaskTicket, WriteRequest,
+    DeleteFilesRequest, ProveMembershipRequest, ProveMembershipResponse, ShardFileList, TaskTicket,
+    WriteRequest,
 };
 use shardfusion_common::{ids, status};
 use tonic::{Request, Response, Status, Streaming};
@@ -46,6 +50,7 @@ use crate::error::ExecutorError;
 use crate::fragment::{decode_fragment, execute_fragment};
 use crate::shard_inventory::{ActiveWrites, delete_shard_file, list_shard_files};
 use crate::shard_writer::write_shard_file;
+use crate::shuffle_stages::ShuffleStages;
 use crate::write_completion::require_completion;
 
 /// The worker's Flight service over one data root.
@@ -58,6 +63,8 @@ pub struct WorkerService {
     ctx: Arc<SessionContext>,
     /// Files being written now, which reconciliation must never offer for deletion.
     active_writes: ActiveWrites,
+    /// Shuffle producer tasks waiting for their consumers.
+    shuffles: Arc<ShuffleStages>,
 }
 
 impl WorkerService {
@@ -71,7 +78,12 @@ impl WorkerService {
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(Arc::new(DataRootRegistry::new(root.clone())))
             .build_arc()?;
-        let config = SessionConfig::new().with_target_partitions(num_cpus());
+        // Fragments reach other workers (shuffle producers) with the same credential the
+        // coordinator uses.
+        let transport = FlightTransport::new(secret.clone(), worker_timeout_from_env());
+        let config = SessionConfig::new()
+            .with_target_partitions(num_cpus())
+            .with_extension(Arc::new(TransportExtension(Arc::new(transport))));
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         Ok(Self {
             root,
@@ -79,6 +91,7 @@ impl WorkerService {
             verifier,
             ctx: Arc::new(ctx),
             active_writes: ActiveWrites::default(),
+            shuffles: Arc::default(),
         })
     }
 
@@ -173,10 +186,21 @@ impl FlightService for WorkerService {
         let ticket = TaskTicket::decode(request.into_inner().ticket)
             .map_err(|e| bad_request(format!("cannot decode task ticket: {e}")))?;
         let task_ctx = self.ctx.task_ctx();
-        let plan = decode_fragment(&ticket.plan, &task_ctx)?;
-        tracing::debug!(query_id = %ticket.query_id, "running fragment");
-        let schema = plan.schema();
-        let stream = execute_fragment(plan, task_ctx)?;
+        let stream = match &ticket.shuffle {
+            Some(output) => {
+                tracing::debug!(stage = %output.stage_key, partition = output.partition, "serving shuffle partition");
+                let partition = usize::try_from(output.partition)
+                    .map_err(|_| bad_request("shuffle partition out of range"))?;
+                self.shuffles
+                    .partition(&output.stage_key, &ticket.plan, partition, task_ctx)?
+            }
+            None => {
+                let plan = decode_fragment(&ticket.plan, &task_ctx)?;
+                tracing::debug!(query_id = %ticket.query_id, "running fragment");
+                execute_fragment(plan, task_ctx)?
+            }
+        };
+        let schema = stream.schema();
         let batches = stream.map_err(|e| FlightError::Tonic(Box::new(status::to_status(&e))));
         let flight = FlightDataEncoderBuilder::new()
             .with_schema(schema)

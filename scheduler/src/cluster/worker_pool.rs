@@ -21,67 +21,17 @@ use shardfusion_common::wire::{
     ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES, ACTION_PROVE_MEMBERSHIP, DeleteFilesRequest,
     ProveMembershipRequest, ProveMembershipResponse, ShardFileEntry, ShardFileList,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Status, Streaming};
+
+use shardfusion_common::exchange::transport::TaskTarget;
 
 use crate::error::{Result, SchedulerError};
 
-/// The status to report for a worker call that failed: connection-level failures (which tonic
-/// reports as `Unavailable`, or `Unknown` "transport error" when a connection drops mid-call)
-/// say the worker is unavailable; anything else is the worker's own verdict.
-pub fn worker_status(label: &str, status: tonic::Status) -> tonic::Status {
-    if is_transport_failure(&status) {
-        tonic::Status::unavailable(format!(
-            "worker {label} is unavailable: {}",
-            status.message()
-        ))
-    } else {
-        status
-    }
-}
-
-/// Whether a failed call failed in the connection (refused, reset, dropped, keepalive timed
-/// out) rather than in the worker's own handling: judged by the error types in the status's
-/// source chain (tonic's transport, hyper, h2, I/O), not by its words.
-fn is_transport_failure(status: &tonic::Status) -> bool {
-    if status.code() == tonic::Code::Unavailable {
-        return true;
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(error) = source {
-        if error.is::<tonic::transport::Error>()
-            || error.is::<hyper::Error>()
-            || error.is::<h2::Error>()
-            || error.is::<std::io::Error>()
-        {
-            return true;
-        }
-        source = error.source();
-    }
-    false
-}
-
-/// How long a worker may leave a call unanswered (and its connection's keepalive pings
-/// unacknowledged) before calls to it fail with `Unavailable`, unless
-/// `SHARDFUSION_WORKER_TIMEOUT_SECS` says otherwise.
-pub const DEFAULT_WORKER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The worker timeout configured by `SHARDFUSION_WORKER_TIMEOUT_SECS`, else the default.
-pub fn worker_timeout_from_env() -> Duration {
-    std::env::var("SHARDFUSION_WORKER_TIMEOUT_SECS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|secs| *secs > 0)
-        .map_or(DEFAULT_WORKER_TIMEOUT, Duration::from_secs)
-}
-
-/// Largest gRPC message exchanged with workers.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
-
-/// HTTP/2 flow-control window of one fragment stream from a worker.
-const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
-/// HTTP/2 flow-control window of a whole connection to a worker (the protocol's maximum).
-const CONNECTION_WINDOW_BYTES: u32 = i32::MAX as u32;
+pub use shardfusion_common::exchange::peer_channel::{
+    DEFAULT_WORKER_TIMEOUT, MAX_MESSAGE_BYTES, PeerChannels, is_transport_failure, worker_status,
+    worker_timeout_from_env,
+};
 
 /// How long a host may take to answer a membership challenge.
 const PROOF_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,9 +40,9 @@ const PROOF_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct WorkerPool {
     secret: ClusterSecret,
-    /// How long a worker may leave a call or a keepalive ping unanswered.
-    timeout: Duration,
-    channels: Mutex<HashMap<String, Channel>>,
+    /// Channels to the workers; how long a worker may leave a call or a keepalive ping
+    /// unanswered.
+    channels: PeerChannels,
     /// The audience of requests to each URL: the identity its host proved.
     identities: Mutex<HashMap<String, Audience>>,
     /// Checks the requests workers send to the coordinator (registrations).
@@ -108,10 +58,9 @@ impl WorkerPool {
     /// connection's keepalive pings) unanswered for `timeout`.
     pub fn with_timeout(secret: ClusterSecret, timeout: Duration) -> Self {
         Self {
-            timeout,
             from_workers: RequestVerifier::new(secret.clone(), Audience::coordinator()),
             secret,
-            channels: Mutex::new(HashMap::new()),
+            channels: PeerChannels::new(timeout),
             identities: Mutex::new(HashMap::new()),
         }
     }
@@ -128,31 +77,7 @@ impl WorkerPool {
     }
 
     fn channel(&self, url: &str) -> Result<Channel> {
-        if let Some(channel) = self.channels.lock().get(url) {
-            return Ok(channel.clone());
-        }
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| SchedulerError::invalid(format!("bad worker address {url}: {e}")))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            // Many fragment streams share one connection per worker, and a plan may leave one
-            // unread while it drains another (a join's build side before its probe side). A
-            // connection window far larger than the per-stream window keeps a paused stream
-            // from using up the connection's and stalling the others (HTTP/2 head-of-line
-            // blocking); each stream still buffers at most its own window.
-            .initial_stream_window_size(STREAM_WINDOW_BYTES)
-            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
-            // A stopped or unreachable worker still holds its TCP connection open: HTTP/2
-            // pings, even between calls and during a long stream, find it within the timeout
-            // and fail its streams instead of letting them wait forever.
-            .http2_keep_alive_interval(self.timeout / 3)
-            .keep_alive_timeout(self.timeout * 2 / 3)
-            .keep_alive_while_idle(true);
-        let channel = endpoint.connect_lazy();
-        self.channels
-            .lock()
-            .insert(url.to_string(), channel.clone());
-        Ok(channel)
+        self.channels.channel(url).map_err(SchedulerError::invalid)
     }
 
     fn raw_client(&self, url: &str) -> std::result::Result<FlightServiceClient<Channel>, Status> {
@@ -225,7 +150,7 @@ impl WorkerPool {
     /// Forgets what is known about `url` (its node was removed).
     pub fn forget(&self, url: &str) {
         self.identities.lock().remove(url);
-        self.channels.lock().remove(url);
+        self.channels.forget(url);
     }
 
     /// The identity requests to `url` are addressed to, proving it first if unknown.
@@ -234,6 +159,17 @@ impl WorkerPool {
             return Ok(audience.clone());
         }
         self.prove_membership(url).await
+    }
+
+    /// Where a task for the worker at `url` goes, for a peer to reach it: its address and
+    /// the identity it proved (proving it first if unknown).
+    pub async fn target(&self, url: &str, label: &str) -> std::result::Result<TaskTarget, Status> {
+        let audience = self.audience(url).await?;
+        Ok(TaskTarget {
+            url: url.to_string(),
+            audience: audience.as_str().to_string(),
+            label: label.to_string(),
+        })
     }
 
     /// A Flight client for exactly one `method` call to the worker at `url` whose command is
@@ -286,7 +222,9 @@ impl WorkerPool {
     {
         let started = tokio::time::Instant::now();
         match attempt().await {
-            Err(status) if is_transport_failure(&status) && started.elapsed() < self.timeout => {
+            Err(status)
+                if is_transport_failure(&status) && started.elapsed() < self.channels.timeout() =>
+            {
                 self.drop_channel(url);
                 attempt().await
             }
@@ -300,23 +238,12 @@ impl WorkerPool {
         url: &str,
         call: impl std::future::Future<Output = std::result::Result<T, Status>>,
     ) -> std::result::Result<T, Status> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(answer) => answer,
-            Err(_) => {
-                // Whatever holds the connection up is suspect; the next call starts afresh.
-                self.drop_channel(url);
-                Err(Status::unavailable(format!(
-                    "worker {url} is unavailable: no answer within {} s \
-                     (SHARDFUSION_WORKER_TIMEOUT_SECS)",
-                    self.timeout.as_secs_f64()
-                )))
-            }
-        }
+        self.channels.answered_in_time(url, call).await
     }
 
     /// Forgets the connection to `url`, so the next call connects anew.
     fn drop_channel(&self, url: &str) {
-        self.channels.lock().remove(url);
+        self.channels.forget(url);
     }
 
     /// Runs `action` on the worker at `url`, collecting its results.

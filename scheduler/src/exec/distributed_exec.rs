@@ -10,6 +10,14 @@
 //! replace the fragment's `BroadcastExec` placeholders. The rows are held in memory and sent
 //! to every task, so their size is capped ([`MAX_BROADCAST_BYTES`]).
 //!
+//! A fragment may also read worker-to-worker shuffles (`ShuffleReadExec` placeholders): each
+//! shuffle input is a further child, itself a `DistributedExec` (the producer stage, ending in
+//! a hash repartition into this node's tasks × `partitions_per_task` partitions). It never runs
+//! on the coordinator: when this node first runs, every producer task's plan is built and
+//! encoded, and each of this node's tasks is sent with the producers' workers, plans and the
+//! partitions it owns; the consumer tasks then read their partitions straight from the
+//! producers' workers.
+//!
 //! The fragment is shown as this node's first child so that `EXPLAIN` prints it, but it is
 //! never executed on the coordinator. What is sent may differ from it in one way: hash
 //! exchanges that shards make unnecessary are dropped (`planner::partition_wise`). The shown
@@ -37,10 +45,12 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
     PlanProperties,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use prost::Message;
 use shardfusion_common::broadcast::BroadcastExec;
 use shardfusion_common::codec::encode_plan;
+use shardfusion_common::exchange::shuffle_read::{ShuffleProducer, ShuffleReadExec, ShuffleSource};
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 use shardfusion_common::status::from_status;
@@ -73,8 +83,12 @@ pub const MAX_BROADCAST_BYTES: usize = 128 * 1024 * 1024;
 /// The rows of every broadcast input, by position.
 type BroadcastRows = Vec<Arc<Vec<RecordBatch>>>;
 
+/// The producer tasks of every shuffle input, by position.
+type ShuffleProducers = Vec<Vec<ShuffleProducer>>;
+
 /// Runs a fragment on the workers and streams the results back; one partition per worker.
-#[derive(Debug)]
+/// Clones share their broadcast rows, shuffle producers and statistics.
+#[derive(Debug, Clone)]
 pub struct DistributedExec {
     fragment: Arc<dyn ExecutionPlan>,
     /// The fragment as sent to the workers.
@@ -83,6 +97,12 @@ pub struct DistributedExec {
     broadcasts: Vec<Arc<dyn ExecutionPlan>>,
     /// Their rows, computed once for all tasks.
     broadcast_rows: Arc<OnceCell<BroadcastRows>>,
+    /// Producer stages (`DistributedExec`s) of the fragment's `ShuffleReadExec` placeholders.
+    shuffles: Vec<Arc<dyn ExecutionPlan>>,
+    /// Their tasks, started once for all of this node's tasks.
+    shuffle_producers: Arc<OnceCell<ShuffleProducers>>,
+    /// Shuffle partitions each task owns.
+    partitions_per_task: usize,
     tasks: Vec<WorkerTask>,
     workers: Arc<WorkerPool>,
     counters: Arc<QueryCounters>,
@@ -137,6 +157,9 @@ impl DistributedExec {
             fragment,
             broadcasts,
             broadcast_rows: Arc::new(OnceCell::new()),
+            shuffles: Vec::new(),
+            shuffle_producers: Arc::new(OnceCell::new()),
+            partitions_per_task: 1,
             tasks,
             workers,
             counters,
@@ -155,6 +178,78 @@ impl DistributedExec {
         self
     }
 
+    /// Reads `shuffles` (producer `DistributedExec`s, by the fragment's `ShuffleReadExec`
+    /// input numbers), each task owning `partitions_per_task` of their partitions.
+    pub fn reading_shuffles(
+        mut self,
+        shuffles: Vec<Arc<dyn ExecutionPlan>>,
+        partitions_per_task: usize,
+    ) -> Self {
+        self.shuffles = shuffles;
+        self.partitions_per_task = partitions_per_task.max(1);
+        self
+    }
+
+    /// The worker tasks, one per output partition.
+    pub fn tasks(&self) -> &[WorkerTask] {
+        &self.tasks
+    }
+
+    /// The plan task `index` runs: the shipped fragment narrowed to its shards, with broadcast
+    /// rows and shuffle producers filled in (computing them on first use).
+    fn task_plan<'a>(
+        &'a self,
+        index: usize,
+        context: &'a Arc<TaskContext>,
+    ) -> BoxFuture<'a, Result<Arc<dyn ExecutionPlan>>> {
+        async move {
+            let Some(task) = self.tasks.get(index) else {
+                return internal_err!("DistributedExec has no task {index}");
+            };
+            let rows = self
+                .broadcast_rows
+                .get_or_try_init(|| {
+                    collect_broadcasts(self.broadcasts.clone(), Arc::clone(context))
+                })
+                .await?;
+            let producers = self
+                .shuffle_producers
+                .get_or_try_init(|| self.start_shuffles(context))
+                .await?;
+            let filled = fill_shuffles(&self.shipped, producers, index * self.partitions_per_task)?;
+            fragment_for(&filled, task.node_id, &task.positions, rows)
+        }
+        .boxed()
+    }
+
+    /// Builds every producer task of every shuffle input: its plan, its worker, and a stage key
+    /// naming this run of it.
+    async fn start_shuffles(&self, context: &Arc<TaskContext>) -> Result<ShuffleProducers> {
+        let run = uuid::Uuid::new_v4();
+        let mut all = Vec::with_capacity(self.shuffles.len());
+        for (input, stage) in self.shuffles.iter().enumerate() {
+            let Some(stage) = stage.downcast_ref::<DistributedExec>() else {
+                return internal_err!("shuffle input {input} is not a DistributedExec");
+            };
+            let mut producers = Vec::with_capacity(stage.tasks.len());
+            for (index, task) in stage.tasks.iter().enumerate() {
+                let plan = stage.task_plan(index, context).await?;
+                let target = self
+                    .workers
+                    .target(&task.url, &task.label)
+                    .await
+                    .map_err(from_status)?;
+                producers.push(ShuffleProducer {
+                    target,
+                    plan: Arc::new(encode_plan(plan)?),
+                    stage_key: format!("{}/{run}/{input}/{index}", context.session_id()),
+                });
+            }
+            all.push(producers);
+        }
+        Ok(all)
+    }
+
     /// How many exchanges of the shown fragment the shipped one does without.
     fn dropped_exchanges(&self) -> usize {
         count_exchanges(&self.fragment).saturating_sub(count_exchanges(&self.shipped))
@@ -170,6 +265,33 @@ fn count_exchanges(plan: &Arc<dyn ExecutionPlan>) -> usize {
         Ok(TreeNodeRecursion::Continue)
     });
     count
+}
+
+/// The fragment with every shuffle placeholder reading from its producers, output partition 0
+/// being global partition `first_partition`.
+fn fill_shuffles(
+    fragment: &Arc<dyn ExecutionPlan>,
+    producers: &ShuffleProducers,
+    first_partition: usize,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if producers.is_empty() {
+        return Ok(Arc::clone(fragment));
+    }
+    Arc::clone(fragment)
+        .transform_up(|plan| {
+            let Some(read) = plan.downcast_ref::<ShuffleReadExec>() else {
+                return Ok(Transformed::no(plan));
+            };
+            let Some(tasks) = producers.get(read.input()) else {
+                return internal_err!("no producers for shuffle input {}", read.input());
+            };
+            let filled: Arc<dyn ExecutionPlan> = Arc::new(read.with_source(ShuffleSource {
+                producers: tasks.clone(),
+                first_partition,
+            }));
+            Ok(Transformed::yes(filled))
+        })
+        .map(|t| t.data)
 }
 
 /// The fragment with every scan narrowed to the shard groups at `positions`, every reference
@@ -274,6 +396,14 @@ impl DisplayAs for DistributedExec {
                 if !self.broadcasts.is_empty() {
                     write!(f, ", broadcast inputs={}", self.broadcasts.len())?;
                 }
+                if !self.shuffles.is_empty() {
+                    write!(
+                        f,
+                        ", shuffle inputs={} (partitions per task={})",
+                        self.shuffles.len(),
+                        self.partitions_per_task
+                    )?;
+                }
                 let dropped = self.dropped_exchanges();
                 if dropped > 0 {
                     write!(f, ", shard-wise (hash exchanges skipped)={dropped}")?;
@@ -297,6 +427,7 @@ impl ExecutionPlan for DistributedExec {
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         std::iter::once(&self.fragment)
             .chain(&self.broadcasts)
+            .chain(&self.shuffles)
             .collect()
     }
 
@@ -315,9 +446,10 @@ impl ExecutionPlan for DistributedExec {
         let Some(fragment) = children.next() else {
             return internal_err!("DistributedExec needs its fragment");
         };
-        let broadcasts: Vec<_> = children.collect();
-        if broadcasts.len() != self.broadcasts.len() {
-            return internal_err!("DistributedExec got a different number of broadcast inputs");
+        let broadcasts: Vec<_> = children.by_ref().take(self.broadcasts.len()).collect();
+        let shuffles: Vec<_> = children.collect();
+        if broadcasts.len() != self.broadcasts.len() || shuffles.len() != self.shuffles.len() {
+            return internal_err!("DistributedExec got a different number of inputs");
         }
         let shipped = if Arc::ptr_eq(&fragment, &self.fragment) {
             Arc::clone(&self.shipped)
@@ -332,7 +464,8 @@ impl ExecutionPlan for DistributedExec {
                 Arc::clone(&self.workers),
                 Arc::clone(&self.counters),
             )
-            .shipping(shipped),
+            .shipping(shipped)
+            .reading_shuffles(shuffles, self.partitions_per_task),
         ))
     }
 
@@ -353,10 +486,7 @@ impl ExecutionPlan for DistributedExec {
             return internal_err!("DistributedExec has no partition {partition}");
         };
         let (workers, url) = (Arc::clone(&self.workers), task.url.clone());
-        let fragment = Arc::clone(&self.shipped);
-        let broadcasts = self.broadcasts.clone();
-        let broadcast_rows = Arc::clone(&self.broadcast_rows);
-        let (node_id, positions) = (task.node_id, task.positions.clone());
+        let this = self.clone();
         self.counters.tasks.fetch_add(1, Ordering::Relaxed);
         self.counters
             .shards
@@ -377,12 +507,10 @@ impl ExecutionPlan for DistributedExec {
         };
         let out_schema = Arc::clone(&schema);
         let stream = futures::stream::once(async move {
-            let rows = broadcast_rows
-                .get_or_try_init(|| collect_broadcasts(broadcasts, Arc::clone(&context)))
-                .await?;
             let ticket = TaskTicket {
                 query_id: context.session_id(),
-                plan: encode_plan(fragment_for(&fragment, node_id, &positions, rows)?)?,
+                plan: encode_plan(this.task_plan(partition, &context).await?)?,
+                shuffle: None,
             };
             let response = workers
                 .do_get(&url, Ticket::new(ticket.encode_to_vec()))

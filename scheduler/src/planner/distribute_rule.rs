@@ -28,12 +28,12 @@
 //! The scans' own partitioning is never declared as hash partitioning: shards are split by
 //! xxh3, not by DataFusion's hash.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{JoinType, Result};
+use datafusion::common::{JoinType, Result, internal_err};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, UnKnownColumn};
 use datafusion::physical_expr::scalar_subquery::ScalarSubqueryExpr;
@@ -41,13 +41,14 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
-use datafusion::physical_plan::joins::{HashJoinExec, SortMergeJoinExec};
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode, SortMergeJoinExec};
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
 use shardfusion_catalog::CatalogSnapshot;
+use shardfusion_common::exchange::shuffle_read::ShuffleReadExec;
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::ShardScanExec;
 
@@ -70,6 +71,9 @@ struct Layout {
     shard_ids: Vec<ShardId>,
     /// For subtrees over reference tables only: the workers that hold all of their data.
     replicated_on: Option<Vec<NodeId>>,
+    /// For subtrees over a worker-to-worker shuffle: `nodes` are the consumer workers (one
+    /// task each), and the rows are partitioned by the shuffle keys, not by shards.
+    shuffled: bool,
 }
 
 impl Layout {
@@ -86,7 +90,24 @@ impl Layout {
     }
 
     fn same_groups(&self, other: &Layout) -> bool {
-        self.indexes == other.indexes && self.nodes == other.nodes
+        !self.shuffled
+            && !other.shuffled
+            && self.indexes == other.indexes
+            && self.nodes == other.nodes
+    }
+
+    /// The consumer layout of a shuffle between the workers of `sides`.
+    fn shuffle_over(sides: &[&Layout]) -> Self {
+        let mut nodes: Vec<NodeId> = sides.iter().flat_map(|l| l.nodes.iter().copied()).collect();
+        nodes.sort();
+        nodes.dedup();
+        Layout {
+            indexes: Vec::new(),
+            nodes,
+            shard_ids: Vec::new(),
+            replicated_on: None,
+            shuffled: true,
+        }
     }
 }
 
@@ -130,6 +151,7 @@ impl DistributeRule {
             nodes: Vec::new(),
             shard_ids: Vec::new(),
             replicated_on,
+            shuffled: false,
         };
         for shard in scan.shards() {
             layout.indexes.push(*self.shard_index.get(&shard.shard_id)?);
@@ -162,7 +184,8 @@ impl DistributeRule {
                     *join.join_type(),
                     true,
                 )
-                .map(|(layout, _)| layout);
+                .map(|(layout, _)| layout)
+                .or_else(|| self.shuffle_layout(join));
         }
         if let Some(join) = node.downcast_ref::<SortMergeJoinExec>() {
             return self
@@ -273,6 +296,11 @@ impl DistributeRule {
         on: &[JoinKey],
         join_type: JoinType,
     ) -> Option<Layout> {
+        if l.shuffled || r.shuffled {
+            // A shuffle's tasks hold hash partitions, not shard groups: nothing lines up
+            // with them without another shuffle.
+            return None;
+        }
         match (&l.replicated_on, &r.replicated_on) {
             // Reference tables on both sides: wherever both have copies.
             (Some(a), Some(b)) => {
@@ -320,18 +348,185 @@ impl DistributeRule {
         .and_then(|(_, side)| side)
     }
 
-    /// Replaces `subtree` by a `DistributedExec`, or returns `None` if its fragment cannot be
-    /// sent to a worker (then a lower cut is tried).
-    fn distribute(
+    /// The layout of a shuffle join: a hash join that is neither co-located nor worth a
+    /// broadcast, whose two sides run on the workers. Both sides are hash-partitioned by the
+    /// join keys and sent between the workers; the join runs (partitioned) on every worker
+    /// involved, each owning some of the partitions. DataFusion's own choice between a
+    /// partitioned join and collecting the left side assumed one machine, so both qualify; a
+    /// null-aware anti join (`NOT IN`) needs all build rows in one place and does not.
+    fn shuffle_layout(&self, join: &HashJoinExec) -> Option<Layout> {
+        if join.null_aware || *join.partition_mode() == PartitionMode::Auto {
+            return None;
+        }
+        let left = self.layout(below_join_exchange(join.left()))?;
+        let right = self.layout(below_join_exchange(join.right()))?;
+        if left.replicated_on.is_some() && right.replicated_on.is_some() {
+            return None;
+        }
+        Some(Layout::shuffle_over(&[&left, &right]))
+    }
+
+    /// Whether `join` runs as a shuffle join (see [`Self::shuffle_layout`]).
+    fn is_shuffle_join(&self, join: &HashJoinExec) -> bool {
+        self.join_layout(
+            join.left(),
+            join.right(),
+            join.on(),
+            *join.join_type(),
+            true,
+        )
+        .is_none()
+            && self.shuffle_layout(join).is_some()
+    }
+
+    /// Cuts the sides of every shuffle join in `fragment` (not looking into the sides
+    /// themselves) into producer stages, each hash-repartitioned by its join keys into
+    /// `consumers` × `per_task` partitions; the join reads them through `ShuffleReadExec`
+    /// placeholders. `None` if a side cannot be sent to the workers.
+    fn cut_shuffles(
+        &self,
+        fragment: Arc<dyn ExecutionPlan>,
+        consumers: usize,
+        per_task: usize,
+        partitions: usize,
+    ) -> Result<Option<(Arc<dyn ExecutionPlan>, Vec<Arc<dyn ExecutionPlan>>)>> {
+        let total = consumers.max(1) * per_task;
+        let mut producers: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        let mut unshippable = false;
+        let cut = fragment
+            .transform_down(|node| {
+                let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+                    return Ok(Transformed::no(node));
+                };
+                if unshippable || !self.is_shuffle_join(join) {
+                    return Ok(Transformed::no(node));
+                }
+                let sides = [
+                    (
+                        Arc::clone(join.left()),
+                        join.on()
+                            .iter()
+                            .map(|(l, _)| Arc::clone(l))
+                            .collect::<Vec<_>>(),
+                    ),
+                    (
+                        Arc::clone(join.right()),
+                        join.on().iter().map(|(_, r)| Arc::clone(r)).collect(),
+                    ),
+                ];
+                let mut reads: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(2);
+                for (side, keys) in sides {
+                    let input = below_join_exchange(&side);
+                    let Some(layout) = self.layout(input) else {
+                        return internal_err!("a shuffle join side cannot run on the workers");
+                    };
+                    let output = Partitioning::Hash(keys.clone(), total);
+                    match self.build_stage(Arc::clone(input), &layout, partitions, Some(output))? {
+                        Some(stage) => producers.push(Arc::new(stage)),
+                        None => {
+                            unshippable = true;
+                            return Ok(Transformed::new(node, false, TreeNodeRecursion::Stop));
+                        }
+                    }
+                    reads.push(Arc::new(ShuffleReadExec::placeholder(
+                        producers.len() - 1,
+                        input.schema(),
+                        keys,
+                        per_task,
+                    )));
+                }
+                let joined = join
+                    .builder()
+                    .with_partition_mode(PartitionMode::Partitioned)
+                    .with_new_children(reads)?
+                    .build_exec()?;
+                Ok(Transformed::new(joined, true, TreeNodeRecursion::Jump))
+            })?
+            .data;
+        Ok((!unshippable).then_some((cut, producers)))
+    }
+
+    /// The hash joins (by address) below the sides of the shuffle joins of `fragment`.
+    fn joins_inside_shuffles(&self, fragment: &Arc<dyn ExecutionPlan>) -> HashSet<usize> {
+        let mut inside = HashSet::new();
+        let _ = fragment.apply(|node| {
+            let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+                return Ok(TreeNodeRecursion::Continue);
+            };
+            if !self.is_shuffle_join(join) {
+                return Ok(TreeNodeRecursion::Continue);
+            }
+            for side in [join.left(), join.right()] {
+                let _ = side.apply(|below| {
+                    if let Some(inner) = below.downcast_ref::<HashJoinExec>() {
+                        inside.insert(inner as *const HashJoinExec as usize);
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                });
+            }
+            Ok(TreeNodeRecursion::Jump)
+        });
+        inside
+    }
+
+    /// One task per worker of `layout`: the shard groups it holds (none for a shuffle's
+    /// consumers, which read partitions instead).
+    fn tasks_for(&self, layout: &Layout) -> Vec<WorkerTask> {
+        let mut by_node: BTreeMap<NodeId, (Vec<usize>, Vec<ShardId>)> = BTreeMap::new();
+        if layout.shuffled {
+            for node in &layout.nodes {
+                by_node.entry(*node).or_default();
+            }
+        }
+        for (position, (node, shard)) in layout.nodes.iter().zip(&layout.shard_ids).enumerate() {
+            let entry = by_node.entry(*node).or_default();
+            entry.0.push(position);
+            entry.1.push(*shard);
+        }
+        by_node
+            .into_iter()
+            .map(|(node_id, (positions, shard_ids))| {
+                let (url, label) = match self.snapshot.node(node_id) {
+                    Some(node) => (node.url(), format!("{}:{}", node.node_name, node.node_port)),
+                    None => (String::new(), format!("node {node_id}")),
+                };
+                WorkerTask {
+                    node_id,
+                    url,
+                    label,
+                    positions,
+                    shard_ids,
+                }
+            })
+            .collect()
+    }
+
+    /// The stage that runs `subtree` on the workers of `layout`, its output hash-partitioned
+    /// by `output` if it feeds a shuffle; `None` if its fragment cannot be sent to a worker.
+    fn build_stage(
         &self,
         subtree: Arc<dyn ExecutionPlan>,
         layout: &Layout,
         partitions: usize,
-    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-        let promised = subtree.output_partitioning().clone();
-        let ordering = subtree.output_ordering().cloned();
-        let (fragment, broadcasts) =
-            cut_broadcasts(Arc::clone(&subtree), |join| self.broadcast_side(join))?;
+        output: Option<Partitioning>,
+    ) -> Result<Option<DistributedExec>> {
+        let tasks = self.tasks_for(layout);
+        let per_task = (partitions / tasks.len().max(1)).max(1);
+        // Broadcasts first, judged on the plan as DataFusion made it; a join inside a shuffle
+        // side belongs to that side's own stage.
+        let inside_shuffles = self.joins_inside_shuffles(&subtree);
+        let (fragment, broadcasts) = cut_broadcasts(Arc::clone(&subtree), |join| {
+            if inside_shuffles.contains(&(join as *const HashJoinExec as usize)) {
+                None
+            } else {
+                self.broadcast_side(join)
+            }
+        })?;
+        let Some((fragment, shuffles)) =
+            self.cut_shuffles(fragment, tasks.len(), per_task, partitions)?
+        else {
+            return Ok(None);
+        };
         let fragment = fragment
             .transform_up(|node| {
                 if is_round_robin(&node) {
@@ -347,38 +542,24 @@ impl DistributeRule {
             partitions,
         )?;
         let fragment = reduce_per_worker(fragment, partitions)?;
+        // A producer stage ends in the shuffle's hash repartition.
+        let (fragment, shipped) = match output {
+            Some(output) => (
+                Arc::new(RepartitionExec::try_new(fragment, output.clone())?)
+                    as Arc<dyn ExecutionPlan>,
+                Arc::new(RepartitionExec::try_new(shipped, output)?) as Arc<dyn ExecutionPlan>,
+            ),
+            None => (fragment, shipped),
+        };
         if let Err(e) = shardfusion_common::codec::encode_plan(Arc::clone(&shipped)) {
             tracing::debug!("keeping {} on the coordinator: {e}", subtree.name());
             return Ok(None);
         }
-        let mut by_node: BTreeMap<NodeId, (Vec<usize>, Vec<ShardId>)> = BTreeMap::new();
-        for (position, (node, shard)) in layout.nodes.iter().zip(&layout.shard_ids).enumerate() {
-            let entry = by_node.entry(*node).or_default();
-            entry.0.push(position);
-            entry.1.push(*shard);
-        }
-        let tasks: Vec<WorkerTask> = by_node
-            .into_iter()
-            .map(|(node_id, (positions, shard_ids))| {
-                let (url, label) = match self.snapshot.node(node_id) {
-                    Some(node) => (node.url(), format!("{}:{}", node.node_name, node.node_port)),
-                    None => (String::new(), format!("node {node_id}")),
-                };
-                WorkerTask {
-                    node_id,
-                    url,
-                    label,
-                    positions,
-                    shard_ids,
-                }
-            })
-            .collect();
-        let task_count = tasks.len().max(1);
         let broadcasts = broadcasts
             .into_iter()
             .map(|input| self.distribute_plan(input, partitions))
             .collect::<Result<Vec<_>>>()?;
-        let distributed: Arc<dyn ExecutionPlan> = Arc::new(
+        Ok(Some(
             DistributedExec::new(
                 fragment,
                 broadcasts,
@@ -386,8 +567,26 @@ impl DistributeRule {
                 Arc::clone(&self.workers),
                 Arc::clone(&self.counters),
             )
-            .shipping(shipped),
-        );
+            .shipping(shipped)
+            .reading_shuffles(shuffles, per_task),
+        ))
+    }
+
+    /// Replaces `subtree` by a `DistributedExec`, or returns `None` if its fragment cannot be
+    /// sent to a worker (then a lower cut is tried).
+    fn distribute(
+        &self,
+        subtree: Arc<dyn ExecutionPlan>,
+        layout: &Layout,
+        partitions: usize,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let promised = subtree.output_partitioning().clone();
+        let ordering = subtree.output_ordering().cloned();
+        let Some(stage) = self.build_stage(subtree, layout, partitions, None)? else {
+            return Ok(None);
+        };
+        let task_count = stage.tasks().len().max(1);
+        let distributed: Arc<dyn ExecutionPlan> = Arc::new(stage);
         // Keep what the parent was promised.
         Ok(Some(match promised {
             // A partitioning on projected-away columns promises nothing a parent can use.
@@ -406,6 +605,27 @@ impl DistributeRule {
             },
             _ => distributed,
         }))
+    }
+}
+
+/// Whether output column `index` (before the join's projection) of a shuffle join partitions
+/// its rows: the shuffle has one key and the column is that key on a side whose rows are
+/// never null-extended (NULL keys of unmatched rows would be spread over every partition).
+fn shuffle_key_column(join: &HashJoinExec, index: usize) -> bool {
+    let [(left_key, right_key)] = join.on() else {
+        return false;
+    };
+    let left_width = join.left().schema().fields().len();
+    let from_left = || index < left_width && column_index(left_key) == Some(index);
+    let from_right =
+        |offset: usize| index >= offset && column_index(right_key) == Some(index - offset);
+    match join.join_type() {
+        JoinType::Inner => from_left() || from_right(left_width),
+        JoinType::Left => from_left(),
+        JoinType::Right => from_right(left_width),
+        JoinType::Full => false,
+        JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => from_left(),
+        JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => from_right(0),
     }
 }
 
@@ -428,6 +648,21 @@ pub(super) fn is_exchange(node: &Arc<dyn ExecutionPlan>) -> bool {
         || node
             .downcast_ref::<RepartitionExec>()
             .is_some_and(|r| matches!(r.partitioning(), Partitioning::Hash(_, _)))
+}
+
+/// What a join side reads below the exchange DataFusion put there for one machine: a hash
+/// repartition (partitioned join), a merge into one partition (collected build side) or a
+/// round-robin spread. A shuffle replaces it. Sorted merges are kept.
+fn below_join_exchange(node: &Arc<dyn ExecutionPlan>) -> &Arc<dyn ExecutionPlan> {
+    if let Some(repartition) = node.downcast_ref::<RepartitionExec>()
+        && !repartition.preserve_order()
+    {
+        return repartition.input();
+    }
+    if let Some(coalesce) = node.downcast_ref::<CoalescePartitionsExec>() {
+        return coalesce.input();
+    }
+    node
 }
 
 fn through_exchange(node: &Arc<dyn ExecutionPlan>) -> &Arc<dyn ExecutionPlan> {
@@ -534,6 +769,9 @@ impl DistributeRule {
                 },
                 None => index,
             };
+            if self.is_shuffle_join(join) {
+                return shuffle_key_column(join, index);
+            }
             let broadcast = self.broadcast_side(join);
             return self.join_side_column(
                 broadcast,

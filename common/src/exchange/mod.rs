@@ -1,0 +1,12 @@
+//! Moving rows between processes.
+//!
+//! - [`transport`]: the [`Transport`](transport::Transport) trait every task goes through;
+//!   [`flight_transport`]: its Arrow Flight implementation; [`peer_channel`]: channels,
+//!   timeouts and failure reporting between nodes.
+//! - [`shuffle_read`]: [`ShuffleReadExec`](shuffle_read::ShuffleReadExec), the reading end of
+//!   a worker-to-worker hash shuffle.
+
+pub mod flight_transport;
+pub mod peer_channel;
+pub mod shuffle_read;
+pub mod transport;

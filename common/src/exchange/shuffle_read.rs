@@ -1,0 +1,239 @@
+//! [`ShuffleReadExec`]: the reading end of a worker-to-worker hash shuffle.
+//!
+//! A shuffle moves the rows of a producer stage (one task per worker, each ending in a hash
+//! `RepartitionExec` into `P` partitions) to the consumer stage's tasks: consumer task `t`
+//! owns the partitions `t·m .. t·m+m` and its output partition `j` reads partition `t·m + j`
+//! from every producer task, straight from the producer's worker. The coordinator relays no
+//! rows.
+//!
+//! In the coordinator's plan the node is a placeholder naming the shuffle input of the
+//! surrounding `DistributedExec` by position; before a consumer task's fragment is encoded the
+//! coordinator fills in the producers (their workers and plans) and the partitions the task
+//! owns. The first request for any partition of a producer task starts that task on its worker;
+//! see the worker's `shuffle_stages`.
+//!
+//! Invariants:
+//! - output partition `j` holds exactly the rows whose key hashes (DataFusion's repartition
+//!   hash) to global partition `first_partition + j`, so two shuffles with the same partition
+//!   count and owners are co-partitioned, and the node declares `Hash(keys, m)`;
+//! - an unfilled placeholder never runs: executing it is an internal error.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Result, Statistics, internal_err};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, StatisticsArgs,
+};
+use futures::{StreamExt, TryStreamExt};
+use prost::Message;
+
+use super::transport::{TaskTarget, TransportExtension};
+use crate::wire::{ShuffleOutput, TaskTicket};
+
+/// One task of a producer stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShuffleProducer {
+    pub target: TaskTarget,
+    /// The task's plan (datafusion-proto bytes), ending in the shuffle's hash repartition.
+    pub plan: Arc<Vec<u8>>,
+    /// Names this run of the task on its worker; unique per statement, stage and task.
+    pub stage_key: String,
+}
+
+/// Where a consumer task reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShuffleSource {
+    pub producers: Vec<ShuffleProducer>,
+    /// The global partition output partition 0 reads.
+    pub first_partition: usize,
+}
+
+/// The reading end of a shuffle; see the module docs.
+#[derive(Debug, Clone)]
+pub struct ShuffleReadExec {
+    /// Which shuffle input of the surrounding `DistributedExec` it reads.
+    input: usize,
+    schema: SchemaRef,
+    /// The hash keys, over `schema`.
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Partitions per consumer task.
+    partitions: usize,
+    /// `None` while it is a placeholder.
+    source: Option<ShuffleSource>,
+    properties: Arc<PlanProperties>,
+}
+
+impl ShuffleReadExec {
+    /// A placeholder for shuffle input `input`, `partitions` partitions per consumer task,
+    /// hash-partitioned by `keys`.
+    pub fn placeholder(
+        input: usize,
+        schema: SchemaRef,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        partitions: usize,
+    ) -> Self {
+        let partitions = partitions.max(1);
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::Hash(keys.clone(), partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Self {
+            input,
+            schema,
+            keys,
+            partitions,
+            source: None,
+            properties: Arc::new(properties),
+        }
+    }
+
+    /// The same node reading from `source`.
+    pub fn with_source(&self, source: ShuffleSource) -> Self {
+        Self {
+            source: Some(source),
+            ..self.clone()
+        }
+    }
+
+    pub fn input(&self) -> usize {
+        self.input
+    }
+
+    pub fn keys(&self) -> &[Arc<dyn PhysicalExpr>] {
+        &self.keys
+    }
+
+    pub fn partitions(&self) -> usize {
+        self.partitions
+    }
+
+    pub fn source(&self) -> Option<&ShuffleSource> {
+        self.source.as_ref()
+    }
+}
+
+impl DisplayAs for ShuffleReadExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<String> = self.keys.iter().map(|k| k.to_string()).collect();
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                write!(
+                    f,
+                    "ShuffleReadExec: input={}, hash=[{}], partitions_per_task={}",
+                    self.input,
+                    keys.join(", "),
+                    self.partitions
+                )?;
+                if let Some(source) = &self.source {
+                    write!(f, ", producers={}", source.producers.len())?;
+                }
+                Ok(())
+            }
+            DisplayFormatType::TreeRender => write!(f, "input={}", self.input),
+        }
+    }
+}
+
+impl ExecutionPlan for ShuffleReadExec {
+    fn name(&self) -> &str {
+        "ShuffleReadExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        for key in &self.keys {
+            if f(key)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if !children.is_empty() {
+            return internal_err!("ShuffleReadExec has no children");
+        }
+        Ok(self)
+    }
+
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
+        Ok(Arc::new(Statistics::new_unknown(&self.schema)))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition >= self.partitions {
+            return internal_err!(
+                "ShuffleReadExec has {} partitions, not {partition}",
+                self.partitions
+            );
+        }
+        let Some(source) = &self.source else {
+            return internal_err!(
+                "ShuffleReadExec for input {} was sent without its producers",
+                self.input
+            );
+        };
+        let Some(transport) = context
+            .session_config()
+            .get_extension::<TransportExtension>()
+        else {
+            return internal_err!("this node has no transport to reach shuffle producers");
+        };
+        let global = (source.first_partition + partition) as u64;
+        let schema = Arc::clone(&self.schema);
+        let producers = source.producers.clone();
+        let stream = futures::stream::once(async move {
+            let streams = futures::future::try_join_all(producers.iter().map(|producer| {
+                let ticket = TaskTicket {
+                    query_id: producer.stage_key.clone(),
+                    plan: producer.plan.as_ref().clone(),
+                    shuffle: Some(ShuffleOutput {
+                        stage_key: producer.stage_key.clone(),
+                        partition: global,
+                    }),
+                }
+                .encode_to_vec();
+                transport
+                    .0
+                    .run_task(&producer.target, ticket, Arc::clone(&schema))
+            }))
+            .await?;
+            Ok::<_, datafusion::error::DataFusionError>(futures::stream::select_all(streams))
+        })
+        .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            stream.boxed(),
+        )))
+    }
+}

@@ -1,0 +1,45 @@
+//! [`Transport`]: how a task reaches the process that runs it and how its rows come back. A
+//! task is a `TaskTicket` (a datafusion-proto plan, and for a shuffle the output partition
+//! asked for); the answer is a stream of Arrow batches.
+//!
+//! Implementations: [`super::flight_transport::FlightTransport`] (Flight `DoGet` with a
+//! request MAC, between processes) and the worker's in-process one (calls the worker service
+//! directly, for tests). A worker's fragments find the transport to their peers in the task
+//! context's [`TransportExtension`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::Result;
+use datafusion::execution::SendableRecordBatchStream;
+
+/// Where a task runs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TaskTarget {
+    /// The worker's Flight endpoint (`http://host:port`).
+    pub url: String,
+    /// The identity requests to it are addressed to (its proved `worker_id`).
+    pub audience: String,
+    /// `host:port`, for messages.
+    pub label: String,
+}
+
+/// Runs tasks on other processes; see the module docs.
+#[async_trait]
+pub trait Transport: Send + Sync + fmt::Debug {
+    /// Sends `ticket` (an encoded `TaskTicket`) to `target` and streams the batches it
+    /// answers with, in `schema`. Failures name the target.
+    async fn run_task(
+        &self,
+        target: &TaskTarget,
+        ticket: Vec<u8>,
+        schema: SchemaRef,
+    ) -> Result<SendableRecordBatchStream>;
+}
+
+/// The transport a node's plans use to reach their peers, kept in the DataFusion session
+/// config (`SessionConfig::with_extension`).
+#[derive(Debug, Clone)]
+pub struct TransportExtension(pub Arc<dyn Transport>);

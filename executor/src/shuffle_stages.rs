@@ -1,0 +1,118 @@
+//! [`ShuffleStages`]: the producer side of worker-to-worker shuffles on one worker.
+//!
+//! A shuffle producer task is a fragment ending in a hash `RepartitionExec` into the
+//! shuffle's `P` partitions. Its consumers (one task per worker) each ask it, with a `DoGet`,
+//! for the partitions they own. The first request decodes and starts the task; every request
+//! with the same stage key executes its partition of that *same* plan instance, since a
+//! `RepartitionExec` runs its input once and routes rows to all of its output partitions.
+//!
+//! Once every partition has been asked for, the task is forgotten here and lives only as long
+//! as its consumers' streams. A task some consumer never asks for (its query failed or was
+//! cancelled) is dropped after [`UNCLAIMED_TTL`], which stops its input. A partition is served
+//! once: a second request for it is refused, since its rows already went to the first one.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
+use parking_lot::Mutex;
+
+use crate::error::ExecutorError;
+use crate::fragment::decode_fragment;
+
+/// How long a producer task waits for all its consumers before it is dropped.
+pub const UNCLAIMED_TTL: Duration = Duration::from_secs(300);
+
+struct RunningStage {
+    plan: Arc<dyn ExecutionPlan>,
+    served: HashSet<usize>,
+    started: Instant,
+}
+
+/// The shuffle producer tasks running on this worker; see the module docs.
+#[derive(Default)]
+pub struct ShuffleStages {
+    running: Mutex<HashMap<String, RunningStage>>,
+}
+
+impl ShuffleStages {
+    /// Output partition `partition` of the producer task `stage_key`, starting the task from
+    /// `plan` if this is the first request for it.
+    pub fn partition(
+        &self,
+        stage_key: &str,
+        plan: &[u8],
+        partition: usize,
+        ctx: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream, ExecutorError> {
+        let mut running = self.running.lock();
+        running.retain(|_, stage| stage.started.elapsed() < UNCLAIMED_TTL);
+        if !running.contains_key(stage_key) {
+            let decoded = decode_fragment(plan, &ctx)?;
+            check_producer(&decoded)?;
+            running.insert(
+                stage_key.to_string(),
+                RunningStage {
+                    plan: decoded,
+                    served: HashSet::new(),
+                    started: Instant::now(),
+                },
+            );
+        }
+        let Some(stage) = running.get_mut(stage_key) else {
+            return Err(ExecutorError::BadRequest {
+                reason: format!("shuffle task {stage_key} is not running"),
+            });
+        };
+        let count = stage.plan.output_partitioning().partition_count();
+        if partition >= count {
+            return Err(ExecutorError::BadRequest {
+                reason: format!("shuffle task {stage_key} has {count} partitions, not {partition}"),
+            });
+        }
+        if !stage.served.insert(partition) {
+            return Err(ExecutorError::BadRequest {
+                reason: format!(
+                    "partition {partition} of shuffle task {stage_key} was already read; \
+                     shuffle partitions are served once"
+                ),
+            });
+        }
+        let plan = Arc::clone(&stage.plan);
+        if stage.served.len() == count {
+            running.remove(stage_key);
+        }
+        drop(running);
+        Ok(plan.execute(partition, ctx)?)
+    }
+
+    /// How many producer tasks wait for consumers here.
+    pub fn len(&self) -> usize {
+        self.running.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A producer task must end in a hash repartition: that is what makes its partitions a
+/// shuffle.
+fn check_producer(plan: &Arc<dyn ExecutionPlan>) -> Result<(), ExecutorError> {
+    let hashed = plan
+        .downcast_ref::<RepartitionExec>()
+        .is_some_and(|r| matches!(r.partitioning(), Partitioning::Hash(_, _)));
+    if hashed {
+        Ok(())
+    } else {
+        Err(ExecutorError::BadRequest {
+            reason: format!(
+                "a shuffle task must end in a hash RepartitionExec, not {}",
+                plan.name()
+            ),
+        })
+    }
+}
