@@ -277,7 +277,7 @@ mod tests {
                 Arc::new(Float64Array::from(f)),
             ],
         )
-        .unwrap()
+        .expect("present in the test data")
     }
 
     #[test]
@@ -295,18 +295,30 @@ mod tests {
         ))?;
         assert_eq!(collector.rows(), 6);
         let stats = collector.finish();
-        let i = stats.column("i").unwrap();
+        let i = stats.column("i").expect("present in the test data");
         assert_eq!(i.null_count, 2);
         assert_eq!(i.min_value(), Some(&ScalarValue::Int32(Some(3))));
         assert_eq!(i.max_value(), Some(&ScalarValue::Int32(Some(9))));
-        assert!(i.min.as_ref().unwrap().exact);
-        assert_eq!(i.distinct.as_ref().unwrap().estimate(), 3);
-        let s = stats.column("s").unwrap();
+        assert!(i.min.as_ref().expect("present in the test data").exact);
+        assert_eq!(
+            i.distinct
+                .as_ref()
+                .expect("present in the test data")
+                .estimate(),
+            3
+        );
+        let s = stats.column("s").expect("present in the test data");
         assert_eq!(s.null_count, 2);
         assert_eq!(s.min_value(), Some(&ScalarValue::from("a")));
         assert_eq!(s.max_value(), Some(&ScalarValue::from("c")));
-        assert_eq!(s.distinct.as_ref().unwrap().estimate(), 3);
-        let f = stats.column("f").unwrap();
+        assert_eq!(
+            s.distinct
+                .as_ref()
+                .expect("present in the test data")
+                .estimate(),
+            3
+        );
+        let f = stats.column("f").expect("present in the test data");
         assert_eq!(f.min_value(), Some(&ScalarValue::Float64(Some(-2.0))));
         assert_eq!(f.max_value(), Some(&ScalarValue::Float64(Some(1.5))));
         Ok(())
@@ -317,9 +329,15 @@ mod tests {
         let mut collector = FileStatsCollector::new(&schema());
         collector.update(&batch(vec![None, None], vec![None, None], vec![None, None]))?;
         let stats = collector.finish();
-        let i = stats.column("i").unwrap();
+        let i = stats.column("i").expect("present in the test data");
         assert_eq!((i.null_count, &i.min, &i.max), (2, &None, &None));
-        assert_eq!(i.distinct.as_ref().unwrap().estimate(), 0);
+        assert_eq!(
+            i.distinct
+                .as_ref()
+                .expect("present in the test data")
+                .estimate(),
+            0
+        );
         Ok(())
     }
 
@@ -329,7 +347,11 @@ mod tests {
         collector.update(&batch(vec![Some(1)], vec![Some("x")], vec![Some(1.0)]))?;
         collector.update(&batch(vec![Some(1)], vec![Some("x")], vec![Some(f64::NAN)]))?;
         collector.update(&batch(vec![Some(1)], vec![Some("x")], vec![Some(7.0)]))?;
-        let f = collector.finish().columns.remove("f").unwrap();
+        let f = collector
+            .finish()
+            .columns
+            .remove("f")
+            .expect("present in the test data");
         assert_eq!((f.min, f.max), (None, None));
         Ok(())
     }

@@ -29,10 +29,9 @@ pub fn decode_scalar(bytes: &[u8]) -> Option<ScalarValue> {
 
 /// The bound as bytes and exactness; empty bytes for none.
 pub fn encode_bound(bound: Option<&Bound>) -> (Vec<u8>, bool) {
-    match bound.and_then(|b| Some((encode_scalar(&b.value)?, b.exact))) {
-        Some(encoded) => encoded,
-        None => (Vec::new(), false),
-    }
+    bound
+        .and_then(|b| Some((encode_scalar(&b.value)?, b.exact)))
+        .unwrap_or_default()
 }
 
 /// The bound stored as `bytes`; `None` for empty or undecodable bytes.

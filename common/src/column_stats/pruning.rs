@@ -199,7 +199,7 @@ mod tests {
     fn predicate(column: &str, op: Operator, value: ScalarValue) -> Arc<dyn PhysicalExpr> {
         let schema = schema();
         Arc::new(BinaryExpr::new(
-            col(column, &schema).unwrap(),
+            col(column, &schema).expect("present in the test data"),
             op,
             lit(value),
         ))
@@ -229,7 +229,8 @@ mod tests {
     #[test]
     fn truncated_string_maxima_still_bound_the_values() {
         let long = format!("{}zz", "k".repeat(70));
-        let stats = Bound::upper(ScalarValue::from(long.as_str())).unwrap();
+        let stats =
+            Bound::upper(ScalarValue::from(long.as_str())).expect("present in the test data");
         let ScalarValue::Utf8(Some(max)) = stats.value else {
             panic!("string bound expected");
         };

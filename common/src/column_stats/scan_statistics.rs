@@ -238,11 +238,12 @@ mod tests {
             shard(1, vec![file(10, Some(ints(1, 5, 20, 0..9)))]),
             shard(2, vec![file(5, Some(ints(0, -3, 7, 5..10)))]),
         ];
-        let scan =
-            ShardScanExec::try_new("t", Arc::new(schema()), None, None, None, shards).unwrap();
+        let scan = ShardScanExec::try_new("t", Arc::new(schema()), None, None, None, shards)
+            .expect("present in the test data");
         let at = |scan: &ShardScanExec, partition| {
             let args = StatisticsArgs::new().with_partition(partition);
-            scan.statistics_from_inputs(&[], &args).unwrap()
+            scan.statistics_from_inputs(&[], &args)
+                .expect("present in the test data")
         };
         let whole = at(&scan, None);
         assert_eq!(whole.num_rows, Precision::Exact(15));
@@ -257,7 +258,9 @@ mod tests {
             Precision::Exact(ScalarValue::Int64(Some(7)))
         );
         // A scan cut for one worker keeps its files' statistics.
-        let cut = scan.with_shards(vec![scan.shards()[0].clone()]).unwrap();
+        let cut = scan
+            .with_shards(vec![scan.shards()[0].clone()])
+            .expect("present in the test data");
         assert_eq!(at(&cut, None).num_rows, Precision::Exact(10));
         assert_eq!(
             at(&cut, Some(0)).column_statistics[0].max_value,
