@@ -7,15 +7,24 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::common::{Result, internal_datafusion_err, plan_err};
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::ColumnarValue;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Literal;
+use datafusion::physical_expr::scalar_subquery::ScalarSubqueryExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
-use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
-use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use datafusion_proto::physical_plan::to_proto::{
+    serialize_physical_expr, serialize_physical_expr_with_converter,
+};
+use datafusion_proto::physical_plan::{
+    PhysicalExtensionCodec, PhysicalPlanNodeExt, PhysicalProtoConverterExtension,
+};
 use datafusion_proto::protobuf;
 use prost::Message;
 
@@ -393,17 +402,78 @@ impl PhysicalExtensionCodec for ShardFusionCodec {
     }
 }
 
-/// Serializes a plan fragment for a worker.
+/// Serializes a plan fragment for a worker. Scalar subqueries the coordinator has already
+/// evaluated travel as their values (see [`SubqueryValues`]).
 pub fn encode_plan(plan: Arc<dyn ExecutionPlan>) -> Result<Vec<u8>> {
     on_plan_stack(|| {
         Ok(
-            datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(
+            datafusion_proto::bytes::physical_plan_to_bytes_with_proto_converter(
                 plan,
                 &ShardFusionCodec,
+                &SubqueryValues,
             )?
             .to_vec(),
         )
     })
+}
+
+/// Encodes plans as datafusion-proto does, except that a scalar subquery whose value is known
+/// is sent as that value. A `ScalarSubqueryExpr` reads its value from the
+/// `ScalarSubqueryExec` above it, which runs every subquery before its input starts: by the
+/// time a fragment below it is encoded for a worker, the value is there. A worker has no
+/// such ancestor, so the value must travel as a literal. An unevaluated subquery is encoded
+/// as is, and the worker refuses it.
+struct SubqueryValues;
+
+impl PhysicalProtoConverterExtension for SubqueryValues {
+    fn proto_to_execution_plan(
+        &self,
+        proto: &protobuf::PhysicalPlanNode,
+        ctx: &datafusion_proto::physical_plan::PhysicalPlanDecodeContext<'_>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        proto.try_into_physical_plan_with_context(ctx, self)
+    }
+
+    fn execution_plan_to_proto(
+        &self,
+        plan: &Arc<dyn ExecutionPlan>,
+        codec: &dyn PhysicalExtensionCodec,
+    ) -> Result<protobuf::PhysicalPlanNode> {
+        protobuf::PhysicalPlanNode::try_from_physical_plan_with_converter(
+            Arc::clone(plan),
+            codec,
+            self,
+        )
+    }
+
+    fn proto_to_physical_expr(
+        &self,
+        proto: &protobuf::PhysicalExprNode,
+        input_schema: &Schema,
+        ctx: &datafusion_proto::physical_plan::PhysicalPlanDecodeContext<'_>,
+    ) -> Result<Arc<dyn PhysicalExpr>> {
+        datafusion_proto::physical_plan::from_proto::parse_physical_expr_with_converter(
+            proto,
+            input_schema,
+            ctx,
+            self,
+        )
+    }
+
+    fn physical_expr_to_proto(
+        &self,
+        expr: &Arc<dyn PhysicalExpr>,
+        codec: &dyn PhysicalExtensionCodec,
+    ) -> Result<protobuf::PhysicalExprNode> {
+        if expr.is::<ScalarSubqueryExpr>() {
+            let empty = RecordBatch::new_empty(Arc::new(Schema::empty()));
+            if let Ok(ColumnarValue::Scalar(value)) = expr.evaluate(&empty) {
+                let literal: Arc<dyn PhysicalExpr> = Arc::new(Literal::new(value));
+                return serialize_physical_expr_with_converter(&literal, codec, self);
+            }
+        }
+        serialize_physical_expr_with_converter(expr, codec, self)
+    }
 }
 
 /// Deserializes a plan fragment on a worker.

@@ -36,7 +36,6 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{JoinType, Result, internal_err};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, UnKnownColumn};
-use datafusion::physical_expr::scalar_subquery::ScalarSubqueryExpr;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -166,12 +165,12 @@ impl DistributeRule {
         if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
             return self.scan_layout(scan);
         }
-        if !shippable_expressions(node)
-            || matches!(
-                node.name(),
-                "DistributedExec" | "AnalyzeExec" | "ScalarSubqueryExec"
-            )
-            || node.name().contains("Sink")
+        // Expressions need no check: a scalar subquery's value travels as a literal (see
+        // `codec::encode_plan`), and whatever else cannot be encoded keeps its subtree here.
+        if matches!(
+            node.name(),
+            "DistributedExec" | "AnalyzeExec" | "ScalarSubqueryExec"
+        ) || node.name().contains("Sink")
         {
             return None;
         }
@@ -671,23 +670,6 @@ fn through_exchange(node: &Arc<dyn ExecutionPlan>) -> &Arc<dyn ExecutionPlan> {
     } else {
         node
     }
-}
-
-/// Whether every expression of `node` can be sent on its own. A scalar subquery's result
-/// lives in the surrounding `ScalarSubqueryExec` on the coordinator, so a node that reads one
-/// stays there.
-fn shippable_expressions(node: &Arc<dyn ExecutionPlan>) -> bool {
-    let mut shippable = true;
-    let _ = node.apply_expressions(&mut |expr| {
-        expr.apply(|e| {
-            if e.is::<ScalarSubqueryExpr>() {
-                shippable = false;
-                return Ok(TreeNodeRecursion::Stop);
-            }
-            Ok(TreeNodeRecursion::Continue)
-        })
-    });
-    shippable
 }
 
 impl PhysicalOptimizerRule for DistributeRule {
