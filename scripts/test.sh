@@ -17,6 +17,9 @@ cargo fmt --all -- --check
 echo "== building"
 cargo build --workspace --all-targets --locked
 
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 echo "== Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast
