@@ -20,7 +20,11 @@ use crate::model::{
 type Result<T> = std::result::Result<T, CatalogError>;
 
 /// The committed state in `conn`, numbered `version`.
-pub(crate) fn load_snapshot(conn: &Connection, version: u64) -> Result<CatalogSnapshot> {
+pub(crate) fn load_snapshot(
+    conn: &Connection,
+    version: u64,
+    stats_cache: &crate::column_stats_store::StatsCache,
+) -> Result<CatalogSnapshot> {
     let mut nodes = Vec::new();
     {
         let mut stmt = conn.prepare(
@@ -65,7 +69,7 @@ pub(crate) fn load_snapshot(conn: &Connection, version: u64) -> Result<CatalogSn
     }
     // files by placement
     let mut files: BTreeMap<i64, Vec<FileMeta>> = BTreeMap::new();
-    let mut column_stats = crate::column_stats_store::load_column_stats(conn)?;
+    let mut column_stats = crate::column_stats_store::load_column_stats(conn, stats_cache)?;
     {
         let mut stmt = conn.prepare(
             "SELECT placementid, path, row_count, byte_size FROM shard_files ORDER BY placementid, path",

@@ -19,6 +19,7 @@ use shardfusion_common::codec::encode_schema;
 use shardfusion_common::ids::{GroupId, PlacementId, ShardId, TableId};
 
 use crate::cleanup::{CleanupPolicy, record_in};
+use crate::column_stats_store::StatsCache;
 use crate::commit_checks::{check_writable, table_schema};
 use crate::error::{CatalogError, ConcurrentChange};
 use crate::layout::{NewPlacement, NewShard};
@@ -88,6 +89,8 @@ pub struct Catalog {
     pub(crate) conn: Mutex<Connection>,
     snapshot: RwLock<Arc<CatalogSnapshot>>,
     fences: Arc<WriteFences>,
+    /// Decoded column statistics kept between snapshot loads (`column_stats_store`).
+    pub(crate) stats_cache: StatsCache,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -117,11 +120,13 @@ impl Catalog {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::cleanup::SCHEMA)?;
         conn.execute_batch(crate::column_stats_store::SCHEMA)?;
-        let snapshot = load_snapshot(&conn, 1)?;
+        let stats_cache = StatsCache::default();
+        let snapshot = load_snapshot(&conn, 1, &stats_cache)?;
         Ok(Self {
             conn: Mutex::new(conn),
             snapshot: RwLock::new(Arc::new(snapshot)),
             fences: Arc::default(),
+            stats_cache,
         })
     }
 
@@ -138,7 +143,7 @@ impl Catalog {
         let out = change(&tx)?;
         tx.commit()?;
         let version = self.snapshot.read().version + 1;
-        let snapshot = load_snapshot(&conn, version)?;
+        let snapshot = load_snapshot(&conn, version, &self.stats_cache)?;
         *self.snapshot.write() = Arc::new(snapshot);
         Ok(out)
     }
