@@ -269,6 +269,36 @@ mod tests {
     }
 
     #[test]
+    fn fragments_do_not_carry_statistics() {
+        use datafusion::execution::TaskContext;
+        use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs};
+
+        use crate::codec::{decode_plan, encode_plan};
+        use crate::ids::{NodeId, ShardId};
+        use crate::shard_scan::{ShardFiles, ShardScanExec};
+
+        let shards = vec![ShardFiles {
+            shard_id: ShardId(1),
+            node_id: NodeId(1),
+            files: vec![file(10, Some(ints(1, 5, 20, 0..9)))],
+        }];
+        let scan = ShardScanExec::try_new("t", Arc::new(schema()), None, None, None, shards)
+            .expect("scan");
+        let bytes = encode_plan(Arc::new(scan)).expect("encode");
+        let decoded = decode_plan(&bytes, &TaskContext::default()).expect("decode");
+        let decoded = decoded
+            .downcast_ref::<ShardScanExec>()
+            .expect("a ShardScanExec");
+        assert!(decoded.shards()[0].files[0].stats.is_none());
+        let stats = decoded
+            .statistics_from_inputs(&[], &StatisticsArgs::new())
+            .expect("statistics");
+        // Row counts travel with the files; column statistics stay on the coordinator.
+        assert_eq!(stats.num_rows, Precision::Exact(10));
+        assert_eq!(stats.column_statistics[0], ColumnStatistics::new_unknown());
+    }
+
+    #[test]
     fn bounds_of_another_type_are_ignored() {
         let mut column = ints(0, 1, 2, 1..3);
         column.min = Bound::lower(ScalarValue::Int32(Some(1)));
