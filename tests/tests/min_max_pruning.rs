@@ -88,7 +88,9 @@ fn batch(b: usize) -> RecordBatch {
                 range.clone().map(|i| (i % 9 != 0).then(|| long_tag(b, i))),
             )),
             Arc::new(BooleanArray::from_iter(
-                range.clone().map(|i| (i % 11 != 0).then_some(b.is_multiple_of(2))),
+                range
+                    .clone()
+                    .map(|i| (i % 11 != 0).then_some(b.is_multiple_of(2))),
             )),
             Arc::new(TimestampNanosecondArray::from_iter_values(
                 range
