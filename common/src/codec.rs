@@ -29,7 +29,8 @@ use datafusion_proto::protobuf;
 use prost::Message;
 
 use crate::broadcast::BroadcastExec;
-use crate::exchange::shuffle_read::{ShuffleProducer, ShuffleReadExec, ShuffleSource};
+use crate::exchange::shard_index::{SHARD_INDEX_FUNCTION, shard_index_function};
+use crate::exchange::shuffle_read::{ShuffleKind, ShuffleProducer, ShuffleReadExec, ShuffleSource};
 use crate::exchange::transport::TaskTarget;
 use crate::ids::{NodeId, ShardId};
 use crate::shard_scan::{FileRef, ShardFiles, ShardScanExec};
@@ -69,14 +70,19 @@ struct ShuffleReadNode {
     /// Absent for a placeholder.
     #[prost(message, optional, tag = "5")]
     source: Option<ShuffleSourceNode>,
+    /// For a shard-aligned shuffle: the column rows were routed by.
+    #[prost(uint32, optional, tag = "6")]
+    shard_key_column: Option<u32>,
 }
 
 #[derive(Clone, PartialEq, Message)]
 struct ShuffleSourceNode {
     #[prost(message, repeated, tag = "1")]
     producers: Vec<ShuffleProducerNode>,
-    #[prost(uint32, tag = "2")]
-    first_partition: u32,
+    #[prost(uint32, repeated, tag = "2")]
+    partitions: Vec<u32>,
+    #[prost(uint32, tag = "3")]
+    readers: u32,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -284,14 +290,20 @@ impl ShardFusionCodec {
                     stage_key: p.stage_key.clone(),
                 })
                 .collect(),
-            first_partition: source.first_partition as u32,
+            partitions: source.partitions.iter().map(|p| *p as u32).collect(),
+            readers: source.readers as u32,
         });
+        let shard_key_column = match node.kind() {
+            ShuffleKind::Hash => None,
+            ShuffleKind::ShardAligned { key_column } => Some(key_column as u32),
+        };
         Ok(ShuffleReadNode {
             input: node.input() as u32,
             schema: encode_schema(&node.schema())?,
             keys,
             partitions: node.partitions() as u32,
             source,
+            shard_key_column,
         })
     }
 
@@ -310,12 +322,25 @@ impl ShardFusionCodec {
                 parse_physical_expr(&expr, ctx, &schema, self)
             })
             .collect::<Result<Vec<_>>>()?;
-        let placeholder = ShuffleReadExec::placeholder(
-            node.input as usize,
-            schema,
-            keys,
-            node.partitions as usize,
-        );
+        let placeholder = match node.shard_key_column {
+            None => ShuffleReadExec::placeholder(
+                node.input as usize,
+                schema,
+                keys,
+                node.partitions as usize,
+            ),
+            Some(column) => {
+                if column as usize >= schema.fields().len() {
+                    return plan_err!("shard-aligned shuffle key column {column} is out of range");
+                }
+                ShuffleReadExec::shard_aligned(
+                    node.input as usize,
+                    schema,
+                    column as usize,
+                    node.partitions as usize,
+                )
+            }
+        };
         let Some(source) = node.source else {
             return Ok(placeholder);
         };
@@ -333,12 +358,24 @@ impl ShardFusionCodec {
                     stage_key: p.stage_key,
                 })
                 .collect(),
-            first_partition: source.first_partition as usize,
+            partitions: source.partitions.into_iter().map(|p| p as usize).collect(),
+            readers: source.readers as usize,
         }))
     }
 }
 
 impl PhysicalExtensionCodec for ShardFusionCodec {
+    fn try_decode_udf(
+        &self,
+        name: &str,
+        _buf: &[u8],
+    ) -> Result<Arc<datafusion::logical_expr::ScalarUDF>> {
+        if name == SHARD_INDEX_FUNCTION {
+            return Ok(shard_index_function());
+        }
+        plan_err!("unknown scalar function {name}")
+    }
+
     fn try_decode(
         &self,
         buf: &[u8],

@@ -77,6 +77,55 @@ pub fn hash_array(array: &ArrayRef, column: &str) -> Result<Vec<i32>, HashError>
             column: column.to_string(),
         });
     }
+    hash_values(array)
+}
+
+/// The shard index (of `shard_count`) every value of `array` hashes to, as the rows of a
+/// table distributed by a column of this type are placed; a NULL goes to shard 0 (a join key
+/// that is NULL matches nothing, but an outer join must still see its row once).
+pub fn shard_indexes(array: &ArrayRef, shard_count: usize) -> Result<Vec<i32>, HashError> {
+    let hashes = hash_values(array)?;
+    Ok(hashes
+        .iter()
+        .enumerate()
+        .map(|(row, hash)| {
+            if array.is_null(row) {
+                0
+            } else {
+                shard_index(*hash, shard_count) as i32
+            }
+        })
+        .collect())
+}
+
+/// Whether equal values of types `a` and `b` hash alike (see [`hash_array`]): both integers,
+/// both dates, both text, both binary, both booleans, or decimals of one scale. Rows keyed by a
+/// column of type `a` may be sent to the shards of a table distributed by a column of type `b`
+/// only then.
+pub fn hash_compatible(a: &DataType, b: &DataType) -> bool {
+    fn family(t: &DataType) -> Option<(u8, i8)> {
+        Some(match t {
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64 => (0, 0),
+            DataType::Date32 | DataType::Date64 => (1, 0),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => (2, 0),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => (3, 0),
+            DataType::Boolean => (4, 0),
+            DataType::Decimal128(_, scale) => (5, *scale),
+            _ => return None,
+        })
+    }
+    matches!((family(a), family(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// Hashes every value of `array`; NULL slots get an arbitrary hash.
+fn hash_values(array: &ArrayRef) -> Result<Vec<i32>, HashError> {
     macro_rules! ints {
         ($t:ty) => {
             array

@@ -56,6 +56,10 @@ pub struct ShuffleOutput {
     pub stage_key: String,
     #[prost(uint64, tag = "2")]
     pub partition: u64,
+    /// How many of the task's partitions its consumers read in all; once that many were
+    /// asked for, the worker forgets the task. 0: all of them.
+    #[prost(uint64, tag = "3")]
+    pub readers: u64,
 }
 
 /// Opens a `DoPut` stream that writes rows of one shard placement into a new Parquet file.

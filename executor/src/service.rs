@@ -191,8 +191,15 @@ impl FlightService for WorkerService {
                 tracing::debug!(stage = %output.stage_key, partition = output.partition, "serving shuffle partition");
                 let partition = usize::try_from(output.partition)
                     .map_err(|_| bad_request("shuffle partition out of range"))?;
-                self.shuffles
-                    .partition(&output.stage_key, &ticket.plan, partition, task_ctx)?
+                let readers = usize::try_from(output.readers)
+                    .map_err(|_| bad_request("shuffle readers out of range"))?;
+                self.shuffles.partition(
+                    &output.stage_key,
+                    &ticket.plan,
+                    partition,
+                    readers,
+                    task_ctx,
+                )?
             }
             None => {
                 let plan = decode_fragment(&ticket.plan, &task_ctx)?;

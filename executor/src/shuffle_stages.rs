@@ -41,11 +41,13 @@ pub struct ShuffleStages {
 impl ShuffleStages {
     /// Output partition `partition` of the producer task `stage_key`, starting the task from
     /// `plan` if this is the first request for it.
+    /// `readers` is how many partitions its consumers read in all (0: every partition).
     pub fn partition(
         &self,
         stage_key: &str,
         plan: &[u8],
         partition: usize,
+        readers: usize,
         ctx: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream, ExecutorError> {
         let mut running = self.running.lock();
@@ -82,7 +84,12 @@ impl ShuffleStages {
             });
         }
         let plan = Arc::clone(&stage.plan);
-        if stage.served.len() == count {
+        let readers = if readers == 0 {
+            count
+        } else {
+            readers.min(count)
+        };
+        if stage.served.len() == readers {
             running.remove(stage_key);
         }
         drop(running);
@@ -99,18 +106,21 @@ impl ShuffleStages {
     }
 }
 
-/// A producer task must end in a hash repartition: that is what makes its partitions a
-/// shuffle.
+/// A producer task must end in a hash or range repartition: that is what makes its
+/// partitions a shuffle.
 fn check_producer(plan: &Arc<dyn ExecutionPlan>) -> Result<(), ExecutorError> {
-    let hashed = plan
-        .downcast_ref::<RepartitionExec>()
-        .is_some_and(|r| matches!(r.partitioning(), Partitioning::Hash(_, _)));
+    let hashed = plan.downcast_ref::<RepartitionExec>().is_some_and(|r| {
+        matches!(
+            r.partitioning(),
+            Partitioning::Hash(_, _) | Partitioning::Range(_)
+        )
+    });
     if hashed {
         Ok(())
     } else {
         Err(ExecutorError::BadRequest {
             reason: format!(
-                "a shuffle task must end in a hash RepartitionExec, not {}",
+                "a shuffle task must end in a hash or range RepartitionExec, not {}",
                 plan.name()
             ),
         })

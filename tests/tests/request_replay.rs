@@ -193,7 +193,7 @@ async fn captured_requests_cannot_be_replayed_or_forged() {
         client
             .run("INSERT INTO replay SELECT CAST(value AS INT) FROM generate_series(1, 300)")
             .await;
-        assert_eq!(client.scalar("SELECT count(*) FROM replay").await, "300");
+        assert_eq!(client.scalar("SELECT sum(k) FROM replay").await, "45150");
 
         let captured = gets
             .lock()
@@ -242,7 +242,7 @@ async fn captured_requests_cannot_be_replayed_or_forged() {
         assert_refused(&status, "replay to another worker");
 
         // The cluster still answers.
-        assert_eq!(client.scalar("SELECT count(*) FROM replay").await, "300");
+        assert_eq!(client.scalar("SELECT sum(k) FROM replay").await, "45150");
         let _ = stop.send(());
         let _ = server.await;
         cluster.shutdown().await;

@@ -4,9 +4,10 @@
 //!   [`flight_transport`]: its Arrow Flight implementation; [`peer_channel`]: channels,
 //!   timeouts and failure reporting between nodes.
 //! - [`shuffle_read`]: [`ShuffleReadExec`](shuffle_read::ShuffleReadExec), the reading end of
-//!   a worker-to-worker hash shuffle.
+//!   a worker-to-worker shuffle; [`shard_index`]: routing rows into another table's shards.
 
 pub mod flight_transport;
 pub mod peer_channel;
+pub mod shard_index;
 pub mod shuffle_read;
 pub mod transport;

@@ -12,11 +12,17 @@
 //! owns. The first request for any partition of a producer task starts that task on its worker;
 //! see the worker's `shuffle_stages`.
 //!
-//! Invariants:
-//! - output partition `j` holds exactly the rows whose key hashes (DataFusion's repartition
-//!   hash) to global partition `first_partition + j`, so two shuffles with the same partition
-//!   count and owners are co-partitioned, and the node declares `Hash(keys, m)`;
-//! - an unfilled placeholder never runs: executing it is an internal error.
+//! A shuffle is one of two kinds:
+//! - **hash**: both sides of a join are repartitioned by DataFusion's hash of the join keys
+//!   into `P` partitions; output partition `j` of consumer task `t` is global partition
+//!   `t·m + j`, so two such shuffles with the same `P` and owners are co-partitioned, and the
+//!   node declares `Hash(keys, m)`;
+//! - **shard-aligned**: one side is sent into the shards of the other (a distributed table),
+//!   routed by the shard its key would hash to (`shard_index`); output partition `j` of a task
+//!   is the shard at the task's `j`-th shard position, exactly like the partitions of the
+//!   task's scans, so the key column behaves like a distribution column.
+//!
+//! An unfilled placeholder never runs: executing it is an internal error.
 
 use std::fmt;
 use std::sync::Arc;
@@ -51,8 +57,21 @@ pub struct ShuffleProducer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShuffleSource {
     pub producers: Vec<ShuffleProducer>,
-    /// The global partition output partition 0 reads.
-    pub first_partition: usize,
+    /// The producers' partition each output partition reads, in output order.
+    pub partitions: Vec<usize>,
+    /// How many partitions of each producer task all consumers read together (the producer
+    /// forgets the task once they were all asked for).
+    pub readers: usize,
+}
+
+/// How a shuffle routes rows; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShuffleKind {
+    Hash,
+    /// Into shards; the column (of the node's schema) the rows were routed by.
+    ShardAligned {
+        key_column: usize,
+    },
 }
 
 /// The reading end of a shuffle; see the module docs.
@@ -61,9 +80,11 @@ pub struct ShuffleReadExec {
     /// Which shuffle input of the surrounding `DistributedExec` it reads.
     input: usize,
     schema: SchemaRef,
-    /// The hash keys, over `schema`.
+    /// The hash keys, over `schema` (empty for a shard-aligned shuffle).
     keys: Vec<Arc<dyn PhysicalExpr>>,
-    /// Partitions per consumer task.
+    kind: ShuffleKind,
+    /// Output partitions: per consumer task for a hash shuffle, the shards for a
+    /// shard-aligned one (until filled for one task).
     partitions: usize,
     /// `None` while it is a placeholder.
     source: Option<ShuffleSource>,
@@ -71,7 +92,7 @@ pub struct ShuffleReadExec {
 }
 
 impl ShuffleReadExec {
-    /// A placeholder for shuffle input `input`, `partitions` partitions per consumer task,
+    /// A placeholder for hash shuffle input `input`, `partitions` partitions per consumer task,
     /// hash-partitioned by `keys`.
     pub fn placeholder(
         input: usize,
@@ -79,10 +100,41 @@ impl ShuffleReadExec {
         keys: Vec<Arc<dyn PhysicalExpr>>,
         partitions: usize,
     ) -> Self {
+        Self::new(input, schema, keys, ShuffleKind::Hash, partitions)
+    }
+
+    /// A placeholder for shard-aligned shuffle input `input` into `shards` shards, routed by
+    /// column `key_column`.
+    pub fn shard_aligned(
+        input: usize,
+        schema: SchemaRef,
+        key_column: usize,
+        shards: usize,
+    ) -> Self {
+        Self::new(
+            input,
+            schema,
+            Vec::new(),
+            ShuffleKind::ShardAligned { key_column },
+            shards,
+        )
+    }
+
+    fn new(
+        input: usize,
+        schema: SchemaRef,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        kind: ShuffleKind,
+        partitions: usize,
+    ) -> Self {
         let partitions = partitions.max(1);
+        let partitioning = match kind {
+            ShuffleKind::Hash => Partitioning::Hash(keys.clone(), partitions),
+            ShuffleKind::ShardAligned { .. } => Partitioning::UnknownPartitioning(partitions),
+        };
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::Hash(keys.clone(), partitions),
+            partitioning,
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
@@ -90,18 +142,28 @@ impl ShuffleReadExec {
             input,
             schema,
             keys,
+            kind,
             partitions,
             source: None,
             properties: Arc::new(properties),
         }
     }
 
-    /// The same node reading from `source`.
+    /// The same node reading from `source` (one output partition per partition it names).
     pub fn with_source(&self, source: ShuffleSource) -> Self {
-        Self {
-            source: Some(source),
-            ..self.clone()
-        }
+        let mut filled = Self::new(
+            self.input,
+            Arc::clone(&self.schema),
+            self.keys.clone(),
+            self.kind,
+            source.partitions.len(),
+        );
+        filled.source = Some(source);
+        filled
+    }
+
+    pub fn kind(&self) -> ShuffleKind {
+        self.kind
     }
 
     pub fn input(&self) -> usize {
@@ -126,13 +188,22 @@ impl DisplayAs for ShuffleReadExec {
         let keys: Vec<String> = self.keys.iter().map(|k| k.to_string()).collect();
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => {
-                write!(
-                    f,
-                    "ShuffleReadExec: input={}, hash=[{}], partitions_per_task={}",
-                    self.input,
-                    keys.join(", "),
-                    self.partitions
-                )?;
+                match self.kind {
+                    ShuffleKind::Hash => write!(
+                        f,
+                        "ShuffleReadExec: input={}, hash=[{}], partitions_per_task={}",
+                        self.input,
+                        keys.join(", "),
+                        self.partitions
+                    )?,
+                    ShuffleKind::ShardAligned { key_column } => write!(
+                        f,
+                        "ShuffleReadExec: input={}, into shards by {}, shards={}",
+                        self.input,
+                        self.schema.field(key_column).name(),
+                        self.partitions
+                    )?,
+                }
                 if let Some(source) = &self.source {
                     write!(f, ", producers={}", source.producers.len())?;
                 }
@@ -209,7 +280,10 @@ impl ExecutionPlan for ShuffleReadExec {
         else {
             return internal_err!("this node has no transport to reach shuffle producers");
         };
-        let global = (source.first_partition + partition) as u64;
+        let Some(global) = source.partitions.get(partition).map(|p| *p as u64) else {
+            return internal_err!("ShuffleReadExec was filled without partition {partition}");
+        };
+        let readers = source.readers as u64;
         let schema = Arc::clone(&self.schema);
         let producers = source.producers.clone();
         let stream = futures::stream::once(async move {
@@ -220,6 +294,7 @@ impl ExecutionPlan for ShuffleReadExec {
                     shuffle: Some(ShuffleOutput {
                         stage_key: producer.stage_key.clone(),
                         partition: global,
+                        readers,
                     }),
                 }
                 .encode_to_vec();

@@ -50,7 +50,9 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use prost::Message;
 use shardfusion_common::broadcast::BroadcastExec;
 use shardfusion_common::codec::encode_plan;
-use shardfusion_common::exchange::shuffle_read::{ShuffleProducer, ShuffleReadExec, ShuffleSource};
+use shardfusion_common::exchange::shuffle_read::{
+    ShuffleKind, ShuffleProducer, ShuffleReadExec, ShuffleSource,
+};
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 use shardfusion_common::status::from_status;
@@ -74,6 +76,9 @@ pub struct WorkerTask {
     pub positions: Vec<usize>,
     /// The shards of the first scan at those positions, for display.
     pub shard_ids: Vec<ShardId>,
+    /// The shard index (within its table) at each of those positions: the partitions a
+    /// shard-aligned shuffle sends this task.
+    pub shard_indexes: Vec<usize>,
 }
 
 /// The most rows (in Arrow memory) one broadcast input may hold; they travel inside every
@@ -216,7 +221,13 @@ impl DistributedExec {
                 .shuffle_producers
                 .get_or_try_init(|| self.start_shuffles(context))
                 .await?;
-            let filled = fill_shuffles(&self.shipped, producers, index * self.partitions_per_task)?;
+            let filled = fill_shuffles(
+                &self.shipped,
+                producers,
+                &self.tasks,
+                index,
+                self.partitions_per_task,
+            )?;
             fragment_for(&filled, task.node_id, &task.positions, rows)
         }
         .boxed()
@@ -267,27 +278,44 @@ fn count_exchanges(plan: &Arc<dyn ExecutionPlan>) -> usize {
     count
 }
 
-/// The fragment with every shuffle placeholder reading from its producers, output partition 0
-/// being global partition `first_partition`.
+/// The fragment with every shuffle placeholder reading from its producers: for a hash
+/// shuffle, consumer task `index`'s `per_task` partitions; for a shard-aligned one, the shards
+/// of `task`'s positions.
 fn fill_shuffles(
     fragment: &Arc<dyn ExecutionPlan>,
     producers: &ShuffleProducers,
-    first_partition: usize,
+    tasks: &[WorkerTask],
+    index: usize,
+    per_task: usize,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     if producers.is_empty() {
         return Ok(Arc::clone(fragment));
     }
+    let Some(task) = tasks.get(index) else {
+        return internal_err!("DistributedExec has no task {index}");
+    };
     Arc::clone(fragment)
         .transform_up(|plan| {
             let Some(read) = plan.downcast_ref::<ShuffleReadExec>() else {
                 return Ok(Transformed::no(plan));
             };
-            let Some(tasks) = producers.get(read.input()) else {
+            let Some(producer_tasks) = producers.get(read.input()) else {
                 return internal_err!("no producers for shuffle input {}", read.input());
             };
+            let (partitions, readers) = match read.kind() {
+                ShuffleKind::Hash => (
+                    (index * per_task..(index + 1) * per_task).collect(),
+                    tasks.len() * per_task,
+                ),
+                ShuffleKind::ShardAligned { .. } => (
+                    task.shard_indexes.clone(),
+                    tasks.iter().map(|t| t.shard_indexes.len()).sum(),
+                ),
+            };
             let filled: Arc<dyn ExecutionPlan> = Arc::new(read.with_source(ShuffleSource {
-                producers: tasks.clone(),
-                first_partition,
+                producers: producer_tasks.clone(),
+                partitions,
+                readers,
             }));
             Ok(Transformed::yes(filled))
         })

@@ -39,6 +39,7 @@ use datafusion::physical_expr::expressions::{Column, UnKnownColumn};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode, SortMergeJoinExec};
 use datafusion::physical_plan::projection::ProjectionExec;
@@ -47,11 +48,13 @@ use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
 use shardfusion_catalog::CatalogSnapshot;
-use shardfusion_common::exchange::shuffle_read::ShuffleReadExec;
+use shardfusion_common::exchange::shard_index::{shard_aligned_output, without_shard_column};
+use shardfusion_common::exchange::shuffle_read::{ShuffleKind, ShuffleReadExec};
+use shardfusion_common::hashing::hash_compatible;
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::ShardScanExec;
 
-use super::broadcast::{JoinSide, cut_broadcasts, drives_join, worth_broadcasting};
+use super::broadcast::{JoinSide, cut_broadcasts, drives_join, estimated_rows, worth_broadcasting};
 use super::partial_reduce::reduce_per_worker;
 use super::partition_wise::drop_shard_exchanges;
 use crate::cluster::worker_pool::WorkerPool;
@@ -106,6 +109,46 @@ impl Layout {
             shard_ids: Vec::new(),
             replicated_on: None,
             shuffled: true,
+        }
+    }
+}
+
+/// A join that sends one side's rows into the other side's shards: which side moves, and
+/// which pair of the join's keys routes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AlignedMove {
+    moved: JoinSide,
+    key: usize,
+}
+
+/// A fragment with its shuffled sides cut out, and the producer stages that feed them.
+type CutFragment = (Arc<dyn ExecutionPlan>, Vec<Arc<dyn ExecutionPlan>>);
+
+/// How a producer stage routes its rows to the stage that reads them.
+enum StageOutput {
+    /// DataFusion's hash of the keys, into a shuffle's partitions.
+    Hash(Partitioning),
+    /// By the shard `key` hashes to (of `shard_count`), keeping only the `wanted` shards.
+    IntoShards {
+        key: Arc<dyn PhysicalExpr>,
+        shard_count: usize,
+        wanted: Option<Vec<usize>>,
+    },
+}
+
+impl StageOutput {
+    /// `plan` ending in this routing.
+    fn route(&self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        match self {
+            StageOutput::Hash(partitioning) => Ok(Arc::new(RepartitionExec::try_new(
+                plan,
+                partitioning.clone(),
+            )?)),
+            StageOutput::IntoShards {
+                key,
+                shard_count,
+                wanted,
+            } => shard_aligned_output(plan, Arc::clone(key), *shard_count, wanted.as_deref()),
         }
     }
 }
@@ -181,7 +224,7 @@ impl DistributeRule {
                     join.right(),
                     join.on(),
                     *join.join_type(),
-                    true,
+                    !join.null_aware,
                 )
                 .map(|(layout, _)| layout)
                 .or_else(|| self.shuffle_layout(join));
@@ -269,6 +312,10 @@ impl DistributeRule {
         if !can_broadcast {
             return None;
         }
+        // Not co-located: send one side's rows straight into the other side's shards.
+        if let Some((layout, _)) = self.aligned_move(left, right, on, &l, &r) {
+            return Some((layout, None));
+        }
         // Not co-located: send the small side to the workers of the other one.
         let broadcast = |driver: &Option<Layout>, driver_plan, small, small_side| {
             let driver = driver.as_ref().filter(|d| d.replicated_on.is_none())?;
@@ -335,6 +382,147 @@ impl DistributeRule {
         (keyed && l.same_groups(r)).then(|| l.clone())
     }
 
+    /// A join that is not co-located, one of whose sides reads shards by a distribution
+    /// column the join key pairs with: the other side's rows can go straight into those shards
+    /// (Citus's repartition of one side), routed by the shard their key hashes to. Needs a
+    /// key of a hash-compatible type (equal values hash alike) and a moved side that runs on
+    /// the workers. When both sides could stay, the smaller (by estimate) moves.
+    fn aligned_move(
+        &self,
+        left: &Arc<dyn ExecutionPlan>,
+        right: &Arc<dyn ExecutionPlan>,
+        on: &[JoinKey],
+        l: &Option<Layout>,
+        r: &Option<Layout>,
+    ) -> Option<(Layout, AlignedMove)> {
+        let into = |stay: &Arc<dyn ExecutionPlan>,
+                    stay_layout: &Option<Layout>,
+                    moved: &Arc<dyn ExecutionPlan>,
+                    moved_layout: &Option<Layout>,
+                    moved_side: JoinSide| {
+            let stay_layout = stay_layout
+                .as_ref()
+                .filter(|s| s.replicated_on.is_none() && !s.shuffled)?;
+            moved_layout.as_ref()?;
+            self.shard_count(stay)?;
+            let key = on.iter().position(|(left_key, right_key)| {
+                let (stay_key, moved_key) = match moved_side {
+                    JoinSide::Left => (right_key, left_key),
+                    JoinSide::Right => (left_key, right_key),
+                };
+                column_index(stay_key).is_some_and(|i| self.is_distribution_column(stay, i))
+                    && match (
+                        stay_key.data_type(stay.schema().as_ref()),
+                        moved_key.data_type(moved.schema().as_ref()),
+                    ) {
+                        (Ok(a), Ok(b)) => hash_compatible(&a, &b),
+                        _ => false,
+                    }
+            })?;
+            Some((
+                stay_layout.clone(),
+                AlignedMove {
+                    moved: moved_side,
+                    key,
+                },
+            ))
+        };
+        let into_left = into(left, l, right, r, JoinSide::Right);
+        let into_right = into(right, r, left, l, JoinSide::Left);
+        match (into_left, into_right) {
+            (Some(into_left), Some(into_right)) => {
+                let size = |plan| estimated_rows(plan).unwrap_or(usize::MAX);
+                Some(if size(right) <= size(left) {
+                    into_left
+                } else {
+                    into_right
+                })
+            }
+            (into_left, into_right) => into_left.or(into_right),
+        }
+    }
+
+    /// How `join` moves one side into the other's shards, if it runs as such a join (see
+    /// [`Self::aligned_move`]).
+    fn aligned_join(&self, join: &HashJoinExec) -> Option<AlignedMove> {
+        if join.null_aware || *join.partition_mode() == PartitionMode::Auto {
+            return None;
+        }
+        let (left, right) = (
+            through_exchange(join.left()),
+            through_exchange(join.right()),
+        );
+        let (l, r) = (self.layout(left), self.layout(right));
+        if let (Some(lo), Some(ro)) = (&l, &r)
+            && self
+                .colocated_layout(left, right, lo, ro, join.on(), *join.join_type())
+                .is_some()
+        {
+            return None;
+        }
+        self.aligned_move(left, right, join.on(), &l, &r)
+            .map(|(_, aligned)| aligned)
+    }
+
+    /// The shard count of the distributed table `plan` reads by shards.
+    fn shard_count(&self, plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+        let mut count = None;
+        let _ = plan.apply(|node| {
+            if let Some(scan) = node.downcast_ref::<ShardScanExec>()
+                && scan.distribution_column().is_some()
+                && scan.replicas().is_empty()
+            {
+                count = self
+                    .snapshot
+                    .table(scan.table_name())
+                    .map(|t| t.shards.len());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        count
+    }
+
+    /// Whether output column `index` (before the join's projection) of a join that moved one
+    /// side into the other's shards is a distribution column: on the side that stayed, as
+    /// before; on the moved side, only the key its rows were routed by.
+    fn aligned_join_column(&self, join: &HashJoinExec, aligned: AlignedMove, index: usize) -> bool {
+        let left_width = join.left().schema().fields().len();
+        let Some((left_key, right_key)) = join.on().get(aligned.key) else {
+            return false;
+        };
+        let from = |side: JoinSide, column: usize| {
+            if side == aligned.moved {
+                let key = match side {
+                    JoinSide::Left => left_key,
+                    JoinSide::Right => right_key,
+                };
+                column_index(key) == Some(column)
+            } else {
+                let child = match side {
+                    JoinSide::Left => join.left(),
+                    JoinSide::Right => join.right(),
+                };
+                self.is_distribution_column(child, column)
+            }
+        };
+        match join.join_type() {
+            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
+                if index < left_width {
+                    from(JoinSide::Left, index)
+                } else {
+                    from(JoinSide::Right, index - left_width)
+                }
+            }
+            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+                index < left_width && from(JoinSide::Left, index)
+            }
+            JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
+                from(JoinSide::Right, index)
+            }
+        }
+    }
+
     /// The side of `join` that is broadcast, if it runs on the workers as a broadcast join.
     fn broadcast_side(&self, join: &HashJoinExec) -> Option<JoinSide> {
         self.join_layout(
@@ -342,7 +530,7 @@ impl DistributeRule {
             join.right(),
             join.on(),
             *join.join_type(),
-            true,
+            !join.null_aware,
         )
         .and_then(|(_, side)| side)
     }
@@ -372,7 +560,7 @@ impl DistributeRule {
             join.right(),
             join.on(),
             *join.join_type(),
-            true,
+            !join.null_aware,
         )
         .is_none()
             && self.shuffle_layout(join).is_some()
@@ -388,7 +576,7 @@ impl DistributeRule {
         consumers: usize,
         per_task: usize,
         partitions: usize,
-    ) -> Result<Option<(Arc<dyn ExecutionPlan>, Vec<Arc<dyn ExecutionPlan>>)>> {
+    ) -> Result<Option<CutFragment>> {
         let total = consumers.max(1) * per_task;
         let mut producers: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let mut unshippable = false;
@@ -397,7 +585,19 @@ impl DistributeRule {
                 let Some(join) = node.downcast_ref::<HashJoinExec>() else {
                     return Ok(Transformed::no(node));
                 };
-                if unshippable || !self.is_shuffle_join(join) {
+                if unshippable {
+                    return Ok(Transformed::no(node));
+                }
+                if let Some(aligned) = self.aligned_join(join) {
+                    return match self.cut_aligned(join, aligned, partitions, &mut producers)? {
+                        Some(cut) => Ok(Transformed::yes(cut)),
+                        None => {
+                            unshippable = true;
+                            Ok(Transformed::new(node, false, TreeNodeRecursion::Stop))
+                        }
+                    };
+                }
+                if !self.is_shuffle_join(join) {
                     return Ok(Transformed::no(node));
                 }
                 let sides = [
@@ -419,7 +619,7 @@ impl DistributeRule {
                     let Some(layout) = self.layout(input) else {
                         return internal_err!("a shuffle join side cannot run on the workers");
                     };
-                    let output = Partitioning::Hash(keys.clone(), total);
+                    let output = StageOutput::Hash(Partitioning::Hash(keys.clone(), total));
                     match self.build_stage(Arc::clone(input), &layout, partitions, Some(output))? {
                         Some(stage) => producers.push(Arc::new(stage)),
                         None => {
@@ -445,6 +645,71 @@ impl DistributeRule {
         Ok((!unshippable).then_some((cut, producers)))
     }
 
+    /// `join` with its moved side replaced by a shard-aligned shuffle read, the moved side
+    /// planned as a producer stage (pushed onto `producers`); `None` if that side cannot be
+    /// sent to the workers.
+    fn cut_aligned(
+        &self,
+        join: &HashJoinExec,
+        aligned: AlignedMove,
+        partitions: usize,
+        producers: &mut Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let (moved_side, stay_side) = match aligned.moved {
+            JoinSide::Left => (join.left(), join.right()),
+            JoinSide::Right => (join.right(), join.left()),
+        };
+        let (input, stay) = (through_exchange(moved_side), through_exchange(stay_side));
+        let (Some(layout), Some(stay_layout), Some(shard_count)) = (
+            self.layout(input),
+            self.layout(stay),
+            self.shard_count(stay),
+        ) else {
+            return internal_err!("a join side moved into shards lost its layout");
+        };
+        let Some((left_key, right_key)) = join.on().get(aligned.key) else {
+            return internal_err!("a join side moved into shards lost its key");
+        };
+        let key = match aligned.moved {
+            JoinSide::Left => Arc::clone(left_key),
+            JoinSide::Right => Arc::clone(right_key),
+        };
+        let mut wanted = stay_layout.indexes.clone();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let output = StageOutput::IntoShards {
+            key: Arc::clone(&key),
+            shard_count,
+            wanted: (wanted.len() < shard_count).then_some(wanted),
+        };
+        let Some(stage) = self.build_stage(Arc::clone(input), &layout, partitions, Some(output))?
+        else {
+            return Ok(None);
+        };
+        let schema = stage.schema();
+        producers.push(Arc::new(stage));
+        let key_column = column_index(&key).unwrap_or(input.schema().fields().len());
+        let read = ShuffleReadExec::shard_aligned(
+            producers.len() - 1,
+            schema,
+            key_column,
+            stay_layout.indexes.len(),
+        );
+        let visible = without_shard_column(Arc::new(read))?;
+        let new_side = if Arc::ptr_eq(moved_side, input) {
+            visible
+        } else {
+            replace_children_if_necessary(Arc::clone(moved_side), vec![visible])?
+        };
+        let children = match aligned.moved {
+            JoinSide::Left => vec![new_side, Arc::clone(join.right())],
+            JoinSide::Right => vec![Arc::clone(join.left()), new_side],
+        };
+        Ok(Some(
+            join.builder().with_new_children(children)?.build_exec()?,
+        ))
+    }
+
     /// The hash joins (by address) below the sides of the shuffle joins of `fragment`.
     fn joins_inside_shuffles(&self, fragment: &Arc<dyn ExecutionPlan>) -> HashSet<usize> {
         let mut inside = HashSet::new();
@@ -452,10 +717,18 @@ impl DistributeRule {
             let Some(join) = node.downcast_ref::<HashJoinExec>() else {
                 return Ok(TreeNodeRecursion::Continue);
             };
-            if !self.is_shuffle_join(join) {
+            let moved: Vec<&Arc<dyn ExecutionPlan>> = if let Some(aligned) = self.aligned_join(join)
+            {
+                match aligned.moved {
+                    JoinSide::Left => vec![join.left()],
+                    JoinSide::Right => vec![join.right()],
+                }
+            } else if self.is_shuffle_join(join) {
+                vec![join.left(), join.right()]
+            } else {
                 return Ok(TreeNodeRecursion::Continue);
-            }
-            for side in [join.left(), join.right()] {
+            };
+            for side in moved {
                 let _ = side.apply(|below| {
                     if let Some(inner) = below.downcast_ref::<HashJoinExec>() {
                         inside.insert(inner as *const HashJoinExec as usize);
@@ -463,7 +736,7 @@ impl DistributeRule {
                     Ok(TreeNodeRecursion::Continue)
                 });
             }
-            Ok(TreeNodeRecursion::Jump)
+            Ok(TreeNodeRecursion::Continue)
         });
         inside
     }
@@ -471,7 +744,8 @@ impl DistributeRule {
     /// One task per worker of `layout`: the shard groups it holds (none for a shuffle's
     /// consumers, which read partitions instead).
     fn tasks_for(&self, layout: &Layout) -> Vec<WorkerTask> {
-        let mut by_node: BTreeMap<NodeId, (Vec<usize>, Vec<ShardId>)> = BTreeMap::new();
+        type Held = (Vec<usize>, Vec<ShardId>, Vec<usize>);
+        let mut by_node: BTreeMap<NodeId, Held> = BTreeMap::new();
         if layout.shuffled {
             for node in &layout.nodes {
                 by_node.entry(*node).or_default();
@@ -481,10 +755,13 @@ impl DistributeRule {
             let entry = by_node.entry(*node).or_default();
             entry.0.push(position);
             entry.1.push(*shard);
+            entry
+                .2
+                .push(layout.indexes.get(position).copied().unwrap_or_default());
         }
         by_node
             .into_iter()
-            .map(|(node_id, (positions, shard_ids))| {
+            .map(|(node_id, (positions, shard_ids, shard_indexes))| {
                 let (url, label) = match self.snapshot.node(node_id) {
                     Some(node) => (node.url(), format!("{}:{}", node.node_name, node.node_port)),
                     None => (String::new(), format!("node {node_id}")),
@@ -495,6 +772,7 @@ impl DistributeRule {
                     label,
                     positions,
                     shard_ids,
+                    shard_indexes,
                 }
             })
             .collect()
@@ -507,7 +785,7 @@ impl DistributeRule {
         subtree: Arc<dyn ExecutionPlan>,
         layout: &Layout,
         partitions: usize,
-        output: Option<Partitioning>,
+        output: Option<StageOutput>,
     ) -> Result<Option<DistributedExec>> {
         let tasks = self.tasks_for(layout);
         let per_task = (partitions / tasks.len().max(1)).max(1);
@@ -543,11 +821,7 @@ impl DistributeRule {
         let fragment = reduce_per_worker(fragment, partitions)?;
         // A producer stage ends in the shuffle's hash repartition.
         let (fragment, shipped) = match output {
-            Some(output) => (
-                Arc::new(RepartitionExec::try_new(fragment, output.clone())?)
-                    as Arc<dyn ExecutionPlan>,
-                Arc::new(RepartitionExec::try_new(shipped, output)?) as Arc<dyn ExecutionPlan>,
-            ),
+            Some(output) => (output.route(fragment)?, output.route(shipped)?),
             None => (fragment, shipped),
         };
         if let Err(e) = shardfusion_common::codec::encode_plan(Arc::clone(&shipped)) {
@@ -711,6 +985,9 @@ impl DistributeRule {
     /// Whether output column `index` of `node` is, unchanged, the distribution column of the
     /// table a scan below reads.
     fn is_distribution_column(&self, node: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
+        if let Some(read) = node.downcast_ref::<ShuffleReadExec>() {
+            return matches!(read.kind(), ShuffleKind::ShardAligned { key_column } if key_column == index);
+        }
         if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
             return scan.distribution_column().is_some()
                 && scan.table_column(index) == scan.distribution_column();
@@ -753,6 +1030,9 @@ impl DistributeRule {
             };
             if self.is_shuffle_join(join) {
                 return shuffle_key_column(join, index);
+            }
+            if let Some(aligned) = self.aligned_join(join) {
+                return self.aligned_join_column(join, aligned, index);
             }
             let broadcast = self.broadcast_side(join);
             return self.join_side_column(
