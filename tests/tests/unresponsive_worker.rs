@@ -108,9 +108,10 @@ async fn a_stopped_worker_fails_only_its_queries_and_comes_back() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // Scans (sums): `count(*)` is answered from the catalog's row counts, without workers.
         assert_eq!(
-            client.scalar("SELECT count(*) FROM t").await,
-            "1000",
+            client.scalar("SELECT sum(v) FROM t").await,
+            "5005000",
             "the first query after the restart"
         );
 
@@ -118,7 +119,7 @@ async fn a_stopped_worker_fails_only_its_queries_and_comes_back() {
         signal(cluster.worker_pid(1).expect("worker 2 runs"), "KILL");
         tokio::time::sleep(Duration::from_millis(200)).await;
         let status = client
-            .query("SELECT count(*) FROM t")
+            .query("SELECT sum(v) FROM t")
             .await
             .expect_err("a query touching a killed worker fails");
         assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
