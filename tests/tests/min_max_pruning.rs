@@ -1,6 +1,6 @@
 //! Files are skipped by the min/max of any filtered column, never changing an answer.
 //!
-//! A distributed table (and a local copy) is loaded in six `COPY`s, each holding one range of
+//! A distributed table (and a local and a reference copy) is loaded in six `COPY`s, each holding one range of
 //! dates, quantities, prices, names, timestamps and floats, so each `COPY` writes one file per
 //! shard whose ranges do not overlap the others'. Filters on non-distribution columns of every
 //! type (with coercions, NULLs, NaN, signed zeros and strings longer than the 64 bytes a bound
@@ -24,6 +24,8 @@ const BATCHES: usize = 6;
 const ROWS: usize = 400;
 const SHARDS: usize = 4;
 const LETTERS: [&str; BATCHES] = ["a", "b", "c", "d", "e", "f"];
+/// The same rows as a distributed table, a local table and a reference table.
+const TABLES: [&str; 3] = ["ev", "ev_local", "ev_ref"];
 
 fn long_tag(batch: usize, i: usize) -> String {
     match batch {
@@ -204,10 +206,14 @@ async fn load(client: &mut TestClient, dir: &Path) {
     client
         .run(&format!("CREATE TABLE ev_local ({COLUMNS})"))
         .await;
+    client
+        .run(&format!("CREATE TABLE ev_ref ({COLUMNS})"))
+        .await;
+    client.run("SELECT create_reference_table('ev_ref')").await;
     for b in 0..BATCHES {
         let path = dir.join(format!("batch{b}.parquet"));
         write_parquet(&path, &batch(b));
-        for table in ["ev", "ev_local"] {
+        for table in TABLES {
             client
                 .run(&format!(
                     "COPY {table} FROM '{}' WITH (FORMAT parquet)",
@@ -226,7 +232,7 @@ async fn filters_on_any_column_skip_files_without_changing_answers() {
         let mut client = cluster.client().await;
         load(&mut client, dir.path()).await;
         let single = shardfusion_tests::compare::single_node_session();
-        for table in ["ev", "ev_local"] {
+        for table in TABLES {
             single
                 .register_parquet(
                     table,
@@ -237,7 +243,7 @@ async fn filters_on_any_column_skip_files_without_changing_answers() {
                 .expect("register");
         }
         for template in queries() {
-            for table in ["ev", "ev_local"] {
+            for table in TABLES {
                 let sql = template.replace("{t}", table);
                 let actual = client.run(&sql).await;
                 let expected = single
@@ -288,10 +294,12 @@ async fn a_filter_on_one_batch_reads_only_its_files() {
                 "{sql}"
             );
         }
-        // The coordinator's local table: one file per COPY.
-        let sql = "SELECT count(*) FROM ev_local WHERE day = DATE '2022-01-22'";
-        assert_eq!(files_read(&mut client, "ev_local", sql).await, (1, BATCHES));
-        assert_eq!(client.scalar(sql).await, "40");
+        // The coordinator's local table and the reference table: one file per COPY.
+        for table in ["ev_local", "ev_ref"] {
+            let sql = format!("SELECT count(*) FROM {table} WHERE day = DATE '2022-01-22'");
+            assert_eq!(files_read(&mut client, table, &sql).await, (1, BATCHES));
+            assert_eq!(client.scalar(&sql).await, "40");
+        }
 
         // Without statistics (files written before they existed), nothing is pruned, and
         // ANALYZE brings the pruning back.
