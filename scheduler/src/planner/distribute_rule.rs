@@ -46,7 +46,9 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
+use datafusion::physical_plan::{
+    ExecutionPlan, ExecutionPlanProperties, Partitioning, StatisticsArgs, StatisticsContext,
+};
 use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_common::exchange::shard_index::{shard_aligned_output, without_shard_column};
 use shardfusion_common::exchange::shuffle_read::{ShuffleKind, ShuffleReadExec};
@@ -112,6 +114,10 @@ impl Layout {
         }
     }
 }
+
+/// Estimated groups from which a GROUP BY that is not complete per shard is finalized on the
+/// workers (after a shuffle by its keys) rather than on the coordinator.
+const REPARTITION_MIN_GROUPS: usize = 100;
 
 /// A join that sends one side's rows into the other side's shards: which side moves, and
 /// which pair of the join's keys routes them.
@@ -282,8 +288,11 @@ impl DistributeRule {
                     return None;
                 }
                 let layout = self.layout(partial)?;
-                self.complete_per_shard(aggregate, partial, &layout)
-                    .then_some(layout)
+                if self.complete_per_shard(aggregate, partial, &layout) {
+                    return Some(layout);
+                }
+                self.repartitioned_aggregate(aggregate)
+                    .then(|| Layout::shuffle_over(&[&layout]))
             }
             _ => {
                 let layout = self.layout(child)?;
@@ -291,6 +300,41 @@ impl DistributeRule {
                     .then_some(layout)
             }
         }
+    }
+
+    /// Whether `aggregate` (a final aggregate whose groups are not complete per shard) is
+    /// finalized on the workers after a shuffle by its group keys: its partial aggregate runs
+    /// on the workers, there is one grouping set, and there are many groups (by DataFusion's
+    /// estimate from column statistics, else the partial aggregate's input rows), so the
+    /// coordinator would otherwise merge every worker's states of every group.
+    fn repartitioned_aggregate(&self, aggregate: &AggregateExec) -> bool {
+        if *aggregate.mode() != AggregateMode::FinalPartitioned
+            || !aggregate.group_expr().is_single()
+            || aggregate.group_expr().expr().is_empty()
+        {
+            return false;
+        }
+        let Some(partial) = below_join_exchange_hash(aggregate.input()) else {
+            return false;
+        };
+        let Some(partial_aggregate) = partial.downcast_ref::<AggregateExec>() else {
+            return false;
+        };
+        if *partial_aggregate.mode() != AggregateMode::Partial {
+            return false;
+        }
+        let Some(layout) = self.layout(partial) else {
+            return false;
+        };
+        if layout.single_shard() || self.complete_per_shard(aggregate, partial, &layout) {
+            return false;
+        }
+        let groups = StatisticsContext::new()
+            .compute(partial.as_ref(), &StatisticsArgs::new())
+            .ok()
+            .and_then(|s| s.num_rows.get_value().copied())
+            .or_else(|| estimated_rows(partial_aggregate.input()));
+        groups.is_some_and(|g| g >= REPARTITION_MIN_GROUPS)
     }
 
     /// The layout of a join, and which side (if any) is broadcast to the other side's workers.
@@ -582,12 +626,44 @@ impl DistributeRule {
         let mut unshippable = false;
         let cut = fragment
             .transform_down(|node| {
-                let Some(join) = node.downcast_ref::<HashJoinExec>() else {
-                    return Ok(Transformed::no(node));
-                };
                 if unshippable {
                     return Ok(Transformed::no(node));
                 }
+                if let Some(aggregate) = node.downcast_ref::<AggregateExec>()
+                    && self.repartitioned_aggregate(aggregate)
+                {
+                    let exchange = aggregate.input();
+                    let (Some(partial), Some(keys)) = (
+                        below_join_exchange_hash(exchange),
+                        exchange_hash_keys(exchange),
+                    ) else {
+                        return internal_err!("a repartitioned aggregate lost its exchange");
+                    };
+                    let Some(layout) = self.layout(partial) else {
+                        return internal_err!(
+                            "a repartitioned aggregate cannot run on the workers"
+                        );
+                    };
+                    let output = StageOutput::Hash(Partitioning::Hash(keys.clone(), total));
+                    let Some(stage) =
+                        self.build_stage(Arc::clone(partial), &layout, partitions, Some(output))?
+                    else {
+                        unshippable = true;
+                        return Ok(Transformed::new(node, false, TreeNodeRecursion::Stop));
+                    };
+                    producers.push(Arc::new(stage));
+                    let read: Arc<dyn ExecutionPlan> = Arc::new(ShuffleReadExec::placeholder(
+                        producers.len() - 1,
+                        partial.schema(),
+                        keys,
+                        per_task,
+                    ));
+                    let finalized = replace_children_if_necessary(Arc::clone(&node), vec![read])?;
+                    return Ok(Transformed::new(finalized, true, TreeNodeRecursion::Jump));
+                }
+                let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+                    return Ok(Transformed::no(node));
+                };
                 if let Some(aligned) = self.aligned_join(join) {
                     return match self.cut_aligned(join, aligned, partitions, &mut producers)? {
                         Some(cut) => Ok(Transformed::yes(cut)),
@@ -710,10 +786,22 @@ impl DistributeRule {
         ))
     }
 
-    /// The hash joins (by address) below the sides of the shuffle joins of `fragment`.
+    /// The hash joins (by address) in what `fragment`'s shuffles send: both sides of a shuffle
+    /// join, the moved side of a shard-aligned one, a repartitioned aggregate's input.
     fn joins_inside_shuffles(&self, fragment: &Arc<dyn ExecutionPlan>) -> HashSet<usize> {
         let mut inside = HashSet::new();
         let _ = fragment.apply(|node| {
+            if let Some(aggregate) = node.downcast_ref::<AggregateExec>()
+                && self.repartitioned_aggregate(aggregate)
+            {
+                let _ = aggregate.input().apply(|below| {
+                    if let Some(inner) = below.downcast_ref::<HashJoinExec>() {
+                        inside.insert(inner as *const HashJoinExec as usize);
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                });
+                return Ok(TreeNodeRecursion::Jump);
+            }
             let Some(join) = node.downcast_ref::<HashJoinExec>() else {
                 return Ok(TreeNodeRecursion::Continue);
             };
@@ -804,6 +892,7 @@ impl DistributeRule {
         else {
             return Ok(None);
         };
+        let fragment = repair_copartitioning(fragment, partitions)?;
         let fragment = fragment
             .transform_up(|node| {
                 if is_round_robin(&node) {
@@ -923,6 +1012,64 @@ pub(super) fn is_exchange(node: &Arc<dyn ExecutionPlan>) -> bool {
             .is_some_and(|r| matches!(r.partitioning(), Partitioning::Hash(_, _)))
 }
 
+/// Re-partitions the inputs of two-input nodes that need co-partitioned inputs (partitioned
+/// joins) where a cut changed one side's partitioning: a shuffle read has its own partition
+/// count, and DataFusion may have left out an exchange because the side was already
+/// partitioned its way. Each side that does not already match the other is hash-partitioned
+/// by its keys into `partitions`.
+fn repair_copartitioning(
+    plan: Arc<dyn ExecutionPlan>,
+    partitions: usize,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let children = node.children();
+        let requirements = node.input_distribution_requirements().into_per_child();
+        if children.len() != 2 || requirements.len() != 2 {
+            return Ok(Transformed::no(node));
+        }
+        let keys: Vec<Vec<Arc<dyn PhysicalExpr>>> = requirements
+            .iter()
+            .filter_map(|r| match r {
+                datafusion::physical_plan::Distribution::KeyPartitioned(keys) => Some(keys.clone()),
+                _ => None,
+            })
+            .collect();
+        if keys.len() != 2 {
+            return Ok(Transformed::no(node));
+        }
+        let counts: Vec<usize> = children
+            .iter()
+            .map(|c| c.output_partitioning().partition_count())
+            .collect();
+        let hashed = children
+            .iter()
+            .all(|c| matches!(c.output_partitioning(), Partitioning::Hash(_, _)));
+        if hashed && counts[0] == counts[1] {
+            return Ok(Transformed::no(node));
+        }
+        let mut repaired = Vec::with_capacity(2);
+        for (child, keys) in children.into_iter().zip(keys) {
+            repaired.push(Arc::new(RepartitionExec::try_new(
+                Arc::clone(child),
+                Partitioning::Hash(keys, partitions.max(1)),
+            )?) as Arc<dyn ExecutionPlan>);
+        }
+        Ok(Transformed::yes(replace_children_if_necessary(
+            Arc::clone(&node),
+            repaired,
+        )?))
+    })
+    .map(|t| t.data)
+}
+
+/// The input of a hash exchange that does not merge sorted streams.
+fn below_join_exchange_hash(node: &Arc<dyn ExecutionPlan>) -> Option<&Arc<dyn ExecutionPlan>> {
+    let repartition = node.downcast_ref::<RepartitionExec>()?;
+    (matches!(repartition.partitioning(), Partitioning::Hash(_, _))
+        && !repartition.preserve_order())
+    .then(|| repartition.input())
+}
+
 /// What a join side reads below the exchange DataFusion put there for one machine: a hash
 /// repartition (partitioned join), a merge into one partition (collected build side) or a
 /// round-robin spread. A shuffle replaces it. Sorted merges are kept.
@@ -936,6 +1083,14 @@ fn below_join_exchange(node: &Arc<dyn ExecutionPlan>) -> &Arc<dyn ExecutionPlan>
         return coalesce.input();
     }
     node
+}
+
+/// The keys of a hash exchange.
+fn exchange_hash_keys(node: &Arc<dyn ExecutionPlan>) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+    match node.downcast_ref::<RepartitionExec>()?.partitioning() {
+        Partitioning::Hash(keys, _) => Some(keys.clone()),
+        _ => None,
+    }
 }
 
 fn through_exchange(node: &Arc<dyn ExecutionPlan>) -> &Arc<dyn ExecutionPlan> {
@@ -1013,6 +1168,10 @@ impl DistributeRule {
             return self.is_distribution_column(child, index);
         }
         if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
+            if self.repartitioned_aggregate(aggregate) {
+                // Rows are partitioned by all the group keys together.
+                return aggregate.group_expr().expr().len() == 1 && index == 0;
+            }
             return aggregate
                 .group_expr()
                 .expr()
