@@ -12,8 +12,9 @@
 //!
 //! Small inputs are counted exactly: up to [`EXACT_LIMIT`] distinct hashes are kept as such
 //! (as HyperLogLog++ keeps a sparse, more precise form), so a column with a few dozen values
-//! reports exactly that many rather than an estimate a few percent off. The registers are
-//! always maintained too, so switching over loses nothing.
+//! reports exactly that many rather than an estimate a few percent off, and a small file's
+//! sketch allocates no registers. Switching over replays the hashes into the registers, so a
+//! sketch is the same whichever way its values arrived.
 //!
 //! Serialized form (what the catalog and the wire keep): one tag byte, then either the
 //! distinct hashes (`EXACT`, u64 LE each), the 4096 registers (`DENSE`) or
@@ -37,10 +38,17 @@ const EXACT: u8 = 3;
 /// A HyperLogLog sketch with [`REGISTERS`] one-byte registers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct HyperLogLog {
-    registers: Box<[u8]>,
-    /// The distinct hashes seen, sorted, while there are at most [`EXACT_LIMIT`] of them;
-    /// `None` once there were more.
-    exact: Option<Vec<u64>>,
+    repr: Repr,
+}
+
+/// How a sketch holds what it saw. Small sketches allocate no registers, which matters for
+/// the catalog snapshot holding one per file and column.
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
+    /// The distinct hashes seen, sorted; at most [`EXACT_LIMIT`] of them.
+    Exact(Vec<u64>),
+    /// [`REGISTERS`] registers, once more than [`EXACT_LIMIT`] distinct hashes were seen.
+    Registers(Box<[u8]>),
 }
 
 impl std::fmt::Debug for HyperLogLog {
@@ -55,12 +63,37 @@ impl Default for HyperLogLog {
     }
 }
 
+/// Registers holding `hashes`.
+fn registers_of(hashes: &[u64]) -> Box<[u8]> {
+    let mut registers = vec![0u8; REGISTERS].into_boxed_slice();
+    for hash in hashes {
+        add_to_registers(&mut registers, *hash);
+    }
+    registers
+}
+
+#[inline]
+fn add_to_registers(registers: &mut [u8], hash: u64) {
+    let index = (hash >> (64 - PRECISION)) as usize;
+    let rest = hash << PRECISION;
+    // Position of the first 1 bit among the remaining 64 - PRECISION bits (1-based).
+    let rank = if rest == 0 {
+        (64 - PRECISION + 1) as u8
+    } else {
+        (rest.leading_zeros() + 1) as u8
+    };
+    if let Some(register) = registers.get_mut(index)
+        && rank > *register
+    {
+        *register = rank;
+    }
+}
+
 impl HyperLogLog {
     /// An empty sketch (estimate 0).
     pub fn new() -> Self {
         Self {
-            registers: vec![0u8; REGISTERS].into_boxed_slice(),
-            exact: Some(Vec::new()),
+            repr: Repr::Exact(Vec::new()),
         }
     }
 
@@ -72,61 +105,65 @@ impl HyperLogLog {
     /// Adds one value given by its 64-bit hash.
     #[inline]
     pub fn add_hash(&mut self, hash: u64) {
-        if let Some(exact) = self.exact.as_mut()
-            && let Err(at) = exact.binary_search(&hash)
-        {
-            if exact.len() < EXACT_LIMIT {
-                exact.insert(at, hash);
-            } else {
-                self.exact = None;
+        match &mut self.repr {
+            Repr::Registers(registers) => add_to_registers(registers, hash),
+            Repr::Exact(hashes) => {
+                if let Err(at) = hashes.binary_search(&hash) {
+                    if hashes.len() < EXACT_LIMIT {
+                        hashes.insert(at, hash);
+                    } else {
+                        let mut registers = registers_of(hashes);
+                        add_to_registers(&mut registers, hash);
+                        self.repr = Repr::Registers(registers);
+                    }
+                }
             }
-        }
-        self.add_to_registers(hash);
-    }
-
-    #[inline]
-    fn add_to_registers(&mut self, hash: u64) {
-        let index = (hash >> (64 - PRECISION)) as usize;
-        let rest = hash << PRECISION;
-        // Position of the first 1 bit among the remaining 64 - PRECISION bits (1-based).
-        let rank = if rest == 0 {
-            (64 - PRECISION + 1) as u8
-        } else {
-            (rest.leading_zeros() + 1) as u8
-        };
-        let register = &mut self.registers[index];
-        if rank > *register {
-            *register = rank;
         }
     }
 
     /// Folds `other` into `self`: the sketch of the union of both inputs.
     pub fn merge(&mut self, other: &HyperLogLog) {
-        self.exact = match (self.exact.take(), &other.exact) {
-            (Some(mut mine), Some(theirs)) => {
+        match (&mut self.repr, &other.repr) {
+            (Repr::Exact(mine), Repr::Exact(theirs)) => {
                 mine.extend_from_slice(theirs);
                 mine.sort_unstable();
                 mine.dedup();
-                (mine.len() <= EXACT_LIMIT).then_some(mine)
+                if mine.len() > EXACT_LIMIT {
+                    self.repr = Repr::Registers(registers_of(mine));
+                }
             }
-            _ => None,
-        };
-        for (mine, theirs) in self.registers.iter_mut().zip(other.registers.iter()) {
-            if *theirs > *mine {
-                *mine = *theirs;
+            (Repr::Exact(mine), Repr::Registers(theirs)) => {
+                let mut registers = theirs.clone();
+                for hash in mine.iter() {
+                    add_to_registers(&mut registers, *hash);
+                }
+                self.repr = Repr::Registers(registers);
+            }
+            (Repr::Registers(mine), Repr::Exact(theirs)) => {
+                for hash in theirs {
+                    add_to_registers(mine, *hash);
+                }
+            }
+            (Repr::Registers(mine), Repr::Registers(theirs)) => {
+                for (mine, theirs) in mine.iter_mut().zip(theirs.iter()) {
+                    if *theirs > *mine {
+                        *mine = *theirs;
+                    }
+                }
             }
         }
     }
 
     /// The estimated number of distinct values added.
     pub fn estimate(&self) -> u64 {
-        if let Some(exact) = &self.exact {
-            return exact.len() as u64;
-        }
+        let registers = match &self.repr {
+            Repr::Exact(hashes) => return hashes.len() as u64,
+            Repr::Registers(registers) => registers,
+        };
         let m = REGISTERS as f64;
         let mut sum = 0.0f64;
         let mut zeros = 0usize;
-        for &register in self.registers.iter() {
+        for &register in registers.iter() {
             sum += 1.0 / (1u64 << register) as f64;
             if register == 0 {
                 zeros += 1;
@@ -145,19 +182,22 @@ impl HyperLogLog {
 
     /// The serialized sketch (see the module docs for the format).
     pub fn to_bytes(&self) -> Vec<u8> {
-        if let Some(exact) = &self.exact {
-            let mut out = Vec::with_capacity(1 + exact.len() * 8);
-            out.push(EXACT);
-            for hash in exact {
-                out.extend_from_slice(&hash.to_le_bytes());
+        let registers = match &self.repr {
+            Repr::Exact(hashes) => {
+                let mut out = Vec::with_capacity(1 + hashes.len() * 8);
+                out.push(EXACT);
+                for hash in hashes {
+                    out.extend_from_slice(&hash.to_le_bytes());
+                }
+                return out;
             }
-            return out;
-        }
-        let used = self.registers.iter().filter(|r| **r != 0).count();
+            Repr::Registers(registers) => registers,
+        };
+        let used = registers.iter().filter(|r| **r != 0).count();
         if 1 + used * 3 < 1 + REGISTERS {
             let mut out = Vec::with_capacity(1 + used * 3);
             out.push(SPARSE);
-            for (index, &value) in self.registers.iter().enumerate() {
+            for (index, &value) in registers.iter().enumerate() {
                 if value != 0 {
                     out.extend_from_slice(&(index as u16).to_le_bytes());
                     out.push(value);
@@ -167,7 +207,7 @@ impl HyperLogLog {
         } else {
             let mut out = Vec::with_capacity(1 + REGISTERS);
             out.push(DENSE);
-            out.extend_from_slice(&self.registers);
+            out.extend_from_slice(registers);
             out
         }
     }
@@ -176,9 +216,7 @@ impl HyperLogLog {
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let (&tag, body) = bytes.split_first()?;
         let max_rank = (64 - PRECISION + 1) as u8;
-        let mut sketch = Self::new();
-        sketch.exact = None;
-        match tag {
+        let repr = match tag {
             EXACT if body.len() % 8 == 0 && body.len() / 8 <= EXACT_LIMIT => {
                 let mut hashes: Vec<u64> = body
                     .chunks_exact(8)
@@ -186,30 +224,29 @@ impl HyperLogLog {
                     .collect();
                 hashes.sort_unstable();
                 hashes.dedup();
-                for hash in &hashes {
-                    sketch.add_to_registers(*hash);
-                }
-                sketch.exact = Some(hashes);
+                Repr::Exact(hashes)
             }
             DENSE if body.len() == REGISTERS => {
                 if body.iter().any(|r| *r > max_rank) {
                     return None;
                 }
-                sketch.registers.copy_from_slice(body);
+                Repr::Registers(body.to_vec().into_boxed_slice())
             }
             SPARSE if body.len() % 3 == 0 => {
+                let mut registers = vec![0u8; REGISTERS].into_boxed_slice();
                 for entry in body.chunks_exact(3) {
                     let index = u16::from_le_bytes([entry[0], entry[1]]) as usize;
                     let value = entry[2];
                     if index >= REGISTERS || value > max_rank {
                         return None;
                     }
-                    sketch.registers[index] = value;
+                    registers[index] = value;
                 }
+                Repr::Registers(registers)
             }
             _ => return None,
-        }
-        Some(sketch)
+        };
+        Some(Self { repr })
     }
 }
 
