@@ -73,6 +73,11 @@ const PLANS: &[(&str, &str)] = &[
         "SELECT id, rank() OVER (PARTITION BY branch ORDER BY balance, id) AS r FROM accounts",
     ),
     (
+        "window_by_distribution_column",
+        "SELECT id, sum(balance) OVER (PARTITION BY id ORDER BY branch) AS s FROM accounts",
+    ),
+    ("distinct", "SELECT DISTINCT owner FROM accounts"),
+    (
         "top_k",
         "SELECT id, balance FROM accounts ORDER BY balance DESC, id LIMIT 5",
     ),

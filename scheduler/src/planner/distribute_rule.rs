@@ -46,6 +46,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{
     ExecutionPlan, ExecutionPlanProperties, Partitioning, StatisticsArgs, StatisticsContext,
 };
@@ -253,6 +254,9 @@ impl DistributeRule {
         if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
             return self.aggregate_layout(aggregate, child);
         }
+        if is_window(node) {
+            return self.window_layout(node);
+        }
         let layout = self.layout(child)?;
         // Sorts are matched by type: their name changes with a fetch ("SortExec(TopK)").
         let per_shard = match node.downcast_ref::<SortExec>() {
@@ -335,6 +339,37 @@ impl DistributeRule {
             .and_then(|s| s.num_rows.get_value().copied())
             .or_else(|| estimated_rows(partial_aggregate.input()));
         groups.is_some_and(|g| g >= REPARTITION_MIN_GROUPS)
+    }
+
+    /// The layout of a window function partitioned by some keys (DataFusion feeds it a hash
+    /// exchange by those keys, then a per-partition sort): where its input runs on the
+    /// workers, every window partition is complete in one shard group when a key is a
+    /// distribution column, and otherwise after a shuffle by the keys.
+    fn window_layout(&self, window: &Arc<dyn ExecutionPlan>) -> Option<Layout> {
+        let (_, below, _) = window_exchange(window)?;
+        let layout = self.layout(below)?;
+        if layout.single_shard() || self.window_complete_per_shard(window) {
+            return Some(layout);
+        }
+        Some(Layout::shuffle_over(&[&layout]))
+    }
+
+    /// Whether a window's partitions each lie in one shard group: a partition key is a
+    /// distribution column of its input.
+    fn window_complete_per_shard(&self, window: &Arc<dyn ExecutionPlan>) -> bool {
+        let Some((_, below, keys)) = window_exchange(window) else {
+            return false;
+        };
+        keys.iter()
+            .any(|k| column_index(k).is_some_and(|i| self.is_distribution_column(below, i)))
+    }
+
+    /// Whether `window` runs on the workers after a shuffle by its partition keys.
+    fn repartitioned_window(&self, window: &Arc<dyn ExecutionPlan>) -> bool {
+        window_exchange(window).is_some_and(|(_, below, _)| {
+            self.layout(below).is_some_and(|l| !l.single_shard())
+                && !self.window_complete_per_shard(window)
+        })
     }
 
     /// The layout of a join, and which side (if any) is broadcast to the other side's workers.
@@ -629,6 +664,34 @@ impl DistributeRule {
                 if unshippable {
                     return Ok(Transformed::no(node));
                 }
+                if is_window(&node) && self.repartitioned_window(&node) {
+                    let Some((sort, below, keys)) = window_exchange(&node) else {
+                        return internal_err!("a repartitioned window lost its exchange");
+                    };
+                    let Some(layout) = self.layout(below) else {
+                        return internal_err!("a repartitioned window cannot run on the workers");
+                    };
+                    let output = StageOutput::Hash(Partitioning::Hash(keys.clone(), total));
+                    let Some(stage) =
+                        self.build_stage(Arc::clone(below), &layout, partitions, Some(output))?
+                    else {
+                        unshippable = true;
+                        return Ok(Transformed::new(node, false, TreeNodeRecursion::Stop));
+                    };
+                    producers.push(Arc::new(stage));
+                    let read: Arc<dyn ExecutionPlan> = Arc::new(ShuffleReadExec::placeholder(
+                        producers.len() - 1,
+                        below.schema(),
+                        keys,
+                        per_task,
+                    ));
+                    let input = match sort {
+                        Some(sort) => replace_children_if_necessary(Arc::clone(sort), vec![read])?,
+                        None => read,
+                    };
+                    let windowed = replace_children_if_necessary(Arc::clone(&node), vec![input])?;
+                    return Ok(Transformed::new(windowed, true, TreeNodeRecursion::Jump));
+                }
                 if let Some(aggregate) = node.downcast_ref::<AggregateExec>()
                     && self.repartitioned_aggregate(aggregate)
                 {
@@ -791,10 +854,17 @@ impl DistributeRule {
     fn joins_inside_shuffles(&self, fragment: &Arc<dyn ExecutionPlan>) -> HashSet<usize> {
         let mut inside = HashSet::new();
         let _ = fragment.apply(|node| {
-            if let Some(aggregate) = node.downcast_ref::<AggregateExec>()
+            let moved_input = if let Some(aggregate) = node.downcast_ref::<AggregateExec>()
                 && self.repartitioned_aggregate(aggregate)
             {
-                let _ = aggregate.input().apply(|below| {
+                Some(aggregate.input())
+            } else if is_window(node) && self.repartitioned_window(node) {
+                node.children().first().copied()
+            } else {
+                None
+            };
+            if let Some(input) = moved_input {
+                let _ = input.apply(|below| {
                     if let Some(inner) = below.downcast_ref::<HashJoinExec>() {
                         inside.insert(inner as *const HashJoinExec as usize);
                     }
@@ -1083,6 +1153,35 @@ fn below_join_exchange(node: &Arc<dyn ExecutionPlan>) -> &Arc<dyn ExecutionPlan>
         return coalesce.input();
     }
     node
+}
+
+/// Whether `node` computes window functions (over partitions of its input).
+fn is_window(node: &Arc<dyn ExecutionPlan>) -> bool {
+    node.downcast_ref::<BoundedWindowAggExec>().is_some()
+        || node.downcast_ref::<WindowAggExec>().is_some()
+}
+
+/// For a window fed by a hash exchange on its partition keys (under an optional
+/// per-partition sort): the sort, the exchange's input and its keys.
+type WindowExchange<'a> = (
+    Option<&'a Arc<dyn ExecutionPlan>>,
+    &'a Arc<dyn ExecutionPlan>,
+    Vec<Arc<dyn PhysicalExpr>>,
+);
+
+fn window_exchange(window: &Arc<dyn ExecutionPlan>) -> Option<WindowExchange<'_>> {
+    if !is_window(window) {
+        return None;
+    }
+    let child = *window.children().first()?;
+    let (sort, exchange) = match child.downcast_ref::<SortExec>() {
+        Some(sort) if sort.preserve_partitioning() => (Some(child), sort.input()),
+        Some(_) => return None,
+        None => (None, child),
+    };
+    let keys = exchange_hash_keys(exchange)?;
+    let below = below_join_exchange_hash(exchange)?;
+    Some((sort, below, keys))
 }
 
 /// The keys of a hash exchange.
