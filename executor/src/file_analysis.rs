@@ -75,7 +75,7 @@ async fn analyze_file(
         .await
         .map_err(|e| fail(e.to_string()))?;
     while let Some(batch) = batches.try_next().await.map_err(|e| fail(e.to_string()))? {
-        collector.update(&batch)?;
+        collector.update(&batch);
     }
     let rows = collector.rows();
     Ok(Some(WrittenFile {

@@ -65,7 +65,7 @@ where
             rows += batch.num_rows() as u64;
             stats
                 .get_or_insert_with(|| FileStatsCollector::new(&batch.schema()))
-                .update(&batch)?;
+                .update(&batch);
             if let Some(w) = writer.as_mut() {
                 w.write(&batch).await.map_err(|e| fail(e.to_string()))?;
             }

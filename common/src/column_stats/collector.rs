@@ -15,7 +15,7 @@ use datafusion::arrow::array::{
     downcast_primitive_array,
 };
 use datafusion::arrow::datatypes::{DataType, SchemaRef, ToByteSlice};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::ScalarValue;
 use datafusion_functions_aggregate_common::min_max::{max_batch, min_batch};
 
 use super::{Bound, ColumnStats, FileStats, HyperLogLog};
@@ -61,12 +61,13 @@ impl FileStatsCollector {
     }
 
     /// Folds in one batch, whose columns are those of the schema given to [`Self::new`].
-    pub fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Never fails: what cannot be computed for a column is left unknown, and the write it
+    /// accompanies goes on.
+    pub fn update(&mut self, batch: &RecordBatch) {
         self.rows += batch.num_rows() as u64;
         for (column, array) in self.columns.iter_mut().zip(batch.columns()) {
-            column.update(array)?;
+            column.update(array);
         }
-        Ok(())
     }
 
     /// The statistics of every row seen.
@@ -95,19 +96,19 @@ impl FileStatsCollector {
 }
 
 impl ColumnCollector {
-    fn update(&mut self, array: &ArrayRef) -> Result<()> {
+    fn update(&mut self, array: &ArrayRef) {
         let nulls = array.logical_null_count();
         self.nulls += nulls as u64;
         if nulls == array.len() {
-            return Ok(());
+            return;
         }
         if self.bounded {
-            let low = min_batch(array)?;
-            let high = max_batch(array)?;
+            let (Ok(low), Ok(high)) = (min_batch(array), max_batch(array)) else {
+                self.drop_bounds();
+                return self.hash(array);
+            };
             if is_nan(&low) || is_nan(&high) {
-                self.bounded = false;
-                self.min = None;
-                self.max = None;
+                self.drop_bounds();
             } else {
                 self.min = fold(self.min.take(), low, std::cmp::Ordering::Less);
                 self.max = fold(self.max.take(), high, std::cmp::Ordering::Greater);
@@ -117,10 +118,19 @@ impl ColumnCollector {
                 }
             }
         }
+        self.hash(array);
+    }
+
+    fn hash(&mut self, array: &ArrayRef) {
         if let Some(sketch) = self.distinct.as_mut() {
             hash_into(sketch, array);
         }
-        Ok(())
+    }
+
+    fn drop_bounds(&mut self) {
+        self.bounded = false;
+        self.min = None;
+        self.max = None;
     }
 }
 
@@ -257,6 +267,7 @@ mod tests {
 
     use datafusion::arrow::array::{Float64Array, Int32Array, StringArray};
     use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::common::Result;
 
     use super::*;
 
@@ -287,12 +298,12 @@ mod tests {
             vec![Some(5), None, Some(3)],
             vec![Some("b"), Some("b"), None],
             vec![Some(1.5), None, None],
-        ))?;
+        ));
         collector.update(&batch(
             vec![Some(9), Some(3), None],
             vec![None, Some("a"), Some("c")],
             vec![Some(-2.0), Some(0.0), None],
-        ))?;
+        ));
         assert_eq!(collector.rows(), 6);
         let stats = collector.finish();
         let i = stats.column("i").expect("present in the test data");
@@ -327,7 +338,7 @@ mod tests {
     #[test]
     fn all_null_columns_have_no_bounds() -> Result<()> {
         let mut collector = FileStatsCollector::new(&schema());
-        collector.update(&batch(vec![None, None], vec![None, None], vec![None, None]))?;
+        collector.update(&batch(vec![None, None], vec![None, None], vec![None, None]));
         let stats = collector.finish();
         let i = stats.column("i").expect("present in the test data");
         assert_eq!((i.null_count, &i.min, &i.max), (2, &None, &None));
@@ -344,9 +355,9 @@ mod tests {
     #[test]
     fn nan_drops_float_bounds() -> Result<()> {
         let mut collector = FileStatsCollector::new(&schema());
-        collector.update(&batch(vec![Some(1)], vec![Some("x")], vec![Some(1.0)]))?;
-        collector.update(&batch(vec![Some(1)], vec![Some("x")], vec![Some(f64::NAN)]))?;
-        collector.update(&batch(vec![Some(1)], vec![Some("x")], vec![Some(7.0)]))?;
+        collector.update(&batch(vec![Some(1)], vec![Some("x")], vec![Some(1.0)]));
+        collector.update(&batch(vec![Some(1)], vec![Some("x")], vec![Some(f64::NAN)]));
+        collector.update(&batch(vec![Some(1)], vec![Some("x")], vec![Some(7.0)]));
         let f = collector
             .finish()
             .columns
