@@ -1,0 +1,497 @@
+//! Aggregates, DISTINCT, grouping sets, window functions, UNION ALL and subqueries over
+//! distributed tables, grouped or partitioned by columns other than the distribution column:
+//! answers equal single-node DataFusion's at 1, 7 and 32 shards with 2 workers, whether the
+//! planner finalizes them on the workers after a shuffle by the group keys (repartitioned
+//! aggregates), on the coordinator, or not at all. A many-group GROUP BY sends the coordinator
+//! one row per group, not partial states from every worker.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{
+    ArrayRef, Date32Array, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use shardfusion_tests::compare::{assert_same, rows, same, single_node_session};
+use shardfusion_tests::{TestClient, TestCluster};
+
+const EVENTS: i64 = 60_000;
+const USERS: i64 = 4_000;
+
+fn write_parquet(path: &Path, batch: &RecordBatch) {
+    let file = std::fs::File::create(path).expect("create parquet");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+    writer.write(batch).expect("write");
+    writer.close().expect("close");
+}
+
+/// `events` is distributed by `id`; `user_id` (about 3,000 values and NULLs), `name` (about
+/// 2,000 values and NULLs), `day` (365 values), `score` and `amount` are not distribution
+/// columns. `users` is distributed by `uid` (some users have no events, some events name no
+/// user); `age` has NULLs.
+fn data() -> Vec<(&'static str, &'static str, &'static str, RecordBatch)> {
+    let events = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("user_id", DataType::Int32, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("score", DataType::Int32, true),
+            Field::new("amount", DataType::Decimal128(12, 2), true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from_iter_values(1..=EVENTS)) as ArrayRef,
+            Arc::new(Int32Array::from_iter(
+                (1..=EVENTS).map(|i| (i % 53 != 0).then_some(((i * 7_919) % 3_000) as i32)),
+            )),
+            Arc::new(StringArray::from_iter((1..=EVENTS).map(|i| {
+                (i % 47 != 0).then(|| format!("name{}", (i * 31) % 2_000))
+            }))),
+            Arc::new(Date32Array::from_iter(
+                (1..=EVENTS).map(|i| (i % 101 != 0).then_some(19_000 + (i % 365) as i32)),
+            )),
+            Arc::new(Int32Array::from_iter(
+                (1..=EVENTS).map(|i| (i % 13 != 0).then_some((i % 1_000) as i32 - 300)),
+            )),
+            Arc::new(
+                Decimal128Array::from_iter(
+                    (1..=EVENTS)
+                        .map(|i| (i % 17 != 0).then_some(((i * 37) % 100_000) as i128 - 20_000)),
+                )
+                .with_precision_and_scale(12, 2)
+                .expect("decimal"),
+            ),
+        ],
+    )
+    .expect("events");
+    let users = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("uid", DataType::Int32, false),
+            Field::new("region", DataType::Utf8, true),
+            Field::new("age", DataType::Int32, true),
+            Field::new("uname", DataType::Utf8, true),
+        ])),
+        vec![
+            Arc::new(Int32Array::from_iter_values(0..USERS as i32)) as ArrayRef,
+            Arc::new(StringArray::from_iter(
+                (0..USERS).map(|i| (i % 11 != 0).then(|| format!("region{}", i % 150))),
+            )),
+            Arc::new(Int32Array::from_iter(
+                (0..USERS).map(|i| (i % 9 != 0).then_some((i % 90) as i32 - 300)),
+            )),
+            Arc::new(StringArray::from_iter((0..USERS).map(|i| {
+                (i % 7 != 0).then(|| format!("name{}", (i * 3) % 2_500))
+            }))),
+        ],
+    )
+    .expect("users");
+    vec![
+        (
+            "events",
+            "CREATE TABLE events (id BIGINT NOT NULL, user_id INT, name TEXT, day DATE, \
+             score INT, amount DECIMAL(12, 2))",
+            "id",
+            events,
+        ),
+        (
+            "users",
+            "CREATE TABLE users (uid INT NOT NULL, region TEXT, age INT, uname TEXT)",
+            "uid",
+            users,
+        ),
+    ]
+}
+
+/// `(sql, ordered)`: nothing here groups or partitions by a distribution column alone.
+const QUERIES: &[(&str, bool)] = &[
+    // Many groups of one key: ints (with a NULL group), text, dates.
+    (
+        "SELECT user_id, count(*), sum(amount), min(day), max(name), sum(score) FROM events \
+         GROUP BY user_id",
+        false,
+    ),
+    (
+        "SELECT name, count(*), avg(amount), min(score), max(amount) FROM events GROUP BY name",
+        false,
+    ),
+    (
+        "SELECT day, count(*), count(name), sum(score) FROM events GROUP BY day",
+        false,
+    ),
+    // Several keys, NULLs in each, and an expression key.
+    (
+        "SELECT user_id, day, count(*), sum(amount) FROM events GROUP BY user_id, day",
+        false,
+    ),
+    (
+        "SELECT name, score % 7, count(*) FROM events GROUP BY name, score % 7",
+        false,
+    ),
+    (
+        "SELECT user_id % 500 AS bucket, count(*), max(amount) FROM events \
+         GROUP BY user_id % 500",
+        false,
+    ),
+    // HAVING, and ORDER BY + LIMIT above the groups.
+    (
+        "SELECT user_id, count(*), sum(score) FROM events GROUP BY user_id \
+         HAVING count(*) > 20 AND sum(score) > 1000",
+        false,
+    ),
+    (
+        "SELECT user_id, sum(score) AS s FROM events GROUP BY user_id \
+         ORDER BY s DESC NULLS LAST, user_id NULLS FIRST LIMIT 15",
+        true,
+    ),
+    (
+        "SELECT name, count(*) AS c FROM events GROUP BY name ORDER BY c DESC, name LIMIT 7 OFFSET 3",
+        true,
+    ),
+    // Distinct aggregates and DISTINCT.
+    (
+        "SELECT user_id, count(DISTINCT name), count(DISTINCT day) FROM events GROUP BY user_id",
+        false,
+    ),
+    (
+        "SELECT day, count(DISTINCT user_id), sum(DISTINCT score) FROM events GROUP BY day",
+        false,
+    ),
+    (
+        "SELECT count(DISTINCT user_id), count(DISTINCT name), count(DISTINCT day) FROM events",
+        false,
+    ),
+    ("SELECT DISTINCT name FROM events", false),
+    ("SELECT DISTINCT user_id, day FROM events", false),
+    (
+        "SELECT count(*) FROM (SELECT DISTINCT user_id, name FROM events) d",
+        false,
+    ),
+    (
+        "SELECT day, approx_distinct(user_id), approx_distinct(name) FROM events GROUP BY day",
+        false,
+    ),
+    (
+        "SELECT user_id, array_agg(id ORDER BY id DESC) FROM events WHERE id % 7 = 0 \
+         GROUP BY user_id",
+        false,
+    ),
+    (
+        "SELECT name, array_agg(DISTINCT score ORDER BY score) FROM events WHERE id % 5 = 0 \
+         GROUP BY name",
+        false,
+    ),
+    // Statistics of decimals.
+    (
+        "SELECT name, stddev(amount), var_samp(amount), var_pop(amount), avg(amount) \
+         FROM events GROUP BY name",
+        false,
+    ),
+    (
+        "SELECT day, stddev_pop(amount), avg(amount), sum(amount) FROM events GROUP BY day",
+        false,
+    ),
+    // Grouping sets, rollup, cube: right whether or not they are repartitioned.
+    (
+        "SELECT user_id, day, count(*), sum(amount) FROM events \
+         GROUP BY ROLLUP (user_id, day)",
+        false,
+    ),
+    (
+        "SELECT name, score % 3 AS m, count(*) FROM events GROUP BY CUBE (name, score % 3)",
+        false,
+    ),
+    (
+        "SELECT user_id, day, name, count(*), grouping(user_id), grouping(day) FROM events \
+         GROUP BY GROUPING SETS ((user_id), (day), (name, day), ())",
+        false,
+    ),
+    // Window functions partitioned by a column that is not the distribution column.
+    (
+        "SELECT id, user_id, rank() OVER (PARTITION BY user_id ORDER BY amount DESC NULLS LAST, id), \
+         row_number() OVER (PARTITION BY user_id ORDER BY id) FROM events",
+        false,
+    ),
+    (
+        "SELECT id, day, sum(score) OVER (PARTITION BY day), \
+         sum(amount) OVER (PARTITION BY day ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) \
+         FROM events",
+        false,
+    ),
+    (
+        "SELECT name, total, dense_rank() OVER (ORDER BY total DESC) FROM \
+         (SELECT name, sum(score) AS total FROM events GROUP BY name) g",
+        false,
+    ),
+    (
+        "SELECT user_id, c FROM (SELECT user_id, count(*) AS c, \
+         row_number() OVER (PARTITION BY user_id % 10 ORDER BY count(*) DESC, user_id) AS r \
+         FROM events GROUP BY user_id) g WHERE r <= 3",
+        false,
+    ),
+    // UNION ALL of shuffled queries.
+    (
+        "SELECT user_id AS k, count(*) FROM events GROUP BY user_id \
+         UNION ALL SELECT score, count(*) FROM events GROUP BY score \
+         UNION ALL SELECT age, count(*) FROM users GROUP BY age",
+        false,
+    ),
+    (
+        "SELECT k, sum(c) FROM (SELECT user_id AS k, count(*) AS c FROM events GROUP BY user_id \
+         UNION ALL SELECT uid, 1 FROM users) u GROUP BY k",
+        false,
+    ),
+    (
+        "SELECT name FROM events UNION SELECT uname FROM users",
+        false,
+    ),
+    // Joins on non-distribution columns, then grouped by other columns again.
+    (
+        "SELECT u.region, count(*), sum(e.amount) FROM events e JOIN users u \
+         ON e.user_id = u.uid GROUP BY u.region",
+        false,
+    ),
+    (
+        "SELECT e.day, u.region, count(*) FROM events e JOIN users u ON e.name = u.uname \
+         GROUP BY e.day, u.region",
+        false,
+    ),
+    (
+        "SELECT u.age, count(DISTINCT e.user_id) FROM events e JOIN users u ON e.score = u.age \
+         GROUP BY u.age",
+        false,
+    ),
+    // Subqueries: IN / EXISTS / NOT EXISTS, and NOT IN, which is null-aware.
+    (
+        "SELECT count(*), sum(score) FROM events WHERE user_id IN \
+         (SELECT uid FROM users WHERE region LIKE 'region1%')",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM events e WHERE EXISTS \
+         (SELECT 1 FROM users u WHERE u.uname = e.name AND u.age > -250)",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM users u WHERE NOT EXISTS \
+         (SELECT 1 FROM events e WHERE e.user_id = u.uid)",
+        false,
+    ),
+    // events.user_id holds NULLs: NOT IN is never true.
+    (
+        "SELECT count(*) FROM users WHERE uid NOT IN (SELECT user_id FROM events)",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM users WHERE uid NOT IN \
+         (SELECT user_id FROM events WHERE user_id IS NOT NULL)",
+        false,
+    ),
+    // users.age holds NULLs; neither side is a distribution column.
+    (
+        "SELECT count(*) FROM events WHERE score NOT IN (SELECT age FROM users)",
+        false,
+    ),
+    (
+        "SELECT count(*), count(score) FROM events WHERE score NOT IN \
+         (SELECT age FROM users WHERE age IS NOT NULL)",
+        false,
+    ),
+    (
+        "SELECT name, count(*) FROM events WHERE name NOT IN \
+         (SELECT uname FROM users WHERE uname IS NOT NULL) GROUP BY name",
+        false,
+    ),
+    // Scalar subqueries in the WHERE of a join of two distributed tables.
+    (
+        "SELECT count(*), sum(e.amount) FROM events e JOIN users u ON e.name = u.uname \
+         WHERE e.amount > (SELECT avg(amount) FROM events)",
+        false,
+    ),
+    (
+        "SELECT u.region, count(*) FROM events e JOIN users u ON e.user_id = u.uid \
+         WHERE e.score > (SELECT avg(age) FROM users) \
+         AND e.day < (SELECT max(day) - 100 FROM events) GROUP BY u.region",
+        false,
+    ),
+    // A correlated scalar subquery: decorrelated into a join with an aggregate by user_id.
+    (
+        "SELECT count(*) FROM events e WHERE e.score > \
+         (SELECT avg(e2.score) FROM events e2 WHERE e2.user_id = e.user_id)",
+        false,
+    ),
+];
+
+async fn load(client: &mut TestClient, dir: &Path, shards: usize) -> SessionContext {
+    let single = single_node_session();
+    for (name, ddl, column, batch) in data() {
+        let path = dir.join(format!("{name}.parquet"));
+        write_parquet(&path, &batch);
+        client.run(ddl).await;
+        client
+            .run(&format!(
+                "SELECT create_distributed_table('{name}', '{column}', shard_count => {shards})"
+            ))
+            .await;
+        client
+            .run(&format!(
+                "COPY {name} FROM '{}' WITH (FORMAT parquet)",
+                path.display()
+            ))
+            .await;
+        single
+            .register_parquet(
+                name,
+                path.to_str().expect("utf8 path"),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .expect("register");
+    }
+    single
+}
+
+async fn expected(single: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+    single
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("single node cannot plan {sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("single node failed on {sql}: {e}"))
+}
+
+/// `rows_received / calls` of the most recent statement whose normalized text starts with
+/// `prefix`.
+async fn rows_received(client: &mut TestClient, prefix: &str) -> u64 {
+    let sql = format!(
+        "SELECT rows_received / calls FROM shardfusion_stat_statements \
+         WHERE starts_with(query, '{prefix}') ORDER BY started_at DESC LIMIT 1"
+    );
+    let found = rows(&client.run(&sql).await);
+    found
+        .first()
+        .unwrap_or_else(|| panic!("no statement starting with {prefix}"))
+        .parse()
+        .expect("number")
+}
+
+/// Every query's answer equals single-node DataFusion's; all differences are reported at once.
+async fn answers_match(shards: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cluster = TestCluster::start(2).await;
+    let mut client = cluster.client().await;
+    let single = load(&mut client, dir.path(), shards).await;
+    let mut wrong = Vec::new();
+    for (sql, ordered) in QUERIES {
+        let want = expected(&single, sql).await;
+        match client.query(sql).await {
+            Ok(got) => {
+                if let Err(difference) = same(&got, &want, *ordered) {
+                    let plan = rows(&client.run(&format!("EXPLAIN {sql}")).await).join("\n");
+                    wrong.push(format!("{sql}\n  => {difference}\n{plan}"));
+                }
+            }
+            Err(status) => wrong.push(format!(
+                "{sql}\n  => failed: {:?} {}",
+                status.code(),
+                status.message()
+            )),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "[{shards} shards] {} of {} queries differ from single-node DataFusion:\n\n{}",
+        wrong.len(),
+        QUERIES.len(),
+        wrong.join("\n\n")
+    );
+    cluster.shutdown().await;
+}
+
+/// A GROUP BY on a non-distribution column with thousands of groups is finalized on the
+/// workers: the coordinator receives one row per group, the plan shows the shuffle.
+async fn final_rows_only(shards: usize) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cluster = TestCluster::start(2).await;
+    let mut client = cluster.client().await;
+    let single = load(&mut client, dir.path(), shards).await;
+    for (sql, prefix) in [
+        (
+            "SELECT user_id, count(*), sum(score) FROM events GROUP BY user_id",
+            "SELECT user_id, count(*), sum(score) FROM events",
+        ),
+        (
+            "SELECT name, count(*), max(amount) FROM events GROUP BY name",
+            "SELECT name, count(*), max(amount) FROM events",
+        ),
+        (
+            "SELECT user_id, day, count(*) FROM events GROUP BY user_id, day",
+            "SELECT user_id, day, count(*) FROM events",
+        ),
+        (
+            "SELECT DISTINCT name, score % 3 FROM events",
+            "SELECT DISTINCT name, score",
+        ),
+    ] {
+        let got = client.run(sql).await;
+        assert_same(
+            &format!("[{shards} shards] {sql}"),
+            &got,
+            &expected(&single, sql).await,
+            false,
+        );
+        let groups = got.iter().map(|b| b.num_rows()).sum::<usize>() as u64;
+        assert!(groups >= 1_000, "{sql}: only {groups} groups");
+        let received = rows_received(&mut client, prefix).await;
+        let plan = rows(&client.run(&format!("EXPLAIN {sql}")).await).join("\n");
+        assert_eq!(
+            received, groups,
+            "[{shards} shards] {sql}: the coordinator received {received} rows for {groups} \
+             groups\n{plan}"
+        );
+        assert!(
+            shards == 1 || plan.contains("ShuffleReadExec"),
+            "[{shards} shards] {sql}: no shuffle in the plan\n{plan}"
+        );
+    }
+    cluster.shutdown().await;
+}
+
+async fn bounded(test: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(400), test)
+        .await
+        .expect("the test finishes within 400 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffled_aggregates_match_single_node_with_1_shard() {
+    bounded(answers_match(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffled_aggregates_match_single_node_with_7_shards() {
+    bounded(answers_match(7)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffled_aggregates_match_single_node_with_32_shards() {
+    bounded(answers_match(32)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_groups_send_final_rows_only_with_1_shard() {
+    bounded(final_rows_only(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_groups_send_final_rows_only_with_7_shards() {
+    bounded(final_rows_only(7)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_groups_send_final_rows_only_with_32_shards() {
+    bounded(final_rows_only(32)).await;
+}
