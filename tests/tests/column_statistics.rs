@@ -365,6 +365,11 @@ async fn scans_report_statistics_to_datafusion() {
         assert!(line.contains("files=9 of 10"), "{line}");
         assert!(line.contains("Rows=Inexact(5002)"), "{line}");
         assert!(line.contains("Min=Inexact(Int64(-5))"), "{line}");
+        // Exact statistics answer count(*), min and max without reading a file.
+        let sql = "SELECT count(*), min(id), max(grp), min(name) FROM m";
+        let plan = rows(&client.run(&format!("EXPLAIN {sql}")).await).join("\n");
+        assert!(!plan.contains("ShardScanExec"), "{plan}");
+        assert_eq!(rows(&client.run(sql).await), ["5003 | -5 | 1000 | AAA"]);
         cluster.shutdown().await;
     })
     .await
