@@ -18,11 +18,9 @@
 //! partitions it owns; the consumer tasks then read their partitions straight from the
 //! producers' workers.
 //!
-//! The fragment is shown as this node's first child so that `EXPLAIN` prints it, but it is
-//! never executed on the coordinator. What is sent may differ from it in one way: hash
-//! exchanges that shards make unnecessary are dropped (`planner::partition_wise`). The shown
-//! fragment keeps them, because DataFusion checks every plan it holds for the partitioning
-//! its joins require; the node's line says how many exchanges run shard by shard instead.
+//! The fragment is this node's first child, so `EXPLAIN` prints exactly what the workers run,
+//! except that `ShardPartitionedExec` markers (where shards make a hash exchange unnecessary)
+//! are stripped before sending; the fragment never runs on the coordinator.
 
 use std::fmt;
 use std::sync::Arc;
@@ -60,6 +58,7 @@ use shardfusion_common::wire::TaskTicket;
 
 use tokio::sync::OnceCell;
 
+use super::shard_partitioned::ShardPartitionedExec;
 use crate::cluster::worker_pool::{WorkerPool, worker_status};
 use crate::monitoring::statement_stats::QueryCounters;
 
@@ -96,8 +95,6 @@ type ShuffleProducers = Vec<Vec<ShuffleProducer>>;
 #[derive(Debug, Clone)]
 pub struct DistributedExec {
     fragment: Arc<dyn ExecutionPlan>,
-    /// The fragment as sent to the workers.
-    shipped: Arc<dyn ExecutionPlan>,
     /// Coordinator-side inputs whose rows fill the fragment's `BroadcastExec` placeholders.
     broadcasts: Vec<Arc<dyn ExecutionPlan>>,
     /// Their rows, computed once for all tasks.
@@ -158,7 +155,6 @@ impl DistributedExec {
         );
         let task_stats = Arc::new(tasks.iter().map(|_| TaskStats::default()).collect());
         Self {
-            shipped: Arc::clone(&fragment),
             fragment,
             broadcasts,
             broadcast_rows: Arc::new(OnceCell::new()),
@@ -176,13 +172,6 @@ impl DistributedExec {
 }
 
 impl DistributedExec {
-    /// Sends `shipped` to the workers instead of the shown fragment; it must compute the same
-    /// rows.
-    pub fn shipping(mut self, shipped: Arc<dyn ExecutionPlan>) -> Self {
-        self.shipped = shipped;
-        self
-    }
-
     /// Reads `shuffles` (producer `DistributedExec`s, by the fragment's `ShuffleReadExec`
     /// input numbers), each task owning `partitions_per_task` of their partitions.
     pub fn reading_shuffles(
@@ -222,7 +211,7 @@ impl DistributedExec {
                 .get_or_try_init(|| self.start_shuffles(context))
                 .await?;
             let filled = fill_shuffles(
-                &self.shipped,
+                &self.fragment,
                 producers,
                 &self.tasks,
                 index,
@@ -261,21 +250,17 @@ impl DistributedExec {
         Ok(all)
     }
 
-    /// How many exchanges of the shown fragment the shipped one does without.
-    fn dropped_exchanges(&self) -> usize {
-        count_exchanges(&self.fragment).saturating_sub(count_exchanges(&self.shipped))
+    /// How many hash exchanges of the fragment run shard by shard instead.
+    fn shard_wise_exchanges(&self) -> usize {
+        let mut count = 0;
+        let _ = self.fragment.apply(|node| {
+            if node.downcast_ref::<ShardPartitionedExec>().is_some() {
+                count += 1;
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        count
     }
-}
-
-fn count_exchanges(plan: &Arc<dyn ExecutionPlan>) -> usize {
-    let mut count = 0;
-    let _ = plan.apply(|node| {
-        if node.name() == "RepartitionExec" {
-            count += 1;
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    count
 }
 
 /// The fragment with every shuffle placeholder reading from its producers: for a hash
@@ -332,6 +317,9 @@ fn fragment_for(
 ) -> Result<Arc<dyn ExecutionPlan>> {
     Arc::clone(fragment)
         .transform_up(|plan| {
+            if let Some(marked) = plan.downcast_ref::<ShardPartitionedExec>() {
+                return Ok(Transformed::yes(Arc::clone(marked.input())));
+            }
             if let Some(broadcast) = plan.downcast_ref::<BroadcastExec>() {
                 let Some(rows) = broadcast_rows.get(broadcast.input()) else {
                     return internal_err!("no rows for broadcast input {}", broadcast.input());
@@ -432,9 +420,9 @@ impl DisplayAs for DistributedExec {
                         self.partitions_per_task
                     )?;
                 }
-                let dropped = self.dropped_exchanges();
-                if dropped > 0 {
-                    write!(f, ", shard-wise (hash exchanges skipped)={dropped}")?;
+                let shard_wise = self.shard_wise_exchanges();
+                if shard_wise > 0 {
+                    write!(f, ", shard-wise (hash exchanges skipped)={shard_wise}")?;
                 }
                 Ok(())
             }
@@ -479,11 +467,6 @@ impl ExecutionPlan for DistributedExec {
         if broadcasts.len() != self.broadcasts.len() || shuffles.len() != self.shuffles.len() {
             return internal_err!("DistributedExec got a different number of inputs");
         }
-        let shipped = if Arc::ptr_eq(&fragment, &self.fragment) {
-            Arc::clone(&self.shipped)
-        } else {
-            Arc::clone(&fragment)
-        };
         Ok(Arc::new(
             Self::new(
                 fragment,
@@ -492,7 +475,6 @@ impl ExecutionPlan for DistributedExec {
                 Arc::clone(&self.workers),
                 Arc::clone(&self.counters),
             )
-            .shipping(shipped)
             .reading_shuffles(shuffles, self.partitions_per_task),
         ))
     }

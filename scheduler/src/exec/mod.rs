@@ -1,4 +1,7 @@
 //! Operators that run parts of a plan on the workers: [`distributed_exec`] sends a fragment to
-//! every worker that holds its shards and streams the results back.
+//! every worker that holds its shards and streams the results back; [`shard_partitioned`]
+//! marks, in a fragment, inputs already partitioned by shard where DataFusion planned an
+//! exchange.
 
 pub mod distributed_exec;
+pub mod shard_partitioned;

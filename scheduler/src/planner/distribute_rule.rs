@@ -62,6 +62,7 @@ use super::partial_reduce::reduce_per_worker;
 use super::partition_wise::drop_shard_exchanges;
 use crate::cluster::worker_pool::WorkerPool;
 use crate::exec::distributed_exec::{DistributedExec, WorkerTask};
+use crate::exec::shard_partitioned::without_markers;
 use crate::monitoring::statement_stats::QueryCounters;
 
 /// One equality of a join condition.
@@ -971,19 +972,20 @@ impl DistributeRule {
                 Ok(Transformed::no(node))
             })?
             .data;
-        let shipped = reduce_per_worker(
-            drop_shard_exchanges(Arc::clone(&fragment), &|plan, index| {
+        let fragment = reduce_per_worker(
+            drop_shard_exchanges(fragment, &|plan, index| {
                 self.is_distribution_column(plan, index)
             })?,
             partitions,
         )?;
-        let fragment = reduce_per_worker(fragment, partitions)?;
-        // A producer stage ends in the shuffle's hash repartition.
-        let (fragment, shipped) = match output {
-            Some(output) => (output.route(fragment)?, output.route(shipped)?),
-            None => (fragment, shipped),
+        // A producer stage ends in its routing to the stage that reads it.
+        let fragment = match output {
+            Some(output) => output.route(fragment)?,
+            None => fragment,
         };
-        if let Err(e) = shardfusion_common::codec::encode_plan(Arc::clone(&shipped)) {
+        if let Err(e) =
+            shardfusion_common::codec::encode_plan(without_markers(Arc::clone(&fragment))?)
+        {
             tracing::debug!("keeping {} on the coordinator: {e}", subtree.name());
             return Ok(None);
         }
@@ -999,7 +1001,6 @@ impl DistributeRule {
                 Arc::clone(&self.workers),
                 Arc::clone(&self.counters),
             )
-            .shipping(shipped)
             .reading_shuffles(shuffles, per_task),
         ))
     }
@@ -1314,7 +1315,8 @@ impl DistributeRule {
             | "GlobalLimitExec"
             | "RepartitionExec"
             | "CoalescePartitionsExec"
-            | "SortPreservingMergeExec" => self.is_distribution_column(child, index),
+            | "SortPreservingMergeExec"
+            | "ShardPartitionedExec" => self.is_distribution_column(child, index),
             _ => false,
         }
     }

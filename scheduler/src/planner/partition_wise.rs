@@ -10,10 +10,11 @@
 //! - a `FinalPartitioned` aggregate has an aligned input and groups by a distribution column
 //!   (every group lives in one shard).
 //!
-//! Both then work on each shard group separately, as Citus runs co-located joins. Only the
-//! plan sent to the workers changes (see `DistributedExec`). The
-//! exchanges are never re-declared as hash partitioning, so DataFusion's partition-routed
-//! dynamic filters (which assume its own hash) stay off.
+//! Both then work on each shard group separately, as Citus runs co-located joins. Each
+//! dropped exchange is replaced by a `ShardPartitionedExec` marker, which keeps DataFusion's
+//! checks of the shown plan true and is stripped before the fragment is sent (see its docs):
+//! `EXPLAIN` shows the plan that runs. Nothing planned by DataFusion's hash reads the marker,
+//! so its partition-routed dynamic filters (which assume its own hash) stay off.
 
 use std::sync::Arc;
 
@@ -27,6 +28,8 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::{Distribution, ExecutionPlan, Partitioning};
 use shardfusion_common::shard_scan::ShardScanExec;
+
+use crate::exec::shard_partitioned::ShardPartitionedExec;
 
 /// Whether output column `index` of a plan is a distribution column of the fragment's layout.
 pub type IsDistributionColumn<'a> = &'a dyn Fn(&Arc<dyn ExecutionPlan>, usize) -> bool;
@@ -53,7 +56,8 @@ pub fn drop_shard_exchanges(
                         && column_index(r).is_some_and(|i| is_distribution_column(&right, i))
                 })
             {
-                let plan = replace_children_if_necessary(Arc::clone(&node), vec![left, right])?;
+                let children = vec![marked(join.left(), left), marked(join.right(), right)];
+                let plan = replace_children_if_necessary(Arc::clone(&node), children)?;
                 return Ok(Transformed::yes(plan));
             }
             if let Some(aggregate) = node.downcast_ref::<AggregateExec>()
@@ -62,7 +66,8 @@ pub fn drop_shard_exchanges(
                 && aligned(&input)
                 && groups_by_distribution_column(aggregate, &input, is_distribution_column)
             {
-                let plan = replace_children_if_necessary(Arc::clone(&node), vec![input])?;
+                let children = vec![marked(aggregate.input(), input)];
+                let plan = replace_children_if_necessary(Arc::clone(&node), children)?;
                 return Ok(Transformed::yes(plan));
             }
             Ok(Transformed::no(node))
@@ -97,6 +102,22 @@ fn shard_wise(plan: &Arc<dyn ExecutionPlan>) -> bool {
     ok
 }
 
+/// `input` (what the hash exchange `exchange` read) marked as partitioned by shard on the
+/// exchange's keys, in place of the exchange.
+fn marked(
+    exchange: &Arc<dyn ExecutionPlan>,
+    input: Arc<dyn ExecutionPlan>,
+) -> Arc<dyn ExecutionPlan> {
+    let keys = match exchange
+        .downcast_ref::<RepartitionExec>()
+        .map(|r| r.partitioning())
+    {
+        Some(Partitioning::Hash(keys, _)) => keys.clone(),
+        _ => Vec::new(),
+    };
+    Arc::new(ShardPartitionedExec::new(input, keys))
+}
+
 /// The input of `node` if `node` is a hash repartition.
 fn below_hash_exchange(node: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
     let repartition = node.downcast_ref::<RepartitionExec>()?;
@@ -125,6 +146,9 @@ fn groups_by_distribution_column(
 
 /// Whether output partition `i` of `plan` holds only rows of shard group `i`.
 fn aligned(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    if let Some(marked) = plan.downcast_ref::<ShardPartitionedExec>() {
+        return aligned(marked.input());
+    }
     if let Some(scan) = plan.downcast_ref::<ShardScanExec>() {
         return scan.distribution_column().is_some() && scan.replicas().is_empty();
     }
