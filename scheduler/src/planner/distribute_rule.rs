@@ -393,7 +393,7 @@ impl DistributeRule {
             return None;
         }
         // Not co-located: send one side's rows straight into the other side's shards.
-        if let Some((layout, _)) = self.aligned_move(left, right, on, &l, &r) {
+        if let Some((layout, _)) = self.aligned_move(left, right, on, join_type, &l, &r) {
             return Some((layout, None));
         }
         // Not co-located: send the small side to the workers of the other one.
@@ -472,6 +472,7 @@ impl DistributeRule {
         left: &Arc<dyn ExecutionPlan>,
         right: &Arc<dyn ExecutionPlan>,
         on: &[JoinKey],
+        join_type: JoinType,
         l: &Option<Layout>,
         r: &Option<Layout>,
     ) -> Option<(Layout, AlignedMove)> {
@@ -484,7 +485,16 @@ impl DistributeRule {
                 .as_ref()
                 .filter(|s| s.replicated_on.is_none() && !s.shuffled)?;
             moved_layout.as_ref()?;
-            self.shard_count(stay)?;
+            let shard_count = self.shard_count(stay)?;
+            // Moved rows go to the shard their key hashes to; a shard the staying side does
+            // not read (pruned) is read by no task. Fine for rows that would only match there;
+            // not for rows the join must emit unmatched (outer, anti and mark joins).
+            let mut read = stay_layout.indexes.clone();
+            read.sort_unstable();
+            read.dedup();
+            if read.len() < shard_count && emits_unmatched(join_type, moved_side) {
+                return None;
+            }
             let key = on.iter().position(|(left_key, right_key)| {
                 let (stay_key, moved_key) = match moved_side {
                     JoinSide::Left => (right_key, left_key),
@@ -540,7 +550,7 @@ impl DistributeRule {
         {
             return None;
         }
-        self.aligned_move(left, right, join.on(), &l, &r)
+        self.aligned_move(left, right, join.on(), *join.join_type(), &l, &r)
             .map(|(_, aligned)| aligned)
     }
 
@@ -586,14 +596,19 @@ impl DistributeRule {
                 self.is_distribution_column(child, column)
             }
         };
+        // Columns of a null-extended side are not distribution columns (see
+        // `join_side_column`).
         match join.join_type() {
-            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
+            JoinType::Inner => {
                 if index < left_width {
                     from(JoinSide::Left, index)
                 } else {
                     from(JoinSide::Right, index - left_width)
                 }
             }
+            JoinType::Left => index < left_width && from(JoinSide::Left, index),
+            JoinType::Right => index >= left_width && from(JoinSide::Right, index - left_width),
+            JoinType::Full => false,
             JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
                 index < left_width && from(JoinSide::Left, index)
             }
@@ -1156,6 +1171,20 @@ fn below_join_exchange(node: &Arc<dyn ExecutionPlan>) -> &Arc<dyn ExecutionPlan>
     node
 }
 
+/// Whether `join_type` emits rows of `side` that match nothing (outer, anti and mark joins).
+fn emits_unmatched(join_type: JoinType, side: JoinSide) -> bool {
+    match side {
+        JoinSide::Left => matches!(
+            join_type,
+            JoinType::Left | JoinType::Full | JoinType::LeftAnti | JoinType::LeftMark
+        ),
+        JoinSide::Right => matches!(
+            join_type,
+            JoinType::Right | JoinType::Full | JoinType::RightAnti | JoinType::RightMark
+        ),
+    }
+}
+
 /// Whether `node` computes window functions (over partitions of its input).
 fn is_window(node: &Arc<dyn ExecutionPlan>) -> bool {
     node.downcast_ref::<BoundedWindowAggExec>().is_some()
@@ -1336,14 +1365,19 @@ impl DistributeRule {
             |index| broadcast != Some(JoinSide::Left) && self.is_distribution_column(left, index);
         let from_right =
             |index| broadcast != Some(JoinSide::Right) && self.is_distribution_column(right, index);
+        // A null-extended side's columns are NULL in rows every shard may emit: a group of
+        // them is spread over all shards, so they are not distribution columns.
         match join_type {
-            JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
+            JoinType::Inner => {
                 if index < left_width {
                     from_left(index)
                 } else {
                     from_right(index - left_width)
                 }
             }
+            JoinType::Left => index < left_width && from_left(index),
+            JoinType::Right => index >= left_width && from_right(index - left_width),
+            JoinType::Full => false,
             JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
                 index < left_width && from_left(index)
             }
