@@ -9,9 +9,14 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+#[allow(deprecated)]
+use datafusion::physical_plan::coalesce_batches::CoalesceBatchesExec;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use shardfusion_common::codec::decode_plan;
@@ -37,7 +42,10 @@ fn check_fragment(plan: &Arc<dyn ExecutionPlan>) -> Result<(), ExecutorError> {
         let reads_files = node
             .downcast_ref::<DataSourceExec>()
             .is_some_and(|ds| ds.data_source().is::<FileScanConfig>());
-        if reads_files || name.contains("Sink") {
+        // Writers are refused by type; the name test also catches any sink type a future
+        // DataFusion adds, since a refused plan is only a failed query.
+        let writes = node.downcast_ref::<DataSinkExec>().is_some() || name.contains("Sink");
+        if reads_files || writes {
             refused = Some(format!(
                 "{name} is not allowed in a fragment: workers read only the shard files a \
                  ShardScanExec names and write only through DoPut"
@@ -74,8 +82,12 @@ fn row_limit(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
     if let Some(fetch) = plan.fetch() {
         return Some(fetch);
     }
-    match (plan.name(), plan.children().as_slice()) {
-        ("ProjectionExec" | "CoalesceBatchesExec" | "CooperativeExec", [child]) => row_limit(child),
+    #[allow(deprecated)]
+    let passes_rows = plan.downcast_ref::<ProjectionExec>().is_some()
+        || plan.downcast_ref::<CoalesceBatchesExec>().is_some()
+        || plan.downcast_ref::<CooperativeExec>().is_some();
+    match plan.children().as_slice() {
+        [child] if passes_rows => row_limit(child),
         _ => None,
     }
 }

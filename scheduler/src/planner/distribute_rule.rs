@@ -31,6 +31,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{JoinType, Result, internal_err};
@@ -58,6 +60,7 @@ use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::ShardScanExec;
 
 use super::broadcast::{JoinSide, cut_broadcasts, drives_join, estimated_rows, worth_broadcasting};
+use super::operators::{is_per_partition, passes_columns_through, stays_on_coordinator};
 use super::partial_reduce::reduce_per_worker;
 use super::partition_wise::drop_shard_exchanges;
 use crate::cluster::worker_pool::WorkerPool;
@@ -169,6 +172,22 @@ pub struct DistributeRule {
     counters: Arc<QueryCounters>,
     /// Every shard's index within its table.
     shard_index: HashMap<ShardId, usize>,
+    /// The distribution facts of every node seen in this run, computed once (bottom-up, as
+    /// each node's facts are built from its children's).
+    facts: Mutex<Facts>,
+}
+
+/// Per-node results, keyed by the node's address; each entry keeps its node alive, so an
+/// address is never reused for another node while the cache holds it. Cleared after each
+/// optimizer run.
+#[derive(Debug, Default)]
+struct Facts {
+    layouts: HashMap<usize, (Arc<dyn ExecutionPlan>, Option<Layout>)>,
+    distribution_columns: HashMap<(usize, usize), (Arc<dyn ExecutionPlan>, bool)>,
+}
+
+fn address(node: &Arc<dyn ExecutionPlan>) -> usize {
+    Arc::as_ptr(node) as *const () as usize
 }
 
 impl DistributeRule {
@@ -187,6 +206,7 @@ impl DistributeRule {
             workers,
             counters,
             shard_index,
+            facts: Mutex::default(),
         }
     }
 
@@ -213,16 +233,24 @@ impl DistributeRule {
 
     /// If `node` heads a subtree that can run shard group by shard group, its layout.
     fn layout(&self, node: &Arc<dyn ExecutionPlan>) -> Option<Layout> {
+        if let Some((_, layout)) = self.facts.lock().layouts.get(&address(node)) {
+            return layout.clone();
+        }
+        let layout = self.compute_layout(node);
+        self.facts
+            .lock()
+            .layouts
+            .insert(address(node), (Arc::clone(node), layout.clone()));
+        layout
+    }
+
+    fn compute_layout(&self, node: &Arc<dyn ExecutionPlan>) -> Option<Layout> {
         if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
             return self.scan_layout(scan);
         }
         // Expressions need no check: a scalar subquery's value travels as a literal (see
         // `codec::encode_plan`), and whatever else cannot be encoded keeps its subtree here.
-        if matches!(
-            node.name(),
-            "DistributedExec" | "AnalyzeExec" | "ScalarSubqueryExec"
-        ) || node.name().contains("Sink")
-        {
+        if stays_on_coordinator(node) {
             return None;
         }
         if let Some(join) = node.downcast_ref::<HashJoinExec>() {
@@ -262,15 +290,7 @@ impl DistributeRule {
         // Sorts are matched by type: their name changes with a fetch ("SortExec(TopK)").
         let per_shard = match node.downcast_ref::<SortExec>() {
             Some(sort) => sort.preserve_partitioning(),
-            None => match node.name() {
-                "FilterExec"
-                | "ProjectionExec"
-                | "CoalesceBatchesExec"
-                | "CooperativeExec"
-                | "LocalLimitExec" => true,
-                "RepartitionExec" => is_round_robin(node),
-                _ => false,
-            },
+            None => is_per_partition(node) || is_round_robin(node),
         };
         (per_shard || layout.single_shard()).then_some(layout)
     }
@@ -1236,7 +1256,9 @@ impl PhysicalOptimizerRule for DistributeRule {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.distribute_plan(plan, config.execution.target_partitions)
+        let distributed = self.distribute_plan(plan, config.execution.target_partitions);
+        *self.facts.lock() = Facts::default();
+        distributed
     }
 
     fn name(&self) -> &str {
@@ -1269,6 +1291,19 @@ impl DistributeRule {
     /// Whether output column `index` of `node` is, unchanged, the distribution column of the
     /// table a scan below reads.
     fn is_distribution_column(&self, node: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
+        let key = (address(node), index);
+        if let Some((_, known)) = self.facts.lock().distribution_columns.get(&key) {
+            return *known;
+        }
+        let known = self.compute_is_distribution_column(node, index);
+        self.facts
+            .lock()
+            .distribution_columns
+            .insert(key, (Arc::clone(node), known));
+        known
+    }
+
+    fn compute_is_distribution_column(&self, node: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
         if let Some(read) = node.downcast_ref::<ShuffleReadExec>() {
             return matches!(read.kind(), ShuffleKind::ShardAligned { key_column } if key_column == index);
         }
@@ -1337,17 +1372,7 @@ impl DistributeRule {
         if node.downcast_ref::<SortExec>().is_some() {
             return self.is_distribution_column(child, index);
         }
-        match node.name() {
-            "CoalesceBatchesExec"
-            | "CooperativeExec"
-            | "LocalLimitExec"
-            | "GlobalLimitExec"
-            | "RepartitionExec"
-            | "CoalescePartitionsExec"
-            | "SortPreservingMergeExec"
-            | "ShardPartitionedExec" => self.is_distribution_column(child, index),
-            _ => false,
-        }
+        passes_columns_through(node) && self.is_distribution_column(child, index)
     }
 
     /// Follows a join's output column to the side it comes from (before any join projection).

@@ -29,6 +29,7 @@
 
 pub mod broadcast;
 pub mod distribute_rule;
+pub mod operators;
 pub mod partial_reduce;
 pub mod partition_wise;
 

@@ -29,6 +29,7 @@ use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::{Distribution, ExecutionPlan, Partitioning};
 use shardfusion_common::shard_scan::ShardScanExec;
 
+use super::operators::is_per_partition;
 use crate::exec::shard_partitioned::ShardPartitionedExec;
 
 /// Whether output column `index` of a plan is a distribution column of the fragment's layout.
@@ -179,14 +180,7 @@ fn aligned(plan: &Arc<dyn ExecutionPlan>) -> bool {
     if let Some(sort) = plan.downcast_ref::<SortExec>() {
         return sort.preserve_partitioning() && aligned(sort.input());
     }
-    match plan.name() {
-        "FilterExec"
-        | "ProjectionExec"
-        | "CoalesceBatchesExec"
-        | "CooperativeExec"
-        | "LocalLimitExec" => plan.children().first().is_some_and(|c| aligned(c)),
-        _ => false,
-    }
+    is_per_partition(plan) && plan.children().first().is_some_and(|c| aligned(c))
 }
 
 fn column_index(expr: &Arc<dyn datafusion::physical_expr::PhysicalExpr>) -> Option<usize> {
