@@ -704,23 +704,18 @@ impl DistributeRule {
                     let Some((sort, below, keys)) = window_exchange(&node) else {
                         return internal_err!("a repartitioned window lost its exchange");
                     };
-                    let Some(layout) = self.layout(below) else {
-                        return internal_err!("a repartitioned window cannot run on the workers");
-                    };
-                    let output = StageOutput::Hash(Partitioning::Hash(keys.clone(), total));
-                    let Some(stage) =
-                        self.build_stage(Arc::clone(below), &layout, partitions, Some(output))?
+                    let Some(read) = self.hash_shuffle(
+                        below,
+                        keys,
+                        total,
+                        per_task,
+                        partitions,
+                        &mut producers,
+                    )?
                     else {
                         unshippable = true;
                         return Ok(Transformed::new(node, false, TreeNodeRecursion::Stop));
                     };
-                    producers.push(Arc::new(stage));
-                    let read: Arc<dyn ExecutionPlan> = Arc::new(ShuffleReadExec::placeholder(
-                        producers.len() - 1,
-                        below.schema(),
-                        keys,
-                        per_task,
-                    ));
                     let input = match sort {
                         Some(sort) => replace_children_if_necessary(Arc::clone(sort), vec![read])?,
                         None => read,
@@ -738,25 +733,18 @@ impl DistributeRule {
                     ) else {
                         return internal_err!("a repartitioned aggregate lost its exchange");
                     };
-                    let Some(layout) = self.layout(partial) else {
-                        return internal_err!(
-                            "a repartitioned aggregate cannot run on the workers"
-                        );
-                    };
-                    let output = StageOutput::Hash(Partitioning::Hash(keys.clone(), total));
-                    let Some(stage) =
-                        self.build_stage(Arc::clone(partial), &layout, partitions, Some(output))?
+                    let Some(read) = self.hash_shuffle(
+                        partial,
+                        keys,
+                        total,
+                        per_task,
+                        partitions,
+                        &mut producers,
+                    )?
                     else {
                         unshippable = true;
                         return Ok(Transformed::new(node, false, TreeNodeRecursion::Stop));
                     };
-                    producers.push(Arc::new(stage));
-                    let read: Arc<dyn ExecutionPlan> = Arc::new(ShuffleReadExec::placeholder(
-                        producers.len() - 1,
-                        partial.schema(),
-                        keys,
-                        per_task,
-                    ));
                     let finalized = replace_children_if_necessary(Arc::clone(&node), vec![read])?;
                     return Ok(Transformed::new(finalized, true, TreeNodeRecursion::Jump));
                 }
@@ -791,23 +779,20 @@ impl DistributeRule {
                 let mut reads: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(2);
                 for (side, keys) in sides {
                     let input = below_join_exchange(&side);
-                    let Some(layout) = self.layout(input) else {
-                        return internal_err!("a shuffle join side cannot run on the workers");
-                    };
-                    let output = StageOutput::Hash(Partitioning::Hash(keys.clone(), total));
-                    match self.build_stage(Arc::clone(input), &layout, partitions, Some(output))? {
-                        Some(stage) => producers.push(Arc::new(stage)),
+                    match self.hash_shuffle(
+                        input,
+                        keys,
+                        total,
+                        per_task,
+                        partitions,
+                        &mut producers,
+                    )? {
+                        Some(read) => reads.push(read),
                         None => {
                             unshippable = true;
                             return Ok(Transformed::new(node, false, TreeNodeRecursion::Stop));
                         }
                     }
-                    reads.push(Arc::new(ShuffleReadExec::placeholder(
-                        producers.len() - 1,
-                        input.schema(),
-                        keys,
-                        per_task,
-                    )));
                 }
                 let joined = join
                     .builder()
@@ -818,6 +803,36 @@ impl DistributeRule {
             })?
             .data;
         Ok((!unshippable).then_some((cut, producers)))
+    }
+
+    /// Plans `input` as a producer stage hash-repartitioned by `keys` into `total`
+    /// partitions (pushed onto `producers`) and returns the placeholder that reads it,
+    /// `per_task` partitions per consumer task; `None` if `input` cannot be sent to the
+    /// workers.
+    fn hash_shuffle(
+        &self,
+        input: &Arc<dyn ExecutionPlan>,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        total: usize,
+        per_task: usize,
+        partitions: usize,
+        producers: &mut Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(layout) = self.layout(input) else {
+            return internal_err!("a shuffled input cannot run on the workers");
+        };
+        let output = StageOutput::Hash(Partitioning::Hash(keys.clone(), total));
+        let Some(stage) = self.build_stage(Arc::clone(input), &layout, partitions, Some(output))?
+        else {
+            return Ok(None);
+        };
+        producers.push(Arc::new(stage));
+        Ok(Some(Arc::new(ShuffleReadExec::placeholder(
+            producers.len() - 1,
+            input.schema(),
+            keys,
+            per_task,
+        ))))
     }
 
     /// `join` with its moved side replaced by a shard-aligned shuffle read, the moved side
