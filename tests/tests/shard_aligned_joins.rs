@@ -481,6 +481,17 @@ const QUERIES: &[(&str, bool)] = &[
          LEFT JOIN dim_small s ON f.k_small = s.s JOIN dim_dec m ON f.k_dec = m.m GROUP BY g.g",
         false,
     ),
+    // The staying side is a co-located join; the moved side's key is an INT.
+    (
+        "SELECT count(*), sum(g.g), sum(b.w) FROM fact f JOIN fact2 g ON f.f_id = g.f_id \
+         JOIN dim_big b ON CAST(b.w AS BIGINT) * 10 = f.f_id",
+        false,
+    ),
+    (
+        "SELECT count(*), sum(d.region) FROM fact f JOIN fact2 g ON f.f_id = g.f_id \
+         JOIN dim_int d ON d.k = f.f_id",
+        false,
+    ),
     (
         "SELECT f.f_id, f.v, d.label FROM fact f JOIN dim_int d ON f.k_int = d.k \
          ORDER BY f.v DESC NULLS LAST, f.f_id LIMIT 20",
@@ -558,9 +569,9 @@ async fn load(
     single
 }
 
-async fn run_at(fact_shards: usize, dim_shards: usize) {
+async fn run_at(fact_shards: usize, dim_shards: usize, workers: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = TestCluster::start(2).await;
+    let cluster = TestCluster::start(workers).await;
     let mut client = cluster.client().await;
     let single = load(&mut client, dir.path(), fact_shards, dim_shards).await;
     let mut wrong = Vec::new();
@@ -604,32 +615,41 @@ async fn run_at(fact_shards: usize, dim_shards: usize) {
     }
     assert!(
         wrong.is_empty(),
-        "[fact {fact_shards} shards, dimensions {dim_shards} shards] {} problems:\n\n{}",
+        "[fact {fact_shards} shards, dimensions {dim_shards} shards, {workers} workers] {} \
+         problems:\n\n{}",
         wrong.len(),
         wrong.join("\n\n")
     );
     cluster.shutdown().await;
 }
 
-async fn bounded(fact_shards: usize, dim_shards: usize) {
-    tokio::time::timeout(Duration::from_secs(400), run_at(fact_shards, dim_shards))
-        .await
-        .expect("the test finishes within 400 s");
+async fn bounded(fact_shards: usize, dim_shards: usize, workers: usize) {
+    tokio::time::timeout(
+        Duration::from_secs(400),
+        run_at(fact_shards, dim_shards, workers),
+    )
+    .await
+    .expect("the test finishes within 400 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aligned_joins_match_single_node_with_1_and_32_shards() {
-    bounded(1, 32).await;
+    bounded(1, 32, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aligned_joins_match_single_node_with_7_shards() {
-    bounded(7, 7).await;
+    bounded(7, 7, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aligned_joins_match_single_node_with_32_and_5_shards() {
-    bounded(32, 5).await;
+    bounded(32, 5, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aligned_joins_match_single_node_with_3_workers() {
+    bounded(7, 2, 3).await;
 }
 
 /// One query's answer equals single-node DataFusion's (the plan is shown if not).
@@ -663,9 +683,8 @@ async fn one_query(fact_shards: usize, dim_shards: usize, sql: &str) {
 
 // A LEFT JOIN null-extends the staying side's distribution column for fact rows with no
 // match; those rows sit in every shard, so their NULL group must still be merged into one.
+// (Before 3a2e7b1 it came back once per worker: 3002 rows for 3001 groups.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: GROUP BY the staying side's key of a shard-aligned LEFT JOIN returns the \
-            NULL group once per worker (3002 rows, expected 3001)"]
 async fn null_extended_aligned_key_has_one_null_group() {
     one_query(
         7,
@@ -677,8 +696,6 @@ async fn null_extended_aligned_key_has_one_null_group() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: GROUP BY the staying side's TEXT key of a shard-aligned LEFT JOIN returns \
-            the NULL group once per worker (2502 rows, expected 2501)"]
 async fn null_extended_aligned_text_key_has_one_null_group() {
     one_query(
         32,
@@ -688,11 +705,9 @@ async fn null_extended_aligned_text_key_has_one_null_group() {
     .await;
 }
 
-// The same with a co-located join (both sides distributed by f_id): the NULL group of the
-// null-extended side comes back once per shard.
+// The same with a co-located join (both sides distributed by f_id). (Before 3a2e7b1 the NULL
+// group came back once per shard: 299 rows at 32 shards for 268 groups.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: GROUP BY the null-extended key of a co-located LEFT JOIN returns the NULL \
-            group once per shard (299 rows at 32 shards, 274 at 7; expected 268)"]
 async fn null_extended_colocated_key_has_one_null_group() {
     one_query(
         32,
@@ -704,11 +719,9 @@ async fn null_extended_colocated_key_has_one_null_group() {
 }
 
 // The staying side (dim_int) is pruned to the shards of k = 84 (or 4 and 84); the moved side
-// (fact) is preserved by the join, so every fact row must come out, matched or not. Its rows
-// routed to the shards nobody reads are dropped instead.
+// (fact) is preserved by the join, so every fact row must come out, matched or not. (Before
+// 3a2e7b1 its rows routed to the shards nobody read were dropped: 5344 of 40000 at 7 shards.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: LEFT JOIN into a staying side pruned to one shard loses the moved side's \
-            rows routed to other shards (count 5344 at 7 shards, 7730 at 32/5; expected 40000)"]
 async fn pruned_staying_side_keeps_left_join_rows() {
     one_query(
         7,
@@ -720,8 +733,6 @@ async fn pruned_staying_side_keeps_left_join_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: LEFT JOIN with a subquery pruned to two shards loses the moved side's rows \
-            routed to other shards (count 15099 at 32/5; expected 40000)"]
 async fn pruned_staying_subquery_keeps_left_join_rows() {
     one_query(
         32,
@@ -733,8 +744,6 @@ async fn pruned_staying_subquery_keeps_left_join_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: NOT EXISTS against a staying side pruned to two shards loses the rows \
-            routed to other shards (15089 at 32/5, 5334 at 7; expected 39990)"]
 async fn pruned_staying_side_keeps_anti_join_rows() {
     one_query(
         7,
@@ -746,14 +755,25 @@ async fn pruned_staying_side_keeps_anti_join_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: FULL JOIN with a staying side pruned to one shard loses the moved side's \
-            rows routed to other shards (count 7730 at 32/5; expected 40000)"]
 async fn pruned_staying_side_keeps_full_join_rows() {
     one_query(
         32,
         5,
         "SELECT count(*), count(f.f_id), count(d.k) FROM (SELECT * FROM dim_int WHERE k = 84) d \
          FULL JOIN fact f ON f.k_int = d.k",
+    )
+    .await;
+}
+
+// No equality filter prunes the staying side's shards here, but its files' min/max may rule
+// out some shards for a range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_filtered_staying_side_keeps_left_join_rows() {
+    one_query(
+        32,
+        32,
+        "SELECT count(*), count(d.k) FROM fact f LEFT JOIN dim_int d \
+         ON f.k_int = d.k AND d.k BETWEEN 80 AND 90",
     )
     .await;
 }

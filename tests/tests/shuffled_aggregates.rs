@@ -13,7 +13,7 @@ use arrow::array::{
     ArrayRef, Date32Array, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use shardfusion_tests::compare::{assert_same, rows, same, single_node_session};
 use shardfusion_tests::{TestClient, TestCluster};
 
@@ -322,6 +322,113 @@ const QUERIES: &[(&str, bool)] = &[
          (SELECT avg(e2.score) FROM events e2 WHERE e2.user_id = e.user_id)",
         false,
     ),
+    // Shuffled aggregates feeding joins and other aggregates.
+    (
+        "SELECT u.region, sum(g.c), count(*) FROM (SELECT user_id, count(*) AS c FROM events \
+         GROUP BY user_id) g JOIN users u ON g.user_id = u.uid GROUP BY u.region",
+        false,
+    ),
+    (
+        "SELECT count(*), sum(a.c * b.c) FROM (SELECT user_id, count(*) AS c FROM events \
+         GROUP BY user_id) a JOIN (SELECT age, count(*) AS c FROM users GROUP BY age) b \
+         ON a.user_id = b.age",
+        false,
+    ),
+    (
+        "SELECT c, count(*) FROM (SELECT user_id, count(*) AS c FROM events GROUP BY user_id) g \
+         GROUP BY c",
+        false,
+    ),
+    (
+        "SELECT user_id, count(*), count(name) FROM (SELECT user_id, name FROM events \
+         GROUP BY user_id, name) x GROUP BY user_id",
+        false,
+    ),
+    (
+        "SELECT g.user_id, g.c, u.region FROM (SELECT user_id, count(*) AS c FROM events \
+         GROUP BY user_id) g LEFT JOIN users u ON g.user_id = u.uid",
+        false,
+    ),
+    (
+        "SELECT g.name, g.c, x.c FROM (SELECT name, count(*) AS c FROM events GROUP BY name) g \
+         FULL JOIN (SELECT uname, count(*) AS c FROM users GROUP BY uname) x ON g.name = x.uname",
+        false,
+    ),
+    // Outer shuffle joins grouped by a key they null-extend.
+    (
+        "SELECT u.uname, count(*) FROM events e LEFT JOIN users u ON e.name = u.uname \
+         GROUP BY u.uname",
+        false,
+    ),
+    (
+        "SELECT e.name, count(*), count(u.uid) FROM events e RIGHT JOIN users u \
+         ON e.name = u.uname GROUP BY e.name",
+        false,
+    ),
+    (
+        "SELECT e.score, u.age, count(*) FROM events e FULL JOIN users u ON e.score = u.age \
+         GROUP BY e.score, u.age",
+        false,
+    ),
+    // Self joins, non-equi conditions, expression keys.
+    (
+        "SELECT count(*), sum(a.score) FROM events a JOIN events b ON a.name = b.name \
+         AND a.id < b.id WHERE a.id % 10 = 0",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM events e JOIN users u ON e.name = u.uname AND e.score > u.age",
+        false,
+    ),
+    (
+        "SELECT count(*), sum(e.score) FROM events e JOIN users u \
+         ON CAST(e.score AS BIGINT) = CAST(u.age AS BIGINT) + 1",
+        false,
+    ),
+    // Empty input, and a GROUP BY whose every key is NULL.
+    (
+        "SELECT user_id, count(*) FROM events WHERE score > 100000 GROUP BY user_id",
+        false,
+    ),
+    (
+        "SELECT count(*), count(DISTINCT name) FROM events e JOIN users u \
+         ON e.name = u.uname WHERE u.age > 100000",
+        false,
+    ),
+    (
+        "SELECT name, count(*) FROM events WHERE name IS NULL GROUP BY name",
+        false,
+    ),
+    // More aggregate functions over shuffled groups.
+    (
+        "SELECT user_id, first_value(id ORDER BY id), last_value(score ORDER BY id), \
+         count(*) FILTER (WHERE score > 0) FROM events GROUP BY user_id",
+        false,
+    ),
+    (
+        "SELECT day, median(score), bool_or(score > 600), bit_xor(score) FROM events GROUP BY day",
+        false,
+    ),
+    (
+        "SELECT day, string_agg(name, ',' ORDER BY id) FROM events WHERE id % 50 = 0 \
+         GROUP BY day",
+        false,
+    ),
+    (
+        "SELECT DISTINCT ON (user_id) user_id, id, score FROM events ORDER BY user_id, id",
+        true,
+    ),
+    // A window over a shuffle join, and NOT IN over a join.
+    (
+        "SELECT e.id, u.region, rank() OVER (PARTITION BY u.region ORDER BY e.score DESC NULLS LAST, e.id) \
+         FROM events e JOIN users u ON e.name = u.uname WHERE e.id % 20 = 0",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM users u WHERE u.uname NOT IN \
+         (SELECT e.name FROM events e JOIN users u2 ON e.user_id = u2.uid WHERE u2.age > 0)",
+        false,
+    ),
 ];
 
 async fn load(client: &mut TestClient, dir: &Path, shards: usize) -> SessionContext {
@@ -380,8 +487,15 @@ async fn rows_received(client: &mut TestClient, prefix: &str) -> u64 {
 
 /// Every query's answer equals single-node DataFusion's; all differences are reported at once.
 async fn answers_match(shards: usize) {
+    answers_match_with(shards, SessionConfig::new(), 2).await;
+}
+
+/// [`answers_match`] with the coordinator planning with `config` (e.g. another
+/// `target_partitions`, which sets how many partitions each shuffle has per worker).
+async fn answers_match_with(shards: usize, config: SessionConfig, workers: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = TestCluster::start(2).await;
+    let partitions = config.target_partitions();
+    let cluster = TestCluster::start_with_config(workers, config).await;
     let mut client = cluster.client().await;
     let single = load(&mut client, dir.path(), shards).await;
     let mut wrong = Vec::new();
@@ -403,7 +517,8 @@ async fn answers_match(shards: usize) {
     }
     assert!(
         wrong.is_empty(),
-        "[{shards} shards] {} of {} queries differ from single-node DataFusion:\n\n{}",
+        "[{shards} shards, {workers} workers, target_partitions {partitions}] {} of {} queries differ from \
+         single-node DataFusion:\n\n{}",
         wrong.len(),
         QUERIES.len(),
         wrong.join("\n\n")
@@ -494,4 +609,179 @@ async fn many_groups_send_final_rows_only_with_7_shards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_groups_send_final_rows_only_with_32_shards() {
     bounded(final_rows_only(32)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffled_aggregates_match_single_node_with_1_target_partition() {
+    bounded(answers_match_with(
+        7,
+        SessionConfig::new().with_target_partitions(1),
+        2,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffled_aggregates_match_single_node_with_5_target_partitions() {
+    bounded(answers_match_with(
+        32,
+        SessionConfig::new().with_target_partitions(5),
+        2,
+    ))
+    .await;
+}
+
+/// Many shuffles at once, from several clients, each twice: every answer is its own (each
+/// run's producer tasks are told apart on the workers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_shuffles_keep_their_own_rows() {
+    bounded(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster = TestCluster::start(2).await;
+        let mut client = cluster.client().await;
+        let single = load(&mut client, dir.path(), 7).await;
+        let queries: Vec<&str> = QUERIES
+            .iter()
+            .filter(|(sql, ordered)| !ordered && sql.contains("GROUP BY"))
+            .map(|(sql, _)| *sql)
+            .take(8)
+            .collect();
+        let mut runs = Vec::new();
+        for round in 0..2 {
+            for (i, sql) in queries.iter().enumerate() {
+                let url = cluster.url.clone();
+                let sql = sql.to_string();
+                runs.push(tokio::spawn(async move {
+                    let mut client = TestClient::connect(&url).await;
+                    let got = client.query(&sql).await;
+                    (round, i, sql, got)
+                }));
+            }
+        }
+        for run in runs {
+            let (round, _, sql, got) = run.await.expect("the client task does not panic");
+            let got = got.unwrap_or_else(|s| panic!("{sql} (round {round}) failed: {s}"));
+            assert_same(
+                &format!("{sql} (round {round}, concurrently)"),
+                &got,
+                &expected(&single, &sql).await,
+                false,
+            );
+        }
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+/// A LIMIT that stops reading a shuffle early, and EXPLAIN ANALYZE of a shuffled aggregate:
+/// both answer, and the shuffles they leave behind do not get in the way of the next query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_stops_and_explain_analyze_of_shuffles() {
+    bounded(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster = TestCluster::start(2).await;
+        let mut client = cluster.client().await;
+        let single = load(&mut client, dir.path(), 7).await;
+        for sql in [
+            "SELECT e.id, u.uid FROM events e JOIN users u ON e.name = u.uname LIMIT 10",
+            "SELECT user_id, count(*) FROM events GROUP BY user_id LIMIT 5",
+            "SELECT name FROM events GROUP BY name LIMIT 1",
+        ] {
+            let limit: usize = sql
+                .rsplit(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("limit");
+            let got = tokio::time::timeout(Duration::from_secs(30), client.run(sql))
+                .await
+                .unwrap_or_else(|_| panic!("{sql} did not answer within 30 s"));
+            assert_eq!(
+                got.iter().map(|b| b.num_rows()).sum::<usize>(),
+                limit,
+                "{sql}"
+            );
+        }
+        let sql = "SELECT user_id, count(*), sum(score) FROM events GROUP BY user_id";
+        let plan = rows(&client.run(&format!("EXPLAIN ANALYZE {sql}")).await).join("\n");
+        assert!(
+            plan.contains("ShuffleReadExec") && plan.contains("rows_sent="),
+            "EXPLAIN ANALYZE of a shuffled aggregate:\n{plan}"
+        );
+        let got = tokio::time::timeout(Duration::from_secs(30), client.run(sql))
+            .await
+            .expect("the next query answers within 30 s");
+        assert_same(sql, &got, &expected(&single, sql).await, false);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffled_aggregates_match_single_node_with_3_workers() {
+    bounded(answers_match_with(7, SessionConfig::new(), 3)).await;
+}
+
+/// `INSERT ... SELECT` of a shuffled aggregate and of a shuffle join writes their rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_select_of_shuffles_writes_their_rows() {
+    bounded(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster = TestCluster::start(2).await;
+        let mut client = cluster.client().await;
+        let single = load(&mut client, dir.path(), 7).await;
+        client
+            .run("CREATE TABLE per_user (user_id INT, c BIGINT, total DECIMAL(22, 2))")
+            .await;
+        client
+            .run("SELECT create_distributed_table('per_user', 'user_id', shard_count => 5)")
+            .await;
+        let select = "SELECT user_id, count(*), sum(amount) FROM events \
+                      WHERE user_id IS NOT NULL GROUP BY user_id";
+        client.run(&format!("INSERT INTO per_user {select}")).await;
+        client
+            .run(&format!(
+                "INSERT INTO per_user SELECT e.score, count(*), sum(e.amount) FROM events e \
+                 JOIN users u ON e.name = u.uname WHERE e.score IS NOT NULL GROUP BY e.score"
+            ))
+            .await;
+        let got = client.run("SELECT user_id, c, total FROM per_user").await;
+        let want = expected(
+            &single,
+            &format!(
+                "{select} UNION ALL SELECT e.score, count(*), sum(e.amount) FROM events e \
+                 JOIN users u ON e.name = u.uname WHERE e.score IS NOT NULL GROUP BY e.score"
+            ),
+        )
+        .await;
+        assert_same("INSERT ... SELECT of shuffles", &got, &want, false);
+        cluster.shutdown().await;
+    })
+    .await;
+}
+
+/// A window partitioned by a non-distribution column, filtered to one row per partition:
+/// the issue asks for it to be finalized on the workers after a shuffle by the partition key,
+/// so that the coordinator receives the rows that survive the filter, not every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_by_non_distribution_column_sends_final_rows_only() {
+    bounded(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster = TestCluster::start(2).await;
+        let mut client = cluster.client().await;
+        let single = load(&mut client, dir.path(), 7).await;
+        let sql = "SELECT user_id, id FROM (SELECT user_id, id, \
+                   row_number() OVER (PARTITION BY user_id ORDER BY id) AS r FROM events) x \
+                   WHERE r = 1";
+        let got = client.run(sql).await;
+        assert_same(sql, &got, &expected(&single, sql).await, false);
+        let returned = got.iter().map(|b| b.num_rows()).sum::<usize>() as u64;
+        let received = rows_received(&mut client, "SELECT user_id, id FROM (SELECT").await;
+        let plan = rows(&client.run(&format!("EXPLAIN {sql}")).await).join("\n");
+        assert!(
+            received <= returned,
+            "the coordinator received {received} rows for {returned} results:\n{plan}"
+        );
+        cluster.shutdown().await;
+    })
+    .await;
 }
