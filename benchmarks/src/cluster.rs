@@ -28,6 +28,14 @@ impl TestCluster {
         Self::launch(options).await
     }
 
+    /// [`Self::start`] with tasks handed to the workers' services in process (no sockets on
+    /// the data path; see `InProcessTransport`).
+    pub async fn start_in_process(workers: usize) -> Self {
+        let mut options = Self::options(workers);
+        options.in_process_transport = true;
+        Self::launch(options).await
+    }
+
     /// [`Self::start`] collecting orphaned files as `orphan_cleanup` says.
     pub async fn start_with_orphan_cleanup(
         workers: usize,

@@ -13,7 +13,12 @@ use std::time::Duration;
 
 use datafusion::prelude::SessionConfig;
 use shardfusion_common::auth::ClusterSecret;
-use shardfusion_executor::{WorkerConfig, registration};
+use std::sync::Arc;
+
+use shardfusion_common::exchange::transport::Transport;
+use shardfusion_common::storage::DataRoot;
+use shardfusion_executor::in_process_transport::InProcessTransport;
+use shardfusion_executor::{WorkerService, registration};
 use shardfusion_scheduler::Coordinator;
 use shardfusion_scheduler::cluster::orphan_cleanup::OrphanCleanupConfig;
 use tokio::net::TcpListener;
@@ -69,6 +74,11 @@ pub struct LocalClusterOptions {
     pub allow_file_access: Vec<PathBuf>,
     /// When garbage and orphaned shard files are collected (grace period, intervals).
     pub orphan_cleanup: OrphanCleanupConfig,
+    /// Tasks go from the coordinator and between workers straight to the worker services in
+    /// this process (`InProcessTransport`), not over loopback Flight. Clients still connect
+    /// over Flight SQL, and control calls (registration, membership proofs, writes) still use
+    /// Flight.
+    pub in_process_transport: bool,
 }
 
 impl LocalClusterOptions {
@@ -85,16 +95,22 @@ impl LocalClusterOptions {
             secret: ClusterSecret::generate(),
             allow_file_access: vec![PathBuf::from("/")],
             orphan_cleanup: OrphanCleanupConfig::default(),
+            in_process_transport: false,
         }
     }
 }
 
 struct Worker {
     runtime: Option<tokio::runtime::Runtime>,
+    /// Its Flight URL and the in-process transport that reaches it, if any.
+    in_process: Option<(String, Arc<InProcessTransport>)>,
 }
 
 impl Worker {
     fn stop(&mut self) {
+        if let Some((url, transport)) = self.in_process.take() {
+            transport.unregister(&url);
+        }
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
@@ -111,6 +127,8 @@ pub struct LocalCluster {
     /// Set once `coordinator_task` has been awaited to its end (it must not be polled again).
     coordinator_ended: bool,
     workers: Vec<Worker>,
+    /// Reaches the workers' services directly, when `options.in_process_transport`.
+    transport: Option<Arc<InProcessTransport>>,
     /// What the cluster was started with, for restarting workers.
     options: LocalClusterOptions,
     temp: Option<tempfile::TempDir>,
@@ -176,8 +194,16 @@ impl LocalCluster {
                     .map_err(|e| e.to_string())
             }
         });
+        let transport = options.in_process_transport.then(|| {
+            let transport = Arc::new(InProcessTransport::new(options.secret.clone()));
+            coordinator
+                .cluster()
+                .set_transport(Arc::clone(&transport) as Arc<dyn Transport>);
+            transport
+        });
         let mut cluster = Self {
             url: format!("grpc://{address}"),
+            transport,
             coordinator,
             data_dir: dir.clone(),
             stop,
@@ -188,9 +214,16 @@ impl LocalCluster {
             temp,
         };
         for index in 1..=options.workers {
-            let worker = start_worker(&dir, index, &options, &cluster.coordinator, &stopped)
-                .await
-                .map_err(|reason| LocalClusterError::Worker { index, reason })?;
+            let worker = start_worker(
+                &dir,
+                index,
+                &options,
+                &cluster.coordinator,
+                cluster.transport.as_ref(),
+                &stopped,
+            )
+            .await
+            .map_err(|reason| LocalClusterError::Worker { index, reason })?;
             cluster.workers.push(worker);
         }
         Ok(cluster)
@@ -239,6 +272,7 @@ impl LocalCluster {
             index + 1,
             &self.options,
             &self.coordinator,
+            self.transport.as_ref(),
             &stopped,
         )
         .await
@@ -302,6 +336,7 @@ async fn start_worker(
     index: usize,
     options: &LocalClusterOptions,
     coordinator: &Coordinator,
+    transport: Option<&Arc<InProcessTransport>>,
     stopped: &watch::Receiver<bool>,
 ) -> Result<Worker, String> {
     let worker_dir = dir.join(format!("worker-{index}"));
@@ -315,15 +350,23 @@ async fn start_worker(
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let uuid = registration::worker_uuid(&worker_dir).map_err(|e| e.to_string())?;
-    let config = WorkerConfig {
-        data_dir: worker_dir,
-        secret: options.secret.clone(),
-    };
+    let root = DataRoot::open(&worker_dir).map_err(|e| e.to_string())?;
+    let mut service =
+        WorkerService::try_new(root, options.secret.clone()).map_err(|e| e.to_string())?;
+    let mut in_process = None;
+    if let Some(transport) = transport {
+        service = service
+            .with_peer_transport(Arc::clone(transport) as Arc<dyn Transport>)
+            .map_err(|e| e.to_string())?;
+        let url = format!("http://127.0.0.1:{port}");
+        transport.register(&url, service.clone(), runtime.handle().clone());
+        in_process = Some((url, Arc::clone(transport)));
+    }
     let done = until_stopped(stopped.clone());
     runtime.spawn(async move {
         match TcpListener::from_std(listener) {
             Ok(listener) => {
-                if let Err(e) = shardfusion_executor::serve(listener, config, done).await {
+                if let Err(e) = shardfusion_executor::serve_service(listener, service, done).await {
                     eprintln!("worker stopped: {e}");
                 }
             }
@@ -332,6 +375,7 @@ async fn start_worker(
     });
     let mut worker = Worker {
         runtime: Some(runtime),
+        in_process,
     };
     if let Err(e) = coordinator.register_worker("127.0.0.1", port, &uuid).await {
         // A runtime must not be dropped inside this async context: shut it down instead.

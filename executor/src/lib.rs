@@ -5,6 +5,7 @@
 //! - [`service`]: [`WorkerService`], the Arrow Flight service (`DoGet` runs a fragment,
 //!   `DoPut` writes a shard file, actions delete files).
 //! - [`fragment`]: decoding, checking and running a fragment.
+//! - [`in_process_transport`]: tasks for workers of the same process, without sockets.
 //! - [`shuffle_stages`]: shuffle producer tasks, serving each consumer its partition.
 //! - [`shard_writer`]: writing a stream of batches as one Parquet file through `object_store`.
 //! - [`write_completion`]: a write counts only if its stream ends with the completion marker.
@@ -18,6 +19,7 @@
 pub mod error;
 pub mod file_analysis;
 pub mod fragment;
+pub mod in_process_transport;
 pub mod registration;
 pub mod server;
 pub mod service;
@@ -26,5 +28,5 @@ pub mod shard_writer;
 pub mod shuffle_stages;
 pub mod write_completion;
 
-pub use server::{WorkerConfig, serve};
+pub use server::{WorkerConfig, serve, serve_service};
 pub use service::WorkerService;

@@ -29,6 +29,15 @@ pub async fn serve(
 ) -> Result<(), ExecutorError> {
     let root = DataRoot::open(&config.data_dir)?;
     let service = WorkerService::try_new(root, config.secret)?;
+    serve_service(listener, service, shutdown).await
+}
+
+/// Serves `service` on `listener` until `shutdown` completes.
+pub async fn serve_service(
+    listener: TcpListener,
+    service: WorkerService,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ExecutorError> {
     let server = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);

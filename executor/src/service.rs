@@ -34,7 +34,7 @@ use shardfusion_common::auth::{
 };
 use shardfusion_common::exchange::flight_transport::FlightTransport;
 use shardfusion_common::exchange::peer_channel::worker_timeout_from_env;
-use shardfusion_common::exchange::transport::TransportExtension;
+use shardfusion_common::exchange::transport::{Transport, TransportExtension};
 use shardfusion_common::ipc_bounds::checked_message;
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 use shardfusion_common::wire::{
@@ -75,16 +75,10 @@ impl WorkerService {
             reason: format!("{}: {e}", root.dir().join("worker_id").display()),
         })?;
         let verifier = Arc::new(RequestVerifier::new(secret.clone(), audience));
-        let runtime = RuntimeEnvBuilder::new()
-            .with_object_store_registry(Arc::new(DataRootRegistry::new(root.clone())))
-            .build_arc()?;
         // Fragments reach other workers (shuffle producers) with the same credential the
         // coordinator uses.
         let transport = FlightTransport::new(secret.clone(), worker_timeout_from_env());
-        let config = SessionConfig::new()
-            .with_target_partitions(num_cpus())
-            .with_extension(Arc::new(TransportExtension(Arc::new(transport))));
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let ctx = session(&root, Arc::new(transport))?;
         Ok(Self {
             root,
             secret,
@@ -93,6 +87,16 @@ impl WorkerService {
             active_writes: ActiveWrites::default(),
             shuffles: Arc::default(),
         })
+    }
+
+    /// The same service, its fragments reaching other workers through `transport` (an
+    /// embedded cluster's in-process one).
+    pub fn with_peer_transport(
+        mut self,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, ExecutorError> {
+        self.ctx = Arc::new(session(&self.root, transport)?);
+        Ok(self)
     }
 
     /// Answers a membership challenge with this worker's identity and proof.
@@ -112,6 +116,21 @@ impl WorkerService {
             body: response.encode_to_vec().into(),
         })
     }
+}
+
+/// The DataFusion session fragments run in: files only under `root`, peers through
+/// `transport`.
+fn session(
+    root: &DataRoot,
+    transport: Arc<dyn Transport>,
+) -> Result<SessionContext, ExecutorError> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(DataRootRegistry::new(root.clone())))
+        .build_arc()?;
+    let config = SessionConfig::new()
+        .with_target_partitions(num_cpus())
+        .with_extension(Arc::new(TransportExtension(transport)));
+    Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
 fn num_cpus() -> usize {

@@ -2,7 +2,9 @@
 //! runs), kept as snapshots under `tests/tests/snapshots/`: a change to a rule shows up as a
 //! reviewed diff. Worker addresses are replaced by `worker`; everything else (shard ids,
 //! stages, partitions) is deterministic on a fresh two-worker cluster. Each query also runs,
-//! and its answer is compared with single-node DataFusion on the same rows.
+//! and its answer is compared with single-node DataFusion on the same rows. The cluster uses
+//! the in-process transport: every task, shuffles included, goes to the worker services
+//! without a socket.
 //!
 //! To accept changed plans: `INSTA_UPDATE=always cargo nextest run -p shardfusion-tests --test
 //! planner_snapshots`, then review the diff of the `.snap` files.
@@ -155,7 +157,7 @@ async fn plan_of(client: &mut TestClient, sql: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plans_per_rule() {
     tokio::time::timeout(Duration::from_secs(300), async {
-        let cluster = TestCluster::start(2).await;
+        let cluster = TestCluster::start_in_process(2).await;
         let mut client = cluster.client().await;
         for sql in SETUP.iter().chain(ROWS) {
             client.run(sql).await;

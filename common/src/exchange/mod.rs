@@ -2,7 +2,8 @@
 //!
 //! - [`transport`]: the [`Transport`](transport::Transport) trait every task goes through;
 //!   [`flight_transport`]: its Arrow Flight implementation; [`peer_channel`]: channels,
-//!   timeouts and failure reporting between nodes.
+//!   timeouts and failure reporting between nodes; [`task_answer`]: decoding what a task
+//!   answers, for every transport.
 //! - [`shuffle_read`]: [`ShuffleReadExec`](shuffle_read::ShuffleReadExec), the reading end of
 //!   a worker-to-worker shuffle; [`shard_index`]: routing rows into another table's shards.
 
@@ -10,4 +11,5 @@ pub mod flight_transport;
 pub mod peer_channel;
 pub mod shard_index;
 pub mod shuffle_read;
+pub mod task_answer;
 pub mod transport;

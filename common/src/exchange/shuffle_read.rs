@@ -40,7 +40,7 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 
-use super::transport::{TaskTarget, TransportExtension};
+use super::transport::{TaskTarget, TransportExtension, no_meter};
 use crate::wire::{ShuffleOutput, TaskTicket};
 
 /// One task of a producer stage.
@@ -300,7 +300,7 @@ impl ExecutionPlan for ShuffleReadExec {
                 .encode_to_vec();
                 transport
                     .0
-                    .run_task(&producer.target, ticket, Arc::clone(&schema))
+                    .run_task(&producer.target, ticket, Arc::clone(&schema), no_meter())
             }))
             .await?;
             Ok::<_, datafusion::error::DataFusionError>(futures::stream::select_all(streams))

@@ -3,9 +3,11 @@
 //! asked for); the answer is a stream of Arrow batches.
 //!
 //! Implementations: [`super::flight_transport::FlightTransport`] (Flight `DoGet` with a
-//! request MAC, between processes) and the worker's in-process one (calls the worker service
-//! directly, for tests). A worker's fragments find the transport to their peers in the task
-//! context's [`TransportExtension`].
+//! request MAC, between processes), the coordinator's worker pool (the same, with retries on
+//! a fresh connection), and the worker's in-process one (calls a worker service of the same
+//! process directly, on that worker's runtime: an embedded cluster without sockets between
+//! its nodes). A worker's fragments find the transport to their peers in the task context's
+//! [`TransportExtension`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -26,16 +28,27 @@ pub struct TaskTarget {
     pub label: String,
 }
 
-/// Runs tasks on other processes; see the module docs.
+/// Told the size of every Arrow Flight message a task sends back (header and body bytes),
+/// for the statement's counters and `EXPLAIN ANALYZE`.
+pub type WireMeter = Arc<dyn Fn(usize) + Send + Sync>;
+
+/// A meter that counts nothing.
+pub fn no_meter() -> WireMeter {
+    Arc::new(|_| {})
+}
+
+/// Runs tasks on other nodes; see the module docs.
 #[async_trait]
 pub trait Transport: Send + Sync + fmt::Debug {
     /// Sends `ticket` (an encoded `TaskTicket`) to `target` and streams the batches it
-    /// answers with, in `schema`. Failures name the target.
+    /// answers with, in `schema`, telling `meter` each message's size. Failures name the
+    /// target.
     async fn run_task(
         &self,
         target: &TaskTarget,
         ticket: Vec<u8>,
         schema: SchemaRef,
+        meter: WireMeter,
     ) -> Result<SendableRecordBatchStream>;
 }
 

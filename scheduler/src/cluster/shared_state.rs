@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionConfig;
+use parking_lot::RwLock;
 use shardfusion_catalog::{Catalog, CatalogSnapshot, FileMeta};
+use shardfusion_common::exchange::transport::Transport;
 use shardfusion_common::ids::GroupId;
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 
@@ -31,6 +33,9 @@ pub struct Cluster {
     pub config: SessionConfig,
     /// Collection of garbage and orphaned shard files.
     pub orphans: crate::cluster::orphan_cleanup::OrphanCleanup,
+    /// What carries tasks to the workers: the worker pool (Flight), unless an embedding
+    /// process reaches its workers in process.
+    transport: RwLock<Arc<dyn Transport>>,
 }
 
 impl Cluster {
@@ -49,9 +54,11 @@ impl Cluster {
             .build_arc()?;
         let file_runtime = RuntimeEnvBuilder::new().build_arc()?;
         file_runtime.register_object_store(&DataRoot::url(), root.store());
+        let workers = Arc::new(WorkerPool::new(secret));
         Ok(Self {
             catalog,
-            workers: Arc::new(WorkerPool::new(secret)),
+            transport: RwLock::new(Arc::clone(&workers) as Arc<dyn Transport>),
+            workers,
             root,
             runtime,
             file_access,
@@ -60,6 +67,17 @@ impl Cluster {
             config,
             orphans: Default::default(),
         })
+    }
+
+    /// What carries tasks to the workers.
+    pub fn transport(&self) -> Arc<dyn Transport> {
+        Arc::clone(&self.transport.read())
+    }
+
+    /// Carries the tasks of statements planned from now on with `transport` (an embedded
+    /// cluster's in-process transport).
+    pub fn set_transport(&self, transport: Arc<dyn Transport>) {
+        *self.transport.write() = transport;
     }
 
     /// The runtime for a statement that reads or writes host paths checked by

@@ -24,7 +24,12 @@ use shardfusion_common::wire::{
 use tonic::transport::Channel;
 use tonic::{Request, Status, Streaming};
 
-use shardfusion_common::exchange::transport::TaskTarget;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+use shardfusion_common::exchange::task_answer::answer_batches;
+use shardfusion_common::exchange::transport::{TaskTarget, Transport, WireMeter};
+use shardfusion_common::status::from_status;
 
 use crate::error::{Result, SchedulerError};
 
@@ -309,5 +314,29 @@ impl WorkerPool {
             files.extend(list.files);
         }
         Ok(files)
+    }
+}
+
+/// The coordinator's tasks to its workers: `DoGet` with a request MAC, retried once on a
+/// fresh connection when it failed in the connection (see [`WorkerPool::do_get`]).
+#[async_trait::async_trait]
+impl Transport for WorkerPool {
+    async fn run_task(
+        &self,
+        target: &TaskTarget,
+        ticket: Vec<u8>,
+        schema: SchemaRef,
+        meter: WireMeter,
+    ) -> datafusion::error::Result<SendableRecordBatchStream> {
+        let response = self
+            .do_get(&target.url, Ticket::new(ticket))
+            .await
+            .map_err(|s| from_status(worker_status(&target.label, s)))?;
+        Ok(answer_batches(
+            response.into_inner().boxed(),
+            target.label.clone(),
+            schema,
+            meter,
+        ))
     }
 }

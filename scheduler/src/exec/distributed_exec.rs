@@ -28,10 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use arrow_flight::Ticket;
-use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::error::FlightError;
-use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, internal_err, resources_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -51,6 +48,7 @@ use shardfusion_common::codec::encode_plan;
 use shardfusion_common::exchange::shuffle_read::{
     ShuffleKind, ShuffleProducer, ShuffleReadExec, ShuffleSource,
 };
+use shardfusion_common::exchange::transport::{Transport, WireMeter};
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 use shardfusion_common::status::from_status;
@@ -106,7 +104,10 @@ pub struct DistributedExec {
     /// Shuffle partitions each task owns.
     partitions_per_task: usize,
     tasks: Vec<WorkerTask>,
+    /// Resolves each task's worker identity.
     workers: Arc<WorkerPool>,
+    /// Carries the tasks to the workers.
+    transport: Arc<dyn Transport>,
     counters: Arc<QueryCounters>,
     /// What each task sent back, shown by `EXPLAIN ANALYZE`.
     task_stats: Arc<Vec<TaskStats>>,
@@ -145,6 +146,7 @@ impl DistributedExec {
         broadcasts: Vec<Arc<dyn ExecutionPlan>>,
         tasks: Vec<WorkerTask>,
         workers: Arc<WorkerPool>,
+        transport: Arc<dyn Transport>,
         counters: Arc<QueryCounters>,
     ) -> Self {
         let properties = PlanProperties::new(
@@ -163,6 +165,7 @@ impl DistributedExec {
             partitions_per_task: 1,
             tasks,
             workers,
+            transport,
             counters,
             task_stats,
             properties: Arc::new(properties),
@@ -473,6 +476,7 @@ impl ExecutionPlan for DistributedExec {
                 broadcasts,
                 self.tasks.clone(),
                 Arc::clone(&self.workers),
+                Arc::clone(&self.transport),
                 Arc::clone(&self.counters),
             )
             .reading_shuffles(shuffles, self.partitions_per_task),
@@ -495,7 +499,8 @@ impl ExecutionPlan for DistributedExec {
             }
             return internal_err!("DistributedExec has no partition {partition}");
         };
-        let (workers, url) = (Arc::clone(&self.workers), task.url.clone());
+        let (workers, transport) = (Arc::clone(&self.workers), Arc::clone(&self.transport));
+        let (url, label) = (task.url.clone(), task.label.clone());
         let this = self.clone();
         self.counters.tasks.fetch_add(1, Ordering::Relaxed);
         self.counters
@@ -503,8 +508,6 @@ impl ExecutionPlan for DistributedExec {
             .fetch_add(task.positions.len() as u64, Ordering::Relaxed);
         let rows_metric = MetricBuilder::new(&self.metrics).counter("rows_received", partition);
         let bytes_metric = MetricBuilder::new(&self.metrics).counter("bytes_received", partition);
-        let label = task.label.clone();
-        let to_status = move |status: tonic::Status| worker_status(&label, status);
         let counters = Arc::clone(&self.counters);
         let task_stats = Arc::clone(&self.task_stats);
         if let Some(stats) = task_stats.get(partition) {
@@ -515,6 +518,18 @@ impl ExecutionPlan for DistributedExec {
             index: partition,
             started: Instant::now(),
         };
+        let meter: WireMeter = {
+            let (counters, task_stats) = (Arc::clone(&counters), Arc::clone(&task_stats));
+            Arc::new(move |size| {
+                counters
+                    .bytes_received
+                    .fetch_add(size as u64, Ordering::Relaxed);
+                bytes_metric.add(size);
+                if let Some(stats) = task_stats.get(partition) {
+                    stats.bytes.fetch_add(size as u64, Ordering::Relaxed);
+                }
+            })
+        };
         let out_schema = Arc::clone(&schema);
         let stream = futures::stream::once(async move {
             let ticket = TaskTicket {
@@ -522,29 +537,16 @@ impl ExecutionPlan for DistributedExec {
                 plan: encode_plan(this.task_plan(partition, &context).await?)?,
                 shuffle: None,
             };
-            let response = workers
-                .do_get(&url, Ticket::new(ticket.encode_to_vec()))
+            let target = workers
+                .target(&url, &label)
                 .await
-                .map_err(|s| from_status(to_status.clone()(s)))?;
-            let wire_bytes = Arc::clone(&counters);
-            let wire_task = Arc::clone(&task_stats);
-            let frames = response.into_inner().map(move |frame| {
-                let frame = frame.map_err(|s| FlightError::Tonic(Box::new(to_status(s))))?;
-                let size = (frame.data_header.len() + frame.data_body.len()) as u64;
-                wire_bytes.bytes_received.fetch_add(size, Ordering::Relaxed);
-                bytes_metric.add(size as usize);
-                if let Some(stats) = wire_task.get(partition) {
-                    stats.bytes.fetch_add(size, Ordering::Relaxed);
-                }
-                Ok(frame)
-            });
-            let batches = FlightRecordBatchStream::new_from_flight_data(frames);
+                .map_err(|s| from_status(worker_status(&label, s)))?;
+            let batches = transport
+                .run_task(&target, ticket.encode_to_vec(), out_schema, meter)
+                .await?;
             Ok::<_, datafusion::error::DataFusionError>(batches.map(move |batch| {
                 let _timer = &timer;
-                let batch = batch.map_err(|e| match e {
-                    FlightError::Tonic(status) => from_status(*status),
-                    other => from_status(tonic::Status::internal(other.to_string())),
-                })?;
+                let batch = batch?;
                 let rows = batch.num_rows();
                 rows_metric.add(rows);
                 counters
@@ -553,12 +555,7 @@ impl ExecutionPlan for DistributedExec {
                 if let Some(stats) = task_stats.get(partition) {
                     stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
                 }
-                let options = RecordBatchOptions::new().with_row_count(Some(rows));
-                Ok(RecordBatch::try_new_with_options(
-                    Arc::clone(&out_schema),
-                    batch.columns().to_vec(),
-                    &options,
-                )?)
+                Ok(batch)
             }))
         })
         .try_flatten();

@@ -55,6 +55,7 @@ use datafusion::physical_plan::{
 use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_common::exchange::shard_index::{shard_aligned_output, without_shard_column};
 use shardfusion_common::exchange::shuffle_read::{ShuffleKind, ShuffleReadExec};
+use shardfusion_common::exchange::transport::Transport;
 use shardfusion_common::hashing::hash_compatible;
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::ShardScanExec;
@@ -169,6 +170,7 @@ impl StageOutput {
 pub struct DistributeRule {
     snapshot: Arc<CatalogSnapshot>,
     workers: Arc<WorkerPool>,
+    transport: Arc<dyn Transport>,
     counters: Arc<QueryCounters>,
     /// Every shard's index within its table.
     shard_index: HashMap<ShardId, usize>,
@@ -194,6 +196,7 @@ impl DistributeRule {
     pub fn new(
         snapshot: Arc<CatalogSnapshot>,
         workers: Arc<WorkerPool>,
+        transport: Arc<dyn Transport>,
         counters: Arc<QueryCounters>,
     ) -> Self {
         let shard_index = snapshot
@@ -204,6 +207,7 @@ impl DistributeRule {
         Self {
             snapshot,
             workers,
+            transport,
             counters,
             shard_index,
             facts: Mutex::default(),
@@ -1049,6 +1053,7 @@ impl DistributeRule {
                 broadcasts,
                 tasks,
                 Arc::clone(&self.workers),
+                Arc::clone(&self.transport),
                 Arc::clone(&self.counters),
             )
             .reading_shuffles(shuffles, per_task),

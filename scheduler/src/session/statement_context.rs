@@ -71,6 +71,7 @@ fn session_in(
         .with_physical_optimizer_rule(Arc::new(DistributeRule::new(
             Arc::clone(&snapshot),
             Arc::clone(&cluster.workers),
+            cluster.transport(),
             counters,
         )))
         .build();
