@@ -1067,6 +1067,7 @@ impl DistributeRule {
         subtree: Arc<dyn ExecutionPlan>,
         layout: &Layout,
         partitions: usize,
+        parent_relies: bool,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let promised = subtree.output_partitioning().clone();
         let ordering = subtree.output_ordering().cloned();
@@ -1078,7 +1079,9 @@ impl DistributeRule {
         // Keep what the parent was promised.
         Ok(Some(match promised {
             // A partitioning on projected-away columns promises nothing a parent can use.
-            Partitioning::Hash(exprs, n) if exprs.iter().all(|e| !mentions_unknown_column(e)) => {
+            Partitioning::Hash(exprs, n)
+                if parent_relies && exprs.iter().all(|e| !mentions_unknown_column(e)) =>
+            {
                 let repartition =
                     RepartitionExec::try_new(distributed, Partitioning::Hash(exprs, n))?;
                 // Sorted streams must stay sorted for the merge above.
@@ -1438,11 +1441,14 @@ impl DistributeRule {
         plan: Arc<dyn ExecutionPlan>,
         partitions: usize,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        let root = address(&plan);
         plan.transform_down(|node| {
             let Some(layout) = self.layout(&node) else {
                 return Ok(Transformed::no(node));
             };
-            match self.distribute(Arc::clone(&node), &layout, partitions)? {
+            // Nothing above the root relies on how its rows are hash-partitioned.
+            let parent_relies = address(&node) != root;
+            match self.distribute(Arc::clone(&node), &layout, partitions, parent_relies)? {
                 Some(distributed) => {
                     Ok(Transformed::new(distributed, true, TreeNodeRecursion::Jump))
                 }
