@@ -835,6 +835,11 @@ async fn window_by_non_distribution_column_sends_final_rows_only() {
 /// One query at `target_partitions` = 1 (every worker-side exchange has one partition per
 /// worker): its answer equals single-node DataFusion's; the plan is shown if not.
 async fn one_query_with_one_partition(sql: &str, ordered: bool) {
+    one_query_with_one_partition_showing(sql, ordered, "").await;
+}
+
+/// [`one_query_with_one_partition`], whose plan must also show `shown`.
+async fn one_query_with_one_partition_showing(sql: &str, ordered: bool, shown: &str) {
     bounded(async {
         let dir = tempfile::tempdir().expect("temp dir");
         let cluster =
@@ -842,10 +847,14 @@ async fn one_query_with_one_partition(sql: &str, ordered: bool) {
         let mut client = cluster.client().await;
         let single = load(&mut client, dir.path(), 7).await;
         let got = client.run(sql).await;
+        let plan = rows(&client.run(&format!("EXPLAIN {sql}")).await).join("\n");
         if let Err(difference) = same(&got, &expected(&single, sql).await, ordered) {
-            let plan = rows(&client.run(&format!("EXPLAIN {sql}")).await).join("\n");
             panic!("{sql}\n  => {difference}\n{plan}");
         }
+        assert!(
+            plan.contains(shown),
+            "{sql}: the plan shows no {shown}\n{plan}"
+        );
         cluster.shutdown().await;
     })
     .await;
@@ -900,6 +909,32 @@ async fn order_by_over_a_shuffle_join_with_one_partition() {
         "SELECT e.name, e.id, u.uid FROM events e JOIN users u ON e.name = u.uname \
          ORDER BY e.name, e.id, u.uid",
         true,
+    )
+    .await;
+}
+
+// A self join on `amount` (no distribution column, both sides too large to broadcast) is a
+// hash shuffle of both sides; at one target partition DataFusion may sort a side below the
+// join as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_by_over_a_hash_shuffle_with_one_partition() {
+    one_query_with_one_partition_showing(
+        "SELECT a.amount, a.id, b.id FROM events a JOIN events b ON a.amount = b.amount \
+         ORDER BY a.amount, a.id, b.id",
+        true,
+        "ShuffleReadExec: input=1, hash=",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_over_a_hash_shuffle_with_one_partition() {
+    one_query_with_one_partition_showing(
+        "SELECT a.id, b.id, row_number() OVER (PARTITION BY a.amount ORDER BY a.id, b.id), \
+         sum(b.score) OVER (PARTITION BY a.day ORDER BY a.id, b.id) \
+         FROM events a JOIN events b ON a.amount = b.amount",
+        false,
+        "ShuffleReadExec: input=1, hash=",
     )
     .await;
 }
