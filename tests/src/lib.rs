@@ -7,6 +7,8 @@
 //! - [`compare`]: comparing answers with single-node DataFusion's (shared as well).
 //! - [`shard_files`]: the shard files on the nodes' disks and in the catalog.
 //! - [`conflict`]: recognizing the retryable conflict (40001) of racing statements.
+//! - [`same_rows`]: the same rows in a cluster and in single-node DataFusion; what a
+//!   statement cost the coordinator.
 //!
 //! The tests themselves live in `tests/` (one behaviour per file) and `sql/*.slt`.
 
@@ -15,4 +17,5 @@ pub use shardfusion_benchmarks::cluster::{self, TestCluster};
 pub use shardfusion_benchmarks::compare;
 
 pub mod conflict;
+pub mod same_rows;
 pub mod shard_files;

@@ -1,7 +1,6 @@
 //! Distributed answers equal single-node DataFusion's on the same data, for distributed
 //! (integer, text and date keys), reference, local and empty tables, at several shard counts.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -12,14 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::ParquetReadOptions;
 use shardfusion_tests::TestCluster;
 use shardfusion_tests::compare::assert_same;
-
-fn write_parquet(path: &Path, batch: &RecordBatch) {
-    let file = std::fs::File::create(path).expect("create parquet");
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
-    writer.write(batch).expect("write");
-    writer.close().expect("close");
-}
+use shardfusion_tests::same_rows::write_parquet;
 
 struct Table {
     name: &'static str,

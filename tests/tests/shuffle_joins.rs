@@ -10,20 +10,12 @@ use std::time::Duration;
 use arrow::array::StringArray;
 use arrow::array::{ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::ParquetReadOptions;
 use shardfusion_tests::compare::{assert_same, rows};
+use shardfusion_tests::same_rows::{load_table, rows_received};
 use shardfusion_tests::{TestClient, TestCluster};
 
 const ACCOUNTS: i64 = 40_000;
 const TRANSFERS: i64 = 60_000;
-
-fn write_parquet(path: &Path, batch: &RecordBatch) {
-    let file = std::fs::File::create(path).expect("create parquet");
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
-    writer.write(batch).expect("write");
-    writer.close().expect("close");
-}
 
 /// `accounts` is distributed by `id`; `transfers` by `t_id`, and refers to accounts through
 /// `account` (some refer to no account, some are NULL).
@@ -167,45 +159,12 @@ async fn load(
 ) -> datafusion::prelude::SessionContext {
     let single = shardfusion_tests::compare::single_node_session();
     for (name, ddl, column, batch) in data() {
-        let path = dir.join(format!("{name}.parquet"));
-        write_parquet(&path, &batch);
-        client.run(ddl).await;
-        client
-            .run(&format!(
-                "SELECT create_distributed_table('{name}', '{column}', shard_count => {shards})"
-            ))
-            .await;
-        client
-            .run(&format!(
-                "COPY {name} FROM '{}' WITH (FORMAT parquet)",
-                path.display()
-            ))
-            .await;
-        single
-            .register_parquet(
-                name,
-                path.to_str().expect("utf8 path"),
-                ParquetReadOptions::default(),
-            )
-            .await
-            .expect("register");
+        let distribute = format!(
+            "SELECT create_distributed_table('{name}', '{column}', shard_count => {shards})"
+        );
+        load_table(client, &single, dir, (name, ddl, Some(&distribute)), &batch).await;
     }
     single
-}
-
-/// `rows_received / calls` of the most recent statement whose normalized text starts with
-/// `prefix`.
-async fn rows_received(client: &mut TestClient, prefix: &str) -> u64 {
-    let sql = format!(
-        "SELECT rows_received / calls FROM shardfusion_stat_statements \
-         WHERE starts_with(query, '{prefix}') ORDER BY started_at DESC LIMIT 1"
-    );
-    let found = rows(&client.run(&sql).await);
-    found
-        .first()
-        .unwrap_or_else(|| panic!("no statement starting with {prefix}"))
-        .parse()
-        .expect("number")
 }
 
 async fn run_at(shards: usize) {
