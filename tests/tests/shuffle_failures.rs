@@ -455,3 +455,64 @@ async fn a_killed_coordinator_leaves_no_shuffle_running_on_the_workers() {
     .await
     .expect("the test finishes within 300 s");
 }
+
+/// An error raised inside a producer stage (division by zero in a shuffled side, an aligned
+/// side, a repartitioned aggregate's input) fails the statement promptly, with the same kind
+/// the same error has without a shuffle; the next shuffle answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_error_fails_the_statement_with_its_kind() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let cluster = start().await;
+        let mut client = TestClient::connect(&cluster.url).await;
+        let plain = client
+            .query("SELECT sum(k / (k - k)) FROM a")
+            .await
+            .expect_err("division by zero fails");
+        for sql in [
+            // Hash shuffle of both sides (the key is computed in the producer).
+            "SELECT count(*) FROM a JOIN b ON a.u + a.k / (a.k - a.k) = b.u",
+            // Moved into b's shards by a.u.
+            "SELECT count(*) FROM a JOIN b ON a.u + a.k / (a.k - a.k) = b.id",
+            // A repartitioned aggregate.
+            "SELECT u, sum(k / (k - k)) FROM a GROUP BY u",
+        ] {
+            let plan = rows(&client.run(&format!("EXPLAIN {sql}")).await).join("\n");
+            assert!(
+                plan.contains("ShuffleReadExec"),
+                "{sql}: no shuffle\n{plan}"
+            );
+            let started = Instant::now();
+            let status = tokio::time::timeout(Duration::from_secs(60), client.query(sql))
+                .await
+                .unwrap_or_else(|_| panic!("{sql} neither failed nor answered within 60 s"))
+                .expect_err("division by zero fails");
+            assert_eq!(
+                status.code(),
+                plain.code(),
+                "{sql}: {} (without a shuffle: {})",
+                status.message(),
+                plain.message()
+            );
+            assert!(
+                status.message().to_lowercase().contains("divide by zero")
+                    || status.message().to_lowercase().contains("division by zero"),
+                "{sql}: {}",
+                status.message()
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{sql} failed only after {:?}",
+                started.elapsed()
+            );
+        }
+        assert_eq!(rows(&client.run(SHORT_SHUFFLE).await), [short_answer()]);
+        wait_idle(
+            &worker_pids(&cluster),
+            Duration::from_secs(20),
+            "the workers after failed shuffles",
+        )
+        .await;
+    })
+    .await
+    .expect("the test finishes within 300 s");
+}
