@@ -150,6 +150,29 @@ const QUERIES: &[(&str, bool)] = &[
         "SELECT name, count(*) AS c FROM events GROUP BY name ORDER BY c DESC, name LIMIT 7 OFFSET 3",
         true,
     ),
+    // Whole results ordered above shuffled groups, windows and joins (no LIMIT).
+    (
+        "SELECT user_id, count(*), sum(score) FROM events GROUP BY user_id ORDER BY user_id",
+        true,
+    ),
+    (
+        "SELECT name, day, count(*) FROM events GROUP BY name, day ORDER BY day DESC, name",
+        true,
+    ),
+    (
+        "SELECT DISTINCT name FROM events ORDER BY name NULLS FIRST",
+        true,
+    ),
+    (
+        "SELECT id, rank() OVER (PARTITION BY user_id ORDER BY id) AS r FROM events \
+         ORDER BY r DESC, id",
+        true,
+    ),
+    (
+        "SELECT a.amount, a.id, b.id FROM events a JOIN events b ON a.amount = b.amount \
+         ORDER BY a.amount, a.id, b.id",
+        true,
+    ),
     // Distinct aggregates and DISTINCT.
     (
         "SELECT user_id, count(DISTINCT name), count(DISTINCT day) FROM events GROUP BY user_id",
@@ -759,6 +782,16 @@ async fn early_stops_and_explain_analyze_of_shuffles() {
         assert_same(sql, &got, &expected(&single, sql).await, false);
         cluster.shutdown().await;
     })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffled_aggregates_match_single_node_with_8_target_partitions() {
+    bounded(answers_match_with(
+        7,
+        SessionConfig::new().with_target_partitions(8),
+        2,
+    ))
     .await;
 }
 
