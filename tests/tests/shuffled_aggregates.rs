@@ -818,10 +818,10 @@ async fn insert_select_of_shuffles_writes_their_rows() {
                       WHERE user_id IS NOT NULL GROUP BY user_id";
         client.run(&format!("INSERT INTO per_user {select}")).await;
         client
-            .run(&format!(
+            .run(
                 "INSERT INTO per_user SELECT e.score, count(*), sum(e.amount) FROM events e \
-                 JOIN users u ON e.name = u.uname WHERE e.score IS NOT NULL GROUP BY e.score"
-            ))
+                 JOIN users u ON e.name = u.uname WHERE e.score IS NOT NULL GROUP BY e.score",
+            )
             .await;
         let got = client.run("SELECT user_id, c, total FROM per_user").await;
         let want = expected(
