@@ -475,6 +475,37 @@ const QUERIES: &[(&str, bool)] = &[
          ON d.k = b.b",
         false,
     ),
+    // A small side moved into a large side's shards, where it is the join's build side.
+    (
+        "SELECT count(*), sum(f.v) FROM dim_int d JOIN fact f ON d.region = f.f_id",
+        false,
+    ),
+    (
+        "SELECT count(*), sum(f.v) FROM fact f JOIN dim_int d ON f.f_id = d.small",
+        false,
+    ),
+    (
+        "SELECT count(*), count(d.k) FROM fact f LEFT JOIN dim_int d ON f.f_id = d.region",
+        false,
+    ),
+    (
+        "SELECT count(*), count(f.f_id) FROM dim_int d LEFT JOIN fact f ON f.f_id = d.region",
+        false,
+    ),
+    (
+        "SELECT count(*), count(f.f_id), count(d.k) FROM dim_int d FULL JOIN fact f \
+         ON f.f_id = d.small",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM fact f WHERE f.f_id IN (SELECT region FROM dim_int)",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM dim_int d WHERE NOT EXISTS \
+         (SELECT 1 FROM fact f WHERE f.f_id = d.small)",
+        false,
+    ),
     // A reference table on one side.
     (
         "SELECT r.rname, count(*), sum(f.v) FROM fact f JOIN dim_int d ON f.k_int = d.k \
