@@ -516,3 +516,64 @@ async fn a_producer_error_fails_the_statement_with_its_kind() {
     .await
     .expect("the test finishes within 300 s");
 }
+
+/// Resident memory of process `pid`.
+fn rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// A client that stops reading a shuffle join's (endless) rows holds the whole pipeline back:
+/// the coordinator, the consumer tasks and the producer tasks stop computing once the bounded
+/// buffers between them are full, and their memory stops growing. Dropping it ends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_holds_the_shuffle_back() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let cluster = start().await;
+        let mut pids = worker_pids(&cluster);
+        pids.push(cluster.coordinator_pid());
+        let mut stalled = TestClient::connect(&cluster.url).await;
+        // 2·10⁹ rows of about 60 bytes: far more than any buffer.
+        let mut stream = stalled
+            .stream("SELECT a.id, b.id, a.u + b.u, repeat('x', 40) FROM a JOIN b ON a.k = b.k")
+            .await
+            .expect("the shuffle starts");
+        let first = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("a first batch within 30 s");
+        assert!(first.is_some_and(|b| b.is_ok()), "the first batch arrives");
+        // The client reads nothing more. Give the buffers time to fill, then the pipeline
+        // must be idle and its memory flat.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let before: Vec<u64> = pids.iter().map(|p| rss(*p)).collect();
+        let used = cpu_during(&pids, Duration::from_secs(5)).await;
+        let after: Vec<u64> = pids.iter().map(|p| rss(*p)).collect();
+        assert!(
+            used < Duration::from_millis(1_000),
+            "the processes used {used:?} of CPU in 5 s while the client read nothing"
+        );
+        for ((pid, b), a) in pids.iter().zip(&before).zip(&after) {
+            assert!(
+                a.saturating_sub(*b) < 64 << 20,
+                "process {pid} grew from {} MiB to {} MiB while the client read nothing",
+                b >> 20,
+                a >> 20
+            );
+        }
+        drop(stream);
+        drop(stalled);
+        wait_idle(
+            &pids,
+            Duration::from_secs(20),
+            "the processes after the stalled client went away",
+        )
+        .await;
+    })
+    .await
+    .expect("the test finishes within 300 s");
+}
