@@ -776,6 +776,19 @@ async fn early_stops_and_explain_analyze_of_shuffles() {
             plan.contains("ShuffleReadExec") && plan.contains("rows_sent="),
             "EXPLAIN ANALYZE of a shuffled aggregate:\n{plan}"
         );
+        for other in [
+            "SELECT count(*) FROM events a JOIN events b ON a.amount = b.amount",
+            "SELECT u.region, count(*) FROM events e JOIN users u ON e.user_id = u.uid \
+             GROUP BY u.region",
+            "SELECT id, rank() OVER (PARTITION BY name ORDER BY id) FROM events",
+            "SELECT count(*) FROM (SELECT DISTINCT name, day FROM events) d",
+        ] {
+            let plan = rows(&client.run(&format!("EXPLAIN ANALYZE {other}")).await).join("\n");
+            assert!(
+                plan.contains("ShuffleReadExec") && plan.contains("rows_sent="),
+                "EXPLAIN ANALYZE of a shuffle:\n{plan}"
+            );
+        }
         let got = tokio::time::timeout(Duration::from_secs(30), client.run(sql))
             .await
             .expect("the next query answers within 30 s");
