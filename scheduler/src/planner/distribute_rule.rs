@@ -36,8 +36,8 @@ use parking_lot::Mutex;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{JoinType, Result, internal_err};
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, UnKnownColumn};
+use datafusion::physical_expr::{LexOrdering, OrderingRequirements, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -50,7 +50,8 @@ use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use datafusion::physical_plan::{
-    ExecutionPlan, ExecutionPlanProperties, Partitioning, StatisticsArgs, StatisticsContext,
+    Distribution, ExecutionPlan, ExecutionPlanProperties, Partitioning, StatisticsArgs,
+    StatisticsContext,
 };
 use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_common::exchange::shard_index::{shard_aligned_output, without_shard_column};
@@ -1018,6 +1019,7 @@ impl DistributeRule {
             return Ok(None);
         };
         let fragment = repair_copartitioning(fragment, partitions)?;
+        let fragment = repair_orderings(fragment)?;
         let fragment = fragment
             .transform_up(|node| {
                 if is_round_robin(&node) {
@@ -1032,10 +1034,11 @@ impl DistributeRule {
             })?,
             partitions,
         )?;
-        // A producer stage ends in its routing to the stage that reads it.
+        // A producer stage ends in its routing to the stage that reads it; any other stage
+        // keeps the order its subtree promised.
         let fragment = match output {
             Some(output) => output.route(fragment)?,
-            None => fragment,
+            None => keeping_order(fragment, subtree.output_ordering())?,
         };
         if let Err(e) =
             shardfusion_common::codec::encode_plan(without_markers(Arc::clone(&fragment))?)
@@ -1141,11 +1144,11 @@ pub(super) fn is_exchange(node: &Arc<dyn ExecutionPlan>) -> bool {
             .is_some_and(|r| matches!(r.partitioning(), Partitioning::Hash(_, _)))
 }
 
-/// Re-partitions the inputs of two-input nodes that need co-partitioned inputs (partitioned
-/// joins) where a cut changed one side's partitioning: a shuffle read has its own partition
-/// count, and DataFusion may have left out an exchange because the side was already
-/// partitioned its way. Each side that does not already match the other is hash-partitioned
-/// by its keys into `partitions`.
+/// Restores what nodes require of their inputs' partitioning where a cut changed it (a
+/// shuffle read has its own partition count, and DataFusion may have left out an exchange
+/// because an input was already partitioned its way): an input that must be one partition (a
+/// collected build side) is merged; the inputs of a two-input node that need co-partitioned
+/// inputs (partitioned joins) are hash-partitioned by their keys into `partitions`.
 fn repair_copartitioning(
     plan: Arc<dyn ExecutionPlan>,
     partitions: usize,
@@ -1153,13 +1156,41 @@ fn repair_copartitioning(
     plan.transform_up(|node| {
         let children = node.children();
         let requirements = node.input_distribution_requirements().into_per_child();
+        // An input that must be one partition (a collected build side) and no longer is.
+        let must_merge = |child: &Arc<dyn ExecutionPlan>, requirement: &Distribution| {
+            matches!(requirement, Distribution::SinglePartition)
+                && child.output_partitioning().partition_count() > 1
+        };
+        if children.len() == requirements.len()
+            && children
+                .iter()
+                .zip(&requirements)
+                .any(|(child, requirement)| must_merge(child, requirement))
+        {
+            let repaired = children
+                .iter()
+                .zip(&requirements)
+                .map(|(child, requirement)| {
+                    if must_merge(child, requirement) {
+                        Arc::new(CoalescePartitionsExec::new(Arc::clone(child)))
+                            as Arc<dyn ExecutionPlan>
+                    } else {
+                        Arc::clone(child)
+                    }
+                })
+                .collect();
+            return Ok(Transformed::yes(replace_children_if_necessary(
+                Arc::clone(&node),
+                repaired,
+            )?));
+        }
         if children.len() != 2 || requirements.len() != 2 {
             return Ok(Transformed::no(node));
         }
         let keys: Vec<Vec<Arc<dyn PhysicalExpr>>> = requirements
             .iter()
             .filter_map(|r| match r {
-                datafusion::physical_plan::Distribution::KeyPartitioned(keys) => Some(keys.clone()),
+                Distribution::KeyPartitioned(keys) => Some(keys.clone()),
                 _ => None,
             })
             .collect();
@@ -1189,6 +1220,71 @@ fn repair_copartitioning(
         )?))
     })
     .map(|t| t.data)
+}
+
+/// Sorts, per partition, every input that a node needs sorted and that a cut left unsorted:
+/// DataFusion may have sorted below a join side (the join keeps its probe side's order), and
+/// a shuffle read of that side arrives in no order.
+fn repair_orderings(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let children = node.children();
+        let requirements = node.required_input_ordering();
+        if children.len() != requirements.len() {
+            return Ok(Transformed::no(node));
+        }
+        let mut changed = false;
+        let mut repaired = Vec::with_capacity(children.len());
+        for (child, requirement) in children.into_iter().zip(requirements) {
+            let Some(OrderingRequirements::Hard(alternatives)) = requirement else {
+                repaired.push(Arc::clone(child));
+                continue;
+            };
+            let satisfied = alternatives.iter().any(|r| {
+                child
+                    .equivalence_properties()
+                    .ordering_satisfy_requirement(r.clone())
+                    .unwrap_or(false)
+            });
+            match alternatives.into_iter().next() {
+                Some(first) if !satisfied => {
+                    changed = true;
+                    repaired.push(Arc::new(
+                        SortExec::new(LexOrdering::from(first), Arc::clone(child))
+                            .with_preserve_partitioning(true),
+                    ) as Arc<dyn ExecutionPlan>);
+                }
+                _ => repaired.push(Arc::clone(child)),
+            }
+        }
+        if !changed {
+            return Ok(Transformed::no(node));
+        }
+        Ok(Transformed::yes(replace_children_if_necessary(
+            Arc::clone(&node),
+            repaired,
+        )?))
+    })
+    .map(|t| t.data)
+}
+
+/// `fragment` sorted per partition by `ordering` unless it already is: what a stage promised
+/// its parent (a merge of sorted streams) must hold after cuts.
+fn keeping_order(
+    fragment: Arc<dyn ExecutionPlan>,
+    ordering: Option<&LexOrdering>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let Some(ordering) = ordering else {
+        return Ok(fragment);
+    };
+    if fragment
+        .equivalence_properties()
+        .ordering_satisfy(ordering.clone())?
+    {
+        return Ok(fragment);
+    }
+    Ok(Arc::new(
+        SortExec::new(ordering.clone(), fragment).with_preserve_partitioning(true),
+    ))
 }
 
 /// The input of a hash exchange that does not merge sorted streams.
