@@ -896,9 +896,6 @@ async fn range_filtered_staying_side_keeps_left_join_rows() {
 // runs before the moved side's Range repartition, and each consumer task reads several
 // producers and several shards, so its stream is not sorted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: ORDER BY over a shard-aligned join returns unsorted rows at the default \
-            target_partitions (7/7 shards, varies by run: row 0 [14 | 22078 | key49], expected [0 | 7000 | \
-            NULL]); the SortExec sits below the Range repartition of the moved side"]
 async fn order_by_over_an_aligned_join() {
     one_query_with(
         7,
@@ -912,8 +909,6 @@ async fn order_by_over_an_aligned_join() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: ORDER BY over a shard-aligned join of a 1-shard table into 32 shards \
-            returns unsorted rows (varies by run: row 0 [62 | 3774 | key217], expected [0 | 7000 | NULL])"]
 async fn order_by_over_an_aligned_join_from_one_shard() {
     one_query_with(
         1,
@@ -927,8 +922,6 @@ async fn order_by_over_an_aligned_join_from_one_shard() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: at target_partitions 1 a window over a shard-aligned join reads unsorted \
-            rows: row_number() is wrong (e.g. row 0 [10 | 5 | 30], expected [10 | 1 | 30])"]
 async fn window_over_an_aligned_join_with_one_partition() {
     one_query_with(
         7,
@@ -960,10 +953,6 @@ async fn window_over_an_aligned_join() {
 // Both sides keyed by their distribution columns (fact by f_id, 7 shards; dim_big by b,
 // 5 shards), the staying side pruned to one shard, the moved side preserved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: fails with Internal at target_partitions 1: the pruned dim_big side is \
-            moved into fact's 7 shards and becomes the build side of a CollectLeft \
-            HashJoinExec (join_type=Right) with 7 partitions: 'Invalid HashJoinExec, the \
-            output partition count of the left child must be 1 in CollectLeft mode'"]
 async fn pruned_distribution_key_left_join_with_one_partition() {
     one_query_with(
         7,

@@ -911,9 +911,6 @@ async fn one_query_with_one_partition_showing(sql: &str, ordered: bool, shown: &
 // then merges several producers' streams, so the rows the window (or ORDER BY) above reads
 // are no longer sorted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: wrong answer at target_partitions 1: the sort DataFusion put under the \
-            join's probe side is broken by the shard-aligned move above it, so row_number() \
-            over the merged streams is wrong (e.g. row 0 [1 | 5], expected [1 | 1])"]
 async fn window_over_an_aligned_join_with_one_partition() {
     one_query_with_one_partition(
         "SELECT e.id, row_number() OVER (PARTITION BY e.user_id ORDER BY e.id) \
@@ -924,8 +921,6 @@ async fn window_over_an_aligned_join_with_one_partition() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: wrong answer at target_partitions 1: row_number() over a shard-aligned \
-            join reads unsorted rows (e.g. row 0 [1 | region119 | 352 | 7], expected [... | 1])"]
 async fn window_and_window_over_an_aligned_join_with_one_partition() {
     one_query_with_one_partition(
         "SELECT e.id, u.region, count(*) OVER (PARTITION BY u.region), \
@@ -937,9 +932,6 @@ async fn window_and_window_over_an_aligned_join_with_one_partition() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: wrong answer at target_partitions 1: ORDER BY over a shard-aligned join \
-            returns unsorted rows (e.g. row 0 [1 | 28679 | region1], expected [0 | 3000 | NULL]); \
-            the SortExec sits below the Range repartition of the moved side"]
 async fn order_by_over_an_aligned_join_with_one_partition() {
     one_query_with_one_partition(
         "SELECT e.user_id, e.id, u.region FROM events e JOIN users u ON e.user_id = u.uid \
