@@ -7,17 +7,25 @@
 //! `RepartitionExec` runs its input once and routes rows to all of its output partitions.
 //!
 //! Once every partition has been asked for, the task is forgotten here and lives only as long
-//! as its consumers' streams. A task some consumer never asks for (its query failed or was
-//! cancelled) is dropped after [`UNCLAIMED_TTL`], which stops its input. A partition is served
+//! as its consumers' streams. A consumer that stops reading before the end (its statement
+//! failed or was cancelled) makes the task forgotten at once, so it stops as soon as its
+//! other streams are gone; a task some consumer never asks for is dropped after
+//! [`UNCLAIMED_TTL`]. A partition is served
 //! once: a second request for it is refused, since its rows already went to the first one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
+use futures::Stream;
 use parking_lot::Mutex;
 
 use crate::error::ExecutorError;
@@ -43,7 +51,7 @@ impl ShuffleStages {
     /// `plan` if this is the first request for it.
     /// `readers` is how many partitions its consumers read in all (0: every partition).
     pub fn partition(
-        &self,
+        self: &Arc<Self>,
         stage_key: &str,
         plan: &[u8],
         partition: usize,
@@ -93,7 +101,21 @@ impl ShuffleStages {
             running.remove(stage_key);
         }
         drop(running);
-        Ok(plan.execute(partition, ctx)?)
+        Ok(Box::pin(Served {
+            rows: plan.execute(partition, ctx)?,
+            stages: Arc::clone(self),
+            stage_key: stage_key.to_string(),
+            ended: false,
+        }))
+    }
+
+    /// Forgets producer task `stage_key`: a consumer stopped reading before the end (its
+    /// statement failed or was cancelled), so no one else will want it. Once its other
+    /// partitions' streams are gone too, the task's plan is dropped and its input stops. A
+    /// consumer still to come (one that stopped early on purpose, under a limit) would start
+    /// the task afresh, which is correct, only slower.
+    fn abandon(&self, stage_key: &str) {
+        self.running.lock().remove(stage_key);
     }
 
     /// How many producer tasks wait for consumers here.
@@ -103,6 +125,40 @@ impl ShuffleStages {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// One served partition: tells the stages when its reader went away before the end.
+struct Served {
+    rows: SendableRecordBatchStream,
+    stages: Arc<ShuffleStages>,
+    stage_key: String,
+    ended: bool,
+}
+
+impl Stream for Served {
+    type Item = datafusion::error::Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = self.rows.as_mut().poll_next(cx);
+        if let Poll::Ready(None) = next {
+            self.ended = true;
+        }
+        next
+    }
+}
+
+impl RecordBatchStream for Served {
+    fn schema(&self) -> SchemaRef {
+        self.rows.schema()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.stages.abandon(&self.stage_key);
+        }
     }
 }
 

@@ -259,10 +259,6 @@ async fn a_killed_worker_fails_the_shuffle_and_the_cluster_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: regressed between 07:38 and 08:06 (passed against the binary built at \
-            07:38): after the client drops SELECT max(a.u + b.u) FROM a JOIN b ON a.k = b.k, \
-            shardfusion_stat_activity no longer lists it but both workers keep computing at \
-            about one core each for another ~22 s (until the join would have finished)"]
 async fn a_dropped_shuffle_query_leaves_nothing_running() {
     tokio::time::timeout(Duration::from_secs(300), async {
         let cluster = start().await;
@@ -430,8 +426,6 @@ async fn a_shuffle_with_a_worker_already_dead_fails_naming_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: regressed between 07:38 and 08:06: after the coordinator is killed \
-            mid-shuffle the workers keep computing (about one core per 2 s window after 20 s)"]
 async fn a_killed_coordinator_leaves_no_shuffle_running_on_the_workers() {
     tokio::time::timeout(Duration::from_secs(300), async {
         let cluster = start().await;
