@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-use arrow_flight::Ticket;
 use arrow_flight::flight_service_server::FlightService;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -14,14 +13,16 @@ use datafusion::common::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 use parking_lot::RwLock;
-use shardfusion_common::auth::{Audience, ClusterSecret, FlightMethod};
+use shardfusion_common::auth::ClusterSecret;
 use shardfusion_common::exchange::task_answer::answer_batches;
-use shardfusion_common::exchange::transport::{TaskTarget, Transport, WireMeter};
+use shardfusion_common::exchange::transport::{
+    TaskTarget, Transport, WireMeter, signed_task_request,
+};
 use shardfusion_common::status::from_status;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Status};
+use tonic::Status;
 
 use crate::service::WorkerService;
 
@@ -89,16 +90,7 @@ impl Transport for InProcessTransport {
         let Some((service, runtime)) = self.workers.read().get(&target.url).cloned() else {
             return Err(unavailable("it is not running in this process".into()));
         };
-        let audience = Audience::worker(&target.audience)
-            .map_err(|e| from_status(Status::invalid_argument(e.to_string())))?;
-        let mut request = Request::new(Ticket::new(ticket));
-        let command = request.get_ref().ticket.clone();
-        self.secret.sign(
-            request.metadata_mut(),
-            FlightMethod::DoGet,
-            &audience,
-            &[&command],
-        );
+        let request = signed_task_request(&self.secret, target, ticket)?;
         // Forward the answer from the worker's runtime; a small channel keeps it streaming
         // with backpressure.
         let (frames, receiver) = mpsc::channel(2);

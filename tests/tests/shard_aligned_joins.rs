@@ -15,19 +15,12 @@ use arrow::array::{
     RecordBatch, StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{SessionConfig, SessionContext};
 use shardfusion_tests::compare::{rows, same, single_node_session};
+use shardfusion_tests::same_rows::load_table;
 use shardfusion_tests::{TestClient, TestCluster};
 
 const FACTS: i64 = 40_000;
-
-fn write_parquet(path: &Path, batch: &RecordBatch) {
-    let file = std::fs::File::create(path).expect("create parquet");
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
-    writer.write(batch).expect("write");
-    writer.close().expect("close");
-}
 
 fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
@@ -607,9 +600,6 @@ async fn load(
 ) -> SessionContext {
     let single = single_node_session();
     for (name, ddl, kind, batch) in data() {
-        let path = dir.join(format!("{name}.parquet"));
-        write_parquet(&path, &batch);
-        client.run(ddl).await;
         let distribute = match kind {
             Kind::Distributed(column, shards) => {
                 let shards = match shards {
@@ -623,21 +613,7 @@ async fn load(
             }
             Kind::Reference => format!("SELECT create_reference_table('{name}')"),
         };
-        client.run(&distribute).await;
-        client
-            .run(&format!(
-                "COPY {name} FROM '{}' WITH (FORMAT parquet)",
-                path.display()
-            ))
-            .await;
-        single
-            .register_parquet(
-                name,
-                path.to_str().expect("utf8 path"),
-                ParquetReadOptions::default(),
-            )
-            .await
-            .expect("register");
+        load_table(client, &single, dir, (name, ddl, Some(&distribute)), &batch).await;
     }
     single
 }

@@ -13,20 +13,13 @@ use arrow::array::{
     ArrayRef, Date32Array, Decimal128Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{SessionConfig, SessionContext};
 use shardfusion_tests::compare::{assert_same, rows, same, single_node_session};
+use shardfusion_tests::same_rows::{load_table, rows_received};
 use shardfusion_tests::{TestClient, TestCluster};
 
 const EVENTS: i64 = 60_000;
 const USERS: i64 = 4_000;
-
-fn write_parquet(path: &Path, batch: &RecordBatch) {
-    let file = std::fs::File::create(path).expect("create parquet");
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
-    writer.write(batch).expect("write");
-    writer.close().expect("close");
-}
 
 /// `events` is distributed by `id`; `user_id` (about 3,000 values and NULLs), `name` (about
 /// 2,000 values and NULLs), `day` (365 values), `score` and `amount` are not distribution
@@ -503,28 +496,10 @@ const QUERIES: &[(&str, bool)] = &[
 async fn load(client: &mut TestClient, dir: &Path, shards: usize) -> SessionContext {
     let single = single_node_session();
     for (name, ddl, column, batch) in data() {
-        let path = dir.join(format!("{name}.parquet"));
-        write_parquet(&path, &batch);
-        client.run(ddl).await;
-        client
-            .run(&format!(
-                "SELECT create_distributed_table('{name}', '{column}', shard_count => {shards})"
-            ))
-            .await;
-        client
-            .run(&format!(
-                "COPY {name} FROM '{}' WITH (FORMAT parquet)",
-                path.display()
-            ))
-            .await;
-        single
-            .register_parquet(
-                name,
-                path.to_str().expect("utf8 path"),
-                ParquetReadOptions::default(),
-            )
-            .await
-            .expect("register");
+        let distribute = format!(
+            "SELECT create_distributed_table('{name}', '{column}', shard_count => {shards})"
+        );
+        load_table(client, &single, dir, (name, ddl, Some(&distribute)), &batch).await;
     }
     single
 }
@@ -537,21 +512,6 @@ async fn expected(single: &SessionContext, sql: &str) -> Vec<RecordBatch> {
         .collect()
         .await
         .unwrap_or_else(|e| panic!("single node failed on {sql}: {e}"))
-}
-
-/// `rows_received / calls` of the most recent statement whose normalized text starts with
-/// `prefix`.
-async fn rows_received(client: &mut TestClient, prefix: &str) -> u64 {
-    let sql = format!(
-        "SELECT rows_received / calls FROM shardfusion_stat_statements \
-         WHERE starts_with(query, '{prefix}') ORDER BY started_at DESC LIMIT 1"
-    );
-    let found = rows(&client.run(&sql).await);
-    found
-        .first()
-        .unwrap_or_else(|| panic!("no statement starting with {prefix}"))
-        .parse()
-        .expect("number")
 }
 
 /// Every query's answer equals single-node DataFusion's; all differences are reported at once.

@@ -4,19 +4,17 @@
 
 use std::time::Duration;
 
-use arrow_flight::Ticket;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
-use tonic::Request;
 
 use super::peer_channel::{MAX_MESSAGE_BYTES, PeerChannels, worker_status};
 use super::task_answer::answer_batches;
-use super::transport::{TaskTarget, Transport, WireMeter};
-use crate::auth::{Audience, ClusterSecret, FlightMethod};
+use super::transport::{TaskTarget, Transport, WireMeter, signed_task_request};
+use crate::auth::ClusterSecret;
 use crate::status::from_status;
 
 /// Flight channels to peers, signing every task with the cluster secret.
@@ -48,8 +46,7 @@ impl Transport for FlightTransport {
     ) -> Result<SendableRecordBatchStream> {
         let label = target.label.clone();
         let failed = |status: tonic::Status| from_status(worker_status(&label, status));
-        let audience = Audience::worker(&target.audience)
-            .map_err(|e| failed(tonic::Status::invalid_argument(e.to_string())))?;
+        let request = signed_task_request(&self.secret, target, ticket)?;
         let channel = self
             .channels
             .channel(&target.url)
@@ -57,14 +54,6 @@ impl Transport for FlightTransport {
         let mut client = FlightServiceClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut request = Request::new(Ticket::new(ticket));
-        let command = request.get_ref().ticket.clone();
-        self.secret.sign(
-            request.metadata_mut(),
-            FlightMethod::DoGet,
-            &audience,
-            &[&command],
-        );
         let response = self
             .channels
             .answered_in_time(&target.url, client.do_get(request))

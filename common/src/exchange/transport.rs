@@ -12,10 +12,13 @@
 use std::fmt;
 use std::sync::Arc;
 
+use arrow_flight::Ticket;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result;
 use datafusion::execution::SendableRecordBatchStream;
+
+use crate::auth::{Audience, ClusterSecret, FlightMethod};
 
 /// Where a task runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -56,3 +59,28 @@ pub trait Transport: Send + Sync + fmt::Debug {
 /// config (`SessionConfig::with_extension`).
 #[derive(Debug, Clone)]
 pub struct TransportExtension(pub Arc<dyn Transport>);
+
+/// The `DoGet` request that runs `ticket` on `target`, carrying the request MAC addressed to
+/// the target's identity (what every transport sends, over a socket or not). Fails on an
+/// identity that is not one.
+pub fn signed_task_request(
+    secret: &ClusterSecret,
+    target: &TaskTarget,
+    ticket: Vec<u8>,
+) -> Result<tonic::Request<Ticket>> {
+    let audience = Audience::worker(&target.audience).map_err(|e| {
+        crate::status::from_status(tonic::Status::invalid_argument(format!(
+            "worker {}: {e}",
+            target.label
+        )))
+    })?;
+    let mut request = tonic::Request::new(Ticket::new(ticket));
+    let command = request.get_ref().ticket.clone();
+    secret.sign(
+        request.metadata_mut(),
+        FlightMethod::DoGet,
+        &audience,
+        &[&command],
+    );
+    Ok(request)
+}
