@@ -198,7 +198,7 @@ pub fn cut_broadcasts(
 
 /// `node`'s input if `node` is an exchange, else `node`.
 fn without_exchange(node: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
-    if super::distribute_rule::is_exchange(node) {
+    if super::exchanges::is_exchange(node) {
         return Arc::clone(node.children()[0]);
     }
     Arc::clone(node)

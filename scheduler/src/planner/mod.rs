@@ -27,10 +27,16 @@
 //! Everything above the stage (final aggregation, joins that could not be pushed, merges)
 //! runs on the coordinator.
 
+pub mod aligned_moves;
 pub mod broadcast;
 pub mod distribute_rule;
+pub mod exchanges;
+pub mod grouping_layout;
 pub mod operators;
 pub mod partial_reduce;
 pub mod partition_wise;
+pub mod repair;
+pub mod shuffle_cuts;
+pub mod stage_output;
 
 pub use distribute_rule::DistributeRule;

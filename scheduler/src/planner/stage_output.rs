@@ -1,0 +1,18 @@
+//! [`StageOutput`]: how a producer stage routes its rows to the stage that reads them.
+
+use std::sync::Arc;
+
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::Partitioning;
+
+/// How a producer stage routes its rows to the stage that reads them.
+pub(super) enum StageOutput {
+    /// DataFusion's hash of the keys, into a shuffle's partitions.
+    Hash(Partitioning),
+    /// By the shard `key` hashes to (of `shard_count`), keeping only the `wanted` shards.
+    IntoShards {
+        key: Arc<dyn PhysicalExpr>,
+        shard_count: usize,
+        wanted: Option<Vec<usize>>,
+    },
+}
