@@ -4,7 +4,8 @@
 //! down from the root, it cuts the plan at the highest node that can run on the workers and
 //! turns that subtree into a stage (a `DistributedExec`, one task per worker), applying these
 //! passes in order:
-//! 1. [`distribute_rule`]: decides the cut. A subtree qualifies when it runs shard group by
+//! 1. [`distribute_rule`] (with [`grouping_layout`] for aggregates and windows, and
+//!    [`aligned_moves`]): decides the cut. A subtree qualifies when it runs shard group by
 //!    shard group (scans with filters and projections, partial — or, grouped by the
 //!    distribution column, complete — aggregates, co-located joins, reference-table joins,
 //!    per-partition sorts and limits, anything over a single shard), or moves rows between
@@ -13,11 +14,12 @@
 //! 2. [`broadcast`]: the small side of a join that is not co-located and cannot move between
 //!    workers is cut out of the stage, planned on its own, and its rows are shipped to every
 //!    worker inside the fragment. Joins inside a side that moves belong to that side's stage.
-//! 3. Shuffles (`cut_shuffles`): each side that moves between workers becomes a producer stage
+//! 3. Shuffles ([`shuffle_cuts`], routing in [`stage_output`]): each side that moves between
+//!    workers becomes a producer stage
 //!    (planned recursively by these same passes) ending in its routing — a hash repartition
 //!    into the consumers' partitions, or a range repartition into shards — and is read
-//!    through a `ShuffleReadExec` placeholder; co-partitioning is repaired where a cut changed
-//!    a join input's partitioning.
+//!    through a `ShuffleReadExec` placeholder; [`repair`] restores what nodes required of
+//!    inputs a cut changed (partitioning, one partition, order).
 //! 4. Round-robin exchanges are dropped (each shard is already a partition).
 //! 5. [`partition_wise`]: hash exchanges under co-located joins and under aggregates grouped
 //!    by the distribution column are dropped; they work shard by shard.
