@@ -114,7 +114,14 @@ fn all_queries(queries: Vec<usize>) -> Vec<usize> {
 
 #[tokio::main]
 async fn main() {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "note: shardfusion-bench was built in the dev profile, so its timings are not the \
+             product's; `cargo shardfusion-bench ...` builds and runs it in release"
+        );
+    }
+    let result = match cli.command {
         Command::Tpch {
             common,
             workers,

@@ -25,6 +25,9 @@ pub const ACTION_LIST_SHARD_FILES: &str = "shardfusion.list_shard_files";
 /// Action on a worker: read shard files and return their column statistics
 /// ([`AnalyzeFilesRequest`] → [`AnalyzeFilesResponse`]), for `ANALYZE`.
 pub const ACTION_ANALYZE_FILES: &str = "shardfusion.analyze_files";
+/// Action on a worker: stop shuffle producer tasks whose statement is over
+/// ([`CancelShufflesRequest`]).
+pub const ACTION_CANCEL_SHUFFLES: &str = "shardfusion.cancel_shuffles";
 
 /// `app_metadata` of the last `FlightData` of a shard write: the coordinator sends it only when
 /// every row of the placement has been sent. A `DoPut` stream that ends without it (a cancelled
@@ -136,6 +139,14 @@ pub struct DeleteFilesRequest {
     /// Paths relative to the worker's data root.
     #[prost(string, repeated, tag = "1")]
     pub paths: Vec<String>,
+}
+
+/// Body of [`ACTION_CANCEL_SHUFFLES`].
+#[derive(Clone, PartialEq, Message)]
+pub struct CancelShufflesRequest {
+    /// The producer tasks' stage keys (`TaskTicket.shuffle.stage_key`).
+    #[prost(string, repeated, tag = "1")]
+    pub stage_keys: Vec<String>,
 }
 
 /// Body of [`ACTION_REGISTER_WORKER`].

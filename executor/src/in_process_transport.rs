@@ -16,7 +16,7 @@ use parking_lot::RwLock;
 use shardfusion_common::auth::ClusterSecret;
 use shardfusion_common::exchange::task_answer::answer_batches;
 use shardfusion_common::exchange::transport::{
-    TaskTarget, Transport, WireMeter, signed_task_request,
+    TaskTarget, Transport, WireMeter, signed_cancel_request, signed_task_request,
 };
 use shardfusion_common::status::from_status;
 use tokio::runtime::Handle;
@@ -120,5 +120,22 @@ impl Transport for InProcessTransport {
             schema,
             meter,
         ))
+    }
+
+    async fn cancel_shuffles(&self, target: &TaskTarget, stage_keys: Vec<String>) -> Result<()> {
+        let Some((service, runtime)) = self.workers.read().get(&target.url).cloned() else {
+            // A worker that is gone runs nothing any more.
+            return Ok(());
+        };
+        let request = signed_cancel_request(&self.secret, target, stage_keys)?;
+        let answer = runtime
+            .spawn(async move {
+                let mut answers = service.do_action(request).await?.into_inner();
+                while answers.next().await.transpose()?.is_some() {}
+                Ok::<_, Status>(())
+            })
+            .await
+            .map_err(|e| from_status(Status::internal(format!("cancel task failed: {e}"))))?;
+        answer.map_err(from_status)
     }
 }

@@ -34,14 +34,17 @@ use shardfusion_common::auth::{
 };
 use shardfusion_common::exchange::flight_transport::FlightTransport;
 use shardfusion_common::exchange::peer_channel::worker_timeout_from_env;
+use shardfusion_common::exchange::shuffle_cancel::{
+    cancel_producers, cancelling_on_early_drop, producers_in,
+};
 use shardfusion_common::exchange::transport::{Transport, TransportExtension};
 use shardfusion_common::ipc_bounds::checked_message;
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 use shardfusion_common::wire::{
-    ACTION_ANALYZE_FILES, ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES, ACTION_PING,
-    ACTION_PROVE_MEMBERSHIP, AUTH_HEADER, AnalyzeFilesRequest, AnalyzeFilesResponse,
-    DeleteFilesRequest, ProveMembershipRequest, ProveMembershipResponse, ShardFileList, TaskTicket,
-    WriteRequest,
+    ACTION_ANALYZE_FILES, ACTION_CANCEL_SHUFFLES, ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES,
+    ACTION_PING, ACTION_PROVE_MEMBERSHIP, AUTH_HEADER, AnalyzeFilesRequest, AnalyzeFilesResponse,
+    CancelShufflesRequest, DeleteFilesRequest, ProveMembershipRequest, ProveMembershipResponse,
+    ShardFileList, TaskTicket, WriteRequest,
 };
 use shardfusion_common::{ids, status};
 use tonic::{Request, Response, Status, Streaming};
@@ -65,6 +68,8 @@ pub struct WorkerService {
     active_writes: ActiveWrites,
     /// Shuffle producer tasks waiting for their consumers.
     shuffles: Arc<ShuffleStages>,
+    /// How this worker's fragments reach other workers.
+    peers: Arc<dyn Transport>,
 }
 
 impl WorkerService {
@@ -77,8 +82,11 @@ impl WorkerService {
         let verifier = Arc::new(RequestVerifier::new(secret.clone(), audience));
         // Fragments reach other workers (shuffle producers) with the same credential the
         // coordinator uses.
-        let transport = FlightTransport::new(secret.clone(), worker_timeout_from_env());
-        let ctx = session(&root, Arc::new(transport))?;
+        let peers: Arc<dyn Transport> = Arc::new(FlightTransport::new(
+            secret.clone(),
+            worker_timeout_from_env(),
+        ));
+        let ctx = session(&root, Arc::clone(&peers))?;
         Ok(Self {
             root,
             secret,
@@ -86,6 +94,7 @@ impl WorkerService {
             ctx: Arc::new(ctx),
             active_writes: ActiveWrites::default(),
             shuffles: Arc::default(),
+            peers,
         })
     }
 
@@ -95,7 +104,8 @@ impl WorkerService {
         mut self,
         transport: Arc<dyn Transport>,
     ) -> Result<Self, ExecutorError> {
-        self.ctx = Arc::new(session(&self.root, transport)?);
+        self.ctx = Arc::new(session(&self.root, Arc::clone(&transport))?);
+        self.peers = transport;
         Ok(self)
     }
 
@@ -223,7 +233,12 @@ impl FlightService for WorkerService {
             None => {
                 let plan = decode_fragment(&ticket.plan, &task_ctx)?;
                 tracing::debug!(query_id = %ticket.query_id, "running fragment");
-                execute_fragment(plan, task_ctx)?
+                let producers = producers_in(&plan);
+                cancelling_on_early_drop(
+                    execute_fragment(plan, task_ctx)?,
+                    Arc::clone(&self.peers),
+                    producers,
+                )
             }
         };
         let schema = stream.schema();
@@ -315,6 +330,16 @@ impl FlightService for WorkerService {
                 };
                 Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
             }
+            ACTION_CANCEL_SHUFFLES => {
+                let req = CancelShufflesRequest::decode(action.body).map_err(|e| {
+                    bad_request(format!("cannot decode CancelShufflesRequest: {e}"))
+                })?;
+                // The cancelled tasks' own inputs are over too.
+                for plan in self.shuffles.cancel(&req.stage_keys) {
+                    cancel_producers(Arc::clone(&self.peers), producers_in(&plan));
+                }
+                Ok(Response::new(futures::stream::empty().boxed()))
+            }
             ACTION_DELETE_FILES => {
                 let req = DeleteFilesRequest::decode(action.body)
                     .map_err(|e| bad_request(format!("cannot decode DeleteFilesRequest: {e}")))?;
@@ -347,6 +372,7 @@ impl FlightService for WorkerService {
             ACTION_DELETE_FILES,
             ACTION_LIST_SHARD_FILES,
             ACTION_ANALYZE_FILES,
+            ACTION_CANCEL_SHUFFLES,
             ACTION_PROVE_MEMBERSHIP,
         ]
         .map(|name| {

@@ -6,19 +6,23 @@
 //! with the same stage key executes its partition of that *same* plan instance, since a
 //! `RepartitionExec` runs its input once and routes rows to all of its output partitions.
 //!
-//! Once every partition has been asked for, the task is forgotten here and lives only as long
-//! as its consumers' streams. A consumer that stops reading before the end (its statement
-//! failed or was cancelled) makes the task forgotten at once, so it stops as soon as its
-//! other streams are gone; a task some consumer never asks for is dropped after
-//! [`UNCLAIMED_TTL`]. A partition is served
-//! once: a second request for it is refused, since its rows already went to the first one.
+//! A partition is served once: a second request for it is refused, since its rows already
+//! went to the first one. A reader that stops before the end of its partition (a join whose
+//! build side came out empty, a satisfied limit) ends only that partition; the task keeps
+//! serving the others. Once every partition has been asked for, the task is forgotten here and
+//! lives only as long as its readers' streams.
+//!
+//! A task also ends when it is cancelled (its statement is over; see
+//! `shardfusion_common::exchange::shuffle_cancel`) or when it has sat with no reader for
+//! [`IDLE_TTL`]. An ended task is remembered for a while, so that a late request for it fails
+//! with a clear error instead of starting the task afresh: a second run would send rows twice,
+//! and read its own shuffle inputs twice.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -31,19 +35,72 @@ use parking_lot::Mutex;
 use crate::error::ExecutorError;
 use crate::fragment::decode_fragment;
 
-/// How long a producer task waits for all its consumers before it is dropped.
-pub const UNCLAIMED_TTL: Duration = Duration::from_secs(300);
+/// How long a producer task may sit with no reader streaming from it and no new request
+/// before it is dropped. Statements that end cancel their tasks at once; this only bounds a
+/// task whose cancellation never arrived.
+pub const IDLE_TTL: Duration = Duration::from_secs(300);
+
+/// How long an ended task's key is remembered, to refuse late requests for it.
+const ENDED_MEMORY: Duration = Duration::from_secs(2 * 300);
 
 struct RunningStage {
     plan: Arc<dyn ExecutionPlan>,
     served: HashSet<usize>,
-    started: Instant,
+    /// How many partitions its consumers read in all.
+    readers: usize,
+    /// Served partitions whose stream is still alive.
+    streaming: usize,
+    last_active: Instant,
+}
+
+impl RunningStage {
+    fn idle_too_long(&self, now: Instant) -> bool {
+        self.streaming == 0 && now.duration_since(self.last_active) >= IDLE_TTL
+    }
+}
+
+/// Why a task is no longer running, for the error a late request gets.
+#[derive(Clone, Copy)]
+enum Ended {
+    AllServed,
+    Cancelled,
+    Idle,
+}
+
+#[derive(Default)]
+struct Stages {
+    running: HashMap<String, RunningStage>,
+    ended: HashMap<String, (Ended, Instant)>,
+}
+
+impl Stages {
+    fn end(&mut self, stage_key: &str, why: Ended, now: Instant) -> Option<RunningStage> {
+        let stage = self.running.remove(stage_key);
+        if stage.is_some() {
+            self.ended.insert(stage_key.to_string(), (why, now));
+        }
+        stage
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let idle: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(_, stage)| stage.idle_too_long(now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in idle {
+            self.end(&key, Ended::Idle, now);
+        }
+        self.ended
+            .retain(|_, (_, at)| now.duration_since(*at) < ENDED_MEMORY);
+    }
 }
 
 /// The shuffle producer tasks running on this worker; see the module docs.
 #[derive(Default)]
 pub struct ShuffleStages {
-    running: Mutex<HashMap<String, RunningStage>>,
+    stages: Mutex<Stages>,
 }
 
 impl ShuffleStages {
@@ -58,21 +115,42 @@ impl ShuffleStages {
         readers: usize,
         ctx: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream, ExecutorError> {
-        let mut running = self.running.lock();
-        running.retain(|_, stage| stage.started.elapsed() < UNCLAIMED_TTL);
-        if !running.contains_key(stage_key) {
+        let now = Instant::now();
+        let mut stages = self.stages.lock();
+        stages.expire(now);
+        if let Some((why, _)) = stages.ended.get(stage_key) {
+            let why = match why {
+                Ended::AllServed => "every partition of it was already read",
+                Ended::Cancelled => "its statement is over",
+                Ended::Idle => "it waited too long for its readers",
+            };
+            return Err(ExecutorError::BadRequest {
+                reason: format!(
+                    "partition {partition} of shuffle task {stage_key} cannot be served: the \
+                     task has ended ({why})"
+                ),
+            });
+        }
+        if !stages.running.contains_key(stage_key) {
             let decoded = decode_fragment(plan, &ctx)?;
             check_producer(&decoded)?;
-            running.insert(
+            let count = decoded.output_partitioning().partition_count();
+            stages.running.insert(
                 stage_key.to_string(),
                 RunningStage {
                     plan: decoded,
                     served: HashSet::new(),
-                    started: Instant::now(),
+                    readers: if readers == 0 {
+                        count
+                    } else {
+                        readers.min(count)
+                    },
+                    streaming: 0,
+                    last_active: now,
                 },
             );
         }
-        let Some(stage) = running.get_mut(stage_key) else {
+        let Some(stage) = stages.running.get_mut(stage_key) else {
             return Err(ExecutorError::BadRequest {
                 reason: format!("shuffle task {stage_key} is not running"),
             });
@@ -91,36 +169,52 @@ impl ShuffleStages {
                 ),
             });
         }
+        stage.streaming += 1;
+        stage.last_active = now;
         let plan = Arc::clone(&stage.plan);
-        let readers = if readers == 0 {
-            count
-        } else {
-            readers.min(count)
-        };
-        if stage.served.len() == readers {
-            running.remove(stage_key);
+        if stage.served.len() >= stage.readers {
+            stages.end(stage_key, Ended::AllServed, now);
         }
-        drop(running);
+        drop(stages);
         Ok(Box::pin(Served {
             rows: plan.execute(partition, ctx)?,
             stages: Arc::clone(self),
             stage_key: stage_key.to_string(),
-            ended: false,
         }))
     }
 
-    /// Forgets producer task `stage_key`: a consumer stopped reading before the end (its
-    /// statement failed or was cancelled), so no one else will want it. Once its other
-    /// partitions' streams are gone too, the task's plan is dropped and its input stops. A
-    /// consumer still to come (one that stopped early on purpose, under a limit) would start
-    /// the task afresh, which is correct, only slower.
-    fn abandon(&self, stage_key: &str) {
-        self.running.lock().remove(stage_key);
+    /// Ends the producer tasks `stage_keys` (their statement is over): each one's plan is
+    /// dropped as soon as the streams it still serves are gone, and later requests for it are
+    /// refused. Returns the plans of the tasks that were running, whose own shuffle inputs the
+    /// caller cancels in turn.
+    pub fn cancel(&self, stage_keys: &[String]) -> Vec<Arc<dyn ExecutionPlan>> {
+        let now = Instant::now();
+        let mut stages = self.stages.lock();
+        let mut plans = Vec::new();
+        for key in stage_keys {
+            if let Some(stage) = stages.end(key, Ended::Cancelled, now) {
+                plans.push(stage.plan);
+            } else {
+                stages
+                    .ended
+                    .entry(key.clone())
+                    .or_insert((Ended::Cancelled, now));
+            }
+        }
+        plans
+    }
+
+    /// A served partition's stream went away (at its end or before).
+    fn stream_gone(&self, stage_key: &str) {
+        if let Some(stage) = self.stages.lock().running.get_mut(stage_key) {
+            stage.streaming = stage.streaming.saturating_sub(1);
+            stage.last_active = Instant::now();
+        }
     }
 
     /// How many producer tasks wait for consumers here.
     pub fn len(&self) -> usize {
-        self.running.lock().len()
+        self.stages.lock().running.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -128,23 +222,18 @@ impl ShuffleStages {
     }
 }
 
-/// One served partition: tells the stages when its reader went away before the end.
+/// One served partition: tells the stages when its reader went away.
 struct Served {
     rows: SendableRecordBatchStream,
     stages: Arc<ShuffleStages>,
     stage_key: String,
-    ended: bool,
 }
 
 impl Stream for Served {
     type Item = datafusion::error::Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let next = self.rows.as_mut().poll_next(cx);
-        if let Poll::Ready(None) = next {
-            self.ended = true;
-        }
-        next
+        self.rows.as_mut().poll_next(cx)
     }
 }
 
@@ -156,9 +245,7 @@ impl RecordBatchStream for Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        if !self.ended {
-            self.stages.abandon(&self.stage_key);
-        }
+        self.stages.stream_gone(&self.stage_key);
     }
 }
 

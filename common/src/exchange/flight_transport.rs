@@ -13,7 +13,9 @@ use futures::StreamExt;
 
 use super::peer_channel::{MAX_MESSAGE_BYTES, PeerChannels, worker_status};
 use super::task_answer::answer_batches;
-use super::transport::{TaskTarget, Transport, WireMeter, signed_task_request};
+use super::transport::{
+    TaskTarget, Transport, WireMeter, signed_cancel_request, signed_task_request,
+};
 use crate::auth::ClusterSecret;
 use crate::status::from_status;
 
@@ -65,5 +67,24 @@ impl Transport for FlightTransport {
             schema,
             meter,
         ))
+    }
+
+    async fn cancel_shuffles(&self, target: &TaskTarget, stage_keys: Vec<String>) -> Result<()> {
+        let label = target.label.clone();
+        let failed = |status: tonic::Status| from_status(worker_status(&label, status));
+        let request = signed_cancel_request(&self.secret, target, stage_keys)?;
+        let channel = self
+            .channels
+            .channel(&target.url)
+            .map_err(|e| failed(tonic::Status::invalid_argument(e)))?;
+        let mut client = FlightServiceClient::new(channel);
+        self.channels
+            .answered_in_time(&target.url, async {
+                let mut answers = client.do_action(request).await?.into_inner();
+                while answers.message().await?.is_some() {}
+                Ok(())
+            })
+            .await
+            .map_err(failed)
     }
 }

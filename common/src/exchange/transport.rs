@@ -8,17 +8,21 @@
 //! process directly, on that worker's runtime: an embedded cluster without sockets between
 //! its nodes). A worker's fragments find the transport to their peers in the task context's
 //! [`TransportExtension`].
+//!
+//! A transport also stops producer tasks whose statement is over
+//! ([`Transport::cancel_shuffles`]); see [`super::shuffle_cancel`] for who sends it when.
 
 use std::fmt;
 use std::sync::Arc;
 
-use arrow_flight::Ticket;
+use arrow_flight::{Action, Ticket};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result;
 use datafusion::execution::SendableRecordBatchStream;
 
 use crate::auth::{Audience, ClusterSecret, FlightMethod};
+use crate::wire::{ACTION_CANCEL_SHUFFLES, CancelShufflesRequest};
 
 /// Where a task runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -53,6 +57,10 @@ pub trait Transport: Send + Sync + fmt::Debug {
         schema: SchemaRef,
         meter: WireMeter,
     ) -> Result<SendableRecordBatchStream>;
+
+    /// Tells `target` to stop the shuffle producer tasks `stage_keys` and forget them: their
+    /// statement is over. Tasks it does not know (finished, never started) are ignored.
+    async fn cancel_shuffles(&self, target: &TaskTarget, stage_keys: Vec<String>) -> Result<()>;
 }
 
 /// The transport a node's plans use to reach their peers, kept in the DataFusion session
@@ -68,12 +76,7 @@ pub fn signed_task_request(
     target: &TaskTarget,
     ticket: Vec<u8>,
 ) -> Result<tonic::Request<Ticket>> {
-    let audience = Audience::worker(&target.audience).map_err(|e| {
-        crate::status::from_status(tonic::Status::invalid_argument(format!(
-            "worker {}: {e}",
-            target.label
-        )))
-    })?;
+    let audience = audience_of(target)?;
     let mut request = tonic::Request::new(Ticket::new(ticket));
     let command = request.get_ref().ticket.clone();
     secret.sign(
@@ -83,4 +86,36 @@ pub fn signed_task_request(
         &[&command],
     );
     Ok(request)
+}
+
+/// The `DoAction` request that cancels `stage_keys` on `target`, carrying the request MAC
+/// addressed to the target's identity.
+pub fn signed_cancel_request(
+    secret: &ClusterSecret,
+    target: &TaskTarget,
+    stage_keys: Vec<String>,
+) -> Result<tonic::Request<Action>> {
+    let audience = audience_of(target)?;
+    let body = prost::Message::encode_to_vec(&CancelShufflesRequest { stage_keys });
+    let mut request = tonic::Request::new(Action::new(ACTION_CANCEL_SHUFFLES, body));
+    let (kind, body) = (
+        request.get_ref().r#type.clone(),
+        request.get_ref().body.clone(),
+    );
+    secret.sign(
+        request.metadata_mut(),
+        FlightMethod::DoAction,
+        &audience,
+        &[kind.as_bytes(), &body],
+    );
+    Ok(request)
+}
+
+fn audience_of(target: &TaskTarget) -> Result<Audience> {
+    Audience::worker(&target.audience).map_err(|e| {
+        crate::status::from_status(tonic::Status::invalid_argument(format!(
+            "worker {}: {e}",
+            target.label
+        )))
+    })
 }

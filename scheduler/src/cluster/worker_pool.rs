@@ -18,8 +18,9 @@ use shardfusion_common::auth::{
     Audience, AuthError, Challenge, ClusterSecret, FlightMethod, MembershipProof, RequestVerifier,
 };
 use shardfusion_common::wire::{
-    ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES, ACTION_PROVE_MEMBERSHIP, DeleteFilesRequest,
-    ProveMembershipRequest, ProveMembershipResponse, ShardFileEntry, ShardFileList,
+    ACTION_CANCEL_SHUFFLES, ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES, ACTION_PROVE_MEMBERSHIP,
+    CancelShufflesRequest, DeleteFilesRequest, ProveMembershipRequest, ProveMembershipResponse,
+    ShardFileEntry, ShardFileList,
 };
 use tonic::transport::Channel;
 use tonic::{Request, Status, Streaming};
@@ -338,5 +339,17 @@ impl Transport for WorkerPool {
             schema,
             meter,
         ))
+    }
+
+    async fn cancel_shuffles(
+        &self,
+        target: &TaskTarget,
+        stage_keys: Vec<String>,
+    ) -> datafusion::error::Result<()> {
+        let body = CancelShufflesRequest { stage_keys }.encode_to_vec();
+        self.do_action(&target.url, Action::new(ACTION_CANCEL_SHUFFLES, body))
+            .await
+            .map(|_| ())
+            .map_err(|s| from_status(worker_status(&target.label, s)))
     }
 }

@@ -45,6 +45,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use prost::Message;
 use shardfusion_common::broadcast::BroadcastExec;
 use shardfusion_common::codec::encode_plan;
+use shardfusion_common::exchange::shuffle_cancel::cancel_producers;
 use shardfusion_common::exchange::shuffle_read::{
     ShuffleKind, ShuffleProducer, ShuffleReadExec, ShuffleSource,
 };
@@ -85,8 +86,22 @@ pub const MAX_BROADCAST_BYTES: usize = 128 * 1024 * 1024;
 /// The rows of every broadcast input, by position.
 type BroadcastRows = Vec<Arc<Vec<RecordBatch>>>;
 
-/// The producer tasks of every shuffle input, by position.
-type ShuffleProducers = Vec<Vec<ShuffleProducer>>;
+/// The producer tasks of every shuffle input, by position. They are cancelled on their workers
+/// when this is dropped, with the last clone of its `DistributedExec`: the statement is over,
+/// and a task some consumer never finished reading must not keep running (see
+/// `shardfusion_common::exchange::shuffle_cancel`).
+#[derive(Debug)]
+struct ShuffleProducers {
+    inputs: Vec<Vec<ShuffleProducer>>,
+    transport: Arc<dyn Transport>,
+}
+
+impl Drop for ShuffleProducers {
+    fn drop(&mut self) {
+        let producers = std::mem::take(&mut self.inputs).into_iter().flatten();
+        cancel_producers(Arc::clone(&self.transport), producers);
+    }
+}
 
 /// Runs a fragment on the workers and streams the results back; one partition per worker.
 /// Clones share their broadcast rows, shuffle producers and statistics.
@@ -250,7 +265,10 @@ impl DistributedExec {
             }
             all.push(producers);
         }
-        Ok(all)
+        Ok(ShuffleProducers {
+            inputs: all,
+            transport: Arc::clone(&self.transport),
+        })
     }
 
     /// How many hash exchanges of the fragment run shard by shard instead.
@@ -276,7 +294,7 @@ fn fill_shuffles(
     index: usize,
     per_task: usize,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    if producers.is_empty() {
+    if producers.inputs.is_empty() {
         return Ok(Arc::clone(fragment));
     }
     let Some(task) = tasks.get(index) else {
@@ -287,7 +305,7 @@ fn fill_shuffles(
             let Some(read) = plan.downcast_ref::<ShuffleReadExec>() else {
                 return Ok(Transformed::no(plan));
             };
-            let Some(producer_tasks) = producers.get(read.input()) else {
+            let Some(producer_tasks) = producers.inputs.get(read.input()) else {
                 return internal_err!("no producers for shuffle input {}", read.input());
             };
             let (partitions, readers) = match read.kind() {
@@ -546,6 +564,9 @@ impl ExecutionPlan for DistributedExec {
                 .await?;
             Ok::<_, datafusion::error::DataFusionError>(batches.map(move |batch| {
                 let _timer = &timer;
+                // The node (and the producer tasks it started, which are cancelled when it
+                // goes) stays alive while any task streams.
+                let _alive = &this;
                 let batch = batch?;
                 let rows = batch.num_rows();
                 rows_metric.add(rows);

@@ -1,0 +1,86 @@
+//! How long a shuffle producer task lives, as a user sees it: a statement whose shuffles are
+//! read partly (consumers that stop early because their join found nothing to build on) still
+//! answers correctly every time, and never runs a producer twice.
+//!
+//! TPC-H Q18 at 7 shards chains two shuffles: `orders` is moved into `customer`'s shards, the
+//! join's output is moved into `lineitem`'s shards, and there the semi join with the large
+//! orders (few at this scale) leaves most build sides empty, so most consumers stop reading
+//! their partitions early. A producer task used to be forgotten when one reader stopped early
+//! and started afresh for the next, whose run then read its own shuffle inputs a second time
+//! ("partition N of shuffle task ... was already read"), in about one run out of three.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use shardfusion_benchmarks::tpch;
+use shardfusion_tests::TestCluster;
+use shardfusion_tests::compare::assert_same;
+
+const SCALE: f64 = 0.01;
+const SHARDS: usize = 7;
+const RUNS: usize = 25;
+
+async fn single_node(dir: &std::path::Path) -> SessionContext {
+    let ctx = shardfusion_tests::compare::single_node_session();
+    for table in tpch::TABLES {
+        let path = table.parquet_path(dir);
+        ctx.register_parquet(
+            table.name,
+            path.to_str().expect("utf8"),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .expect("register");
+    }
+    ctx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffles_read_partly_answer_every_time() {
+    tokio::time::timeout(Duration::from_secs(300), async {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tpch-sf{SCALE}"));
+        tpch::generate(SCALE, &dir).expect("generate TPC-H data");
+        let cluster = TestCluster::start(2).await;
+        let mut client = cluster.client().await;
+        for table in tpch::TABLES {
+            client.run(table.ddl).await;
+            client.run(&table.distribute_sql(SHARDS)).await;
+            let path = table.parquet_path(&dir);
+            client
+                .run(&format!(
+                    "COPY {} FROM '{}' WITH (FORMAT parquet)",
+                    table.name,
+                    path.display()
+                ))
+                .await;
+        }
+        let sql = tpch::query(18).expect("Q18");
+        let plan = client.run(&format!("EXPLAIN {sql}")).await;
+        let shown = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+            .expect("plan prints")
+            .to_string();
+        assert!(
+            shown.matches("ShuffleReadExec").count() >= 2,
+            "Q18 at {SHARDS} shards is meant to chain two shuffles:\n{shown}"
+        );
+        let expected = single_node(&dir)
+            .await
+            .sql(sql)
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("runs");
+        for run in 0..RUNS {
+            let actual = client
+                .query(sql)
+                .await
+                .unwrap_or_else(|e| panic!("run {run} of Q18 failed: {e}"));
+            assert_same(&format!("run {run} of Q18"), &actual, &expected, true);
+        }
+        cluster.shutdown().await;
+    })
+    .await
+    .expect("the test finishes within 300 s");
+}
