@@ -12,29 +12,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use shardfusion_benchmarks::tpch;
+use shardfusion_benchmarks::tpch_run::single_node_tpch;
 use shardfusion_tests::TestCluster;
 use shardfusion_tests::compare::assert_same;
 
 const SCALE: f64 = 0.01;
 const SHARDS: usize = 7;
 const RUNS: usize = 25;
-
-async fn single_node(dir: &std::path::Path) -> SessionContext {
-    let ctx = shardfusion_tests::compare::single_node_session();
-    for table in tpch::TABLES {
-        let path = table.parquet_path(dir);
-        ctx.register_parquet(
-            table.name,
-            path.to_str().expect("utf8"),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .expect("register");
-    }
-    ctx
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shuffles_read_partly_answer_every_time() {
@@ -43,18 +28,9 @@ async fn shuffles_read_partly_answer_every_time() {
         tpch::generate(SCALE, &dir).expect("generate TPC-H data");
         let cluster = TestCluster::start(2).await;
         let mut client = cluster.client().await;
-        for table in tpch::TABLES {
-            client.run(table.ddl).await;
-            client.run(&table.distribute_sql(SHARDS)).await;
-            let path = table.parquet_path(&dir);
-            client
-                .run(&format!(
-                    "COPY {} FROM '{}' WITH (FORMAT parquet)",
-                    table.name,
-                    path.display()
-                ))
-                .await;
-        }
+        tpch::load(&mut client, &dir, SHARDS, &tpch::TABLES, &|_| {})
+            .await
+            .expect("TPC-H loads");
         let sql = tpch::query(18).expect("Q18");
         let plan = client.run(&format!("EXPLAIN {sql}")).await;
         let shown = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
@@ -64,8 +40,9 @@ async fn shuffles_read_partly_answer_every_time() {
             shown.matches("ShuffleReadExec").count() >= 2,
             "Q18 at {SHARDS} shards is meant to chain two shuffles:\n{shown}"
         );
-        let expected = single_node(&dir)
+        let expected = single_node_tpch(&dir)
             .await
+            .expect("single-node session")
             .sql(sql)
             .await
             .expect("plans")

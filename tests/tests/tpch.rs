@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::SessionConfig;
 use shardfusion_benchmarks::tpch;
+use shardfusion_benchmarks::tpch_run::single_node_tpch;
 use shardfusion_tests::TestCluster;
 use shardfusion_tests::compare::assert_same;
 
@@ -16,37 +17,13 @@ fn data_dir() -> PathBuf {
     dir
 }
 
-async fn single_node(dir: &std::path::Path) -> SessionContext {
-    let ctx = shardfusion_tests::compare::single_node_session();
-    for table in tpch::TABLES {
-        let path = table.parquet_path(dir);
-        ctx.register_parquet(
-            table.name,
-            path.to_str().expect("utf8"),
-            ParquetReadOptions::default(),
-        )
-        .await
-        .expect("register");
-    }
-    ctx
-}
-
 async fn run_at(shards: usize, cluster: &TestCluster) {
     let dir = data_dir();
     let mut client = cluster.client().await;
-    for table in tpch::TABLES {
-        client.run(table.ddl).await;
-        client.run(&table.distribute_sql(shards)).await;
-        let path = table.parquet_path(&dir);
-        client
-            .run(&format!(
-                "COPY {} FROM '{}' WITH (FORMAT parquet)",
-                table.name,
-                path.display()
-            ))
-            .await;
-    }
-    let single = single_node(&dir).await;
+    tpch::load(&mut client, &dir, shards, &tpch::TABLES, &|_| {})
+        .await
+        .expect("TPC-H loads");
+    let single = single_node_tpch(&dir).await.expect("single-node session");
     for number in 1..=22 {
         let sql = tpch::query(number).expect("query");
         let actual = client.run(sql).await;
