@@ -269,3 +269,93 @@ fn check_producer(plan: &Arc<dyn ExecutionPlan>) -> Result<(), ExecutorError> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::memory::MemorySourceConfig;
+    use datafusion::physical_expr::expressions::col;
+    use datafusion::prelude::SessionContext;
+    use futures::StreamExt;
+    use shardfusion_common::codec::encode_plan;
+
+    use super::*;
+
+    const PARTITIONS: usize = 3;
+
+    /// A producer task: 1,000 keys hash-repartitioned into three partitions.
+    fn producer() -> Vec<u8> {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        let keys = Int64Array::from_iter_values(0..1000);
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(keys)]).unwrap();
+        let source = MemorySourceConfig::try_new_exec(&[vec![batch]], Arc::clone(&schema), None)
+            .expect("memory source");
+        let key = col("k", &schema).expect("column k");
+        let plan = RepartitionExec::try_new(source, Partitioning::Hash(vec![key], PARTITIONS))
+            .expect("repartition");
+        encode_plan(Arc::new(plan)).expect("encodes")
+    }
+
+    fn serve(
+        stages: &Arc<ShuffleStages>,
+        key: &str,
+        partition: usize,
+    ) -> Result<SendableRecordBatchStream, ExecutorError> {
+        let ctx = SessionContext::new().task_ctx();
+        stages.partition(key, &producer(), partition, PARTITIONS, ctx)
+    }
+
+    async fn count(stream: SendableRecordBatchStream) -> usize {
+        stream
+            .map(|batch| batch.expect("batch").num_rows())
+            .fold(0, |sum, rows| async move { sum + rows })
+            .await
+    }
+
+    fn refusal(answer: Result<SendableRecordBatchStream, ExecutorError>) -> String {
+        match answer {
+            Ok(_) => panic!("the request was served"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stops_early_leaves_the_task_serving_the_others() {
+        let stages = Arc::new(ShuffleStages::default());
+        let mut whole = Vec::new();
+        for partition in 0..PARTITIONS {
+            whole.push(count(serve(&stages, "whole", partition).unwrap()).await);
+        }
+        assert_eq!(whole.iter().sum::<usize>(), 1000);
+
+        // The first reader drops its partition unread: the task keeps running for the others,
+        // and the dropped partition is not served again by a fresh run.
+        drop(serve(&stages, "early", 0).unwrap());
+        assert_eq!(stages.len(), 1, "the task is still running");
+        let again = refusal(serve(&stages, "early", 0));
+        assert!(again.contains("already read"), "{again}");
+        assert_eq!(count(serve(&stages, "early", 1).unwrap()).await, whole[1]);
+        assert_eq!(count(serve(&stages, "early", 2).unwrap()).await, whole[2]);
+
+        // Every partition was asked for: the task has ended, and says so to a late request.
+        assert!(stages.is_empty());
+        let late = refusal(serve(&stages, "early", 1));
+        assert!(late.contains("has ended"), "{late}");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_task_refuses_late_requests_and_hands_back_its_plan() {
+        let stages = Arc::new(ShuffleStages::default());
+        let first = serve(&stages, "query/run/0/0", 0).unwrap();
+        let cancelled = stages.cancel(&["query/run/0/0".to_string(), "never/started".to_string()]);
+        assert_eq!(cancelled.len(), 1, "the running task's plan comes back");
+        assert!(stages.is_empty());
+        // A stream already served keeps its rows.
+        assert!(count(first).await > 0);
+        for (key, partition) in [("query/run/0/0", 1), ("never/started", 0)] {
+            let late = refusal(serve(&stages, key, partition));
+            assert!(late.contains("its statement is over"), "{key}: {late}");
+        }
+    }
+}
