@@ -288,7 +288,7 @@ mod tests {
     fn producer() -> Vec<u8> {
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
         let keys = Int64Array::from_iter_values(0..1000);
-        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(keys)]).unwrap();
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(keys)]).expect("batch");
         let source = MemorySourceConfig::try_new_exec(&[vec![batch]], Arc::clone(&schema), None)
             .expect("memory source");
         let key = col("k", &schema).expect("column k");
@@ -325,18 +325,24 @@ mod tests {
         let stages = Arc::new(ShuffleStages::default());
         let mut whole = Vec::new();
         for partition in 0..PARTITIONS {
-            whole.push(count(serve(&stages, "whole", partition).unwrap()).await);
+            whole.push(count(serve(&stages, "whole", partition).expect("served")).await);
         }
         assert_eq!(whole.iter().sum::<usize>(), 1000);
 
         // The first reader drops its partition unread: the task keeps running for the others,
         // and the dropped partition is not served again by a fresh run.
-        drop(serve(&stages, "early", 0).unwrap());
+        drop(serve(&stages, "early", 0).expect("served"));
         assert_eq!(stages.len(), 1, "the task is still running");
         let again = refusal(serve(&stages, "early", 0));
         assert!(again.contains("already read"), "{again}");
-        assert_eq!(count(serve(&stages, "early", 1).unwrap()).await, whole[1]);
-        assert_eq!(count(serve(&stages, "early", 2).unwrap()).await, whole[2]);
+        assert_eq!(
+            count(serve(&stages, "early", 1).expect("served")).await,
+            whole[1]
+        );
+        assert_eq!(
+            count(serve(&stages, "early", 2).expect("served")).await,
+            whole[2]
+        );
 
         // Every partition was asked for: the task has ended, and says so to a late request.
         assert!(stages.is_empty());
@@ -347,7 +353,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_task_refuses_late_requests_and_hands_back_its_plan() {
         let stages = Arc::new(ShuffleStages::default());
-        let first = serve(&stages, "query/run/0/0", 0).unwrap();
+        let first = serve(&stages, "query/run/0/0", 0).expect("served");
         let cancelled = stages.cancel(&["query/run/0/0".to_string(), "never/started".to_string()]);
         assert_eq!(cancelled.len(), 1, "the running task's plan comes back");
         assert!(stages.is_empty());
