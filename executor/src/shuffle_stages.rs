@@ -41,7 +41,7 @@ use crate::fragment::decode_fragment;
 pub const IDLE_TTL: Duration = Duration::from_secs(300);
 
 /// How long an ended task's key is remembered, to refuse late requests for it.
-const ENDED_MEMORY: Duration = Duration::from_secs(2 * 300);
+const ENDED_MEMORY: Duration = Duration::from_secs(2 * IDLE_TTL.as_secs());
 
 struct RunningStage {
     plan: Arc<dyn ExecutionPlan>,

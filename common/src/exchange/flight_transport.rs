@@ -37,6 +37,22 @@ impl FlightTransport {
     }
 }
 
+impl FlightTransport {
+    /// A Flight client on the shared channel to `target`.
+    fn client(&self, target: &TaskTarget) -> std::result::Result<FlightClient, tonic::Status> {
+        let channel = self
+            .channels
+            .channel(&target.url)
+            .map_err(tonic::Status::invalid_argument)?;
+        Ok(FlightServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+}
+
+/// The generated Flight client over a peer channel.
+type FlightClient = FlightServiceClient<tonic::transport::Channel>;
+
 #[async_trait]
 impl Transport for FlightTransport {
     async fn run_task(
@@ -49,13 +65,7 @@ impl Transport for FlightTransport {
         let label = target.label.clone();
         let failed = |status: tonic::Status| from_status(worker_status(&label, status));
         let request = signed_task_request(&self.secret, target, ticket)?;
-        let channel = self
-            .channels
-            .channel(&target.url)
-            .map_err(|e| failed(tonic::Status::invalid_argument(e)))?;
-        let mut client = FlightServiceClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut client = self.client(target).map_err(failed)?;
         let response = self
             .channels
             .answered_in_time(&target.url, client.do_get(request))
@@ -73,11 +83,7 @@ impl Transport for FlightTransport {
         let label = target.label.clone();
         let failed = |status: tonic::Status| from_status(worker_status(&label, status));
         let request = signed_cancel_request(&self.secret, target, stage_keys)?;
-        let channel = self
-            .channels
-            .channel(&target.url)
-            .map_err(|e| failed(tonic::Status::invalid_argument(e)))?;
-        let mut client = FlightServiceClient::new(channel);
+        let mut client = self.client(target).map_err(failed)?;
         self.channels
             .answered_in_time(&target.url, async {
                 let mut answers = client.do_action(request).await?.into_inner();
