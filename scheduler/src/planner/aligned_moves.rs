@@ -106,8 +106,9 @@ impl DistributeRule {
         {
             return None;
         }
-        self.aligned_move(left, right, join.on(), *join.join_type(), &l, &r)
-            .map(|(_, aligned)| aligned)
+        let (_, aligned) = self.aligned_move(left, right, join.on(), *join.join_type(), &l, &r)?;
+        let broadcast = self.broadcast_choice(left, right, &l, &r, *join.join_type());
+        (!broadcast_beats_move(left, right, aligned.moved, broadcast.as_ref())).then_some(aligned)
     }
 
     /// The shard count of the distributed table `plan` reads by shards.

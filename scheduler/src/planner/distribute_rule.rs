@@ -54,7 +54,7 @@ use shardfusion_common::exchange::transport::Transport;
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::ShardScanExec;
 
-use super::broadcast::{JoinSide, cut_broadcasts, drives_join, worth_broadcasting};
+use super::broadcast::{JoinSide, cut_broadcasts, drives_join, estimated_rows, worth_broadcasting};
 use super::exchanges::*;
 use super::operators::{is_per_partition, passes_columns_through, stays_on_coordinator};
 use super::partial_reduce::reduce_per_worker;
@@ -303,11 +303,27 @@ impl DistributeRule {
         if !can_broadcast {
             return None;
         }
-        // Not co-located: send one side's rows straight into the other side's shards.
-        if let Some((layout, _)) = self.aligned_move(left, right, on, join_type, &l, &r) {
+        // Not co-located: send one side's rows straight into the other side's shards, or the
+        // small side to the workers of the other one, whichever sends fewer rows.
+        let broadcast = self.broadcast_choice(left, right, &l, &r, join_type);
+        if let Some((layout, moved)) = self.aligned_move(left, right, on, join_type, &l, &r)
+            && !broadcast_beats_move(left, right, moved.moved, broadcast.as_ref())
+        {
             return Some((layout, None));
         }
-        // Not co-located: send the small side to the workers of the other one.
+        broadcast.map(|(layout, side)| (layout, Some(side)))
+    }
+
+    /// The broadcast that could run a join that is not co-located: the side small enough to
+    /// send to the workers of the other, with those workers' layout.
+    pub(super) fn broadcast_choice(
+        &self,
+        left: &Arc<dyn ExecutionPlan>,
+        right: &Arc<dyn ExecutionPlan>,
+        l: &Option<Layout>,
+        r: &Option<Layout>,
+        join_type: JoinType,
+    ) -> Option<(Layout, JoinSide)> {
         let broadcast = |driver: &Option<Layout>, driver_plan, small, small_side| {
             let driver = driver.as_ref().filter(|d| d.replicated_on.is_none())?;
             let driver_side = match small_side {
@@ -316,10 +332,10 @@ impl DistributeRule {
             };
             (drives_join(join_type, driver_side)
                 && worth_broadcasting(small, driver_plan, driver.worker_count()))
-            .then(|| (driver.clone(), Some(small_side)))
+            .then(|| (driver.clone(), small_side))
         };
-        broadcast(&l, left, right, JoinSide::Right)
-            .or_else(|| broadcast(&r, right, left, JoinSide::Left))
+        broadcast(l, left, right, JoinSide::Right)
+            .or_else(|| broadcast(r, right, left, JoinSide::Left))
     }
 
     /// The layout of a join whose two sides run on the workers without moving rows: Citus's
@@ -738,4 +754,24 @@ impl DistributeRule {
         })
         .map(|t| t.data)
     }
+}
+
+/// Whether `broadcast` (a side copied to every worker of the other) sends fewer rows, by
+/// estimate, than moving side `moved` into the other side's shards: a filtered dimension is
+/// cheaper to copy twice than a fact table to move once.
+pub(super) fn broadcast_beats_move(
+    left: &Arc<dyn ExecutionPlan>,
+    right: &Arc<dyn ExecutionPlan>,
+    moved: JoinSide,
+    broadcast: Option<&(Layout, JoinSide)>,
+) -> bool {
+    let Some((layout, small_side)) = broadcast else {
+        return false;
+    };
+    let side = |which: JoinSide| match which {
+        JoinSide::Left => left,
+        JoinSide::Right => right,
+    };
+    let rows = |plan| estimated_rows(plan).unwrap_or(usize::MAX);
+    rows(side(*small_side)).saturating_mul(layout.worker_count().max(1)) < rows(side(moved))
 }
