@@ -5,12 +5,18 @@
 //! one scale) and for those that must not be (DOUBLE with BIGINT, DECIMAL with BIGINT), with
 //! NULL keys in outer joins, semi and anti joins, a staying side pruned to few shards, a
 //! reference table, and chains mixing co-located, shard-aligned and hash-shuffled joins.
+//!
+//! The planner moves a side into the other's shards only when that sends fewer rows than
+//! broadcasting the smaller side: the unfiltered fact table is joined by broadcasting each
+//! dimension, a filtered one is moved. Runs with `shardfusion.broadcast_join_max_rows = 0`
+//! (no broadcasts) make every query here take the shard-aligned or hash-shuffled paths.
 
 use std::path::Path;
 use std::time::Duration;
 
 use datafusion::prelude::{SessionConfig, SessionContext};
 use shardfusion_tests::compare::{rows, same, single_node_session};
+use shardfusion_tests::planner_settings::{broadcasts, without_broadcasts};
 use shardfusion_tests::same_rows::load_table;
 use shardfusion_tests::{TestClient, TestCluster};
 
@@ -52,6 +58,7 @@ async fn run_at(fact_shards: usize, dim_shards: usize, workers: usize) {
 async fn run_with(fact_shards: usize, dim_shards: usize, workers: usize, config: SessionConfig) {
     let dir = tempfile::tempdir().expect("temp dir");
     let partitions = config.target_partitions();
+    let broadcasting = broadcasts(&config);
     let cluster = TestCluster::start_with_config(workers, config).await;
     let mut client = cluster.client().await;
     let single = load(&mut client, dir.path(), fact_shards, dim_shards).await;
@@ -85,6 +92,20 @@ async fn run_with(fact_shards: usize, dim_shards: usize, workers: usize, config:
                 wrong.push(format!("{sql}\n  => not moved into shards\n{plan}"));
             }
         }
+        for (sql, key) in BROADCAST {
+            let plan = rows(&client.run(&format!("EXPLAIN {sql}")).await).join("\n");
+            let (shown, chosen) = if broadcasting {
+                (
+                    "BroadcastExec",
+                    "broadcast (fewer rows than moving the fact table)",
+                )
+            } else {
+                (*key, "moved into shards (broadcasts are off)")
+            };
+            if !plan.contains(shown) {
+                wrong.push(format!("{sql}\n  => not {chosen}\n{plan}"));
+            }
+        }
     }
     for sql in NOT_ALIGNED {
         let plan = rows(&client.run(&format!("EXPLAIN {sql}")).await).join("\n");
@@ -97,7 +118,7 @@ async fn run_with(fact_shards: usize, dim_shards: usize, workers: usize, config:
     assert!(
         wrong.is_empty(),
         "[fact {fact_shards} shards, dimensions {dim_shards} shards, {workers} workers, \
-         target_partitions {partitions}] {} problems:\n\n{}",
+         target_partitions {partitions}, broadcasts {broadcasting}] {} problems:\n\n{}",
         wrong.len(),
         wrong.join("\n\n")
     );
@@ -105,9 +126,19 @@ async fn run_with(fact_shards: usize, dim_shards: usize, workers: usize, config:
 }
 
 async fn bounded(fact_shards: usize, dim_shards: usize, workers: usize) {
+    bounded_with(fact_shards, dim_shards, workers, SessionConfig::new()).await;
+}
+
+/// [`bounded`], planned with `config`.
+async fn bounded_with(
+    fact_shards: usize,
+    dim_shards: usize,
+    workers: usize,
+    config: SessionConfig,
+) {
     tokio::time::timeout(
         Duration::from_secs(400),
-        run_at(fact_shards, dim_shards, workers),
+        run_with(fact_shards, dim_shards, workers, config),
     )
     .await
     .expect("the test finishes within 400 s");
@@ -124,13 +155,18 @@ async fn aligned_joins_match_single_node_with_7_shards() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aligned_joins_match_single_node_with_32_and_5_shards() {
-    bounded(32, 5, 2).await;
+async fn aligned_joins_match_single_node_with_7_shards_without_broadcasts() {
+    bounded_with(7, 7, 2, without_broadcasts(SessionConfig::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aligned_joins_match_single_node_with_32_and_5_shards_without_broadcasts() {
+    bounded_with(32, 5, 2, without_broadcasts(SessionConfig::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aligned_joins_match_single_node_with_3_workers() {
-    bounded(7, 2, 3).await;
+    bounded_with(7, 2, 3, without_broadcasts(SessionConfig::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +179,8 @@ async fn aligned_joins_match_single_node_with_1_target_partition() {
     .expect("the test finishes within 400 s");
 }
 
-/// One query's answer equals single-node DataFusion's (the plan is shown if not).
+/// One query's answer equals single-node DataFusion's (the plan is shown if not), planned
+/// without broadcasts so that its joins move rows between workers.
 async fn one_query(fact_shards: usize, dim_shards: usize, sql: &str) {
     one_query_with(fact_shards, dim_shards, sql, false, SessionConfig::new()).await;
 }
@@ -156,6 +193,7 @@ async fn one_query_with(
     ordered: bool,
     config: SessionConfig,
 ) {
+    let config = without_broadcasts(config);
     let test = async {
         let dir = tempfile::tempdir().expect("temp dir");
         let cluster = TestCluster::start_with_config(2, config).await;

@@ -4,7 +4,8 @@
 //!
 //! The choice is made on row estimates from the catalog's row counts ([`estimated_rows`]).
 //! A side is broadcast only when
-//! - it is estimated at no more than [`MAX_BROADCAST_ROWS`] rows, and
+//! - it is estimated at no more than `shardfusion.broadcast_join_max_rows` rows
+//!   ([`MAX_BROADCAST_ROWS`] unless set; see [`super::PlannerOptions`]), and
 //! - sending it to every worker moves fewer rows than pulling the other side to the
 //!   coordinator would (estimate × workers < the other side's estimate), and
 //! - the other side drives the join: its rows are the ones output or probed, so a worker
@@ -27,7 +28,7 @@ use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext
 use shardfusion_common::broadcast::BroadcastExec;
 use shardfusion_common::shard_scan::ShardScanExec;
 
-/// The largest estimated row count a broadcast side may have.
+/// The largest estimated row count a broadcast side may have, unless set otherwise.
 pub const MAX_BROADCAST_ROWS: usize = 2_000_000;
 
 /// One input of a join.
@@ -44,8 +45,8 @@ const FILTER_SELECTIVITY: f64 = 0.2;
 ///
 /// DataFusion's own join estimate, without distinct counts, treats every join key as unique
 /// and so calls `supplier ⋈ lineitem` as small as `supplier`. Here a join is assumed to
-/// produce as many rows as its larger input (the many side of a key join), filters keep
-/// [`FILTER_SELECTIVITY`], and an aggregate keeps its input's rows unless it has no groups.
+/// produce as many rows as its larger input (the many side of a key join), filters keep the
+/// share DataFusion estimates from column statistics ([`filter_selectivity`]), and an aggregate keeps its input's rows unless it has no groups.
 /// `None` when a leaf of unknown size is reached.
 pub fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
     if let Some(scan) = plan.downcast_ref::<ShardScanExec>() {
@@ -92,14 +93,31 @@ pub fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
         } else {
             children.first().copied()??
         }
-    } else if plan.downcast_ref::<FilterExec>().is_some() {
-        (children.first().copied()?? as f64 * FILTER_SELECTIVITY).ceil() as usize
+    } else if let Some(filter) = plan.downcast_ref::<FilterExec>() {
+        (children.first().copied()?? as f64 * filter_selectivity(filter)).ceil() as usize
     } else {
         children
             .iter()
             .try_fold(0usize, |acc, c| Some(acc.saturating_add((*c)?)))?
     };
     Some(plan.fetch().map_or(rows, |f| f.min(rows)))
+}
+
+/// The share of its input's rows `filter` keeps, by DataFusion's estimate from the input's
+/// column statistics (min and max of a range, distinct counts of an equality), or
+/// [`FILTER_SELECTIVITY`] where they say nothing.
+fn filter_selectivity(filter: &FilterExec) -> f64 {
+    let statistics = StatisticsContext::new();
+    let rows = |plan: &dyn ExecutionPlan| {
+        statistics
+            .compute(plan, &StatisticsArgs::new())
+            .ok()
+            .and_then(|s| s.num_rows.get_value().copied())
+    };
+    match (rows(filter), rows(filter.input().as_ref())) {
+        (Some(kept), Some(all)) if all > 0 => (kept as f64 / all as f64).clamp(0.0, 1.0),
+        _ => FILTER_SELECTIVITY,
+    }
 }
 
 /// Whether a join with one side replicated to every worker gives each row of the other side
@@ -115,16 +133,18 @@ pub fn drives_join(join_type: JoinType, side: JoinSide) -> bool {
     }
 }
 
-/// Whether `small` may be broadcast to the `workers` running `large` (see the module docs).
+/// Whether `small` may be broadcast to the `workers` running `large` (see the module docs),
+/// if estimated at no more than `max_rows`.
 pub fn worth_broadcasting(
     small: &Arc<dyn ExecutionPlan>,
     large: &Arc<dyn ExecutionPlan>,
     workers: usize,
+    max_rows: usize,
 ) -> bool {
     let Some(small_rows) = estimated_rows(small) else {
         return false;
     };
-    if small_rows > MAX_BROADCAST_ROWS {
+    if small_rows > max_rows {
         return false;
     }
     let large_rows = estimated_rows(large).unwrap_or(usize::MAX);

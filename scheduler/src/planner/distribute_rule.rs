@@ -59,6 +59,7 @@ use super::exchanges::*;
 use super::operators::{is_per_partition, passes_columns_through, stays_on_coordinator};
 use super::partial_reduce::reduce_per_worker;
 use super::partition_wise::drop_shard_exchanges;
+use super::planner_options::PlannerOptions;
 use super::repair::*;
 use super::stage_output::*;
 use crate::cluster::worker_pool::WorkerPool;
@@ -162,6 +163,8 @@ pub struct DistributeRule {
     /// The distribution facts of every node seen in this run, computed once (bottom-up, as
     /// each node's facts are built from its children's).
     pub(super) facts: Mutex<Facts>,
+    /// The settings of the current run, read from the session's configuration.
+    pub(super) options: Mutex<PlannerOptions>,
 }
 
 /// Per-node results, keyed by the node's address; each entry keeps its node alive, so an
@@ -196,6 +199,7 @@ impl DistributeRule {
             counters,
             shard_index,
             facts: Mutex::default(),
+            options: Mutex::default(),
         }
     }
 
@@ -324,6 +328,7 @@ impl DistributeRule {
         r: &Option<Layout>,
         join_type: JoinType,
     ) -> Option<(Layout, JoinSide)> {
+        let max_rows = self.options.lock().broadcast_join_max_rows;
         let broadcast = |driver: &Option<Layout>, driver_plan, small, small_side| {
             let driver = driver.as_ref().filter(|d| d.replicated_on.is_none())?;
             let driver_side = match small_side {
@@ -331,7 +336,7 @@ impl DistributeRule {
                 JoinSide::Right => JoinSide::Left,
             };
             (drives_join(join_type, driver_side)
-                && worth_broadcasting(small, driver_plan, driver.worker_count()))
+                && worth_broadcasting(small, driver_plan, driver.worker_count(), max_rows))
             .then(|| (driver.clone(), small_side))
         };
         broadcast(l, left, right, JoinSide::Right)
@@ -585,6 +590,11 @@ impl PhysicalOptimizerRule for DistributeRule {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        *self.options.lock() = config
+            .extensions
+            .get::<PlannerOptions>()
+            .cloned()
+            .unwrap_or_default();
         let distributed = self.distribute_plan(plan, config.execution.target_partitions);
         *self.facts.lock() = Facts::default();
         distributed

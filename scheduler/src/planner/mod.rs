@@ -26,6 +26,8 @@
 //! 6. [`partial_reduce`]: a fragment ending in a partial aggregate merges its shards' states
 //!    on the worker before sending them.
 //!
+//! Settings that steer these choices are [`PlannerOptions`] (`shardfusion.*`).
+//!
 //! Everything above the stage (final aggregation, joins that could not be pushed, merges)
 //! runs on the coordinator.
 
@@ -37,8 +39,10 @@ pub mod grouping_layout;
 pub mod operators;
 pub mod partial_reduce;
 pub mod partition_wise;
+pub mod planner_options;
 pub mod repair;
 pub mod shuffle_cuts;
 pub mod stage_output;
 
 pub use distribute_rule::DistributeRule;
+pub use planner_options::PlannerOptions;

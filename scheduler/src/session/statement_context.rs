@@ -15,7 +15,7 @@ use shardfusion_catalog::CatalogSnapshot;
 use crate::cluster::shared_state::Cluster;
 use crate::error::Result;
 use crate::monitoring::statement_stats::QueryCounters;
-use crate::planner::DistributeRule;
+use crate::planner::{DistributeRule, PlannerOptions};
 use crate::session::schema_provider::ClusterSchemaProvider;
 
 /// The catalog and schema names statements resolve unqualified tables in.
@@ -63,6 +63,14 @@ fn session_in(
         options.sql_parser.dialect = Dialect::PostgreSQL;
         options.sql_parser.map_string_types_to_utf8view = false;
         options.execution.parquet.schema_force_view_types = false;
+    }
+    if config
+        .options()
+        .extensions
+        .get::<PlannerOptions>()
+        .is_none()
+    {
+        config = config.with_option_extension(PlannerOptions::default());
     }
     let state = SessionStateBuilder::new()
         .with_config(config)
