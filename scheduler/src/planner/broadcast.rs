@@ -2,7 +2,7 @@
 //! send the rows to every worker of the large side, so the join and everything above it
 //! still runs on the workers.
 //!
-//! The choice is made on row estimates from the catalog's row counts ([`estimated_rows`]).
+//! The choice is made on row estimates ([`super::row_estimates::estimated_rows`]).
 //! A side is broadcast only when
 //! - it is estimated at no more than `shardfusion.broadcast_join_max_rows` rows
 //!   ([`MAX_BROADCAST_ROWS`] unless set; see [`super::PlannerOptions`]), and
@@ -18,15 +18,12 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{JoinType, Result};
-use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
-use datafusion::physical_plan::filter::FilterExec;
-use datafusion::physical_plan::joins::{
-    CrossJoinExec, HashJoinExec, NestedLoopJoinExec, PartitionMode, SortMergeJoinExec,
-};
-use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
+use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+
+use super::row_estimates::estimated_rows;
 use shardfusion_common::broadcast::BroadcastExec;
-use shardfusion_common::shard_scan::ShardScanExec;
 
 /// The largest estimated row count a broadcast side may have, unless set otherwise.
 pub const MAX_BROADCAST_ROWS: usize = 2_000_000;
@@ -36,88 +33,6 @@ pub const MAX_BROADCAST_ROWS: usize = 2_000_000;
 pub enum JoinSide {
     Left,
     Right,
-}
-
-/// The share of rows a filter is assumed to keep (DataFusion's default filter selectivity).
-const FILTER_SELECTIVITY: f64 = 0.2;
-
-/// A rough upper estimate of how many rows `plan` produces, from the catalog's row counts.
-///
-/// DataFusion's own join estimate, without distinct counts, treats every join key as unique
-/// and so calls `supplier ⋈ lineitem` as small as `supplier`. Here a join is assumed to
-/// produce as many rows as its larger input (the many side of a key join), filters keep the
-/// share DataFusion estimates from column statistics ([`filter_selectivity`]), and an aggregate keeps its input's rows unless it has no groups.
-/// `None` when a leaf of unknown size is reached.
-pub fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
-    if let Some(scan) = plan.downcast_ref::<ShardScanExec>() {
-        let rows = scan
-            .shards()
-            .iter()
-            .flat_map(|s| &s.files)
-            .map(|f| f.row_count as usize)
-            .sum::<usize>();
-        return Some(scan.limit().map_or(rows, |l| l.min(rows)));
-    }
-    if plan.downcast_ref::<BroadcastExec>().is_some() || plan.children().is_empty() {
-        return StatisticsContext::new()
-            .compute(plan.as_ref(), &StatisticsArgs::new())
-            .ok()
-            .and_then(|s| s.num_rows.get_value().copied());
-    }
-    let children: Vec<Option<usize>> = plan.children().into_iter().map(estimated_rows).collect();
-    let join_type = plan
-        .downcast_ref::<HashJoinExec>()
-        .map(|j| *j.join_type())
-        .or_else(|| {
-            plan.downcast_ref::<SortMergeJoinExec>()
-                .map(|j| j.join_type())
-        })
-        .or_else(|| {
-            plan.downcast_ref::<NestedLoopJoinExec>()
-                .map(|j| *j.join_type())
-        });
-    let rows = if let Some(join_type) = join_type {
-        let (left, right) = (children.first().copied()??, children.get(1).copied()??);
-        match join_type {
-            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => left,
-            JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => right,
-            _ => left.max(right),
-        }
-    } else if plan.downcast_ref::<CrossJoinExec>().is_some() {
-        children
-            .iter()
-            .try_fold(1usize, |acc, c| Some(acc.saturating_mul((*c)?)))?
-    } else if let Some(aggregate) = plan.downcast_ref::<AggregateExec>() {
-        if aggregate.group_expr().is_empty() {
-            1
-        } else {
-            children.first().copied()??
-        }
-    } else if let Some(filter) = plan.downcast_ref::<FilterExec>() {
-        (children.first().copied()?? as f64 * filter_selectivity(filter)).ceil() as usize
-    } else {
-        children
-            .iter()
-            .try_fold(0usize, |acc, c| Some(acc.saturating_add((*c)?)))?
-    };
-    Some(plan.fetch().map_or(rows, |f| f.min(rows)))
-}
-
-/// The share of its input's rows `filter` keeps, by DataFusion's estimate from the input's
-/// column statistics (min and max of a range, distinct counts of an equality), or
-/// [`FILTER_SELECTIVITY`] where they say nothing.
-fn filter_selectivity(filter: &FilterExec) -> f64 {
-    let statistics = StatisticsContext::new();
-    let rows = |plan: &dyn ExecutionPlan| {
-        statistics
-            .compute(plan, &StatisticsArgs::new())
-            .ok()
-            .and_then(|s| s.num_rows.get_value().copied())
-    };
-    match (rows(filter), rows(filter.input().as_ref())) {
-        (Some(kept), Some(all)) if all > 0 => (kept as f64 / all as f64).clamp(0.0, 1.0),
-        _ => FILTER_SELECTIVITY,
-    }
 }
 
 /// Whether a join with one side replicated to every worker gives each row of the other side

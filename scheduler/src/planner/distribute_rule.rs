@@ -54,13 +54,14 @@ use shardfusion_common::exchange::transport::Transport;
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::ShardScanExec;
 
-use super::broadcast::{JoinSide, cut_broadcasts, drives_join, estimated_rows, worth_broadcasting};
+use super::broadcast::{JoinSide, cut_broadcasts, drives_join, worth_broadcasting};
 use super::exchanges::*;
 use super::operators::{is_per_partition, passes_columns_through, stays_on_coordinator};
 use super::partial_reduce::reduce_per_worker;
 use super::partition_wise::drop_shard_exchanges;
 use super::planner_options::PlannerOptions;
 use super::repair::*;
+use super::row_estimates::estimated_rows;
 use super::stage_output::*;
 use crate::cluster::worker_pool::WorkerPool;
 use crate::exec::distributed_exec::{DistributedExec, WorkerTask};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
 
-use super::broadcast::estimated_rows;
 use super::exchanges::*;
+use super::row_estimates::estimated_rows;
 
 use super::distribute_rule::{DistributeRule, Layout, REPARTITION_MIN_GROUPS};
 

@@ -26,7 +26,9 @@
 //! 6. [`partial_reduce`]: a fragment ending in a partial aggregate merges its shards' states
 //!    on the worker before sending them.
 //!
-//! Settings that steer these choices are [`PlannerOptions`] (`shardfusion.*`).
+//! The choices between moving, broadcasting and gathering weigh [`row_estimates`] (row
+//! counts, filter selectivities and join sizes from the column statistics); settings that
+//! steer them are [`PlannerOptions`] (`shardfusion.*`).
 //!
 //! Everything above the stage (final aggregation, joins that could not be pushed, merges)
 //! runs on the coordinator.
@@ -41,6 +43,7 @@ pub mod partial_reduce;
 pub mod partition_wise;
 pub mod planner_options;
 pub mod repair;
+pub mod row_estimates;
 pub mod shuffle_cuts;
 pub mod stage_output;
 
