@@ -50,6 +50,44 @@ pub struct TaskTicket {
     pub shuffle: Option<ShuffleOutput>,
 }
 
+/// `app_metadata` of the last `FlightData` of a task's `DoGet` answer (a message with no IPC
+/// header): what the task cost, for `EXPLAIN ANALYZE`. See
+/// [`crate::exchange::task_report`].
+#[derive(Clone, PartialEq, Message)]
+pub struct TaskReport {
+    /// This answer: a fragment (no stage key) or one partition of a shuffle producer task.
+    #[prost(message, optional, tag = "1")]
+    pub own: Option<PartitionReport>,
+    /// What the shuffle partitions the task read reported, and what their producers read in
+    /// turn (each partition of each producer task once).
+    #[prost(message, repeated, tag = "2")]
+    pub upstream: Vec<PartitionReport>,
+}
+
+/// The cost of one answer of a task: its rows and Flight bytes, and the task's elapsed time
+/// and spills when it was sent.
+#[derive(Clone, PartialEq, Message)]
+pub struct PartitionReport {
+    /// The producer task's stage key (`ShuffleOutput.stage_key`); empty for a fragment.
+    #[prost(string, tag = "1")]
+    pub stage_key: String,
+    #[prost(uint64, tag = "2")]
+    pub partition: u64,
+    #[prost(uint64, tag = "3")]
+    pub rows: u64,
+    /// Flight message bytes (IPC header and body) of this answer.
+    #[prost(uint64, tag = "4")]
+    pub bytes: u64,
+    /// Microseconds since the task started.
+    #[prost(uint64, tag = "5")]
+    pub elapsed_us: u64,
+    /// How often the task's operators spilled to disk, and how many bytes.
+    #[prost(uint64, tag = "6")]
+    pub spill_count: u64,
+    #[prost(uint64, tag = "7")]
+    pub spilled_bytes: u64,
+}
+
 /// Which output partition of a running shuffle producer task a consumer asks for.
 #[derive(Clone, PartialEq, Message)]
 pub struct ShuffleOutput {

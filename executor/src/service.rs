@@ -16,6 +16,8 @@
 //! against the call's command before the command is acted on.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -37,6 +39,7 @@ use shardfusion_common::exchange::peer_channel::worker_timeout_from_env;
 use shardfusion_common::exchange::shuffle_cancel::{
     cancel_producers, cancelling_on_early_drop, producers_in,
 };
+use shardfusion_common::exchange::task_report::reported;
 use shardfusion_common::exchange::transport::{Transport, TransportExtension};
 use shardfusion_common::ipc_bounds::checked_message;
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
@@ -215,41 +218,61 @@ impl FlightService for WorkerService {
         let ticket = TaskTicket::decode(request.into_inner().ticket)
             .map_err(|e| bad_request(format!("cannot decode task ticket: {e}")))?;
         let task_ctx = self.ctx.task_ctx();
-        let stream = match &ticket.shuffle {
+        let started = Instant::now();
+        let (stream, plan, stage_key, partition, started) = match &ticket.shuffle {
             Some(output) => {
                 tracing::debug!(stage = %output.stage_key, partition = output.partition, "serving shuffle partition");
                 let partition = usize::try_from(output.partition)
                     .map_err(|_| bad_request("shuffle partition out of range"))?;
                 let readers = usize::try_from(output.readers)
                     .map_err(|_| bad_request("shuffle readers out of range"))?;
-                self.shuffles.partition(
+                let served = self.shuffles.partition(
                     &output.stage_key,
                     &ticket.plan,
                     partition,
                     readers,
                     task_ctx,
-                )?
+                )?;
+                (
+                    served.stream,
+                    served.plan,
+                    output.stage_key.clone(),
+                    output.partition,
+                    served.started,
+                )
             }
             None => {
                 let plan = decode_fragment(&ticket.plan, &task_ctx)?;
                 tracing::debug!(query_id = %ticket.query_id, "running fragment");
                 let producers = producers_in(&plan);
-                cancelling_on_early_drop(
-                    execute_fragment(plan, task_ctx)?,
+                let stream = cancelling_on_early_drop(
+                    execute_fragment(Arc::clone(&plan), task_ctx)?,
                     Arc::clone(&self.peers),
                     producers,
-                )
+                );
+                (stream, plan, String::new(), 0, started)
             }
         };
         let schema = stream.schema();
-        let batches = stream.map_err(|e| FlightError::Tonic(Box::new(status::to_status(&e))));
-        let flight = FlightDataEncoderBuilder::new()
+        let rows = Arc::new(AtomicU64::new(0));
+        let batches = {
+            let rows = Arc::clone(&rows);
+            stream.map(move |batch| match batch {
+                Ok(batch) => {
+                    rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    Ok(batch)
+                }
+                Err(e) => Err(FlightError::Tonic(Box::new(status::to_status(&e)))),
+            })
+        };
+        let frames = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)
             .map_err(|e| match e {
                 FlightError::Tonic(status) => *status,
                 other => Status::internal(other.to_string()),
             });
+        let flight = reported(frames, rows, plan, stage_key, partition, started);
         Ok(Response::new(flight.boxed()))
     }
 

@@ -45,6 +45,8 @@ const ENDED_MEMORY: Duration = Duration::from_secs(2 * IDLE_TTL.as_secs());
 
 struct RunningStage {
     plan: Arc<dyn ExecutionPlan>,
+    /// When the first partition was asked for: the task's start.
+    started: Instant,
     served: HashSet<usize>,
     /// How many partitions its consumers read in all.
     readers: usize,
@@ -114,7 +116,7 @@ impl ShuffleStages {
         partition: usize,
         readers: usize,
         ctx: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream, ExecutorError> {
+    ) -> Result<ServedPartition, ExecutorError> {
         let now = Instant::now();
         let mut stages = self.stages.lock();
         stages.expire(now);
@@ -139,6 +141,7 @@ impl ShuffleStages {
                 stage_key.to_string(),
                 RunningStage {
                     plan: decoded,
+                    started: now,
                     served: HashSet::new(),
                     readers: if readers == 0 {
                         count
@@ -171,16 +174,20 @@ impl ShuffleStages {
         }
         stage.streaming += 1;
         stage.last_active = now;
-        let plan = Arc::clone(&stage.plan);
+        let (plan, started) = (Arc::clone(&stage.plan), stage.started);
         if stage.served.len() >= stage.readers {
             stages.end(stage_key, Ended::AllServed, now);
         }
         drop(stages);
-        Ok(Box::pin(Served {
-            rows: plan.execute(partition, ctx)?,
-            stages: Arc::clone(self),
-            stage_key: stage_key.to_string(),
-        }))
+        Ok(ServedPartition {
+            stream: Box::pin(Served {
+                rows: plan.execute(partition, ctx)?,
+                stages: Arc::clone(self),
+                stage_key: stage_key.to_string(),
+            }),
+            plan,
+            started,
+        })
     }
 
     /// Ends the producer tasks `stage_keys` (their statement is over): each one's plan is
@@ -223,6 +230,15 @@ impl ShuffleStages {
 }
 
 /// One served partition: tells the stages when its reader went away.
+/// One partition of a producer task, as served to its reader.
+pub struct ServedPartition {
+    pub stream: SendableRecordBatchStream,
+    /// The task's plan (shared by its partitions), for its report.
+    pub plan: Arc<dyn ExecutionPlan>,
+    /// When the task started.
+    pub started: Instant,
+}
+
 struct Served {
     rows: SendableRecordBatchStream,
     stages: Arc<ShuffleStages>,
@@ -303,7 +319,9 @@ mod tests {
         partition: usize,
     ) -> Result<SendableRecordBatchStream, ExecutorError> {
         let ctx = SessionContext::new().task_ctx();
-        stages.partition(key, &producer(), partition, PARTITIONS, ctx)
+        stages
+            .partition(key, &producer(), partition, PARTITIONS, ctx)
+            .map(|served| served.stream)
     }
 
     async fn count(stream: SendableRecordBatchStream) -> usize {

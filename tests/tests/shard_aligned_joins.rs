@@ -50,11 +50,8 @@ async fn load(
     single
 }
 
-async fn run_at(fact_shards: usize, dim_shards: usize, workers: usize) {
-    run_with(fact_shards, dim_shards, workers, SessionConfig::new()).await;
-}
-
-/// [`run_at`] with the coordinator planning with `config`.
+/// Every query's answer equals single-node DataFusion's, and the plans move what they should,
+/// with the coordinator planning with `config`.
 async fn run_with(fact_shards: usize, dim_shards: usize, workers: usize, config: SessionConfig) {
     let dir = tempfile::tempdir().expect("temp dir");
     let partitions = config.target_partitions();

@@ -2,8 +2,10 @@
 //! `shardfusion_stat_statements`: aggregates ship one partial row per shard, and a filter on
 //! the distribution column touches one shard on one worker.
 
+use datafusion::prelude::SessionConfig;
 use shardfusion_benchmarks::tpch;
 use shardfusion_tests::compare::rows;
+use shardfusion_tests::planner_settings::without_broadcasts;
 use shardfusion_tests::{TestClient, TestCluster};
 
 const SHARDS: usize = 8;
@@ -222,6 +224,59 @@ async fn shuffled_tpch_queries_send_final_rows_only() {
             received <= needed,
             "Q{number} sent the coordinator {received} rows; its final steps need {needed}"
         );
+    }
+    cluster.shutdown().await;
+}
+
+/// `EXPLAIN ANALYZE` shows what every task of every stage sent, including the producer tasks of
+/// a shuffle, which send their rows to other workers and never to the coordinator: their
+/// reports reach it inside their consumers' reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_analyze_shows_producer_stages() {
+    let cluster = TestCluster::start_with_config(2, without_broadcasts(SessionConfig::new())).await;
+    let mut c = cluster.client().await;
+    load(&mut c).await;
+    // orders moves into customer's shards (broadcasts are off): its producer stage sends every
+    // row of orders once, over the two workers' tasks.
+    let sql = "SELECT c_mktsegment, count(*) FROM orders JOIN customer ON o_custkey = c_custkey \
+               GROUP BY c_mktsegment";
+    let plan = rows(&c.run(&format!("EXPLAIN ANALYZE {sql}")).await).join("\n");
+    assert!(
+        plan.contains("into shards by o_custkey"),
+        "no shuffle of orders:\n{plan}"
+    );
+    let stages: Vec<&str> = plan
+        .lines()
+        .filter(|line| line.trim_start().starts_with("DistributedExec"))
+        .collect();
+    assert_eq!(stages.len(), 2, "a consumer and a producer stage:\n{plan}");
+    let orders = c.scalar("SELECT count(*) FROM orders").await;
+    let totals: Vec<String> = stages
+        .iter()
+        .map(|stage| {
+            let totals = stage
+                .split(", stage=[")
+                .nth(1)
+                .unwrap_or_else(|| panic!("no stage totals:\n{plan}"));
+            totals
+                .split(", ")
+                .next()
+                .and_then(|rows| rows.strip_prefix("rows_sent="))
+                .unwrap_or_else(|| panic!("no rows in {totals}"))
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        totals[1], orders,
+        "the producer stage sent every order once:\n{plan}"
+    );
+    for stage in &stages {
+        assert_eq!(
+            stage.matches("rows_sent=").count(),
+            3,
+            "each of the 2 tasks and the stage report their rows:\n{plan}"
+        );
+        assert!(stage.contains("spill_count=0"), "{plan}");
     }
     cluster.shutdown().await;
 }

@@ -40,7 +40,8 @@ use datafusion::physical_plan::{
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 
-use super::transport::{TaskTarget, TransportExtension, no_meter};
+use super::task_report::ReceivedReports;
+use super::transport::{TaskTarget, TransportExtension, WireMeter};
 use crate::wire::{ShuffleOutput, TaskTicket};
 
 /// One task of a producer stage.
@@ -88,6 +89,8 @@ pub struct ShuffleReadExec {
     partitions: usize,
     /// `None` while it is a placeholder.
     source: Option<ShuffleSource>,
+    /// What the producer partitions it read reported at their end.
+    received: ReceivedReports,
     properties: Arc<PlanProperties>,
 }
 
@@ -145,6 +148,7 @@ impl ShuffleReadExec {
             kind,
             partitions,
             source: None,
+            received: ReceivedReports::default(),
             properties: Arc::new(properties),
         }
     }
@@ -180,6 +184,11 @@ impl ShuffleReadExec {
 
     pub fn source(&self) -> Option<&ShuffleSource> {
         self.source.as_ref()
+    }
+
+    /// What the producer partitions this node read reported (see `task_report`).
+    pub fn received(&self) -> &ReceivedReports {
+        &self.received
     }
 }
 
@@ -286,6 +295,7 @@ impl ExecutionPlan for ShuffleReadExec {
         let readers = source.readers as u64;
         let schema = Arc::clone(&self.schema);
         let producers = source.producers.clone();
+        let received = self.received.clone();
         let stream = futures::stream::once(async move {
             let streams = futures::future::try_join_all(producers.iter().map(|producer| {
                 let ticket = TaskTicket {
@@ -298,9 +308,12 @@ impl ExecutionPlan for ShuffleReadExec {
                     }),
                 }
                 .encode_to_vec();
-                transport
-                    .0
-                    .run_task(&producer.target, ticket, Arc::clone(&schema), no_meter())
+                transport.0.run_task(
+                    &producer.target,
+                    ticket,
+                    Arc::clone(&schema),
+                    WireMeter::reports_into(received.clone()),
+                )
             }))
             .await?;
             Ok::<_, datafusion::error::DataFusionError>(futures::stream::select_all(streams))

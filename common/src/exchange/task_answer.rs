@@ -15,23 +15,36 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::peer_channel::worker_status;
+use super::task_report::{frame_report, is_report_frame};
 use super::transport::WireMeter;
 use crate::status::from_status;
 
 /// The batches in `frames` (a `DoGet` answer from worker `label`), in `schema`; each message's
-/// size goes to `meter`, and a failed call is reported naming the worker.
+/// size goes to `meter`, and so does the report the answer ends with. A failed call is
+/// reported naming the worker.
 pub fn answer_batches(
     frames: BoxStream<'static, std::result::Result<FlightData, tonic::Status>>,
     label: String,
     schema: SchemaRef,
     meter: WireMeter,
 ) -> SendableRecordBatchStream {
-    let frames = frames.map(move |frame| match frame {
-        Ok(frame) => {
-            meter(frame.data_header.len() + frame.data_body.len());
-            Ok(frame)
-        }
-        Err(status) => Err(FlightError::Tonic(Box::new(worker_status(&label, status)))),
+    let frames = frames.filter_map(move |frame| {
+        let frame = match frame {
+            Ok(frame) if is_report_frame(&frame) => {
+                if let Some(report) = frame_report(&frame) {
+                    (meter.report)(report);
+                }
+                None
+            }
+            Ok(frame) => {
+                (meter.message)(frame.data_header.len() + frame.data_body.len());
+                Some(Ok(frame))
+            }
+            Err(status) => Some(Err(FlightError::Tonic(Box::new(worker_status(
+                &label, status,
+            ))))),
+        };
+        futures::future::ready(frame)
     });
     let out_schema = Arc::clone(&schema);
     let batches =

@@ -21,8 +21,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result;
 use datafusion::execution::SendableRecordBatchStream;
 
+use super::task_report::ReceivedReports;
 use crate::auth::{Audience, ClusterSecret, FlightMethod};
-use crate::wire::{ACTION_CANCEL_SHUFFLES, CancelShufflesRequest};
+use crate::wire::{ACTION_CANCEL_SHUFFLES, CancelShufflesRequest, TaskReport};
 
 /// Where a task runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -35,13 +36,37 @@ pub struct TaskTarget {
     pub label: String,
 }
 
-/// Told the size of every Arrow Flight message a task sends back (header and body bytes),
-/// for the statement's counters and `EXPLAIN ANALYZE`.
-pub type WireMeter = Arc<dyn Fn(usize) + Send + Sync>;
+/// Told what a task sends back: the size of every Arrow Flight message (header and body
+/// bytes), for the statement's counters and `EXPLAIN ANALYZE`, and the report the answer ends
+/// with (see [`super::task_report`]).
+#[derive(Clone)]
+pub struct WireMeter {
+    pub message: Arc<dyn Fn(usize) + Send + Sync>,
+    pub report: Arc<dyn Fn(TaskReport) + Send + Sync>,
+}
 
-/// A meter that counts nothing.
-pub fn no_meter() -> WireMeter {
-    Arc::new(|_| {})
+impl WireMeter {
+    /// A meter that counts nothing and drops reports.
+    pub fn none() -> Self {
+        Self {
+            message: Arc::new(|_| {}),
+            report: Arc::new(|_| {}),
+        }
+    }
+
+    /// A meter that only keeps reports, in `received`.
+    pub fn reports_into(received: ReceivedReports) -> Self {
+        Self {
+            message: Arc::new(|_| {}),
+            report: Arc::new(move |report| received.add_task(report)),
+        }
+    }
+}
+
+impl fmt::Debug for WireMeter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WireMeter")
+    }
 }
 
 /// Runs tasks on other nodes; see the module docs.

@@ -25,7 +25,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use datafusion::arrow::array::RecordBatch;
@@ -53,11 +53,12 @@ use shardfusion_common::exchange::transport::{Transport, WireMeter};
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 use shardfusion_common::status::from_status;
-use shardfusion_common::wire::TaskTicket;
+use shardfusion_common::wire::{PartitionReport, TaskReport, TaskTicket};
 
 use tokio::sync::OnceCell;
 
 use super::shard_partitioned::ShardPartitionedExec;
+use super::task_stats::{TaskStats, TaskTimer, write_stage, write_task};
 use crate::cluster::worker_pool::{WorkerPool, worker_status};
 use crate::monitoring::statement_stats::QueryCounters;
 
@@ -128,31 +129,6 @@ pub struct DistributedExec {
     task_stats: Arc<Vec<TaskStats>>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
-}
-
-/// Rows, Flight bytes and time of one task, filled in as it runs.
-#[derive(Debug, Default)]
-pub struct TaskStats {
-    started: AtomicBool,
-    rows: AtomicU64,
-    bytes: AtomicU64,
-    elapsed_us: AtomicU64,
-}
-
-/// Adds a task's elapsed time when its stream ends or is dropped.
-struct TaskTimer {
-    stats: Arc<Vec<TaskStats>>,
-    index: usize,
-    started: Instant,
-}
-
-impl Drop for TaskTimer {
-    fn drop(&mut self) {
-        if let Some(task) = self.stats.get(self.index) {
-            task.elapsed_us
-                .fetch_add(self.started.elapsed().as_micros() as u64, Ordering::Relaxed);
-        }
-    }
 }
 
 impl DistributedExec {
@@ -269,6 +245,27 @@ impl DistributedExec {
             inputs: all,
             transport: Arc::clone(&self.transport),
         })
+    }
+
+    /// Puts the report of a producer partition on the task of this node's shuffle inputs (or
+    /// theirs, down the chain) it names; whether one was found.
+    fn record_upstream(&self, report: &PartitionReport) -> bool {
+        let stages = || {
+            self.shuffles
+                .iter()
+                .filter_map(|s| s.downcast_ref::<DistributedExec>())
+        };
+        if let Some(producers) = self.shuffle_producers.get() {
+            for (stage, tasks) in stages().zip(&producers.inputs) {
+                if let Some(index) = tasks.iter().position(|t| t.stage_key == report.stage_key) {
+                    if let Some(stats) = stage.task_stats.get(index) {
+                        stats.add_partition(report);
+                    }
+                    return true;
+                }
+            }
+        }
+        stages().any(|stage| stage.record_upstream(report))
     }
 
     /// How many hash exchanges of the fragment run shard by shard instead.
@@ -417,19 +414,12 @@ impl DisplayAs for DistributedExec {
                         task.label,
                         ids.join(",")
                     )?;
-                    if let Some(stats) = self.task_stats.get(i)
-                        && stats.started.load(Ordering::Relaxed)
-                    {
-                        write!(
-                            f,
-                            " [rows_sent={}, bytes_sent={}, elapsed={:.1}ms]",
-                            stats.rows.load(Ordering::Relaxed),
-                            stats.bytes.load(Ordering::Relaxed),
-                            stats.elapsed_us.load(Ordering::Relaxed) as f64 / 1000.0
-                        )?;
+                    if let Some(stats) = self.task_stats.get(i) {
+                        write_task(f, stats)?;
                     }
                 }
                 write!(f, "]")?;
+                write_stage(f, &self.task_stats)?;
                 if !self.broadcasts.is_empty() {
                     write!(f, ", broadcast inputs={}", self.broadcasts.len())?;
                 }
@@ -529,24 +519,37 @@ impl ExecutionPlan for DistributedExec {
         let counters = Arc::clone(&self.counters);
         let task_stats = Arc::clone(&self.task_stats);
         if let Some(stats) = task_stats.get(partition) {
-            stats.started.store(true, Ordering::Relaxed);
+            stats.start();
         }
         let timer = TaskTimer {
             stats: Arc::clone(&task_stats),
             index: partition,
             started: Instant::now(),
         };
-        let meter: WireMeter = {
+        let meter = {
             let (counters, task_stats) = (Arc::clone(&counters), Arc::clone(&task_stats));
-            Arc::new(move |size| {
-                counters
-                    .bytes_received
-                    .fetch_add(size as u64, Ordering::Relaxed);
-                bytes_metric.add(size);
-                if let Some(stats) = task_stats.get(partition) {
-                    stats.bytes.fetch_add(size as u64, Ordering::Relaxed);
-                }
-            })
+            let reporter = self.clone();
+            WireMeter {
+                message: Arc::new(move |size| {
+                    counters
+                        .bytes_received
+                        .fetch_add(size as u64, Ordering::Relaxed);
+                    bytes_metric.add(size);
+                    if let Some(stats) = task_stats.get(partition) {
+                        stats.add_bytes(size as u64);
+                    }
+                }),
+                report: Arc::new(move |report: TaskReport| {
+                    if let Some(own) = &report.own
+                        && let Some(stats) = reporter.task_stats.get(partition)
+                    {
+                        stats.spilled(own.spill_count, own.spilled_bytes);
+                    }
+                    for upstream in &report.upstream {
+                        reporter.record_upstream(upstream);
+                    }
+                }),
+            }
         };
         let out_schema = Arc::clone(&schema);
         let stream = futures::stream::once(async move {
@@ -574,7 +577,7 @@ impl ExecutionPlan for DistributedExec {
                     .rows_received
                     .fetch_add(rows as u64, Ordering::Relaxed);
                 if let Some(stats) = task_stats.get(partition) {
-                    stats.rows.fetch_add(rows as u64, Ordering::Relaxed);
+                    stats.add_rows(rows as u64);
                 }
                 Ok(batch)
             }))

@@ -102,25 +102,28 @@ fn join_rows(
     right_rows: usize,
     keys: &[(usize, usize)],
 ) -> usize {
+    // Each side's distinct key combinations: the product of its keys' distinct counts (those
+    // known), never more than its rows.
+    let combinations = |plan, rows: usize, side: fn(&(usize, usize)) -> usize| {
+        let ndv = distinct_counts(plan);
+        let known: Vec<usize> = keys
+            .iter()
+            .filter_map(|k| ndv.get(side(k)).copied().flatten())
+            .collect();
+        (!known.is_empty()).then(|| {
+            known
+                .iter()
+                .fold(1usize, |acc, n| acc.saturating_mul(*n))
+                .clamp(1, rows.max(1))
+        })
+    };
     let by_keys = || {
-        let (left_ndv, right_ndv) = (distinct_counts(left), distinct_counts(right));
-        keys.iter()
-            .filter_map(|&(l, r)| {
-                let l = left_ndv
-                    .get(l)
-                    .copied()
-                    .flatten()?
-                    .clamp(1, left_rows.max(1));
-                let r = right_ndv
-                    .get(r)
-                    .copied()
-                    .flatten()?
-                    .clamp(1, right_rows.max(1));
-                Some(l.max(r))
-            })
-            .max()
-            .map(|ndv| ((left_rows as f64) * (right_rows as f64) / ndv as f64).ceil() as usize)
-            .unwrap_or(left_rows.max(right_rows))
+        let left_ndv = combinations(left, left_rows, |k| k.0);
+        let right_ndv = combinations(right, right_rows, |k| k.1);
+        match left_ndv.into_iter().chain(right_ndv).max() {
+            Some(ndv) => ((left_rows as f64) * (right_rows as f64) / ndv as f64).ceil() as usize,
+            None => left_rows.max(right_rows),
+        }
     };
     match join_type {
         JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => left_rows,
