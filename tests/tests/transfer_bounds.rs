@@ -250,22 +250,12 @@ async fn explain_analyze_shows_producer_stages() {
         .filter(|line| line.trim_start().starts_with("DistributedExec"))
         .collect();
     assert_eq!(stages.len(), 2, "a consumer and a producer stage:\n{plan}");
-    let orders = c.scalar("SELECT count(*) FROM orders").await;
-    let totals: Vec<String> = stages
-        .iter()
-        .map(|stage| {
-            let totals = stage
-                .split(", stage=[")
-                .nth(1)
-                .unwrap_or_else(|| panic!("no stage totals:\n{plan}"));
-            totals
-                .split(", ")
-                .next()
-                .and_then(|rows| rows.strip_prefix("rows_sent="))
-                .unwrap_or_else(|| panic!("no rows in {totals}"))
-                .to_string()
-        })
-        .collect();
+    let orders: u64 = c
+        .scalar("SELECT count(*) FROM orders")
+        .await
+        .parse()
+        .expect("count");
+    let totals = stage_rows(&plan);
     assert_eq!(
         totals[1], orders,
         "the producer stage sent every order once:\n{plan}"
@@ -278,5 +268,59 @@ async fn explain_analyze_shows_producer_stages() {
         );
         assert!(stage.contains("spill_count=0"), "{plan}");
     }
+    cluster.shutdown().await;
+}
+
+/// The `rows_sent` of each stage's totals in an `EXPLAIN ANALYZE` output, outermost first.
+fn stage_rows(plan: &str) -> Vec<u64> {
+    plan.lines()
+        .filter(|line| line.trim_start().starts_with("DistributedExec"))
+        .map(|stage| {
+            stage
+                .split(", stage=[rows_sent=")
+                .nth(1)
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|rows| rows.parse().ok())
+                .unwrap_or_else(|| panic!("no stage totals in {stage}"))
+        })
+        .collect()
+}
+
+/// The filtering side of a semi or anti join moves as its distinct rows: `NOT EXISTS` over
+/// orders ships each customer key a worker holds once, not once per order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anti_join_ships_distinct_keys() {
+    let cluster = TestCluster::start_with_config(2, without_broadcasts(SessionConfig::new())).await;
+    let mut c = cluster.client().await;
+    load(&mut c).await;
+    let sql = "SELECT count(*) FROM customer WHERE NOT EXISTS \
+               (SELECT 1 FROM orders WHERE o_custkey = c_custkey)";
+    let plan = rows(&c.run(&format!("EXPLAIN ANALYZE {sql}")).await).join("\n");
+    assert!(
+        plan.contains("into shards by o_custkey"),
+        "orders is not moved into customer's shards:\n{plan}"
+    );
+    let keys: u64 = c
+        .scalar("SELECT count(DISTINCT o_custkey) FROM orders")
+        .await
+        .parse()
+        .expect("count");
+    let orders: u64 = c
+        .scalar("SELECT count(*) FROM orders")
+        .await
+        .parse()
+        .expect("count");
+    let shipped = stage_rows(&plan)[1];
+    assert!(
+        shipped <= 2 * keys && shipped < orders,
+        "the orders stage shipped {shipped} rows for {keys} distinct keys ({orders} orders):\n{plan}"
+    );
+    let want = c
+        .scalar(
+            "SELECT count(*) FROM customer WHERE c_custkey NOT IN \
+             (SELECT o_custkey FROM orders WHERE o_custkey IS NOT NULL)",
+        )
+        .await;
+    assert_eq!(c.scalar(sql).await, want);
     cluster.shutdown().await;
 }

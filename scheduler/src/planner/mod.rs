@@ -18,7 +18,8 @@
 //!    workers becomes a producer stage
 //!    (planned recursively by these same passes) ending in its routing — a hash repartition
 //!    into the consumers' partitions, or a range repartition into shards — and is read
-//!    through a `ShuffleReadExec` placeholder; [`repair`] restores what nodes required of
+//!    through a `ShuffleReadExec` placeholder (the filtering side of a semi or anti join
+//!    ships its distinct rows, [`existence_sides`]); [`repair`] restores what nodes required of
 //!    inputs a cut changed (partitioning, one partition, order).
 //! 4. Round-robin exchanges are dropped (each shard is already a partition).
 //! 5. [`partition_wise`]: hash exchanges under co-located joins and under aggregates grouped
@@ -37,6 +38,7 @@ pub mod aligned_moves;
 pub mod broadcast;
 pub mod distribute_rule;
 pub mod exchanges;
+pub mod existence_sides;
 pub mod grouping_layout;
 pub mod operators;
 pub mod partial_reduce;

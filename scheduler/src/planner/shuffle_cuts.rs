@@ -17,6 +17,7 @@ use shardfusion_common::exchange::shard_index::without_shard_column;
 use shardfusion_common::exchange::shuffle_read::ShuffleReadExec;
 
 use super::broadcast::JoinSide;
+use super::existence_sides::shipped_rows;
 
 use super::distribute_rule::*;
 use super::exchanges::*;
@@ -119,10 +120,12 @@ impl DistributeRule {
                     ),
                 ];
                 let mut reads: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(2);
-                for (side, keys) in sides {
-                    let input = below_join_exchange(&side);
+                for ((side, keys), which) in
+                    sides.into_iter().zip([JoinSide::Left, JoinSide::Right])
+                {
+                    let input = shipped_rows(join, which, below_join_exchange(&side))?;
                     match self.hash_shuffle(
-                        input,
+                        &input,
                         keys,
                         total,
                         per_task,
@@ -214,8 +217,8 @@ impl DistributeRule {
             shard_count,
             wanted: (wanted.len() < shard_count).then_some(wanted),
         };
-        let Some(stage) = self.build_stage(Arc::clone(input), &layout, partitions, Some(output))?
-        else {
+        let shipped = shipped_rows(join, aligned.moved, input)?;
+        let Some(stage) = self.build_stage(shipped, &layout, partitions, Some(output))? else {
             return Ok(None);
         };
         let schema = stage.schema();
