@@ -229,7 +229,6 @@ impl ShuffleStages {
     }
 }
 
-/// One served partition: tells the stages when its reader went away.
 /// One partition of a producer task, as served to its reader.
 pub struct ServedPartition {
     pub stream: SendableRecordBatchStream,
@@ -239,6 +238,7 @@ pub struct ServedPartition {
     pub started: Instant,
 }
 
+/// One served partition's rows: tells the stages when its reader went away.
 struct Served {
     rows: SendableRecordBatchStream,
     stages: Arc<ShuffleStages>,

@@ -35,12 +35,19 @@ pub fn report_frame(report: &TaskReport) -> FlightData {
     }
 }
 
-/// The report `frame` carries, if it is a report frame (no IPC header).
+/// The report `frame` carries, if it is a report frame (no IPC header). One that does not
+/// decode (a node of another version) is logged and ignored: it carries no rows.
 pub fn frame_report(frame: &FlightData) -> Option<TaskReport> {
-    if !frame.data_header.is_empty() || frame.app_metadata.is_empty() {
+    if !is_report_frame(frame) {
         return None;
     }
-    TaskReport::decode(frame.app_metadata.clone()).ok()
+    match TaskReport::decode(frame.app_metadata.clone()) {
+        Ok(report) => Some(report),
+        Err(e) => {
+            tracing::warn!("ignoring a task report that does not decode: {e}");
+            None
+        }
+    }
 }
 
 /// Whether `frame` is a report frame, which carries no rows.
@@ -128,7 +135,8 @@ where
 pub struct ReceivedReports(Arc<Mutex<HashMap<(String, u64), PartitionReport>>>);
 
 impl ReceivedReports {
-    /// Keeps `report`, replacing an earlier one of the same partition.
+    /// Keeps `report`; for a partition already kept, only its later time and spills (its
+    /// rows and bytes are the same in every copy).
     pub fn add(&self, report: PartitionReport) {
         let key = (report.stage_key.clone(), report.partition);
         let mut reports = self.0.lock();
@@ -151,7 +159,57 @@ impl ReceivedReports {
         }
     }
 
+    /// Every partition kept.
     pub fn all(&self) -> Vec<PartitionReport> {
         self.0.lock().values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partition(stage: &str, partition: u64, rows: u64, elapsed_us: u64) -> PartitionReport {
+        PartitionReport {
+            stage_key: stage.to_string(),
+            partition,
+            rows,
+            bytes: rows * 8,
+            elapsed_us,
+            spill_count: 0,
+            spilled_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn a_partition_forwarded_twice_is_kept_once_with_its_latest_time() {
+        let received = ReceivedReports::default();
+        received.add(partition("a", 0, 10, 5));
+        received.add(partition("a", 0, 10, 9));
+        received.add(partition("a", 1, 7, 3));
+        received.add(partition("b", 0, 4, 1));
+        let mut all = received.all();
+        all.sort_by(|x, y| (&x.stage_key, x.partition).cmp(&(&y.stage_key, y.partition)));
+        let kept: Vec<(&str, u64, u64, u64)> = all
+            .iter()
+            .map(|p| (p.stage_key.as_str(), p.partition, p.rows, p.elapsed_us))
+            .collect();
+        assert_eq!(kept, [("a", 0, 10, 9), ("a", 1, 7, 3), ("b", 0, 4, 1)]);
+    }
+
+    #[test]
+    fn report_frames_round_trip_and_carry_no_rows() {
+        let report = TaskReport {
+            own: Some(partition("a", 2, 3, 4)),
+            upstream: vec![partition("b", 0, 1, 1)],
+        };
+        let frame = report_frame(&report);
+        assert!(is_report_frame(&frame));
+        assert_eq!(frame_report(&frame), Some(report));
+        let batch = FlightData {
+            data_header: vec![1u8].into(),
+            ..FlightData::default()
+        };
+        assert_eq!(frame_report(&batch), None);
     }
 }

@@ -41,19 +41,13 @@ pub struct TaskTarget {
 /// with (see [`super::task_report`]).
 #[derive(Clone)]
 pub struct WireMeter {
+    /// Called with each Flight message's size.
     pub message: Arc<dyn Fn(usize) + Send + Sync>,
+    /// Called with the report the answer ends with.
     pub report: Arc<dyn Fn(TaskReport) + Send + Sync>,
 }
 
 impl WireMeter {
-    /// A meter that counts nothing and drops reports.
-    pub fn none() -> Self {
-        Self {
-            message: Arc::new(|_| {}),
-            report: Arc::new(|_| {}),
-        }
-    }
-
     /// A meter that only keeps reports, in `received`.
     pub fn reports_into(received: ReceivedReports) -> Self {
         Self {

@@ -18,6 +18,11 @@
 //! partitions it owns; the consumer tasks then read their partitions straight from the
 //! producers' workers.
 //!
+//! Every task's answer ends with a report (rows, bytes, time, spills, and those of the
+//! shuffle partitions its plan read, down any chain): the task's own numbers go on its
+//! [`TaskStats`], a producer partition's on the producer stage's task its stage key names
+//! (`record_upstream`), so `EXPLAIN ANALYZE` shows producer stages too.
+//!
 //! The fragment is this node's first child, so `EXPLAIN` prints exactly what the workers run,
 //! except that `ShardPartitionedExec` markers (where shards make a hash exchange unnecessary)
 //! are stripped before sending; the fragment never runs on the coordinator.

@@ -130,3 +130,30 @@ impl Drop for TaskTimer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(partition: u64, rows: u64, elapsed_us: u64, spills: u64) -> PartitionReport {
+        PartitionReport {
+            stage_key: "s".to_string(),
+            partition,
+            rows,
+            bytes: rows * 10,
+            elapsed_us,
+            spill_count: spills,
+            spilled_bytes: spills * 100,
+        }
+    }
+
+    #[test]
+    fn producer_partitions_count_once_and_time_is_the_latest() {
+        let stats = TaskStats::default();
+        assert_eq!(stats.numbers(), None);
+        stats.add_partition(&report(0, 5, 100, 0));
+        stats.add_partition(&report(0, 5, 300, 1));
+        stats.add_partition(&report(1, 2, 200, 0));
+        assert_eq!(stats.numbers(), Some([7, 70, 300, 1, 100]));
+    }
+}

@@ -12,7 +12,7 @@ use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use shardfusion_common::hashing::hash_compatible;
 use shardfusion_common::shard_scan::ShardScanExec;
 
-use super::broadcast::JoinSide;
+use super::broadcast::{JoinSide, broadcast_beats_move};
 use super::row_estimates::estimated_rows;
 
 use super::distribute_rule::*;

@@ -22,6 +22,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 
+use super::distribute_rule::{DistributeRule, Layout};
 use super::row_estimates::estimated_rows;
 use shardfusion_common::broadcast::BroadcastExec;
 
@@ -49,7 +50,7 @@ pub fn drives_join(join_type: JoinType, side: JoinSide) -> bool {
 }
 
 /// Whether `small` may be broadcast to the `workers` running `large` (see the module docs),
-/// if estimated at no more than `max_rows`.
+/// if estimated at no more than `max_rows` (`0`: never).
 pub fn worth_broadcasting(
     small: &Arc<dyn ExecutionPlan>,
     large: &Arc<dyn ExecutionPlan>,
@@ -59,7 +60,7 @@ pub fn worth_broadcasting(
     let Some(small_rows) = estimated_rows(small) else {
         return false;
     };
-    if small_rows > max_rows {
+    if max_rows == 0 || small_rows > max_rows {
         return false;
     }
     let large_rows = estimated_rows(large).unwrap_or(usize::MAX);
@@ -137,4 +138,52 @@ fn without_exchange(node: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
         return Arc::clone(node.children()[0]);
     }
     Arc::clone(node)
+}
+
+impl DistributeRule {
+    /// The broadcast that could run a join that is not co-located: the side small enough to
+    /// send to the workers of the other, with those workers' layout.
+    pub(super) fn broadcast_choice(
+        &self,
+        left: &Arc<dyn ExecutionPlan>,
+        right: &Arc<dyn ExecutionPlan>,
+        l: &Option<Layout>,
+        r: &Option<Layout>,
+        join_type: JoinType,
+    ) -> Option<(Layout, JoinSide)> {
+        let max_rows = self.options.lock().broadcast_join_max_rows;
+        let broadcast = |driver: &Option<Layout>, driver_plan, small, small_side| {
+            let driver = driver.as_ref().filter(|d| d.replicated_on.is_none())?;
+            let driver_side = match small_side {
+                JoinSide::Left => JoinSide::Right,
+                JoinSide::Right => JoinSide::Left,
+            };
+            (drives_join(join_type, driver_side)
+                && worth_broadcasting(small, driver_plan, driver.worker_count(), max_rows))
+            .then(|| (driver.clone(), small_side))
+        };
+        broadcast(l, left, right, JoinSide::Right)
+            .or_else(|| broadcast(r, right, left, JoinSide::Left))
+    }
+}
+
+/// Whether `broadcast` (a side copied to every worker of the other) sends fewer rows, by
+/// estimate, than moving side `moved` into the other side's shards: a filtered dimension is
+/// cheaper to copy to every worker than a fact table to move once. (The copy's first trip,
+/// to the coordinator, is not counted.)
+pub(super) fn broadcast_beats_move(
+    left: &Arc<dyn ExecutionPlan>,
+    right: &Arc<dyn ExecutionPlan>,
+    moved: JoinSide,
+    broadcast: Option<&(Layout, JoinSide)>,
+) -> bool {
+    let Some((layout, small_side)) = broadcast else {
+        return false;
+    };
+    let side = |which: JoinSide| match which {
+        JoinSide::Left => left,
+        JoinSide::Right => right,
+    };
+    let rows = |plan| estimated_rows(plan).unwrap_or(usize::MAX);
+    rows(side(*small_side)).saturating_mul(layout.worker_count().max(1)) < rows(side(moved))
 }

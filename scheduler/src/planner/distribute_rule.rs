@@ -54,14 +54,13 @@ use shardfusion_common::exchange::transport::Transport;
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::ShardScanExec;
 
-use super::broadcast::{JoinSide, cut_broadcasts, drives_join, worth_broadcasting};
+use super::broadcast::{JoinSide, broadcast_beats_move, cut_broadcasts, drives_join};
 use super::exchanges::*;
 use super::operators::{is_per_partition, passes_columns_through, stays_on_coordinator};
 use super::partial_reduce::reduce_per_worker;
 use super::partition_wise::drop_shard_exchanges;
 use super::planner_options::PlannerOptions;
 use super::repair::*;
-use super::row_estimates::estimated_rows;
 use super::stage_output::*;
 use crate::cluster::worker_pool::WorkerPool;
 use crate::exec::distributed_exec::{DistributedExec, WorkerTask};
@@ -317,31 +316,6 @@ impl DistributeRule {
             return Some((layout, None));
         }
         broadcast.map(|(layout, side)| (layout, Some(side)))
-    }
-
-    /// The broadcast that could run a join that is not co-located: the side small enough to
-    /// send to the workers of the other, with those workers' layout.
-    pub(super) fn broadcast_choice(
-        &self,
-        left: &Arc<dyn ExecutionPlan>,
-        right: &Arc<dyn ExecutionPlan>,
-        l: &Option<Layout>,
-        r: &Option<Layout>,
-        join_type: JoinType,
-    ) -> Option<(Layout, JoinSide)> {
-        let max_rows = self.options.lock().broadcast_join_max_rows;
-        let broadcast = |driver: &Option<Layout>, driver_plan, small, small_side| {
-            let driver = driver.as_ref().filter(|d| d.replicated_on.is_none())?;
-            let driver_side = match small_side {
-                JoinSide::Left => JoinSide::Right,
-                JoinSide::Right => JoinSide::Left,
-            };
-            (drives_join(join_type, driver_side)
-                && worth_broadcasting(small, driver_plan, driver.worker_count(), max_rows))
-            .then(|| (driver.clone(), small_side))
-        };
-        broadcast(l, left, right, JoinSide::Right)
-            .or_else(|| broadcast(r, right, left, JoinSide::Left))
     }
 
     /// The layout of a join whose two sides run on the workers without moving rows: Citus's
@@ -765,24 +739,4 @@ impl DistributeRule {
         })
         .map(|t| t.data)
     }
-}
-
-/// Whether `broadcast` (a side copied to every worker of the other) sends fewer rows, by
-/// estimate, than moving side `moved` into the other side's shards: a filtered dimension is
-/// cheaper to copy twice than a fact table to move once.
-pub(super) fn broadcast_beats_move(
-    left: &Arc<dyn ExecutionPlan>,
-    right: &Arc<dyn ExecutionPlan>,
-    moved: JoinSide,
-    broadcast: Option<&(Layout, JoinSide)>,
-) -> bool {
-    let Some((layout, small_side)) = broadcast else {
-        return false;
-    };
-    let side = |which: JoinSide| match which {
-        JoinSide::Left => left,
-        JoinSide::Right => right,
-    };
-    let rows = |plan| estimated_rows(plan).unwrap_or(usize::MAX);
-    rows(side(*small_side)).saturating_mul(layout.worker_count().max(1)) < rows(side(moved))
 }

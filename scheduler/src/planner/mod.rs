@@ -18,8 +18,8 @@
 //!    workers becomes a producer stage
 //!    (planned recursively by these same passes) ending in its routing — a hash repartition
 //!    into the consumers' partitions, or a range repartition into shards — and is read
-//!    through a `ShuffleReadExec` placeholder (the filtering side of a semi or anti join
-//!    ships its distinct rows, [`existence_sides`]); [`repair`] restores what nodes required of
+//!    through a `ShuffleReadExec` placeholder (the filtering side of a semi, anti or mark
+//!    join ships its distinct rows, [`existence_sides`]); [`repair`] restores what nodes required of
 //!    inputs a cut changed (partitioning, one partition, order).
 //! 4. Round-robin exchanges are dropped (each shard is already a partition).
 //! 5. [`partition_wise`]: hash exchanges under co-located joins and under aggregates grouped

@@ -1,6 +1,7 @@
 //! The distributed planner's settings, as a DataFusion configuration extension under the
-//! `shardfusion` prefix (set on the coordinator's `SessionConfig`, or with
-//! `SET shardfusion.<name> = <value>` where the session keeps its settings).
+//! `shardfusion` prefix, read from the coordinator's `SessionConfig` (an embedded cluster's
+//! or a test's). A client's `SET shardfusion.<name>` does not last yet: every statement
+//! builds a fresh session from the coordinator's configuration.
 
 use datafusion::common::config::ConfigExtension;
 use datafusion::common::extensions_options;

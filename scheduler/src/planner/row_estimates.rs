@@ -4,9 +4,10 @@
 //!
 //! Scans count the rows the catalog records for their files. Filters keep the share DataFusion
 //! derives from the input's column statistics (min and max for ranges, distinct counts for
-//! equalities). An inner or outer equi-join produces `|L| · |R| / max(ndv(L.key), ndv(R.key))`
-//! rows (never fewer than the side an outer join preserves), using the most selective key's
-//! distinct counts; without them it is assumed to produce as many rows as its larger input
+//! equalities). An inner or outer equi-join produces `|L| · |R| / max(ndv(L keys), ndv(R keys))`
+//! rows (never fewer than the side an outer join preserves), where a side's `ndv(keys)` is the
+//! product of its key columns' known distinct counts, at most its rows; without any it is
+//! assumed to produce as many rows as its larger input
 //! (the many side of a key join). DataFusion's own join estimate, without distinct counts,
 //! treats every key as unique and so calls `supplier ⋈ lineitem` as small as `supplier`.
 //! An aggregate keeps its input's rows unless it has no groups.
