@@ -20,6 +20,19 @@ pub fn single_node_session() -> SessionContext {
     SessionContext::new_with_config(config)
 }
 
+/// What single-node DataFusion answers to `sql` in `ctx`, panicking if it cannot: the
+/// expected side of a comparison.
+pub async fn single_node_answer(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+    let frame = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("single-node DataFusion cannot plan {sql}: {e}"));
+    frame
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("single-node DataFusion failed on {sql}: {e}"))
+}
+
 /// Each row of `batches` as one string.
 pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
     let mut out = Vec::new();

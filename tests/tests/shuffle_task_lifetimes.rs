@@ -18,7 +18,7 @@ use datafusion::prelude::SessionConfig;
 use shardfusion_benchmarks::tpch;
 use shardfusion_benchmarks::tpch_run::single_node_tpch;
 use shardfusion_tests::TestCluster;
-use shardfusion_tests::compare::assert_same;
+use shardfusion_tests::compare::{assert_same, single_node_answer};
 use shardfusion_tests::planner_settings::without_broadcasts;
 
 const SCALE: f64 = 0.01;
@@ -45,15 +45,8 @@ async fn shuffles_read_partly_answer_every_time() {
             shown.matches("ShuffleReadExec").count() >= 2,
             "Q18 at {SHARDS} shards is meant to chain two shuffles:\n{shown}"
         );
-        let expected = single_node_tpch(&dir)
-            .await
-            .expect("single-node session")
-            .sql(sql)
-            .await
-            .expect("plans")
-            .collect()
-            .await
-            .expect("runs");
+        let single = single_node_tpch(&dir).await.expect("single-node session");
+        let expected = single_node_answer(&single, sql).await;
         for run in 0..RUNS {
             let actual = client
                 .query(sql)

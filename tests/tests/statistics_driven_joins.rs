@@ -12,7 +12,7 @@ use std::time::Duration;
 use shardfusion_benchmarks::tpch;
 use shardfusion_benchmarks::tpch_run::single_node_tpch;
 use shardfusion_tests::TestCluster;
-use shardfusion_tests::compare::{assert_same, rows};
+use shardfusion_tests::compare::{assert_same, rows, single_node_answer};
 
 const SCALE: f64 = 0.01;
 const SHARDS: usize = 8;
@@ -88,13 +88,7 @@ async fn joins_follow_the_filtered_row_estimates() {
                     "Q{number}: {why}, so EXPLAIN shows {shown:?} and not {absent:?}:\n{plan}"
                 ));
             }
-            let expected = single
-                .sql(sql)
-                .await
-                .expect("plans")
-                .collect()
-                .await
-                .expect("runs");
+            let expected = single_node_answer(&single, sql).await;
             let actual = client
                 .query(sql)
                 .await
@@ -115,13 +109,7 @@ async fn joins_follow_the_filtered_row_estimates() {
                 wrong.push(format!("the star join builds on {side}:\n{plan}"));
             }
         }
-        let expected = single
-            .sql(STAR)
-            .await
-            .expect("plans")
-            .collect()
-            .await
-            .expect("runs");
+        let expected = single_node_answer(&single, STAR).await;
         let actual = client.query(STAR).await.expect("the star join runs");
         assert_same("star join", &actual, &expected, true);
         assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));

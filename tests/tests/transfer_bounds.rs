@@ -149,11 +149,11 @@ async fn coordinator_receives_little() {
     let (_, _, received, returned) = transfer(&mut c, "SELECT l_orderkey").await;
     assert_eq!(returned, 10);
     // The broadcast customers pass through the coordinator once, then each worker's top 10.
-    let broadcast: u64 = c
-        .scalar("SELECT count(*) FROM customer WHERE c_mktsegment = 'BUILDING'")
-        .await
-        .parse()
-        .expect("count");
+    let broadcast = count(
+        &mut c,
+        "SELECT count(*) FROM customer WHERE c_mktsegment = 'BUILDING'",
+    )
+    .await;
     assert!(
         received <= broadcast + 2 * 10,
         "Q3 received {received} rows ({broadcast} broadcast customers)"
@@ -250,11 +250,7 @@ async fn explain_analyze_shows_producer_stages() {
         .filter(|line| line.trim_start().starts_with("DistributedExec"))
         .collect();
     assert_eq!(stages.len(), 2, "a consumer and a producer stage:\n{plan}");
-    let orders: u64 = c
-        .scalar("SELECT count(*) FROM orders")
-        .await
-        .parse()
-        .expect("count");
+    let orders = count(&mut c, "SELECT count(*) FROM orders").await;
     let totals = stage_rows(&plan);
     assert_eq!(
         totals[1], orders,
@@ -269,6 +265,11 @@ async fn explain_analyze_shows_producer_stages() {
         assert!(stage.contains("spill_count=0"), "{plan}");
     }
     cluster.shutdown().await;
+}
+
+/// The number `sql` (one count) answers.
+async fn count(client: &mut TestClient, sql: &str) -> u64 {
+    client.scalar(sql).await.parse().expect("a count")
 }
 
 /// The `rows_sent` of each stage's totals in an `EXPLAIN ANALYZE` output, outermost first.
@@ -300,16 +301,8 @@ async fn anti_join_ships_distinct_keys() {
         plan.contains("into shards by o_custkey"),
         "orders is not moved into customer's shards:\n{plan}"
     );
-    let keys: u64 = c
-        .scalar("SELECT count(DISTINCT o_custkey) FROM orders")
-        .await
-        .parse()
-        .expect("count");
-    let orders: u64 = c
-        .scalar("SELECT count(*) FROM orders")
-        .await
-        .parse()
-        .expect("count");
+    let keys = count(&mut c, "SELECT count(DISTINCT o_custkey) FROM orders").await;
+    let orders = count(&mut c, "SELECT count(*) FROM orders").await;
     let shipped = stage_rows(&plan)[1];
     assert!(
         shipped <= 2 * keys && shipped < orders,
