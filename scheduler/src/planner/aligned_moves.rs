@@ -12,8 +12,7 @@ use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use shardfusion_common::hashing::hash_compatible;
 use shardfusion_common::shard_scan::ShardScanExec;
 
-use super::broadcast::{JoinSide, broadcast_beats_move};
-use super::row_estimates::estimated_rows;
+use super::broadcast::JoinSide;
 
 use super::distribute_rule::*;
 use super::exchanges::*;
@@ -78,7 +77,7 @@ impl DistributeRule {
         let into_right = into(right, r, left, l, JoinSide::Left);
         match (into_left, into_right) {
             (Some(into_left), Some(into_right)) => {
-                let size = |plan| estimated_rows(plan).unwrap_or(usize::MAX);
+                let size = |plan| self.rows(plan).unwrap_or(usize::MAX);
                 Some(if size(right) <= size(left) {
                     into_left
                 } else {
@@ -109,7 +108,8 @@ impl DistributeRule {
         }
         let (_, aligned) = self.aligned_move(left, right, join.on(), *join.join_type(), &l, &r)?;
         let broadcast = self.broadcast_choice(left, right, &l, &r, *join.join_type());
-        (!broadcast_beats_move(left, right, aligned.moved, broadcast.as_ref())).then_some(aligned)
+        (!self.broadcast_beats_move(left, right, aligned.moved, broadcast.as_ref()))
+            .then_some(aligned)
     }
 
     /// The shard count of the distributed table `plan` reads by shards.

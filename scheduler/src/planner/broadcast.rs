@@ -2,7 +2,7 @@
 //! send the rows to every worker of the large side, so the join and everything above it
 //! still runs on the workers.
 //!
-//! The choice is made on row estimates ([`super::row_estimates::estimated_rows`]).
+//! The choice is made on row estimates (`DistributeRule::rows`, [`super::row_estimates`]).
 //! A side is broadcast only when
 //! - it is estimated at no more than `shardfusion.broadcast_join_max_rows` rows
 //!   ([`MAX_BROADCAST_ROWS`] unless set; see [`super::PlannerOptions`]), and
@@ -23,7 +23,6 @@ use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 
 use super::distribute_rule::{DistributeRule, Layout};
-use super::row_estimates::estimated_rows;
 use shardfusion_common::broadcast::BroadcastExec;
 
 /// The largest estimated row count a broadcast side may have, unless set otherwise.
@@ -49,22 +48,21 @@ pub fn drives_join(join_type: JoinType, side: JoinSide) -> bool {
     }
 }
 
-/// Whether `small` may be broadcast to the `workers` running `large` (see the module docs),
-/// if estimated at no more than `max_rows` (`0`: never).
+/// Whether a side estimated at `small_rows` may be broadcast to the `workers` running a side
+/// estimated at `large_rows` (see the module docs), if no more than `max_rows` (`0`: never).
 pub fn worth_broadcasting(
-    small: &Arc<dyn ExecutionPlan>,
-    large: &Arc<dyn ExecutionPlan>,
+    small_rows: Option<usize>,
+    large_rows: Option<usize>,
     workers: usize,
     max_rows: usize,
 ) -> bool {
-    let Some(small_rows) = estimated_rows(small) else {
+    let Some(small_rows) = small_rows else {
         return false;
     };
     if max_rows == 0 || small_rows > max_rows {
         return false;
     }
-    let large_rows = estimated_rows(large).unwrap_or(usize::MAX);
-    small_rows.saturating_mul(workers.max(1)) < large_rows
+    small_rows.saturating_mul(workers.max(1)) < large_rows.unwrap_or(usize::MAX)
 }
 
 /// A fragment with placeholders, and the coordinator-side inputs that fill them.
@@ -159,31 +157,37 @@ impl DistributeRule {
                 JoinSide::Right => JoinSide::Left,
             };
             (drives_join(join_type, driver_side)
-                && worth_broadcasting(small, driver_plan, driver.worker_count(), max_rows))
+                && worth_broadcasting(
+                    self.rows(small),
+                    self.rows(driver_plan),
+                    driver.worker_count(),
+                    max_rows,
+                ))
             .then(|| (driver.clone(), small_side))
         };
         broadcast(l, left, right, JoinSide::Right)
             .or_else(|| broadcast(r, right, left, JoinSide::Left))
     }
-}
 
-/// Whether `broadcast` (a side copied to every worker of the other) sends fewer rows, by
-/// estimate, than moving side `moved` into the other side's shards: a filtered dimension is
-/// cheaper to copy to every worker than a fact table to move once. (The copy's first trip,
-/// to the coordinator, is not counted.)
-pub(super) fn broadcast_beats_move(
-    left: &Arc<dyn ExecutionPlan>,
-    right: &Arc<dyn ExecutionPlan>,
-    moved: JoinSide,
-    broadcast: Option<&(Layout, JoinSide)>,
-) -> bool {
-    let Some((layout, small_side)) = broadcast else {
-        return false;
-    };
-    let side = |which: JoinSide| match which {
-        JoinSide::Left => left,
-        JoinSide::Right => right,
-    };
-    let rows = |plan| estimated_rows(plan).unwrap_or(usize::MAX);
-    rows(side(*small_side)).saturating_mul(layout.worker_count().max(1)) < rows(side(moved))
+    /// Whether `broadcast` (a side copied to every worker of the other) sends fewer rows, by
+    /// estimate, than moving side `moved` into the other side's shards: a filtered dimension is
+    /// cheaper to copy to every worker than a fact table to move once. (The copy's first trip,
+    /// to the coordinator, is not counted.)
+    pub(super) fn broadcast_beats_move(
+        &self,
+        left: &Arc<dyn ExecutionPlan>,
+        right: &Arc<dyn ExecutionPlan>,
+        moved: JoinSide,
+        broadcast: Option<&(Layout, JoinSide)>,
+    ) -> bool {
+        let Some((layout, small_side)) = broadcast else {
+            return false;
+        };
+        let side = |which: JoinSide| match which {
+            JoinSide::Left => left,
+            JoinSide::Right => right,
+        };
+        let rows = |plan| self.rows(plan).unwrap_or(usize::MAX);
+        rows(side(*small_side)).saturating_mul(layout.worker_count().max(1)) < rows(side(moved))
+    }
 }

@@ -54,7 +54,7 @@ use shardfusion_common::exchange::transport::Transport;
 use shardfusion_common::ids::{NodeId, ShardId};
 use shardfusion_common::shard_scan::ShardScanExec;
 
-use super::broadcast::{JoinSide, broadcast_beats_move, cut_broadcasts, drives_join};
+use super::broadcast::{JoinSide, cut_broadcasts, drives_join};
 use super::exchanges::*;
 use super::operators::{is_per_partition, passes_columns_through, stays_on_coordinator};
 use super::partial_reduce::reduce_per_worker;
@@ -174,6 +174,8 @@ pub struct DistributeRule {
 pub(super) struct Facts {
     pub(super) layouts: HashMap<usize, (Arc<dyn ExecutionPlan>, Option<Layout>)>,
     pub(super) distribution_columns: HashMap<(usize, usize), (Arc<dyn ExecutionPlan>, bool)>,
+    /// Estimated rows (`row_estimates`).
+    pub(super) rows: HashMap<usize, (Arc<dyn ExecutionPlan>, Option<usize>)>,
 }
 
 pub(super) fn address(node: &Arc<dyn ExecutionPlan>) -> usize {
@@ -311,7 +313,7 @@ impl DistributeRule {
         // small side to the workers of the other one, whichever sends fewer rows.
         let broadcast = self.broadcast_choice(left, right, &l, &r, join_type);
         if let Some((layout, moved)) = self.aligned_move(left, right, on, join_type, &l, &r)
-            && !broadcast_beats_move(left, right, moved.moved, broadcast.as_ref())
+            && !self.broadcast_beats_move(left, right, moved.moved, broadcast.as_ref())
         {
             return Some((layout, None));
         }

@@ -9,7 +9,6 @@ use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
 
 use super::exchanges::*;
-use super::row_estimates::estimated_rows;
 
 use super::distribute_rule::{DistributeRule, Layout, REPARTITION_MIN_GROUPS};
 
@@ -77,7 +76,7 @@ impl DistributeRule {
             .compute(partial.as_ref(), &StatisticsArgs::new())
             .ok()
             .and_then(|s| s.num_rows.get_value().copied())
-            .or_else(|| estimated_rows(partial_aggregate.input()));
+            .or_else(|| self.rows(partial_aggregate.input()));
         groups.is_some_and(|g| g >= REPARTITION_MIN_GROUPS)
     }
 

@@ -1,6 +1,7 @@
 //! How many rows a physical subtree produces, by estimate: what the planner weighs when it
 //! chooses between moving a join side into the other's shards, broadcasting it, or keeping a
-//! step on the coordinator.
+//! step on the coordinator. Each node's estimate is computed once per optimizer run, from its
+//! children's, and kept with the other distribution facts (`DistributeRule::rows`).
 //!
 //! Scans count the rows the catalog records for their files. Filters keep the share DataFusion
 //! derives from the input's column statistics (min and max for ranges, distinct counts for
@@ -25,13 +26,34 @@ use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext
 use shardfusion_common::broadcast::BroadcastExec;
 use shardfusion_common::shard_scan::ShardScanExec;
 
+use super::distribute_rule::{DistributeRule, address};
+
 /// The share of rows a filter is assumed to keep where the statistics say nothing
 /// (DataFusion's default filter selectivity).
 const FILTER_SELECTIVITY: f64 = 0.2;
 
-/// A rough estimate of how many rows `plan` produces (see the module docs); `None` when a
-/// leaf of unknown size is reached.
-pub fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+impl DistributeRule {
+    /// A rough estimate of how many rows `node` produces (see the module docs), computed once
+    /// per node in an optimizer run, from its children's; `None` when a leaf of unknown size
+    /// is reached.
+    pub(super) fn rows(&self, node: &Arc<dyn ExecutionPlan>) -> Option<usize> {
+        if let Some((_, rows)) = self.facts.lock().rows.get(&address(node)) {
+            return *rows;
+        }
+        let rows = node_rows(node, &|child| self.rows(child));
+        self.facts
+            .lock()
+            .rows
+            .insert(address(node), (Arc::clone(node), rows));
+        rows
+    }
+}
+
+/// How many rows `plan` produces by estimate, given its children's estimates by `child_rows`.
+fn node_rows(
+    plan: &Arc<dyn ExecutionPlan>,
+    child_rows: &dyn Fn(&Arc<dyn ExecutionPlan>) -> Option<usize>,
+) -> Option<usize> {
     if let Some(scan) = plan.downcast_ref::<ShardScanExec>() {
         let rows = scan
             .shards()
@@ -47,7 +69,7 @@ pub fn estimated_rows(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
             .ok()
             .and_then(|s| s.num_rows.get_value().copied());
     }
-    let children: Vec<Option<usize>> = plan.children().into_iter().map(estimated_rows).collect();
+    let children: Vec<Option<usize>> = plan.children().into_iter().map(child_rows).collect();
     let rows = if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
         let (left, right) = (children.first().copied()??, children.get(1).copied()??);
         let keys: Vec<(usize, usize)> = join
