@@ -191,3 +191,25 @@ impl DistributeRule {
         rows(side(*small_side)).saturating_mul(layout.worker_count().max(1)) < rows(side(moved))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::worth_broadcasting;
+
+    #[test]
+    fn zero_max_rows_never_broadcasts_even_an_empty_side() {
+        // A side estimated at 0 rows (a filter its min/max rule out) slipped through `0`.
+        assert!(!worth_broadcasting(Some(0), Some(1_000), 2, 0));
+        assert!(!worth_broadcasting(Some(10), Some(1_000), 2, 0));
+        assert!(worth_broadcasting(Some(0), Some(1_000), 2, 2_000_000));
+    }
+
+    #[test]
+    fn a_side_is_broadcast_only_below_its_limit_and_the_other_side_divided_by_workers() {
+        assert!(worth_broadcasting(Some(400), Some(1_000), 2, 2_000_000));
+        assert!(!worth_broadcasting(Some(500), Some(1_000), 2, 2_000_000));
+        assert!(!worth_broadcasting(Some(400), Some(1_000), 2, 300));
+        assert!(!worth_broadcasting(None, Some(1_000), 2, 2_000_000));
+        assert!(worth_broadcasting(Some(400), None, 2, 2_000_000));
+    }
+}
