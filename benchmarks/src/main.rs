@@ -112,8 +112,15 @@ fn all_queries(queries: Vec<usize>) -> Vec<usize> {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Statements run on these threads directly (they have the stack a statement needs).
+    let runtime = shardfusion_scheduler::statements::runtime::statement_runtime_builder()
+        .build()
+        .expect("the runtime starts");
+    runtime.block_on(run());
+}
+
+async fn run() {
     let cli = Cli::parse();
     if cfg!(debug_assertions) {
         eprintln!(

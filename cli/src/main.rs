@@ -101,8 +101,15 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Statements run on these threads directly (they have the stack a statement needs).
+    let runtime = shardfusion_scheduler::statements::runtime::statement_runtime_builder()
+        .build()
+        .expect("the runtime starts");
+    runtime.block_on(run());
+}
+
+async fn run() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -113,6 +113,10 @@ pub struct WriteRequest {
     /// Unique per statement and placement; becomes the file name.
     #[prost(string, tag = "3")]
     pub write_id: String,
+    /// The distribution column each row group of the file is sorted by; empty for a table
+    /// without one (reference and local tables), whose rows are written as they come.
+    #[prost(string, tag = "4")]
+    pub sort_column: String,
 }
 
 /// A Parquet file a worker wrote, reported back in the `PutResult` of a `DoPut`.

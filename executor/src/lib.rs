@@ -26,6 +26,7 @@ pub mod service;
 pub mod shard_inventory;
 pub mod shard_writer;
 pub mod shuffle_stages;
+pub mod sorted_runs;
 pub mod write_completion;
 
 pub use server::{WorkerConfig, serve, serve_service};

@@ -317,7 +317,8 @@ impl FlightService for WorkerService {
         );
         let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
             .map_err(crate::error::undecodable_put);
-        let written = write_shard_file(&self.root, &path, batches).await?;
+        let sort_by = (!write.sort_column.is_empty()).then_some(write.sort_column.as_str());
+        let written = write_shard_file(&self.root, &path, sort_by, batches).await?;
         let result = PutResult {
             app_metadata: written
                 .map(|w| w.encode_to_vec())

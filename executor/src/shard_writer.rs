@@ -1,6 +1,10 @@
 //! Writes one stream of record batches as one Parquet file under the data root, recording
 //! the file's column statistics (`column_stats`) batch by batch as the rows go by.
 //!
+//! A distributed table's file is written in [`SortedRuns`]: row groups of at most
+//! [`RUN_ROWS`] rows, each sorted by the distribution column, with small pages and page
+//! indexes, so a point query on that column reads a page per row group.
+//!
 //! The file appears under its final name only when complete (the object store writes to a
 //! temporary name and renames). Whatever ends the write early leaves nothing on disk: an error
 //! in the stream (including a stream the coordinator never completed, see
@@ -15,18 +19,21 @@ use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use shardfusion_common::column_stats::FileStatsCollector;
 use shardfusion_common::column_stats::encoding::to_messages;
 use shardfusion_common::storage::{DataRoot, validate_relative_path};
 use shardfusion_common::wire::WrittenFile;
 
 use crate::error::ExecutorError;
+use crate::sorted_runs::{PAGE_ROWS, RUN_ROWS, SortedRuns};
 
-/// Writes `batches` to `path` (relative to `root`). Returns `None` when no rows arrived.
+/// Writes `batches` to `path` (relative to `root`), each row group sorted by column `sort_by`
+/// when given. Returns `None` when no rows arrived.
 pub async fn write_shard_file<S, E>(
     root: &DataRoot,
     path: &str,
+    sort_by: Option<&str>,
     batches: S,
 ) -> Result<Option<WrittenFile>, ExecutorError>
 where
@@ -44,6 +51,7 @@ where
     };
     let mut batches = std::pin::pin!(batches);
     let mut writer: Option<AsyncArrowWriter<BufWriter>> = None;
+    let mut runs: Option<SortedRuns> = None;
     let mut stats: Option<FileStatsCollector> = None;
     let mut rows = 0u64;
     let result: Result<(), ExecutorError> = async {
@@ -52,23 +60,44 @@ where
             if batch.num_rows() == 0 {
                 continue;
             }
-            if writer.is_none() {
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::SNAPPY)
-                    .build();
-                let sink = BufWriter::new(store.clone(), store_path.clone());
-                writer = Some(
-                    AsyncArrowWriter::try_new(sink, batch.schema(), Some(props))
-                        .map_err(|e| fail(e.to_string()))?,
-                );
-            }
+            let writer = match writer.as_mut() {
+                Some(writer) => writer,
+                None => {
+                    runs = match sort_by {
+                        Some(column) => Some(
+                            SortedRuns::by_column(batch.schema_ref(), column).ok_or_else(|| {
+                                fail(format!("the rows have no column {column} to sort by"))
+                            })?,
+                        ),
+                        None => None,
+                    };
+                    let sink = BufWriter::new(store.clone(), store_path.clone());
+                    writer.insert(
+                        AsyncArrowWriter::try_new(sink, batch.schema(), Some(writer_properties()))
+                            .map_err(|e| fail(e.to_string()))?,
+                    )
+                }
+            };
             rows += batch.num_rows() as u64;
             stats
                 .get_or_insert_with(|| FileStatsCollector::new(&batch.schema()))
                 .update(&batch);
-            if let Some(w) = writer.as_mut() {
-                w.write(&batch).await.map_err(|e| fail(e.to_string()))?;
+            match runs.as_mut() {
+                Some(runs) => {
+                    for run in runs.push(batch).map_err(|e| fail(e.to_string()))? {
+                        write_row_group(writer, &run).await.map_err(fail)?;
+                    }
+                }
+                None => writer
+                    .write(&batch)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?,
             }
+        }
+        if let (Some(writer), Some(runs)) = (writer.as_mut(), runs.as_mut())
+            && let Some(run) = runs.finish().map_err(|e| fail(e.to_string()))?
+        {
+            write_row_group(writer, &run).await.map_err(fail)?;
         }
         Ok(())
     }
@@ -97,6 +126,26 @@ where
             Err(e)
         }
     }
+}
+
+/// Snappy pages of at most [`PAGE_ROWS`] rows, row groups of at most [`RUN_ROWS`], with
+/// page-level statistics (the column index) on every column.
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(RUN_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build()
+}
+
+/// Writes `run` as a row group of its own.
+async fn write_row_group(
+    writer: &mut AsyncArrowWriter<BufWriter>,
+    run: &RecordBatch,
+) -> Result<(), String> {
+    writer.write(run).await.map_err(|e| e.to_string())?;
+    writer.flush().await.map_err(|e| e.to_string())
 }
 
 /// Removes a shard file when dropped before [`RemoveUnlessKept::keep`], so a write dropped at

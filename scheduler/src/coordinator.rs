@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::session_state::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -31,7 +32,8 @@ use shardfusion_catalog::Node;
 use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
 use crate::monitoring::statement_activity::ActivityState;
-use crate::monitoring::statement_stats::{QueryCounters, StatementTracker};
+use crate::monitoring::statement_stats::StatementTracker;
+use crate::planner::statement_counters;
 use crate::session::statement_context::{file_session_for, session_for};
 use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::{analyze, copy, ddl, expression_depth, functions, runtime};
@@ -188,14 +190,9 @@ impl Coordinator {
         &self.cluster
     }
 
-    /// A session over the current catalog state.
+    /// A session of its own over the current catalog state.
     pub fn session(&self) -> Result<SessionContext> {
-        self.session_counting(Arc::default())
-    }
-
-    /// A session whose distributed work adds to `counters`.
-    pub fn session_counting(&self, counters: Arc<QueryCounters>) -> Result<SessionContext> {
-        session_for(&self.cluster, self.cluster.catalog.snapshot(), counters)
+        session_for(&self.cluster, self.cluster.catalog.snapshot())
     }
 
     /// Runs every statement in `sql`, in order; returns the last one's output. Parsing,
@@ -251,12 +248,10 @@ impl Coordinator {
     ) -> Result<StatementOutput> {
         if let DFStatement::CopyTo(copy_to) = &mut statement {
             copy_to.target = copy::checked_copy_target(&self.cluster.file_access, &copy_to.target)?;
-            let ctx = file_session_for(
-                &self.cluster,
-                self.cluster.catalog.snapshot(),
-                Arc::clone(tracker.counters()),
-            )?;
-            return self.plan_in(ctx, statement).await;
+            let ctx = file_session_for(&self.cluster, self.cluster.catalog.snapshot())?;
+            let state = ctx.state();
+            let planning = plan_in(&state, ctx.task_ctx(), statement);
+            return statement_counters::counting(Arc::clone(tracker.counters()), planning).await;
         }
         let DFStatement::Statement(inner) = &statement else {
             return self.plan(statement, tracker).await;
@@ -311,34 +306,16 @@ impl Coordinator {
         }
     }
 
-    /// Plans a statement with DataFusion; DML runs at once, queries are returned unstarted.
+    /// Plans a statement with DataFusion in the shared session; DML runs at once, queries
+    /// are returned unstarted.
     async fn plan(
         &self,
         statement: DFStatement,
         tracker: &StatementTracker,
     ) -> Result<StatementOutput> {
-        let ctx = self.session_counting(Arc::clone(tracker.counters()))?;
-        self.plan_in(ctx, statement).await
-    }
-
-    /// [`Self::plan`] in a given session.
-    async fn plan_in(
-        &self,
-        ctx: SessionContext,
-        statement: DFStatement,
-    ) -> Result<StatementOutput> {
-        let (physical, is_dml) = physical_plan(&ctx, statement).await?;
-        let task_ctx = ctx.task_ctx();
-        if is_dml {
-            let schema = physical.schema();
-            let batches = collect(physical, task_ctx).await?;
-            return Ok(StatementOutput::Rows { schema, batches });
-        }
-        Ok(StatementOutput::Query {
-            plan: physical,
-            task_ctx,
-            tracker: None,
-        })
+        let session = self.cluster.sessions.current(&self.cluster)?;
+        let planning = plan_in(session.state(), session.task_ctx(), statement);
+        statement_counters::counting(Arc::clone(tracker.counters()), planning).await
     }
 
     /// The schema `sql` will return, without running it or recording it: the columns of a
@@ -364,8 +341,9 @@ impl Coordinator {
         };
         match statements.pop() {
             Some(statement) if plain_query => {
-                let (plan, _) = physical_plan(&self.session()?, statement).await?;
-                Ok(plan.schema())
+                let session = self.cluster.sessions.current(&self.cluster)?;
+                let planned = physical_plan(session.state(), session.task_ctx(), statement).await?;
+                Ok(planned.plan.schema())
             }
             _ => Ok(Arc::new(Schema::empty())),
         }
@@ -387,19 +365,63 @@ impl Coordinator {
     }
 }
 
-/// Plans `statement` in `ctx` down to the distributed physical plan; says whether it is DML.
-async fn physical_plan(
-    ctx: &SessionContext,
+/// Plans `statement` in `state`; DML runs at once (with `task_ctx`), queries are returned
+/// unstarted.
+async fn plan_in(
+    state: &SessionState,
+    task_ctx: Arc<TaskContext>,
     statement: DFStatement,
-) -> Result<(Arc<dyn ExecutionPlan>, bool)> {
-    let plan = ctx.state().statement_to_plan(statement).await?;
+) -> Result<StatementOutput> {
+    let planned = physical_plan(state, task_ctx, statement).await?;
+    if planned.is_dml {
+        let schema = planned.plan.schema();
+        let batches = collect(planned.plan, planned.task_ctx).await?;
+        return Ok(StatementOutput::Rows { schema, batches });
+    }
+    Ok(StatementOutput::Query {
+        plan: planned.plan,
+        task_ctx: planned.task_ctx,
+        tracker: None,
+    })
+}
+
+/// A statement planned down to its distributed physical plan.
+struct PhysicalPlan {
+    plan: Arc<dyn ExecutionPlan>,
+    /// What the plan runs with.
+    task_ctx: Arc<TaskContext>,
+    /// Whether it changes data (INSERT, COPY ... TO), and so runs at once.
+    is_dml: bool,
+}
+
+/// Plans `statement` in `state`, which it only reads: a statement that would change its
+/// session (`SET`, `PREPARE`, ...) is planned in a copy of its own, and runs with that copy's
+/// task context instead of `task_ctx`.
+async fn physical_plan(
+    state: &SessionState,
+    task_ctx: Arc<TaskContext>,
+    statement: DFStatement,
+) -> Result<PhysicalPlan> {
+    let plan = state.statement_to_plan(statement).await?;
     let plan = not_null::defer_not_null_checks(plan)?;
     if let LogicalPlan::Ddl(ddl) = &plan {
         return Err(SchedulerError::unsupported(ddl.name().to_string()));
     }
+    if let LogicalPlan::Statement(_) = &plan {
+        let ctx = SessionContext::new_with_state(state.clone());
+        let frame = ctx.execute_logical_plan(plan).await?;
+        return Ok(PhysicalPlan {
+            plan: frame.create_physical_plan().await?,
+            task_ctx: ctx.task_ctx(),
+            is_dml: false,
+        });
+    }
     let is_dml = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
-    let frame = ctx.execute_logical_plan(plan).await?;
-    Ok((frame.create_physical_plan().await?, is_dml))
+    Ok(PhysicalPlan {
+        plan: state.create_physical_plan(&plan).await?,
+        task_ctx,
+        is_dml,
+    })
 }
 
 /// Splits `sql` into statements, rewriting Postgres-only casts. Expressions are bounded in

@@ -36,6 +36,8 @@ pub struct Cluster {
     /// What carries tasks to the workers: the worker pool (Flight), unless an embedding
     /// process reaches its workers in process.
     transport: RwLock<Arc<dyn Transport>>,
+    /// The DataFusion session statements share until the catalog changes.
+    pub sessions: crate::session::session_cache::SessionCache,
 }
 
 impl Cluster {
@@ -66,6 +68,7 @@ impl Cluster {
             stats: Arc::default(),
             config,
             orphans: Default::default(),
+            sessions: Default::default(),
         })
     }
 

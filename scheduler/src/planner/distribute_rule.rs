@@ -157,9 +157,11 @@ pub struct DistributeRule {
     pub(super) snapshot: Arc<CatalogSnapshot>,
     pub(super) workers: Arc<WorkerPool>,
     pub(super) transport: Arc<dyn Transport>,
+    /// What the statement being planned counts its transfers in (see
+    /// [`super::statement_counters`]); set for each run.
     pub(super) counters: Arc<QueryCounters>,
     /// Every shard's index within its table.
-    pub(super) shard_index: HashMap<ShardId, usize>,
+    pub(super) shard_index: Arc<HashMap<ShardId, usize>>,
     /// The distribution facts of every node seen in this run, computed once (bottom-up, as
     /// each node's facts are built from its children's).
     pub(super) facts: Mutex<Facts>,
@@ -168,8 +170,8 @@ pub struct DistributeRule {
 }
 
 /// Per-node results, keyed by the node's address; each entry keeps its node alive, so an
-/// address is never reused for another node while the cache holds it. Cleared after each
-/// optimizer run.
+/// address is never reused for another node while the cache holds it. Each optimizer run
+/// starts with empty facts of its own (`DistributeRule::for_run`).
 #[derive(Debug, Default)]
 pub(super) struct Facts {
     pub(super) layouts: HashMap<usize, (Arc<dyn ExecutionPlan>, Option<Layout>)>,
@@ -187,7 +189,6 @@ impl DistributeRule {
         snapshot: Arc<CatalogSnapshot>,
         workers: Arc<WorkerPool>,
         transport: Arc<dyn Transport>,
-        counters: Arc<QueryCounters>,
     ) -> Self {
         let shard_index = snapshot
             .tables
@@ -198,10 +199,25 @@ impl DistributeRule {
             snapshot,
             workers,
             transport,
-            counters,
-            shard_index,
+            counters: Arc::default(),
+            shard_index: Arc::new(shard_index),
             facts: Mutex::default(),
             options: Mutex::default(),
+        }
+    }
+
+    /// The rule for one planning run: this rule's catalog and workers, with the statement's
+    /// counters and settings and facts of its own, so that concurrent statements sharing a
+    /// session never see each other's.
+    fn for_run(&self, options: PlannerOptions) -> Self {
+        Self {
+            snapshot: Arc::clone(&self.snapshot),
+            workers: Arc::clone(&self.workers),
+            transport: Arc::clone(&self.transport),
+            counters: super::statement_counters::current(),
+            shard_index: Arc::clone(&self.shard_index),
+            facts: Mutex::default(),
+            options: Mutex::new(options),
         }
     }
 
@@ -567,14 +583,13 @@ impl PhysicalOptimizerRule for DistributeRule {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        *self.options.lock() = config
+        let options = config
             .extensions
             .get::<PlannerOptions>()
             .cloned()
             .unwrap_or_default();
-        let distributed = self.distribute_plan(plan, config.execution.target_partitions);
-        *self.facts.lock() = Facts::default();
-        distributed
+        self.for_run(options)
+            .distribute_plan(plan, config.execution.target_partitions)
     }
 
     fn name(&self) -> &str {

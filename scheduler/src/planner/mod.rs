@@ -48,6 +48,7 @@ pub mod repair;
 pub mod row_estimates;
 pub mod shuffle_cuts;
 pub mod stage_output;
+pub mod statement_counters;
 
 pub use distribute_rule::DistributeRule;
 pub use planner_options::PlannerOptions;

@@ -1,11 +1,13 @@
 //! DataFusion set up for a statement, and what a client keeps between statements.
 //!
 //! - [`statement_context`]: a DataFusion session over one catalog snapshot.
+//! - [`session_cache`]: the session statements share until the catalog changes.
 //! - [`schema_provider`], [`table_provider`]: the snapshot's tables as DataFusion sees them
 //!   (sharded scans and sinks).
 //! - [`prepared_statements`]: Flight SQL prepared statements, bounded per client.
 
 pub mod prepared_statements;
 pub mod schema_provider;
+pub mod session_cache;
 pub mod statement_context;
 pub mod table_provider;

@@ -1,20 +1,22 @@
-//! Building the DataFusion session one statement runs in.
+//! Building the DataFusion session statements run in.
 //!
-//! Each statement gets a fresh `SessionContext` over one catalog snapshot, so no state leaks
-//! between statements of a connection and every query reads one consistent set of files.
-//! The session speaks the PostgreSQL dialect, maps text types to `Utf8` (what Flight SQL
-//! clients expect), and ends its physical optimizer with the [`DistributeRule`].
+//! A session reads one catalog snapshot, so every query reads one consistent set of files.
+//! Queries share one per snapshot ([`crate::session::session_cache`]); statements that reach
+//! the host's files get a fresh one with `file://` ([`file_session_for`]). The session speaks
+//! the PostgreSQL dialect, maps text types to `Utf8` (what Flight SQL clients expect), and
+//! ends its physical optimizer with the [`DistributeRule`].
 
 use std::sync::Arc;
 
 use datafusion::common::config::Dialect;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::session_state::SessionState;
 use datafusion::prelude::SessionContext;
 use shardfusion_catalog::CatalogSnapshot;
+use shardfusion_common::exchange::transport::Transport;
 
 use crate::cluster::shared_state::Cluster;
 use crate::error::Result;
-use crate::monitoring::statement_stats::QueryCounters;
 use crate::planner::{DistributeRule, PlannerOptions};
 use crate::session::schema_provider::ClusterSchemaProvider;
 
@@ -22,13 +24,28 @@ use crate::session::schema_provider::ClusterSchemaProvider;
 pub const DEFAULT_CATALOG: &str = "shardfusion";
 pub const DEFAULT_SCHEMA: &str = "public";
 
-/// A session over `snapshot` whose distributed nodes add to `counters`.
+/// A session of its own over `snapshot`.
 pub fn session_for(
     cluster: &Arc<Cluster>,
     snapshot: Arc<CatalogSnapshot>,
-    counters: Arc<QueryCounters>,
 ) -> Result<SessionContext> {
-    session_in(cluster, snapshot, counters, Arc::clone(&cluster.runtime))
+    let state = state_in(
+        cluster,
+        snapshot,
+        Arc::clone(&cluster.runtime),
+        cluster.transport(),
+    )?;
+    Ok(SessionContext::new_with_state(state))
+}
+
+/// The state of a session shared by the statements planned against `snapshot`, carrying
+/// their tasks with `transport`.
+pub fn shared_state_for(
+    cluster: &Arc<Cluster>,
+    snapshot: Arc<CatalogSnapshot>,
+    transport: Arc<dyn Transport>,
+) -> Result<SessionState> {
+    state_in(cluster, snapshot, Arc::clone(&cluster.runtime), transport)
 }
 
 /// A session that can also reach the host's files through `file://`: only for statements whose
@@ -36,22 +53,22 @@ pub fn session_for(
 pub fn file_session_for(
     cluster: &Arc<Cluster>,
     snapshot: Arc<CatalogSnapshot>,
-    counters: Arc<QueryCounters>,
 ) -> Result<SessionContext> {
-    session_in(
+    let state = state_in(
         cluster,
         snapshot,
-        counters,
         Arc::clone(cluster.file_runtime()),
-    )
+        cluster.transport(),
+    )?;
+    Ok(SessionContext::new_with_state(state))
 }
 
-fn session_in(
+fn state_in(
     cluster: &Arc<Cluster>,
     snapshot: Arc<CatalogSnapshot>,
-    counters: Arc<QueryCounters>,
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
-) -> Result<SessionContext> {
+    transport: Arc<dyn Transport>,
+) -> Result<SessionState> {
     let mut config = cluster
         .config
         .clone()
@@ -79,16 +96,14 @@ fn session_in(
         .with_physical_optimizer_rule(Arc::new(DistributeRule::new(
             Arc::clone(&snapshot),
             Arc::clone(&cluster.workers),
-            cluster.transport(),
-            counters,
+            transport,
         )))
         .build();
-    let ctx = SessionContext::new_with_state(state);
-    if let Some(catalog) = ctx.catalog(DEFAULT_CATALOG) {
+    if let Some(catalog) = state.catalog_list().catalog(DEFAULT_CATALOG) {
         catalog.register_schema(
             DEFAULT_SCHEMA,
             Arc::new(ClusterSchemaProvider::new(Arc::clone(cluster), snapshot)),
         )?;
     }
-    Ok(ctx)
+    Ok(state)
 }

@@ -162,7 +162,7 @@ pub async fn copy_from(
             .collect::<Result<_>>()?
     };
 
-    let ctx = file_session_for(cluster, Arc::clone(&snapshot), Arc::default())?;
+    let ctx = file_session_for(cluster, Arc::clone(&snapshot))?;
     let (frame, match_by) = match format {
         Format::Parquet => {
             let options = ParquetReadOptions::default().file_extension(if extension.is_empty() {

@@ -11,7 +11,12 @@
 //!
 //! Dropping the caller's future aborts the statement's task here, as it would have been
 //! dropped on the caller's runtime.
+//!
+//! A process that owns its runtime (the `shardfusion` binary, the benchmark runner) builds it
+//! with [`statement_runtime_builder`]: its threads already have the stack, so statements run
+//! where they arrived, without the two thread hand-offs of a hop.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::sync::OnceLock;
 
@@ -22,18 +27,33 @@ use crate::error::{Result, SchedulerError};
 /// ever resident.
 const STACK_BYTES: usize = 256 * 1024 * 1024;
 
+thread_local! {
+    /// Whether this thread has the statement stack (it belongs to a runtime built by
+    /// [`statement_runtime_builder`]).
+    static STATEMENT_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A multi-threaded runtime builder (one worker per core, all drivers on) whose threads have
+/// room for any statement: statements run on them directly.
+pub fn statement_runtime_builder() -> tokio::runtime::Builder {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
+        .worker_threads(threads)
+        .thread_stack_size(STACK_BYTES)
+        .on_thread_start(|| STATEMENT_THREAD.with(|s| s.set(true)))
+        .enable_all();
+    builder
+}
+
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
         OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
+            statement_runtime_builder()
                 .thread_name("shardfusion-statement")
-                .thread_stack_size(STACK_BYTES)
                 .max_blocking_threads(64)
-                .enable_all()
                 .build()
                 .map_err(|e| e.to_string())
         })
@@ -41,12 +61,16 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
         .map_err(|e| SchedulerError::invalid(format!("cannot start the statement runtime: {e}")))
 }
 
-/// Runs `work` on the statement runtime and waits for it; aborts it if the wait is dropped.
+/// Runs `work` on a thread with the statement stack and waits for it: right here when this
+/// thread has it, else on the statement runtime (aborted if the wait is dropped).
 pub async fn run<T, F>(work: F) -> Result<T>
 where
     F: Future<Output = Result<T>> + Send + 'static,
     T: Send + 'static,
 {
+    if STATEMENT_THREAD.with(Cell::get) {
+        return work.await;
+    }
     let mut task = AbortOnDrop(runtime()?.spawn(work));
     match task.await_task().await {
         Ok(result) => result,

@@ -286,6 +286,10 @@ impl TableWriter {
         let in_flight = self.cluster.orphans.in_flight().begin(group, &path);
         let completed = Arc::new(AtomicBool::new(false));
         let rows = rows_until_complete(receiver, Arc::clone(&completed));
+        let sort_column = match &self.routing {
+            Routing::Hash { name, .. } => Some(name.clone()),
+            Routing::Single => None,
+        };
         let task = if group == GroupId::COORDINATOR {
             let root = self.cluster.root.clone();
             // Without the completion message the rows end in an error, and the writer
@@ -300,12 +304,17 @@ impl TableWriter {
             .filter_map(futures::future::ready);
             let rows = rows.map(Ok::<_, DataFusionError>).chain(end);
             SpawnedTask::spawn(async move {
-                shardfusion_executor::shard_writer::write_shard_file(&root, &path, rows)
-                    .await
-                    .map_err(|e| SchedulerError::Worker {
-                        node: "coordinator".into(),
-                        status: e.into(),
-                    })
+                shardfusion_executor::shard_writer::write_shard_file(
+                    &root,
+                    &path,
+                    sort_column.as_deref(),
+                    rows,
+                )
+                .await
+                .map_err(|e| SchedulerError::Worker {
+                    node: "coordinator".into(),
+                    status: e.into(),
+                })
             })
         } else {
             let node = self.snapshot.node_of_group(group).ok_or_else(|| {
@@ -318,6 +327,7 @@ impl TableWriter {
                 table_id: self.table_id.0,
                 shard_id: shard.0,
                 write_id,
+                sort_column: sort_column.unwrap_or_default(),
             }
             .encode_to_vec();
             let descriptor = FlightDescriptor::new_cmd(request.clone());

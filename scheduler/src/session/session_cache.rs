@@ -1,0 +1,102 @@
+//! The session statements share: one DataFusion `SessionState` (and `TaskContext`) per
+//! catalog snapshot, built on the first statement after the catalog changed and reused by
+//! every statement, of every client, until it changes again.
+//!
+//! Building a session registers hundreds of functions and copies them into the task
+//! context; per statement that was most of the fixed cost of a short query. A shared session
+//! is only read: statements plan against `&SessionState` and run with the shared
+//! `TaskContext`. What differs per statement is carried outside it — the statement's counters
+//! through [`crate::planner::statement_counters`] — and a statement that would change a session
+//! (`SET`, `PREPARE`, DataFusion's own DDL) runs in a copy of its own.
+//!
+//! A new catalog snapshot (DDL, a commit, a shard move) or a new transport makes the next
+//! statement build a new session, so no statement plans with stale tables or placements.
+
+use std::sync::Arc;
+
+use datafusion::execution::TaskContext;
+use datafusion::execution::session_state::SessionState;
+use datafusion::prelude::SessionContext;
+use parking_lot::Mutex;
+use shardfusion_catalog::CatalogSnapshot;
+use shardfusion_common::exchange::transport::Transport;
+
+use crate::cluster::shared_state::Cluster;
+use crate::error::Result;
+use crate::session::statement_context::shared_state_for;
+
+/// A session over one catalog snapshot, shared by the statements planned against it.
+pub struct SharedSession {
+    snapshot: Arc<CatalogSnapshot>,
+    transport: Arc<dyn Transport>,
+    state: SessionState,
+    task_ctx: Arc<TaskContext>,
+}
+
+impl std::fmt::Debug for SharedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSession")
+            .field("catalog_version", &self.snapshot.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedSession {
+    /// The session state to plan in; never changed.
+    pub fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    /// The context queries planned here run with.
+    pub fn task_ctx(&self) -> Arc<TaskContext> {
+        Arc::clone(&self.task_ctx)
+    }
+
+    /// A session of the statement's own, for a statement that changes its session.
+    pub fn private_copy(&self) -> SessionContext {
+        SessionContext::new_with_state(self.state.clone())
+    }
+
+    /// The catalog snapshot the session reads.
+    pub fn snapshot(&self) -> &Arc<CatalogSnapshot> {
+        &self.snapshot
+    }
+}
+
+/// The current shared session, rebuilt when the catalog or the transport changes.
+#[derive(Debug, Default)]
+pub struct SessionCache {
+    current: Mutex<Option<Arc<SharedSession>>>,
+}
+
+impl SessionCache {
+    /// The session over `cluster`'s current catalog snapshot.
+    pub fn current(&self, cluster: &Arc<Cluster>) -> Result<Arc<SharedSession>> {
+        let snapshot = cluster.catalog.snapshot();
+        let transport = cluster.transport();
+        if let Some(session) = self.current.lock().as_ref()
+            && Arc::ptr_eq(&session.snapshot, &snapshot)
+            && Arc::ptr_eq(&session.transport, &transport)
+        {
+            return Ok(Arc::clone(session));
+        }
+        // Built outside the lock: statements of the previous snapshot keep planning meanwhile.
+        let state = shared_state_for(cluster, Arc::clone(&snapshot), Arc::clone(&transport))?;
+        let task_ctx = Arc::new(TaskContext::from(&state));
+        let session = Arc::new(SharedSession {
+            snapshot,
+            transport,
+            state,
+            task_ctx,
+        });
+        let mut current = self.current.lock();
+        // Two statements may build one at once; keep the newer snapshot's.
+        let newer = current
+            .as_ref()
+            .is_none_or(|kept| kept.snapshot.version <= session.snapshot.version);
+        if newer {
+            *current = Some(Arc::clone(&session));
+        }
+        Ok(session)
+    }
+}
