@@ -114,10 +114,7 @@ fn all_queries(queries: Vec<usize>) -> Vec<usize> {
 
 fn main() {
     // Statements run on these threads directly (they have the stack a statement needs).
-    let runtime = shardfusion_scheduler::statements::runtime::statement_runtime_builder()
-        .build()
-        .expect("the runtime starts");
-    runtime.block_on(run());
+    shardfusion_scheduler::statements::runtime::block_on_statement_runtime(run());
 }
 
 async fn run() {

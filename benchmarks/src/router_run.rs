@@ -1,14 +1,25 @@
-//! `shardfusion-bench router`: single-shard point queries on the distribution key
-//! (`SELECT * FROM orders WHERE o_orderkey = k`) from C concurrent Flight SQL clients for a
-//! fixed time. Reports queries per second and latency percentiles; every answer is checked
-//! (exactly the one order asked for).
+//! `shardfusion-bench router`: the statements of a multi-tenant application's pages, each
+//! from concurrent Flight SQL clients for a fixed time, every answer checked:
+//! - point queries on the distribution key (`SELECT * FROM orders WHERE o_orderkey = k`) from
+//!   C clients and from one;
+//! - a per-tenant dashboard query (co-located `orders ⋈ lineitem` grouped, for one order key)
+//!   from C clients, checked against single-node DataFusion's answers for the same keys;
+//! - `SELECT 1` from one client: the fixed cost of a statement.
+//!
+//! Each workload reports queries per second, latency percentiles, and where the time went:
+//! the server's parse, plan, dispatch and worker times per statement (from
+//! `shardfusion_stat_statements`, measured before and after the workload) and what remains of
+//! the client's mean latency (transfer, the client, the coordinator's streaming).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::client::TestClient;
+use crate::compare::rows;
 use crate::progress;
 use crate::report::{median, percentile};
 use crate::target::Target;
@@ -20,10 +31,33 @@ pub struct Options {
     pub workers: usize,
     pub shards: usize,
     pub clients: usize,
+    /// Seconds each workload runs.
     pub duration: Duration,
     pub data_dir: Option<PathBuf>,
     pub output: PathBuf,
     pub url: Option<String>,
+}
+
+/// One workload's measurements.
+#[derive(Debug, Serialize)]
+pub struct WorkloadReport {
+    pub workload: String,
+    pub clients: usize,
+    pub seconds: f64,
+    pub queries: u64,
+    pub errors: u64,
+    pub qps: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub mean_ms: f64,
+    /// Per statement, in the server: parsing, planning, dispatching tasks, on the workers.
+    pub parse_ms: f64,
+    pub plan_ms: f64,
+    pub dispatch_ms: f64,
+    pub worker_ms: f64,
+    /// The coordinator's own mean elapsed time per statement (parse to the last row).
+    pub server_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -31,45 +65,230 @@ pub struct Report {
     pub scale: f64,
     pub workers: usize,
     pub shards: usize,
-    pub clients: usize,
-    pub seconds: f64,
     pub target: String,
-    pub queries: u64,
-    pub errors: u64,
-    pub qps: f64,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
+    pub workloads: Vec<WorkloadReport>,
+}
+
+/// A statement a client may send, with the rows it must answer.
+struct Probe {
+    sql: String,
+    expected: Vec<String>,
+}
+
+/// Statements of one kind, sent in random order.
+struct Workload {
+    name: &'static str,
+    clients: usize,
+    probes: Arc<Vec<Probe>>,
+    /// A `LIKE` pattern matching the statement's normalized text in
+    /// `shardfusion_stat_statements`, and no other statement's.
+    normalized: &'static str,
 }
 
 pub async fn run(options: Options) -> Result<Report, String> {
     let dir = crate::tpch_run::prepare_data(options.scale, options.data_dir.clone())?;
-    let orders = tpch::TABLES
+    let tables: Vec<tpch::Table> = tpch::TABLES
         .iter()
-        .find(|t| t.name == "orders")
+        .filter(|t| t.name == "orders" || t.name == "lineitem")
         .copied()
-        .ok_or("no orders table")?;
+        .collect();
     let target = Target::start(options.url.clone(), options.workers).await?;
     let mut client = target.client().await?;
-    let has_orders = client.query("SELECT 1 FROM orders LIMIT 1").await.is_ok();
-    if !has_orders {
-        let spinner = progress::spinner("loading orders");
-        tpch::load(&mut client, &dir, options.shards, &[orders], &|_| {}).await?;
+    let loaded = client.query("SELECT 1 FROM orders LIMIT 1").await.is_ok()
+        && client.query("SELECT 1 FROM lineitem LIMIT 1").await.is_ok();
+    if !loaded {
+        let spinner = progress::spinner("loading orders and lineitem");
+        tpch::load(&mut client, &dir, options.shards, &tables, &|_| {}).await?;
         spinner.finish_and_clear();
     }
     let keys = order_keys(&dir).await?;
     if keys.is_empty() {
         return Err("orders is empty".into());
     }
-    let keys = std::sync::Arc::new(keys);
+    let workloads = [
+        Workload {
+            name: "point query",
+            clients: options.clients,
+            probes: Arc::new(point_probes(&keys)),
+            normalized: "SELECT * FROM orders WHERE o_orderkey = %",
+        },
+        Workload {
+            name: "point query",
+            clients: 1,
+            probes: Arc::new(point_probes(&keys)),
+            normalized: "SELECT * FROM orders WHERE o_orderkey = %",
+        },
+        Workload {
+            name: "dashboard (orders ⋈ lineitem, GROUP BY, one key)",
+            clients: options.clients,
+            probes: Arc::new(dashboard_probes(&dir, &keys[..keys.len().min(500)]).await?),
+            normalized: "SELECT l_returnflag, count(*) AS items%",
+        },
+        Workload {
+            name: "SELECT 1",
+            clients: 1,
+            probes: Arc::new(vec![Probe {
+                sql: "SELECT 1".into(),
+                expected: vec!["1".into()],
+            }]),
+            normalized: "SELECT $1",
+        },
+    ];
+    let mut reports = Vec::new();
+    for workload in &workloads {
+        reports.push(run_workload(&target, &mut client, workload, options.duration).await?);
+    }
+    let described = target.describe();
+    target.shutdown().await;
 
-    let bar = progress::bar(options.duration.as_secs().max(1), "router");
-    let deadline = Instant::now() + options.duration;
+    let report = Report {
+        scale: options.scale,
+        workers: options.workers,
+        shards: options.shards,
+        target: described,
+        workloads: reports,
+    };
+    let mut markdown = format!(
+        "## Router: a multi-tenant application's statements (SF{}, {} shards, {})\n\n\
+         | workload | clients | queries | errors | QPS | p50 (ms) | p95 (ms) | p99 (ms) | mean (ms) \
+         | parse | plan | dispatch | worker | server | rest |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        report.scale, report.shards, report.target
+    );
+    for w in &report.workloads {
+        markdown.push_str(&format!(
+            "| {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+            w.workload,
+            w.clients,
+            w.queries,
+            w.errors,
+            w.qps,
+            w.p50_ms,
+            w.p95_ms,
+            w.p99_ms,
+            w.mean_ms,
+            w.parse_ms,
+            w.plan_ms,
+            w.dispatch_ms,
+            w.worker_ms,
+            w.server_ms,
+            w.mean_ms - w.server_ms,
+        ));
+    }
+    markdown.push_str(
+        "\nPhase columns are means per statement in ms, in the server: parse, plan (to the \
+         distributed plan), dispatch (task start to the worker's answer streaming, summed over \
+         tasks), worker (the workers' own task time, summed), server (the coordinator's whole \
+         statement, parse to last row); rest = mean − server: the Flight SQL round trips and \
+         the client.\n",
+    );
+    crate::report::publish(&options.output, "router", options.scale, &report, &markdown)?;
+    let errors: u64 = report.workloads.iter().map(|w| w.errors).sum();
+    if errors > 0 {
+        return Err(format!("{errors} statements failed or answered wrongly"));
+    }
+    Ok(report)
+}
+
+fn point_probes(keys: &[i64]) -> Vec<Probe> {
+    keys.iter()
+        .map(|key| Probe {
+            sql: format!("SELECT * FROM orders WHERE o_orderkey = {key}"),
+            expected: Vec::new(),
+        })
+        .collect()
+}
+
+fn dashboard_sql(key: &str) -> String {
+    format!(
+        "SELECT l_returnflag, count(*) AS items, sum(l_extendedprice * (1 - l_discount)) AS revenue \
+         FROM orders JOIN lineitem ON o_orderkey = l_orderkey \
+         WHERE o_orderkey = {key} GROUP BY l_returnflag ORDER BY l_returnflag"
+    )
+}
+
+/// Dashboard statements for `keys`, with single-node DataFusion's answers (one query over
+/// all keys, split by key).
+async fn dashboard_probes(dir: &std::path::Path, keys: &[i64]) -> Result<Vec<Probe>, String> {
+    let ctx = crate::compare::single_node_session();
+    for name in ["orders", "lineitem"] {
+        let table = tpch::TABLES
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or("no such table")?;
+        ctx.register_parquet(
+            name,
+            table.parquet_path(dir).to_string_lossy().as_ref(),
+            datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    let list: Vec<String> = keys.iter().map(i64::to_string).collect();
+    let all = dashboard_sql("0")
+        .replace("SELECT l_returnflag,", "SELECT o_orderkey, l_returnflag,")
+        .replace(
+            "o_orderkey = 0",
+            &format!("o_orderkey IN ({})", list.join(", ")),
+        )
+        .replace(
+            "GROUP BY l_returnflag ORDER BY l_returnflag",
+            "GROUP BY o_orderkey, l_returnflag ORDER BY o_orderkey, l_returnflag",
+        );
+    let answer = crate::compare::single_node_answer(&ctx, &all).await;
+    let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
+    for row in rows(&answer) {
+        if let Some((key, rest)) = row.split_once(" | ") {
+            by_key
+                .entry(key.to_string())
+                .or_default()
+                .push(rest.to_string());
+        }
+    }
+    Ok(keys
+        .iter()
+        .map(|key| Probe {
+            sql: dashboard_sql(&key.to_string()),
+            expected: by_key.remove(&key.to_string()).unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Totals of one normalized statement in `shardfusion_stat_statements`: calls, then the
+/// elapsed, parse, plan, dispatch and worker milliseconds.
+async fn statement_totals(client: &mut TestClient, pattern: &str) -> Result<[f64; 6], String> {
+    let sql = format!(
+        "SELECT calls, mean_elapsed_ms * calls, total_parse_time, total_plan_time, \
+         total_dispatch_time, total_worker_time FROM shardfusion_stat_statements \
+         WHERE query LIKE '{}'",
+        pattern.replace('\'', "''")
+    );
+    let batches = client
+        .query(&sql)
+        .await
+        .map_err(|e| e.message().to_string())?;
+    let mut totals = [0.0; 6];
+    if let Some(row) = rows(&batches).first() {
+        for (total, value) in totals.iter_mut().zip(row.split(" | ")) {
+            *total = value.trim().parse().unwrap_or(0.0);
+        }
+    }
+    Ok(totals)
+}
+
+async fn run_workload(
+    target: &Target,
+    client: &mut TestClient,
+    workload: &Workload,
+    duration: Duration,
+) -> Result<WorkloadReport, String> {
+    let before = statement_totals(client, workload.normalized).await?;
+    let bar = progress::bar(duration.as_secs().max(1), workload.name);
+    let deadline = Instant::now() + duration;
     let mut tasks = Vec::new();
-    for client_index in 0..options.clients {
+    for client_index in 0..workload.clients {
         let url = target.url().to_string();
-        let keys = std::sync::Arc::clone(&keys);
+        let probes = Arc::clone(&workload.probes);
         tasks.push(tokio::spawn(async move {
             let mut client = TestClient::try_connect(&url).await?;
             let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (client_index as u64 + 1);
@@ -78,13 +297,12 @@ pub async fn run(options: Options) -> Result<Report, String> {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                let key = keys[(state % keys.len() as u64) as usize];
-                let sql = format!("SELECT * FROM orders WHERE o_orderkey = {key}");
+                let probe = &probes[(state % probes.len() as u64) as usize];
                 let started = Instant::now();
-                match client.query(&sql).await {
-                    Ok(batches) if batches.iter().map(|b| b.num_rows()).sum::<usize>() == 1 => {
-                        latencies.push(started.elapsed().as_secs_f64() * 1000.0)
-                    }
+                let answer = client.query(&probe.sql).await;
+                let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+                match answer {
+                    Ok(batches) if answers(&probe.expected, &batches) => latencies.push(elapsed),
                     _ => errors += 1,
                 }
             }
@@ -110,50 +328,35 @@ pub async fn run(options: Options) -> Result<Report, String> {
     let seconds = started.elapsed().as_secs_f64();
     ticker.abort();
     bar.finish_and_clear();
-    let described = target.describe();
-    target.shutdown().await;
-
-    let report = Report {
-        scale: options.scale,
-        workers: options.workers,
-        shards: options.shards,
-        clients: options.clients,
+    let after = statement_totals(client, workload.normalized).await?;
+    let calls = (after[0] - before[0]).max(1.0);
+    let per_call = |i: usize| (after[i] - before[i]) / calls;
+    Ok(WorkloadReport {
+        workload: workload.name.to_string(),
+        clients: workload.clients,
         seconds,
-        target: described,
         queries: latencies.len() as u64,
         errors,
         qps: latencies.len() as f64 / seconds,
         p50_ms: median(&latencies),
         p95_ms: percentile(&latencies, 95.0),
         p99_ms: percentile(&latencies, 99.0),
-        max_ms: latencies.iter().copied().fold(0.0, f64::max),
-    };
-    let markdown = format!(
-        "## Router: point queries on orders by o_orderkey (SF{}, {} shards, {})\n\n\
-         | clients | seconds | queries | errors | QPS | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |\n\
-         |---|---|---|---|---|---|---|---|---|\n\
-         | {} | {:.1} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
-        report.scale,
-        report.shards,
-        report.target,
-        report.clients,
-        report.seconds,
-        report.queries,
-        report.errors,
-        report.qps,
-        report.p50_ms,
-        report.p95_ms,
-        report.p99_ms,
-        report.max_ms
-    );
-    crate::report::publish(&options.output, "router", options.scale, &report, &markdown)?;
-    if report.errors > 0 {
-        return Err(format!(
-            "{} point queries failed or returned a wrong row count",
-            report.errors
-        ));
+        mean_ms: latencies.iter().sum::<f64>() / latencies.len().max(1) as f64,
+        server_ms: per_call(1),
+        parse_ms: per_call(2),
+        plan_ms: per_call(3),
+        dispatch_ms: per_call(4),
+        worker_ms: per_call(5),
+    })
+}
+
+/// Whether `batches` answer as expected: the expected rows, or (when none are given, for a
+/// point query) exactly one row.
+fn answers(expected: &[String], batches: &[datafusion::arrow::array::RecordBatch]) -> bool {
+    if expected.is_empty() {
+        return batches.iter().map(|b| b.num_rows()).sum::<usize>() == 1;
     }
-    Ok(report)
+    rows(batches) == expected
 }
 
 /// Up to 100,000 order keys from the generated file (keys are sparse in TPC-H).

@@ -128,11 +128,19 @@ where
     }
 }
 
+/// Largest dictionary page of a column chunk: room for the dictionary of a low-cardinality
+/// column (flags, priorities, years of dates), which keeps it.
+const DICTIONARY_BYTES: usize = 32 * 1024;
+
 /// Snappy pages of at most [`PAGE_ROWS`] rows, row groups of at most [`RUN_ROWS`], with
-/// page-level statistics (the column index) on every column.
+/// page-level statistics (the column index) on every column. A column's dictionary stops
+/// growing at [`DICTIONARY_BYTES`] (the rest of the chunk is written plain): a reader
+/// decompresses a chunk's whole dictionary to read any page of it, and a near-unique column
+/// (keys, prices, comments) would otherwise make every point query decode hundreds of KiB.
 fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        .set_dictionary_page_size_limit(DICTIONARY_BYTES)
         .set_max_row_group_row_count(Some(RUN_ROWS))
         .set_data_page_row_count_limit(PAGE_ROWS)
         .set_statistics_enabled(EnabledStatistics::Page)

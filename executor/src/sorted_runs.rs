@@ -103,14 +103,14 @@ mod tests {
                 Arc::new(Int64Array::from(keys.to_vec())),
             ],
         )
-        .unwrap()
+        .expect("columns match the schema")
     }
 
     fn keys(run: &RecordBatch) -> Vec<i64> {
         run.column(1)
             .as_any()
             .downcast_ref::<Int64Array>()
-            .unwrap()
+            .expect("id is Int64")
             .values()
             .to_vec()
     }
@@ -118,16 +118,19 @@ mod tests {
     #[test]
     fn runs_are_sorted_bounded_and_keep_every_row_whole() {
         let first = batch(&(0..100_000).rev().collect::<Vec<_>>());
-        let mut runs = SortedRuns::by_column(first.schema_ref(), "id").unwrap();
-        let mut out = runs.push(first).unwrap();
+        let mut runs = SortedRuns::by_column(first.schema_ref(), "id").expect("id exists");
+        let mut out = runs.push(first).expect("sorting succeeds");
         assert!(out.is_empty(), "100,000 rows fill no run yet");
         out.extend(
             runs.push(batch(&(100_000..250_000).rev().collect::<Vec<_>>()))
-                .unwrap(),
+                .expect("sorting succeeds"),
         );
         assert_eq!(out.len(), 2, "250,000 rows complete two runs");
-        out.extend(runs.finish().unwrap());
-        assert!(runs.finish().unwrap().is_none(), "nothing is left");
+        out.extend(runs.finish().expect("sorting succeeds"));
+        assert!(
+            runs.finish().expect("sorting succeeds").is_none(),
+            "nothing is left"
+        );
         let mut all = Vec::new();
         for run in &out {
             assert!(run.num_rows() <= RUN_ROWS);
@@ -138,7 +141,7 @@ mod tests {
                 .column(0)
                 .as_any()
                 .downcast_ref::<StringArray>()
-                .unwrap();
+                .expect("sorting succeeds");
             for (i, key) in run_keys.iter().enumerate() {
                 assert_eq!(names.value(i), format!("row {key}"));
             }

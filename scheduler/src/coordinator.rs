@@ -40,6 +40,7 @@ use crate::statements::{analyze, copy, ddl, expression_depth, functions, runtime
 use crate::write::not_null;
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 /// What a statement produced.
 pub enum StatementOutput {
@@ -205,11 +206,15 @@ impl Coordinator {
     }
 
     async fn execute_here(&self, sql: &str) -> Result<StatementOutput> {
+        let parsing = Instant::now();
         let statements = parse(sql)?;
+        let parse_time = parsing.elapsed();
         let count = statements.len();
         let mut last = None;
         for (i, statement) in statements.into_iter().enumerate() {
-            let output = self.execute_statement(statement).await?;
+            // The text is parsed once for all its statements; the first one is charged.
+            let parse_time = if i == 0 { parse_time } else { Duration::ZERO };
+            let output = self.execute_parsed(statement, parse_time).await?;
             // Queries before the last statement have no side effects; their rows are dropped.
             if i + 1 == count {
                 last = Some(output);
@@ -220,10 +225,24 @@ impl Coordinator {
         })
     }
 
-    /// Runs one parsed statement, recording it in `shardfusion_stat_statements`.
-    pub async fn execute_statement(&self, statement: DFStatement) -> Result<StatementOutput> {
+    /// Runs one statement, whose text took `parse_time` to parse, recording it in
+    /// `shardfusion_stat_statements`.
+    async fn execute_parsed(
+        &self,
+        statement: DFStatement,
+        parse_time: Duration,
+    ) -> Result<StatementOutput> {
         let (statement, tracker) = self.cluster.stats.track(statement);
+        let counters = tracker.counters();
+        counters
+            .parse_us
+            .fetch_add(parse_time.as_micros() as u64, Ordering::Relaxed);
+        let planning = Instant::now();
         let mut output = self.dispatch(statement, &tracker).await?;
+        tracker
+            .counters()
+            .plan_us
+            .fetch_add(planning.elapsed().as_micros() as u64, Ordering::Relaxed);
         match &mut output {
             StatementOutput::Query { tracker: slot, .. } => {
                 // Planned; it runs when the client fetches the result (`into_stream`).

@@ -111,8 +111,22 @@ async fn ingest_router_scaleout_and_memory_report() {
     })
     .await
     .expect("router");
-    assert!(router.queries > 0 && router.errors == 0);
-    assert!(router.p50_ms <= router.p99_ms);
+    assert_eq!(router.workloads.len(), 4, "point ×2, dashboard, SELECT 1");
+    for workload in &router.workloads {
+        assert!(
+            workload.queries > 0 && workload.errors == 0,
+            "{}: {} queries, {} errors",
+            workload.workload,
+            workload.queries,
+            workload.errors
+        );
+        assert!(workload.p50_ms <= workload.p99_ms);
+        assert!(
+            workload.plan_ms > 0.0 && workload.server_ms >= workload.plan_ms,
+            "{}: the phases are measured",
+            workload.workload
+        );
+    }
     assert_written(&out, "router-sf0.01", &["json", "md"]);
 
     let scaleout = scaleout_run::run(scaleout_run::Options {

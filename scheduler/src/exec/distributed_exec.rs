@@ -545,10 +545,14 @@ impl ExecutionPlan for DistributedExec {
                     }
                 }),
                 report: Arc::new(move |report: TaskReport| {
-                    if let Some(own) = &report.own
-                        && let Some(stats) = reporter.task_stats.get(partition)
-                    {
-                        stats.spilled(own.spill_count, own.spilled_bytes);
+                    if let Some(own) = &report.own {
+                        reporter
+                            .counters
+                            .worker_us
+                            .fetch_add(own.elapsed_us, Ordering::Relaxed);
+                        if let Some(stats) = reporter.task_stats.get(partition) {
+                            stats.spilled(own.spill_count, own.spilled_bytes);
+                        }
                     }
                     for upstream in &report.upstream {
                         reporter.record_upstream(upstream);
@@ -557,7 +561,9 @@ impl ExecutionPlan for DistributedExec {
             }
         };
         let out_schema = Arc::clone(&schema);
+        let dispatch_counters = Arc::clone(&counters);
         let stream = futures::stream::once(async move {
+            let dispatching = Instant::now();
             let ticket = TaskTicket {
                 query_id: context.session_id(),
                 plan: encode_plan(this.task_plan(partition, &context).await?)?,
@@ -570,6 +576,9 @@ impl ExecutionPlan for DistributedExec {
             let batches = transport
                 .run_task(&target, ticket.encode_to_vec(), out_schema, meter)
                 .await?;
+            dispatch_counters
+                .dispatch_us
+                .fetch_add(dispatching.elapsed().as_micros() as u64, Ordering::Relaxed);
             Ok::<_, datafusion::error::DataFusionError>(batches.map(move |batch| {
                 let _timer = &timer;
                 // The node (and the producer tasks it started, which are cancelled when it

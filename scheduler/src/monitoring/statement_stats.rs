@@ -43,6 +43,15 @@ pub struct QueryCounters {
     pub rows_received: AtomicU64,
     pub bytes_received: AtomicU64,
     pub rows_returned: AtomicU64,
+    /// Microseconds spent parsing the statement's text.
+    pub parse_us: AtomicU64,
+    /// Microseconds from the parsed statement to its distributed plan (DML: to its result).
+    pub plan_us: AtomicU64,
+    /// Microseconds from starting each task to its worker's answer starting to stream (plan
+    /// encoding and the call's round trip), summed over tasks.
+    pub dispatch_us: AtomicU64,
+    /// Microseconds the workers reported running the statement's tasks, summed over tasks.
+    pub worker_us: AtomicU64,
 }
 
 impl QueryCounters {
@@ -59,7 +68,11 @@ struct Entry {
     calls: i64,
     /// When the most recent run started.
     started_at_ms: i64,
-    total_elapsed_ms: i64,
+    total_elapsed_us: i64,
+    parse_us: i64,
+    plan_us: i64,
+    dispatch_us: i64,
+    worker_us: i64,
     tasks: i64,
     shards: i64,
     rows_received: i64,
@@ -120,7 +133,11 @@ impl Drop for StatementTracker {
                 query: std::mem::take(&mut statement.text),
                 calls: 0,
                 started_at_ms: 0,
-                total_elapsed_ms: 0,
+                total_elapsed_us: 0,
+                parse_us: 0,
+                plan_us: 0,
+                dispatch_us: 0,
+                worker_us: 0,
                 tasks: 0,
                 shards: 0,
                 rows_received: 0,
@@ -131,7 +148,11 @@ impl Drop for StatementTracker {
         let mut entry = entry.lock();
         entry.calls += 1;
         entry.started_at_ms = entry.started_at_ms.max(self.started_at_ms);
-        entry.total_elapsed_ms += self.started.elapsed().as_millis() as i64;
+        entry.total_elapsed_us += self.started.elapsed().as_micros() as i64;
+        entry.parse_us += QueryCounters::get(&c.parse_us);
+        entry.plan_us += QueryCounters::get(&c.plan_us);
+        entry.dispatch_us += QueryCounters::get(&c.dispatch_us);
+        entry.worker_us += QueryCounters::get(&c.worker_us);
         entry.tasks += QueryCounters::get(&c.tasks);
         entry.shards += QueryCounters::get(&c.shards);
         entry.rows_received += QueryCounters::get(&c.rows_received);
@@ -191,6 +212,10 @@ impl StatementStats {
             ),
             Field::new("total_elapsed_ms", DataType::Int64, false),
             Field::new("mean_elapsed_ms", DataType::Float64, false),
+            Field::new("total_parse_time", DataType::Float64, false),
+            Field::new("total_plan_time", DataType::Float64, false),
+            Field::new("total_dispatch_time", DataType::Float64, false),
+            Field::new("total_worker_time", DataType::Float64, false),
             Field::new("tasks", DataType::Int64, false),
             Field::new("shards", DataType::Int64, false),
             Field::new("rows_received", DataType::Int64, false),
@@ -210,6 +235,12 @@ impl StatementStats {
         entries.sort_by_key(|e| std::cmp::Reverse(e.started_at_ms));
         let longs =
             |f: fn(&Entry) -> i64| Arc::new(Int64Array::from_iter_values(entries.iter().map(f)));
+        // Microseconds, shown in milliseconds (as `pg_stat_statements` shows its times).
+        let millis = |f: fn(&Entry) -> f64| {
+            Arc::new(Float64Array::from_iter_values(
+                entries.iter().map(|e| f(e) / 1000.0),
+            ))
+        };
         Ok(RecordBatch::try_new(
             Self::schema(),
             vec![
@@ -224,12 +255,12 @@ impl StatementStats {
                     )
                     .with_timezone("UTC"),
                 ),
-                longs(|e| e.total_elapsed_ms),
-                Arc::new(Float64Array::from_iter_values(
-                    entries
-                        .iter()
-                        .map(|e| e.total_elapsed_ms as f64 / e.calls as f64),
-                )),
+                longs(|e| e.total_elapsed_us / 1000),
+                millis(|e| e.total_elapsed_us as f64 / e.calls as f64),
+                millis(|e| e.parse_us as f64),
+                millis(|e| e.plan_us as f64),
+                millis(|e| e.dispatch_us as f64),
+                millis(|e| e.worker_us as f64),
                 longs(|e| e.tasks),
                 longs(|e| e.shards),
                 longs(|e| e.rows_received),

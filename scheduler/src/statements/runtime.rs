@@ -46,6 +46,15 @@ pub fn statement_runtime_builder() -> tokio::runtime::Builder {
     builder
 }
 
+/// Runs a process's `main` future to completion on a runtime from
+/// [`statement_runtime_builder`], for processes that own their runtime.
+pub fn block_on_statement_runtime<F: Future>(main: F) -> F::Output {
+    statement_runtime_builder()
+        .build()
+        .expect("the process runtime starts")
+        .block_on(main)
+}
+
 fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     static RUNTIME: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
         OnceLock::new();
