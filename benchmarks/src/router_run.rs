@@ -105,17 +105,18 @@ pub async fn run(options: Options) -> Result<Report, String> {
     if keys.is_empty() {
         return Err("orders is empty".into());
     }
+    let points = Arc::new(point_probes(&keys));
     let workloads = [
         Workload {
             name: "point query",
             clients: options.clients,
-            probes: Arc::new(point_probes(&keys)),
+            probes: Arc::clone(&points),
             normalized: "SELECT * FROM orders WHERE o_orderkey = %",
         },
         Workload {
             name: "point query",
             clients: 1,
-            probes: Arc::new(point_probes(&keys)),
+            probes: points,
             normalized: "SELECT * FROM orders WHERE o_orderkey = %",
         },
         Workload {
@@ -199,12 +200,19 @@ fn point_probes(keys: &[i64]) -> Vec<Probe> {
         .collect()
 }
 
-fn dashboard_sql(key: &str) -> String {
+/// The dashboard of the order keys `filter` selects, its groups keyed by `keys` (the return
+/// flag, or the order key and the return flag).
+fn dashboard(keys: &str, filter: &str) -> String {
     format!(
-        "SELECT l_returnflag, count(*) AS items, sum(l_extendedprice * (1 - l_discount)) AS revenue \
+        "SELECT {keys}, count(*) AS items, sum(l_extendedprice * (1 - l_discount)) AS revenue \
          FROM orders JOIN lineitem ON o_orderkey = l_orderkey \
-         WHERE o_orderkey = {key} GROUP BY l_returnflag ORDER BY l_returnflag"
+         WHERE {filter} GROUP BY {keys} ORDER BY {keys}"
     )
+}
+
+/// The dashboard of one order: what a client sends.
+fn dashboard_sql(key: i64) -> String {
+    dashboard("l_returnflag", &format!("o_orderkey = {key}"))
 }
 
 /// Dashboard statements for `keys`, with single-node DataFusion's answers (one query over
@@ -225,16 +233,10 @@ async fn dashboard_probes(dir: &std::path::Path, keys: &[i64]) -> Result<Vec<Pro
         .map_err(|e| e.to_string())?;
     }
     let list: Vec<String> = keys.iter().map(i64::to_string).collect();
-    let all = dashboard_sql("0")
-        .replace("SELECT l_returnflag,", "SELECT o_orderkey, l_returnflag,")
-        .replace(
-            "o_orderkey = 0",
-            &format!("o_orderkey IN ({})", list.join(", ")),
-        )
-        .replace(
-            "GROUP BY l_returnflag ORDER BY l_returnflag",
-            "GROUP BY o_orderkey, l_returnflag ORDER BY o_orderkey, l_returnflag",
-        );
+    let all = dashboard(
+        "o_orderkey, l_returnflag",
+        &format!("o_orderkey IN ({})", list.join(", ")),
+    );
     let answer = crate::compare::single_node_answer(&ctx, &all).await;
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();
     for row in rows(&answer) {
@@ -248,7 +250,7 @@ async fn dashboard_probes(dir: &std::path::Path, keys: &[i64]) -> Result<Vec<Pro
     Ok(keys
         .iter()
         .map(|key| Probe {
-            sql: dashboard_sql(&key.to_string()),
+            sql: dashboard_sql(*key),
             expected: by_key.remove(&key.to_string()).unwrap_or_default(),
         })
         .collect())

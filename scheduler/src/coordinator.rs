@@ -239,8 +239,7 @@ impl Coordinator {
             .fetch_add(parse_time.as_micros() as u64, Ordering::Relaxed);
         let planning = Instant::now();
         let mut output = self.dispatch(statement, &tracker).await?;
-        tracker
-            .counters()
+        counters
             .plan_us
             .fetch_add(planning.elapsed().as_micros() as u64, Ordering::Relaxed);
         match &mut output {

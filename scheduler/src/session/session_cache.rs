@@ -7,7 +7,7 @@
 //! is only read: statements plan against `&SessionState` and run with the shared
 //! `TaskContext`. What differs per statement is carried outside it — the statement's counters
 //! through [`crate::planner::statement_counters`] — and a statement that would change a session
-//! (`SET`, `PREPARE`, DataFusion's own DDL) runs in a copy of its own.
+//! (`SET`, `PREPARE`) is planned in a copy of its own (`Coordinator`'s `physical_plan`).
 //!
 //! A new catalog snapshot (DDL, a commit, a shard move) or a new transport makes the next
 //! statement build a new session, so no statement plans with stale tables or placements.
@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use datafusion::execution::TaskContext;
 use datafusion::execution::session_state::SessionState;
-use datafusion::prelude::SessionContext;
 use parking_lot::Mutex;
 use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_common::exchange::transport::Transport;
@@ -50,16 +49,6 @@ impl SharedSession {
     /// The context queries planned here run with.
     pub fn task_ctx(&self) -> Arc<TaskContext> {
         Arc::clone(&self.task_ctx)
-    }
-
-    /// A session of the statement's own, for a statement that changes its session.
-    pub fn private_copy(&self) -> SessionContext {
-        SessionContext::new_with_state(self.state.clone())
-    }
-
-    /// The catalog snapshot the session reads.
-    pub fn snapshot(&self) -> &Arc<CatalogSnapshot> {
-        &self.snapshot
     }
 }
 
