@@ -36,6 +36,8 @@ python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     pytest pyarrow pandas polars duckdb adbc-driver-manager adbc-driver-flightsql \
     nbclient nbformat ipykernel matplotlib
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
+# The dev profile, whose artifacts `cargo build` made above; users get the release profile.
+MATURIN_PEP517_ARGS="--profile dev" \
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
 "$VENV/bin/python" -m pytest -q python/tests
 "$VENV/bin/python" scripts/run_notebook.py python/examples/quickstart.ipynb

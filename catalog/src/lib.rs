@@ -24,6 +24,7 @@
 pub mod cleanup;
 pub mod column_stats_store;
 mod commit_checks;
+pub mod compaction_store;
 pub mod distribution_store;
 pub mod error;
 pub mod layout;

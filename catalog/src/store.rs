@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS shard_files (
 pub struct Catalog {
     pub(crate) conn: Mutex<Connection>,
     snapshot: RwLock<Arc<CatalogSnapshot>>,
-    fences: Arc<WriteFences>,
+    pub(crate) fences: Arc<WriteFences>,
     /// Decoded column statistics kept between snapshot loads (`column_stats_store`).
     pub(crate) stats_cache: StatsCache,
 }

@@ -19,7 +19,7 @@ use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::session_state::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, Volatility};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::prelude::SessionContext;
@@ -34,7 +34,11 @@ use crate::error::{Result, SchedulerError};
 use crate::monitoring::statement_activity::ActivityState;
 use crate::monitoring::statement_stats::StatementTracker;
 use crate::planner::statement_counters;
+use crate::session::function_volatility::least_stable;
+use crate::session::router;
+use crate::session::session_cache::SharedSession;
 use crate::session::statement_context::{file_session_for, session_for};
+use crate::session::statement_shape::StatementShape;
 use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::{analyze, copy, ddl, expression_depth, functions, runtime};
 use crate::write::not_null;
@@ -268,7 +272,7 @@ impl Coordinator {
             copy_to.target = copy::checked_copy_target(&self.cluster.file_access, &copy_to.target)?;
             let ctx = file_session_for(&self.cluster, self.cluster.catalog.snapshot())?;
             let state = ctx.state();
-            let planning = plan_in(&state, ctx.task_ctx(), statement);
+            let planning = plan_in(&state, None, ctx.task_ctx(), statement);
             return statement_counters::counting(Arc::clone(tracker.counters()), planning).await;
         }
         let DFStatement::Statement(inner) = &statement else {
@@ -325,14 +329,58 @@ impl Coordinator {
     }
 
     /// Plans a statement with DataFusion in the shared session; DML runs at once, queries
-    /// are returned unstarted.
+    /// are returned unstarted. A query whose shape was planned before in this session starts
+    /// from that optimized plan ([`crate::session::plan_cache`]); one pinned to a single shard
+    /// group is planned for one partition ([`router`]).
     async fn plan(
         &self,
         statement: DFStatement,
         tracker: &StatementTracker,
     ) -> Result<StatementOutput> {
         let session = self.cluster.sessions.current(&self.cluster)?;
-        let planning = plan_in(session.state(), session.task_ctx(), statement);
+        let counters = Arc::clone(tracker.counters());
+        let planning = async {
+            let Some(shape) = StatementShape::of(&statement) else {
+                return plan_in(
+                    session.state(),
+                    Some(&session),
+                    session.task_ctx(),
+                    statement,
+                )
+                .await;
+            };
+            if let Some(plan) = session
+                .plan_cache()
+                .optimized_plan(session.state(), &shape)
+                .await
+            {
+                let state = if router::is_pinned(&plan) {
+                    session.router_state()
+                } else {
+                    session.state()
+                };
+                if let Ok(plan) = state
+                    .query_planner()
+                    .create_physical_plan(&plan, state)
+                    .await
+                {
+                    counters.generic_plans.fetch_add(1, Ordering::Relaxed);
+                    return Ok(StatementOutput::Query {
+                        plan,
+                        task_ctx: session.task_ctx(),
+                        tracker: None,
+                    });
+                }
+            }
+            counters.custom_plans.fetch_add(1, Ordering::Relaxed);
+            plan_in(
+                session.state(),
+                Some(&session),
+                session.task_ctx(),
+                statement,
+            )
+            .await
+        };
         statement_counters::counting(Arc::clone(tracker.counters()), planning).await
     }
 
@@ -360,7 +408,13 @@ impl Coordinator {
         match statements.pop() {
             Some(statement) if plain_query => {
                 let session = self.cluster.sessions.current(&self.cluster)?;
-                let planned = physical_plan(session.state(), session.task_ctx(), statement).await?;
+                let planned = physical_plan(
+                    session.state(),
+                    Some(&session),
+                    session.task_ctx(),
+                    statement,
+                )
+                .await?;
                 Ok(planned.plan.schema())
             }
             _ => Ok(Arc::new(Schema::empty())),
@@ -387,10 +441,11 @@ impl Coordinator {
 /// unstarted.
 async fn plan_in(
     state: &SessionState,
+    shared: Option<&SharedSession>,
     task_ctx: Arc<TaskContext>,
     statement: DFStatement,
 ) -> Result<StatementOutput> {
-    let planned = physical_plan(state, task_ctx, statement).await?;
+    let planned = physical_plan(state, shared, task_ctx, statement).await?;
     if planned.is_dml {
         let schema = planned.plan.schema();
         let batches = collect(planned.plan, planned.task_ctx).await?;
@@ -414,9 +469,12 @@ struct PhysicalPlan {
 
 /// Plans `statement` in `state`, which it only reads: a statement that would change its
 /// session (`SET`, `PREPARE`, ...) is planned in a copy of its own, and runs with that copy's
-/// task context instead of `task_ctx`.
+/// task context instead of `task_ctx`. A query (or the query an `EXPLAIN` shows) pinned to
+/// one shard group is physically planned in `shared`'s router state ([`router`]), as a
+/// cached shape would be, so `EXPLAIN` shows what runs.
 async fn physical_plan(
     state: &SessionState,
+    shared: Option<&SharedSession>,
     task_ctx: Arc<TaskContext>,
     statement: DFStatement,
 ) -> Result<PhysicalPlan> {
@@ -435,8 +493,32 @@ async fn physical_plan(
         });
     }
     let is_dml = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
+    // `now()` and its kin are folded to the statement's start time, which a shared state
+    // does not have: such a statement plans in a copy that does.
+    let timed;
+    let state = if least_stable(&plan) == Volatility::Immutable {
+        state
+    } else {
+        let mut copy = state.clone();
+        copy.mark_start_execution();
+        timed = copy;
+        &timed
+    };
+    let optimized = state.optimize(&plan)?;
+    let shown = match &optimized {
+        LogicalPlan::Explain(explain) => explain.plan.as_ref(),
+        LogicalPlan::Analyze(analyze) => analyze.input.as_ref(),
+        query => query,
+    };
+    let state = match shared {
+        Some(shared) if router::is_pinned(shown) => shared.router_state(),
+        _ => state,
+    };
     Ok(PhysicalPlan {
-        plan: state.create_physical_plan(&plan).await?,
+        plan: state
+            .query_planner()
+            .create_physical_plan(&optimized, state)
+            .await?,
         task_ctx,
         is_dml,
     })

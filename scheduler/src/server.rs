@@ -67,7 +67,8 @@ pub fn check_listen_address(address: SocketAddr) -> Result<()> {
 }
 
 /// Serves Flight SQL on `listener` until `shutdown` completes, collecting garbage and orphaned
-/// shard files in the background meanwhile ([`crate::cluster::orphan_cleanup::run`]).
+/// shard files ([`crate::cluster::orphan_cleanup::run`]) and compacting small shard files
+/// ([`crate::cluster::compaction::run`]) in the background meanwhile.
 pub async fn serve(
     listener: TcpListener,
     coordinator: Coordinator,
@@ -80,6 +81,9 @@ pub async fn serve(
     // Owned by the server: it stops when the server does.
     let _cleaner = datafusion::common::runtime::SpawnedTask::spawn(
         crate::cluster::orphan_cleanup::run(Arc::clone(coordinator.cluster())),
+    );
+    let _compactor = datafusion::common::runtime::SpawnedTask::spawn(
+        crate::cluster::compaction::run(Arc::clone(coordinator.cluster())),
     );
     let service = FlightServiceServer::new(FlightSqlServer::new(coordinator))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)

@@ -33,6 +33,8 @@ pub struct Cluster {
     pub config: SessionConfig,
     /// Collection of garbage and orphaned shard files.
     pub orphans: crate::cluster::orphan_cleanup::OrphanCleanup,
+    /// Merging small shard files in the background.
+    pub compaction: crate::cluster::compaction::Compaction,
     /// What carries tasks to the workers: the worker pool (Flight), unless an embedding
     /// process reaches its workers in process.
     transport: RwLock<Arc<dyn Transport>>,
@@ -68,6 +70,7 @@ impl Cluster {
             stats: Arc::default(),
             config,
             orphans: Default::default(),
+            compaction: Default::default(),
             sessions: Default::default(),
         })
     }

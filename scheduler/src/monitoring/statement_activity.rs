@@ -78,6 +78,11 @@ impl Drop for ActivityEntry {
 }
 
 impl StatementActivity {
+    /// Whether a statement that started before `instant` is still listed.
+    pub fn started_before(&self, instant: Instant) -> bool {
+        self.running.lock().values().any(|r| r.started < instant)
+    }
+
     /// Lists a statement as running until the returned entry is dropped.
     pub fn start(
         self: &Arc<Self>,

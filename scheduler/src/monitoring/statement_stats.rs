@@ -52,6 +52,10 @@ pub struct QueryCounters {
     pub dispatch_us: AtomicU64,
     /// Microseconds the workers reported running the statement's tasks, summed over tasks.
     pub worker_us: AtomicU64,
+    /// Queries planned from their shape's cached plan (`crate::session::plan_cache`).
+    pub generic_plans: AtomicU64,
+    /// Queries planned from their text.
+    pub custom_plans: AtomicU64,
 }
 
 impl QueryCounters {
@@ -78,6 +82,8 @@ struct Entry {
     rows_received: i64,
     bytes_received: i64,
     rows_returned: i64,
+    generic_plans: i64,
+    custom_plans: i64,
 }
 
 /// Statistics per normalized statement, least recently run dropped past a capacity.
@@ -143,6 +149,8 @@ impl Drop for StatementTracker {
                 rows_received: 0,
                 bytes_received: 0,
                 rows_returned: 0,
+                generic_plans: 0,
+                custom_plans: 0,
             }))
         });
         let mut entry = entry.lock();
@@ -158,6 +166,8 @@ impl Drop for StatementTracker {
         entry.rows_received += QueryCounters::get(&c.rows_received);
         entry.bytes_received += QueryCounters::get(&c.bytes_received);
         entry.rows_returned += QueryCounters::get(&c.rows_returned);
+        entry.generic_plans += QueryCounters::get(&c.generic_plans);
+        entry.custom_plans += QueryCounters::get(&c.custom_plans);
     }
 }
 
@@ -221,6 +231,10 @@ impl StatementStats {
             Field::new("rows_received", DataType::Int64, false),
             Field::new("bytes_received", DataType::Int64, false),
             Field::new("rows_returned", DataType::Int64, false),
+            // As PostgreSQL 18's pg_stat_statements: runs planned from the shape's cached
+            // plan, and runs of a query planned from its text.
+            Field::new("generic_plan_calls", DataType::Int64, false),
+            Field::new("custom_plan_calls", DataType::Int64, false),
         ]))
     }
 
@@ -266,6 +280,8 @@ impl StatementStats {
                 longs(|e| e.rows_received),
                 longs(|e| e.bytes_received),
                 longs(|e| e.rows_returned),
+                longs(|e| e.generic_plans),
+                longs(|e| e.custom_plans),
             ],
         )?)
     }

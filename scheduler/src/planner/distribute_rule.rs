@@ -295,7 +295,11 @@ impl DistributeRule {
             return self.aggregate_layout(aggregate, child);
         }
         if is_window(node) {
-            return self.window_layout(node);
+            // A window over the whole input (no `PARTITION BY`, so no exchange) runs on a
+            // worker only when that input is one shard: then it is the whole input.
+            return self
+                .window_layout(node)
+                .or_else(|| self.layout(child).filter(Layout::single_shard));
         }
         let layout = self.layout(child)?;
         // Sorts are matched by type: their name changes with a fetch ("SortExec(TopK)").

@@ -4,10 +4,18 @@
 //! - [`session_cache`]: the session statements share until the catalog changes.
 //! - [`schema_provider`], [`table_provider`]: the snapshot's tables as DataFusion sees them
 //!   (sharded scans and sinks).
+//! - [`statement_shape`], [`plan_cache`]: queries that differ only in compared values share
+//!   one optimized plan per session.
+//! - [`function_volatility`]: whether a plan needs its statement's start time, or may be reused.
+//! - [`router`]: recognizing queries pinned to one shard group.
 //! - [`prepared_statements`]: Flight SQL prepared statements, bounded per client.
 
+pub mod function_volatility;
+pub mod plan_cache;
 pub mod prepared_statements;
+pub mod router;
 pub mod schema_provider;
 pub mod session_cache;
 pub mod statement_context;
+pub mod statement_shape;
 pub mod table_provider;

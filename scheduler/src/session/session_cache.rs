@@ -10,9 +10,10 @@
 //! (`SET`, `PREPARE`) is planned in a copy of its own (`Coordinator`'s `physical_plan`).
 //!
 //! A new catalog snapshot (DDL, a commit, a shard move) or a new transport makes the next
-//! statement build a new session, so no statement plans with stale tables or placements.
+//! statement build a new session, so no statement plans with stale tables or placements; the
+//! session's [`PlanCache`] of query shapes goes with it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::execution::TaskContext;
 use datafusion::execution::session_state::SessionState;
@@ -22,6 +23,7 @@ use shardfusion_common::exchange::transport::Transport;
 
 use crate::cluster::shared_state::Cluster;
 use crate::error::Result;
+use crate::session::plan_cache::PlanCache;
 use crate::session::statement_context::shared_state_for;
 
 /// A session over one catalog snapshot, shared by the statements planned against it.
@@ -30,6 +32,11 @@ pub struct SharedSession {
     transport: Arc<dyn Transport>,
     state: SessionState,
     task_ctx: Arc<TaskContext>,
+    /// Optimized plans of the query shapes planned in this session.
+    plans: PlanCache,
+    /// `state` planning for one partition, for queries pinned to one shard group
+    /// ([`crate::session::router`]); made on the first such query.
+    router_state: OnceLock<SessionState>,
 }
 
 impl std::fmt::Debug for SharedSession {
@@ -49,6 +56,21 @@ impl SharedSession {
     /// The context queries planned here run with.
     pub fn task_ctx(&self) -> Arc<TaskContext> {
         Arc::clone(&self.task_ctx)
+    }
+
+    /// The session state for queries pinned to one shard group: the shared state, planning
+    /// for one partition.
+    pub fn router_state(&self) -> &SessionState {
+        self.router_state.get_or_init(|| {
+            let mut state = self.state.clone();
+            state.config_mut().options_mut().execution.target_partitions = 1;
+            state
+        })
+    }
+
+    /// The plans of query shapes, valid for this session's snapshot only.
+    pub fn plan_cache(&self) -> &PlanCache {
+        &self.plans
     }
 }
 
@@ -77,6 +99,8 @@ impl SessionCache {
             transport,
             state,
             task_ctx,
+            plans: PlanCache::default(),
+            router_state: OnceLock::new(),
         });
         let mut current = self.current.lock();
         // Two statements may build one at once; keep the newer snapshot's.

@@ -58,8 +58,13 @@ impl ShardedTableProvider {
         }
     }
 
+    /// What the statement's tables are: the router looks at their kinds and colocation.
+    pub fn table(&self) -> &TableMeta {
+        &self.table
+    }
+
     /// Shard indexes that can hold rows matching `filters`; `None` means all.
-    fn prune(&self, filters: &[Expr]) -> Option<BTreeSet<usize>> {
+    pub(crate) fn prune(&self, filters: &[Expr]) -> Option<BTreeSet<usize>> {
         let (_, column, data_type) = self.table.distribution_column()?;
         let shard_count = self.table.shards.len();
         let mut result: Option<BTreeSet<usize>> = None;

@@ -611,6 +611,11 @@ impl WrittenFiles {
         self.owner = None;
     }
 
+    /// The rows written, counted once per row (not per placement).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
     pub fn for_commit(&self) -> Vec<(PlacementId, FileMeta)> {
         self.files.iter().map(|(p, _, f)| (*p, f.clone())).collect()
     }

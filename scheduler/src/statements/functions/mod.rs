@@ -1,7 +1,8 @@
 //! Citus's functions, called as `SELECT fn(...)`, one file each, found through
 //! [`registry`]: `create_distributed_table`, `create_reference_table`, `citus_add_node` and
 //! `citus_remove_node` (and their `master_` names), `get_shard_id_for_distribution_column`,
-//! `citus_get_active_worker_nodes`, `citus_version` and `citus_cleanup_orphaned_resources`.
+//! `citus_get_active_worker_nodes`, `citus_version` and `citus_cleanup_orphaned_resources`,
+//! and ShardFusion's own `shardfusion_compact_table`.
 //!
 //! [`call`] recognises a call and reads its arguments, positionally or by name as in Citus's
 //! signatures (`shard_count => 4`).
@@ -18,6 +19,7 @@ mod citus_version;
 mod create_distributed_table;
 mod create_reference_table;
 mod get_shard_id_for_distribution_column;
+mod shardfusion_compact_table;
 
 pub use call::{FunctionCall, function_call};
 

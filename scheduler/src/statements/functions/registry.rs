@@ -8,7 +8,7 @@ use super::call::FunctionCall;
 use super::{
     citus_add_node, citus_cleanup_orphaned_resources, citus_get_active_worker_nodes,
     citus_remove_node, citus_version, create_distributed_table, create_reference_table,
-    get_shard_id_for_distribution_column,
+    get_shard_id_for_distribution_column, shardfusion_compact_table,
 };
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::Result;
@@ -41,6 +41,7 @@ pub const FUNCTIONS: &[&CitusFunction] = &[
     &create_distributed_table::FUNCTION,
     &create_reference_table::FUNCTION,
     &get_shard_id_for_distribution_column::FUNCTION,
+    &shardfusion_compact_table::FUNCTION,
 ];
 
 /// The function called `name` (lower case), if there is one.

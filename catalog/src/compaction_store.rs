@@ -1,0 +1,82 @@
+//! Compaction's commit: many small files of a shard replaced by one, in one transaction.
+//!
+//! The coordinator reads a shard's small files, writes their rows as one sorted file per
+//! placement, and commits the swap here. Files committed since it read them are left alone
+//! (it replaces only the files it names); if any file it names is gone (a TRUNCATE, a
+//! replacing load, or another compaction got there first), the swap is refused with a
+//! conflict and nothing changes, so the rows are never counted twice or lost.
+//!
+//! The replaced files are returned, not recorded for deletion: queries planned on an older
+//! snapshot may still read them, so the coordinator records and deletes them once those
+//! have finished (until then they are orphans that reconciliation's grace period protects).
+
+use rusqlite::{OptionalExtension, params};
+use shardfusion_common::ids::{GroupId, PlacementId};
+
+use crate::commit_checks::check_writable;
+use crate::error::{CatalogError, ConcurrentChange};
+use crate::model::FileMeta;
+use crate::store::{Catalog, insert_files};
+
+type Result<T> = std::result::Result<T, CatalogError>;
+
+impl Catalog {
+    /// Replaces the files `replaced` (placement and path) of `table` with `written`, whose
+    /// rows are exactly theirs, in one transaction. Returns the replaced files with their
+    /// node groups; refused with [`ConcurrentChange::RowsRemoved`] if any is no longer
+    /// committed.
+    pub fn compact_files(
+        &self,
+        table: &str,
+        schema: &arrow::datatypes::Schema,
+        replaced: &[(PlacementId, String)],
+        written: &[(PlacementId, FileMeta)],
+    ) -> Result<Vec<(GroupId, FileMeta)>> {
+        self.write(|tx| {
+            check_writable(
+                tx,
+                &self.fences,
+                table,
+                schema,
+                written.iter().map(|(p, _)| *p),
+            )?;
+            let mut old = Vec::with_capacity(replaced.len());
+            for (placement, path) in replaced {
+                let found = tx
+                    .query_row(
+                        "SELECT p.groupid, f.row_count, f.byte_size FROM shard_files f \
+                         JOIN placements p USING (placementid) \
+                         WHERE f.placementid = ?1 AND f.path = ?2",
+                        params![placement.0, path],
+                        |r| {
+                            Ok((
+                                GroupId(r.get(0)?),
+                                r.get::<_, i64>(1)? as u64,
+                                r.get::<_, i64>(2)? as u64,
+                            ))
+                        },
+                    )
+                    .optional()?;
+                let Some((group, row_count, byte_size)) = found else {
+                    return Err(CatalogError::Conflict {
+                        table: table.to_string(),
+                        change: ConcurrentChange::RowsRemoved,
+                    });
+                };
+                tx.execute(
+                    "DELETE FROM shard_files WHERE placementid = ?1 AND path = ?2",
+                    params![placement.0, path],
+                )?;
+                let file = FileMeta {
+                    path: path.clone(),
+                    row_count,
+                    byte_size,
+                    stats: None,
+                };
+                old.push((group, file));
+            }
+            insert_files(tx, written)?;
+            Ok(old)
+        })
+    }
+}
