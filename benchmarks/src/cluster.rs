@@ -57,6 +57,9 @@ impl TestCluster {
     fn options(workers: usize) -> LocalClusterOptions {
         let mut options = LocalClusterOptions::new(workers);
         options.secret = ClusterSecret::new("test-cluster-secret");
+        // Files stay as statements wrote them unless a test compacts them (through
+        // `coordinator().cluster().compaction` or `shardfusion_compact_table`).
+        options.compaction.interval = std::time::Duration::ZERO;
         options
     }
 

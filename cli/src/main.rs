@@ -43,6 +43,24 @@ enum Command {
         /// are this old (orphans of crashed writes; see citus_cleanup_orphaned_resources()).
         #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
         orphan_grace_period: u64,
+        /// How often shards' small files (one per point INSERT) are merged into one sorted
+        /// file; 0 turns background compaction off (see shardfusion_compact_table()).
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 60,
+            env = "SHARDFUSION_COMPACTION_INTERVAL_SECS"
+        )]
+        compaction_interval: u64,
+        /// A shard is compacted once it holds this many small files.
+        #[arg(
+            long,
+            value_name = "FILES",
+            default_value_t = 8,
+            value_parser = clap::value_parser!(u64).range(2..),
+            env = "SHARDFUSION_COMPACTION_MIN_FILES"
+        )]
+        compaction_min_files: u64,
     },
     /// Run a worker that stores shards and executes plan fragments.
     Worker {
@@ -121,6 +139,8 @@ async fn run() {
             cluster_secret,
             allow_file_access,
             orphan_grace_period,
+            compaction_interval,
+            compaction_min_files,
         } => {
             commands::coordinator::run(
                 listen,
@@ -128,6 +148,11 @@ async fn run() {
                 cluster_secret,
                 allow_file_access,
                 std::time::Duration::from_secs(orphan_grace_period),
+                shardfusion_scheduler::cluster::compaction::CompactionConfig {
+                    interval: std::time::Duration::from_secs(compaction_interval),
+                    min_files: compaction_min_files as usize,
+                    ..Default::default()
+                },
             )
             .await
         }

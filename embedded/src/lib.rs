@@ -20,6 +20,7 @@ use shardfusion_common::storage::DataRoot;
 use shardfusion_executor::in_process_transport::InProcessTransport;
 use shardfusion_executor::{WorkerService, registration};
 use shardfusion_scheduler::Coordinator;
+use shardfusion_scheduler::cluster::compaction::CompactionConfig;
 use shardfusion_scheduler::cluster::orphan_cleanup::OrphanCleanupConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -74,6 +75,8 @@ pub struct LocalClusterOptions {
     pub allow_file_access: Vec<PathBuf>,
     /// When garbage and orphaned shard files are collected (grace period, intervals).
     pub orphan_cleanup: OrphanCleanupConfig,
+    /// When and what background compaction merges.
+    pub compaction: CompactionConfig,
     /// Tasks go from the coordinator and between workers straight to the worker services in
     /// this process (`InProcessTransport`), not over loopback Flight. Clients still connect
     /// over Flight SQL, and control calls (registration, membership proofs, writes) still use
@@ -95,6 +98,7 @@ impl LocalClusterOptions {
             secret: ClusterSecret::generate(),
             allow_file_access: vec![PathBuf::from("/")],
             orphan_cleanup: OrphanCleanupConfig::default(),
+            compaction: CompactionConfig::default(),
             in_process_transport: false,
         }
     }
@@ -173,6 +177,10 @@ impl LocalCluster {
             .cluster()
             .orphans
             .set_config(options.orphan_cleanup);
+        coordinator
+            .cluster()
+            .compaction
+            .set_config(options.compaction);
         let listener = TcpListener::bind(options.listen).await.map_err(|source| {
             LocalClusterError::Listen {
                 address: options.listen.to_string(),

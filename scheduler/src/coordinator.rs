@@ -17,11 +17,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::execution::session_state::SessionState;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::{LogicalPlan, Volatility};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{CopyTarget, ObjectType, Statement};
@@ -34,14 +32,9 @@ use crate::error::{Result, SchedulerError};
 use crate::monitoring::statement_activity::ActivityState;
 use crate::monitoring::statement_stats::StatementTracker;
 use crate::planner::statement_counters;
-use crate::session::function_volatility::least_stable;
-use crate::session::router;
-use crate::session::session_cache::SharedSession;
 use crate::session::statement_context::{file_session_for, session_for};
-use crate::session::statement_shape::StatementShape;
 use crate::statements::sql_rewrite::rewrite_statement;
-use crate::statements::{analyze, copy, ddl, expression_depth, functions, runtime};
-use crate::write::not_null;
+use crate::statements::{analyze, copy, ddl, expression_depth, functions, query, runtime};
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -272,7 +265,7 @@ impl Coordinator {
             copy_to.target = copy::checked_copy_target(&self.cluster.file_access, &copy_to.target)?;
             let ctx = file_session_for(&self.cluster, self.cluster.catalog.snapshot())?;
             let state = ctx.state();
-            let planning = plan_in(&state, None, ctx.task_ctx(), statement);
+            let planning = query::plan_in(&state, None, ctx.task_ctx(), statement);
             return statement_counters::counting(Arc::clone(tracker.counters()), planning).await;
         }
         let DFStatement::Statement(inner) = &statement else {
@@ -328,10 +321,8 @@ impl Coordinator {
         }
     }
 
-    /// Plans a statement with DataFusion in the shared session; DML runs at once, queries
-    /// are returned unstarted. A query whose shape was planned before in this session starts
-    /// from that optimized plan ([`crate::session::plan_cache`]); one pinned to a single shard
-    /// group is planned for one partition ([`router`]).
+    /// Plans a statement with DataFusion in the shared session ([`query`]); DML runs at
+    /// once, queries are returned unstarted.
     async fn plan(
         &self,
         statement: DFStatement,
@@ -339,49 +330,8 @@ impl Coordinator {
     ) -> Result<StatementOutput> {
         let session = self.cluster.sessions.current(&self.cluster)?;
         let counters = Arc::clone(tracker.counters());
-        let planning = async {
-            let Some(shape) = StatementShape::of(&statement) else {
-                return plan_in(
-                    session.state(),
-                    Some(&session),
-                    session.task_ctx(),
-                    statement,
-                )
-                .await;
-            };
-            if let Some(plan) = session
-                .plan_cache()
-                .optimized_plan(session.state(), &shape)
-                .await
-            {
-                let state = if router::is_pinned(&plan) {
-                    session.router_state()
-                } else {
-                    session.state()
-                };
-                if let Ok(plan) = state
-                    .query_planner()
-                    .create_physical_plan(&plan, state)
-                    .await
-                {
-                    counters.generic_plans.fetch_add(1, Ordering::Relaxed);
-                    return Ok(StatementOutput::Query {
-                        plan,
-                        task_ctx: session.task_ctx(),
-                        tracker: None,
-                    });
-                }
-            }
-            counters.custom_plans.fetch_add(1, Ordering::Relaxed);
-            plan_in(
-                session.state(),
-                Some(&session),
-                session.task_ctx(),
-                statement,
-            )
-            .await
-        };
-        statement_counters::counting(Arc::clone(tracker.counters()), planning).await
+        let planning = query::plan_statement(&session, statement, Arc::clone(&counters));
+        statement_counters::counting(counters, planning).await
     }
 
     /// The schema `sql` will return, without running it or recording it: the columns of a
@@ -408,7 +358,7 @@ impl Coordinator {
         match statements.pop() {
             Some(statement) if plain_query => {
                 let session = self.cluster.sessions.current(&self.cluster)?;
-                let planned = physical_plan(
+                let planned = query::physical_plan(
                     session.state(),
                     Some(&session),
                     session.task_ctx(),
@@ -435,93 +385,6 @@ impl Coordinator {
         self.cluster.orphans.worker_registered(node.group_id);
         Ok(node)
     }
-}
-
-/// Plans `statement` in `state`; DML runs at once (with `task_ctx`), queries are returned
-/// unstarted.
-async fn plan_in(
-    state: &SessionState,
-    shared: Option<&SharedSession>,
-    task_ctx: Arc<TaskContext>,
-    statement: DFStatement,
-) -> Result<StatementOutput> {
-    let planned = physical_plan(state, shared, task_ctx, statement).await?;
-    if planned.is_dml {
-        let schema = planned.plan.schema();
-        let batches = collect(planned.plan, planned.task_ctx).await?;
-        return Ok(StatementOutput::Rows { schema, batches });
-    }
-    Ok(StatementOutput::Query {
-        plan: planned.plan,
-        task_ctx: planned.task_ctx,
-        tracker: None,
-    })
-}
-
-/// A statement planned down to its distributed physical plan.
-struct PhysicalPlan {
-    plan: Arc<dyn ExecutionPlan>,
-    /// What the plan runs with.
-    task_ctx: Arc<TaskContext>,
-    /// Whether it changes data (INSERT, COPY ... TO), and so runs at once.
-    is_dml: bool,
-}
-
-/// Plans `statement` in `state`, which it only reads: a statement that would change its
-/// session (`SET`, `PREPARE`, ...) is planned in a copy of its own, and runs with that copy's
-/// task context instead of `task_ctx`. A query (or the query an `EXPLAIN` shows) pinned to
-/// one shard group is physically planned in `shared`'s router state ([`router`]), as a
-/// cached shape would be, so `EXPLAIN` shows what runs.
-async fn physical_plan(
-    state: &SessionState,
-    shared: Option<&SharedSession>,
-    task_ctx: Arc<TaskContext>,
-    statement: DFStatement,
-) -> Result<PhysicalPlan> {
-    let plan = state.statement_to_plan(statement).await?;
-    let plan = not_null::defer_not_null_checks(plan)?;
-    if let LogicalPlan::Ddl(ddl) = &plan {
-        return Err(SchedulerError::unsupported(ddl.name().to_string()));
-    }
-    if let LogicalPlan::Statement(_) = &plan {
-        let ctx = SessionContext::new_with_state(state.clone());
-        let frame = ctx.execute_logical_plan(plan).await?;
-        return Ok(PhysicalPlan {
-            plan: frame.create_physical_plan().await?,
-            task_ctx: ctx.task_ctx(),
-            is_dml: false,
-        });
-    }
-    let is_dml = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
-    // `now()` and its kin are folded to the statement's start time, which a shared state
-    // does not have: such a statement plans in a copy that does.
-    let timed;
-    let state = if least_stable(&plan) == Volatility::Immutable {
-        state
-    } else {
-        let mut copy = state.clone();
-        copy.mark_start_execution();
-        timed = copy;
-        &timed
-    };
-    let optimized = state.optimize(&plan)?;
-    let shown = match &optimized {
-        LogicalPlan::Explain(explain) => explain.plan.as_ref(),
-        LogicalPlan::Analyze(analyze) => analyze.input.as_ref(),
-        query => query,
-    };
-    let state = match shared {
-        Some(shared) if router::is_pinned(shown) => shared.router_state(),
-        _ => state,
-    };
-    Ok(PhysicalPlan {
-        plan: state
-            .query_planner()
-            .create_physical_plan(&optimized, state)
-            .await?,
-        task_ctx,
-        is_dml,
-    })
 }
 
 /// Splits `sql` into statements, rewriting Postgres-only casts. Expressions are bounded in

@@ -15,6 +15,7 @@ pub async fn run(
     secret: Option<String>,
     allow_file_access: Vec<PathBuf>,
     orphan_grace_period: std::time::Duration,
+    compaction: shardfusion_scheduler::cluster::compaction::CompactionConfig,
 ) -> Result<(), String> {
     let secret = cluster_secret::for_coordinator(secret, &data_dir)?;
     let file_access = FileAccess::granted(&allow_file_access).map_err(|e| e.to_string())?;
@@ -28,6 +29,7 @@ pub async fn run(
             ..orphans.config()
         },
     );
+    coordinator.cluster().compaction.set_config(compaction);
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

@@ -2,8 +2,10 @@
 //! one file sorted by the distribution column, committed atomically like any other write.
 //!
 //! Every [`CompactionConfig::interval`], and on `SELECT shardfusion_compact_table(...)`, each
-//! shard whose placements hold at least [`CompactionConfig::min_files`] files of fewer than
-//! [`CompactionConfig::small_file_rows`] rows each gets them merged:
+//! shard of a distributed or reference table whose placements hold at least
+//! [`CompactionConfig::min_files`] files of fewer than [`CompactionConfig::small_file_rows`]
+//! rows each gets them merged (one pass at a time). Local tables are left alone: their files
+//! move into shards when they are distributed, and that move must see the files it read.
 //!
 //! 1. the coordinator reads those files (and only those: a scan over a copy of the table's
 //!    metadata narrowed to them, run on the workers like any query) as of one snapshot;
@@ -18,21 +20,26 @@
 //!
 //! So a query sees either the small files or the compacted one, never both or neither. The
 //! replaced files are deleted only after every statement that started before the swap has
-//! finished (it may be reading them); they are recorded in `pg_dist_cleanup` then, and, should
-//! the coordinator stop before, orphan reconciliation removes them later.
+//! finished (it may be reading them); they are recorded in `pg_dist_cleanup` then. Until
+//! then they are registered as in flight, from before the swap, so orphan reconciliation
+//! (which deletes files the catalog does not list) leaves them alone; should the coordinator
+//! stop before, reconciliation removes them later.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use datafusion::error::DataFusionError;
 use parking_lot::Mutex;
 use shardfusion_catalog::cleanup::CleanupPolicy;
 use shardfusion_catalog::{
-    CatalogError, CatalogSnapshot, FileMeta, PlacementMeta, ShardMeta, TableMeta,
+    CatalogError, CatalogSnapshot, FileMeta, PlacementMeta, ShardMeta, TableKind, TableMeta,
 };
 use shardfusion_common::ids::{GroupId, PlacementId};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
+use crate::cluster::orphan_cleanup::InFlightWrite;
 use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
 use crate::session::statement_context::session_for;
@@ -64,39 +71,25 @@ impl Default for CompactionConfig {
     }
 }
 
-impl CompactionConfig {
-    /// The defaults, with `SHARDFUSION_COMPACTION_INTERVAL_SECS` and
-    /// `SHARDFUSION_COMPACTION_MIN_FILES` where set to a number.
-    pub fn from_env() -> Self {
-        let mut config = Self::default();
-        let number = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
-        if let Some(secs) = number("SHARDFUSION_COMPACTION_INTERVAL_SECS") {
-            config.interval = Duration::from_secs(secs);
-        }
-        if let Some(files) = number("SHARDFUSION_COMPACTION_MIN_FILES") {
-            config.min_files = (files as usize).max(2);
-        }
-        config
-    }
-}
-
-/// The coordinator's compaction settings.
+/// The coordinator's compaction settings and the tasks deleting what it replaced.
 #[derive(Debug)]
 pub struct Compaction {
     config: Mutex<CompactionConfig>,
     /// Wakes the background task when the settings change.
     changed: Notify,
+    /// Held by a pass: one at a time, so no pass reads files another one replaces.
+    pass: tokio::sync::Mutex<()>,
+    /// Deletions waiting for older statements to finish; they end with the coordinator.
+    retiring: Mutex<JoinSet<()>>,
 }
 
 impl Default for Compaction {
     fn default() -> Self {
         Self {
-            config: Mutex::new(CompactionConfig::from_env()),
+            config: Mutex::new(CompactionConfig::default()),
             changed: Notify::new(),
+            pass: tokio::sync::Mutex::new(()),
+            retiring: Mutex::new(JoinSet::new()),
         }
     }
 }
@@ -113,18 +106,24 @@ impl Compaction {
     }
 }
 
-/// Compacts every table; returns how many files were replaced.
-pub async fn compact_all(cluster: &Arc<Cluster>) -> Result<usize> {
+/// Compacts every distributed and reference table; returns how many files were replaced. A
+/// table that fails is reported in the log and the others are still compacted.
+pub async fn compact_all(cluster: &Arc<Cluster>) -> usize {
+    let _pass = cluster.compaction.pass.lock().await;
     let snapshot = cluster.catalog.snapshot();
     let mut replaced = 0;
     for table in snapshot.tables.values() {
-        replaced += compact_in(cluster, &snapshot, table).await?;
+        match compact_in(cluster, &snapshot, table).await {
+            Ok(n) => replaced += n,
+            Err(e) => tracing::warn!("compacting {} failed: {e}", table.name),
+        }
     }
-    Ok(replaced)
+    replaced
 }
 
 /// Compacts the shards of `table` that qualify; returns how many files were replaced.
 pub async fn compact_table(cluster: &Arc<Cluster>, table: &str) -> Result<usize> {
+    let _pass = cluster.compaction.pass.lock().await;
     let snapshot = cluster.catalog.snapshot();
     let meta = snapshot.table(table).ok_or_else(|| {
         SchedulerError::Catalog(CatalogError::TableNotFound {
@@ -139,6 +138,9 @@ async fn compact_in(
     snapshot: &Arc<CatalogSnapshot>,
     table: &Arc<TableMeta>,
 ) -> Result<usize> {
+    if matches!(table.kind, TableKind::Local) {
+        return Ok(0);
+    }
     let config = cluster.compaction.config();
     let mut replaced = 0;
     for shard in &table.shards {
@@ -191,10 +193,14 @@ async fn compact_shard(
     shard: &ShardMeta,
     files: &[FileMeta],
 ) -> Result<usize> {
-    let mut narrowed = TableMeta::clone(table);
+    // The table as if the shard held only these files (every placement lists them; the scan
+    // reads an active one).
+    let paths: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
     let mut only = shard.clone();
-    only.placements.truncate(1);
-    only.placements[0].files = files.to_vec();
+    for placement in &mut only.placements {
+        placement.files.retain(|f| paths.contains(f.path.as_str()));
+    }
+    let mut narrowed = TableMeta::clone(table);
     narrowed.shards = vec![only];
     let provider = ShardedTableProvider::new(
         Arc::clone(cluster),
@@ -206,21 +212,36 @@ async fn compact_shard(
     let writer = TableWriter::for_table(Arc::clone(cluster), Arc::clone(snapshot), table)?;
     let written = writer.write_all(rows, Ok).await?;
     let expected: u64 = files.iter().map(|f| f.row_count).sum();
-    let placements = shard.placements.len() as u64;
     let new_files = written.for_commit();
     let rows = written.rows();
-    if rows != expected || new_files.len() as u64 != placements {
+    if rows != expected || new_files.len() != shard.placements.len() {
         written.discard(cluster, snapshot).await;
-        return Err(SchedulerError::invalid(format!(
-            "compacting shard {} of {}: read {rows} rows where its files hold {expected}; \
-             nothing was changed",
-            shard.shard_id, table.name
+        return Err(SchedulerError::DataFusion(DataFusionError::Internal(
+            format!(
+                "compacting shard {} of {}: read {rows} rows into {} files where its files hold \
+             {expected} rows on {} placements; nothing was changed",
+                shard.shard_id,
+                table.name,
+                new_files.len(),
+                shard.placements.len()
+            ),
         )));
     }
     let replaced: Vec<(PlacementId, String)> = shard
         .placements
         .iter()
         .flat_map(|p| files.iter().map(|f| (p.placement_id, f.path.clone())))
+        .collect();
+    // From before the swap until their deletion, reconciliation must not take them for
+    // orphans: the catalog stops listing them at the swap.
+    let protected: Vec<InFlightWrite> = shard
+        .placements
+        .iter()
+        .flat_map(|p| {
+            files
+                .iter()
+                .map(|f| cluster.orphans.in_flight().begin(p.group_id, &f.path))
+        })
         .collect();
     let committed =
         cluster
@@ -230,7 +251,7 @@ async fn compact_shard(
         Ok(old) => {
             written.committed();
             let count = old.len();
-            retire(Arc::clone(cluster), old, Instant::now());
+            retire(cluster, old, protected, Instant::now());
             Ok(count)
         }
         Err(e) => {
@@ -241,9 +262,19 @@ async fn compact_shard(
 }
 
 /// Deletes files a compaction replaced once no statement that started before `swapped` is
-/// still running (it may be reading them).
-fn retire(cluster: Arc<Cluster>, files: Vec<(GroupId, FileMeta)>, swapped: Instant) {
-    tokio::spawn(async move {
+/// still running (it may be reading them); `protected` keeps reconciliation off them until
+/// then.
+fn retire(
+    cluster: &Arc<Cluster>,
+    files: Vec<(GroupId, FileMeta)>,
+    protected: Vec<InFlightWrite>,
+    swapped: Instant,
+) {
+    let task_cluster = Arc::clone(cluster);
+    let mut retiring = cluster.compaction.retiring.lock();
+    while retiring.try_join_next().is_some() {}
+    retiring.spawn(async move {
+        let cluster = task_cluster;
         while cluster.stats.activity().started_before(swapped) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -265,6 +296,7 @@ fn retire(cluster: Arc<Cluster>, files: Vec<(GroupId, FileMeta)>, swapped: Insta
             }
         }
         crate::cluster::orphan_cleanup::delete_garbage(&cluster, files).await;
+        drop(protected);
     });
 }
 
@@ -282,8 +314,75 @@ pub async fn run(cluster: Arc<Cluster>) {
             _ = changed => continue,
             _ = tokio::time::sleep(interval) => {}
         }
-        if let Err(e) = compact_all(&cluster).await {
-            tracing::warn!("background compaction failed: {e}");
+        compact_all(&cluster).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shardfusion_common::ids::ShardId;
+
+    fn file(path: &str, row_count: u64) -> FileMeta {
+        FileMeta {
+            path: path.to_string(),
+            row_count,
+            byte_size: 100,
+            stats: None,
         }
+    }
+
+    fn shard(placements: Vec<Vec<FileMeta>>) -> ShardMeta {
+        ShardMeta {
+            shard_id: ShardId(102008),
+            index: 0,
+            hash_range: None,
+            placements: placements
+                .into_iter()
+                .enumerate()
+                .map(|(i, files)| PlacementMeta {
+                    placement_id: PlacementId(i as i64 + 1),
+                    group_id: GroupId(i as i32 + 1),
+                    shard_state: 1,
+                    files,
+                })
+                .collect(),
+        }
+    }
+
+    fn config(min_files: usize) -> CompactionConfig {
+        CompactionConfig {
+            interval: Duration::ZERO,
+            min_files,
+            small_file_rows: 100,
+            max_rows: 250,
+        }
+    }
+
+    #[test]
+    fn enough_small_files_are_merged_oldest_first_up_to_the_row_cap() {
+        let files = vec![
+            file("big", 1_000),
+            file("a", 90),
+            file("b", 90),
+            file("c", 90),
+            file("d", 90),
+        ];
+        let chosen = small_files(&shard(vec![files.clone()]), &config(3)).expect("compacted");
+        let paths: Vec<&str> = chosen.iter().map(|f| f.path.as_str()).collect();
+        // The big file stays; 250 rows at most: a, b (180) and not c (270).
+        assert_eq!(paths, ["a", "b"]);
+        assert!(
+            small_files(&shard(vec![files]), &config(5)).is_none(),
+            "too few"
+        );
+    }
+
+    #[test]
+    fn placements_that_disagree_are_left_alone() {
+        let one = vec![file("a", 1), file("b", 1), file("c", 1)];
+        let other = vec![file("a", 1), file("b", 1)];
+        assert!(small_files(&shard(vec![one.clone(), one.clone()]), &config(2)).is_some());
+        assert!(small_files(&shard(vec![one, other]), &config(2)).is_none());
     }
 }

@@ -33,18 +33,24 @@
 //!
 //! Everything above the stage (final aggregation, joins that could not be pushed, merges)
 //! runs on the coordinator.
+//!
+//! Before physical planning: [`router`] recognizes queries pinned to one shard group (planned
+//! for one partition), and [`function_volatility`] tells whether a plan needs its
+//! statement's start time or may be reused.
 
 pub mod aligned_moves;
 pub mod broadcast;
 pub mod distribute_rule;
 pub mod exchanges;
 pub mod existence_sides;
+pub mod function_volatility;
 pub mod grouping_layout;
 pub mod operators;
 pub mod partial_reduce;
 pub mod partition_wise;
 pub mod planner_options;
 pub mod repair;
+pub mod router;
 pub mod row_estimates;
 pub mod shuffle_cuts;
 pub mod stage_output;

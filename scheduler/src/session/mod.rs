@@ -6,14 +6,10 @@
 //!   (sharded scans and sinks).
 //! - [`statement_shape`], [`plan_cache`]: queries that differ only in compared values share
 //!   one optimized plan per session.
-//! - [`function_volatility`]: whether a plan needs its statement's start time, or may be reused.
-//! - [`router`]: recognizing queries pinned to one shard group.
 //! - [`prepared_statements`]: Flight SQL prepared statements, bounded per client.
 
-pub mod function_volatility;
 pub mod plan_cache;
 pub mod prepared_statements;
-pub mod router;
 pub mod schema_provider;
 pub mod session_cache;
 pub mod statement_context;

@@ -36,7 +36,7 @@ use datafusion::logical_expr::{LogicalPlan, Volatility};
 use parking_lot::Mutex;
 use shardfusion_catalog::metadata_tables::MetadataTableProvider;
 
-use crate::session::function_volatility::least_stable;
+use crate::planner::function_volatility::least_stable;
 use crate::session::statement_shape::{LiteralKind, StatementShape};
 use crate::session::table_provider::ShardedTableProvider;
 
@@ -56,7 +56,8 @@ enum CachedShape {
     },
 }
 
-/// See the module docs.
+/// The plans of the query shapes seen in one shared session, keyed by
+/// [`StatementShape::key`].
 #[derive(Debug, Default)]
 pub struct PlanCache {
     shapes: Mutex<HashMap<String, Arc<CachedShape>>>,
@@ -71,9 +72,17 @@ impl PlanCache {
         state: &SessionState,
         shape: &StatementShape,
     ) -> Option<LogicalPlan> {
-        let cached = self.shapes.lock().get(&shape.key).cloned();
+        let (cached, full) = {
+            let shapes = self.shapes.lock();
+            (
+                shapes.get(&shape.key).cloned(),
+                shapes.len() >= MAX_CACHED_SHAPES,
+            )
+        };
         let cached = match cached {
             Some(cached) => cached,
+            // No room to keep its plan: planning it here would only be done twice.
+            None if full => return None,
             None => {
                 let planned = Arc::new(plan_shape(state, shape).await);
                 let mut shapes = self.shapes.lock();
@@ -136,7 +145,7 @@ fn reusable(plan: &LogicalPlan) -> bool {
         return false;
     }
     let mut reusable = true;
-    let _ = plan.apply_with_subqueries(|node| {
+    let walked = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
             reusable &= source_as_provider(&scan.source).is_ok_and(|provider| {
                 provider.is::<ShardedTableProvider>() || provider.is::<MetadataTableProvider>()
@@ -148,7 +157,7 @@ fn reusable(plan: &LogicalPlan) -> bool {
             TreeNodeRecursion::Stop
         })
     });
-    reusable
+    walked.is_ok() && reusable
 }
 
 /// The inferred type of each placeholder, if every one has a type that suits its literal.
@@ -162,9 +171,13 @@ fn placeholder_types(plan: &LogicalPlan, values: &[ScalarValue]) -> Option<Vec<D
         .enumerate()
         .map(|(i, value)| {
             let data_type = inferred.get(&format!("${}", i + 1))?.clone()?;
+            // DataFusion compares an integer literal with any number exactly (at the wider
+            // type), but a float literal with an integer or decimal column as floats:
+            // casting it to the column's type instead could match other rows.
             let numeric = data_type.is_numeric();
             let suits = match StatementShape::kind(value) {
-                LiteralKind::Number => numeric,
+                LiteralKind::Integer => numeric,
+                LiteralKind::Float => data_type.is_floating(),
                 LiteralKind::Text => !numeric && !matches!(data_type, DataType::Boolean),
             };
             suits.then_some(data_type)

@@ -35,7 +35,7 @@ pub struct SharedSession {
     /// Optimized plans of the query shapes planned in this session.
     plans: PlanCache,
     /// `state` planning for one partition, for queries pinned to one shard group
-    /// ([`crate::session::router`]); made on the first such query.
+    /// ([`crate::planner::router`]); made on the first such query.
     router_state: OnceLock<SessionState>,
 }
 

@@ -1,23 +1,27 @@
-//! [`StatementShape`]: a query with the literals it compares columns against taken out, so
-//! that statements differing only in those values share one cached plan
+//! [`StatementShape`]: a query with the literals its filters compare columns against taken
+//! out, so that statements differing only in those values share one cached plan
 //! ([`crate::session::plan_cache`]).
 //!
-//! Only literals whose meaning does not depend on where they stand are taken out: a number or
-//! a quoted string compared with a column (`col = 42`, `'x' < t.col`), a bound of
-//! `col BETWEEN a AND b`, and the items of `col IN (a, b, ...)`. Anything else (positions in
-//! `ORDER BY 1`, `LIMIT 10`, function arguments, typed literals such as `DATE '...'`) stays
-//! in the text, so it is part of the shape. Each value taken out becomes the next `$n`, whose
-//! type DataFusion infers from the column it is compared with; the values are given back
-//! as `ScalarValue`s parsed the way DataFusion's SQL planner parses literals.
+//! Only literals whose meaning does not depend on where they stand are taken out, and only
+//! from filters — `WHERE`, `HAVING` and `JOIN ... ON`, in every subquery, CTE and set
+//! operation — so no output column is named after a placeholder: a number or a quoted string
+//! compared with a column (`col = 42`, `'x' < t.col`), a bound of `col BETWEEN a AND b`, and
+//! the items of `col IN (a, b, ...)`. Anything else (the select list, `ORDER BY 1`,
+//! `LIMIT 10`, function arguments, typed literals such as `DATE '...'`) stays in the text, so
+//! it is part of the shape. Each value taken out becomes the next `$n`, whose type
+//! DataFusion infers from the column it is compared with; the values are given back as
+//! `ScalarValue`s parsed the way DataFusion's SQL planner parses literals.
 //!
-//! A statement that already holds placeholders has no shape (its values are not known here).
+//! A statement that already holds placeholders has no shape (its values are not known here),
+//! nor has one with more than [`MAX_VALUES`] values.
 
 use std::ops::ControlFlow;
 
 use datafusion::common::ScalarValue;
 use datafusion::sql::parser::Statement as DFStatement;
 use sqlparser::ast::{
-    BinaryOperator, Expr, Statement, Value, ValueWithSpan, VisitMut, Visitor, VisitorMut,
+    BinaryOperator, Expr, JoinConstraint, JoinOperator, Query, SetExpr, Statement, TableFactor,
+    TableWithJoins, Value, ValueWithSpan, VisitMut, Visitor, VisitorMut,
 };
 
 /// The most values a shape takes out. DataFusion's optimizer rewrites literal lists (a long
@@ -41,7 +45,10 @@ pub struct StatementShape {
 /// What kind of literal a placeholder replaced: it decides which column types it may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiteralKind {
-    Number,
+    /// An integer (`Int64` or `UInt64`).
+    Integer,
+    /// A number with a fraction or an exponent (`Float64`).
+    Float,
     Text,
 }
 
@@ -59,14 +66,19 @@ impl StatementShape {
         let DFStatement::Statement(inner) = &mut statement else {
             return None;
         };
+        let Statement::Query(query) = inner.as_mut() else {
+            return None;
+        };
         let mut extractor = Extractor::default();
-        if inner.visit(&mut extractor).is_break() || extractor.values.len() > MAX_VALUES {
+        shape_query(query, &mut extractor);
+        if extractor.values.len() > MAX_VALUES {
             return None;
         }
         let mut key = inner.to_string();
         key.push_str(" -- ");
-        key.extend(extractor.kinds.iter().map(|k| match k {
-            LiteralKind::Number => 'n',
+        key.extend(extractor.values.iter().map(|v| match Self::kind(v) {
+            LiteralKind::Integer => 'i',
+            LiteralKind::Float => 'f',
             LiteralKind::Text => 't',
         }));
         Some(Self {
@@ -80,9 +92,88 @@ impl StatementShape {
     pub fn kind(value: &ScalarValue) -> LiteralKind {
         match value {
             ScalarValue::Utf8(_) => LiteralKind::Text,
-            _ => LiteralKind::Number,
+            ScalarValue::Float64(_) => LiteralKind::Float,
+            _ => LiteralKind::Integer,
         }
     }
+}
+
+/// Takes the compared literals out of the filters of `query` and of every query in it.
+fn shape_query(query: &mut Query, extractor: &mut Extractor) {
+    if let Some(with) = &mut query.with {
+        for cte in &mut with.cte_tables {
+            shape_query(&mut cte.query, extractor);
+        }
+    }
+    shape_body(&mut query.body, extractor);
+}
+
+fn shape_body(body: &mut SetExpr, extractor: &mut Extractor) {
+    match body {
+        SetExpr::Select(select) => {
+            for from in &mut select.from {
+                shape_from(from, extractor);
+            }
+            for filter in [&mut select.selection, &mut select.having]
+                .into_iter()
+                .flatten()
+            {
+                shape_filter(filter, extractor);
+            }
+        }
+        SetExpr::Query(query) => shape_query(query, extractor),
+        SetExpr::SetOperation { left, right, .. } => {
+            shape_body(left, extractor);
+            shape_body(right, extractor);
+        }
+        _ => {}
+    }
+}
+
+fn shape_from(from: &mut TableWithJoins, extractor: &mut Extractor) {
+    shape_relation(&mut from.relation, extractor);
+    for join in &mut from.joins {
+        shape_relation(&mut join.relation, extractor);
+        if let Some(JoinConstraint::On(on)) = join_constraint(&mut join.join_operator) {
+            shape_filter(on, extractor);
+        }
+    }
+}
+
+fn shape_relation(relation: &mut TableFactor, extractor: &mut Extractor) {
+    match relation {
+        TableFactor::Derived { subquery, .. } => shape_query(subquery, extractor),
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => shape_from(table_with_joins, extractor),
+        _ => {}
+    }
+}
+
+fn join_constraint(operator: &mut JoinOperator) -> Option<&mut JoinConstraint> {
+    match operator {
+        JoinOperator::Join(c)
+        | JoinOperator::Inner(c)
+        | JoinOperator::Left(c)
+        | JoinOperator::LeftOuter(c)
+        | JoinOperator::Right(c)
+        | JoinOperator::RightOuter(c)
+        | JoinOperator::FullOuter(c)
+        | JoinOperator::CrossJoin(c)
+        | JoinOperator::Semi(c)
+        | JoinOperator::LeftSemi(c)
+        | JoinOperator::RightSemi(c)
+        | JoinOperator::Anti(c)
+        | JoinOperator::LeftAnti(c)
+        | JoinOperator::RightAnti(c)
+        | JoinOperator::StraightJoin(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// Takes the compared literals out of one filter expression (subqueries in it included).
+fn shape_filter(filter: &mut Expr, extractor: &mut Extractor) {
+    let _always_continues = filter.visit(extractor);
 }
 
 fn has_placeholders(statement: &Statement) -> bool {
@@ -106,7 +197,6 @@ fn has_placeholders(statement: &Statement) -> bool {
 #[derive(Default)]
 struct Extractor {
     values: Vec<ScalarValue>,
-    kinds: Vec<LiteralKind>,
 }
 
 impl Extractor {
@@ -115,7 +205,6 @@ impl Extractor {
         let Some(value) = literal_value(expr) else {
             return;
         };
-        self.kinds.push(StatementShape::kind(&value));
         self.values.push(value);
         *expr =
             Expr::Value(Value::Placeholder(format!("${}", self.values.len())).with_empty_span());
@@ -203,15 +292,20 @@ mod tests {
 
     #[test]
     fn compared_literals_become_placeholders() {
-        let s = shape("SELECT a, 'x' FROM t WHERE k = 42 AND 'b' <= t.s ORDER BY 1 LIMIT 10")
-            .expect("a shape");
+        let s = shape(
+            "SELECT a, 'x', a = 3 FROM t JOIN u ON u.k = t.k AND u.v > 7 \
+             WHERE k = 42 AND 'b' <= t.s GROUP BY 1 HAVING count(*) > 2 ORDER BY 1 LIMIT 10",
+        )
+        .expect("a shape");
         assert_eq!(
             s.key,
-            "SELECT a, 'x' FROM t WHERE k = $1 AND $2 <= t.s ORDER BY 1 LIMIT 10 -- nt"
+            "SELECT a, 'x', a = 3 FROM t JOIN u ON u.k = t.k AND u.v > $1 \
+             WHERE k = $2 AND $3 <= t.s GROUP BY 1 HAVING count(*) > 2 ORDER BY 1 LIMIT 10 -- iit"
         );
         assert_eq!(
             s.values,
             vec![
+                ScalarValue::Int64(Some(7)),
                 ScalarValue::Int64(Some(42)),
                 ScalarValue::Utf8(Some("b".into()))
             ]
@@ -253,7 +347,14 @@ mod tests {
         assert!(shape("INSERT INTO t VALUES (1)").is_none());
         assert!(shape("EXPLAIN SELECT * FROM t WHERE k = 1").is_none());
         assert!(shape("SELECT * FROM t WHERE k = $1").is_none());
-        // Literals that are not compared with a column stay in the key.
+        // Literals outside filters, or not compared with a column, stay in the key; filters
+        // of subqueries, CTEs and set operations are shaped too.
+        let s = shape(
+            "WITH c AS (SELECT * FROM u WHERE v = 1) SELECT * FROM (SELECT * FROM t WHERE k = 2) \
+             AS d, c UNION ALL SELECT * FROM t WHERE k IN (SELECT k FROM u WHERE v < 3)",
+        )
+        .expect("a shape");
+        assert_eq!(s.values.len(), 3, "{}", s.key);
         let s = shape("SELECT k + 1 FROM t WHERE f(k) = 3").expect("a shape");
         assert!(s.values.is_empty());
         assert!(

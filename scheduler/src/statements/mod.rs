@@ -9,8 +9,8 @@
 //! - [`bulk_ingest`]: Flight SQL `CommandStatementIngest`.
 //! - [`functions`]: the Citus functions (`create_distributed_table`, `citus_add_node`, ...).
 //!
-//! Queries, `INSERT` and `COPY (query) TO` are planned by DataFusion (see
-//! [`crate::coordinator`]).
+//! - [`query`]: queries, `INSERT` and `COPY (query) TO`, planned by DataFusion in the shared
+//!   session, with the plan cache and router recognition.
 
 pub mod analyze;
 pub mod bulk_ingest;
@@ -19,5 +19,6 @@ pub mod ddl;
 pub mod expression_depth;
 pub mod file_access;
 pub mod functions;
+pub mod query;
 pub mod runtime;
 pub mod sql_rewrite;

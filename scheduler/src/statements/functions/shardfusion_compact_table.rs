@@ -25,7 +25,7 @@ async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementO
     let cluster = coordinator.cluster();
     let replaced = match call.text(0, "table_name")? {
         Some(table) => compact_table(cluster, &relation_name(&table)).await?,
-        None => compact_all(cluster).await?,
+        None => compact_all(cluster).await,
     };
     Ok(single_value(
         "shardfusion_compact_table",

@@ -26,7 +26,7 @@ use crate::session::table_provider::ShardedTableProvider;
 pub fn is_pinned(plan: &LogicalPlan) -> bool {
     let mut pin: Option<(ColocationId, usize)> = None;
     let mut pinned = true;
-    let _ = plan.apply_with_subqueries(|node| {
+    let walked = plan.apply_with_subqueries(|node| {
         let LogicalPlan::TableScan(scan) = node else {
             return Ok(TreeNodeRecursion::Continue);
         };
@@ -60,5 +60,5 @@ pub fn is_pinned(plan: &LogicalPlan) -> bool {
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    pinned && pin.is_some()
+    walked.is_ok() && pinned && pin.is_some()
 }

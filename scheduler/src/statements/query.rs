@@ -1,0 +1,167 @@
+//! Planning queries, `INSERT` and `COPY (query) TO`: DataFusion in the shared session, with
+//! what makes repeated and routed statements cheap.
+//!
+//! 1. A query with a shape ([`StatementShape`]) starts from its shape's optimized plan
+//!    ([`crate::session::plan_cache`]), skipping SQL planning and the logical optimizer.
+//! 2. Otherwise the statement is planned from its text; a statement calling `now()` or
+//!    another stable function plans in a copy of the shared state marked with its start time
+//!    ([`least_stable`]), since the optimizer folds those calls.
+//! 3. Either way, a query pinned to one shard group is physically planned for one partition
+//!    ([`router`]); `EXPLAIN` plans the same way, so it shows what runs.
+//!
+//! DML runs at once; queries are returned unstarted.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use datafusion::execution::TaskContext;
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::{LogicalPlan, Volatility};
+use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DFStatement;
+
+use crate::coordinator::StatementOutput;
+use crate::error::{Result, SchedulerError};
+use crate::monitoring::statement_stats::QueryCounters;
+use crate::planner::function_volatility::least_stable;
+use crate::planner::router;
+use crate::session::session_cache::SharedSession;
+use crate::session::statement_shape::StatementShape;
+use crate::write::not_null;
+
+/// Plans `statement` in `session`, counting in `counters` whether it came from a cached
+/// shape (`generic_plan_calls`) or from its text (`custom_plan_calls`, queries only).
+pub(crate) async fn plan_statement(
+    session: &SharedSession,
+    statement: DFStatement,
+    counters: Arc<QueryCounters>,
+) -> Result<StatementOutput> {
+    let Some(shape) = StatementShape::of(&statement) else {
+        return plan_in(
+            session.state(),
+            Some(session),
+            session.task_ctx(),
+            statement,
+        )
+        .await;
+    };
+    if let Some(plan) = session
+        .plan_cache()
+        .optimized_plan(session.state(), &shape)
+        .await
+    {
+        let state = if router::is_pinned(&plan) {
+            session.router_state()
+        } else {
+            session.state()
+        };
+        if let Ok(plan) = state
+            .query_planner()
+            .create_physical_plan(&plan, state)
+            .await
+        {
+            counters.generic_plans.fetch_add(1, Ordering::Relaxed);
+            return Ok(StatementOutput::Query {
+                plan,
+                task_ctx: session.task_ctx(),
+                tracker: None,
+            });
+        }
+    }
+    counters.custom_plans.fetch_add(1, Ordering::Relaxed);
+    plan_in(
+        session.state(),
+        Some(session),
+        session.task_ctx(),
+        statement,
+    )
+    .await
+}
+
+/// Plans `statement` in `state`; DML runs at once (with `task_ctx`), queries are returned
+/// unstarted.
+pub(crate) async fn plan_in(
+    state: &SessionState,
+    shared: Option<&SharedSession>,
+    task_ctx: Arc<TaskContext>,
+    statement: DFStatement,
+) -> Result<StatementOutput> {
+    let planned = physical_plan(state, shared, task_ctx, statement).await?;
+    if planned.is_dml {
+        let schema = planned.plan.schema();
+        let batches = collect(planned.plan, planned.task_ctx).await?;
+        return Ok(StatementOutput::Rows { schema, batches });
+    }
+    Ok(StatementOutput::Query {
+        plan: planned.plan,
+        task_ctx: planned.task_ctx,
+        tracker: None,
+    })
+}
+
+/// A statement planned down to its distributed physical plan.
+pub(crate) struct PhysicalPlan {
+    pub(crate) plan: Arc<dyn ExecutionPlan>,
+    /// What the plan runs with.
+    pub(crate) task_ctx: Arc<TaskContext>,
+    /// Whether it changes data (INSERT, COPY ... TO), and so runs at once.
+    pub(crate) is_dml: bool,
+}
+
+/// Plans `statement` in `state`, which it only reads: a statement that would change its
+/// session (`SET`, `PREPARE`, ...) is planned in a copy of its own, and runs with that copy's
+/// task context instead of `task_ctx`. A query (or the query an `EXPLAIN` shows) pinned to
+/// one shard group is physically planned in `shared`'s router state ([`router`]), as a
+/// cached shape would be, so `EXPLAIN` shows what runs.
+pub(crate) async fn physical_plan(
+    state: &SessionState,
+    shared: Option<&SharedSession>,
+    task_ctx: Arc<TaskContext>,
+    statement: DFStatement,
+) -> Result<PhysicalPlan> {
+    let plan = state.statement_to_plan(statement).await?;
+    let plan = not_null::defer_not_null_checks(plan)?;
+    if let LogicalPlan::Ddl(ddl) = &plan {
+        return Err(SchedulerError::unsupported(ddl.name().to_string()));
+    }
+    if let LogicalPlan::Statement(_) = &plan {
+        let ctx = SessionContext::new_with_state(state.clone());
+        let frame = ctx.execute_logical_plan(plan).await?;
+        return Ok(PhysicalPlan {
+            plan: frame.create_physical_plan().await?,
+            task_ctx: ctx.task_ctx(),
+            is_dml: false,
+        });
+    }
+    let is_dml = matches!(plan, LogicalPlan::Dml(_) | LogicalPlan::Copy(_));
+    // `now()` and its kin are folded to the statement's start time, which a shared state
+    // does not have: such a statement plans in a copy that does.
+    let timed;
+    let state = if least_stable(&plan) == Volatility::Immutable {
+        state
+    } else {
+        let mut copy = state.clone();
+        copy.mark_start_execution();
+        timed = copy;
+        &timed
+    };
+    let optimized = state.optimize(&plan)?;
+    let shown = match &optimized {
+        LogicalPlan::Explain(explain) => explain.plan.as_ref(),
+        LogicalPlan::Analyze(analyze) => analyze.input.as_ref(),
+        query => query,
+    };
+    let state = match shared {
+        Some(shared) if router::is_pinned(shown) => shared.router_state(),
+        _ => state,
+    };
+    Ok(PhysicalPlan {
+        plan: state
+            .query_planner()
+            .create_physical_plan(&optimized, state)
+            .await?,
+        task_ctx,
+        is_dml,
+    })
+}
