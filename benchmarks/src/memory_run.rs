@@ -37,6 +37,8 @@ pub struct Report {
     pub seconds: f64,
     /// Peak RSS during the query of what `measured` names.
     pub peak_rss_bytes: u64,
+    /// Its RSS when the query started, after the load (what the allocator kept of it).
+    pub rss_before_query_bytes: u64,
     /// "coordinator process" or "whole embedded cluster process".
     pub measured: String,
     /// Whether the peak counter could be reset before the query (else it includes the load).
@@ -72,6 +74,10 @@ pub async fn run(options: Options) -> Result<Report, String> {
     let peak_reset = match coordinator {
         Some(pid) => reset_peak_rss_of(pid),
         None => reset_peak_rss(),
+    };
+    let rss_before_query = match coordinator {
+        Some(pid) => crate::machine::kib_field(&format!("/proc/{pid}/status"), "VmRSS") * 1024,
+        None => crate::machine::kib_field("/proc/self/status", "VmRSS") * 1024,
     };
     let started = Instant::now();
     let mut stream = client
@@ -109,13 +115,14 @@ pub async fn run(options: Options) -> Result<Report, String> {
         arrow_bytes,
         seconds,
         peak_rss_bytes: peak,
+        rss_before_query_bytes: rss_before_query,
         measured: measured.to_string(),
         peak_reset,
     };
     let markdown = format!(
         "## Memory: SELECT * FROM lineitem (SF{}) streamed to a client\n\n\
          {} rows, {:.0} MiB of Arrow data in {:.1} s ({} workers). Peak RSS of the {} during \
-         the query: {:.0} MiB{}.\n",
+         the query: {:.0} MiB{} ({:.0} MiB when it started, after the load).\n",
         report.scale,
         report.rows,
         report.arrow_bytes as f64 / (1024.0 * 1024.0),
@@ -127,7 +134,8 @@ pub async fn run(options: Options) -> Result<Report, String> {
             ""
         } else {
             " (the peak counter could not be reset, so this includes loading)"
-        }
+        },
+        report.rss_before_query_bytes as f64 / (1024.0 * 1024.0),
     );
     crate::report::publish(&options.output, "memory", options.scale, &report, &markdown)?;
     Ok(report)

@@ -9,6 +9,14 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// jemalloc rather than glibc's malloc: glibc hands large freed blocks (decoded Parquet pages,
+/// Flight messages) back with `munmap` on every query, each a TLB shootdown on every core, and
+/// keeps most of what a large load freed. jemalloc's background thread returns freed memory
+/// to the system within about a second (`.cargo/config.toml` sets its decay); measured in
+/// benchmarks/README.md.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "shardfusion",
