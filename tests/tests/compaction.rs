@@ -188,6 +188,34 @@ async fn compaction_merges_small_files_without_changing_any_answer() {
             "0",
             "no deletion is left owed"
         );
+
+        // A reference table: one copy per worker, each with files of its own.
+        compaction.set_config(CompactionConfig {
+            interval: Duration::ZERO,
+            min_files: 4,
+            ..CompactionConfig::default()
+        });
+        client
+            .run("CREATE TABLE plans (id BIGINT NOT NULL, name TEXT)")
+            .await;
+        client.run("SELECT create_reference_table('plans')").await;
+        for id in [5, 3, 6, 1, 4, 2] {
+            client
+                .run(&format!("INSERT INTO plans VALUES ({id}, 'plan {id}')"))
+                .await;
+        }
+        let sql = "SELECT count(*), sum(id), min(name) FROM plans";
+        let before = rows(&client.run(sql).await);
+        assert_eq!(before, ["6 | 21 | plan 1"]);
+        assert_eq!(
+            client.scalar("SELECT shardfusion_compact_table('plans')").await,
+            "12",
+            "six files on each of the two workers"
+        );
+        assert_eq!(rows(&client.run(sql).await), before);
+        let joined = "SELECT e.id, p.name FROM events e JOIN plans p ON e.tenant + 1 = p.id \
+                      WHERE e.id = 17";
+        assert_eq!(rows(&client.run(joined).await), ["17 | plan 3"]);
     })
     .await
     .expect("the test finishes within 240 s");

@@ -25,7 +25,6 @@
 //! (which deletes files the catalog does not list) leaves them alone; should the coordinator
 //! stop before, reconciliation removes them later.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -157,48 +156,62 @@ async fn compact_in(
     Ok(replaced)
 }
 
-/// The small files of `shard` to merge, oldest first, if there are enough; every placement
-/// must list the same ones (they were written together).
-fn small_files(shard: &ShardMeta, config: &CompactionConfig) -> Option<Vec<FileMeta>> {
-    let small = |p: &PlacementMeta| -> BTreeSet<String> {
+/// The small files of `shard` to merge, per placement (in the order of `shard.placements`),
+/// oldest first, if there are enough. Every statement writes one file to each placement, so
+/// the placements must list small files of the same row counts in the same order (a
+/// reference table's copies have paths of their own); otherwise the shard is left alone.
+fn small_files(shard: &ShardMeta, config: &CompactionConfig) -> Option<Vec<Vec<FileMeta>>> {
+    let small = |p: &PlacementMeta| -> Vec<FileMeta> {
         p.files
             .iter()
             .filter(|f| f.row_count < config.small_file_rows)
-            .map(|f| f.path.clone())
+            .cloned()
             .collect()
     };
-    let first = shard.placements.first()?;
-    let paths = small(first);
-    if paths.len() < config.min_files || shard.placements.iter().any(|p| small(p) != paths) {
+    let per_placement: Vec<Vec<FileMeta>> = shard.placements.iter().map(small).collect();
+    let first = per_placement.first()?;
+    let counts = |files: &[FileMeta]| files.iter().map(|f| f.row_count).collect::<Vec<_>>();
+    if first.len() < config.min_files || per_placement.iter().any(|p| counts(p) != counts(first)) {
         return None;
     }
-    let mut chosen = Vec::new();
+    // Files are listed in commit order; the oldest go first, up to the row cap.
+    let mut take = 0;
     let mut rows = 0;
-    // Files are listed in commit order; the oldest go first.
-    for file in first.files.iter().filter(|f| paths.contains(&f.path)) {
-        if rows + file.row_count > config.max_rows && chosen.len() >= 2 {
+    for file in first {
+        if rows + file.row_count > config.max_rows && take >= 2 {
             break;
         }
         rows += file.row_count;
-        chosen.push(file.clone());
+        take += 1;
     }
-    (chosen.len() >= 2).then_some(chosen)
+    if take < 2 {
+        return None;
+    }
+    Some(
+        per_placement
+            .into_iter()
+            .map(|mut files| {
+                files.truncate(take);
+                files
+            })
+            .collect(),
+    )
 }
 
-/// Merges `files` of `shard` into one file per placement; returns how many were replaced.
+/// Merges `files` of `shard` (per placement) into one file per placement; returns how many
+/// were replaced.
 async fn compact_shard(
     cluster: &Arc<Cluster>,
     snapshot: &Arc<CatalogSnapshot>,
     table: &Arc<TableMeta>,
     shard: &ShardMeta,
-    files: &[FileMeta],
+    files: &[Vec<FileMeta>],
 ) -> Result<usize> {
-    // The table as if the shard held only these files (every placement lists them; the scan
-    // reads an active one).
-    let paths: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    // The table as if the shard held only these files (each placement its own copies; the
+    // scan reads an active one).
     let mut only = shard.clone();
-    for placement in &mut only.placements {
-        placement.files.retain(|f| paths.contains(f.path.as_str()));
+    for (placement, chosen) in only.placements.iter_mut().zip(files) {
+        placement.files = chosen.clone();
     }
     let mut narrowed = TableMeta::clone(table);
     narrowed.shards = vec![only];
@@ -211,7 +224,9 @@ async fn compact_shard(
     let rows = ctx.read_table(Arc::new(provider))?.execute_stream().await?;
     let writer = TableWriter::for_table(Arc::clone(cluster), Arc::clone(snapshot), table)?;
     let written = writer.write_all(rows, Ok).await?;
-    let expected: u64 = files.iter().map(|f| f.row_count).sum();
+    let expected: u64 = files
+        .first()
+        .map_or(0, |f| f.iter().map(|f| f.row_count).sum());
     let new_files = written.for_commit();
     let rows = written.rows();
     if rows != expected || new_files.len() != shard.placements.len() {
@@ -230,15 +245,17 @@ async fn compact_shard(
     let replaced: Vec<(PlacementId, String)> = shard
         .placements
         .iter()
-        .flat_map(|p| files.iter().map(|f| (p.placement_id, f.path.clone())))
+        .zip(files)
+        .flat_map(|(p, chosen)| chosen.iter().map(|f| (p.placement_id, f.path.clone())))
         .collect();
     // From before the swap until their deletion, reconciliation must not take them for
     // orphans: the catalog stops listing them at the swap.
     let protected: Vec<InFlightWrite> = shard
         .placements
         .iter()
-        .flat_map(|p| {
-            files
+        .zip(files)
+        .flat_map(|(p, chosen)| {
+            chosen
                 .iter()
                 .map(|f| cluster.orphans.in_flight().begin(p.group_id, &f.path))
         })
@@ -369,7 +386,7 @@ mod tests {
             file("d", 90),
         ];
         let chosen = small_files(&shard(vec![files.clone()]), &config(3)).expect("compacted");
-        let paths: Vec<&str> = chosen.iter().map(|f| f.path.as_str()).collect();
+        let paths: Vec<&str> = chosen[0].iter().map(|f| f.path.as_str()).collect();
         // The big file stays; 250 rows at most: a, b (180) and not c (270).
         assert_eq!(paths, ["a", "b"]);
         assert!(
@@ -381,8 +398,11 @@ mod tests {
     #[test]
     fn placements_that_disagree_are_left_alone() {
         let one = vec![file("a", 1), file("b", 1), file("c", 1)];
+        let copy = vec![file("x", 1), file("y", 1), file("z", 1)];
         let other = vec![file("a", 1), file("b", 1)];
-        assert!(small_files(&shard(vec![one.clone(), one.clone()]), &config(2)).is_some());
+        // A reference table's copies: other paths, same rows.
+        let chosen = small_files(&shard(vec![one.clone(), copy]), &config(2)).expect("compacted");
+        assert_eq!(chosen[1][0].path, "x");
         assert!(small_files(&shard(vec![one, other]), &config(2)).is_none());
     }
 }

@@ -85,8 +85,11 @@ pub(super) struct Layout {
 }
 
 impl Layout {
+    /// Whether the subtree reads exactly one shard group, so anything above it may run there
+    /// too. A subtree whose filters pruned every shard is not: it runs no task at all, and an
+    /// aggregate without groups above it must still return its one row.
     pub(super) fn single_shard(&self) -> bool {
-        self.nodes.len() <= 1
+        self.nodes.len() == 1
     }
 
     /// How many distinct workers run the shard groups.

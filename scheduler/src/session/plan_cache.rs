@@ -1,11 +1,14 @@
-//! [`PlanCache`]: optimized logical plans of query shapes, kept per shared session.
+//! [`PlanCache`]: logical plans of query shapes, kept per shared session.
 //!
-//! A query's shape ([`StatementShape`]) is planned once with `$n` placeholders where its
-//! compared literals were, and run through DataFusion's analyzer and logical optimizer; each
-//! later statement of that shape (any values, any client, and a prepared statement run
-//! again) fills its values into the optimized plan and goes straight to physical planning,
-//! where shard pruning and the distributed planner see the values as literals. So a router
-//! query skips SQL planning and the logical optimizer, which was most of its planning time.
+//! A query's shape ([`StatementShape`]) is planned from SQL once, with `$n` placeholders where
+//! its compared literals were; each later statement of that shape (any values, any client,
+//! and a prepared statement run again) fills its values into that plan, then runs DataFusion's
+//! analyzer and optimizer and the physical planner as a statement planned from its text would
+//! — the way DataFusion's own `PREPARE`/`EXECUTE` works. So it skips parsing into a plan,
+//! name resolution and placeholder typing, and nothing is optimized with placeholders in it:
+//! DataFusion's optimizer treats distinct expressions as distinct values (`id IN ($1, $2) AND
+//! id IN ($3, $4)` would become an empty intersection), so optimizing a plan with placeholders
+//! could change answers.
 //!
 //! The cache lives in the [`crate::session::session_cache::SharedSession`] of one catalog
 //! snapshot, since a plan names that snapshot's tables and files: any catalog change (DDL, a
@@ -16,9 +19,9 @@
 //! - it reads only distributed, reference, local tables and the Citus metadata relations,
 //!   which a snapshot fixes (not `shardfusion_stat_*` or `information_schema`, which are read
 //!   when planned);
-//! - it calls no volatile or stable function (`random()`, `now()`: the optimizer folds them);
-//! - every placeholder got a type from the column it is compared with, and a number is
-//!   compared with a numeric column, text with a non-numeric one.
+//! - it calls no volatile or stable function (`random()`, `now()`);
+//! - every placeholder got a type from the column it is compared with, and an integer is
+//!   compared with a numeric column, a float with a float column, text with a non-numeric one.
 //!
 //! Each value is cast to its placeholder's type; if that fails or loses information (`1.5`
 //! against an integer column, an invalid date), the statement is planned from its text, as
@@ -49,8 +52,8 @@ enum CachedShape {
     /// Its plan cannot be reused (see the module docs).
     NotCacheable,
     Plan {
-        /// Analyzed and optimized, with placeholders.
-        optimized: LogicalPlan,
+        /// As planned from the SQL, with placeholders (not analyzed or optimized yet).
+        plan: LogicalPlan,
         /// The type of `$1, $2, ...`.
         types: Vec<DataType>,
     },
@@ -64,10 +67,10 @@ pub struct PlanCache {
 }
 
 impl PlanCache {
-    /// The optimized plan of `shape` with its values filled in, if its shape can be cached;
-    /// a shape seen for the first time is planned and kept. `None`: plan the statement
-    /// from its text.
-    pub async fn optimized_plan(
+    /// The logical plan of `shape` with its values filled in, ready to be optimized, if its
+    /// shape can be cached; a shape seen for the first time is planned and kept. `None`:
+    /// plan the statement from its text.
+    pub async fn logical_plan(
         &self,
         state: &SessionState,
         shape: &StatementShape,
@@ -92,12 +95,11 @@ impl PlanCache {
                 planned
             }
         };
-        let CachedShape::Plan { optimized, types } = cached.as_ref() else {
+        let CachedShape::Plan { plan, types } = cached.as_ref() else {
             return None;
         };
         let values = cast_values(&shape.values, types)?;
-        optimized
-            .clone()
+        plan.clone()
             .with_param_values(ParamValues::from(values))
             .ok()
     }
@@ -112,7 +114,7 @@ impl PlanCache {
     }
 }
 
-/// Plans and optimizes `shape` with placeholders, if reusing the plan is safe.
+/// Plans `shape` with placeholders, if reusing the plan is safe.
 async fn plan_shape(state: &SessionState, shape: &StatementShape) -> CachedShape {
     let Ok(plan) = state.statement_to_plan(shape.statement.clone()).await else {
         return CachedShape::NotCacheable;
@@ -120,12 +122,9 @@ async fn plan_shape(state: &SessionState, shape: &StatementShape) -> CachedShape
     if !reusable(&plan) {
         return CachedShape::NotCacheable;
     }
-    let Some(types) = placeholder_types(&plan, &shape.values) else {
-        return CachedShape::NotCacheable;
-    };
-    match state.optimize(&plan) {
-        Ok(optimized) => CachedShape::Plan { optimized, types },
-        Err(_) => CachedShape::NotCacheable,
+    match placeholder_types(&plan, &shape.values) {
+        Some(types) => CachedShape::Plan { plan, types },
+        None => CachedShape::NotCacheable,
     }
 }
 

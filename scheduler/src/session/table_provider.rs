@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{DFSchema, Result, ScalarValue, not_impl_err};
@@ -69,7 +69,7 @@ impl ShardedTableProvider {
         let shard_count = self.table.shards.len();
         let mut result: Option<BTreeSet<usize>> = None;
         for filter in filters {
-            let Some(values) = equality_values(filter, column) else {
+            let Some(values) = equality_values(filter, column, data_type) else {
                 continue;
             };
             let mut shards = BTreeSet::new();
@@ -168,10 +168,12 @@ pub(crate) fn file_refs(placement: &PlacementMeta) -> Vec<FileRef> {
         .collect()
 }
 
-/// The literal values `filter` restricts `column` to (`column = v`, `v = column`,
-/// `column IN (..)`), if it is such a filter.
-fn equality_values(filter: &Expr, column: &str) -> Option<Vec<ScalarValue>> {
-    let is_column = |e: &Expr| matches!(strip_cast(e), Expr::Column(c) if c.name == column);
+/// The literal values `filter` restricts `column` (of `data_type`) to (`column = v`,
+/// `v = column`, `column IN (..)`), if it is such a filter. The column may be cast only where
+/// equal cast values mean equal stored values (an integer to another integer type, or to its
+/// own type): `CAST(code AS INT) = 5` holds for the text '5', '05' and '+5', which hash apart.
+fn equality_values(filter: &Expr, column: &str, data_type: &DataType) -> Option<Vec<ScalarValue>> {
+    let is_column = |e: &Expr| column_through_exact_cast(e, column, data_type);
     let literal = |e: &Expr| match strip_cast(e) {
         Expr::Literal(v, _) => Some(v.clone()),
         _ => None,
@@ -198,8 +200,8 @@ fn equality_values(filter: &Expr, column: &str) -> Option<Vec<ScalarValue>> {
             op: Operator::Or,
             right,
         }) => {
-            let mut l = equality_values(left, column)?;
-            l.extend(equality_values(right, column)?);
+            let mut l = equality_values(left, column, data_type)?;
+            l.extend(equality_values(right, column, data_type)?);
             Some(l)
         }
         _ => None,
@@ -215,6 +217,19 @@ fn has_subquery(expr: &Expr) -> bool {
         ))
     })
     .unwrap_or(true)
+}
+
+/// Whether `expr` is `column`, possibly cast to a type whose equal values come from equal
+/// stored values only.
+fn column_through_exact_cast(expr: &Expr, column: &str, data_type: &DataType) -> bool {
+    let (inner, target) = match expr {
+        Expr::Column(c) => return c.name == column,
+        Expr::Cast(c) => (c.expr.as_ref(), c.field.data_type()),
+        Expr::TryCast(c) => (c.expr.as_ref(), c.field.data_type()),
+        _ => return false,
+    };
+    let exact = target == data_type || (target.is_integer() && data_type.is_integer());
+    exact && column_through_exact_cast(inner, column, data_type)
 }
 
 fn strip_cast(expr: &Expr) -> &Expr {

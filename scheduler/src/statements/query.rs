@@ -1,8 +1,9 @@
 //! Planning queries, `INSERT` and `COPY (query) TO`: DataFusion in the shared session, with
 //! what makes repeated and routed statements cheap.
 //!
-//! 1. A query with a shape ([`StatementShape`]) starts from its shape's optimized plan
-//!    ([`crate::session::plan_cache`]), skipping SQL planning and the logical optimizer.
+//! 1. A query with a shape ([`StatementShape`]) starts from its shape's plan with its values
+//!    filled in ([`crate::session::plan_cache`]), skipping SQL planning; it is optimized with
+//!    its literals, as if planned from its text.
 //! 2. Otherwise the statement is planned from its text; a statement calling `now()` or
 //!    another stable function plans in a copy of the shared state marked with its start time
 //!    ([`least_stable`]), since the optimizer folds those calls.
@@ -48,17 +49,18 @@ pub(crate) async fn plan_statement(
     };
     if let Some(plan) = session
         .plan_cache()
-        .optimized_plan(session.state(), &shape)
+        .logical_plan(session.state(), &shape)
         .await
+        && let Ok(optimized) = session.state().optimize(&plan)
     {
-        let state = if router::is_pinned(&plan) {
+        let state = if router::is_pinned(&optimized) {
             session.router_state()
         } else {
             session.state()
         };
         if let Ok(plan) = state
             .query_planner()
-            .create_physical_plan(&plan, state)
+            .create_physical_plan(&optimized, state)
             .await
         {
             counters.generic_plans.fetch_add(1, Ordering::Relaxed);
