@@ -208,7 +208,9 @@ async fn compaction_merges_small_files_without_changing_any_answer() {
         let before = rows(&client.run(sql).await);
         assert_eq!(before, ["6 | 21 | plan 1"]);
         assert_eq!(
-            client.scalar("SELECT shardfusion_compact_table('plans')").await,
+            client
+                .scalar("SELECT shardfusion_compact_table('plans')")
+                .await,
             "12",
             "six files on each of the two workers"
         );
