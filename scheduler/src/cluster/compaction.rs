@@ -20,17 +20,16 @@
 //!
 //! So a query sees either the small files or the compacted one, never both or neither. The
 //! replaced files are deleted only after every statement that started before the swap has
-//! finished (it may be reading them); they are recorded in `pg_dist_cleanup` then. Until
-//! then they are registered as in flight, from before the swap, so orphan reconciliation
-//! (which deletes files the catalog does not list) leaves them alone; should the coordinator
-//! stop before, reconciliation removes them later.
+//! finished (it may be reading them); what a node cannot delete then is recorded in
+//! `pg_dist_cleanup` and retried. Until then they are registered as in flight, from before
+//! the swap, so orphan reconciliation (which deletes files the catalog does not list) leaves
+//! them alone; should the coordinator stop before, reconciliation removes them later.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::error::DataFusionError;
 use parking_lot::Mutex;
-use shardfusion_catalog::cleanup::CleanupPolicy;
 use shardfusion_catalog::{
     CatalogError, CatalogSnapshot, FileMeta, PlacementMeta, ShardMeta, TableKind, TableMeta,
 };
@@ -280,7 +279,7 @@ async fn compact_shard(
 
 /// Deletes files a compaction replaced once no statement that started before `swapped` is
 /// still running (it may be reading them); `protected` keeps reconciliation off them until
-/// then.
+/// then. What a node cannot delete is recorded in `pg_dist_cleanup` and retried.
 fn retire(
     cluster: &Arc<Cluster>,
     files: Vec<(GroupId, FileMeta)>,
@@ -294,23 +293,6 @@ fn retire(
         let cluster = task_cluster;
         while cluster.stats.activity().started_before(swapped) {
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let mut groups: Vec<GroupId> = files.iter().map(|(g, _)| *g).collect();
-        groups.sort();
-        groups.dedup();
-        for group in groups {
-            let paths: Vec<String> = files
-                .iter()
-                .filter(|(g, _)| *g == group)
-                .map(|(_, f)| f.path.clone())
-                .collect();
-            if let Err(e) =
-                cluster
-                    .catalog
-                    .record_cleanup(group, &paths, CleanupPolicy::DeferredOnSuccess)
-            {
-                tracing::warn!("could not record compacted files for deletion: {e}");
-            }
         }
         crate::cluster::orphan_cleanup::delete_garbage(&cluster, files).await;
         drop(protected);

@@ -103,15 +103,6 @@ impl PlanCache {
             .with_param_values(ParamValues::from(values))
             .ok()
     }
-
-    /// How many shapes are kept (cacheable or not).
-    pub fn len(&self) -> usize {
-        self.shapes.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Plans `shape` with placeholders, if reusing the plan is safe.

@@ -51,25 +51,14 @@ pub(crate) async fn plan_statement(
         .plan_cache()
         .logical_plan(session.state(), &shape)
         .await
-        && let Ok(optimized) = session.state().optimize(&plan)
+        && let Ok(plan) = optimized_physical_plan(session.state(), Some(session), &plan).await
     {
-        let state = if router::is_pinned(&optimized) {
-            session.router_state()
-        } else {
-            session.state()
-        };
-        if let Ok(plan) = state
-            .query_planner()
-            .create_physical_plan(&optimized, state)
-            .await
-        {
-            counters.generic_plans.fetch_add(1, Ordering::Relaxed);
-            return Ok(StatementOutput::Query {
-                plan,
-                task_ctx: session.task_ctx(),
-                tracker: None,
-            });
-        }
+        counters.generic_plans.fetch_add(1, Ordering::Relaxed);
+        return Ok(StatementOutput::Query {
+            plan,
+            task_ctx: session.task_ctx(),
+            tracker: None,
+        });
     }
     counters.custom_plans.fetch_add(1, Ordering::Relaxed);
     plan_in(
@@ -148,7 +137,21 @@ pub(crate) async fn physical_plan(
         timed = copy;
         &timed
     };
-    let optimized = state.optimize(&plan)?;
+    Ok(PhysicalPlan {
+        plan: optimized_physical_plan(state, shared, &plan).await?,
+        task_ctx,
+        is_dml,
+    })
+}
+
+/// Optimizes `plan` in `state` and plans it physically: in `shared`'s router state when the
+/// query (or the query an `EXPLAIN` shows) is pinned to one shard group ([`router`]).
+async fn optimized_physical_plan(
+    state: &SessionState,
+    shared: Option<&SharedSession>,
+    plan: &LogicalPlan,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let optimized = state.optimize(plan)?;
     let shown = match &optimized {
         LogicalPlan::Explain(explain) => explain.plan.as_ref(),
         LogicalPlan::Analyze(analyze) => analyze.input.as_ref(),
@@ -158,12 +161,8 @@ pub(crate) async fn physical_plan(
         Some(shared) if router::is_pinned(shown) => shared.router_state(),
         _ => state,
     };
-    Ok(PhysicalPlan {
-        plan: state
-            .query_planner()
-            .create_physical_plan(&optimized, state)
-            .await?,
-        task_ctx,
-        is_dml,
-    })
+    Ok(state
+        .query_planner()
+        .create_physical_plan(&optimized, state)
+        .await?)
 }
