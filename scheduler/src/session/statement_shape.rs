@@ -13,7 +13,7 @@
 //! `ScalarValue`s parsed the way DataFusion's SQL planner parses literals.
 //!
 //! A statement that already holds placeholders has no shape (its values are not known here),
-//! nor has one with more than [`MAX_VALUES`] values.
+//! nor has one with more than [`MAX_VALUES`] values or a text longer than [`MAX_KEY_BYTES`].
 
 use std::ops::ControlFlow;
 
@@ -29,6 +29,10 @@ use sqlparser::ast::{
 /// would keep a chain as deep as the statement's. Statements with more values are planned
 /// from their text.
 pub const MAX_VALUES: usize = 64;
+
+/// The longest statement text (with placeholders) that has a shape: the cache keeps each
+/// shape's text and plan, so longer statements are planned from their text every time.
+pub const MAX_KEY_BYTES: usize = 16 * 1024;
 
 /// A query with its compared literals replaced by `$1, $2, ...`.
 #[derive(Debug, Clone)]
@@ -75,6 +79,9 @@ impl StatementShape {
             return None;
         }
         let mut key = inner.to_string();
+        if key.len() > MAX_KEY_BYTES {
+            return None;
+        }
         key.push_str(" -- ");
         key.extend(extractor.values.iter().map(|v| match Self::kind(v) {
             LiteralKind::Integer => 'i',
@@ -340,6 +347,9 @@ mod tests {
         };
         assert!(shape(&format!("SELECT * FROM t WHERE {}", ors(MAX_VALUES))).is_some());
         assert!(shape(&format!("SELECT * FROM t WHERE {}", ors(MAX_VALUES + 1))).is_none());
+        let long = "x".repeat(MAX_KEY_BYTES);
+        assert!(shape(&format!("SELECT '{long}' FROM t WHERE k = 1")).is_none());
+        assert!(shape(&format!("SELECT a FROM t WHERE k = '{long}'")).is_some());
     }
 
     #[test]
