@@ -30,9 +30,24 @@ impl TestClient {
 
     /// Connects to the coordinator at `url` (`grpc://host:port`).
     pub async fn try_connect(url: &str) -> Result<Self, String> {
-        let http = url.replacen("grpc://", "http://", 1);
-        let channel = Channel::from_shared(http)
-            .map_err(|e| format!("bad URL {url}: {e}"))?
+        Self::try_connect_tls(url, None).await
+    }
+
+    /// Connects to `url`; a `grpc+tls://` URL over TLS, trusting `tls`'s authority.
+    pub async fn try_connect_tls(
+        url: &str,
+        tls: Option<&shardfusion_common::tls::ClusterTls>,
+    ) -> Result<Self, String> {
+        let http = url
+            .replacen("grpc+tls://", "https://", 1)
+            .replacen("grpc://", "http://", 1);
+        let mut endpoint = Channel::from_shared(http).map_err(|e| format!("bad URL {url}: {e}"))?;
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls.client_config())
+                .map_err(|e| format!("cannot set up TLS to {url}: {e}"))?;
+        }
+        let channel = endpoint
             .tcp_nodelay(true)
             .connect()
             .await
@@ -40,6 +55,18 @@ impl TestClient {
         Ok(Self {
             inner: FlightSqlServiceClient::new(channel),
         })
+    }
+
+    /// Connects to `url` and logs in as `user` (the Flight SQL handshake); later calls carry
+    /// the bearer token it returned.
+    pub async fn connect_as(url: &str, user: &str, password: &str) -> Result<Self, String> {
+        let mut client = Self::try_connect(url).await?;
+        client
+            .inner
+            .handshake(user, password)
+            .await
+            .map_err(|e| format!("cannot log in as {user}: {e}"))?;
+        Ok(client)
     }
 
     /// Appends `batches` to `table` through Flight SQL bulk ingest (`CommandStatementIngest`);
@@ -69,6 +96,11 @@ impl TestClient {
             .execute_ingest(command, batches)
             .await
             .map_err(to_status)
+    }
+
+    /// The underlying Flight SQL client, for calls the helpers here do not make.
+    pub fn flight_sql(&mut self) -> &mut FlightSqlServiceClient<Channel> {
+        &mut self.inner
     }
 
     /// Runs `sql` through `CommandStatementQuery` and fetches all batches.

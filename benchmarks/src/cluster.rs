@@ -54,6 +54,16 @@ impl TestCluster {
         Self::launch(options).await
     }
 
+    /// A cluster whose options `configure` adjusts first (users, limits, ...).
+    pub async fn start_with(
+        workers: usize,
+        configure: impl FnOnce(&mut LocalClusterOptions),
+    ) -> Self {
+        let mut options = Self::options(workers);
+        configure(&mut options);
+        Self::launch(options).await
+    }
+
     fn options(workers: usize) -> LocalClusterOptions {
         let mut options = LocalClusterOptions::new(workers);
         options.secret = ClusterSecret::new("test-cluster-secret");

@@ -64,6 +64,19 @@ pub enum CatalogError {
          can only be added to an empty table"
     )]
     NotNullOnRows { table: String, column: String },
+    #[error("role \"{name}\" does not exist")]
+    RoleNotFound { name: String },
+    #[error("role \"{name}\" already exists")]
+    RoleExists { name: String },
+    #[error(
+        "role \"{member}\" cannot be a member of role \"{role}\": \"{role}\" is a member of \"{member}\" already"
+    )]
+    RoleMembershipLoop { role: String, member: String },
+    #[error(
+        "refusing to leave no superuser that can log in with a password: logins are \
+         required, so nobody could administer the cluster any more"
+    )]
+    LastSuperuser,
     #[error("catalog storage failed: {0}")]
     Storage(#[from] rusqlite::Error),
     #[error("catalog holds an unreadable schema for \"{table}\": {reason}")]

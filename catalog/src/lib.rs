@@ -16,6 +16,7 @@
 //! - [`metadata_tables`]: `pg_dist_*`, `citus_tables` and `citus_shards` as DataFusion tables.
 //! - [`column_stats_store`]: `column_stats`, each committed file's per-column statistics.
 //! - [`pg_stats`]: the `pg_stats` view over the files' column statistics.
+//! - [`roles`], [`role_store`]: users and roles, their memberships and table privileges.
 //! - [`cleanup`]: `pg_dist_cleanup`, the deletions of shard files still owed to nodes.
 //!
 //! The catalog never talks to workers and never reads or writes shard files; the coordinator
@@ -32,6 +33,8 @@ pub mod metadata_tables;
 pub mod model;
 pub mod node_store;
 pub mod pg_stats;
+pub mod role_store;
+pub mod roles;
 pub mod snapshot_loader;
 pub mod store;
 pub mod write_fence;

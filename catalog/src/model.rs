@@ -178,6 +178,8 @@ pub struct CatalogSnapshot {
     pub colocations: BTreeMap<ColocationId, Colocation>,
     /// Deletions still owed (`pg_dist_cleanup`), oldest first.
     pub cleanup: Vec<crate::cleanup::CleanupRecord>,
+    /// Roles, memberships and table grants.
+    pub roles: Arc<crate::roles::Roles>,
 }
 
 impl CatalogSnapshot {

@@ -186,5 +186,6 @@ pub(crate) fn load_snapshot(
         tables,
         colocations,
         cleanup: crate::cleanup::load(conn)?,
+        roles: Arc::new(crate::role_store::load(conn)?),
     })
 }

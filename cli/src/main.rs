@@ -31,45 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the coordinator: the Flight SQL endpoint applications connect to.
-    Coordinator {
-        #[arg(long, default_value = "127.0.0.1:50050")]
-        listen: SocketAddr,
-        /// Where the catalog and local tables are kept.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// Shared secret of the cluster's nodes; it never crosses the network (nodes prove
-        /// knowing it with per-request MACs). Without one, a random secret is generated, kept
-        /// in DATA_DIR/cluster_secret, and printed once with the command that starts workers.
-        #[arg(long, env = "SHARDFUSION_CLUSTER_SECRET", hide_env_values = true)]
-        cluster_secret: Option<String>,
-        /// Let server-side `COPY ... FROM/TO 'path'` read and write files under DIR
-        /// (repeatable). Without it, clients cannot touch the coordinator host's files;
-        /// client-side ingest (Flight SQL bulk ingest) always works.
-        #[arg(long = "allow-file-access", value_name = "DIR")]
-        allow_file_access: Vec<PathBuf>,
-        /// Shard files on the workers that the catalog does not list are deleted once they
-        /// are this old (orphans of crashed writes; see citus_cleanup_orphaned_resources()).
-        #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
-        orphan_grace_period: u64,
-        /// How often shards' small files (one per point INSERT) are merged into one sorted
-        /// file; 0 turns background compaction off (see shardfusion_compact_table()).
-        #[arg(
-            long,
-            value_name = "SECONDS",
-            default_value_t = 60,
-            env = "SHARDFUSION_COMPACTION_INTERVAL_SECS"
-        )]
-        compaction_interval: u64,
-        /// A shard is compacted once it holds this many small files.
-        #[arg(
-            long,
-            value_name = "FILES",
-            default_value_t = 8,
-            value_parser = clap::value_parser!(u64).range(2..),
-            env = "SHARDFUSION_COMPACTION_MIN_FILES"
-        )]
-        compaction_min_files: u64,
-    },
+    Coordinator(commands::coordinator::CoordinatorArgs),
     /// Run a worker that stores shards and executes plan fragments.
     Worker {
         #[arg(long, default_value = "127.0.0.1:50061")]
@@ -89,6 +51,10 @@ enum Command {
         /// agree to within 60 s: every request carries a timestamped MAC.
         #[arg(long, env = "SHARDFUSION_CLUSTER_SECRET", hide_env_values = true)]
         cluster_secret: Option<String>,
+        #[command(flatten)]
+        tls: commands::tls_args::ServeTlsArgs,
+        #[command(flatten)]
+        cluster_tls: commands::tls_args::ClusterTlsArgs,
     },
     /// Run a whole cluster in one process: a coordinator and N workers on loopback.
     Local {
@@ -114,6 +80,10 @@ enum Command {
         /// Refuse server-side `COPY` to and from files altogether.
         #[arg(long)]
         no_file_access: bool,
+        #[command(flatten)]
+        users: commands::users::UserArgs,
+        #[command(flatten)]
+        tls: commands::tls_args::ServeTlsArgs,
     },
     /// Run SQL against a coordinator: one statement with -c, else an interactive shell.
     Sql {
@@ -124,7 +94,25 @@ enum Command {
         command: Option<String>,
         #[arg(long, value_enum, default_value_t = output::Format::Table)]
         format: output::Format,
+        /// Log in as this user (needed once the coordinator has users with passwords).
+        #[arg(long, env = "SHARDFUSION_USER")]
+        user: Option<String>,
+        /// The user's password.
+        #[arg(long, env = "SHARDFUSION_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// For a grpc+tls:// URL: the PEM certificate authority that signed the
+        /// coordinator's certificate.
+        #[arg(long, value_name = "PEM")]
+        tls_ca: Option<PathBuf>,
     },
+}
+
+/// Reads `user`'s password from standard input (one line).
+fn prompt_password(user: &str) -> String {
+    eprint!("Password for user {user}: ");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    line.trim_end_matches(['\r', '\n']).to_string()
 }
 
 fn main() {
@@ -141,35 +129,15 @@ async fn run() {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Coordinator {
-            listen,
-            data_dir,
-            cluster_secret,
-            allow_file_access,
-            orphan_grace_period,
-            compaction_interval,
-            compaction_min_files,
-        } => {
-            commands::coordinator::run(
-                listen,
-                data_dir,
-                cluster_secret,
-                allow_file_access,
-                std::time::Duration::from_secs(orphan_grace_period),
-                shardfusion_scheduler::cluster::compaction::CompactionConfig {
-                    interval: std::time::Duration::from_secs(compaction_interval),
-                    min_files: compaction_min_files as usize,
-                    ..Default::default()
-                },
-            )
-            .await
-        }
+        Command::Coordinator(args) => commands::coordinator::run(args).await,
         Command::Worker {
             listen,
             data_dir,
             coordinator,
             advertise_host,
             cluster_secret,
+            tls,
+            cluster_tls,
         } => {
             commands::worker::run(
                 listen,
@@ -177,6 +145,8 @@ async fn run() {
                 coordinator,
                 advertise_host,
                 cluster_secret,
+                tls,
+                cluster_tls,
             )
             .await
         }
@@ -187,19 +157,35 @@ async fn run() {
             demo,
             allow_file_access,
             no_file_access,
+            users,
+            tls,
         } => {
             let file_access = match (no_file_access, allow_file_access.is_empty()) {
                 (true, _) => Vec::new(),
                 (false, true) => vec![PathBuf::from("/")],
                 (false, false) => allow_file_access,
             };
-            commands::local::run(workers, data_dir, listen, demo, file_access).await
+            commands::local::run(workers, data_dir, listen, demo, file_access, users, tls).await
         }
         Command::Sql {
             url,
             command,
             format,
-        } => commands::sql::run(url, command, format).await,
+            user,
+            password,
+            tls_ca,
+        } => {
+            let login = match (user, password) {
+                (Some(user), Some(password)) => Some((user, password)),
+                (None, None) => None,
+                (Some(user), None) => {
+                    let password = prompt_password(&user);
+                    Some((user, password))
+                }
+                (None, Some(password)) => Some(("admin".to_string(), password)),
+            };
+            commands::sql::run(url, command, format, login, tls_ca).await
+        }
     };
     if let Err(message) = result {
         eprintln!("error: {message}");

@@ -17,6 +17,7 @@
 //! - [`path_redaction`]: rewriting a node's absolute paths out of the errors it sends.
 //! - [`auth`]: the cluster secret, per-request MACs and membership proofs that guard
 //!   internal endpoints (the secret itself never crosses the wire).
+//! - [`tls`]: certificates, and TLS on the links between nodes.
 //!
 //! This crate must not know about the catalog, the coordinator or the worker service.
 
@@ -32,6 +33,7 @@ pub mod path_redaction;
 pub mod shard_scan;
 pub mod status;
 pub mod storage;
+pub mod tls;
 pub mod wire;
 
 pub use broadcast::BroadcastExec;

@@ -8,7 +8,7 @@
 //!
 //! Invariants:
 //! - file paths are relative to the data root and pass
-//!   [`crate::storage::validate_relative_path`] before anything is read;
+//!   [`crate::storage::validate_shard_file_path`] before anything is read;
 //! - its output partitioning is `UnknownPartitioning`: shards are split by xxh3, which is
 //!   *not* DataFusion's hash partitioning, and must never be declared as such.
 
@@ -32,7 +32,7 @@ use datafusion::physical_plan::{
 use crate::column_stats::FileStats;
 use crate::column_stats::scan_statistics::files_statistics;
 use crate::ids::{NodeId, ShardId};
-use crate::storage::{DataRoot, validate_relative_path};
+use crate::storage::{DataRoot, validate_shard_file_path};
 
 /// One committed Parquet file of a placement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,7 +229,7 @@ impl ShardScanExec {
     fn file_scan(&self, shard: &ShardFiles) -> Result<Arc<DataSourceExec>> {
         let mut files = Vec::with_capacity(shard.files.len());
         for file in &shard.files {
-            let path = validate_relative_path(&file.path)
+            let path = validate_shard_file_path(&file.path)
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             files.push(PartitionedFile::new(path.to_string(), file.byte_size));
         }

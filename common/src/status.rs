@@ -120,7 +120,7 @@ fn external_code(inner: &(dyn std::error::Error + Send + Sync + 'static)) -> Cod
     }
     if let Some(storage) = inner.downcast_ref::<StorageError>() {
         // A path outside the data directory is refused, not broken.
-        return if matches!(storage, StorageError::PathOutsideRoot { .. }) {
+        return if storage.is_refused_path() {
             Code::PermissionDenied
         } else {
             Code::Internal

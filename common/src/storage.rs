@@ -37,6 +37,22 @@ pub enum StorageError {
         "refusing path {path:?}: only relative paths inside the node's data directory may be used"
     )]
     PathOutsideRoot { path: String },
+    #[error(
+        "refusing path {path:?}: requests may name shard files only \
+         (shards/t<table>/s<shard>/<name>.parquet)"
+    )]
+    NotAShardFile { path: String },
+}
+
+impl StorageError {
+    /// Whether this is a refused path (the request's fault, and a permission matter), not a
+    /// storage failure.
+    pub fn is_refused_path(&self) -> bool {
+        matches!(
+            self,
+            Self::PathOutsideRoot { .. } | Self::NotAShardFile { .. }
+        )
+    }
 }
 
 /// A node's data directory and the object store over it.
@@ -118,6 +134,34 @@ pub fn validate_relative_path(path: &str) -> Result<StorePath, StorageError> {
     StorePath::parse(path).map_err(|_| refuse())
 }
 
+/// Checks that `path` names a shard file, `shards/t<table>/s<shard>/<name>.parquet` (as
+/// [`shard_file_path`] makes them), and converts it. Fragments, writes, analysis and deletions
+/// touch shard files only: nothing else under a node's data root (its identity file, its
+/// catalog) can be named by a request.
+pub fn validate_shard_file_path(path: &str) -> Result<StorePath, StorageError> {
+    let store_path = validate_relative_path(path)?;
+    let numbered = |segment: &str, prefix: char| {
+        segment
+            .strip_prefix(prefix)
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    let is_shard_file = matches!(
+        segments.as_slice(),
+        ["shards", table, shard, name]
+            if numbered(table, 't')
+                && numbered(shard, 's')
+                && name.len() > ".parquet".len()
+                && name.ends_with(".parquet")
+    );
+    if !is_shard_file {
+        return Err(StorageError::NotAShardFile {
+            path: path.to_string(),
+        });
+    }
+    Ok(store_path)
+}
+
 /// An object store registry that knows only one data root, so that fragments run on a worker
 /// cannot reach `file://` or any other store.
 #[derive(Debug)]
@@ -172,6 +216,25 @@ mod tests {
             "a\\b",
         ] {
             assert!(validate_relative_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shard_files_only() {
+        assert!(validate_shard_file_path("shards/t1/s102008/a-b_c.parquet").is_ok());
+        for bad in [
+            "/etc/passwd",
+            "../../etc/passwd",
+            "worker_id",
+            "catalog.db",
+            "shards/t1/s2",
+            "shards/t1/s2/x.csv",
+            "shards/tx/s2/a.parquet",
+            "shards/t1/s2/.parquet",
+            "shards/t1/s2/sub/a.parquet",
+            "other/t1/s2/a.parquet",
+        ] {
+            assert!(validate_shard_file_path(bad).is_err(), "{bad}");
         }
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use datafusion::prelude::SessionConfig;
 use shardfusion_common::auth::ClusterSecret;
+use shardfusion_common::tls::{ClusterTls, TlsIdentity};
 use std::sync::Arc;
 
 use shardfusion_common::exchange::transport::Transport;
@@ -77,6 +78,20 @@ pub struct LocalClusterOptions {
     pub orphan_cleanup: OrphanCleanupConfig,
     /// When and what background compaction merges.
     pub compaction: CompactionConfig,
+    /// The initial superuser's name (`--user`).
+    pub user: String,
+    /// The initial superuser's password (`--password`): with one, every client logs in.
+    pub password: Option<String>,
+    /// How long a login's bearer token is valid.
+    pub token_ttl: std::time::Duration,
+    /// Serve clients beyond loopback without logins (`--insecure`).
+    pub insecure: bool,
+    /// Serve clients over TLS with this certificate (`--tls-cert`/`--tls-key`).
+    pub tls: Option<TlsIdentity>,
+    /// Also run the links between the coordinator and the workers over TLS: the workers
+    /// serve `tls`'s certificate (which must name 127.0.0.1), and every node trusts this
+    /// authority. Needs `tls`.
+    pub cluster_tls: Option<ClusterTls>,
     /// Tasks go from the coordinator and between workers straight to the worker services in
     /// this process (`InProcessTransport`), not over loopback Flight. Clients still connect
     /// over Flight SQL, and control calls (registration, membership proofs, writes) still use
@@ -99,6 +114,12 @@ impl LocalClusterOptions {
             allow_file_access: vec![PathBuf::from("/")],
             orphan_cleanup: OrphanCleanupConfig::default(),
             compaction: CompactionConfig::default(),
+            user: shardfusion_scheduler::auth::authenticator::DEFAULT_INITIAL_USER.to_string(),
+            password: None,
+            token_ttl: shardfusion_scheduler::auth::tokens::DEFAULT_TOKEN_TTL,
+            insecure: false,
+            tls: None,
+            cluster_tls: None,
             in_process_transport: false,
         }
     }
@@ -145,13 +166,6 @@ impl LocalCluster {
         if options.workers == 0 {
             return Err(LocalClusterError::NoWorkers);
         }
-        // The server runs in a background task, where a refusal would only be logged while
-        // the caller went on as if a coordinator were serving.
-        shardfusion_scheduler::server::check_listen_address(options.listen).map_err(|e| {
-            LocalClusterError::ListenRefused {
-                reason: e.to_string(),
-            }
-        })?;
         let (dir, temp) = match options.data_dir.clone() {
             Some(dir) => (dir, None),
             None => {
@@ -181,6 +195,37 @@ impl LocalCluster {
             .cluster()
             .compaction
             .set_config(options.compaction);
+        let auth = &coordinator.cluster().auth;
+        auth.set_token_ttl(options.token_ttl);
+        auth.bootstrap(
+            &coordinator.cluster().catalog,
+            &options.user,
+            options.password.as_deref(),
+        )
+        .map_err(|e| LocalClusterError::Coordinator(e.to_string()))?;
+        let serve_options = shardfusion_scheduler::server::ServeOptions {
+            insecure: options.insecure,
+            tls: options.tls.clone(),
+        };
+        if options.cluster_tls.is_some() && options.tls.is_none() {
+            return Err(LocalClusterError::Coordinator(
+                "TLS between the nodes needs a certificate for them to serve (tls)".into(),
+            ));
+        }
+        coordinator
+            .cluster()
+            .workers
+            .set_tls(options.cluster_tls.clone());
+        // The server runs in a background task, where a refusal would only be logged while
+        // the caller went on as if a coordinator were serving.
+        shardfusion_scheduler::server::check_listen_address(
+            options.listen,
+            &coordinator,
+            &serve_options,
+        )
+        .map_err(|e| LocalClusterError::ListenRefused {
+            reason: e.to_string(),
+        })?;
         let listener = TcpListener::bind(options.listen).await.map_err(|source| {
             LocalClusterError::Listen {
                 address: options.listen.to_string(),
@@ -197,7 +242,7 @@ impl LocalCluster {
             let coordinator = coordinator.clone();
             let done = until_stopped(stopped.clone());
             async move {
-                shardfusion_scheduler::server::serve(listener, coordinator, done)
+                shardfusion_scheduler::server::serve(listener, coordinator, serve_options, done)
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -210,7 +255,10 @@ impl LocalCluster {
             transport
         });
         let mut cluster = Self {
-            url: format!("grpc://{address}"),
+            url: match options.tls {
+                Some(_) => format!("grpc+tls://{address}"),
+                None => format!("grpc://{address}"),
+            },
             transport,
             coordinator,
             data_dir: dir.clone(),
@@ -361,6 +409,13 @@ async fn start_worker(
     let root = DataRoot::open(&worker_dir).map_err(|e| e.to_string())?;
     let mut service =
         WorkerService::try_new(root, options.secret.clone()).map_err(|e| e.to_string())?;
+    // Over TLS between the nodes, a worker serves the cluster's certificate.
+    let tls = options.cluster_tls.as_ref().and(options.tls.clone());
+    if let Some(cluster_tls) = &options.cluster_tls {
+        service = service
+            .with_cluster_tls(cluster_tls.clone())
+            .map_err(|e| e.to_string())?;
+    }
     let mut in_process = None;
     if let Some(transport) = transport {
         service = service
@@ -374,7 +429,10 @@ async fn start_worker(
     runtime.spawn(async move {
         match TcpListener::from_std(listener) {
             Ok(listener) => {
-                if let Err(e) = shardfusion_executor::serve_service(listener, service, done).await {
+                let served =
+                    shardfusion_executor::serve_service(listener, service, tls.as_ref(), done)
+                        .await;
+                if let Err(e) = served {
                     eprintln!("worker stopped: {e}");
                 }
             }

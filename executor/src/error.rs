@@ -30,7 +30,7 @@ impl From<ExecutorError> for Status {
         let status = match &error {
             ExecutorError::BadRequest { .. } => Status::invalid_argument(error.to_string()),
             ExecutorError::Forbidden { .. } => Status::permission_denied(error.to_string()),
-            ExecutorError::Storage(StorageError::PathOutsideRoot { .. }) => {
+            ExecutorError::Storage(e) if e.is_refused_path() => {
                 Status::permission_denied(error.to_string())
             }
             ExecutorError::Storage(_) => Status::internal(error.to_string()),

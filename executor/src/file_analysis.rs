@@ -14,7 +14,7 @@ use object_store::ObjectStoreExt;
 use shardfusion_common::column_stats::FileStatsCollector;
 use shardfusion_common::column_stats::encoding::to_messages;
 use shardfusion_common::storage::{
-    DATA_STORE_URL, DataRoot, DataRootRegistry, validate_relative_path,
+    DATA_STORE_URL, DataRoot, DataRootRegistry, validate_shard_file_path,
 };
 use shardfusion_common::wire::WrittenFile;
 
@@ -52,7 +52,7 @@ async fn analyze_file(
     root: &DataRoot,
     path: &str,
 ) -> Result<Option<WrittenFile>, ExecutorError> {
-    let store_path = validate_relative_path(path)?;
+    let store_path = validate_shard_file_path(path)?;
     let store = root.store();
     let fail = |reason: String| ExecutorError::Analyze {
         path: path.to_string(),

@@ -13,6 +13,7 @@ use arrow_flight::Action;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use prost::Message;
 use shardfusion_common::auth::{Audience, ClusterSecret, FlightMethod};
+use shardfusion_common::tls::ClusterTls;
 use shardfusion_common::wire::{
     ACTION_REGISTER_WORKER, RegisterWorkerRequest, RegisterWorkerResponse,
 };
@@ -40,16 +41,18 @@ pub fn worker_uuid(data_dir: &Path) -> Result<String, ExecutorError> {
 }
 
 /// Registers with the coordinator at `coordinator_url`, retrying until `deadline` passes.
+/// An `https://` coordinator is reached over TLS that trusts `tls`'s authority.
 pub async fn register(
     coordinator_url: &str,
     secret: &ClusterSecret,
+    tls: Option<&ClusterTls>,
     request: RegisterWorkerRequest,
     deadline: Duration,
 ) -> Result<RegisterWorkerResponse, ExecutorError> {
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
-        match try_register(coordinator_url, secret, &request).await {
+        match try_register(coordinator_url, secret, tls, &request).await {
             Ok(response) => return Ok(response),
             Err(e) if e.code() == tonic::Code::Unavailable && started.elapsed() < deadline => {
                 tracing::info!("coordinator at {coordinator_url} not reachable yet: {e}");
@@ -71,10 +74,26 @@ pub async fn register(
 async fn try_register(
     coordinator_url: &str,
     secret: &ClusterSecret,
+    tls: Option<&ClusterTls>,
     request: &RegisterWorkerRequest,
 ) -> Result<RegisterWorkerResponse, tonic::Status> {
-    let channel = tonic::transport::Endpoint::from_shared(coordinator_url.to_string())
-        .map_err(|e| tonic::Status::invalid_argument(format!("bad coordinator URL: {e}")))?
+    let mut endpoint = tonic::transport::Endpoint::from_shared(coordinator_url.to_string())
+        .map_err(|e| tonic::Status::invalid_argument(format!("bad coordinator URL: {e}")))?;
+    match (coordinator_url.starts_with("https://"), tls) {
+        (true, Some(tls)) => {
+            endpoint = endpoint
+                .tls_config(tls.client_config())
+                .map_err(|e| tonic::Status::invalid_argument(format!("cannot set up TLS: {e}")))?;
+        }
+        (true, None) => {
+            return Err(tonic::Status::invalid_argument(
+                "an https:// coordinator needs --tls-ca, the authority that signed its \
+                 certificate",
+            ));
+        }
+        (false, _) => {}
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;

@@ -43,6 +43,7 @@ use shardfusion_common::exchange::task_report::reported;
 use shardfusion_common::exchange::transport::{Transport, TransportExtension};
 use shardfusion_common::ipc_bounds::checked_message;
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
+use shardfusion_common::tls::ClusterTls;
 use shardfusion_common::wire::{
     ACTION_ANALYZE_FILES, ACTION_CANCEL_SHUFFLES, ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES,
     ACTION_PING, ACTION_PROVE_MEMBERSHIP, AUTH_HEADER, AnalyzeFilesRequest, AnalyzeFilesResponse,
@@ -99,6 +100,13 @@ impl WorkerService {
             shuffles: Arc::default(),
             peers,
         })
+    }
+
+    /// The same service, reaching other workers over TLS that trusts `tls`'s authority.
+    pub fn with_cluster_tls(self, tls: ClusterTls) -> Result<Self, ExecutorError> {
+        let transport = FlightTransport::new(self.secret.clone(), worker_timeout_from_env())
+            .with_tls(Some(tls));
+        self.with_peer_transport(Arc::new(transport))
     }
 
     /// The same service, its fragments reaching other workers through `transport` (an

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use object_store::ObjectStoreExt;
-use shardfusion_common::storage::{DataRoot, validate_relative_path};
+use shardfusion_common::storage::{DataRoot, validate_shard_file_path};
 use shardfusion_common::wire::ShardFileEntry;
 
 use crate::error::ExecutorError;
@@ -75,7 +75,7 @@ pub async fn delete_shard_file(root: &DataRoot, path: &str) -> Result<(), Execut
     };
     match path.split_once('#') {
         None => {
-            let store_path = validate_relative_path(path)?;
+            let store_path = validate_shard_file_path(path)?;
             match root.store().delete(&store_path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(fail(e.to_string())),
@@ -84,7 +84,7 @@ pub async fn delete_shard_file(root: &DataRoot, path: &str) -> Result<(), Execut
         Some((name, suffix)) => {
             // The object store does not address staging files; check the name part as any
             // path, and the suffix as the digits the object store appends.
-            validate_relative_path(name)?;
+            validate_shard_file_path(name)?;
             if suffix.is_empty() || !suffix.chars().all(|c| c.is_ascii_digit()) {
                 return Err(shardfusion_common::storage::StorageError::PathOutsideRoot {
                     path: path.to_string(),

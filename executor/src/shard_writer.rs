@@ -22,7 +22,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use shardfusion_common::column_stats::FileStatsCollector;
 use shardfusion_common::column_stats::encoding::to_messages;
-use shardfusion_common::storage::{DataRoot, validate_relative_path};
+use shardfusion_common::storage::{DataRoot, validate_shard_file_path};
 use shardfusion_common::wire::WrittenFile;
 
 use crate::error::ExecutorError;
@@ -40,7 +40,7 @@ where
     S: Stream<Item = Result<RecordBatch, E>> + Send,
     E: Into<DataFusionError>,
 {
-    let store_path = validate_relative_path(path)?;
+    let store_path = validate_shard_file_path(path)?;
     let store = root.store();
     let mut guard = RemoveUnlessKept {
         file: Some(root.dir().join(path)),

@@ -10,8 +10,15 @@
 //! - everything else → planned by DataFusion (with the distributed planner) and returned as a
 //!   plan to be streamed when the client fetches.
 //!
+//! - `CREATE ROLE`/`USER`, `ALTER`/`DROP ROLE`, `GRANT`, `REVOKE` → [`crate::statements::roles`].
+//!
 //! Statements with side effects run to completion before the call returns, whichever Flight
 //! SQL path (query or update) they arrived on.
+//!
+//! Every statement runs as a [`Principal`], and is checked against its privileges in the
+//! catalog snapshot the statement starts with: DDL, server files and cluster changes need a
+//! superuser; planned statements need privileges on the tables they read and write
+//! ([`crate::auth::plan_privileges`]).
 
 use std::sync::Arc;
 
@@ -24,9 +31,9 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{CopyTarget, ObjectType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use shardfusion_catalog::Node;
 
+use crate::auth::{Access, Principal};
 use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
 use crate::monitoring::statement_activity::ActivityState;
@@ -34,7 +41,9 @@ use crate::monitoring::statement_stats::StatementTracker;
 use crate::planner::statement_counters;
 use crate::session::statement_context::{file_session_for, session_for};
 use crate::statements::sql_rewrite::rewrite_statement;
-use crate::statements::{analyze, copy, ddl, expression_depth, functions, query, runtime};
+use crate::statements::{
+    analyze, copy, ddl, expression_depth, functions, query, role_syntax, roles, runtime,
+};
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -193,16 +202,24 @@ impl Coordinator {
         session_for(&self.cluster, self.cluster.catalog.snapshot())
     }
 
-    /// Runs every statement in `sql`, in order; returns the last one's output. Parsing,
-    /// planning and statements with side effects run on [`runtime`]; a query's rows
-    /// stream on the caller's runtime.
+    /// Runs every statement in `sql` as the initial superuser ([`Principal::trusted`]): for
+    /// the process's own code (an embedded cluster, the Python bindings). Clients' statements
+    /// go through [`Self::execute_as`].
     pub async fn execute(&self, sql: &str) -> Result<StatementOutput> {
-        let this = self.clone();
-        let sql = sql.to_string();
-        runtime::run(async move { this.execute_here(&sql).await }).await
+        self.execute_as(&self.cluster.auth.trusted(), sql).await
     }
 
-    async fn execute_here(&self, sql: &str) -> Result<StatementOutput> {
+    /// Runs every statement in `sql`, in order, as `principal`; returns the last one's
+    /// output. Parsing, planning and statements with side effects run on [`runtime`]; a
+    /// query's rows stream on the caller's runtime.
+    pub async fn execute_as(&self, principal: &Principal, sql: &str) -> Result<StatementOutput> {
+        let this = self.clone();
+        let sql = sql.to_string();
+        let principal = principal.clone();
+        runtime::run(async move { this.execute_here(&principal, &sql).await }).await
+    }
+
+    async fn execute_here(&self, principal: &Principal, sql: &str) -> Result<StatementOutput> {
         let parsing = Instant::now();
         let statements = parse(sql)?;
         let parse_time = parsing.elapsed();
@@ -211,7 +228,9 @@ impl Coordinator {
         for (i, statement) in statements.into_iter().enumerate() {
             // The text is parsed once for all its statements; the first one is charged.
             let parse_time = if i == 0 { parse_time } else { Duration::ZERO };
-            let output = self.execute_parsed(statement, parse_time).await?;
+            let output = self
+                .execute_parsed(principal, statement, parse_time)
+                .await?;
             // Queries before the last statement have no side effects; their rows are dropped.
             if i + 1 == count {
                 last = Some(output);
@@ -226,16 +245,19 @@ impl Coordinator {
     /// `shardfusion_stat_statements`.
     async fn execute_parsed(
         &self,
+        principal: &Principal,
         statement: DFStatement,
         parse_time: Duration,
     ) -> Result<StatementOutput> {
-        let (statement, tracker) = self.cluster.stats.track(statement);
+        let snapshot = self.cluster.catalog.snapshot();
+        let access = principal.access(&snapshot)?;
+        let (statement, tracker) = self.cluster.stats.track(principal.name(), statement);
         let counters = tracker.counters();
         counters
             .parse_us
             .fetch_add(parse_time.as_micros() as u64, Ordering::Relaxed);
         let planning = Instant::now();
-        let mut output = self.dispatch(statement, &tracker).await?;
+        let mut output = self.dispatch(statement, &tracker, &access).await?;
         counters
             .plan_us
             .fetch_add(planning.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -260,16 +282,18 @@ impl Coordinator {
         &self,
         mut statement: DFStatement,
         tracker: &StatementTracker,
+        access: &Access<'_>,
     ) -> Result<StatementOutput> {
         if let DFStatement::CopyTo(copy_to) = &mut statement {
+            access.require_superuser(SERVER_FILES)?;
             copy_to.target = copy::checked_copy_target(&self.cluster.file_access, &copy_to.target)?;
             let ctx = file_session_for(&self.cluster, self.cluster.catalog.snapshot())?;
             let state = ctx.state();
-            let planning = query::plan_in(&state, None, ctx.task_ctx(), statement);
+            let planning = query::plan_in(&state, None, ctx.task_ctx(), statement, access);
             return statement_counters::counting(Arc::clone(tracker.counters()), planning).await;
         }
         let DFStatement::Statement(inner) = &statement else {
-            return self.plan(statement, tracker).await;
+            return self.plan(statement, tracker, access).await;
         };
         match inner.as_ref() {
             Statement::Copy {
@@ -277,6 +301,7 @@ impl Coordinator {
                 target: CopyTarget::File { filename },
                 ..
             } => {
+                access.require_superuser(SERVER_FILES)?;
                 // Not in DataFusion's COPY ... TO form (see `parse`): refuse it as COPY TO, but
                 // only after the file check, so that a refused path says why.
                 copy::checked_copy_target(&self.cluster.file_access, filename)?;
@@ -292,23 +317,69 @@ impl Coordinator {
                 options,
                 legacy_options,
                 ..
-            } => copy::copy_from(self, source, target, options, legacy_options).await,
-            Statement::CreateTable(_) => ddl::create_table(self, statement).await,
+            } => {
+                access.require_superuser(SERVER_FILES)?;
+                copy::copy_from(self, source, target, options, legacy_options).await
+            }
+            Statement::CreateTable(_) => {
+                access.require_superuser("CREATE TABLE")?;
+                ddl::create_table(self, statement).await
+            }
             Statement::Drop {
                 object_type: ObjectType::Table,
                 if_exists,
                 names,
                 ..
-            } => ddl::drop_tables(self, names, *if_exists).await,
+            } => {
+                access.require_superuser("DROP TABLE")?;
+                ddl::drop_tables(self, names, *if_exists).await
+            }
+            Statement::Drop {
+                object_type: ObjectType::Role | ObjectType::User,
+                if_exists,
+                names,
+                ..
+            } => roles::drop_roles(self, access, names, *if_exists),
             Statement::Drop { object_type, .. } => {
                 Err(SchedulerError::unsupported(format!("DROP {object_type}")))
             }
-            Statement::Truncate(truncate) => ddl::truncate(self, truncate).await,
-            Statement::AlterTable(alter) => ddl::alter_table(self, alter).await,
-            Statement::Analyze(target) => analyze::analyze(self, target).await,
+            Statement::Truncate(truncate) => ddl::truncate(self, access, truncate).await,
+            Statement::AlterTable(alter) => {
+                access.require_superuser("ALTER TABLE")?;
+                ddl::alter_table(self, alter).await
+            }
+            Statement::Analyze(target) => {
+                access.require_superuser("ANALYZE")?;
+                analyze::analyze(self, target).await
+            }
+            Statement::CreateRole(create) => roles::create_role(self, access, create),
+            Statement::AlterRole { name, operation } => {
+                roles::alter_role(self, access, &name.value, operation)
+            }
+            Statement::Grant(grant) => roles::grant_or_revoke(
+                self,
+                access,
+                &grant.privileges,
+                grant.objects.as_ref(),
+                &grant.grantees,
+                true,
+            ),
+            Statement::Revoke(revoke) => roles::grant_or_revoke(
+                self,
+                access,
+                &revoke.privileges,
+                revoke.objects.as_ref(),
+                &revoke.grantees,
+                false,
+            ),
             Statement::Query(query) => match functions::function_call(query)? {
-                Some(call) => functions::run(self, call).await,
-                None => self.plan(statement, tracker).await,
+                Some(call) => {
+                    if call.function.superuser_only {
+                        access.require_superuser(&call.name)?;
+                    }
+                    functions::run(self, call).await
+                }
+                None => self.plan(statement, tracker, access).await,
             },
             Statement::Update(_) => Err(SchedulerError::unsupported("UPDATE")),
             Statement::Delete(_) => Err(SchedulerError::unsupported("DELETE")),
@@ -317,7 +388,7 @@ impl Coordinator {
             | Statement::Rollback { .. } => Err(SchedulerError::unsupported(
                 "explicit transactions (every statement commits on its own)",
             )),
-            _ => self.plan(statement, tracker).await,
+            _ => self.plan(statement, tracker, access).await,
         }
     }
 
@@ -327,22 +398,25 @@ impl Coordinator {
         &self,
         statement: DFStatement,
         tracker: &StatementTracker,
+        access: &Access<'_>,
     ) -> Result<StatementOutput> {
         let session = self.cluster.sessions.current(&self.cluster)?;
         let counters = Arc::clone(tracker.counters());
-        let planning = query::plan_statement(&session, statement, Arc::clone(&counters));
+        let planning = query::plan_statement(&session, statement, Arc::clone(&counters), access);
         statement_counters::counting(counters, planning).await
     }
 
-    /// The schema `sql` will return, without running it or recording it: the columns of a
-    /// single query, EXPLAIN or INSERT (its `count`), else none.
-    pub async fn describe(&self, sql: &str) -> Result<SchemaRef> {
+    /// The schema `sql` will return when `principal` runs it, without running it or
+    /// recording it: the columns of a single query, EXPLAIN or INSERT (its `count`), else
+    /// none. A statement `principal` may not run is refused.
+    pub async fn describe_as(&self, principal: &Principal, sql: &str) -> Result<SchemaRef> {
         let this = self.clone();
         let sql = sql.to_string();
-        runtime::run(async move { this.describe_here(&sql).await }).await
+        let principal = principal.clone();
+        runtime::run(async move { this.describe_here(&principal, &sql).await }).await
     }
 
-    async fn describe_here(&self, sql: &str) -> Result<SchemaRef> {
+    async fn describe_here(&self, principal: &Principal, sql: &str) -> Result<SchemaRef> {
         let mut statements = parse(sql)?;
         // Queries and INSERT are planned (planning runs nothing); DDL, COPY and the Citus
         // functions have no columns to announce before they run.
@@ -357,12 +431,15 @@ impl Coordinator {
         };
         match statements.pop() {
             Some(statement) if plain_query => {
+                let snapshot = self.cluster.catalog.snapshot();
+                let access = principal.access(&snapshot)?;
                 let session = self.cluster.sessions.current(&self.cluster)?;
                 let planned = query::physical_plan(
                     session.state(),
                     Some(&session),
                     session.task_ctx(),
                     statement,
+                    &access,
                 )
                 .await?;
                 Ok(planned.plan.schema())
@@ -387,6 +464,11 @@ impl Coordinator {
     }
 }
 
+/// What reading or writing the coordinator host's files needs (PostgreSQL's
+/// `pg_read_server_files` and `pg_write_server_files`).
+const SERVER_FILES: &str = "COPY to or from a server file (clients load their own files \
+                            with bulk ingest)";
+
 /// Splits `sql` into statements, rewriting Postgres-only casts. Expressions are bounded in
 /// depth first ([`expression_depth`]), so that no later stage can overflow a stack.
 pub fn parse(sql: &str) -> Result<Vec<DFStatement>> {
@@ -401,7 +483,7 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>> {
 
 fn parse_bounded(sql: &str) -> Result<Vec<DFStatement>> {
     let dialect = PostgreSqlDialect {};
-    let mut statements: Vec<DFStatement> = match Parser::parse_sql(&dialect, sql) {
+    let mut statements: Vec<DFStatement> = match role_syntax::parse_sql(&dialect, sql) {
         Ok(mut statements) => {
             for statement in &mut statements {
                 expression_depth::bound_statement(statement)?;

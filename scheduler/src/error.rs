@@ -24,6 +24,12 @@ pub enum SchedulerError {
     /// The statement needs a right this server does not grant (e.g. host file access).
     #[error("{message}")]
     PermissionDenied { message: String },
+    /// The caller is not logged in, or its credentials are wrong or no longer valid.
+    #[error("{message}")]
+    Unauthenticated {
+        message: String,
+        sqlstate: &'static str,
+    },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]
@@ -63,14 +69,15 @@ impl From<SchedulerError> for Status {
             SchedulerError::TooComplex { .. } => {
                 with_sqlstate(Status::invalid_argument(message), "54001")
             }
+            SchedulerError::Unauthenticated { sqlstate, .. } => {
+                with_sqlstate(Status::unauthenticated(message), sqlstate)
+            }
             SchedulerError::NotNull { .. } => {
                 with_sqlstate(Status::invalid_argument(message), "23502")
             }
             SchedulerError::Catalog(e) => catalog_status(&e),
             SchedulerError::Hash(e) => hash_status(&e),
-            SchedulerError::Storage(StorageError::PathOutsideRoot { .. }) => {
-                Status::permission_denied(message)
-            }
+            SchedulerError::Storage(e) if e.is_refused_path() => Status::permission_denied(message),
             SchedulerError::Storage(_) => Status::internal(message),
             SchedulerError::Worker { status, node } => {
                 if status.message().starts_with("worker ") || node == COORDINATOR {
@@ -137,6 +144,12 @@ fn clone_error(error: &SchedulerError) -> SchedulerError {
                 message: message.clone(),
             };
         }
+        SchedulerError::Unauthenticated { message, sqlstate } => {
+            return SchedulerError::Unauthenticated {
+                message: message.clone(),
+                sqlstate,
+            };
+        }
         SchedulerError::NotNull { table, column } => {
             return SchedulerError::NotNull {
                 table: table.clone(),
@@ -170,6 +183,12 @@ fn catalog_status(error: &CatalogError) -> Status {
         CatalogError::NodeNotFound { .. } => Status::not_found(message),
         CatalogError::NodeHasPlacements { .. } => Status::failed_precondition(message),
         CatalogError::NodeIdentityInUse { .. } => Status::already_exists(message),
+        CatalogError::RoleNotFound { .. } => with_sqlstate(Status::not_found(message), "42704"),
+        CatalogError::RoleExists { .. } => with_sqlstate(Status::already_exists(message), "42710"),
+        CatalogError::LastSuperuser => with_sqlstate(Status::failed_precondition(message), "55006"),
+        CatalogError::RoleMembershipLoop { .. } => {
+            with_sqlstate(Status::invalid_argument(message), "0LP01")
+        }
         // serialization_failure: the statement lost a race and may simply be run again.
         CatalogError::Conflict { .. } => with_sqlstate(Status::aborted(message), "40001"),
         CatalogError::NotNullOnRows { .. } => {

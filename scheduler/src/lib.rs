@@ -4,6 +4,8 @@
 //! - [`server`]: opening a coordinator on its data directory and serving it on a listener.
 //! - [`frontend`]: protocol adapters (Flight SQL) — decode a request, call the coordinator,
 //!   encode the answer.
+//! - [`auth`]: who a client is (users, passwords, session tokens) and what it may do
+//!   (privileges checked on every statement).
 //! - [`coordinator`]: the [`Coordinator`], which parses a statement and dispatches it.
 //! - [`statements`]: the statements DataFusion does not run by itself (DDL, `COPY`, bulk
 //!   ingest, the Citus functions), the bounds every statement passes first, and the runtime
@@ -21,6 +23,7 @@
 //!
 //! The coordinator owns the catalog; workers never see it.
 
+pub mod auth;
 pub mod cluster;
 pub mod coordinator;
 pub mod error;

@@ -1,8 +1,8 @@
 //! Opening a coordinator over its data directory and serving it on a listener.
 //!
 //! The data directory holds `catalog.db` (the SQLite catalog) and `local/` (the Parquet files
-//! of local tables). Without a password — the only mode so far — the coordinator refuses to
-//! listen anywhere but loopback.
+//! of local tables). Until some superuser has a password (`--password`), the coordinator
+//! trusts its clients, so it refuses to listen anywhere but loopback unless told `--insecure`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ use datafusion::prelude::SessionConfig;
 use shardfusion_catalog::Catalog;
 use shardfusion_common::auth::ClusterSecret;
 use shardfusion_common::storage::DataRoot;
+use shardfusion_common::tls::TlsIdentity;
 use tokio::net::TcpListener;
 
 use crate::cluster::shared_state::Cluster;
@@ -21,6 +22,7 @@ use crate::cluster::worker_pool::MAX_MESSAGE_BYTES;
 use crate::coordinator::Coordinator;
 use crate::error::{Result, SchedulerError};
 use crate::frontend::flight_sql::FlightSqlServer;
+use crate::frontend::require_login::RequireLogin;
 use crate::statements::file_access::FileAccess;
 
 /// Opens (creating if needed) the coordinator whose state lives in `data_dir`.
@@ -53,16 +55,47 @@ pub fn open_with(
     Ok(Coordinator::new(Arc::new(cluster)))
 }
 
-/// Refuses any address but loopback: no password is configured (the only mode so far), so
-/// clients elsewhere must not reach the coordinator. [`serve`] checks it too; programs that
-/// serve in a background task check it first, so that the refusal reaches their user.
-pub fn check_listen_address(address: SocketAddr) -> Result<()> {
+/// How the coordinator serves its clients.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Listen beyond loopback even though clients need no login (`--insecure`).
+    pub insecure: bool,
+    /// Serve TLS with this certificate (`--tls-cert`/`--tls-key`); plain HTTP/2 without.
+    pub tls: Option<TlsIdentity>,
+}
+
+/// Refuses any address but loopback while clients need no login (no superuser has a
+/// password), unless `options.insecure`: clients elsewhere must not reach a coordinator that
+/// trusts everyone. [`serve`] checks it too; programs that serve in a background task check
+/// it first, so that the refusal reaches their user.
+pub fn check_listen_address(
+    address: SocketAddr,
+    coordinator: &Coordinator,
+    options: &ServeOptions,
+) -> Result<()> {
     if address.ip().is_loopback() {
         return Ok(());
     }
+    if coordinator
+        .cluster()
+        .catalog
+        .snapshot()
+        .roles
+        .require_login()
+    {
+        return Ok(());
+    }
+    if options.insecure {
+        tracing::warn!(
+            "listening on {address} without authentication (--insecure): anyone who can reach \
+             it is a superuser"
+        );
+        return Ok(());
+    }
     Err(SchedulerError::invalid(format!(
-        "refusing to listen on {address}: no password is configured, so the coordinator \
-         only accepts clients on loopback (127.0.0.1 or ::1)"
+        "refusing to listen on {address}: no user has a password, so every client would be a \
+         superuser. Start with --password (or SHARDFUSION_PASSWORD) to create the admin user, \
+         listen on loopback (127.0.0.1 or ::1), or pass --insecure if the network is trusted"
     )))
 }
 
@@ -72,12 +105,14 @@ pub fn check_listen_address(address: SocketAddr) -> Result<()> {
 pub async fn serve(
     listener: TcpListener,
     coordinator: Coordinator,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let address = listener
         .local_addr()
         .map_err(|e| SchedulerError::invalid(format!("bad listener: {e}")))?;
-    check_listen_address(address)?;
+    check_listen_address(address, &coordinator, &options)?;
+    let cluster = Arc::clone(coordinator.cluster());
     // Owned by the server: it stops when the server does.
     let _cleaner = datafusion::common::runtime::SpawnedTask::spawn(
         crate::cluster::orphan_cleanup::run(Arc::clone(coordinator.cluster())),
@@ -90,8 +125,16 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // Small request/response messages must not wait for delayed ACKs.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
-        .add_service(service)
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &options.tls {
+        builder = builder.tls_config(tls.server_config()).map_err(|e| {
+            SchedulerError::invalid(format!(
+                "cannot serve TLS with the given certificate and key: {e}"
+            ))
+        })?;
+    }
+    builder
+        .add_service(RequireLogin::new(service, cluster))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| SchedulerError::invalid(format!("coordinator server failed: {e}")))

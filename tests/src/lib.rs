@@ -7,6 +7,7 @@
 //! - [`compare`]: comparing answers with single-node DataFusion's (shared as well).
 //! - [`shard_files`]: the shard files on the nodes' disks and in the catalog.
 //! - [`planner_settings`]: coordinator configurations that pin the planner's choices.
+//! - [`certificates`]: a CA and a node certificate made for one test (TLS tests).
 //! - [`conflict`]: recognizing the retryable conflict (40001) of racing statements.
 //! - [`same_rows`]: the same rows in a cluster and in single-node DataFusion; what a
 //!   statement cost the coordinator.
@@ -17,6 +18,7 @@ pub use shardfusion_benchmarks::client::{self, TestClient};
 pub use shardfusion_benchmarks::cluster::{self, TestCluster};
 pub use shardfusion_benchmarks::compare;
 
+pub mod certificates;
 pub mod conflict;
 pub mod planner_settings;
 pub mod same_rows;

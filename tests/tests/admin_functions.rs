@@ -153,6 +153,8 @@ async fn citus_add_node_adds_a_reachable_worker() {
     let config = WorkerConfig {
         data_dir: dir.path().to_path_buf(),
         secret: ClusterSecret::new("test-cluster-secret"),
+        tls: None,
+        cluster_tls: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(shardfusion_executor::serve(listener, config, async {

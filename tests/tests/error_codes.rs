@@ -221,7 +221,15 @@ async fn paths_refused_on_a_worker_are_permission_denied() {
         let cluster = TestCluster::start(1).await;
         let mut worker = RawWorker::connect(&cluster).await;
         let schema = Arc::new(Schema::new(vec![Field::new("line", DataType::Utf8, true)]));
-        for path in ["../../../../etc/passwd", "/etc/passwd"] {
+        // Outside the data directory, and inside it but not a shard file (the worker's
+        // identity, anything not written as a shard file): a fragment names shard files only.
+        for path in [
+            "../../../../etc/passwd",
+            "/etc/passwd",
+            "shards/t1/s1/../../../../../etc/passwd",
+            "worker_id",
+            "shards/t1/s1/notes.txt",
+        ] {
             let scan = ShardScanExec::try_new(
                 "stolen",
                 Arc::clone(&schema),

@@ -28,6 +28,8 @@ async fn removes_empty_nodes_and_refuses_nodes_with_placements() {
         let config = WorkerConfig {
             data_dir: dir.path().to_path_buf(),
             secret: ClusterSecret::new("test-cluster-secret"),
+            tls: None,
+            cluster_tls: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = tokio::spawn(shardfusion_executor::serve(listener, config, async {

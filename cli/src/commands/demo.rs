@@ -55,8 +55,13 @@ const QUERIES: &[(&str, &str)] = &[
     ),
 ];
 
-pub async fn run(url: &str) -> Result<(), String> {
-    let mut client = SqlClient::connect(url).await?;
+/// `tls_ca` is the authority of a `grpc+tls://` URL.
+pub async fn run(
+    url: &str,
+    login: super::sql::Login,
+    tls_ca: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let mut client = SqlClient::connect(url, login, tls_ca).await?;
     println!(
         "\nLoading the demo data set (payments per account, merchants as a reference table)..."
     );

@@ -13,8 +13,15 @@ pub async fn run(
     listen: SocketAddr,
     demo: bool,
     allow_file_access: Vec<PathBuf>,
+    users: super::users::UserArgs,
+    tls: super::tls_args::ServeTlsArgs,
 ) -> Result<(), String> {
     let mut options = LocalClusterOptions::new(workers);
+    options.tls = tls.identity()?;
+    options.token_ttl = users.token_ttl();
+    options.user = users.user.clone();
+    options.password = users.password.clone();
+    options.insecure = users.insecure;
     options.allow_file_access = allow_file_access;
     options.data_dir = data_dir;
     options.listen = listen;
@@ -35,10 +42,21 @@ pub async fn run(
             ""
         }
     );
-    if demo && let Err(e) = super::demo::run(&url).await {
+    let login = users.password.clone().map(|p| (users.user.clone(), p));
+    // A self-signed certificate is its own authority.
+    let tls_ca = tls.tls_cert.clone();
+    if demo && let Err(e) = super::demo::run(&url, login.clone(), tls_ca.as_deref()).await {
         eprintln!("demo failed: {e}");
     }
-    println!("Connect with: shardfusion sql --url {url}   (Ctrl-C stops the cluster)");
+    let user = match &login {
+        Some(_) => format!(" --user {}", users.user),
+        None => String::new(),
+    };
+    let ca = match &tls_ca {
+        Some(cert) => format!(" --tls-ca {}", cert.display()),
+        None => String::new(),
+    };
+    println!("Connect with: shardfusion sql --url {url}{user}{ca}   (Ctrl-C stops the cluster)");
     tokio::select! {
         () = super::shutdown_signal() => {}
         // Without its coordinator the cluster is useless: exit with the reason.

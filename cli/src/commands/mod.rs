@@ -5,6 +5,8 @@ pub mod coordinator;
 pub mod demo;
 pub mod local;
 pub mod sql;
+pub mod tls_args;
+pub mod users;
 pub mod worker;
 
 /// Resolves when Ctrl-C (or SIGTERM) arrives.

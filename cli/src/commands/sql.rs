@@ -1,5 +1,6 @@
 //! `shardfusion sql`: a Flight SQL client, one-shot (`-c`) or interactive.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
@@ -8,6 +9,7 @@ use arrow_flight::sql::client::FlightSqlServiceClient;
 use futures::TryStreamExt;
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
+use shardfusion_common::tls::ClusterTls;
 use tonic::transport::Channel;
 
 use crate::output::{Format, render};
@@ -17,19 +19,48 @@ pub struct SqlClient {
     inner: FlightSqlServiceClient<Channel>,
 }
 
+/// A user name and password to log in with.
+pub type Login = Option<(String, String)>;
+
 impl SqlClient {
-    pub async fn connect(url: &str) -> Result<Self, String> {
-        let http = url
-            .replacen("grpc+tcp://", "http://", 1)
-            .replacen("grpc://", "http://", 1);
-        let channel = tonic::transport::Endpoint::from_shared(http.clone())
-            .map_err(|e| format!("bad URL {url}: {e}"))?
+    /// Connects to `url` (`grpc://` or `grpc+tls://`, trusting the PEM authority `tls_ca`),
+    /// logging in with `login` if given.
+    pub async fn connect(url: &str, login: Login, tls_ca: Option<&Path>) -> Result<Self, String> {
+        let (http, tls) = match url.strip_prefix("grpc+tls://") {
+            Some(rest) => {
+                let ca = tls_ca.ok_or_else(|| {
+                    format!(
+                        "{url} is TLS: give --tls-ca, the authority that signed its certificate"
+                    )
+                })?;
+                let ca = ClusterTls::load(ca).map_err(|e| e.to_string())?;
+                (format!("https://{rest}"), Some(ca))
+            }
+            None => (
+                url.replacen("grpc+tcp://", "http://", 1)
+                    .replacen("grpc://", "http://", 1),
+                None,
+            ),
+        };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(http.clone())
+            .map_err(|e| format!("bad URL {url}: {e}"))?;
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls.client_config())
+                .map_err(|e| format!("cannot set up TLS to {url}: {e}"))?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .map_err(|e| format!("cannot connect to {url}: {e}"))?;
-        Ok(Self {
-            inner: FlightSqlServiceClient::new(channel),
-        })
+        let mut inner = FlightSqlServiceClient::new(channel);
+        if let Some((user, password)) = login {
+            inner
+                .handshake(&user, &password)
+                .await
+                .map_err(|e| format!("cannot log in to {url} as {user}: {e}"))?;
+        }
+        Ok(Self { inner })
     }
 
     /// Runs `sql` and fetches every result batch.
@@ -67,8 +98,14 @@ fn describe(error: arrow_flight::error::FlightError) -> String {
     }
 }
 
-pub async fn run(url: String, command: Option<String>, format: Format) -> Result<(), String> {
-    let mut client = SqlClient::connect(&url).await?;
+pub async fn run(
+    url: String,
+    command: Option<String>,
+    format: Format,
+    login: Login,
+    tls_ca: Option<PathBuf>,
+) -> Result<(), String> {
+    let mut client = SqlClient::connect(&url, login, tls_ca.as_deref()).await?;
     if let Some(sql) = command {
         let (schema, batches) = client.query(&sql).await?;
         println!("{}", render(&schema, &batches, format)?);

@@ -14,8 +14,12 @@ pub async fn run(
     coordinator: String,
     advertise_host: Option<String>,
     secret: Option<String>,
+    tls: super::tls_args::ServeTlsArgs,
+    cluster_tls: super::tls_args::ClusterTlsArgs,
 ) -> Result<(), String> {
     let secret = super::cluster_secret::for_worker(secret)?;
+    let identity = tls.identity()?;
+    let cluster_tls = cluster_tls.cluster_tls()?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -24,6 +28,8 @@ pub async fn run(
     let config = WorkerConfig {
         data_dir: data_dir.clone(),
         secret: secret.clone(),
+        tls: identity,
+        cluster_tls: cluster_tls.clone(),
     };
     let server = tokio::spawn(shardfusion_executor::serve(
         listener,
@@ -41,10 +47,15 @@ pub async fn run(
         node_port: u32::from(address.port()),
         worker_uuid: uuid,
     };
-    let registered =
-        registration::register(&coordinator, &secret, request, Duration::from_secs(60))
-            .await
-            .map_err(|e| e.to_string())?;
+    let registered = registration::register(
+        &coordinator,
+        &secret,
+        cluster_tls.as_ref(),
+        request,
+        Duration::from_secs(60),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     println!(
         "ShardFusion worker {address} registered with {coordinator} as node {}",
         registered.node_id

@@ -35,6 +35,12 @@ impl FlightTransport {
             channels: PeerChannels::new(timeout),
         }
     }
+
+    /// Reaches peers over TLS, trusting `tls`'s authority.
+    pub fn with_tls(self, tls: Option<crate::tls::ClusterTls>) -> Self {
+        self.channels.set_tls(tls);
+        self
+    }
 }
 
 impl FlightTransport {

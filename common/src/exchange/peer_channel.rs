@@ -5,8 +5,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tonic::transport::{Channel, Endpoint};
+
+use crate::tls::ClusterTls;
 
 /// How long a worker may leave a call unanswered (and its connection's keepalive pings
 /// unacknowledged) before calls to it fail with `Unavailable`, unless
@@ -65,11 +67,13 @@ pub fn is_transport_failure(status: &tonic::Status) -> bool {
     false
 }
 
-/// Lazily connected channels to peers, one per URL, shared by every call to that peer.
+/// Lazily connected channels to peers, one per URL, shared by every call to that peer; over
+/// TLS once [`PeerChannels::set_tls`] says so.
 #[derive(Debug)]
 pub struct PeerChannels {
     timeout: Duration,
     channels: Mutex<HashMap<String, Channel>>,
+    tls: RwLock<Option<ClusterTls>>,
 }
 
 impl PeerChannels {
@@ -78,7 +82,15 @@ impl PeerChannels {
         Self {
             timeout,
             channels: Mutex::new(HashMap::new()),
+            tls: RwLock::new(None),
         }
+    }
+
+    /// Reaches peers over TLS, trusting `tls`'s authority (`None`: plain HTTP/2). Channels
+    /// opened before are dropped.
+    pub fn set_tls(&self, tls: Option<ClusterTls>) {
+        *self.tls.write() = tls;
+        self.channels.lock().clear();
     }
 
     /// How long a peer may leave a call or a keepalive ping unanswered.
@@ -91,8 +103,19 @@ impl PeerChannels {
         if let Some(channel) = self.channels.lock().get(url) {
             return Ok(channel.clone());
         }
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| format!("bad worker address {url}: {e}"))?
+        let tls = self.tls.read().clone();
+        let dialled = match &tls {
+            Some(_) => ClusterTls::secure_url(url),
+            None => url.to_string(),
+        };
+        let mut endpoint =
+            Endpoint::from_shared(dialled).map_err(|e| format!("bad worker address {url}: {e}"))?;
+        if let Some(tls) = &tls {
+            endpoint = endpoint
+                .tls_config(tls.client_config())
+                .map_err(|e| format!("cannot set up TLS to {url}: {e}"))?;
+        }
+        let endpoint = endpoint
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             // Many streams share one connection per peer, and a plan may leave one unread

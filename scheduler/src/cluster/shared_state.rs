@@ -40,6 +40,8 @@ pub struct Cluster {
     transport: RwLock<Arc<dyn Transport>>,
     /// The DataFusion session statements share until the catalog changes.
     pub sessions: crate::session::session_cache::SessionCache,
+    /// Logging clients in, and the principal of each request.
+    pub auth: crate::auth::Authenticator,
 }
 
 impl Cluster {
@@ -72,6 +74,7 @@ impl Cluster {
             orphans: Default::default(),
             compaction: Default::default(),
             sessions: Default::default(),
+            auth: Default::default(),
         })
     }
 

@@ -71,6 +71,11 @@ impl WorkerPool {
         }
     }
 
+    /// Reaches the workers over TLS, trusting `tls`'s authority (`None`: plain HTTP/2).
+    pub fn set_tls(&self, tls: Option<shardfusion_common::tls::ClusterTls>) {
+        self.channels.set_tls(tls);
+    }
+
     /// Checks a request a worker sent to the coordinator: a request MAC for the coordinator
     /// over `method` and command `parts`.
     pub fn verify_from_worker(

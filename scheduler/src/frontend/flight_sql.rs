@@ -8,6 +8,12 @@
 //! - `CommandStatementIngest` (ADBC `adbc_ingest`): see [`crate::statements::bulk_ingest`].
 //! - `GetSqlInfo`, `GetCatalogs`, `GetDbSchemas`, `GetTables`: metadata for tools.
 //! - Action `shardfusion.register_worker`: a worker joining (needs the cluster secret).
+//! - `Handshake`: logging in with a user name and password (HTTP basic credentials); the
+//!   answer carries a bearer token in its `authorization` header (and as its payload).
+//!
+//! Every other call runs as the [`Principal`] that [`crate::frontend::require_login`] found
+//! for it. Results and prepared statements belong to the role that made them: another role
+//! holding their handle finds nothing.
 //!
 //! Each statement runs in its own session, so nothing leaks between the statements of one
 //! connection. Stashed results not fetched within [`RESULT_TTL`] are dropped. Open prepared
@@ -42,12 +48,14 @@ use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use futures::{Stream, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 use prost::Message;
+use shardfusion_catalog::roles::TablePrivilege;
 use shardfusion_common::auth::FlightMethod;
 use shardfusion_common::wire::{
     ACTION_REGISTER_WORKER, RegisterWorkerRequest, RegisterWorkerResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::Principal;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::SchedulerError;
 use crate::session::prepared_statements::{PreparedStatementLimits, PreparedStatements};
@@ -60,6 +68,8 @@ pub const RESULT_TTL: Duration = Duration::from_secs(600);
 struct Stashed {
     output: StatementOutput,
     created: Instant,
+    /// The role that ran the statement: only it may fetch the result.
+    owner: Principal,
 }
 
 /// The coordinator's Flight SQL service.
@@ -90,7 +100,22 @@ impl FlightSqlServer {
         &self.prepared
     }
 
-    fn stash(&self, output: StatementOutput) -> String {
+    /// The principal of `request`, found by [`crate::frontend::require_login`]; computed
+    /// from its credentials if the service is called without that gate.
+    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        if let Some(principal) = request.extensions().get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let cluster = self.coordinator.cluster();
+        let roles = Arc::clone(&cluster.catalog.snapshot().roles);
+        let credentials = credentials(request.metadata())?;
+        cluster
+            .auth
+            .principal(&roles, credentials)
+            .map_err(Status::from)
+    }
+
+    fn stash(&self, output: StatementOutput, owner: Principal) -> String {
         let handle = uuid::Uuid::new_v4().to_string();
         let mut results = self.results.lock();
         results.retain(|_, r| r.created.elapsed() < RESULT_TTL);
@@ -99,6 +124,7 @@ impl FlightSqlServer {
             Stashed {
                 output,
                 created: Instant::now(),
+                owner,
             },
         );
         handle
@@ -106,12 +132,17 @@ impl FlightSqlServer {
 
     async fn flight_info_for(
         &self,
+        principal: Principal,
         sql: &str,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
-        let output = self.coordinator.execute(sql).await.map_err(Status::from)?;
+        let output = self
+            .coordinator
+            .execute_as(&principal, sql)
+            .await
+            .map_err(Status::from)?;
         let schema = output.schema();
-        let handle = self.stash(output);
+        let handle = self.stash(output, principal);
         let ticket = TicketStatementQuery {
             statement_handle: handle.into_bytes().into(),
         };
@@ -125,6 +156,15 @@ impl FlightSqlServer {
             .with_total_records(-1);
         Ok(Response::new(info))
     }
+}
+
+/// The `authorization` header of a call, if any.
+fn credentials(metadata: &tonic::metadata::MetadataMap) -> Result<Option<&str>, Status> {
+    metadata
+        .get("authorization")
+        .map(|v| v.to_str())
+        .transpose()
+        .map_err(|_| Status::unauthenticated("unreadable authorization header"))
 }
 
 fn flight_stream(
@@ -183,17 +223,38 @@ impl FlightSqlService for FlightSqlServer {
 
     async fn do_handshake(
         &self,
-        _request: Request<Streaming<HandshakeRequest>>,
+        request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<
         Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
         Status,
     > {
-        // No password is configured (the server only listens on loopback): accept anyone.
+        let cluster = self.coordinator.cluster();
+        let roles = Arc::clone(&cluster.catalog.snapshot().roles);
+        let credentials = credentials(request.metadata())?;
+        // Without credentials, a client of a coordinator that trusts its clients is let in
+        // as they are; once logins are required, `login` refuses it.
+        if credentials.is_none() && !roles.require_login() {
+            let response = HandshakeResponse {
+                protocol_version: 0,
+                payload: Default::default(),
+            };
+            return Ok(Response::new(futures::stream::iter([Ok(response)]).boxed()));
+        }
+        let token = cluster
+            .auth
+            .login(&roles, credentials)
+            .await
+            .map_err(Status::from)?;
+        let bearer = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Status::internal("token is not a valid header value"))?;
         let response = HandshakeResponse {
             protocol_version: 0,
-            payload: Default::default(),
+            payload: token.into_bytes().into(),
         };
-        Ok(Response::new(futures::stream::iter([Ok(response)]).boxed()))
+        let mut response = Response::new(futures::stream::iter([Ok(response)]).boxed());
+        response.metadata_mut().insert("authorization", bearer);
+        Ok(response)
     }
 
     async fn get_flight_info_statement(
@@ -201,7 +262,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.flight_info_for(&query.query, request.into_inner())
+        let principal = self.principal(&request)?;
+        self.flight_info_for(principal, &query.query, request.into_inner())
             .await
     }
 
@@ -210,20 +272,31 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let principal = self.principal(&request)?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle);
-        let sql = self.prepared.sql(&handle)?;
-        self.flight_info_for(&sql, request.into_inner()).await
+        let sql = self.prepared.sql(&handle, principal.name())?;
+        self.flight_info_for(principal, &sql, request.into_inner())
+            .await
     }
 
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let principal = self.principal(&request)?;
         let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
-        let stashed = self.results.lock().remove(&handle).ok_or_else(|| {
+        let stashed = {
+            let mut results = self.results.lock();
+            match results.get(&handle) {
+                Some(stashed) if stashed.owner == principal => results.remove(&handle),
+                _ => None,
+            }
+        };
+        let stashed = stashed.ok_or_else(|| {
             Status::not_found(
-                "result not found: each ticket can be fetched once, within 10 minutes",
+                "result not found: each ticket can be fetched once, within 10 minutes, by \
+                 the user that ran the statement",
             )
         })?;
         let schema = stashed.output.schema();
@@ -238,11 +311,12 @@ impl FlightSqlService for FlightSqlServer {
     async fn do_put_statement_update(
         &self,
         command: CommandStatementUpdate,
-        _request: Request<PeekableFlightDataStream>,
+        request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
+        let principal = self.principal(&request)?;
         let output = self
             .coordinator
-            .execute(&command.query)
+            .execute_as(&principal, &command.query)
             .await
             .map_err(Status::from)?;
         Ok(output.affected_rows())
@@ -251,11 +325,16 @@ impl FlightSqlService for FlightSqlServer {
     async fn do_put_prepared_statement_update(
         &self,
         command: CommandPreparedStatementUpdate,
-        _request: Request<PeekableFlightDataStream>,
+        request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
+        let principal = self.principal(&request)?;
         let handle = String::from_utf8_lossy(&command.prepared_statement_handle);
-        let sql = self.prepared.sql(&handle)?;
-        let output = self.coordinator.execute(&sql).await.map_err(Status::from)?;
+        let sql = self.prepared.sql(&handle, principal.name())?;
+        let output = self
+            .coordinator
+            .execute_as(&principal, &sql)
+            .await
+            .map_err(Status::from)?;
         Ok(output.affected_rows())
     }
 
@@ -264,6 +343,9 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
+        let principal = self.principal(&request)?;
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle);
+        self.prepared.sql(&handle, principal.name())?;
         let mut stream = request.into_inner();
         while let Some(data) = stream.next().await {
             let data = data?;
@@ -283,10 +365,11 @@ impl FlightSqlService for FlightSqlServer {
         command: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
+        let principal = self.principal(&request)?;
         let data = request
             .into_inner()
             .map_err(|s| FlightError::Tonic(Box::new(s)));
-        let rows = bulk_ingest::ingest(&self.coordinator, &command, data)
+        let rows = bulk_ingest::ingest(&self.coordinator, &principal, &command, data)
             .await
             .map_err(Status::from)?;
         Ok(rows as i64)
@@ -297,12 +380,15 @@ impl FlightSqlService for FlightSqlServer {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let principal = self.principal(&request)?;
         let schema = self
             .coordinator
-            .describe(&query.query)
+            .describe_as(&principal, &query.query)
             .await
             .map_err(Status::from)?;
-        let handle = self.prepared.create(query.query, request.remote_addr())?;
+        let handle = self
+            .prepared
+            .create(query.query, request.remote_addr(), principal.name())?;
         let message: IpcMessage = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
             .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?;
@@ -316,10 +402,11 @@ impl FlightSqlService for FlightSqlServer {
     async fn do_action_close_prepared_statement(
         &self,
         query: ActionClosePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<(), Status> {
+        let principal = self.principal(&request)?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle);
-        self.prepared.close(&handle);
+        self.prepared.close(&handle, principal.name());
         Ok(())
     }
 
@@ -328,6 +415,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
         if request.get_ref().r#type != ACTION_REGISTER_WORKER {
+            self.principal(&request)?;
             return Err(Status::invalid_argument(format!(
                 "unknown action {:?}",
                 request.get_ref().r#type
@@ -437,11 +525,19 @@ impl FlightSqlService for FlightSqlServer {
     async fn do_get_tables(
         &self,
         query: CommandGetTables,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let principal = self.principal(&request)?;
         let snapshot = self.coordinator.cluster().catalog.snapshot();
+        let access = principal.access(&snapshot).map_err(Status::from)?;
         let mut builder = query.into_builder();
-        for table in snapshot.tables.values() {
+        // As PostgreSQL's information_schema: the tables the role holds a privilege on.
+        let visible = snapshot.tables.values().filter(|t| {
+            TablePrivilege::ALL
+                .into_iter()
+                .any(|p| access.has_table_privilege(&t.name, p))
+        });
+        for table in visible {
             builder
                 .append(
                     DEFAULT_CATALOG,

@@ -25,6 +25,8 @@ pub const STAT_ACTIVITY: &str = "shardfusion_stat_activity";
 struct Running {
     /// The statement's `query_id` in `shardfusion_stat_statements`.
     query_id: i64,
+    /// The role that runs it.
+    usename: Arc<str>,
     query: String,
     state: ActivityState,
     started_at_ms: i64,
@@ -87,6 +89,7 @@ impl StatementActivity {
     pub fn start(
         self: &Arc<Self>,
         query_id: i64,
+        usename: &Arc<str>,
         query: &str,
         started_at_ms: i64,
         started: Instant,
@@ -96,6 +99,7 @@ impl StatementActivity {
             key,
             Running {
                 query_id,
+                usename: Arc::clone(usename),
                 query: query.to_string(),
                 state: ActivityState::Running,
                 started_at_ms,
@@ -111,6 +115,7 @@ impl StatementActivity {
     pub fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("query_id", DataType::Int64, false),
+            Field::new("usename", DataType::Utf8, false),
             Field::new("query", DataType::Utf8, false),
             Field::new("state", DataType::Utf8, false),
             Field::new(
@@ -131,6 +136,9 @@ impl StatementActivity {
             vec![
                 Arc::new(Int64Array::from_iter_values(
                     rows.iter().map(|r| r.query_id),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|r| r.usename.as_ref()),
                 )),
                 Arc::new(StringArray::from_iter_values(
                     rows.iter().map(|r| r.query.as_str()),
@@ -159,8 +167,9 @@ mod tests {
     #[test]
     fn a_statement_is_listed_until_its_entry_is_dropped() {
         let activity = Arc::new(StatementActivity::default());
-        let first = activity.start(1, "SELECT 1", 0, Instant::now());
-        let second = activity.start(2, "SELECT 2", 0, Instant::now());
+        let user: Arc<str> = Arc::from("alice");
+        let first = activity.start(1, &user, "SELECT 1", 0, Instant::now());
+        let second = activity.start(2, &user, "SELECT 2", 0, Instant::now());
         second.set_state(ActivityState::Planned);
         let listed = |activity: &StatementActivity| -> Vec<(String, String)> {
             let batch = activity.batch().expect("batch");
@@ -173,7 +182,7 @@ mod tests {
                     .map(str::to_string)
                     .collect::<Vec<_>>()
             };
-            text(1).into_iter().zip(text(2)).collect()
+            text(2).into_iter().zip(text(3)).collect()
         };
         let row = |q: &str, s: &str| (q.to_string(), s.to_string());
         assert_eq!(

@@ -68,6 +68,8 @@ impl QueryCounters {
 #[derive(Debug, Clone)]
 struct Entry {
     query_id: i64,
+    /// The role that ran it.
+    usename: Arc<str>,
     query: String,
     calls: i64,
     /// When the most recent run started.
@@ -88,7 +90,8 @@ struct Entry {
 
 /// Statistics per normalized statement, least recently run dropped past a capacity.
 pub struct StatementStats {
-    entries: Cache<i64, Arc<Mutex<Entry>>>,
+    /// Keyed by role and `query_id`: each role has its own entries, as in PostgreSQL.
+    entries: Cache<(Arc<str>, i64), Arc<Mutex<Entry>>>,
     /// The statements running now (`shardfusion_stat_activity`).
     activity: Arc<StatementActivity>,
 }
@@ -112,6 +115,7 @@ impl Default for StatementStats {
 pub struct StatementTracker {
     stats: Arc<StatementStats>,
     counters: Arc<QueryCounters>,
+    usename: Arc<str>,
     statement: NormalizedStatement,
     started: Instant,
     started_at_ms: i64,
@@ -133,9 +137,11 @@ impl Drop for StatementTracker {
     fn drop(&mut self) {
         let c = &self.counters;
         let statement = &mut self.statement;
-        let entry = self.stats.entries.get_with(statement.id, || {
+        let key = (Arc::clone(&self.usename), statement.id);
+        let entry = self.stats.entries.get_with(key, || {
             Arc::new(Mutex::new(Entry {
                 query_id: statement.id,
+                usename: Arc::clone(&self.usename),
                 query: std::mem::take(&mut statement.text),
                 calls: 0,
                 started_at_ms: 0,
@@ -188,20 +194,30 @@ impl StatementStats {
         &self.activity
     }
 
-    /// Starts tracking `statement`, which is handed back unchanged (normalizing it borrows
-    /// the rows of a large `VALUES` list instead of copying them).
-    pub fn track(self: &Arc<Self>, mut statement: DFStatement) -> (DFStatement, StatementTracker) {
+    /// Starts tracking `statement`, run by role `usename`, which is handed back unchanged
+    /// (normalizing it borrows the rows of a large `VALUES` list instead of copying them).
+    pub fn track(
+        self: &Arc<Self>,
+        usename: &str,
+        mut statement: DFStatement,
+    ) -> (DFStatement, StatementTracker) {
         let started_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let normalized = NormalizedStatement::of(&mut statement);
         let started = Instant::now();
-        let activity = self
-            .activity
-            .start(normalized.id, &normalized.text, started_at_ms, started);
+        let usename: Arc<str> = Arc::from(usename);
+        let activity = self.activity.start(
+            normalized.id,
+            &usename,
+            &normalized.text,
+            started_at_ms,
+            started,
+        );
         let tracker = StatementTracker {
             stats: Arc::clone(self),
             counters: Arc::default(),
+            usename,
             statement: normalized,
             started,
             started_at_ms,
@@ -213,6 +229,7 @@ impl StatementStats {
     pub fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("query_id", DataType::Int64, false),
+            Field::new("usename", DataType::Utf8, false),
             Field::new("query", DataType::Utf8, false),
             Field::new("calls", DataType::Int64, false),
             Field::new(
@@ -260,6 +277,9 @@ impl StatementStats {
             vec![
                 longs(|e| e.query_id),
                 Arc::new(StringArray::from_iter_values(
+                    entries.iter().map(|e| e.usename.as_ref()),
+                )),
+                Arc::new(StringArray::from_iter_values(
                     entries.iter().map(|e| e.query.as_str()),
                 )),
                 longs(|e| e.calls),
@@ -297,7 +317,7 @@ mod tests {
             .expect("valid SQL")
             .pop_front()
             .expect("one statement");
-        let (_, tracker) = stats.track(statement);
+        let (_, tracker) = stats.track("alice", statement);
         tracker
             .counters()
             .rows_returned

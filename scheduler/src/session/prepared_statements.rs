@@ -97,6 +97,8 @@ fn env_number(name: &str) -> Option<usize> {
 struct Prepared {
     sql: String,
     owner: Option<SocketAddr>,
+    /// The role that prepared it: only that role may run or close it.
+    role: String,
 }
 
 impl Prepared {
@@ -176,11 +178,21 @@ impl PreparedStatements {
         self.limits
     }
 
-    /// Holds `sql` for `owner`; returns its handle, or `ResourceExhausted` past a limit.
-    pub fn create(&self, sql: String, owner: Option<SocketAddr>) -> Result<String, Status> {
+    /// Holds `sql` for client `owner`, logged in as `role`; returns its handle, or
+    /// `ResourceExhausted` past a limit.
+    pub fn create(
+        &self,
+        sql: String,
+        owner: Option<SocketAddr>,
+        role: &str,
+    ) -> Result<String, Status> {
         // Drop expired statements first, so that their slots count as free.
         self.statements.run_pending_tasks();
-        let prepared = Arc::new(Prepared { sql, owner });
+        let prepared = Arc::new(Prepared {
+            sql,
+            owner,
+            role: role.to_string(),
+        });
         {
             let mut usage = self.usage.lock();
             let held = usage.per_client.get(&owner).copied().unwrap_or_default();
@@ -228,10 +240,12 @@ impl PreparedStatements {
         Ok(handle)
     }
 
-    /// The SQL of statement `handle` (which counts as a use).
-    pub fn sql(&self, handle: &str) -> Result<String, Status> {
+    /// The SQL of statement `handle`, prepared by `role` (which counts as a use). Another
+    /// role's handle is not found, as if it did not exist.
+    pub fn sql(&self, handle: &str, role: &str) -> Result<String, Status> {
         self.statements
             .get(handle)
+            .filter(|prepared| prepared.role == role)
             .map(|prepared| prepared.sql.clone())
             .ok_or_else(|| {
                 Status::not_found(format!(
@@ -244,7 +258,14 @@ impl PreparedStatements {
 
     /// Closes statement `handle`, freeing its slot and memory. Closing an unknown (closed or
     /// expired) handle is not an error: the client's intent is met.
-    pub fn close(&self, handle: &str) {
+    pub fn close(&self, handle: &str, role: &str) {
+        if self
+            .statements
+            .get(handle)
+            .is_none_or(|prepared| prepared.role != role)
+        {
+            return;
+        }
         self.statements.invalidate(handle);
         // Removal notifications are delivered during maintenance: run it now, so that the
         // slot is free as soon as the close is acknowledged.
@@ -280,23 +301,34 @@ mod tests {
     #[test]
     fn each_client_has_its_own_cap_and_closing_frees_a_slot() {
         let prepared = PreparedStatements::new(limits(2, 1 << 20));
-        let a = prepared.create("SELECT 1".into(), peer(1)).expect("first");
-        prepared.create("SELECT 2".into(), peer(1)).expect("second");
+        let a = prepared
+            .create("SELECT 1".into(), peer(1), "alice")
+            .expect("first");
+        prepared
+            .create("SELECT 2".into(), peer(1), "alice")
+            .expect("second");
         let refused = prepared
-            .create("SELECT 3".into(), peer(1))
+            .create("SELECT 3".into(), peer(1), "alice")
             .expect_err("refused");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(refused.message().contains("close prepared statements"));
         prepared
-            .create("SELECT 3".into(), peer(2))
+            .create("SELECT 3".into(), peer(2), "alice")
             .expect("another client");
-        prepared.close(&a);
+        // Another role cannot use (nor close) alice's statement.
         assert_eq!(
-            prepared.sql(&a).expect_err("refused").code(),
+            prepared.sql(&a, "bob").expect_err("refused").code(),
+            tonic::Code::NotFound
+        );
+        prepared.close(&a, "bob");
+        assert!(prepared.sql(&a, "alice").is_ok());
+        prepared.close(&a, "alice");
+        assert_eq!(
+            prepared.sql(&a, "alice").expect_err("refused").code(),
             tonic::Code::NotFound
         );
         prepared
-            .create("SELECT 4".into(), peer(1))
+            .create("SELECT 4".into(), peer(1), "alice")
             .expect("a freed slot");
         assert_eq!(prepared.usage().0, 3);
     }
@@ -307,11 +339,19 @@ mod tests {
         limits.per_client_bytes = 2 * (1000 + ENTRY_OVERHEAD_BYTES);
         let prepared = PreparedStatements::new(limits);
         let sql = "x".repeat(1000);
-        prepared.create(sql.clone(), peer(1)).expect("fits");
-        prepared.create(sql.clone(), peer(1)).expect("fits");
-        let refused = prepared.create(sql.clone(), peer(1)).expect_err("refused");
+        prepared
+            .create(sql.clone(), peer(1), "alice")
+            .expect("fits");
+        prepared
+            .create(sql.clone(), peer(1), "alice")
+            .expect("fits");
+        let refused = prepared
+            .create(sql.clone(), peer(1), "alice")
+            .expect_err("refused");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
-        prepared.create(sql, peer(2)).expect("another client");
+        prepared
+            .create(sql, peer(2), "alice")
+            .expect("another client");
     }
 
     #[test]
@@ -319,9 +359,11 @@ mod tests {
         let prepared = PreparedStatements::new(limits(100, 3 * (1000 + ENTRY_OVERHEAD_BYTES)));
         let sql = "x".repeat(1000);
         for port in 0..3 {
-            prepared.create(sql.clone(), peer(port)).expect("fits");
+            prepared
+                .create(sql.clone(), peer(port), "alice")
+                .expect("fits");
         }
-        let refused = prepared.create(sql, peer(9)).expect_err("refused");
+        let refused = prepared.create(sql, peer(9), "alice").expect_err("refused");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
     }
 
@@ -333,14 +375,16 @@ mod tests {
             per_client_bytes: 1 << 20,
             total_bytes: 1 << 20,
         });
-        let handle = prepared.create("SELECT 1".into(), None).expect("created");
+        let handle = prepared
+            .create("SELECT 1".into(), None, "alice")
+            .expect("created");
         std::thread::sleep(Duration::from_millis(400));
         assert_eq!(
-            prepared.sql(&handle).expect_err("refused").code(),
+            prepared.sql(&handle, "alice").expect_err("refused").code(),
             tonic::Code::NotFound
         );
         prepared
-            .create("SELECT 2".into(), None)
+            .create("SELECT 2".into(), None, "alice")
             .expect("the slot is free again");
         assert_eq!(
             prepared.usage(),

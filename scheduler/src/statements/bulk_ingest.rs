@@ -14,7 +14,9 @@ use arrow_flight::sql::{CommandStatementIngest, TableExistsOption, TableNotExist
 use datafusion::arrow::datatypes::{Field, Schema};
 use futures::{Stream, StreamExt, TryStreamExt};
 use shardfusion_catalog::CatalogError;
+use shardfusion_catalog::roles::TablePrivilege;
 
+use crate::auth::Principal;
 use crate::coordinator::Coordinator;
 use crate::error::{Result, SchedulerError};
 use crate::session::statement_context::DEFAULT_SCHEMA;
@@ -33,6 +35,7 @@ fn flight_error(e: FlightError) -> SchedulerError {
 /// Ingests `data` into `command.table`; returns the number of rows written.
 pub async fn ingest<S>(
     coordinator: &Coordinator,
+    principal: &Principal,
     command: &CommandStatementIngest,
     data: S,
 ) -> Result<u64>
@@ -64,11 +67,25 @@ where
 
     let cluster = coordinator.cluster();
     let snapshot = cluster.catalog.snapshot();
+    let access = principal.access(&snapshot)?;
     let lower = command.table.to_ascii_lowercase();
     let existing = snapshot
         .table(&command.table)
         .or_else(|| snapshot.table(&lower))
         .cloned();
+    // Appending needs INSERT; replacing the rows TRUNCATE too; creating the table is DDL.
+    match &existing {
+        Some(table) => {
+            access.require_table(&table.name, TablePrivilege::Insert)?;
+            if if_exists == TableExistsOption::Replace {
+                access.require_table(&table.name, TablePrivilege::Truncate)?;
+            }
+        }
+        None if if_not_exist == TableNotExistOption::Create => {
+            access.require_superuser("CREATE TABLE (bulk ingest creating its table)")?;
+        }
+        None => {}
+    }
     let mut replace = false;
     let table = match existing {
         Some(table) => match if_exists {

@@ -16,6 +16,9 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{AlterTable, AlterTableOperation, ObjectName, Truncate};
 
+use shardfusion_catalog::roles::TablePrivilege;
+
+use crate::auth::Access;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
 use crate::session::statement_context::DEFAULT_SCHEMA;
@@ -130,7 +133,12 @@ pub async fn drop_tables(
     Ok(StatementOutput::empty())
 }
 
-pub async fn truncate(coordinator: &Coordinator, truncate: &Truncate) -> Result<StatementOutput> {
+/// `TRUNCATE a, b`: all the tables or none; each needs the `TRUNCATE` privilege.
+pub async fn truncate(
+    coordinator: &Coordinator,
+    access: &Access<'_>,
+    truncate: &Truncate,
+) -> Result<StatementOutput> {
     let cluster = coordinator.cluster();
     let snapshot = cluster.catalog.snapshot();
     let mut names = Vec::new();
@@ -142,6 +150,7 @@ pub async fn truncate(coordinator: &Coordinator, truncate: &Truncate) -> Result<
             }
             return Err(shardfusion_catalog::CatalogError::TableNotFound { name }.into());
         }
+        access.require_table(&name, TablePrivilege::Truncate)?;
         names.push(name);
     }
     for name in names {

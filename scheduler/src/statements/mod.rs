@@ -8,6 +8,8 @@
 //! - [`copy`]: `COPY ... FROM/TO`, with [`file_access`] deciding which host paths it may use.
 //! - [`bulk_ingest`]: Flight SQL `CommandStatementIngest`.
 //! - [`functions`]: the Citus functions (`create_distributed_table`, `citus_add_node`, ...).
+//! - [`roles`]: users, roles, `GRANT` and `REVOKE`; [`role_syntax`]: parsing them as
+//!   PostgreSQL spells them.
 //!
 //! - [`query`]: queries, `INSERT` and `COPY (query) TO`, planned by DataFusion in the shared
 //!   session, with the plan cache and router recognition.
@@ -20,5 +22,7 @@ pub mod expression_depth;
 pub mod file_access;
 pub mod functions;
 pub mod query;
+pub mod role_syntax;
+pub mod roles;
 pub mod runtime;
 pub mod sql_rewrite;

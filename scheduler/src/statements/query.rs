@@ -10,6 +10,9 @@
 //! 3. Either way, a query pinned to one shard group is physically planned for one partition
 //!    ([`router`]); `EXPLAIN` plans the same way, so it shows what runs.
 //!
+//! Every plan, cached or not, is checked against the principal's privileges before it is
+//! optimized ([`authorize_plan`]).
+//!
 //! DML runs at once; queries are returned unstarted.
 
 use std::sync::Arc;
@@ -22,6 +25,8 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 
+use crate::auth::Access;
+use crate::auth::plan_privileges::authorize_plan;
 use crate::coordinator::StatementOutput;
 use crate::error::{Result, SchedulerError};
 use crate::monitoring::statement_stats::QueryCounters;
@@ -37,6 +42,7 @@ pub(crate) async fn plan_statement(
     session: &SharedSession,
     statement: DFStatement,
     counters: Arc<QueryCounters>,
+    access: &Access<'_>,
 ) -> Result<StatementOutput> {
     let Some(shape) = StatementShape::of(&statement) else {
         return plan_in(
@@ -44,6 +50,7 @@ pub(crate) async fn plan_statement(
             Some(session),
             session.task_ctx(),
             statement,
+            access,
         )
         .await;
     };
@@ -51,14 +58,17 @@ pub(crate) async fn plan_statement(
         .plan_cache()
         .logical_plan(session.state(), &shape)
         .await
-        && let Ok(plan) = optimized_physical_plan(session.state(), Some(session), &plan).await
     {
-        counters.generic_plans.fetch_add(1, Ordering::Relaxed);
-        return Ok(StatementOutput::Query {
-            plan,
-            task_ctx: session.task_ctx(),
-            tracker: None,
-        });
+        let plan = authorize_plan(access, plan)?;
+        // A cached plan that fails to optimize with these values is planned from its text.
+        if let Ok(plan) = optimized_physical_plan(session.state(), Some(session), &plan).await {
+            counters.generic_plans.fetch_add(1, Ordering::Relaxed);
+            return Ok(StatementOutput::Query {
+                plan,
+                task_ctx: session.task_ctx(),
+                tracker: None,
+            });
+        }
     }
     counters.custom_plans.fetch_add(1, Ordering::Relaxed);
     plan_in(
@@ -66,6 +76,7 @@ pub(crate) async fn plan_statement(
         Some(session),
         session.task_ctx(),
         statement,
+        access,
     )
     .await
 }
@@ -77,8 +88,9 @@ pub(crate) async fn plan_in(
     shared: Option<&SharedSession>,
     task_ctx: Arc<TaskContext>,
     statement: DFStatement,
+    access: &Access<'_>,
 ) -> Result<StatementOutput> {
-    let planned = physical_plan(state, shared, task_ctx, statement).await?;
+    let planned = physical_plan(state, shared, task_ctx, statement, access).await?;
     if planned.is_dml {
         let schema = planned.plan.schema();
         let batches = collect(planned.plan, planned.task_ctx).await?;
@@ -104,14 +116,15 @@ pub(crate) struct PhysicalPlan {
 /// session (`SET`, `PREPARE`, ...) is planned in a copy of its own, and runs with that copy's
 /// task context instead of `task_ctx`. A query (or the query an `EXPLAIN` shows) pinned to
 /// one shard group is physically planned in `shared`'s router state ([`router`]), as a
-/// cached shape would be, so `EXPLAIN` shows what runs.
+/// cached shape would be, so `EXPLAIN` shows what runs. `access` must allow it.
 pub(crate) async fn physical_plan(
     state: &SessionState,
     shared: Option<&SharedSession>,
     task_ctx: Arc<TaskContext>,
     statement: DFStatement,
+    access: &Access<'_>,
 ) -> Result<PhysicalPlan> {
-    let plan = state.statement_to_plan(statement).await?;
+    let plan = authorize_plan(access, state.statement_to_plan(statement).await?)?;
     let plan = not_null::defer_not_null_checks(plan)?;
     if let LogicalPlan::Ddl(ddl) = &plan {
         return Err(SchedulerError::unsupported(ddl.name().to_string()));

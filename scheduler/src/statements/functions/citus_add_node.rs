@@ -17,6 +17,7 @@ use crate::error::Result;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_add_node", "master_add_node"],
+    superuser_only: true,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

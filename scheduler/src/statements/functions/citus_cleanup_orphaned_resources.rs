@@ -15,6 +15,7 @@ use crate::error::Result;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_cleanup_orphaned_resources"],
+    superuser_only: true,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

@@ -17,6 +17,7 @@ pub const FUNCTION: CitusFunction = CitusFunction {
         "citus_get_active_worker_nodes",
         "master_get_active_worker_nodes",
     ],
+    superuser_only: false,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

@@ -12,6 +12,7 @@ use crate::error::Result;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_remove_node", "master_remove_node"],
+    superuser_only: true,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

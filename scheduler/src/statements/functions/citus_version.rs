@@ -14,6 +14,7 @@ use crate::error::Result;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_version"],
+    superuser_only: false,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

@@ -16,6 +16,7 @@ use crate::error::{Result, SchedulerError};
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["create_distributed_table"],
+    superuser_only: true,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

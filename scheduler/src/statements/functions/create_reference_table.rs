@@ -12,6 +12,7 @@ use crate::error::Result;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["create_reference_table"],
+    superuser_only: true,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

@@ -20,6 +20,9 @@ pub type RunFunction =
 /// A Citus function: the names it answers to (its `master_` alias too) and how it runs.
 pub struct CitusFunction {
     pub names: &'static [&'static str],
+    /// Whether only a superuser may call it: everything that changes the cluster. Functions
+    /// that only read metadata are for every role.
+    pub superuser_only: bool,
     pub run: RunFunction,
 }
 

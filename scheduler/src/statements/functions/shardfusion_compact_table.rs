@@ -17,6 +17,7 @@ use crate::error::Result;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["shardfusion_compact_table"],
+    superuser_only: true,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 
