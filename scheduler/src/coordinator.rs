@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
@@ -213,23 +214,45 @@ impl Coordinator {
     /// output. Parsing, planning and statements with side effects run on [`runtime`]; a
     /// query's rows stream on the caller's runtime.
     pub async fn execute_as(&self, principal: &Principal, sql: &str) -> Result<StatementOutput> {
+        self.execute_with_params(principal, sql, Vec::new()).await
+    }
+
+    /// Runs the one statement in `sql` as `principal`, its placeholders `$1`, `$2`, ...
+    /// bound to `params` in its plan (a prepared statement's parameters). Without `params`,
+    /// as [`Self::execute_as`].
+    pub async fn execute_with_params(
+        &self,
+        principal: &Principal,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<StatementOutput> {
         let this = self.clone();
         let sql = sql.to_string();
         let principal = principal.clone();
-        runtime::run(async move { this.execute_here(&principal, &sql).await }).await
+        runtime::run(async move { this.execute_here(&principal, &sql, &params).await }).await
     }
 
-    async fn execute_here(&self, principal: &Principal, sql: &str) -> Result<StatementOutput> {
+    async fn execute_here(
+        &self,
+        principal: &Principal,
+        sql: &str,
+        params: &[ScalarValue],
+    ) -> Result<StatementOutput> {
         let parsing = Instant::now();
         let statements = parse(sql)?;
         let parse_time = parsing.elapsed();
         let count = statements.len();
+        if !params.is_empty() && count != 1 {
+            return Err(SchedulerError::invalid(format!(
+                "parameters bind to one statement, and the text holds {count}"
+            )));
+        }
         let mut last = None;
         for (i, statement) in statements.into_iter().enumerate() {
             // The text is parsed once for all its statements; the first one is charged.
             let parse_time = if i == 0 { parse_time } else { Duration::ZERO };
             let output = self
-                .execute_parsed(principal, statement, parse_time)
+                .execute_parsed(principal, statement, parse_time, params)
                 .await?;
             // Queries before the last statement have no side effects; their rows are dropped.
             if i + 1 == count {
@@ -248,7 +271,13 @@ impl Coordinator {
         principal: &Principal,
         statement: DFStatement,
         parse_time: Duration,
+        params: &[ScalarValue],
     ) -> Result<StatementOutput> {
+        if !params.is_empty() && !takes_parameters(&statement)? {
+            return Err(SchedulerError::invalid(
+                "only a query or an INSERT takes parameters ($1, $2, ...)",
+            ));
+        }
         let snapshot = self.cluster.catalog.snapshot();
         let access = principal.access(&snapshot)?;
         let (statement, tracker) = self.cluster.stats.track(principal.name(), statement);
@@ -257,7 +286,7 @@ impl Coordinator {
             .parse_us
             .fetch_add(parse_time.as_micros() as u64, Ordering::Relaxed);
         let planning = Instant::now();
-        let mut output = self.dispatch(statement, &tracker, &access).await?;
+        let mut output = self.dispatch(statement, &tracker, &access, params).await?;
         counters
             .plan_us
             .fetch_add(planning.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -283,17 +312,18 @@ impl Coordinator {
         mut statement: DFStatement,
         tracker: &StatementTracker,
         access: &Access<'_>,
+        params: &[ScalarValue],
     ) -> Result<StatementOutput> {
         if let DFStatement::CopyTo(copy_to) = &mut statement {
             access.require_superuser(SERVER_FILES)?;
             copy_to.target = copy::checked_copy_target(&self.cluster.file_access, &copy_to.target)?;
             let ctx = file_session_for(&self.cluster, self.cluster.catalog.snapshot())?;
             let state = ctx.state();
-            let planning = query::plan_in(&state, None, ctx.task_ctx(), statement, access);
+            let planning = query::plan_in(&state, None, ctx.task_ctx(), statement, access, &[]);
             return statement_counters::counting(Arc::clone(tracker.counters()), planning).await;
         }
         let DFStatement::Statement(inner) = &statement else {
-            return self.plan(statement, tracker, access).await;
+            return self.plan(statement, tracker, access, params).await;
         };
         match inner.as_ref() {
             Statement::Copy {
@@ -379,7 +409,7 @@ impl Coordinator {
                     }
                     functions::run(self, call).await
                 }
-                None => self.plan(statement, tracker, access).await,
+                None => self.plan(statement, tracker, access, params).await,
             },
             Statement::Update(_) => Err(SchedulerError::unsupported("UPDATE")),
             Statement::Delete(_) => Err(SchedulerError::unsupported("DELETE")),
@@ -388,7 +418,7 @@ impl Coordinator {
             | Statement::Rollback { .. } => Err(SchedulerError::unsupported(
                 "explicit transactions (every statement commits on its own)",
             )),
-            _ => self.plan(statement, tracker, access).await,
+            _ => self.plan(statement, tracker, access, params).await,
         }
     }
 
@@ -399,53 +429,83 @@ impl Coordinator {
         statement: DFStatement,
         tracker: &StatementTracker,
         access: &Access<'_>,
+        params: &[ScalarValue],
     ) -> Result<StatementOutput> {
         let session = self.cluster.sessions.current(&self.cluster)?;
         let counters = Arc::clone(tracker.counters());
-        let planning = query::plan_statement(&session, statement, Arc::clone(&counters), access);
+        let planning =
+            query::plan_statement(&session, statement, Arc::clone(&counters), access, params);
         statement_counters::counting(counters, planning).await
     }
 
-    /// The schema `sql` will return when `principal` runs it, without running it or
-    /// recording it: the columns of a single query, EXPLAIN or INSERT (its `count`), else
-    /// none. A statement `principal` may not run is refused.
-    pub async fn describe_as(&self, principal: &Principal, sql: &str) -> Result<SchemaRef> {
+    /// What `sql` will return when `principal` runs it, and the parameters it takes, without
+    /// running it or recording it: the columns of a single query, EXPLAIN or INSERT (its
+    /// `count`), else none; and one field per placeholder (`$1`, `$2`, ...) typed as
+    /// DataFusion infers it (`Null` where it cannot). A statement `principal` may not run is
+    /// refused.
+    pub async fn prepare_as(&self, principal: &Principal, sql: &str) -> Result<Prepared> {
         let this = self.clone();
         let sql = sql.to_string();
         let principal = principal.clone();
-        runtime::run(async move { this.describe_here(&principal, &sql).await }).await
+        runtime::run(async move { this.prepare_here(&principal, &sql).await }).await
     }
 
-    async fn describe_here(&self, principal: &Principal, sql: &str) -> Result<SchemaRef> {
+    async fn prepare_here(&self, principal: &Principal, sql: &str) -> Result<Prepared> {
         let mut statements = parse(sql)?;
         // Queries and INSERT are planned (planning runs nothing); DDL, COPY and the Citus
         // functions have no columns to announce before they run.
         let plain_query = match statements.as_slice() {
-            [DFStatement::Statement(s)] => match s.as_ref() {
-                Statement::Query(query) => functions::function_call(query)?.is_none(),
-                Statement::Insert(_) => true,
-                _ => false,
-            },
-            [DFStatement::Explain(_)] => true,
+            [statement] => takes_parameters(statement)?,
             _ => false,
         };
-        match statements.pop() {
-            Some(statement) if plain_query => {
-                let snapshot = self.cluster.catalog.snapshot();
-                let access = principal.access(&snapshot)?;
-                let session = self.cluster.sessions.current(&self.cluster)?;
-                let planned = query::physical_plan(
-                    session.state(),
-                    Some(&session),
-                    session.task_ctx(),
-                    statement,
-                    &access,
-                )
-                .await?;
-                Ok(planned.plan.schema())
-            }
-            _ => Ok(Arc::new(Schema::empty())),
+        let empty = || Arc::new(Schema::empty());
+        let Some(statement) = statements.pop().filter(|_| plain_query) else {
+            return Ok(Prepared {
+                dataset: empty(),
+                parameters: empty(),
+            });
+        };
+        let snapshot = self.cluster.catalog.snapshot();
+        let access = principal.access(&snapshot)?;
+        let session = self.cluster.sessions.current(&self.cluster)?;
+        let logical = session.state().statement_to_plan(statement.clone()).await?;
+        let mut placeholders: Vec<(usize, Field)> = Vec::new();
+        for (name, field) in logical.get_parameter_fields()? {
+            let position = name
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    SchedulerError::invalid(format!(
+                        "unsupported placeholder {name}: number them $1, $2, ..."
+                    ))
+                })?;
+            let data_type = field.map_or(DataType::Null, |f| f.data_type().clone());
+            placeholders.push((position, Field::new(name, data_type, true)));
         }
+        if placeholders.is_empty() {
+            // Planned to the end, so the announced columns are exactly those streamed.
+            let planned = query::physical_plan(
+                session.state(),
+                Some(&session),
+                session.task_ctx(),
+                statement,
+                &access,
+                &[],
+            )
+            .await?;
+            return Ok(Prepared {
+                dataset: planned.plan.schema(),
+                parameters: empty(),
+            });
+        }
+        placeholders.sort_by_key(|(position, _)| *position);
+        let plan = crate::auth::plan_privileges::authorize_plan(&access, logical)?;
+        Ok(Prepared {
+            dataset: Arc::new(plan.schema().as_arrow().clone()),
+            parameters: Arc::new(Schema::new(
+                placeholders.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
+            )),
+        })
     }
 
     /// A worker announced itself (its `worker` process started); it is added once the host
@@ -462,6 +522,29 @@ impl Coordinator {
         self.cluster.orphans.worker_registered(node.group_id);
         Ok(node)
     }
+}
+
+/// What a prepared statement returns and takes.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The columns it returns.
+    pub dataset: SchemaRef,
+    /// Its parameters, `$1`, `$2`, ... in order.
+    pub parameters: SchemaRef,
+}
+
+/// Whether `statement` is planned by DataFusion and may take parameters: a query (not a
+/// Citus function call), an `INSERT`, or an `EXPLAIN` of one.
+fn takes_parameters(statement: &DFStatement) -> Result<bool> {
+    Ok(match statement {
+        DFStatement::Statement(s) => match s.as_ref() {
+            Statement::Query(query) => functions::function_call(query)?.is_none(),
+            Statement::Insert(_) => true,
+            _ => false,
+        },
+        DFStatement::Explain(_) => true,
+        _ => false,
+    })
 }
 
 /// What reading or writing the coordinator host's files needs (PostgreSQL's

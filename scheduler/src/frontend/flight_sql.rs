@@ -6,7 +6,9 @@
 //!   always equals the schema of the `DoGet` stream.
 //! - `CommandStatementUpdate`: runs the statement and returns the affected row count.
 //! - `CommandStatementIngest` (ADBC `adbc_ingest`): see [`crate::statements::bulk_ingest`].
-//! - `GetSqlInfo`, `GetCatalogs`, `GetDbSchemas`, `GetTables`: metadata for tools.
+//! - `GetSqlInfo`, `GetCatalogs`, `GetDbSchemas`, `GetTables`, `GetTableTypes`,
+//!   `GetXdbcTypeInfo`, and the key commands ([`crate::frontend::metadata_answers`]): metadata
+//!   for tools.
 //! - Action `shardfusion.register_worker`: a worker joining (needs the cluster secret).
 //! - `Handshake`: logging in with a user name and password (HTTP basic credentials); the
 //!   answer carries a bearer token in its `authorization` header (and as its payload).
@@ -25,6 +27,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
@@ -32,11 +35,12 @@ use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
-    CommandGetSqlInfo, CommandGetTables, CommandPreparedStatementQuery,
-    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
-    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetCrossReference,
+    CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandPreparedStatementUpdate, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt,
+    SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
@@ -45,6 +49,7 @@ use arrow_flight::{
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::common::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 use prost::Message;
@@ -58,6 +63,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::Principal;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::SchedulerError;
+use crate::frontend::metadata_answers::{foreign_keys_schema, primary_keys_schema, xdbc_type_info};
 use crate::session::prepared_statements::{PreparedStatementLimits, PreparedStatements};
 use crate::session::statement_context::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
 use crate::statements::bulk_ingest;
@@ -134,11 +140,12 @@ impl FlightSqlServer {
         &self,
         principal: Principal,
         sql: &str,
+        params: Vec<ScalarValue>,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
         let output = self
             .coordinator
-            .execute_as(&principal, sql)
+            .execute_with_params(&principal, sql, params)
             .await
             .map_err(Status::from)?;
         let schema = output.schema();
@@ -156,6 +163,43 @@ impl FlightSqlServer {
             .with_total_records(-1);
         Ok(Response::new(info))
     }
+}
+
+/// `schema` as an IPC schema message, as Flight SQL carries schemas in its results.
+fn ipc_schema(schema: &Schema) -> Result<bytes::Bytes, Status> {
+    let message: IpcMessage = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?;
+    Ok(message.0)
+}
+
+/// The rows of parameter values a client put (Arrow batches in a `DoPut`), one value per
+/// column; none if it sent no batch.
+async fn parameter_rows(stream: PeekableFlightDataStream) -> Result<Vec<Vec<ScalarValue>>, Status> {
+    // A message with only the command's descriptor (no IPC header) carries no parameters.
+    let data = stream
+        .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
+        .map_err(|s| FlightError::Tonic(Box::new(s)));
+    let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(data)
+        .try_collect()
+        .await
+        .map_err(|e| match e {
+            FlightError::Tonic(status) => *status,
+            other => Status::invalid_argument(format!("unreadable parameter batches: {other}")),
+        })?;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        for row in 0..batch.num_rows() {
+            let values = batch
+                .columns()
+                .iter()
+                .map(|column| ScalarValue::try_from_array(column, row))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Status::invalid_argument(format!("bad parameter value: {e}")))?;
+            rows.push(values);
+        }
+    }
+    Ok(rows)
 }
 
 /// The `authorization` header of a call, if any.
@@ -191,7 +235,67 @@ fn sql_info() -> &'static SqlInfoData {
         builder.append(SqlInfo::FlightSqlServerReadOnly, false);
         builder.append(SqlInfo::FlightSqlServerSql, true);
         builder.append(SqlInfo::FlightSqlServerSubstrait, false);
+        // No transactions yet (SqlSupportedTransaction::None).
         builder.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+        builder.append(SqlInfo::FlightSqlServerCancel, false);
+        builder.append(SqlInfo::FlightSqlServerBulkIngestion, true);
+        builder.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
+        builder.append(SqlInfo::FlightSqlServerStatementTimeout, 0i32);
+        builder.append(SqlInfo::FlightSqlServerTransactionTimeout, 0i32);
+        // The grammar: PostgreSQL's, on DataFusion.
+        builder.append(SqlInfo::SqlDdlCatalog, false);
+        builder.append(SqlInfo::SqlDdlSchema, false);
+        builder.append(SqlInfo::SqlDdlTable, true);
+        // Unquoted identifiers fold to lower case, as in PostgreSQL (SqlCaseSensitivityLowercase).
+        builder.append(SqlInfo::SqlIdentifierCase, 3i32);
+        builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+        builder.append(SqlInfo::SqlQuotedIdentifierCase, 1i32);
+        builder.append(SqlInfo::SqlAllTablesAreSelectable, false);
+        // NULLs sort after other values ascending (SqlNullsSortedHigh).
+        builder.append(SqlInfo::SqlNullOrdering, 0i32);
+        builder.append(SqlInfo::SqlSearchStringEscape, "\\");
+        builder.append(SqlInfo::SqlSupportsColumnAliasing, true);
+        builder.append(SqlInfo::SqlNullPlusNullIsNull, true);
+        builder.append(SqlInfo::SqlSupportsTableCorrelationNames, true);
+        builder.append(SqlInfo::SqlSupportsDifferentTableCorrelationNames, false);
+        builder.append(SqlInfo::SqlSupportsExpressionsInOrderBy, true);
+        builder.append(SqlInfo::SqlSupportsOrderByUnrelated, true);
+        // GROUP BY columns beyond and unrelated to the select list (bits 0 and 1).
+        builder.append(SqlInfo::SqlSupportedGroupBy, 0b11i32);
+        builder.append(SqlInfo::SqlSupportsLikeEscapeClause, true);
+        builder.append(SqlInfo::SqlSupportsNonNullableColumns, true);
+        // The core grammar and ANSI-92 entry level (bit masks).
+        builder.append(SqlInfo::SqlSupportedGrammar, 0b10i32);
+        builder.append(SqlInfo::SqlAnsi92SupportedLevel, 0b1i32);
+        builder.append(SqlInfo::SqlSupportsIntegrityEnhancementFacility, false);
+        // Full outer joins (SqlFullOuterJoins).
+        builder.append(SqlInfo::SqlOuterJoinsSupportLevel, 2i32);
+        builder.append(SqlInfo::SqlSchemaTerm, "schema");
+        builder.append(SqlInfo::SqlCatalogTerm, "database");
+        builder.append(SqlInfo::SqlProcedureTerm, "function");
+        builder.append(SqlInfo::SqlCatalogAtStart, true);
+        builder.append(SqlInfo::SqlSelectForUpdateSupported, false);
+        builder.append(SqlInfo::SqlStoredProceduresSupported, false);
+        // Subqueries in comparisons, EXISTS, IN and quantified comparisons (bits 0-3).
+        builder.append(SqlInfo::SqlSupportedSubqueries, 0b1111i32);
+        builder.append(SqlInfo::SqlCorrelatedSubqueriesSupported, true);
+        // UNION and UNION ALL (bits 0 and 1).
+        builder.append(SqlInfo::SqlSupportedUnions, 0b11i32);
+        builder.append(SqlInfo::SqlTransactionsSupported, false);
+        builder.append(SqlInfo::SqlBatchUpdatesSupported, true);
+        builder.append(SqlInfo::SqlSavepointsSupported, false);
+        builder.append(SqlInfo::SqlNamedParametersSupported, false);
+        builder.append(
+            SqlInfo::SqlKeywords,
+            &[
+                "distributed",
+                "reference",
+                "colocate_with",
+                "shard_count",
+                "explain",
+                "analyze",
+            ][..],
+        );
         builder.build().expect("static SQL info is valid")
     })
 }
@@ -208,6 +312,13 @@ fn info_for<M: ProstMessageExt>(
         .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
         .with_descriptor(descriptor);
     Ok(Response::new(info))
+}
+
+/// An answer with `schema`'s columns and no rows.
+fn no_rows(
+    schema: SchemaRef,
+) -> Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>> {
+    one_batch(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
 }
 
 fn one_batch(
@@ -263,7 +374,7 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = self.principal(&request)?;
-        self.flight_info_for(principal, &query.query, request.into_inner())
+        self.flight_info_for(principal, &query.query, Vec::new(), request.into_inner())
             .await
     }
 
@@ -274,8 +385,17 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = self.principal(&request)?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle);
-        let sql = self.prepared.sql(&handle, principal.name())?;
-        self.flight_info_for(principal, &sql, request.into_inner())
+        let (sql, mut rows) = self
+            .prepared
+            .sql_and_parameters(&handle, principal.name())?;
+        if rows.len() > 1 {
+            return Err(Status::invalid_argument(format!(
+                "a prepared query runs with one row of parameters, and {} rows were bound",
+                rows.len()
+            )));
+        }
+        let params = rows.pop().unwrap_or_default();
+        self.flight_info_for(principal, &sql, params, request.into_inner())
             .await
     }
 
@@ -329,13 +449,34 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<i64, Status> {
         let principal = self.principal(&request)?;
         let handle = String::from_utf8_lossy(&command.prepared_statement_handle);
-        let sql = self.prepared.sql(&handle, principal.name())?;
-        let output = self
-            .coordinator
-            .execute_as(&principal, &sql)
-            .await
-            .map_err(Status::from)?;
-        Ok(output.affected_rows())
+        let (sql, bound) = self
+            .prepared
+            .sql_and_parameters(&handle, principal.name())?;
+        // Parameters come with the update (ADBC), or were bound before it (a DoPut of the
+        // query command, as arrow-flight's client does).
+        let mut rows = parameter_rows(request.into_inner()).await?;
+        if rows.is_empty() {
+            rows = bound;
+        }
+        if rows.is_empty() {
+            let output = self
+                .coordinator
+                .execute_as(&principal, &sql)
+                .await
+                .map_err(Status::from)?;
+            return Ok(output.affected_rows());
+        }
+        // One execution per row of parameters, as Flight SQL asks.
+        let mut affected = 0;
+        for params in rows {
+            let output = self
+                .coordinator
+                .execute_with_params(&principal, &sql, params)
+                .await
+                .map_err(Status::from)?;
+            affected += output.affected_rows();
+        }
+        Ok(affected)
     }
 
     async fn do_put_prepared_statement_query(
@@ -345,16 +486,8 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         let principal = self.principal(&request)?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle);
-        self.prepared.sql(&handle, principal.name())?;
-        let mut stream = request.into_inner();
-        while let Some(data) = stream.next().await {
-            let data = data?;
-            if !data.data_body.is_empty() {
-                return Err(Status::unimplemented(
-                    "query parameters are not supported yet: put the values in the SQL text",
-                ));
-            }
-        }
+        let rows = parameter_rows(request.into_inner()).await?;
+        self.prepared.bind(&handle, principal.name(), rows)?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(query.prepared_statement_handle),
         })
@@ -381,21 +514,23 @@ impl FlightSqlService for FlightSqlServer {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let principal = self.principal(&request)?;
-        let schema = self
+        let prepared = self
             .coordinator
-            .describe_as(&principal, &query.query)
+            .prepare_as(&principal, &query.query)
             .await
             .map_err(Status::from)?;
         let handle = self
             .prepared
             .create(query.query, request.remote_addr(), principal.name())?;
-        let message: IpcMessage = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
-            .try_into()
-            .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?;
+        let parameter_schema = if prepared.parameters.fields().is_empty() {
+            Default::default()
+        } else {
+            ipc_schema(&prepared.parameters)?
+        };
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into_bytes().into(),
-            dataset_schema: message.0,
-            parameter_schema: Default::default(),
+            dataset_schema: ipc_schema(&prepared.dataset)?,
+            parameter_schema,
         })
     }
 
@@ -560,6 +695,109 @@ impl FlightSqlService for FlightSqlServer {
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
         Ok(Response::new(one_batch(builder.schema(), builder.build())))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder().schema();
+        info_for(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        // What GetTables reports: tables, and the metadata and monitoring views.
+        builder.append("TABLE");
+        builder.append("VIEW");
+        Ok(Response::new(one_batch(builder.schema(), builder.build())))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder(xdbc_type_info()).schema();
+        info_for(&query, &schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let builder = query.into_builder(xdbc_type_info());
+        Ok(Response::new(one_batch(builder.schema(), builder.build())))
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info_for(&query, &primary_keys_schema(), request.into_inner())
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(Response::new(no_rows(primary_keys_schema())))
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info_for(&query, &foreign_keys_schema(), request.into_inner())
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(Response::new(no_rows(foreign_keys_schema())))
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info_for(&query, &foreign_keys_schema(), request.into_inner())
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(Response::new(no_rows(foreign_keys_schema())))
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info_for(&query, &foreign_keys_schema(), request.into_inner())
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        Ok(Response::new(no_rows(foreign_keys_schema())))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -15,6 +15,9 @@
 //!   [`PreparedStatementLimits::total_bytes`] of statement text (a client opening many
 //!   connections cannot get around the per-client cap).
 //!
+//! - **Parameters**: the rows bound to one statement hold at most
+//!   [`PreparedStatementLimits::per_client_bytes`].
+//!
 //! Creating one past a bound fails with `ResourceExhausted`, asking the client to close
 //! prepared statements; closing one frees its slot and its memory at once. Handles are
 //! random UUIDs, so only their creator can name them.
@@ -23,6 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::common::ScalarValue;
 use moka::notification::RemovalCause;
 use moka::sync::Cache;
 use parking_lot::Mutex;
@@ -99,6 +103,8 @@ struct Prepared {
     owner: Option<SocketAddr>,
     /// The role that prepared it: only that role may run or close it.
     role: String,
+    /// The parameter rows bound last (`DoPut`), each one value per placeholder.
+    bound: Mutex<Vec<Vec<ScalarValue>>>,
 }
 
 impl Prepared {
@@ -192,6 +198,7 @@ impl PreparedStatements {
             sql,
             owner,
             role: role.to_string(),
+            bound: Default::default(),
         });
         {
             let mut usage = self.usage.lock();
@@ -243,10 +250,45 @@ impl PreparedStatements {
     /// The SQL of statement `handle`, prepared by `role` (which counts as a use). Another
     /// role's handle is not found, as if it did not exist.
     pub fn sql(&self, handle: &str, role: &str) -> Result<String, Status> {
+        Ok(self.prepared(handle, role)?.sql.clone())
+    }
+
+    /// The SQL of statement `handle` and the parameter rows bound to it.
+    pub fn sql_and_parameters(
+        &self,
+        handle: &str,
+        role: &str,
+    ) -> Result<(String, Vec<Vec<ScalarValue>>), Status> {
+        let prepared = self.prepared(handle, role)?;
+        let bound = prepared.bound.lock().clone();
+        Ok((prepared.sql.clone(), bound))
+    }
+
+    /// Binds parameter `rows` to statement `handle` (replacing those bound before). The
+    /// values count towards the statement's size as its text does.
+    pub fn bind(
+        &self,
+        handle: &str,
+        role: &str,
+        rows: Vec<Vec<ScalarValue>>,
+    ) -> Result<(), Status> {
+        let prepared = self.prepared(handle, role)?;
+        let bytes: usize = rows.iter().flatten().map(|v| v.size()).sum();
+        if bytes > self.limits.per_client_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "{bytes} bytes of parameters are more than a client may hold \
+                 ({} bytes, SHARDFUSION_PREPARED_STATEMENT_BYTES_PER_CLIENT)",
+                self.limits.per_client_bytes
+            )));
+        }
+        *prepared.bound.lock() = rows;
+        Ok(())
+    }
+
+    fn prepared(&self, handle: &str, role: &str) -> Result<Arc<Prepared>, Status> {
         self.statements
             .get(handle)
             .filter(|prepared| prepared.role == role)
-            .map(|prepared| prepared.sql.clone())
             .ok_or_else(|| {
                 Status::not_found(format!(
                     "prepared statement not found: it was closed, or unused for more than \

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::TaskContext;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{LogicalPlan, Volatility};
@@ -43,14 +44,21 @@ pub(crate) async fn plan_statement(
     statement: DFStatement,
     counters: Arc<QueryCounters>,
     access: &Access<'_>,
+    params: &[ScalarValue],
 ) -> Result<StatementOutput> {
-    let Some(shape) = StatementShape::of(&statement) else {
+    let shape = match params {
+        [] => StatementShape::of(&statement),
+        // Bound parameters: planned with their values, as a custom plan.
+        _ => None,
+    };
+    let Some(shape) = shape else {
         return plan_in(
             session.state(),
             Some(session),
             session.task_ctx(),
             statement,
             access,
+            params,
         )
         .await;
     };
@@ -77,6 +85,7 @@ pub(crate) async fn plan_statement(
         session.task_ctx(),
         statement,
         access,
+        &[],
     )
     .await
 }
@@ -89,8 +98,9 @@ pub(crate) async fn plan_in(
     task_ctx: Arc<TaskContext>,
     statement: DFStatement,
     access: &Access<'_>,
+    params: &[ScalarValue],
 ) -> Result<StatementOutput> {
-    let planned = physical_plan(state, shared, task_ctx, statement, access).await?;
+    let planned = physical_plan(state, shared, task_ctx, statement, access, params).await?;
     if planned.is_dml {
         let schema = planned.plan.schema();
         let batches = collect(planned.plan, planned.task_ctx).await?;
@@ -116,15 +126,18 @@ pub(crate) struct PhysicalPlan {
 /// session (`SET`, `PREPARE`, ...) is planned in a copy of its own, and runs with that copy's
 /// task context instead of `task_ctx`. A query (or the query an `EXPLAIN` shows) pinned to
 /// one shard group is physically planned in `shared`'s router state ([`router`]), as a
-/// cached shape would be, so `EXPLAIN` shows what runs. `access` must allow it.
+/// cached shape would be, so `EXPLAIN` shows what runs. `access` must allow it. `params` are
+/// the values of its placeholders `$1`, `$2`, ... (none if it has none).
 pub(crate) async fn physical_plan(
     state: &SessionState,
     shared: Option<&SharedSession>,
     task_ctx: Arc<TaskContext>,
     statement: DFStatement,
     access: &Access<'_>,
+    params: &[ScalarValue],
 ) -> Result<PhysicalPlan> {
-    let plan = authorize_plan(access, state.statement_to_plan(statement).await?)?;
+    let plan = bind_parameters(state.statement_to_plan(statement).await?, params)?;
+    let plan = authorize_plan(access, plan)?;
     let plan = not_null::defer_not_null_checks(plan)?;
     if let LogicalPlan::Ddl(ddl) = &plan {
         return Err(SchedulerError::unsupported(ddl.name().to_string()));
@@ -155,6 +168,44 @@ pub(crate) async fn physical_plan(
         task_ctx,
         is_dml,
     })
+}
+
+/// `plan` with its placeholders `$1..$n` replaced by `params`, each cast to the type DataFusion
+/// inferred for its placeholder (a client may send an `Int64` for an `Int32` column). The
+/// values go into the plan as literals, never into SQL text.
+pub(crate) fn bind_parameters(plan: LogicalPlan, params: &[ScalarValue]) -> Result<LogicalPlan> {
+    let types = plan.get_parameter_types()?;
+    if types.len() != params.len() {
+        return Err(SchedulerError::invalid(format!(
+            "the statement has {} parameter(s) and {} value(s) were bound",
+            types.len(),
+            params.len()
+        )));
+    }
+    if params.is_empty() {
+        return Ok(plan);
+    }
+    let values = params
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let name = format!("${}", i + 1);
+            match types.get(&name) {
+                Some(Some(wanted)) if value.data_type() != *wanted => {
+                    value.cast_to(wanted).map_err(|e| {
+                        SchedulerError::invalid(format!(
+                            "parameter {name}: cannot use {value} as {wanted}: {e}"
+                        ))
+                    })
+                }
+                Some(_) => Ok(value.clone()),
+                None => Err(SchedulerError::invalid(format!(
+                    "the statement has no parameter {name}: number them $1, $2, ..."
+                ))),
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(plan.with_param_values(ParamValues::from(values))?)
 }
 
 /// Optimizes `plan` in `state` and plans it physically: in `shared`'s router state when the
