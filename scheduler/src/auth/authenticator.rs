@@ -180,9 +180,13 @@ fn basic_credentials(authorization: Option<&str>) -> Result<(String, String)> {
     let encoded = authorization
         .and_then(|v| strip_scheme(v, "Basic"))
         .ok_or_else(missing)?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| missing())?;
+    // Padded or not: Arrow's Go client (ADBC) leaves the padding out.
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let decoded = lenient.decode(encoded.trim()).map_err(|_| missing())?;
     let decoded = String::from_utf8(decoded).map_err(|_| missing())?;
     let (user, password) = decoded.split_once(':').ok_or_else(missing)?;
     Ok((user.to_string(), password.to_string()))
@@ -239,6 +243,13 @@ mod tests {
             auth.principal(&roles, Some(&basic("root", "s3cret"))),
             Err(SchedulerError::Unauthenticated { .. })
         ));
+        // Credentials without base64 padding (as Arrow's Go client sends them) are read too.
+        let unpadded = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode("root:s3cret")
+        );
+        assert!(!unpadded.ends_with('='));
+        assert!(auth.login(&roles, Some(&unpadded)).await.is_ok());
         // A second start keeps the stored password.
         auth.bootstrap(&catalog, "root", Some("other"))
             .expect("bootstrap again");
