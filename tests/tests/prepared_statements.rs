@@ -1,18 +1,23 @@
 //! Prepared statements (what JDBC and ADBC use for `prepare`): the schema announced when
 //! preparing is the schema of the rows, and preparing runs and records nothing.
 
-use shardfusion_tests::TestCluster;
 use shardfusion_tests::compare::rows;
+use shardfusion_tests::{TestClient, TestCluster};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prepared_queries_announce_their_schema_and_run_once() {
-    let cluster = TestCluster::start(2).await;
-    let mut c = cluster.client().await;
+/// Table `t (k, v)`, distributed by `k` in 4 shards, with rows (1, a), (2, b), (3, c).
+async fn three_rows(c: &mut TestClient) {
     c.run("CREATE TABLE t (k BIGINT NOT NULL, v TEXT)").await;
     c.run("SELECT create_distributed_table('t', 'k', shard_count => 4)")
         .await;
     c.run("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')")
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_queries_announce_their_schema_and_run_once() {
+    let cluster = TestCluster::start(2).await;
+    let mut c = cluster.client().await;
+    three_rows(&mut c).await;
     let before = c
         .scalar("SELECT count(*) FROM shardfusion_stat_statements")
         .await;
@@ -57,11 +62,7 @@ async fn parameters_bind_into_the_plan() {
     tokio::time::timeout(std::time::Duration::from_secs(120), async {
         let cluster = TestCluster::start(2).await;
         let mut c = cluster.client().await;
-        c.run("CREATE TABLE t (k BIGINT NOT NULL, v TEXT)").await;
-        c.run("SELECT create_distributed_table('t', 'k', shard_count => 4)")
-            .await;
-        c.run("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')")
-            .await;
+        three_rows(&mut c).await;
 
         let client = c.flight_sql();
         let mut query = client
