@@ -109,6 +109,26 @@ async fn logins_tokens_and_privileges() {
                 .await
                 .is_err()
         );
+        // Every method is gated, implemented or not, actions included.
+        let channel =
+            tonic::transport::Channel::from_shared(cluster.url.replacen("grpc://", "http://", 1))
+                .expect("url")
+                .connect()
+                .await
+                .expect("connect");
+        let mut raw = FlightServiceClient::new(channel);
+        for action in ["BeginTransaction", "CreatePreparedStatement", "anything"] {
+            let status = raw
+                .do_action(arrow_flight::Action::new(action, ""))
+                .await
+                .expect_err("refused");
+            assert_eq!(status.code(), Code::Unauthenticated, "{action}: {status}");
+        }
+        let status = raw
+            .list_actions(arrow_flight::Empty {})
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::Unauthenticated, "{status}");
         let mut forged = TestClient::connect(&cluster.url).await;
         forged
             .flight_sql()

@@ -4,13 +4,14 @@
 //! whatever method it calls, implemented or not. The call's [`Principal`] travels to the
 //! service in the request's extensions.
 //!
-//! One exception: a `DoAction` without credentials passes, for the action workers register
-//! with, which proves the cluster secret itself; the service refuses every other action
-//! without a principal.
+//! One exception: a `DoAction` without credentials but with a request MAC of the cluster
+//! secret (`x-shardfusion-auth`) passes, for the action workers register with; the service
+//! checks that MAC, and refuses every other action without a principal.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use shardfusion_common::auth::request_mac::AUTH_HEADER;
 use tonic::Status;
 use tonic::codegen::{BoxFuture, Service, http};
 use tonic::server::NamedService;
@@ -68,7 +69,10 @@ where
                     request.extensions_mut().insert::<Principal>(principal);
                 }
                 // A worker registering (see the module's documentation).
-                Err(_) if credentials.is_none() && request.uri().path() == DO_ACTION => {}
+                Err(_)
+                    if credentials.is_none()
+                        && request.uri().path() == DO_ACTION
+                        && request.headers().contains_key(AUTH_HEADER) => {}
                 Err(refused) => {
                     let status: Status = refused.into();
                     return Box::pin(async move { Ok(status.into_http()) });
