@@ -12,6 +12,7 @@ use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow_flight::HandshakeRequest;
 use arrow_flight::flight_service_client::FlightServiceClient;
+use base64::Engine;
 use shardfusion_tests::compare::rows;
 use shardfusion_tests::{TestClient, TestCluster};
 use tonic::Code;
@@ -43,7 +44,7 @@ async fn handshake_status(url: &str, user: &str, password: &str) -> tonic::Statu
     let mut request = tonic::Request::new(futures::stream::iter([HandshakeRequest::default()]));
     let basic = format!(
         "Basic {}",
-        base64_encode(format!("{user}:{password}").as_bytes())
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     );
     request
         .metadata_mut()
@@ -52,27 +53,6 @@ async fn handshake_status(url: &str, user: &str, password: &str) -> tonic::Statu
         Ok(_) => tonic::Status::ok(""),
         Err(status) => status,
     }
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 fn ids(values: &[i64]) -> RecordBatch {

@@ -1,20 +1,24 @@
 //! [`SessionTokens`]: the bearer tokens handed out at login.
 //!
 //! A token is 256 random bits (hex); it names the role that logged in and expires
-//! [`SessionTokens::ttl`] after login. Tokens live in the coordinator's memory only: a
-//! restarted coordinator asks its clients to log in again. At most [`MAX_LIVE_TOKENS`] are
-//! kept; past that, the ones expiring first are forgotten.
+//! [`SessionTokens::ttl`] after login. Tokens live in the coordinator's memory only (a `moka`
+//! cache): a restarted coordinator asks its clients to log in again. At most
+//! [`MAX_LIVE_TOKENS`] are kept. An expired token is remembered for [`EXPIRED_KEPT`] more, so
+//! that its client is told it expired rather than that it is unknown.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use moka::sync::Cache;
 
 /// How long a token is valid by default.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// The most tokens kept at once.
-pub const MAX_LIVE_TOKENS: usize = 100_000;
+pub const MAX_LIVE_TOKENS: u64 = 100_000;
+
+/// How long an expired token is still recognized as one.
+pub const EXPIRED_KEPT: Duration = Duration::from_secs(600);
 
 /// Why a token was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,17 +35,28 @@ struct Issued {
 }
 
 /// The tokens issued by this coordinator.
-#[derive(Debug)]
 pub struct SessionTokens {
     ttl: Duration,
-    issued: Mutex<HashMap<String, Issued>>,
+    issued: Cache<String, Arc<Issued>>,
+}
+
+impl std::fmt::Debug for SessionTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionTokens")
+            .field("ttl", &self.ttl)
+            .field("issued", &self.issued.entry_count())
+            .finish()
+    }
 }
 
 impl SessionTokens {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            issued: Mutex::default(),
+            issued: Cache::builder()
+                .max_capacity(MAX_LIVE_TOKENS)
+                .time_to_live(ttl + EXPIRED_KEPT)
+                .build(),
         }
     }
 
@@ -52,44 +67,34 @@ impl SessionTokens {
     /// A new token for `role`.
     pub fn issue(&self, role: &str) -> String {
         let token = hex::encode(rand::random::<[u8; 32]>());
-        let now = Instant::now();
-        let mut issued = self.issued.lock();
-        if issued.len() >= MAX_LIVE_TOKENS {
-            issued.retain(|_, t| t.expires > now);
-        }
-        if issued.len() >= MAX_LIVE_TOKENS {
-            let mut expiries: Vec<Instant> = issued.values().map(|t| t.expires).collect();
-            let cut = expiries.len() - MAX_LIVE_TOKENS / 2;
-            let (_, nth, _) = expiries.select_nth_unstable(cut);
-            let nth = *nth;
-            issued.retain(|_, t| t.expires > nth);
-        }
-        issued.insert(
+        self.issued.insert(
             token.clone(),
-            Issued {
+            Arc::new(Issued {
                 role: role.to_string(),
-                expires: now + self.ttl,
-            },
+                expires: Instant::now() + self.ttl,
+            }),
         );
         token
     }
 
     /// The role `token` was issued to, if it is still valid.
     pub fn resolve(&self, token: &str) -> Result<String, TokenRefusal> {
-        let mut issued = self.issued.lock();
-        let Some(found) = issued.get(token) else {
+        let Some(found) = self.issued.get(token) else {
             return Err(TokenRefusal::Unknown);
         };
         if found.expires <= Instant::now() {
-            issued.remove(token);
             return Err(TokenRefusal::Expired);
         }
         Ok(found.role.clone())
     }
 
-    /// Forgets every token of `role` (dropped, renamed, or its password changed).
+    /// Forgets every token of `role` (dropped, renamed, or denied `LOGIN`).
     pub fn revoke_role(&self, role: &str) {
-        self.issued.lock().retain(|_, t| t.role != role);
+        for (token, issued) in self.issued.iter() {
+            if issued.role == role {
+                self.issued.invalidate(token.as_str());
+            }
+        }
     }
 }
 
