@@ -24,14 +24,13 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
@@ -63,7 +62,9 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::Principal;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::SchedulerError;
-use crate::frontend::metadata_answers::{foreign_keys_schema, primary_keys_schema, xdbc_type_info};
+use crate::frontend::metadata_answers::{
+    foreign_keys_schema, primary_keys_schema, sql_info, xdbc_type_info,
+};
 use crate::session::prepared_statements::{PreparedStatementLimits, PreparedStatements};
 use crate::session::statement_context::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
 use crate::statements::bulk_ingest;
@@ -223,81 +224,6 @@ fn flight_stream(
             other => Status::internal(other.to_string()),
         })
         .boxed()
-}
-
-fn sql_info() -> &'static SqlInfoData {
-    static INFO: OnceLock<SqlInfoData> = OnceLock::new();
-    INFO.get_or_init(|| {
-        let mut builder = SqlInfoDataBuilder::new();
-        builder.append(SqlInfo::FlightSqlServerName, "ShardFusion");
-        builder.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
-        builder.append(SqlInfo::FlightSqlServerArrowVersion, "59");
-        builder.append(SqlInfo::FlightSqlServerReadOnly, false);
-        builder.append(SqlInfo::FlightSqlServerSql, true);
-        builder.append(SqlInfo::FlightSqlServerSubstrait, false);
-        // No transactions yet (SqlSupportedTransaction::None).
-        builder.append(SqlInfo::FlightSqlServerTransaction, 0i32);
-        builder.append(SqlInfo::FlightSqlServerCancel, false);
-        builder.append(SqlInfo::FlightSqlServerBulkIngestion, true);
-        builder.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
-        builder.append(SqlInfo::FlightSqlServerStatementTimeout, 0i32);
-        builder.append(SqlInfo::FlightSqlServerTransactionTimeout, 0i32);
-        // The grammar: PostgreSQL's, on DataFusion.
-        builder.append(SqlInfo::SqlDdlCatalog, false);
-        builder.append(SqlInfo::SqlDdlSchema, false);
-        builder.append(SqlInfo::SqlDdlTable, true);
-        // Unquoted identifiers fold to lower case, as in PostgreSQL (SqlCaseSensitivityLowercase).
-        builder.append(SqlInfo::SqlIdentifierCase, 3i32);
-        builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
-        builder.append(SqlInfo::SqlQuotedIdentifierCase, 1i32);
-        builder.append(SqlInfo::SqlAllTablesAreSelectable, false);
-        // NULLs sort after other values ascending (SqlNullsSortedHigh).
-        builder.append(SqlInfo::SqlNullOrdering, 0i32);
-        builder.append(SqlInfo::SqlSearchStringEscape, "\\");
-        builder.append(SqlInfo::SqlSupportsColumnAliasing, true);
-        builder.append(SqlInfo::SqlNullPlusNullIsNull, true);
-        builder.append(SqlInfo::SqlSupportsTableCorrelationNames, true);
-        builder.append(SqlInfo::SqlSupportsDifferentTableCorrelationNames, false);
-        builder.append(SqlInfo::SqlSupportsExpressionsInOrderBy, true);
-        builder.append(SqlInfo::SqlSupportsOrderByUnrelated, true);
-        // GROUP BY columns beyond and unrelated to the select list (bits 0 and 1).
-        builder.append(SqlInfo::SqlSupportedGroupBy, 0b11i32);
-        builder.append(SqlInfo::SqlSupportsLikeEscapeClause, true);
-        builder.append(SqlInfo::SqlSupportsNonNullableColumns, true);
-        // The core grammar and ANSI-92 entry level (bit masks).
-        builder.append(SqlInfo::SqlSupportedGrammar, 0b10i32);
-        builder.append(SqlInfo::SqlAnsi92SupportedLevel, 0b1i32);
-        builder.append(SqlInfo::SqlSupportsIntegrityEnhancementFacility, false);
-        // Full outer joins (SqlFullOuterJoins).
-        builder.append(SqlInfo::SqlOuterJoinsSupportLevel, 2i32);
-        builder.append(SqlInfo::SqlSchemaTerm, "schema");
-        builder.append(SqlInfo::SqlCatalogTerm, "database");
-        builder.append(SqlInfo::SqlProcedureTerm, "function");
-        builder.append(SqlInfo::SqlCatalogAtStart, true);
-        builder.append(SqlInfo::SqlSelectForUpdateSupported, false);
-        builder.append(SqlInfo::SqlStoredProceduresSupported, false);
-        // Subqueries in comparisons, EXISTS, IN and quantified comparisons (bits 0-3).
-        builder.append(SqlInfo::SqlSupportedSubqueries, 0b1111i32);
-        builder.append(SqlInfo::SqlCorrelatedSubqueriesSupported, true);
-        // UNION and UNION ALL (bits 0 and 1).
-        builder.append(SqlInfo::SqlSupportedUnions, 0b11i32);
-        builder.append(SqlInfo::SqlTransactionsSupported, false);
-        builder.append(SqlInfo::SqlBatchUpdatesSupported, true);
-        builder.append(SqlInfo::SqlSavepointsSupported, false);
-        builder.append(SqlInfo::SqlNamedParametersSupported, false);
-        builder.append(
-            SqlInfo::SqlKeywords,
-            &[
-                "distributed",
-                "reference",
-                "colocate_with",
-                "shard_count",
-                "explain",
-                "analyze",
-            ][..],
-        );
-        builder.build().expect("static SQL info is valid")
-    })
 }
 
 fn info_for<M: ProstMessageExt>(
