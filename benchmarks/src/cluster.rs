@@ -87,6 +87,11 @@ impl TestCluster {
         self.cluster.coordinator()
     }
 
+    /// How many query fragments the workers are streaming now.
+    pub fn running_fragments(&self) -> usize {
+        self.cluster.running_fragments()
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.cluster.data_dir()
     }

@@ -84,6 +84,8 @@ enum Command {
         users: commands::users::UserArgs,
         #[command(flatten)]
         tls: commands::tls_args::ServeTlsArgs,
+        #[command(flatten)]
+        limits: commands::limit_args::LimitArgs,
     },
     /// Run SQL against a coordinator: one statement with -c, else an interactive shell.
     Sql {
@@ -159,13 +161,29 @@ async fn run() {
             no_file_access,
             users,
             tls,
+            limits,
         } => {
             let file_access = match (no_file_access, allow_file_access.is_empty()) {
                 (true, _) => Vec::new(),
                 (false, true) => vec![PathBuf::from("/")],
                 (false, false) => allow_file_access,
             };
-            commands::local::run(workers, data_dir, listen, demo, file_access, users, tls).await
+            match limits.limits() {
+                Ok(limits) => {
+                    commands::local::run(commands::local::LocalRun {
+                        workers,
+                        data_dir,
+                        listen,
+                        demo,
+                        allow_file_access: file_access,
+                        users,
+                        tls,
+                        limits,
+                    })
+                    .await
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Sql {
             url,

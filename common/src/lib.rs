@@ -30,6 +30,7 @@ pub mod hashing;
 pub mod ids;
 pub mod ipc_bounds;
 pub mod path_redaction;
+pub mod query_limits;
 pub mod shard_scan;
 pub mod status;
 pub mod storage;

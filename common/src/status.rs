@@ -49,6 +49,8 @@ fn sqlstate_of(error: &DataFusionError) -> Option<&'static str> {
             _ => Some("42000"),
         },
         DataFusionError::ArrowError(e, _) => arrow_sqlstate(e),
+        // out_of_memory: the query's memory limit (or the process's pool) refused it.
+        DataFusionError::ResourcesExhausted(_) => Some("53200"),
         DataFusionError::External(inner) => {
             inner.downcast_ref::<ArrowError>().and_then(arrow_sqlstate)
         }

@@ -48,6 +48,10 @@ pub struct TaskTicket {
     /// this output partition is wanted (by the consumer task that owns it).
     #[prost(message, optional, tag = "3")]
     pub shuffle: Option<ShuffleOutput>,
+    /// The query's memory limit in bytes (0: none): the fragment runs with a memory pool of
+    /// its own that size ([`crate::query_limits`]).
+    #[prost(uint64, tag = "4")]
+    pub memory_limit: u64,
 }
 
 /// `app_metadata` of the last `FlightData` of a task's `DoGet` answer (a message with no IPC

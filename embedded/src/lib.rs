@@ -23,6 +23,7 @@ use shardfusion_executor::{WorkerService, registration};
 use shardfusion_scheduler::Coordinator;
 use shardfusion_scheduler::cluster::compaction::CompactionConfig;
 use shardfusion_scheduler::cluster::orphan_cleanup::OrphanCleanupConfig;
+use shardfusion_scheduler::limits::server_limits::ServerLimits;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -97,6 +98,8 @@ pub struct LocalClusterOptions {
     /// over Flight SQL, and control calls (registration, membership proofs, writes) still use
     /// Flight.
     pub in_process_transport: bool,
+    /// Statement slots and queue, default statement timeout and query memory limit.
+    pub limits: ServerLimits,
 }
 
 impl LocalClusterOptions {
@@ -121,6 +124,7 @@ impl LocalClusterOptions {
             tls: None,
             cluster_tls: None,
             in_process_transport: false,
+            limits: ServerLimits::default(),
         }
     }
 }
@@ -129,6 +133,8 @@ struct Worker {
     runtime: Option<tokio::runtime::Runtime>,
     /// Its Flight URL and the in-process transport that reaches it, if any.
     in_process: Option<(String, Arc<InProcessTransport>)>,
+    /// Its service, to ask what it is running.
+    service: WorkerService,
 }
 
 impl Worker {
@@ -195,6 +201,7 @@ impl LocalCluster {
             .cluster()
             .compaction
             .set_config(options.compaction);
+        options.limits.apply(coordinator.cluster());
         let auth = &coordinator.cluster().auth;
         auth.set_token_ttl(options.token_ttl);
         auth.bootstrap(
@@ -292,6 +299,14 @@ impl LocalCluster {
 
     pub fn coordinator(&self) -> &Coordinator {
         &self.coordinator
+    }
+
+    /// How many query fragments the workers are streaming now.
+    pub fn running_fragments(&self) -> usize {
+        self.workers
+            .iter()
+            .map(|worker| worker.service.running_fragments())
+            .sum()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -426,6 +441,7 @@ async fn start_worker(
         in_process = Some((url, Arc::clone(transport)));
     }
     let done = until_stopped(stopped.clone());
+    let handle = service.clone();
     runtime.spawn(async move {
         match TcpListener::from_std(listener) {
             Ok(listener) => {
@@ -442,6 +458,7 @@ async fn start_worker(
     let mut worker = Worker {
         runtime: Some(runtime),
         in_process,
+        service: handle,
     };
     if let Err(e) = coordinator.register_worker("127.0.0.1", port, &uuid).await {
         // A runtime must not be dropped inside this async context: shut it down instead.

@@ -16,7 +16,7 @@
 //! against the call's command before the command is acted on.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -42,6 +42,7 @@ use shardfusion_common::exchange::shuffle_cancel::{
 use shardfusion_common::exchange::task_report::reported;
 use shardfusion_common::exchange::transport::{Transport, TransportExtension};
 use shardfusion_common::ipc_bounds::checked_message;
+use shardfusion_common::query_limits::{QueryMemoryLimit, limited_task_context};
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 use shardfusion_common::tls::ClusterTls;
 use shardfusion_common::wire::{
@@ -74,6 +75,24 @@ pub struct WorkerService {
     shuffles: Arc<ShuffleStages>,
     /// How this worker's fragments reach other workers.
     peers: Arc<dyn Transport>,
+    /// Fragments (and shuffle partitions) streaming now.
+    running: Arc<AtomicUsize>,
+}
+
+/// Counts a fragment as running until dropped (with its stream).
+struct RunningFragment(Arc<AtomicUsize>);
+
+impl RunningFragment {
+    fn start(running: &Arc<AtomicUsize>) -> Self {
+        running.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(running))
+    }
+}
+
+impl Drop for RunningFragment {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl WorkerService {
@@ -97,6 +116,7 @@ impl WorkerService {
             verifier,
             ctx: Arc::new(ctx),
             active_writes: ActiveWrites::default(),
+            running: Arc::default(),
             shuffles: Arc::default(),
             peers,
         })
@@ -118,6 +138,12 @@ impl WorkerService {
         self.ctx = Arc::new(session(&self.root, Arc::clone(&transport))?);
         self.peers = transport;
         Ok(self)
+    }
+
+    /// How many fragments (and shuffle partitions) this worker is streaming now: a query
+    /// that ended, failed or was cancelled has none left.
+    pub fn running_fragments(&self) -> usize {
+        self.running.load(Ordering::Acquire)
     }
 
     /// Answers a membership challenge with this worker's identity and proof.
@@ -225,7 +251,12 @@ impl FlightService for WorkerService {
         )?;
         let ticket = TaskTicket::decode(request.into_inner().ticket)
             .map_err(|e| bad_request(format!("cannot decode task ticket: {e}")))?;
-        let task_ctx = self.ctx.task_ctx();
+        // Each fragment runs with a memory pool of its query's size, if the query has one.
+        let task_ctx = Arc::new(limited_task_context(
+            &self.ctx.task_ctx(),
+            ticket.query_id.clone(),
+            QueryMemoryLimit::from_wire(ticket.memory_limit),
+        ));
         let started = Instant::now();
         let (stream, plan, stage_key, partition, started) = match &ticket.shuffle {
             Some(output) => {
@@ -263,6 +294,7 @@ impl FlightService for WorkerService {
         };
         let schema = stream.schema();
         let rows = Arc::new(AtomicU64::new(0));
+        let running = RunningFragment::start(&self.running);
         let batches = {
             let rows = Arc::clone(&rows);
             stream.map(move |batch| match batch {
@@ -270,7 +302,10 @@ impl FlightService for WorkerService {
                     rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                     Ok(batch)
                 }
-                Err(e) => Err(FlightError::Tonic(Box::new(status::to_status(&e)))),
+                Err(e) => {
+                    let _running = &running;
+                    Err(FlightError::Tonic(Box::new(status::to_status(&e))))
+                }
             })
         };
         let frames = FlightDataEncoderBuilder::new()

@@ -37,10 +37,14 @@ use shardfusion_catalog::Node;
 use crate::auth::{Access, Principal};
 use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
+use crate::limits::statement_control::StatementControl;
 use crate::monitoring::statement_activity::ActivityState;
 use crate::monitoring::statement_stats::StatementTracker;
 use crate::planner::statement_counters;
+use crate::session::session_settings::SessionSettings;
+use crate::session::statement_call::StatementCall;
 use crate::session::statement_context::{file_session_for, session_for};
+use crate::statements::settings::SettingStatement;
 use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::{
     analyze, copy, ddl, expression_depth, functions, query, role_syntax, roles, runtime,
@@ -57,6 +61,8 @@ pub enum StatementOutput {
         task_ctx: Arc<TaskContext>,
         /// Records the statement once its stream is done.
         tracker: Option<StatementTracker>,
+        /// Its deadline, cancellation, slot and memory while it streams.
+        control: Option<StatementControl>,
     },
     /// A finished statement's result rows.
     Rows {
@@ -108,19 +114,40 @@ impl StatementOutput {
         }
     }
 
-    /// Starts (or replays) the result.
+    /// What cancels the statement, for a query not yet streamed or streaming.
+    pub fn cancel_token(&self) -> Option<tokio_util::sync::CancellationToken> {
+        match self {
+            Self::Query {
+                control: Some(control),
+                ..
+            } => Some(control.cancel_token().clone()),
+            _ => None,
+        }
+    }
+
+    /// Starts (or replays) the result. A query waits for a statement slot when its first
+    /// batch is asked for, and streams within its deadline.
     pub fn into_stream(self) -> Result<SendableRecordBatchStream> {
         match self {
             Self::Query {
                 plan,
                 task_ctx,
                 tracker,
+                control,
             } => {
                 let schema = plan.schema();
+                let stream = match control {
+                    Some(control) => {
+                        let task_ctx = control.task_context(task_ctx);
+                        control.stream(Arc::clone(&schema), move || {
+                            Ok(execute_stream(plan, task_ctx)?)
+                        })
+                    }
+                    None => execute_stream(plan, task_ctx)?,
+                };
                 if let Some(tracker) = &tracker {
                     tracker.set_state(ActivityState::Running);
                 }
-                let stream = execute_stream(plan, task_ctx)?;
                 let counted = TrackedStream {
                     inner: stream,
                     tracker,
@@ -183,6 +210,10 @@ impl futures::Stream for TrackedStream {
     }
 }
 
+/// What bounds a statement while it is planned and run: its control, and the settings in
+/// force (the session's over the server's defaults).
+type Bounds<'a> = (&'a StatementControl, &'a SessionSettings);
+
 /// Runs statements against the cluster.
 #[derive(Debug, Clone)]
 pub struct Coordinator {
@@ -214,7 +245,8 @@ impl Coordinator {
     /// output. Parsing, planning and statements with side effects run on [`runtime`]; a
     /// query's rows stream on the caller's runtime.
     pub async fn execute_as(&self, principal: &Principal, sql: &str) -> Result<StatementOutput> {
-        self.execute_with_params(principal, sql, Vec::new()).await
+        self.execute_call(&StatementCall::new(principal.clone()), sql, Vec::new())
+            .await
     }
 
     /// Runs the one statement in `sql` as `principal`, its placeholders `$1`, `$2`, ...
@@ -226,15 +258,30 @@ impl Coordinator {
         sql: &str,
         params: Vec<ScalarValue>,
     ) -> Result<StatementOutput> {
+        self.execute_call(&StatementCall::new(principal.clone()), sql, params)
+            .await
+    }
+
+    /// Runs the statements of `sql` for `call`: as its principal, with its session's
+    /// settings (which a `SET` in the text changes), each statement bounded by its own
+    /// [`StatementControl`] (a slot, the statement timeout from its start, the call's
+    /// deadline and cancellation, the memory limit). `params` as in
+    /// [`Self::execute_with_params`].
+    pub async fn execute_call(
+        &self,
+        call: &StatementCall,
+        sql: &str,
+        params: Vec<ScalarValue>,
+    ) -> Result<StatementOutput> {
         let this = self.clone();
         let sql = sql.to_string();
-        let principal = principal.clone();
-        runtime::run(async move { this.execute_here(&principal, &sql, &params).await }).await
+        let call = call.clone();
+        runtime::run(async move { this.execute_here(&call, &sql, &params).await }).await
     }
 
     async fn execute_here(
         &self,
-        principal: &Principal,
+        call: &StatementCall,
         sql: &str,
         params: &[ScalarValue],
     ) -> Result<StatementOutput> {
@@ -247,13 +294,53 @@ impl Coordinator {
                 "parameters bind to one statement, and the text holds {count}"
             )));
         }
+        let defaults = self.cluster.default_settings();
+        let mut settings = call
+            .session
+            .as_ref()
+            .map(|session| session.settings())
+            .unwrap_or_default();
         let mut last = None;
         for (i, statement) in statements.into_iter().enumerate() {
+            if let Some(setting) = SettingStatement::of(&statement) {
+                let output = match &call.session {
+                    Some(session) => {
+                        let mut shown = None;
+                        session.update(|own| {
+                            shown = Some(setting.apply(own, &defaults)?);
+                            Ok(())
+                        })?;
+                        settings = session.settings();
+                        shown.unwrap_or_else(StatementOutput::empty)
+                    }
+                    None => setting.apply(&mut settings, &defaults)?,
+                };
+                if i + 1 == count {
+                    last = Some(output);
+                }
+                continue;
+            }
             // The text is parsed once for all its statements; the first one is charged.
             let parse_time = if i == 0 { parse_time } else { Duration::ZERO };
-            let output = self
-                .execute_parsed(principal, statement, parse_time, params)
+            let effective = settings.over(&defaults);
+            let control = StatementControl::new(
+                &effective,
+                call.timeout,
+                call.cancel.child_token(),
+                self.cluster.admission(),
+            );
+            let mut output = control
+                .run(self.execute_parsed(
+                    &call.principal,
+                    statement,
+                    parse_time,
+                    params,
+                    (&control, &effective),
+                ))
                 .await?;
+            if let StatementOutput::Query { control: slot, .. } = &mut output {
+                *slot = Some(control);
+            }
             // Queries before the last statement have no side effects; their rows are dropped.
             if i + 1 == count {
                 last = Some(output);
@@ -272,6 +359,7 @@ impl Coordinator {
         statement: DFStatement,
         parse_time: Duration,
         params: &[ScalarValue],
+        bounds: Bounds<'_>,
     ) -> Result<StatementOutput> {
         if !params.is_empty() && !takes_parameters(&statement)? {
             return Err(SchedulerError::invalid(
@@ -286,7 +374,9 @@ impl Coordinator {
             .parse_us
             .fetch_add(parse_time.as_micros() as u64, Ordering::Relaxed);
         let planning = Instant::now();
-        let mut output = self.dispatch(statement, &tracker, &access, params).await?;
+        let mut output = self
+            .dispatch(statement, &tracker, &access, params, bounds)
+            .await?;
         counters
             .plan_us
             .fetch_add(planning.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -313,17 +403,27 @@ impl Coordinator {
         tracker: &StatementTracker,
         access: &Access<'_>,
         params: &[ScalarValue],
+        bounds: Bounds<'_>,
     ) -> Result<StatementOutput> {
+        let (control, settings) = bounds;
         if let DFStatement::CopyTo(copy_to) = &mut statement {
             access.require_superuser(SERVER_FILES)?;
             copy_to.target = copy::checked_copy_target(&self.cluster.file_access, &copy_to.target)?;
             let ctx = file_session_for(&self.cluster, self.cluster.catalog.snapshot())?;
             let state = ctx.state();
-            let planning = query::plan_in(&state, None, ctx.task_ctx(), statement, access, &[]);
+            let planning = query::plan_in(
+                &state,
+                None,
+                ctx.task_ctx(),
+                statement,
+                access,
+                &[],
+                control,
+            );
             return statement_counters::counting(Arc::clone(tracker.counters()), planning).await;
         }
         let DFStatement::Statement(inner) = &statement else {
-            return self.plan(statement, tracker, access, params).await;
+            return self.plan(statement, tracker, access, params, control).await;
         };
         match inner.as_ref() {
             Statement::Copy {
@@ -403,13 +503,14 @@ impl Coordinator {
                 false,
             ),
             Statement::Query(query) => match functions::function_call(query)? {
-                Some(call) => {
+                Some(mut call) => {
                     if call.function.superuser_only {
                         access.require_superuser(&call.name)?;
                     }
+                    call.default_shard_count = settings.shard_count;
                     functions::run(self, call).await
                 }
-                None => self.plan(statement, tracker, access, params).await,
+                None => self.plan(statement, tracker, access, params, control).await,
             },
             Statement::Update(_) => Err(SchedulerError::unsupported("UPDATE")),
             Statement::Delete(_) => Err(SchedulerError::unsupported("DELETE")),
@@ -418,7 +519,7 @@ impl Coordinator {
             | Statement::Rollback { .. } => Err(SchedulerError::unsupported(
                 "explicit transactions (every statement commits on its own)",
             )),
-            _ => self.plan(statement, tracker, access, params).await,
+            _ => self.plan(statement, tracker, access, params, control).await,
         }
     }
 
@@ -430,11 +531,18 @@ impl Coordinator {
         tracker: &StatementTracker,
         access: &Access<'_>,
         params: &[ScalarValue],
+        control: &StatementControl,
     ) -> Result<StatementOutput> {
         let session = self.cluster.sessions.current(&self.cluster)?;
         let counters = Arc::clone(tracker.counters());
-        let planning =
-            query::plan_statement(&session, statement, Arc::clone(&counters), access, params);
+        let planning = query::plan_statement(
+            &session,
+            statement,
+            Arc::clone(&counters),
+            access,
+            params,
+            control,
+        );
         statement_counters::counting(counters, planning).await
     }
 

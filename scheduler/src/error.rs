@@ -36,6 +36,31 @@ pub enum SchedulerError {
     Hash(#[from] HashError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The statement ran (or waited to run) past its `statement_timeout`.
+    #[error("canceling statement due to statement timeout (statement_timeout = {}ms)", timeout.as_millis())]
+    StatementTimeout { timeout: std::time::Duration },
+    /// The client cancelled the statement (`CancelFlightInfo`, `CancelQuery`, or by
+    /// cancelling its call).
+    #[error("canceling statement due to user request")]
+    Canceled,
+    /// Every statement slot is taken and the queue is full.
+    #[error(
+        "too many statements: {running} are running and {queued} more are waiting; try again \
+         later, or raise --max-running-statements / --max-queued-statements"
+    )]
+    TooManyStatements { running: usize, queued: usize },
+    /// `SET`, `SHOW` or `SetSessionOptions` named a setting that does not exist.
+    #[error("unrecognized configuration parameter \"{name}\"")]
+    UnknownSetting { name: String },
+    /// A setting's value does not parse or is out of range.
+    #[error("{message}")]
+    BadSettingValue { message: String },
+    /// A call named a client session that is not open (expired, closed, another role's).
+    #[error(
+        "session not found: it expired, was closed, or belongs to another user; open a new \
+         one with SetSessionOptions"
+    )]
+    SessionNotFound,
     #[error("worker {node} failed: {status}")]
     Worker { node: String, status: Status },
     #[error(transparent)]
@@ -75,6 +100,22 @@ impl From<SchedulerError> for Status {
             SchedulerError::NotNull { .. } => {
                 with_sqlstate(Status::invalid_argument(message), "23502")
             }
+            // query_canceled, as PostgreSQL reports both.
+            SchedulerError::StatementTimeout { .. } => {
+                with_sqlstate(Status::deadline_exceeded(message), "57014")
+            }
+            SchedulerError::Canceled => with_sqlstate(Status::cancelled(message), "57014"),
+            // too_many_connections: the closest PostgreSQL has to a full queue.
+            SchedulerError::TooManyStatements { .. } => {
+                with_sqlstate(Status::resource_exhausted(message), "53300")
+            }
+            SchedulerError::UnknownSetting { .. } => {
+                with_sqlstate(Status::invalid_argument(message), "42704")
+            }
+            SchedulerError::BadSettingValue { .. } => {
+                with_sqlstate(Status::invalid_argument(message), "22023")
+            }
+            SchedulerError::SessionNotFound => Status::not_found(message),
             SchedulerError::Catalog(e) => catalog_status(&e),
             SchedulerError::Hash(e) => hash_status(&e),
             SchedulerError::Storage(e) if e.is_refused_path() => Status::permission_denied(message),
@@ -156,6 +197,25 @@ fn clone_error(error: &SchedulerError) -> SchedulerError {
                 column: column.clone(),
             };
         }
+        SchedulerError::StatementTimeout { timeout } => {
+            return SchedulerError::StatementTimeout { timeout: *timeout };
+        }
+        SchedulerError::Canceled => return SchedulerError::Canceled,
+        SchedulerError::TooManyStatements { running, queued } => {
+            return SchedulerError::TooManyStatements {
+                running: *running,
+                queued: *queued,
+            };
+        }
+        SchedulerError::UnknownSetting { name } => {
+            return SchedulerError::UnknownSetting { name: name.clone() };
+        }
+        SchedulerError::BadSettingValue { message } => {
+            return SchedulerError::BadSettingValue {
+                message: message.clone(),
+            };
+        }
+        SchedulerError::SessionNotFound => return SchedulerError::SessionNotFound,
         SchedulerError::Hash(e) => hash_status(e),
         SchedulerError::Catalog(e) => catalog_status(e),
         other => Status::internal(other.to_string()),

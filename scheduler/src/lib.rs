@@ -18,6 +18,8 @@
 //!   shards.
 //! - [`cluster`]: the live cluster — shared state, channels to the workers, which hosts become
 //!   nodes, and garbage and orphan files.
+//! - [`limits`]: what a statement may take — a slot among those running, time
+//!   (`statement_timeout`), memory — and how it is cancelled.
 //! - [`monitoring`]: what the coordinator tells about its statements
 //!   (`shardfusion_stat_statements`, `shardfusion_stat_activity`).
 //!
@@ -29,6 +31,7 @@ pub mod coordinator;
 pub mod error;
 pub mod exec;
 pub mod frontend;
+pub mod limits;
 pub mod monitoring;
 pub mod planner;
 pub mod server;

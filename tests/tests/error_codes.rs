@@ -252,6 +252,7 @@ async fn paths_refused_on_a_worker_are_permission_denied() {
                 query_id: "error-codes-test".into(),
                 plan: encode_plan(Arc::new(scan)).expect("encode"),
                 shuffle: None,
+                memory_limit: 0,
             };
             let status = worker.do_get_error(ticket.encode_to_vec()).await;
             assert_eq!(status.code(), Code::PermissionDenied, "{path}: {status:?}");

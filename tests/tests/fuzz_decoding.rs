@@ -205,6 +205,7 @@ async fn worker_decoding_refuses_hostile_fragments() {
             query_id: "fuzz".into(),
             plan: plan.clone(),
             shuffle: None,
+            memory_limit: 0,
         }
         .encode_to_vec()
     }));

@@ -55,6 +55,8 @@ pub struct CoordinatorArgs {
     pub tls: super::tls_args::ServeTlsArgs,
     #[command(flatten)]
     pub cluster_tls: super::tls_args::ClusterTlsArgs,
+    #[command(flatten)]
+    pub limits: super::limit_args::LimitArgs,
 }
 
 pub async fn run(args: CoordinatorArgs) -> Result<(), String> {
@@ -69,7 +71,9 @@ pub async fn run(args: CoordinatorArgs) -> Result<(), String> {
         users,
         tls,
         cluster_tls,
+        limits,
     } = args;
+    let limits = limits.limits()?;
     let orphan_grace_period = std::time::Duration::from_secs(orphan_grace_period);
     let compaction = shardfusion_scheduler::cluster::compaction::CompactionConfig {
         interval: std::time::Duration::from_secs(compaction_interval),
@@ -91,6 +95,7 @@ pub async fn run(args: CoordinatorArgs) -> Result<(), String> {
         },
     );
     coordinator.cluster().compaction.set_config(compaction);
+    limits.apply(coordinator.cluster());
     let auth = &coordinator.cluster().auth;
     auth.set_token_ttl(users.token_ttl());
     auth.bootstrap(

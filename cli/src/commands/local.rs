@@ -6,17 +6,34 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use shardfusion_embedded::{LocalCluster, LocalClusterOptions};
+use shardfusion_scheduler::limits::server_limits::ServerLimits;
 
-pub async fn run(
-    workers: usize,
-    data_dir: Option<PathBuf>,
-    listen: SocketAddr,
-    demo: bool,
-    allow_file_access: Vec<PathBuf>,
-    users: super::users::UserArgs,
-    tls: super::tls_args::ServeTlsArgs,
-) -> Result<(), String> {
+/// What `shardfusion local` was asked to run.
+pub struct LocalRun {
+    pub workers: usize,
+    pub data_dir: Option<PathBuf>,
+    pub listen: SocketAddr,
+    /// Load the demo tables and run the demo queries once started.
+    pub demo: bool,
+    pub allow_file_access: Vec<PathBuf>,
+    pub users: super::users::UserArgs,
+    pub tls: super::tls_args::ServeTlsArgs,
+    pub limits: ServerLimits,
+}
+
+pub async fn run(request: LocalRun) -> Result<(), String> {
+    let LocalRun {
+        workers,
+        data_dir,
+        listen,
+        demo,
+        allow_file_access,
+        users,
+        tls,
+        limits,
+    } = request;
     let mut options = LocalClusterOptions::new(workers);
+    options.limits = limits;
     options.tls = tls.identity()?;
     options.token_ttl = users.token_ttl();
     options.user = users.user.clone();

@@ -3,6 +3,7 @@
 pub mod cluster_secret;
 pub mod coordinator;
 pub mod demo;
+pub mod limit_args;
 pub mod local;
 pub mod sql;
 pub mod tls_args;

@@ -42,6 +42,7 @@ use prost::Message;
 
 use super::task_report::ReceivedReports;
 use super::transport::{TaskTarget, TransportExtension, WireMeter};
+use crate::query_limits::QueryMemoryLimit;
 use crate::wire::{ShuffleOutput, TaskTicket};
 
 /// One task of a producer stage.
@@ -293,6 +294,7 @@ impl ExecutionPlan for ShuffleReadExec {
             return internal_err!("ShuffleReadExec was filled without partition {partition}");
         };
         let readers = source.readers as u64;
+        let memory_limit = QueryMemoryLimit::to_wire(QueryMemoryLimit::of(&context));
         let schema = Arc::clone(&self.schema);
         let producers = source.producers.clone();
         let received = self.received.clone();
@@ -306,6 +308,7 @@ impl ExecutionPlan for ShuffleReadExec {
                         partition: global,
                         readers,
                     }),
+                    memory_limit,
                 }
                 .encode_to_vec();
                 transport.0.run_task(

@@ -12,6 +12,8 @@ use shardfusion_common::ids::GroupId;
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 
 use crate::cluster::worker_pool::WorkerPool;
+use crate::limits::admission::Admission;
+use crate::session::session_settings::SessionSettings;
 use crate::statements::file_access::FileAccess;
 
 /// Shared coordinator state.
@@ -42,6 +44,12 @@ pub struct Cluster {
     pub sessions: crate::session::session_cache::SessionCache,
     /// Logging clients in, and the principal of each request.
     pub auth: crate::auth::Authenticator,
+    /// The statement slots and their queue.
+    admission: RwLock<Arc<Admission>>,
+    /// The settings statements run with where their session sets none (command-line flags).
+    default_settings: RwLock<SessionSettings>,
+    /// The sessions Flight SQL clients opened.
+    pub client_sessions: crate::session::client_sessions::ClientSessions,
 }
 
 impl Cluster {
@@ -75,7 +83,31 @@ impl Cluster {
             compaction: Default::default(),
             sessions: Default::default(),
             auth: Default::default(),
+            admission: RwLock::default(),
+            default_settings: Default::default(),
+            client_sessions: Default::default(),
         })
+    }
+
+    /// The settings statements run with where their session sets none.
+    pub fn default_settings(&self) -> SessionSettings {
+        *self.default_settings.read()
+    }
+
+    /// Statements from now on run with `settings` where their session sets none.
+    pub fn set_default_settings(&self, settings: SessionSettings) {
+        *self.default_settings.write() = settings;
+    }
+
+    /// The statement slots and their queue.
+    pub fn admission(&self) -> Arc<Admission> {
+        Arc::clone(&self.admission.read())
+    }
+
+    /// Statements starting from now on share `running` slots, with `queued` more waiting
+    /// (`--max-running-statements`, `--max-queued-statements`).
+    pub fn set_statement_slots(&self, running: usize, queued: usize) {
+        *self.admission.write() = Arc::new(Admission::new(running, queued));
     }
 
     /// What carries tasks to the workers.

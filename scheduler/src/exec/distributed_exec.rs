@@ -56,6 +56,7 @@ use shardfusion_common::exchange::shuffle_read::{
 };
 use shardfusion_common::exchange::transport::{Transport, WireMeter};
 use shardfusion_common::ids::{NodeId, ShardId};
+use shardfusion_common::query_limits::{QueryMemoryLimit, query_id_of};
 use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 use shardfusion_common::status::from_status;
 use shardfusion_common::wire::{PartitionReport, TaskReport, TaskTicket};
@@ -565,9 +566,10 @@ impl ExecutionPlan for DistributedExec {
         let stream = futures::stream::once(async move {
             let dispatching = Instant::now();
             let ticket = TaskTicket {
-                query_id: context.session_id(),
+                query_id: query_id_of(&context),
                 plan: encode_plan(this.task_plan(partition, &context).await?)?,
                 shuffle: None,
+                memory_limit: QueryMemoryLimit::to_wire(QueryMemoryLimit::of(&context)),
             };
             let target = workers
                 .target(&url, &label)

@@ -10,6 +10,11 @@
 //!   `GetXdbcTypeInfo`, and the key commands ([`crate::frontend::metadata_answers`]): metadata
 //!   for tools.
 //! - Action `shardfusion.register_worker`: a worker joining (needs the cluster secret).
+//! - Actions `CancelFlightInfo` and `CancelQuery`: cancel a result not yet fetched or
+//!   streaming ([`crate::frontend::stashed_results`]).
+//! - Actions `SetSessionOptions`, `GetSessionOptions`, `CloseSession`: a client session's
+//!   settings ([`crate::frontend::session_options`]); a call carrying its cookie runs in it.
+//!   A call's `grpc-timeout` shortens its statements' `statement_timeout`.
 //! - `Handshake`: logging in with a user name and password (HTTP basic credentials); the
 //!   answer carries a bearer token in its `authorization` header (and as its payload).
 //!
@@ -17,21 +22,20 @@
 //! for it. Results and prepared statements belong to the role that made them: another role
 //! holding their handle finds nothing.
 //!
-//! Each statement runs in its own session, so nothing leaks between the statements of one
-//! connection. Stashed results not fetched within [`RESULT_TTL`] are dropped. Open prepared
+//! Without a session cookie, each statement text runs in a session of its own, so nothing
+//! leaks between the statements of one connection. Open prepared
 //! statements are bounded (idle expiry, per-client and global caps): see
 //! [`crate::session::prepared_statements`].
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{ActionCancelQueryRequest, ActionCancelQueryResult};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetCrossReference,
@@ -42,15 +46,15 @@ use arrow_flight::sql::{
     SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
-    IpcMessage, SchemaAsIpc, Ticket,
+    Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightDescriptor,
+    FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
+    Ticket,
 };
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::common::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt};
-use parking_lot::Mutex;
 use prost::Message;
 use shardfusion_catalog::roles::TablePrivilege;
 use shardfusion_common::auth::FlightMethod;
@@ -60,30 +64,27 @@ use shardfusion_common::wire::{
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::Principal;
-use crate::coordinator::{Coordinator, StatementOutput};
+use crate::coordinator::Coordinator;
 use crate::error::SchedulerError;
+use crate::frontend::call_metadata::{credentials, grpc_timeout, session_cookie};
 use crate::frontend::metadata_answers::{
     foreign_keys_schema, primary_keys_schema, sql_info, xdbc_type_info,
 };
+use crate::frontend::session_options::{self, is_session_action};
+use crate::frontend::stashed_results::{Cancelled, StashedResults};
 use crate::session::prepared_statements::{PreparedStatementLimits, PreparedStatements};
+use crate::session::statement_call::StatementCall;
 use crate::session::statement_context::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
 use crate::statements::bulk_ingest;
 
-/// How long an un-fetched result is kept.
-pub const RESULT_TTL: Duration = Duration::from_secs(600);
-
-struct Stashed {
-    output: StatementOutput,
-    created: Instant,
-    /// The role that ran the statement: only it may fetch the result.
-    owner: Principal,
-}
+/// Flight's action cancelling the query a `FlightInfo` describes.
+const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 
 /// The coordinator's Flight SQL service.
 #[derive(Clone)]
 pub struct FlightSqlServer {
     coordinator: Coordinator,
-    results: Arc<Mutex<HashMap<String, Stashed>>>,
+    results: StashedResults,
     prepared: PreparedStatements,
 }
 
@@ -97,7 +98,7 @@ impl FlightSqlServer {
     pub fn with_limits(coordinator: Coordinator, limits: PreparedStatementLimits) -> Self {
         Self {
             coordinator,
-            results: Arc::default(),
+            results: StashedResults::default(),
             prepared: PreparedStatements::new(limits),
         }
     }
@@ -122,35 +123,57 @@ impl FlightSqlServer {
             .map_err(Status::from)
     }
 
-    fn stash(&self, output: StatementOutput, owner: Principal) -> String {
-        let handle = uuid::Uuid::new_v4().to_string();
-        let mut results = self.results.lock();
-        results.retain(|_, r| r.created.elapsed() < RESULT_TTL);
-        results.insert(
-            handle.clone(),
-            Stashed {
-                output,
-                created: Instant::now(),
-                owner,
-            },
-        );
-        handle
+    /// Cancels the results `info`'s tickets name, of `principal`.
+    fn cancel(&self, info: &FlightInfo, principal: &Principal) -> Cancelled {
+        let mut outcome = Cancelled::NotCancellable;
+        for endpoint in &info.endpoint {
+            let Some(ticket) = &endpoint.ticket else {
+                continue;
+            };
+            let Ok(any) = arrow_flight::sql::Any::decode(ticket.ticket.clone()) else {
+                continue;
+            };
+            let Ok(Some(statement)) = any.unpack::<TicketStatementQuery>() else {
+                continue;
+            };
+            let handle = String::from_utf8_lossy(&statement.statement_handle);
+            if self.results.cancel(&handle, principal) == Cancelled::Now {
+                outcome = Cancelled::Now;
+            }
+        }
+        outcome
+    }
+
+    /// The statement call `request` makes: its principal, the client session its cookie
+    /// names (if still open), and its deadline.
+    fn call<T>(&self, request: &Request<T>) -> Result<StatementCall, Status> {
+        let principal = self.principal(request)?;
+        let session = session_cookie(request.metadata()).and_then(|id| {
+            self.coordinator
+                .cluster()
+                .client_sessions
+                .find(&id, principal.name())
+                .ok()
+        });
+        Ok(StatementCall::new(principal)
+            .in_session(session)
+            .with_timeout(grpc_timeout(request.metadata())))
     }
 
     async fn flight_info_for(
         &self,
-        principal: Principal,
+        call: StatementCall,
         sql: &str,
         params: Vec<ScalarValue>,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
         let output = self
             .coordinator
-            .execute_with_params(&principal, sql, params)
+            .execute_call(&call, sql, params)
             .await
             .map_err(Status::from)?;
         let schema = output.schema();
-        let handle = self.stash(output, principal);
+        let handle = self.results.stash(output, call.principal);
         let ticket = TicketStatementQuery {
             statement_handle: handle.into_bytes().into(),
         };
@@ -164,6 +187,12 @@ impl FlightSqlServer {
             .with_total_records(-1);
         Ok(Response::new(info))
     }
+}
+
+/// An action's answer of one result.
+fn one_result(body: Vec<u8>) -> Response<<FlightSqlServer as FlightService>::DoActionStream> {
+    let result = arrow_flight::Result { body: body.into() };
+    Response::new(futures::stream::iter([Ok(result)]).boxed())
 }
 
 /// `schema` as an IPC schema message, as Flight SQL carries schemas in its results.
@@ -201,15 +230,6 @@ async fn parameter_rows(stream: PeekableFlightDataStream) -> Result<Vec<Vec<Scal
         }
     }
     Ok(rows)
-}
-
-/// The `authorization` header of a call, if any.
-fn credentials(metadata: &tonic::metadata::MetadataMap) -> Result<Option<&str>, Status> {
-    metadata
-        .get("authorization")
-        .map(|v| v.to_str())
-        .transpose()
-        .map_err(|_| Status::unauthenticated("unreadable authorization header"))
 }
 
 fn flight_stream(
@@ -299,8 +319,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let principal = self.principal(&request)?;
-        self.flight_info_for(principal, &query.query, Vec::new(), request.into_inner())
+        let call = self.call(&request)?;
+        self.flight_info_for(call, &query.query, Vec::new(), request.into_inner())
             .await
     }
 
@@ -309,11 +329,11 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let principal = self.principal(&request)?;
+        let call = self.call(&request)?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle);
         let (sql, mut rows) = self
             .prepared
-            .sql_and_parameters(&handle, principal.name())?;
+            .sql_and_parameters(&handle, call.principal.name())?;
         if rows.len() > 1 {
             return Err(Status::invalid_argument(format!(
                 "a prepared query runs with one row of parameters, and {} rows were bound",
@@ -321,7 +341,7 @@ impl FlightSqlService for FlightSqlServer {
             )));
         }
         let params = rows.pop().unwrap_or_default();
-        self.flight_info_for(principal, &sql, params, request.into_inner())
+        self.flight_info_for(call, &sql, params, request.into_inner())
             .await
     }
 
@@ -332,22 +352,17 @@ impl FlightSqlService for FlightSqlServer {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let principal = self.principal(&request)?;
         let handle = String::from_utf8_lossy(&ticket.statement_handle).to_string();
-        let stashed = {
-            let mut results = self.results.lock();
-            match results.get(&handle) {
-                Some(stashed) if stashed.owner == principal => results.remove(&handle),
-                _ => None,
-            }
-        };
-        let stashed = stashed.ok_or_else(|| {
+        let (output, streaming) = self.results.fetch(&handle, &principal).ok_or_else(|| {
             Status::not_found(
                 "result not found: each ticket can be fetched once, within 10 minutes, by \
                  the user that ran the statement",
             )
         })?;
-        let schema = stashed.output.schema();
-        let stream = stashed.output.into_stream().map_err(Status::from)?;
-        let batches = stream.map_err(|e| {
+        let schema = output.schema();
+        let stream = output.into_stream().map_err(Status::from)?;
+        let batches = stream.map_err(move |e| {
+            // Cancellable until the stream ends.
+            let _streaming = &streaming;
             let status: Status = SchedulerError::DataFusion(e).into();
             FlightError::Tonic(Box::new(status))
         });
@@ -359,10 +374,10 @@ impl FlightSqlService for FlightSqlServer {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let principal = self.principal(&request)?;
+        let call = self.call(&request)?;
         let output = self
             .coordinator
-            .execute_as(&principal, &command.query)
+            .execute_call(&call, &command.query, Vec::new())
             .await
             .map_err(Status::from)?;
         Ok(output.affected_rows())
@@ -373,11 +388,11 @@ impl FlightSqlService for FlightSqlServer {
         command: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let principal = self.principal(&request)?;
+        let call = self.call(&request)?;
         let handle = String::from_utf8_lossy(&command.prepared_statement_handle);
         let (sql, bound) = self
             .prepared
-            .sql_and_parameters(&handle, principal.name())?;
+            .sql_and_parameters(&handle, call.principal.name())?;
         // Parameters come with the update (ADBC), or were bound before it (a DoPut of the
         // query command, as arrow-flight's client does).
         let mut rows = parameter_rows(request.into_inner()).await?;
@@ -387,7 +402,7 @@ impl FlightSqlService for FlightSqlServer {
         if rows.is_empty() {
             let output = self
                 .coordinator
-                .execute_as(&principal, &sql)
+                .execute_call(&call, &sql, Vec::new())
                 .await
                 .map_err(Status::from)?;
             return Ok(output.affected_rows());
@@ -397,7 +412,7 @@ impl FlightSqlService for FlightSqlServer {
         for params in rows {
             let output = self
                 .coordinator
-                .execute_with_params(&principal, &sql, params)
+                .execute_call(&call, &sql, params)
                 .await
                 .map_err(Status::from)?;
             affected += output.affected_rows();
@@ -475,12 +490,54 @@ impl FlightSqlService for FlightSqlServer {
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
-        if request.get_ref().r#type != ACTION_REGISTER_WORKER {
+        let kind = request.get_ref().r#type.as_str();
+        if kind == CANCEL_FLIGHT_INFO {
+            let principal = self.principal(&request)?;
+            let cancel =
+                CancelFlightInfoRequest::decode(request.get_ref().body.clone()).map_err(|e| {
+                    Status::invalid_argument(format!("cannot decode CancelFlightInfoRequest: {e}"))
+                })?;
+            let info = cancel.info.ok_or_else(|| {
+                Status::invalid_argument("CancelFlightInfoRequest names no FlightInfo")
+            })?;
+            let status = match self.cancel(&info, &principal) {
+                Cancelled::Now => CancelStatus::Cancelled,
+                Cancelled::NotCancellable => CancelStatus::NotCancellable,
+            };
+            let result = CancelFlightInfoResult {
+                status: status as i32,
+            };
+            return Ok(one_result(result.encode_to_vec()));
+        }
+        if is_session_action(kind) {
+            let principal = self.principal(&request)?;
+            let session = session_cookie(request.metadata());
+            let answer = session_options::answer(
+                self.coordinator.cluster(),
+                &principal,
+                session.as_deref(),
+                kind,
+                &request.get_ref().body,
+            )?;
+            let mut response = Response::new(
+                futures::stream::once(async {
+                    Ok(arrow_flight::Result {
+                        body: answer.body.into(),
+                    })
+                })
+                .boxed(),
+            );
+            if let Some(cookie) = answer.set_cookie {
+                let value = cookie
+                    .parse()
+                    .map_err(|_| Status::internal("session cookie is not a header value"))?;
+                response.metadata_mut().insert("set-cookie", value);
+            }
+            return Ok(response);
+        }
+        if kind != ACTION_REGISTER_WORKER {
             self.principal(&request)?;
-            return Err(Status::invalid_argument(format!(
-                "unknown action {:?}",
-                request.get_ref().r#type
-            )));
+            return Err(Status::invalid_argument(format!("unknown action {kind:?}")));
         }
         let action = request.get_ref();
         self.coordinator
@@ -516,6 +573,25 @@ impl FlightSqlService for FlightSqlServer {
             body: response.encode_to_vec().into(),
         };
         Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
+    }
+
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let principal = self.principal(&request)?;
+        let info = FlightInfo::decode(query.info)
+            .map_err(|e| Status::invalid_argument(format!("cannot decode FlightInfo: {e}")))?;
+        // `CancelResult`'s values, which arrow-flight does not export; the same as
+        // `CancelStatus`'s.
+        let result = match self.cancel(&info, &principal) {
+            Cancelled::Now => CancelStatus::Cancelled,
+            Cancelled::NotCancellable => CancelStatus::NotCancellable,
+        };
+        Ok(ActionCancelQueryResult {
+            result: result as i32,
+        })
     }
 
     async fn get_flight_info_sql_info(

@@ -7,11 +7,16 @@
 //! - [`statement_shape`], [`plan_cache`]: queries that differ only in compared values share
 //!   one optimized plan per session.
 //! - [`prepared_statements`]: Flight SQL prepared statements, bounded per client.
+//! - [`client_sessions`], [`session_settings`]: client sessions and the settings they keep.
+//! - [`statement_call`]: who runs a statement text, in which session, with which bounds.
 
+pub mod client_sessions;
 pub mod plan_cache;
 pub mod prepared_statements;
 pub mod schema_provider;
 pub mod session_cache;
+pub mod session_settings;
+pub mod statement_call;
 pub mod statement_context;
 pub mod statement_shape;
 pub mod table_provider;

@@ -10,6 +10,7 @@
 //! - [`functions`]: the Citus functions (`create_distributed_table`, `citus_add_node`, ...).
 //! - [`roles`]: users, roles, `GRANT` and `REVOKE`; [`role_syntax`]: parsing them as
 //!   PostgreSQL spells them.
+//! - [`settings`]: `SET`, `SHOW`, `RESET` of a session's settings (`statement_timeout`, ...).
 //!
 //! - [`query`]: queries, `INSERT` and `COPY (query) TO`, planned by DataFusion in the shared
 //!   session, with the plan cache and router recognition.
@@ -25,4 +26,5 @@ pub mod query;
 pub mod role_syntax;
 pub mod roles;
 pub mod runtime;
+pub mod settings;
 pub mod sql_rewrite;

@@ -30,6 +30,7 @@ use crate::auth::Access;
 use crate::auth::plan_privileges::authorize_plan;
 use crate::coordinator::StatementOutput;
 use crate::error::{Result, SchedulerError};
+use crate::limits::statement_control::StatementControl;
 use crate::monitoring::statement_stats::QueryCounters;
 use crate::planner::function_volatility::least_stable;
 use crate::planner::router;
@@ -45,6 +46,7 @@ pub(crate) async fn plan_statement(
     counters: Arc<QueryCounters>,
     access: &Access<'_>,
     params: &[ScalarValue],
+    control: &StatementControl,
 ) -> Result<StatementOutput> {
     let shape = match params {
         [] => StatementShape::of(&statement),
@@ -59,6 +61,7 @@ pub(crate) async fn plan_statement(
             statement,
             access,
             params,
+            control,
         )
         .await;
     };
@@ -75,6 +78,7 @@ pub(crate) async fn plan_statement(
                 plan,
                 task_ctx: session.task_ctx(),
                 tracker: None,
+                control: None,
             });
         }
     }
@@ -86,12 +90,13 @@ pub(crate) async fn plan_statement(
         statement,
         access,
         &[],
+        control,
     )
     .await
 }
 
-/// Plans `statement` in `state`; DML runs at once (with `task_ctx`), queries are returned
-/// unstarted.
+/// Plans `statement` in `state`; DML runs at once (with `task_ctx`, within `control`'s
+/// memory limit), queries are returned unstarted.
 pub(crate) async fn plan_in(
     state: &SessionState,
     shared: Option<&SharedSession>,
@@ -99,17 +104,19 @@ pub(crate) async fn plan_in(
     statement: DFStatement,
     access: &Access<'_>,
     params: &[ScalarValue],
+    control: &StatementControl,
 ) -> Result<StatementOutput> {
     let planned = physical_plan(state, shared, task_ctx, statement, access, params).await?;
     if planned.is_dml {
         let schema = planned.plan.schema();
-        let batches = collect(planned.plan, planned.task_ctx).await?;
+        let batches = collect(planned.plan, control.task_context(planned.task_ctx)).await?;
         return Ok(StatementOutput::Rows { schema, batches });
     }
     Ok(StatementOutput::Query {
         plan: planned.plan,
         task_ctx: planned.task_ctx,
         tracker: None,
+        control: None,
     })
 }
 

@@ -22,6 +22,8 @@ pub struct FunctionCall {
     pub name: String,
     positional: Vec<ScalarValue>,
     named: HashMap<String, ScalarValue>,
+    /// The session's `citus.shard_count`, for functions creating shards without a count.
+    pub default_shard_count: Option<usize>,
 }
 
 /// If `query` is `SELECT <Citus function>(...)` with nothing else, the call.
@@ -53,6 +55,7 @@ pub fn function_call(query: &Query) -> Result<Option<FunctionCall>> {
         name: name.clone(),
         positional: Vec::new(),
         named: HashMap::new(),
+        default_shard_count: None,
     };
     let args = match &called.args {
         FunctionArguments::None => Vec::new(),

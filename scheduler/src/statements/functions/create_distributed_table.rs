@@ -42,7 +42,9 @@ async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementO
         Some(n) if !(1..=64_000).contains(&n) => {
             return Err(CatalogError::BadShardCount { given: n }.into());
         }
-        other => other.map(|n| n as usize),
+        Some(n) => Some(n as usize),
+        // As Citus: the session's `citus.shard_count`, else the default.
+        None => call.default_shard_count,
     };
     let snapshot = coordinator.cluster().catalog.snapshot();
     let schema = snapshot

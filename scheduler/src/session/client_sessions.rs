@@ -1,0 +1,164 @@
+//! [`ClientSessions`]: the sessions Flight SQL clients open, and the settings each keeps.
+//!
+//! A client opens a session with `SetSessionOptions`, or with a `SET` statement sent with
+//! its session cookie; the answer to the first carries a `set-cookie` header naming the
+//! session (`arrow_flight_session_id`, as the Flight protocol suggests), and the client
+//! sends it back as `cookie` on later calls (ADBC's Flight SQL driver does so with its
+//! cookie middleware on). A session belongs to the role that opened it: another role's
+//! calls with its cookie are refused. Sessions idle for [`SESSION_IDLE`] are forgotten, and
+//! at most [`MAX_SESSIONS`] are kept. Calls without a cookie run each statement text in a
+//! session of its own, as before sessions existed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use parking_lot::Mutex;
+
+use crate::error::{Result, SchedulerError};
+use crate::session::session_settings::SessionSettings;
+
+/// The cookie naming a client's session.
+pub const SESSION_COOKIE: &str = "arrow_flight_session_id";
+
+/// How long an unused session is kept.
+pub const SESSION_IDLE: Duration = Duration::from_secs(8 * 3600);
+
+/// The most sessions kept at once.
+pub const MAX_SESSIONS: u64 = 100_000;
+
+/// One client session: its id, its role and its settings.
+#[derive(Debug)]
+pub struct ClientSession {
+    id: String,
+    role: String,
+    settings: Mutex<SessionSettings>,
+}
+
+impl ClientSession {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The session's own settings (not the server's defaults).
+    pub fn settings(&self) -> SessionSettings {
+        *self.settings.lock()
+    }
+
+    /// Changes the session's settings with `change`; nothing changes if it fails.
+    pub fn update(&self, change: impl FnOnce(&mut SessionSettings) -> Result<()>) -> Result<()> {
+        let mut settings = self.settings.lock();
+        let mut changed = *settings;
+        change(&mut changed)?;
+        *settings = changed;
+        Ok(())
+    }
+}
+
+/// The open client sessions.
+pub struct ClientSessions {
+    open: Cache<String, Arc<ClientSession>>,
+}
+
+impl Default for ClientSessions {
+    fn default() -> Self {
+        Self {
+            open: Cache::builder()
+                .max_capacity(MAX_SESSIONS)
+                .time_to_idle(SESSION_IDLE)
+                .build(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSessions")
+            .field("open", &self.open.entry_count())
+            .finish()
+    }
+}
+
+impl ClientSessions {
+    /// A new, empty session of `role`.
+    pub fn open(&self, role: &str) -> Arc<ClientSession> {
+        let session = Arc::new(ClientSession {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            role: role.to_string(),
+            settings: Mutex::default(),
+        });
+        self.open.insert(session.id.clone(), Arc::clone(&session));
+        session
+    }
+
+    /// The session `id` of `role`; unknown, expired, closed or another role's: not found.
+    pub fn find(&self, id: &str, role: &str) -> Result<Arc<ClientSession>> {
+        self.open
+            .get(id)
+            .filter(|session| session.role == role)
+            .ok_or_else(|| SchedulerError::SessionNotFound)
+    }
+
+    /// Closes the session `id` of `role`.
+    pub fn close(&self, id: &str, role: &str) -> Result<()> {
+        self.find(id, role)?;
+        self.open.invalidate(id);
+        Ok(())
+    }
+}
+
+/// The session id a request's `cookie` headers name, if any.
+pub fn session_cookie(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    metadata
+        .get_all("cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_belongs_to_its_role() {
+        let sessions = ClientSessions::default();
+        let session = sessions.open("alice");
+        session
+            .update(|s| s.set("statement_timeout", "5s"))
+            .expect("test value");
+        let found = sessions.find(session.id(), "alice").expect("test value");
+        assert_eq!(found.settings().timeout(), Some(Duration::from_secs(5)));
+        assert!(sessions.find(session.id(), "bob").is_err());
+        assert!(sessions.close(session.id(), "bob").is_err());
+        sessions.close(session.id(), "alice").expect("test value");
+        assert!(sessions.find(session.id(), "alice").is_err());
+    }
+
+    #[test]
+    fn a_failed_update_changes_nothing() {
+        let session = ClientSessions::default().open("alice");
+        let failed = session.update(|s| {
+            s.set("statement_timeout", "5s")?;
+            s.set("citus.shard_count", "0")
+        });
+        assert!(failed.is_err());
+        assert_eq!(session.settings(), SessionSettings::default());
+    }
+
+    #[test]
+    fn the_cookie_is_found_among_others() {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        metadata.insert(
+            "cookie",
+            "a=1; arrow_flight_session_id=abc ; b=2"
+                .parse()
+                .expect("test value"),
+        );
+        assert_eq!(session_cookie(&metadata).as_deref(), Some("abc"));
+        assert_eq!(session_cookie(&tonic::metadata::MetadataMap::new()), None);
+    }
+}

@@ -1,0 +1,478 @@
+//! Limits and cancellation, as a Flight SQL client sees them (issue 13, "Limits",
+//! "Cancellation", "Session options"):
+//! - `statement_timeout` (per statement text with `SET`, per session, per call with the gRPC
+//!   deadline) ends a runaway statement with `DeadlineExceeded` (57014), changes nothing, and
+//!   the server keeps serving;
+//! - a query over its memory limit fails with `ResourceExhausted` (53200), on the coordinator
+//!   or on a worker, and the same query without the limit succeeds;
+//! - with every statement slot taken, statements wait in the queue (within their timeout),
+//!   and a full queue refuses with `ResourceExhausted` (53300);
+//! - `CancelFlightInfo` and `CancelQuery` stop a streaming query, on every worker, within a
+//!   second;
+//! - `SetSessionOptions`/`GetSessionOptions`/`CloseSession` keep settings per session, and a
+//!   `SET` in a session lasts for the session.
+
+use std::time::{Duration, Instant};
+
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::sql::{ActionCancelQueryRequest, ActionCancelQueryResult, Any, ProstMessageExt};
+use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
+use futures::TryStreamExt;
+use prost::Message;
+use shardfusion_common::status::SQLSTATE_METADATA;
+use shardfusion_scheduler::frontend::session_options::{
+    GetSessionOptionsResult, OptionValue, SessionOptionValue, SetSessionOptionsRequest,
+    SetSessionOptionsResult,
+};
+use shardfusion_scheduler::limits::server_limits::ServerLimits;
+use shardfusion_tests::{TestClient, TestCluster};
+use tonic::Code;
+
+/// A query that runs for minutes unless stopped: a billion-row `generate_series`.
+const RUNAWAY: &str = "SELECT sum(value) FROM generate_series(1, 1000000000000)";
+
+fn sqlstate(status: &tonic::Status) -> Option<&str> {
+    status
+        .metadata()
+        .get(SQLSTATE_METADATA)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Waits (at most 30 s) until `condition` holds.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn raw_client(cluster: &TestCluster) -> FlightServiceClient<tonic::transport::Channel> {
+    let channel =
+        tonic::transport::Channel::from_shared(cluster.url.replacen("grpc://", "http://", 1))
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+    FlightServiceClient::new(channel)
+}
+
+/// A table `big` (k, v) of `rows` rows, hash-distributed by k, v = k % 10.
+async fn big_table(client: &mut TestClient, rows: u64) {
+    client
+        .run("CREATE TABLE big (k bigint NOT NULL, v bigint NOT NULL)")
+        .await;
+    client
+        .run(&format!(
+            "INSERT INTO big SELECT value, value % 10 FROM generate_series(1, {rows})"
+        ))
+        .await;
+    client
+        .run("SELECT create_distributed_table('big', 'k')")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_ends_a_runaway_query_and_the_server_keeps_serving() {
+    let cluster = TestCluster::start(2).await;
+    let mut client = cluster.client().await;
+    let started = Instant::now();
+    let status = client
+        .query(&format!("SET statement_timeout = '1s'; {RUNAWAY}"))
+        .await
+        .expect_err("an error");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(sqlstate(&status), Some("57014"), "{status:?}");
+    assert!(
+        status.message().contains("statement timeout"),
+        "{}",
+        status.message()
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    // Without a session, the SET lasted for its own text only.
+    assert_eq!(client.scalar("SHOW statement_timeout").await, "0");
+    assert_eq!(
+        client
+            .scalar("SELECT count(*) FROM generate_series(1, 1000)")
+            .await,
+        "1000"
+    );
+    let admission = cluster.coordinator().cluster().admission();
+    eventually("the slot is given back", || admission.running() == 0).await;
+
+    // A bad setting is refused with the name and what it takes.
+    let status = client
+        .query("SET statement_timeout = 'soon'")
+        .await
+        .expect_err("an error");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(sqlstate(&status), Some("22023"));
+    let status = client
+        .query("SHOW no_such_setting")
+        .await
+        .expect_err("an error");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_past_its_grpc_deadline_changes_nothing() {
+    let cluster = TestCluster::start(2).await;
+    let mut client = cluster.client().await;
+    client.run("CREATE TABLE sink (x bigint)").await;
+    client
+        .run("SELECT create_distributed_table('sink', 'x')")
+        .await;
+    // An INSERT of a trillion rows, with a client deadline of one second.
+    let command = arrow_flight::sql::CommandStatementUpdate {
+        query: "INSERT INTO sink SELECT value FROM generate_series(1, 1000000000000)".into(),
+        transaction_id: None,
+    };
+    let descriptor = arrow_flight::FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+    let data = arrow_flight::FlightData {
+        flight_descriptor: Some(descriptor),
+        ..Default::default()
+    };
+    let mut request = tonic::Request::new(futures::stream::iter([data]));
+    request.set_timeout(Duration::from_secs(1));
+    let started = Instant::now();
+    let outcome = raw_client(&cluster).await.do_put(request).await;
+    let status = match outcome {
+        Ok(response) => response
+            .into_inner()
+            .try_collect::<Vec<_>>()
+            .await
+            .expect_err("the INSERT cannot finish in a second"),
+        Err(status) => status,
+    };
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let admission = cluster.coordinator().cluster().admission();
+    eventually("the statement ends on the server", || {
+        admission.running() == 0
+    })
+    .await;
+    assert_eq!(client.scalar("SELECT count(*) FROM sink").await, "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_over_its_memory_limit_fails_alone() {
+    let cluster = TestCluster::start(2).await;
+    let mut client = cluster.client().await;
+    big_table(&mut client, 200_000).await;
+    let mut other = cluster.client().await;
+
+    // On the workers: the partial array_agg of 100,000 rows per worker needs more than 64 KiB.
+    let query = "SELECT array_length(array_agg(k), 1) FROM big";
+    let status = client
+        .query(&format!(
+            "SET datafusion.runtime.memory_limit = '64K'; {query}"
+        ))
+        .await
+        .expect_err("an error");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(sqlstate(&status), Some("53200"), "{status:?}");
+    // Another client, and the same query without the limit, are unaffected.
+    assert_eq!(other.scalar(query).await, "200000");
+    assert_eq!(client.scalar(query).await, "200000");
+
+    // On the coordinator: a query over no table.
+    let status = client
+        .query(
+            "SET datafusion.runtime.memory_limit = '1M'; \
+             SELECT array_length(array_agg(value), 1) FROM generate_series(1, 1000000)",
+        )
+        .await
+        .expect_err("an error");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(
+        client
+            .scalar("SELECT array_length(array_agg(value), 1) FROM generate_series(1, 1000000)")
+            .await,
+        "1000000"
+    );
+    assert_eq!(cluster.running_fragments(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_wait_for_a_slot_and_a_full_queue_refuses() {
+    let cluster = TestCluster::start_with(2, |options| {
+        options.limits = ServerLimits {
+            max_running: 1,
+            max_queued: 1,
+            ..Default::default()
+        };
+    })
+    .await;
+    let admission = cluster.coordinator().cluster().admission();
+    // A runaway query holds the only slot while it streams.
+    let url = cluster.url.clone();
+    let runaway = tokio::spawn(async move {
+        let mut client = TestClient::connect(&url).await;
+        client.query(RUNAWAY).await
+    });
+    eventually("the runaway query streams", || admission.running() == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(admission.running(), 1, "the runaway query holds the slot");
+
+    // The next statement waits in the queue until its timeout.
+    let mut client = cluster.client().await;
+    let started = Instant::now();
+    let status = client
+        .query("SET statement_timeout = '300ms'; SELECT 1")
+        .await
+        .expect_err("an error");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // One waits without a timeout; the queue (of one) is full, so the next is refused.
+    let url = cluster.url.clone();
+    let waiting = tokio::spawn(async move {
+        let mut client = TestClient::connect(&url).await;
+        client.scalar("SELECT 42").await
+    });
+    eventually("a statement waits", || admission.queued() == 1).await;
+    let status = client.query("SELECT 2").await.expect_err("an error");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(sqlstate(&status), Some("53300"), "{status:?}");
+
+    // The runaway's client goes away: its slot goes to the waiting statement.
+    runaway.abort();
+    let answer = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the waiting statement runs once the slot is free")
+        .expect("task");
+    assert_eq!(answer, "42");
+    eventually("every slot is free", || admission.running() == 0).await;
+    assert_eq!(client.scalar("SELECT 3").await, "3");
+}
+
+/// Starts a query that keeps the workers busy, and fetches it in the background.
+async fn busy_query(
+    cluster: &TestCluster,
+    client: &mut TestClient,
+) -> (
+    arrow_flight::FlightInfo,
+    tokio::task::JoinHandle<Result<usize, tonic::Status>>,
+) {
+    // Every row of `big` meets a tenth of the others: 4 * 10^9 joined rows.
+    let info = client
+        .flight_sql()
+        .execute(
+            "SELECT count(*) FROM big a JOIN big b ON a.v = b.v".into(),
+            None,
+        )
+        .await
+        .expect("planned");
+    let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
+    let mut fetcher = cluster.client().await;
+    let fetch = tokio::spawn(async move {
+        let stream = fetcher
+            .flight_sql()
+            .do_get(ticket)
+            .await
+            .map_err(|e| tonic::Status::unknown(e.to_string()))?;
+        let batches: Vec<_> = stream.try_collect().await.map_err(|e| match e {
+            arrow_flight::error::FlightError::Tonic(status) => *status,
+            other => tonic::Status::unknown(other.to_string()),
+        })?;
+        Ok(batches.len())
+    });
+    eventually("the workers run the query", || {
+        cluster.running_fragments() > 0
+    })
+    .await;
+    (info, fetch)
+}
+
+async fn expect_cancelled(
+    cluster: &TestCluster,
+    fetch: tokio::task::JoinHandle<Result<usize, tonic::Status>>,
+    since: Instant,
+) {
+    let status = tokio::time::timeout(Duration::from_secs(10), fetch)
+        .await
+        .expect("the fetch ends")
+        .expect("task")
+        .expect_err("a cancelled query returns no result");
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+    assert_eq!(sqlstate(&status), Some("57014"), "{status:?}");
+    eventually("the workers stop", || cluster.running_fragments() == 0).await;
+    let took = since.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the workers stopped {took:?} after the cancel"
+    );
+    println!("workers stopped {took:?} after the cancel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_flight_info_and_cancel_query_stop_the_query_on_every_worker() {
+    let cluster = TestCluster::start(2).await;
+    let mut client = cluster.client().await;
+    big_table(&mut client, 40_000).await;
+
+    let (info, fetch) = busy_query(&cluster, &mut client).await;
+    let cancelled = Instant::now();
+    let request = CancelFlightInfoRequest::new(info.clone());
+    let mut answers = client
+        .flight_sql()
+        .do_action(Action::new("CancelFlightInfo", request.encode_to_vec()))
+        .await
+        .expect("cancel");
+    let answer = answers
+        .message()
+        .await
+        .expect("answer")
+        .expect("one result");
+    let result = CancelFlightInfoResult::decode(answer.body).expect("decode");
+    assert_eq!(result.status, CancelStatus::Cancelled as i32);
+    expect_cancelled(&cluster, fetch, cancelled).await;
+    // Cancelling it again: nothing left to cancel.
+    let mut answers = client
+        .flight_sql()
+        .do_action(Action::new("CancelFlightInfo", request.encode_to_vec()))
+        .await
+        .expect("cancel");
+    let answer = answers
+        .message()
+        .await
+        .expect("answer")
+        .expect("one result");
+    let result = CancelFlightInfoResult::decode(answer.body).expect("decode");
+    assert_eq!(result.status, CancelStatus::NotCancellable as i32);
+
+    // The older CancelQuery action.
+    let (info, fetch) = busy_query(&cluster, &mut client).await;
+    let cancelled = Instant::now();
+    let request = ActionCancelQueryRequest {
+        info: info.encode_to_vec().into(),
+    };
+    let mut answers = client
+        .flight_sql()
+        .do_action(Action::new("CancelQuery", request.as_any().encode_to_vec()))
+        .await
+        .expect("cancel");
+    let answer = answers
+        .message()
+        .await
+        .expect("answer")
+        .expect("one result");
+    let result: ActionCancelQueryResult = Any::decode(answer.body)
+        .expect("any")
+        .unpack()
+        .expect("unpack")
+        .expect("a result");
+    assert_eq!(result.result, CancelStatus::Cancelled as i32);
+    expect_cancelled(&cluster, fetch, cancelled).await;
+
+    // The server goes on serving.
+    assert_eq!(client.scalar("SELECT count(*) FROM big").await, "40000");
+}
+
+/// Runs a session action with the `cookie` given; returns its answer and the cookie set.
+async fn session_action(
+    cluster: &TestCluster,
+    kind: &str,
+    body: Vec<u8>,
+    cookie: Option<&str>,
+) -> Result<(Vec<u8>, Option<String>), tonic::Status> {
+    let mut request = tonic::Request::new(Action::new(kind, body));
+    if let Some(cookie) = cookie {
+        request
+            .metadata_mut()
+            .insert("cookie", cookie.parse().expect("ascii"));
+    }
+    let response = raw_client(cluster).await.do_action(request).await?;
+    let set_cookie = response
+        .metadata()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_string());
+    let mut results = response.into_inner();
+    let result = results.message().await?.expect("one result");
+    Ok((result.body.to_vec(), set_cookie))
+}
+
+fn text(value: &str) -> SessionOptionValue {
+    SessionOptionValue {
+        option_value: Some(OptionValue::StringValue(value.into())),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_options_and_set_last_for_the_session() {
+    let cluster = TestCluster::start(2).await;
+    let request = SetSessionOptionsRequest {
+        session_options: [
+            ("statement_timeout".to_string(), text("750ms")),
+            ("citus.shard_count".to_string(), text("4")),
+            ("no_such_option".to_string(), text("1")),
+        ]
+        .into(),
+    };
+    let (body, cookie) =
+        session_action(&cluster, "SetSessionOptions", request.encode_to_vec(), None)
+            .await
+            .expect("set");
+    let errors = SetSessionOptionsResult::decode(body.as_slice())
+        .expect("decode")
+        .errors;
+    assert_eq!(
+        errors.keys().collect::<Vec<_>>(),
+        ["no_such_option"],
+        "only the unknown option is refused"
+    );
+    let cookie = cookie.expect("a session cookie");
+    assert!(cookie.starts_with("arrow_flight_session_id="), "{cookie}");
+
+    // Statements sent with the cookie run in the session.
+    let mut client = cluster.client().await;
+    client.flight_sql().set_header("cookie", cookie.clone());
+    assert_eq!(client.scalar("SHOW statement_timeout").await, "750ms");
+    let status = client.query(RUNAWAY).await.expect_err("an error");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    client.run("CREATE TABLE tenants (id bigint)").await;
+    client
+        .run("SELECT create_distributed_table('tenants', 'id')")
+        .await;
+    assert_eq!(
+        client
+            .scalar("SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'tenants'")
+            .await,
+        "4",
+        "citus.shard_count of the session"
+    );
+    // SET in the session lasts for the session; without the cookie, nothing changed.
+    client.run("SET statement_timeout = '5min'").await;
+    assert_eq!(client.scalar("SHOW statement_timeout").await, "300s");
+    let mut outsider = cluster.client().await;
+    assert_eq!(outsider.scalar("SHOW statement_timeout").await, "0");
+
+    let (body, _) = session_action(&cluster, "GetSessionOptions", Vec::new(), Some(&cookie))
+        .await
+        .expect("get");
+    let options = GetSessionOptionsResult::decode(body.as_slice())
+        .expect("decode")
+        .session_options;
+    assert_eq!(options["statement_timeout"], text("300s"));
+    assert_eq!(
+        options["citus.shard_count"],
+        SessionOptionValue {
+            option_value: Some(OptionValue::Int64Value(4))
+        }
+    );
+
+    session_action(&cluster, "CloseSession", Vec::new(), Some(&cookie))
+        .await
+        .expect("close");
+    let status = session_action(&cluster, "GetSessionOptions", Vec::new(), Some(&cookie))
+        .await
+        .expect_err("an error");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    // A closed session's cookie runs statements in sessions of their own.
+    assert_eq!(client.scalar("SHOW statement_timeout").await, "0");
+}
