@@ -72,6 +72,7 @@ use crate::frontend::metadata_answers::{
 };
 use crate::frontend::session_options::{self, is_session_action};
 use crate::frontend::stashed_results::{Cancelled, StashedResults};
+use crate::session::client_sessions::ClientSessions;
 use crate::session::prepared_statements::{PreparedStatementLimits, PreparedStatements};
 use crate::session::statement_call::StatementCall;
 use crate::session::statement_context::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
@@ -145,19 +146,29 @@ impl FlightSqlServer {
     }
 
     /// The statement call `request` makes: its principal, the client session its cookie
-    /// names (if still open), and its deadline.
+    /// names (if still open; else a detached one, kept if a `SET` changes it), and its
+    /// deadline.
     fn call<T>(&self, request: &Request<T>) -> Result<StatementCall, Status> {
         let principal = self.principal(request)?;
-        let session = session_cookie(request.metadata()).and_then(|id| {
-            self.coordinator
-                .cluster()
-                .client_sessions
-                .find(&id, principal.name())
-                .ok()
-        });
+        let sessions = &self.coordinator.cluster().client_sessions;
+        let session = session_cookie(request.metadata())
+            .and_then(|id| sessions.find(&id, principal.name()).ok())
+            .unwrap_or_else(|| ClientSessions::detached(principal.name()));
         Ok(StatementCall::new(principal)
-            .in_session(session)
+            .in_session(Some(session))
             .with_timeout(grpc_timeout(request.metadata())))
+    }
+
+    /// Keeps the session of `call` if its statements opened it with a `SET`, returning the
+    /// cookie to set.
+    fn kept_session(&self, call: &StatementCall) -> Option<String> {
+        let session = call.session.as_ref()?;
+        let sessions = &self.coordinator.cluster().client_sessions;
+        if !session.changed() || sessions.find(session.id(), call.principal.name()).is_ok() {
+            return None;
+        }
+        sessions.keep(session);
+        Some(session.cookie())
     }
 
     async fn flight_info_for(
@@ -173,6 +184,7 @@ impl FlightSqlServer {
             .await
             .map_err(Status::from)?;
         let schema = output.schema();
+        let set_cookie = self.kept_session(&call);
         let handle = self.results.stash(output, call.principal);
         let ticket = TicketStatementQuery {
             statement_handle: handle.into_bytes().into(),
@@ -185,7 +197,14 @@ impl FlightSqlServer {
             .with_endpoint(endpoint)
             .with_descriptor(descriptor)
             .with_total_records(-1);
-        Ok(Response::new(info))
+        let mut response = Response::new(info);
+        if let Some(cookie) = set_cookie {
+            let value = cookie
+                .parse()
+                .map_err(|_| Status::internal("session cookie is not a header value"))?;
+            response.metadata_mut().insert("set-cookie", value);
+        }
+        Ok(response)
     }
 }
 

@@ -17,7 +17,7 @@ use tonic::Status;
 use crate::auth::Principal;
 use crate::cluster::shared_state::Cluster;
 use crate::error::SchedulerError;
-use crate::session::client_sessions::{ClientSession, SESSION_COOKIE};
+use crate::session::client_sessions::ClientSession;
 use crate::session::session_settings::SHARD_COUNT;
 
 pub const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
@@ -126,7 +126,7 @@ pub fn answer(
                 Some(session) => (session, None),
                 None => {
                     let session = sessions.open(principal.name());
-                    let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly", session.id());
+                    let cookie = session.cookie();
                     (session, Some(cookie))
                 }
             };

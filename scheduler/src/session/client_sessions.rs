@@ -4,12 +4,15 @@
 //! its session cookie; the answer to the first carries a `set-cookie` header naming the
 //! session (`arrow_flight_session_id`, as the Flight protocol suggests), and the client
 //! sends it back as `cookie` on later calls (ADBC's Flight SQL driver does so with its
-//! cookie middleware on). A session belongs to the role that opened it: another role's
+//! cookie middleware on). A client that sends `SET` without a session gets one the same way:
+//! the call runs in a detached session ([`ClientSessions::detached`]), which is kept, and
+//! its cookie set, only if a statement changed it. A session belongs to the role that opened it: another role's
 //! calls with its cookie are refused. Sessions idle for [`SESSION_IDLE`] are forgotten, and
 //! at most [`MAX_SESSIONS`] are kept. Calls without a cookie run each statement text in a
 //! session of its own, as before sessions existed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -33,6 +36,8 @@ pub struct ClientSession {
     id: String,
     role: String,
     settings: Mutex<SessionSettings>,
+    /// Whether a statement changed the settings (a detached session is then kept).
+    changed: AtomicBool,
 }
 
 impl ClientSession {
@@ -51,7 +56,18 @@ impl ClientSession {
         let mut changed = *settings;
         change(&mut changed)?;
         *settings = changed;
+        self.changed.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether a statement changed the settings.
+    pub fn changed(&self) -> bool {
+        self.changed.load(Ordering::Acquire)
+    }
+
+    /// The `set-cookie` header value naming this session.
+    pub fn cookie(&self) -> String {
+        format!("{SESSION_COOKIE}={}; Path=/; HttpOnly", self.id)
     }
 }
 
@@ -82,13 +98,25 @@ impl std::fmt::Debug for ClientSessions {
 impl ClientSessions {
     /// A new, empty session of `role`.
     pub fn open(&self, role: &str) -> Arc<ClientSession> {
-        let session = Arc::new(ClientSession {
+        let session = Self::detached(role);
+        self.keep(&session);
+        session
+    }
+
+    /// A new, empty session of `role` that is not kept (yet): for a call without a session,
+    /// in case it changes a setting.
+    pub fn detached(role: &str) -> Arc<ClientSession> {
+        Arc::new(ClientSession {
             id: uuid::Uuid::new_v4().simple().to_string(),
             role: role.to_string(),
             settings: Mutex::default(),
-        });
-        self.open.insert(session.id.clone(), Arc::clone(&session));
-        session
+            changed: AtomicBool::new(false),
+        })
+    }
+
+    /// Keeps `session` open.
+    pub fn keep(&self, session: &Arc<ClientSession>) {
+        self.open.insert(session.id.clone(), Arc::clone(session));
     }
 
     /// The session `id` of `role`; unknown, expired, closed or another role's: not found.
