@@ -74,13 +74,15 @@ fn arrow_sqlstate(error: &ArrowError) -> Option<&'static str> {
 fn code_of(error: &DataFusionError) -> Code {
     match error {
         DataFusionError::SQL(..) => Code::InvalidArgument,
-        DataFusionError::Plan(msg) => code_from_message(msg, Code::InvalidArgument),
+        // A statement DataFusion cannot plan. Missing tables are refused as typed errors
+        // before DataFusion plans (the coordinator checks them); no code is read from words.
+        DataFusionError::Plan(_) => Code::InvalidArgument,
         DataFusionError::Configuration(_) => Code::InvalidArgument,
         DataFusionError::SchemaError(e, _) => match e.as_ref() {
             SchemaError::FieldNotFound { .. } => Code::NotFound,
             _ => Code::InvalidArgument,
         },
-        DataFusionError::Execution(msg) => code_from_message(msg, Code::InvalidArgument),
+        DataFusionError::Execution(_) => Code::InvalidArgument,
         DataFusionError::NotImplemented(_) => Code::Unimplemented,
         DataFusionError::ResourcesExhausted(_) => Code::ResourceExhausted,
         DataFusionError::ArrowError(e, _) => match e.as_ref() {
@@ -152,18 +154,6 @@ fn clone_arrow(error: &ArrowError) -> ArrowError {
         ArrowError::ComputeError(m) => ArrowError::ComputeError(m.clone()),
         ArrowError::ExternalError(e) => ArrowError::ExternalError(e.to_string().into()),
         other => ArrowError::ExternalError(other.to_string().into()),
-    }
-}
-
-/// Plan errors are strings; a few well-known phrasings deserve a sharper code.
-fn code_from_message(message: &str, default: Code) -> Code {
-    let lower = message.to_ascii_lowercase();
-    if lower.contains("not found") || lower.contains("does not exist") {
-        Code::NotFound
-    } else if lower.contains("already exists") {
-        Code::AlreadyExists
-    } else {
-        default
     }
 }
 
@@ -240,10 +230,16 @@ mod tests {
     }
 
     #[test]
-    fn plan_messages_map_to_codes() {
-        let e = DataFusionError::Plan("table 'x' not found".into());
-        assert_eq!(to_status(&e).code(), Code::NotFound);
-        let e = DataFusionError::Plan("table 'x' already exists".into());
-        assert_eq!(to_status(&e).code(), Code::AlreadyExists);
+    fn no_code_is_read_from_a_message() {
+        // Missing tables are typed errors before DataFusion plans; whatever DataFusion words
+        // its own plan errors as, they are the statement's fault.
+        for message in [
+            "table 'x' not found",
+            "table 'x' already exists",
+            "x does not exist",
+        ] {
+            let e = DataFusionError::Plan(message.into());
+            assert_eq!(to_status(&e).code(), Code::InvalidArgument, "{message}");
+        }
     }
 }

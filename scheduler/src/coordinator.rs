@@ -46,6 +46,7 @@ use crate::session::statement_call::StatementCall;
 use crate::session::statement_context::{file_session_for, session_for};
 use crate::statements::settings::SettingStatement;
 use crate::statements::sql_rewrite::rewrite_statement;
+use crate::statements::table_references::check_tables_exist;
 use crate::statements::{
     analyze, copy, ddl, expression_depth, functions, query, role_syntax, roles, runtime,
 };
@@ -576,6 +577,7 @@ impl Coordinator {
         let snapshot = self.cluster.catalog.snapshot();
         let access = principal.access(&snapshot)?;
         let session = self.cluster.sessions.current(&self.cluster)?;
+        check_tables_exist(session.state(), &statement)?;
         let logical = session.state().statement_to_plan(statement.clone()).await?;
         let mut placeholders: Vec<(usize, Field)> = Vec::new();
         for (name, field) in logical.get_parameter_fields()? {

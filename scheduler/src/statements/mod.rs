@@ -10,6 +10,7 @@
 //! - [`functions`]: the Citus functions (`create_distributed_table`, `citus_add_node`, ...).
 //! - [`roles`]: users, roles, `GRANT` and `REVOKE`; [`role_syntax`]: parsing them as
 //!   PostgreSQL spells them.
+//! - [`table_references`]: a statement's tables must exist (a typed `NotFound`).
 //! - [`settings`]: `SET`, `SHOW`, `RESET` of a session's settings (`statement_timeout`, ...).
 //!
 //! - [`query`]: queries, `INSERT` and `COPY (query) TO`, planned by DataFusion in the shared
@@ -28,3 +29,4 @@ pub mod roles;
 pub mod runtime;
 pub mod settings;
 pub mod sql_rewrite;
+pub mod table_references;

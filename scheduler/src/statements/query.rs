@@ -36,6 +36,7 @@ use crate::planner::function_volatility::least_stable;
 use crate::planner::router;
 use crate::session::session_cache::SharedSession;
 use crate::session::statement_shape::StatementShape;
+use crate::statements::table_references::check_tables_exist;
 use crate::write::not_null;
 
 /// Plans `statement` in `session`, counting in `counters` whether it came from a cached
@@ -143,6 +144,7 @@ pub(crate) async fn physical_plan(
     access: &Access<'_>,
     params: &[ScalarValue],
 ) -> Result<PhysicalPlan> {
+    check_tables_exist(state, &statement)?;
     let plan = bind_parameters(state.statement_to_plan(statement).await?, params)?;
     let plan = authorize_plan(access, plan)?;
     let plan = not_null::defer_not_null_checks(plan)?;
