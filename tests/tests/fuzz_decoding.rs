@@ -23,6 +23,9 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use prost::Message;
 use shardfusion_common::wire::TaskTicket;
+use shardfusion_scheduler::frontend::session_options::{
+    OptionValue, SessionOptionValue, SetSessionOptionsRequest,
+};
 use shardfusion_tests::TestCluster;
 use tonic::transport::Channel;
 
@@ -71,6 +74,28 @@ fn seeds() -> Vec<Vec<u8>> {
             statement_handle: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
         }
         .as_any()
+        .encode_to_vec(),
+        arrow_flight::CancelFlightInfoRequest::new(
+            arrow_flight::FlightInfo::new().with_endpoint(
+                arrow_flight::FlightEndpoint::new().with_ticket(Ticket::new(
+                    TicketStatementQuery {
+                        statement_handle: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+                    }
+                    .as_any()
+                    .encode_to_vec(),
+                )),
+            ),
+        )
+        .encode_to_vec(),
+        SetSessionOptionsRequest {
+            session_options: [(
+                "statement_timeout".to_string(),
+                SessionOptionValue {
+                    option_value: Some(OptionValue::StringValue("5s".into())),
+                },
+            )]
+            .into(),
+        }
         .encode_to_vec(),
     ]
 }
@@ -150,6 +175,9 @@ async fn coordinator_survives_hostile_tickets_commands_and_actions() {
                 let _ = client
                     .do_action(Action::new("shardfusion.register_worker", bytes.clone()))
                     .await;
+                for action in ["CancelFlightInfo", "CancelQuery", "SetSessionOptions"] {
+                    let _ = client.do_action(Action::new(action, bytes.clone())).await;
+                }
             };
             tokio::time::timeout(bounded, calls)
                 .await
@@ -158,7 +186,7 @@ async fn coordinator_survives_hostile_tickets_commands_and_actions() {
         }
     })
     .await;
-    println!("coordinator: {count} hostile inputs, 4 calls each, all answered");
+    println!("coordinator: {count} hostile inputs, 7 calls each, all answered");
     assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a thread panicked");
     assert_eq!(c.scalar("SELECT count(*) FROM t").await, "2");
     cluster.shutdown().await;
@@ -205,7 +233,7 @@ async fn worker_decoding_refuses_hostile_fragments() {
             query_id: "fuzz".into(),
             plan: plan.clone(),
             shuffle: None,
-            memory_limit: 0,
+            memory_limit: 64 << 20,
         }
         .encode_to_vec()
     }));
