@@ -48,7 +48,8 @@ use crate::statements::settings::SettingStatement;
 use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::table_references::check_tables_exist;
 use crate::statements::{
-    analyze, copy, ddl, expression_depth, functions, query, role_syntax, roles, runtime,
+    analyze, copy, ddl, expression_depth, functions, query, question_placeholders, role_syntax,
+    roles, runtime,
 };
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
@@ -675,6 +676,7 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>> {
 }
 
 fn parse_bounded(sql: &str) -> Result<Vec<DFStatement>> {
+    let sql = &*question_placeholders::number_placeholders(sql);
     let dialect = PostgreSqlDialect {};
     let mut statements: Vec<DFStatement> = match role_syntax::parse_sql(&dialect, sql) {
         Ok(mut statements) => {

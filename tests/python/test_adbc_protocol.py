@@ -30,6 +30,10 @@ def test_parameters_metadata_ingest_and_large_results(local_cluster):
             cur.execute("SELECT count(*) FROM items WHERE name = $1",
                         parameters=("x' OR '1'='1",))
             assert cur.fetchone()[0] == 0
+            # JDBC-style placeholders, numbered in order; a '?' in a string stays text.
+            cur.execute("SELECT name, '?' FROM items WHERE id = ? OR id = ? ORDER BY id",
+                        parameters=(7, 8))
+            assert cur.fetchall() == [("item 7", "?"), ("item 8", "?")]
             cur.executemany(
                 "INSERT INTO items VALUES ($1, $2, $3)",
                 [(300001, "extra a", 1.0), (300002, "extra b", 2.0), (300003, None, None)],

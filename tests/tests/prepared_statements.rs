@@ -112,10 +112,11 @@ async fn parameters_bind_into_the_plan() {
         assert_eq!(run(&mut query, 0, "x' OR '1'='1").await.len(), 3);
         query.close().await.expect("close");
 
-        // An INSERT runs once per row of parameters and reports the rows it added.
+        // An INSERT runs once per row of parameters and reports the rows it added; JDBC's
+        // `?` placeholders are numbered as `$1`, `$2`.
         let mut insert = c
             .flight_sql()
-            .prepare("INSERT INTO t VALUES ($1, $2)".into(), None)
+            .prepare("INSERT INTO t VALUES (?, ?)".into(), None)
             .await
             .expect("prepare insert");
         let rows_to_add = RecordBatch::try_new(

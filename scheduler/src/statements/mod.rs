@@ -2,7 +2,8 @@
 //!
 //! - [`expression_depth`]: bounding expression nesting before anything recurses over it;
 //!   [`runtime`]: the large-stack runtime statements are parsed and planned on;
-//!   [`sql_rewrite`]: PostgreSQL spellings DataFusion does not parse.
+//!   [`sql_rewrite`]: PostgreSQL spellings DataFusion does not parse;
+//!   [`question_placeholders`]: JDBC's `?` placeholders as `$1`, `$2`, ....
 //! - [`ddl`]: `CREATE TABLE`, `DROP`, `TRUNCATE`, `ALTER TABLE`.
 //! - [`analyze`]: `ANALYZE`, recomputing the column statistics of committed files.
 //! - [`copy`]: `COPY ... FROM/TO`, with [`file_access`] deciding which host paths it may use.
@@ -24,6 +25,7 @@ pub mod expression_depth;
 pub mod file_access;
 pub mod functions;
 pub mod query;
+pub mod question_placeholders;
 pub mod role_syntax;
 pub mod roles;
 pub mod runtime;
