@@ -30,8 +30,6 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
@@ -47,12 +45,8 @@ use arrow_flight::sql::{
 };
 use arrow_flight::{
     Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightDescriptor,
-    FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
-    Ticket,
+    FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::common::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
@@ -67,6 +61,9 @@ use crate::auth::Principal;
 use crate::coordinator::Coordinator;
 use crate::error::SchedulerError;
 use crate::frontend::call_metadata::{credentials, grpc_timeout, session_cookie};
+use crate::frontend::flight_messages::{
+    flight_stream, info_for, ipc_schema, no_rows, one_batch, one_result, parameter_rows,
+};
 use crate::frontend::metadata_answers::{
     foreign_keys_schema, primary_keys_schema, sql_info, xdbc_type_info,
 };
@@ -206,91 +203,6 @@ impl FlightSqlServer {
         }
         Ok(response)
     }
-}
-
-/// An action's answer of one result.
-fn one_result(body: Vec<u8>) -> Response<<FlightSqlServer as FlightService>::DoActionStream> {
-    let result = arrow_flight::Result { body: body.into() };
-    Response::new(futures::stream::iter([Ok(result)]).boxed())
-}
-
-/// `schema` as an IPC schema message, as Flight SQL carries schemas in its results.
-fn ipc_schema(schema: &Schema) -> Result<bytes::Bytes, Status> {
-    let message: IpcMessage = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
-        .try_into()
-        .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?;
-    Ok(message.0)
-}
-
-/// The rows of parameter values a client put (Arrow batches in a `DoPut`), one value per
-/// column; none if it sent no batch.
-async fn parameter_rows(stream: PeekableFlightDataStream) -> Result<Vec<Vec<ScalarValue>>, Status> {
-    // A message with only the command's descriptor (no IPC header) carries no parameters.
-    let data = stream
-        .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
-        .map_err(|s| FlightError::Tonic(Box::new(s)));
-    let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(data)
-        .try_collect()
-        .await
-        .map_err(|e| match e {
-            FlightError::Tonic(status) => *status,
-            other => Status::invalid_argument(format!("unreadable parameter batches: {other}")),
-        })?;
-    let mut rows = Vec::new();
-    for batch in &batches {
-        for row in 0..batch.num_rows() {
-            let values = batch
-                .columns()
-                .iter()
-                .map(|column| ScalarValue::try_from_array(column, row))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Status::invalid_argument(format!("bad parameter value: {e}")))?;
-            rows.push(values);
-        }
-    }
-    Ok(rows)
-}
-
-fn flight_stream(
-    schema: SchemaRef,
-    batches: impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
-) -> Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>> {
-    FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .build(batches)
-        .map_err(|e| match e {
-            FlightError::Tonic(status) => *status,
-            other => Status::internal(other.to_string()),
-        })
-        .boxed()
-}
-
-fn info_for<M: ProstMessageExt>(
-    command: &M,
-    schema: &Schema,
-    descriptor: FlightDescriptor,
-) -> Result<Response<FlightInfo>, Status> {
-    let ticket = Ticket::new(command.as_any().encode_to_vec());
-    let info = FlightInfo::new()
-        .try_with_schema(schema)
-        .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
-        .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
-        .with_descriptor(descriptor);
-    Ok(Response::new(info))
-}
-
-/// An answer with `schema`'s columns and no rows.
-fn no_rows(
-    schema: SchemaRef,
-) -> Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>> {
-    one_batch(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
-}
-
-fn one_batch(
-    schema: SchemaRef,
-    batch: Result<RecordBatch, FlightError>,
-) -> Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>> {
-    flight_stream(schema, futures::stream::once(async move { batch }))
 }
 
 #[tonic::async_trait]

@@ -1,12 +1,14 @@
 //! Protocol adapters: each decodes a client's request, hands it to the
 //! [`Coordinator`](crate::Coordinator) and encodes the answer. [`flight_sql`] is the Flight
-//! SQL service (ADBC, JDBC, the Python package), with [`metadata_answers`] for its metadata
+//! SQL service (ADBC, JDBC, the Python package), with [`flight_messages`] for the Flight
+//! messages it sends and reads, [`metadata_answers`] for its metadata
 //! commands, [`stashed_results`] for results between `GetFlightInfo` and `DoGet` (and their
 //! cancellation), [`session_options`] for Flight's session actions and [`call_metadata`]
 //! for what a call's headers tell; [`require_login`] is the gate every call to it passes
 //! first.
 
 pub mod call_metadata;
+pub mod flight_messages;
 pub mod flight_sql;
 pub mod metadata_answers;
 pub mod require_login;
