@@ -4,7 +4,9 @@
 //! pool holds at most the query's limit ([`limited_task_context`]), and records the limit in
 //! that context's configuration ([`QueryMemoryLimit`]). Every fragment it sends (and every
 //! shuffle producer a fragment asks a peer for) carries the limit in its
-//! [`crate::wire::TaskTicket`]; the worker runs the fragment in a context built the same way.
+//! [`crate::wire::TaskTicket`]; the worker runs the fragment in a context built the same way,
+//! the fragments of one query on one worker sharing one pool (a shuffle stage, which serves
+//! several queries' readers under its own id, has a pool of its own).
 //! Operators that can spill (sorts, aggregations, joins) spill to disk when the pool refuses
 //! them memory; an operator that cannot fails the query with DataFusion's
 //! `ResourcesExhausted`, which reaches the client as gRPC `ResourceExhausted` (SQLSTATE
@@ -15,7 +17,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnv;
 
 /// The memory limit of the query a task context runs, in bytes: a [`TaskContext`]'s
@@ -46,6 +48,14 @@ impl QueryMemoryLimit {
 /// How many of the largest memory consumers an exhausted pool names in its error.
 const CONSUMERS_NAMED: usize = 5;
 
+/// A memory pool holding at most `limit` bytes, naming its largest consumers when it refuses.
+pub fn query_memory_pool(limit: usize) -> Arc<dyn MemoryPool> {
+    Arc::new(TrackConsumersPool::new(
+        GreedyMemoryPool::new(limit),
+        NonZeroUsize::new(CONSUMERS_NAMED).expect("non-zero"),
+    ))
+}
+
 /// A copy of `base` for one query, `query_id`: with `memory_limit`, a memory pool of its own
 /// holding at most that many bytes (and the limit recorded for the query's fragments);
 /// without one, `base`'s pool.
@@ -54,16 +64,23 @@ pub fn limited_task_context(
     query_id: String,
     memory_limit: Option<usize>,
 ) -> TaskContext {
+    let pool = memory_limit.map(|limit| (limit, query_memory_pool(limit)));
+    task_context_in_pool(base, query_id, pool)
+}
+
+/// A copy of `base` for the query `query_id`, drawing on `pool` (of the given limit) if
+/// given: the fragments of one query on one node share a pool.
+pub fn task_context_in_pool(
+    base: &TaskContext,
+    query_id: String,
+    pool: Option<(usize, Arc<dyn MemoryPool>)>,
+) -> TaskContext {
     let mut config = base.session_config().clone();
     let mut runtime = base.runtime_env();
-    if let Some(limit) = memory_limit {
+    if let Some((limit, pool)) = pool {
         config = config.with_extension(Arc::new(QueryMemoryLimit(limit)));
-        let pool = TrackConsumersPool::new(
-            GreedyMemoryPool::new(limit),
-            NonZeroUsize::new(CONSUMERS_NAMED).expect("non-zero"),
-        );
         runtime = Arc::new(RuntimeEnv {
-            memory_pool: Arc::new(pool),
+            memory_pool: pool,
             ..runtime.as_ref().clone()
         });
     }

@@ -15,8 +15,9 @@
 //! Every other call must carry a request MAC for this worker (`auth::request_mac`), checked
 //! against the call's command before the command is acted on.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -26,10 +27,12 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
+use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
+use parking_lot::Mutex;
 use prost::Message;
 use shardfusion_common::auth::{
     Audience, AuthError, Challenge, ClusterSecret, FlightMethod, RequestVerifier,
@@ -42,7 +45,7 @@ use shardfusion_common::exchange::shuffle_cancel::{
 use shardfusion_common::exchange::task_report::reported;
 use shardfusion_common::exchange::transport::{Transport, TransportExtension};
 use shardfusion_common::ipc_bounds::checked_message;
-use shardfusion_common::query_limits::{QueryMemoryLimit, limited_task_context};
+use shardfusion_common::query_limits::{QueryMemoryLimit, query_memory_pool, task_context_in_pool};
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 use shardfusion_common::tls::ClusterTls;
 use shardfusion_common::wire::{
@@ -77,6 +80,9 @@ pub struct WorkerService {
     peers: Arc<dyn Transport>,
     /// Fragments (and shuffle partitions) streaming now.
     running: Arc<AtomicUsize>,
+    /// The memory pools of the queries running here with a memory limit, by query id: the
+    /// fragments of one query share one.
+    query_pools: Arc<Mutex<HashMap<String, Weak<dyn MemoryPool>>>>,
 }
 
 /// Counts a fragment as running until dropped (with its stream).
@@ -117,6 +123,7 @@ impl WorkerService {
             ctx: Arc::new(ctx),
             active_writes: ActiveWrites::default(),
             running: Arc::default(),
+            query_pools: Arc::default(),
             shuffles: Arc::default(),
             peers,
         })
@@ -138,6 +145,19 @@ impl WorkerService {
         self.ctx = Arc::new(session(&self.root, Arc::clone(&transport))?);
         self.peers = transport;
         Ok(self)
+    }
+
+    /// The memory pool of the query `query_id` here: the one its other fragments use, else a
+    /// new one holding `limit` bytes.
+    fn query_pool(&self, query_id: &str, limit: usize) -> Arc<dyn MemoryPool> {
+        let mut pools = self.query_pools.lock();
+        if let Some(pool) = pools.get(query_id).and_then(Weak::upgrade) {
+            return pool;
+        }
+        pools.retain(|_, pool| pool.strong_count() > 0);
+        let pool = query_memory_pool(limit);
+        pools.insert(query_id.to_string(), Arc::downgrade(&pool));
+        pool
     }
 
     /// How many fragments (and shuffle partitions) this worker is streaming now: a query
@@ -251,11 +271,13 @@ impl FlightService for WorkerService {
         )?;
         let ticket = TaskTicket::decode(request.into_inner().ticket)
             .map_err(|e| bad_request(format!("cannot decode task ticket: {e}")))?;
-        // Each fragment runs with a memory pool of its query's size, if the query has one.
-        let task_ctx = Arc::new(limited_task_context(
+        // A query with a memory limit draws on one pool of that size here.
+        let pool = QueryMemoryLimit::from_wire(ticket.memory_limit)
+            .map(|limit| (limit, self.query_pool(&ticket.query_id, limit)));
+        let task_ctx = Arc::new(task_context_in_pool(
             &self.ctx.task_ctx(),
             ticket.query_id.clone(),
-            QueryMemoryLimit::from_wire(ticket.memory_limit),
+            pool,
         ));
         let started = Instant::now();
         let (stream, plan, stage_key, partition, started) = match &ticket.shuffle {

@@ -264,6 +264,24 @@ impl Coordinator {
             .await
     }
 
+    /// Runs `work` (a statement the frontend runs itself: bulk ingest) as a statement of
+    /// `call`: in a slot, within its session's timeout and the call's deadline.
+    pub async fn run_bounded<T>(
+        &self,
+        call: &StatementCall,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let settings = call
+            .session
+            .as_ref()
+            .map(|session| session.settings())
+            .unwrap_or_default()
+            .over(&self.cluster.default_settings());
+        StatementControl::new(&settings, call.timeout, self.cluster.admission())
+            .run(work)
+            .await
+    }
+
     /// Runs the statements of `sql` for `call`: as its principal, with its session's
     /// settings (which a `SET` in the text changes), each statement bounded by its own
     /// [`StatementControl`] (a slot, the statement timeout from its start, the call's
@@ -302,21 +320,15 @@ impl Coordinator {
             .as_ref()
             .map(|session| session.settings())
             .unwrap_or_default();
+        // As in PostgreSQL, the text runs as one implicit transaction for its settings: what
+        // it SETs applies to the statements after, and reaches the session only if the whole
+        // text succeeds.
+        let mut changed_settings = false;
         let mut last = None;
         for (i, statement) in statements.into_iter().enumerate() {
             if let Some(setting) = SettingStatement::of(&statement) {
-                let output = match &call.session {
-                    Some(session) => {
-                        let mut shown = None;
-                        session.update(|own| {
-                            shown = Some(setting.apply(own, &defaults)?);
-                            Ok(())
-                        })?;
-                        settings = session.settings();
-                        shown.unwrap_or_else(StatementOutput::empty)
-                    }
-                    None => setting.apply(&mut settings, &defaults)?,
-                };
+                let output = setting.apply(&mut settings, &defaults)?;
+                changed_settings |= setting.changes();
                 if i + 1 == count {
                     last = Some(output);
                 }
@@ -325,12 +337,7 @@ impl Coordinator {
             // The text is parsed once for all its statements; the first one is charged.
             let parse_time = if i == 0 { parse_time } else { Duration::ZERO };
             let effective = settings.over(&defaults);
-            let control = StatementControl::new(
-                &effective,
-                call.timeout,
-                call.cancel.child_token(),
-                self.cluster.admission(),
-            );
+            let control = StatementControl::new(&effective, call.timeout, self.cluster.admission());
             let mut output = control
                 .run(self.execute_parsed(
                     &call.principal,
@@ -347,6 +354,12 @@ impl Coordinator {
             if i + 1 == count {
                 last = Some(output);
             }
+        }
+        if changed_settings && let Some(session) = &call.session {
+            session.update(|own| {
+                *own = settings;
+                Ok(())
+            })?;
         }
         last.ok_or_else(|| SchedulerError::Syntax {
             message: "empty statement: nothing to run".into(),

@@ -238,6 +238,17 @@ async fn statements_wait_for_a_slot_and_a_full_queue_refuses() {
     let status = client.query("SELECT 2").await.expect_err("an error");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert_eq!(sqlstate(&status), Some("53300"), "{status:?}");
+    // Bulk ingest takes a slot like any statement.
+    let batch = arrow::array::RecordBatch::try_from_iter([(
+        "x",
+        std::sync::Arc::new(arrow::array::Int64Array::from(vec![1_i64])) as arrow::array::ArrayRef,
+    )])
+    .expect("batch");
+    let status = client
+        .ingest("anything", futures::stream::iter([Ok(batch)]))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
 
     // The runaway's client goes away: its slot goes to the waiting statement.
     runaway.abort();
@@ -475,4 +486,115 @@ async fn session_options_and_set_last_for_the_session() {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     // A closed session's cookie runs statements in sessions of their own.
     assert_eq!(client.scalar("SHOW statement_timeout").await, "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_loses_its_slot_at_the_deadline() {
+    let cluster = TestCluster::start_with(2, |options| {
+        options.limits = ServerLimits {
+            max_running: 1,
+            max_queued: 0,
+            ..Default::default()
+        };
+    })
+    .await;
+    let admission = cluster.coordinator().cluster().admission();
+    let mut reader = cluster.client().await;
+    let mut rows = reader
+        .stream(
+            "SET statement_timeout = '1s'; \
+             SELECT value FROM generate_series(1, 1000000000000)",
+        )
+        .await
+        .expect("started");
+    use futures::StreamExt;
+    rows.next().await.expect("a batch").expect("rows");
+    assert_eq!(admission.running(), 1);
+    // The reader stops reading but keeps its stream open: at the deadline, the slot is free.
+    eventually("the stalled query gives its slot back", || {
+        admission.running() == 0
+    })
+    .await;
+    let mut other = cluster.client().await;
+    assert_eq!(other.scalar("SELECT 1").await, "1");
+    drop(rows);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_create_table_as_leaves_no_table() {
+    let cluster = TestCluster::start(2).await;
+    let mut client = cluster.client().await;
+    let status = client
+        .query(
+            "SET statement_timeout = '500ms'; \
+             CREATE TABLE copied AS SELECT value FROM generate_series(1, 1000000000000)",
+        )
+        .await
+        .expect_err("stopped");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.query("SELECT count(*) FROM copied").await {
+            Err(status) if status.code() == Code::NotFound => break,
+            other => {
+                assert!(Instant::now() < deadline, "the table stays: {other:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_successful_set_opens_or_changes_a_session() {
+    let cluster = TestCluster::start(1).await;
+    let info_cookie = |sql: &str| {
+        let cluster_url = cluster.url.clone();
+        let sql = sql.to_string();
+        async move {
+            let channel = tonic::transport::Channel::from_shared(
+                cluster_url.replacen("grpc://", "http://", 1),
+            )
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+            let command = arrow_flight::sql::CommandStatementQuery {
+                query: sql,
+                transaction_id: None,
+            };
+            let descriptor =
+                arrow_flight::FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+            let response = FlightServiceClient::new(channel)
+                .get_flight_info(descriptor)
+                .await;
+            response.map(|r| {
+                r.metadata()
+                    .get("set-cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.split(';').next().unwrap_or_default().to_string())
+            })
+        }
+    };
+    assert_eq!(
+        info_cookie("SHOW statement_timeout").await.expect("show"),
+        None
+    );
+    assert!(
+        info_cookie("SET statement_timeout = '7s'; SELECT * FROM missing")
+            .await
+            .is_err()
+    );
+    let cookie = info_cookie("SET statement_timeout = '7s'")
+        .await
+        .expect("set")
+        .expect("a session cookie");
+    let mut client = cluster.client().await;
+    client.flight_sql().set_header("cookie", cookie);
+    assert_eq!(client.scalar("SHOW statement_timeout").await, "7s");
+    // A text that fails changes nothing, SET included.
+    client
+        .query("SET statement_timeout = '9s'; SELECT * FROM missing")
+        .await
+        .expect_err("fails");
+    assert_eq!(client.scalar("SHOW statement_timeout").await, "7s");
 }

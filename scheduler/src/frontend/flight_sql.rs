@@ -370,11 +370,14 @@ impl FlightSqlService for FlightSqlServer {
         command: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let principal = self.principal(&request)?;
+        let call = self.call(&request)?;
         let data = request
             .into_inner()
             .map_err(|s| FlightError::Tonic(Box::new(s)));
-        let rows = bulk_ingest::ingest(&self.coordinator, &principal, &command, data)
+        let ingest = bulk_ingest::ingest(&self.coordinator, &call.principal, &command, data);
+        let rows = self
+            .coordinator
+            .run_bounded(&call, ingest)
             .await
             .map_err(Status::from)?;
         Ok(rows as i64)

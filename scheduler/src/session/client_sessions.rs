@@ -4,9 +4,10 @@
 //! its session cookie; the answer to the first carries a `set-cookie` header naming the
 //! session (`arrow_flight_session_id`, as the Flight protocol suggests), and the client
 //! sends it back as `cookie` on later calls (ADBC's Flight SQL driver does so with its
-//! cookie middleware on). A client that sends `SET` without a session gets one the same way:
-//! the call runs in a detached session ([`ClientSessions::detached`]), which is kept, and
-//! its cookie set, only if a statement changed it. A session belongs to the role that opened it: another role's
+//! cookie middleware on). A client that sends `SET` (through `GetFlightInfo`) without a
+//! session gets one the same way: the call runs in a detached session
+//! ([`ClientSessions::detached`]), which is kept, and its cookie set, only if its statements
+//! changed a setting. A session belongs to the role that opened it: another role's
 //! calls with its cookie are refused. Sessions idle for [`SESSION_IDLE`] are forgotten, and
 //! at most [`MAX_SESSIONS`] are kept. Calls without a cookie run each statement text in a
 //! session of its own, as before sessions existed.

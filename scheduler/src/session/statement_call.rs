@@ -1,10 +1,10 @@
 //! [`StatementCall`]: who runs a statement text, in which client session, and what the
-//! call itself bounds it with (the client's deadline, a way to cancel it).
+//! call itself bounds it with (the client's deadline). A call is cancelled by dropping it
+//! (the client cancelling its call); a query's result, by its own token
+//! ([`crate::limits::statement_control`]).
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio_util::sync::CancellationToken;
 
 use crate::auth::Principal;
 use crate::session::client_sessions::ClientSession;
@@ -16,21 +16,18 @@ pub struct StatementCall {
     /// The client session whose settings apply and which `SET` changes; without one, the
     /// text runs in a session of its own.
     pub session: Option<Arc<ClientSession>>,
-    /// The client's deadline for the call (gRPC `grpc-timeout`): it shortens the statement
-    /// timeout.
+    /// The client's deadline for the call (gRPC `grpc-timeout`): it bounds what runs
+    /// during the call.
     pub timeout: Option<Duration>,
-    /// Cancels every statement of the call.
-    pub cancel: CancellationToken,
 }
 
 impl StatementCall {
-    /// A call of `principal` with no session, deadline or canceller of its own.
+    /// A call of `principal` with no session or deadline of its own.
     pub fn new(principal: Principal) -> Self {
         Self {
             principal,
             session: None,
             timeout: None,
-            cancel: CancellationToken::new(),
         }
     }
 

@@ -17,8 +17,10 @@ use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{AlterTable, AlterTableOperation, ObjectName, Truncate};
 
 use shardfusion_catalog::roles::TablePrivilege;
+use shardfusion_common::ids::TableId;
 
 use crate::auth::Access;
+use crate::cluster::shared_state::Cluster;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
 use crate::session::statement_context::DEFAULT_SCHEMA;
@@ -83,7 +85,12 @@ pub async fn create_table(
     if !is_ctas {
         return Ok(StatementOutput::empty());
     }
-    // CREATE TABLE ... AS: fill it, or remove it again.
+    // CREATE TABLE ... AS: fill it, or remove it again — also when the statement is stopped
+    // (timeout, cancel) while it loads.
+    let mut unfilled = RemoveUnfilled {
+        cluster: Arc::clone(cluster),
+        table_id: Some(table.table_id),
+    };
     let load = async {
         let frame = ctx
             .execute_logical_plan(create.input.as_ref().clone())
@@ -94,7 +101,9 @@ pub async fn create_table(
         let written = writer.write_all(stream, Ok).await?;
         written.commit(cluster, &snapshot, &name).await
     };
-    match load.await {
+    let loaded = load.await;
+    unfilled.table_id = None;
+    match loaded {
         Ok(rows) => Ok(StatementOutput::count(rows)),
         Err(e) => {
             // Only the table this statement created: the name may have been reused.
@@ -127,10 +136,35 @@ pub async fn drop_tables(
     for name in names {
         let before = cluster.catalog.snapshot();
         if let Some(files) = cluster.catalog.drop_table(&name, if_exists)? {
+            crate::limits::commit_point::reached();
             cluster.delete_garbage(&before, files).await;
         }
     }
     Ok(StatementOutput::empty())
+}
+
+/// Removes the table a `CREATE TABLE ... AS` created if the statement goes away (stopped by
+/// its timeout or a cancel) before the table was filled.
+struct RemoveUnfilled {
+    cluster: Arc<Cluster>,
+    table_id: Option<TableId>,
+}
+
+impl Drop for RemoveUnfilled {
+    fn drop(&mut self) {
+        let Some(table_id) = self.table_id.take() else {
+            return;
+        };
+        let cluster = Arc::clone(&self.cluster);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Ok(Some(files)) = cluster.catalog.drop_table_id(table_id) {
+                    let snapshot = cluster.catalog.snapshot();
+                    cluster.delete_garbage(&snapshot, files).await;
+                }
+            });
+        }
+    }
 }
 
 /// `TRUNCATE a, b`: all the tables or none; each needs the `TRUNCATE` privilege.
@@ -155,6 +189,7 @@ pub async fn truncate(
     }
     for name in names {
         let files = cluster.catalog.truncate_table(&name)?;
+        crate::limits::commit_point::reached();
         cluster.delete_garbage(&snapshot, files).await;
     }
     Ok(StatementOutput::empty())

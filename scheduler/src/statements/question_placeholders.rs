@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 /// Keywords a value may follow directly.
-const BEFORE_A_VALUE: [Keyword; 27] = [
+const BEFORE_A_VALUE: [Keyword; 28] = [
     Keyword::SELECT,
     Keyword::WHERE,
     Keyword::AND,
@@ -44,36 +44,72 @@ const BEFORE_A_VALUE: [Keyword; 27] = [
     Keyword::RETURNING,
     Keyword::BY,
     Keyword::FETCH,
+    Keyword::ESCAPE,
 ];
 
 /// `sql` with its `?` placeholders numbered `$1`, `$2`, ... (unchanged if it has none, or
-/// does not tokenize: the parser then says what is wrong).
+/// does not tokenize: the parser then says what is wrong). Only the placeholders' `?`
+/// characters change; every other byte of the text stays as written.
 pub fn number_placeholders(sql: &str) -> Cow<'_, str> {
     if !sql.contains('?') {
         return Cow::Borrowed(sql);
     }
-    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize_with_location() else {
         return Cow::Borrowed(sql);
     };
-    let mut text = String::with_capacity(sql.len() + 8);
-    let mut numbered = 0;
+    // A text numbering its own placeholders is left as written.
+    if tokens
+        .iter()
+        .any(|t| matches!(&t.token, Token::Placeholder(p) if p.starts_with('$')))
+    {
+        return Cow::Borrowed(sql);
+    }
+    let mut placeholders = Vec::new();
     let mut previous: Option<&Token> = None;
     for token in &tokens {
-        if matches!(token, Token::Question) && expects_a_value(previous) {
-            numbered += 1;
-            let _ = write!(text, "${numbered}");
-        } else {
-            let _ = write!(text, "{token}");
+        if matches!(token.token, Token::Question) && expects_a_value(previous) {
+            placeholders.push(token.span.start);
         }
-        if !matches!(token, Token::Whitespace(_)) {
-            previous = Some(token);
+        if !matches!(token.token, Token::Whitespace(_)) {
+            previous = Some(&token.token);
         }
     }
-    if numbered == 0 {
-        Cow::Borrowed(sql)
+    if placeholders.is_empty() {
+        return Cow::Borrowed(sql);
+    }
+    let offsets: Vec<usize> = placeholders
+        .iter()
+        .filter_map(|at| byte_offset(sql, at.line, at.column))
+        .collect();
+    if offsets.len() != placeholders.len() || offsets.iter().any(|&i| sql.as_bytes()[i] != b'?') {
+        return Cow::Borrowed(sql);
+    }
+    let mut text = String::with_capacity(sql.len() + 2 * offsets.len());
+    let mut copied = 0;
+    for (number, offset) in offsets.into_iter().enumerate() {
+        text.push_str(&sql[copied..offset]);
+        let _ = write!(text, "${}", number + 1);
+        copied = offset + 1;
+    }
+    text.push_str(&sql[copied..]);
+    Cow::Owned(text)
+}
+
+/// The byte offset of the character at `line` and `column` (both from 1, columns counted in
+/// characters, as the tokenizer reports them).
+fn byte_offset(sql: &str, line: u64, column: u64) -> Option<usize> {
+    let line_start = if line <= 1 {
+        0
     } else {
-        Cow::Owned(text)
-    }
+        sql.match_indices('\n')
+            .nth(usize::try_from(line - 2).ok()?)
+            .map(|(i, _)| i + 1)?
+    };
+    let column = usize::try_from(column.checked_sub(1)?).ok()?;
+    sql[line_start..]
+        .char_indices()
+        .nth(column)
+        .map(|(i, _)| line_start + i)
 }
 
 /// Whether a value (rather than an operator) comes after `previous`.
@@ -124,6 +160,14 @@ mod tests {
     }
 
     #[test]
+    fn placeholders_on_later_lines_and_after_wide_characters() {
+        assert_eq!(
+            number_placeholders("SELECT 'ü€', ?\nFROM t\nWHERE a = ? AND b = 'ß?'"),
+            "SELECT 'ü€', $1\nFROM t\nWHERE a = $2 AND b = 'ß?'"
+        );
+    }
+
+    #[test]
     fn other_question_marks_stay() {
         for sql in [
             "SELECT '?' FROM t",
@@ -138,6 +182,19 @@ mod tests {
         assert_eq!(
             number_placeholders("SELECT '?', data ? 'k' FROM t WHERE id = ?"),
             "SELECT '?', data ? 'k' FROM t WHERE id = $1"
+        );
+        // Quotes and escapes inside literals and names come back exactly as written.
+        assert_eq!(
+            number_placeholders(
+                "SELECT 'O''Brien', E'a\\'b', \"a\"\"b\" FROM t WHERE x = 'x'' OR ''1''=''1' AND id = ?"
+            ),
+            "SELECT 'O''Brien', E'a\\'b', \"a\"\"b\" FROM t WHERE x = 'x'' OR ''1''=''1' AND id = $1"
+        );
+        // A text with its own numbered placeholders is left alone.
+        assert_eq!(number_placeholders("SELECT $1, ?"), "SELECT $1, ?");
+        assert_eq!(
+            number_placeholders("SELECT * FROM t WHERE name LIKE ? ESCAPE ?"),
+            "SELECT * FROM t WHERE name LIKE $1 ESCAPE $2"
         );
     }
 }

@@ -79,6 +79,11 @@ impl SettingStatement {
         }
     }
 
+    /// Whether the statement changes settings (`SHOW` does not).
+    pub fn changes(&self) -> bool {
+        !matches!(self, Self::Show { .. })
+    }
+
     /// Applies the statement to `settings` (a session's own); `defaults` are the server's,
     /// shown where the session sets nothing.
     pub fn apply(

@@ -111,7 +111,10 @@ async fn move_in_rounds(
             moved.extend(sources);
         }
         match catalog.commit_distribution(plan, &moved, &written.for_commit())? {
-            DistributionCommit::Committed { garbage } => return Ok(garbage),
+            DistributionCommit::Committed { garbage } => {
+                crate::limits::commit_point::reached();
+                return Ok(garbage);
+            }
             DistributionCommit::FilesArrived => continue,
         }
     }

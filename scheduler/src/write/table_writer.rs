@@ -670,6 +670,7 @@ impl WrittenFiles {
         match committed {
             Ok(garbage) => {
                 // Committed: the files are the table's now, not garbage.
+                crate::limits::commit_point::reached();
                 self.owner = None;
                 cluster.delete_garbage(snapshot, garbage).await;
                 Ok(rows)
