@@ -23,7 +23,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use prost::Message;
 use shardfusion_common::wire::TaskTicket;
-use shardfusion_scheduler::frontend::session_options::{
+use shardfusion_scheduler::frontend::session_messages::{
     OptionValue, SessionOptionValue, SetSessionOptionsRequest,
 };
 use shardfusion_tests::TestCluster;

@@ -20,7 +20,7 @@ use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, Canc
 use futures::TryStreamExt;
 use prost::Message;
 use shardfusion_common::status::SQLSTATE_METADATA;
-use shardfusion_scheduler::frontend::session_options::{
+use shardfusion_scheduler::frontend::session_messages::{
     GetSessionOptionsResult, OptionValue, SessionOptionValue, SetSessionOptionsRequest,
     SetSessionOptionsResult,
 };

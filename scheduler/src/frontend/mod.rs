@@ -3,7 +3,7 @@
 //! SQL service (ADBC, JDBC, the Python package), with [`flight_messages`] for the Flight
 //! messages it sends and reads, [`metadata_answers`] for its metadata
 //! commands, [`stashed_results`] for results between `GetFlightInfo` and `DoGet` (and their
-//! cancellation), [`session_options`] for Flight's session actions and [`call_metadata`]
+//! cancellation), [`session_options`] for Flight's session actions (with [`session_messages`]) and [`call_metadata`]
 //! for what a call's headers tell; [`require_login`] is the gate every call to it passes
 //! first.
 
@@ -12,5 +12,6 @@ pub mod flight_messages;
 pub mod flight_sql;
 pub mod metadata_answers;
 pub mod require_login;
+pub mod session_messages;
 pub mod session_options;
 pub mod stashed_results;

@@ -1,6 +1,7 @@
 //! Flight's session actions — `SetSessionOptions`, `GetSessionOptions`, `CloseSession` —
-//! over [`crate::session::client_sessions`], and the messages they carry (Flight.proto's
-//! `SessionOptionValue` and friends, which arrow-flight does not generate).
+//! over [`crate::session::client_sessions`].
+//!
+//! The messages are in [`crate::frontend::session_messages`].
 //!
 //! `SetSessionOptions` opens a session when the call names none (or one no longer open) and
 //! answers with a `set-cookie` header naming it. Each option is set on its own: a name that
@@ -17,87 +18,17 @@ use tonic::Status;
 use crate::auth::Principal;
 use crate::cluster::shared_state::Cluster;
 use crate::error::SchedulerError;
+use crate::frontend::session_messages::{
+    CloseSessionResult, CloseSessionStatus, GetSessionOptionsResult, OptionValue,
+    SessionOptionValue, SetSessionOptionError, SetSessionOptionErrorValue,
+    SetSessionOptionsRequest, SetSessionOptionsResult,
+};
 use crate::session::client_sessions::ClientSession;
 use crate::session::session_settings::SHARD_COUNT;
 
 pub const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
 pub const GET_SESSION_OPTIONS: &str = "GetSessionOptions";
 pub const CLOSE_SESSION: &str = "CloseSession";
-
-/// A session option's value.
-#[derive(Clone, PartialEq, Message)]
-pub struct SessionOptionValue {
-    #[prost(oneof = "OptionValue", tags = "1, 2, 3, 4, 5")]
-    pub option_value: Option<OptionValue>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct StringListValue {
-    #[prost(string, repeated, tag = "1")]
-    pub values: Vec<String>,
-}
-
-#[derive(Clone, PartialEq, prost::Oneof)]
-pub enum OptionValue {
-    #[prost(string, tag = "1")]
-    StringValue(String),
-    #[prost(bool, tag = "2")]
-    BoolValue(bool),
-    #[prost(sfixed64, tag = "3")]
-    Int64Value(i64),
-    #[prost(double, tag = "4")]
-    DoubleValue(f64),
-    #[prost(message, tag = "5")]
-    StringListValue(StringListValue),
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct SetSessionOptionsRequest {
-    #[prost(map = "string, message", tag = "1")]
-    pub session_options: HashMap<String, SessionOptionValue>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct SetSessionOptionsResult {
-    #[prost(map = "string, message", tag = "1")]
-    pub errors: HashMap<String, SetSessionOptionError>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct SetSessionOptionError {
-    #[prost(enumeration = "SetSessionOptionErrorValue", tag = "1")]
-    pub value: i32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
-#[repr(i32)]
-pub enum SetSessionOptionErrorValue {
-    Unspecified = 0,
-    InvalidName = 1,
-    InvalidValue = 2,
-    Error = 3,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct GetSessionOptionsResult {
-    #[prost(map = "string, message", tag = "1")]
-    pub session_options: HashMap<String, SessionOptionValue>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct CloseSessionResult {
-    #[prost(enumeration = "CloseSessionStatus", tag = "1")]
-    pub status: i32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
-#[repr(i32)]
-pub enum CloseSessionStatus {
-    Unspecified = 0,
-    Closed = 1,
-    Closing = 2,
-    NotCloseable = 3,
-}
 
 /// An action's answer: its result body, and the session cookie to set, if a session was
 /// opened.
