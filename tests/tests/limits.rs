@@ -320,6 +320,23 @@ async fn expect_cancelled(
     println!("workers stopped {took:?} after the cancel");
 }
 
+/// Sends `CancelFlightInfo`; returns the status it answered.
+async fn cancel_flight_info(client: &mut TestClient, request: &CancelFlightInfoRequest) -> i32 {
+    let mut answers = client
+        .flight_sql()
+        .do_action(Action::new("CancelFlightInfo", request.encode_to_vec()))
+        .await
+        .expect("cancel");
+    let answer = answers
+        .message()
+        .await
+        .expect("answer")
+        .expect("one result");
+    CancelFlightInfoResult::decode(answer.body)
+        .expect("decode")
+        .status
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_flight_info_and_cancel_query_stop_the_query_on_every_worker() {
     let cluster = TestCluster::start(2).await;
@@ -329,32 +346,16 @@ async fn cancel_flight_info_and_cancel_query_stop_the_query_on_every_worker() {
     let (info, fetch) = busy_query(&cluster, &mut client).await;
     let cancelled = Instant::now();
     let request = CancelFlightInfoRequest::new(info.clone());
-    let mut answers = client
-        .flight_sql()
-        .do_action(Action::new("CancelFlightInfo", request.encode_to_vec()))
-        .await
-        .expect("cancel");
-    let answer = answers
-        .message()
-        .await
-        .expect("answer")
-        .expect("one result");
-    let result = CancelFlightInfoResult::decode(answer.body).expect("decode");
-    assert_eq!(result.status, CancelStatus::Cancelled as i32);
+    assert_eq!(
+        cancel_flight_info(&mut client, &request).await,
+        CancelStatus::Cancelled as i32
+    );
     expect_cancelled(&cluster, fetch, cancelled).await;
     // Cancelling it again: nothing left to cancel.
-    let mut answers = client
-        .flight_sql()
-        .do_action(Action::new("CancelFlightInfo", request.encode_to_vec()))
-        .await
-        .expect("cancel");
-    let answer = answers
-        .message()
-        .await
-        .expect("answer")
-        .expect("one result");
-    let result = CancelFlightInfoResult::decode(answer.body).expect("decode");
-    assert_eq!(result.status, CancelStatus::NotCancellable as i32);
+    assert_eq!(
+        cancel_flight_info(&mut client, &request).await,
+        CancelStatus::NotCancellable as i32
+    );
 
     // The older CancelQuery action.
     let (info, fetch) = busy_query(&cluster, &mut client).await;
