@@ -274,11 +274,14 @@ impl FlightService for WorkerService {
         // A query with a memory limit draws on one pool of that size here.
         let pool = QueryMemoryLimit::from_wire(ticket.memory_limit)
             .map(|limit| (limit, self.query_pool(&ticket.query_id, limit)));
-        let task_ctx = Arc::new(task_context_in_pool(
-            &self.ctx.task_ctx(),
-            ticket.query_id.clone(),
-            pool,
-        ));
+        let task_ctx = match pool {
+            None => self.ctx.task_ctx(),
+            pool => Arc::new(task_context_in_pool(
+                &self.ctx.task_ctx(),
+                ticket.query_id.clone(),
+                pool,
+            )),
+        };
         let started = Instant::now();
         let (stream, plan, stage_key, partition, started) = match &ticket.shuffle {
             Some(output) => {
