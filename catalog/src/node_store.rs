@@ -89,6 +89,26 @@ impl Catalog {
         removed.ok_or(CatalogError::NodeNotFound { address })
     }
 
+    /// `citus_set_node_property(..., 'shouldhaveshards', value)`: whether new shards (new
+    /// distributed tables, and later rebalancing) may be placed on the node at `name:port`.
+    /// Placements it holds stay where they are.
+    pub fn set_should_have_shards(&self, name: &str, port: u16, value: bool) -> Result<Node> {
+        let address = format!("{name}:{port}");
+        let node_id = self.write(|tx| {
+            tx.query_row(
+                "UPDATE nodes SET shouldhaveshards = ?1 WHERE nodename = ?2 AND nodeport = ?3 \
+                 RETURNING nodeid",
+                params![value, name, port],
+                |r| r.get::<_, i32>(0),
+            )
+            .optional()?
+            .ok_or(CatalogError::NodeNotFound {
+                address: address.clone(),
+            })
+        })?;
+        self.node_by_id(node_id)
+    }
+
     fn node_by_id(&self, node_id: i32) -> Result<Node> {
         self.snapshot()
             .node(NodeId(node_id))

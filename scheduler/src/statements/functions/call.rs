@@ -172,6 +172,23 @@ impl FunctionCall {
         }
     }
 
+    pub(super) fn boolean(&self, position: usize, name: &str) -> Result<Option<bool>> {
+        match self.arg(position, name) {
+            None => Ok(None),
+            Some(ScalarValue::Boolean(Some(b))) => Ok(Some(*b)),
+            Some(ScalarValue::Utf8(Some(s))) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "t" | "on" | "yes" | "1" => Ok(Some(true)),
+                "false" | "f" | "off" | "no" | "0" => Ok(Some(false)),
+                _ => Err(SchedulerError::invalid(format!(
+                    "{name} must be a boolean, got '{s}'"
+                ))),
+            },
+            Some(other) => Err(SchedulerError::invalid(format!(
+                "{name} must be a boolean, got {other}"
+            ))),
+        }
+    }
+
     /// The `nodename`, `nodeport` arguments of the node functions.
     pub(super) fn node_address(&self) -> Result<(String, u16)> {
         let host = self.required_text(0, "nodename")?;

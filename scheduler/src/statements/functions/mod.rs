@@ -15,6 +15,7 @@ mod citus_add_node;
 mod citus_cleanup_orphaned_resources;
 mod citus_get_active_worker_nodes;
 mod citus_remove_node;
+mod citus_set_node_property;
 mod citus_version;
 mod create_distributed_table;
 mod create_reference_table;

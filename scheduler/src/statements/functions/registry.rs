@@ -7,8 +7,8 @@ use futures::future::BoxFuture;
 use super::call::FunctionCall;
 use super::{
     citus_add_node, citus_cleanup_orphaned_resources, citus_get_active_worker_nodes,
-    citus_remove_node, citus_version, create_distributed_table, create_reference_table,
-    get_shard_id_for_distribution_column, shardfusion_compact_table,
+    citus_remove_node, citus_set_node_property, citus_version, create_distributed_table,
+    create_reference_table, get_shard_id_for_distribution_column, shardfusion_compact_table,
 };
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::Result;
@@ -40,6 +40,7 @@ pub const FUNCTIONS: &[&CitusFunction] = &[
     &citus_cleanup_orphaned_resources::FUNCTION,
     &citus_get_active_worker_nodes::FUNCTION,
     &citus_remove_node::FUNCTION,
+    &citus_set_node_property::FUNCTION,
     &citus_version::FUNCTION,
     &create_distributed_table::FUNCTION,
     &create_reference_table::FUNCTION,
