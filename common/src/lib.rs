@@ -36,6 +36,7 @@ pub mod status;
 pub mod storage;
 pub mod tls;
 pub mod wire;
+pub mod yielding_joins;
 
 pub use broadcast::BroadcastExec;
 pub use codec::ShardFusionCodec;

@@ -31,6 +31,11 @@ pub fn with_sqlstate(mut status: Status, sqlstate: &'static str) -> Status {
 /// The gRPC status that describes `error` to an application, without this node's absolute
 /// paths (see [`crate::path_redaction`]).
 pub fn to_status(error: &DataFusionError) -> Status {
+    // A peer's verdict (a worker's status relayed through a shuffle or a fragment) goes on
+    // as it came: its code, message and SQLSTATE.
+    if let Some(status) = find_status(error) {
+        return status.clone();
+    }
     let message = error.strip_backtrace();
     let status = Status::new(code_of(error), redact(&message));
     match sqlstate_of(error) {
@@ -165,9 +170,9 @@ pub fn from_status(status: Status) -> DataFusionError {
 /// If `error` carries a peer's status (possibly behind context), returns it.
 pub fn find_status(error: &DataFusionError) -> Option<&Status> {
     match error {
-        DataFusionError::External(inner) => inner.downcast_ref::<Status>(),
+        DataFusionError::External(inner) => status_in(inner.as_ref()),
         DataFusionError::ArrowError(e, _) => match e.as_ref() {
-            ArrowError::ExternalError(inner) => inner.downcast_ref::<Status>(),
+            ArrowError::ExternalError(inner) => status_in(inner.as_ref()),
             _ => None,
         },
         DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
@@ -176,6 +181,23 @@ pub fn find_status(error: &DataFusionError) -> Option<&Status> {
         DataFusionError::Shared(inner) => find_status(inner),
         _ => None,
     }
+}
+
+/// The status inside an external error: a `Status`, a Flight error carrying one, or a
+/// DataFusion error that does.
+fn status_in<'a>(inner: &'a (dyn std::error::Error + Send + Sync + 'static)) -> Option<&'a Status> {
+    if let Some(status) = inner.downcast_ref::<Status>() {
+        return Some(status);
+    }
+    if let Some(FlightError::Tonic(status)) = inner.downcast_ref::<FlightError>() {
+        return Some(status);
+    }
+    if let Some(FlightError::ExternalError(nested)) = inner.downcast_ref::<FlightError>() {
+        return status_in(nested.as_ref());
+    }
+    inner
+        .downcast_ref::<DataFusionError>()
+        .and_then(find_status)
 }
 
 #[cfg(test)]

@@ -32,7 +32,12 @@ pub fn decode_fragment(
         reason: format!("cannot decode plan fragment: {e}"),
     })?;
     check_fragment(&plan)?;
-    Ok(plan)
+    // So that a cancelled fragment stops even inside a join that emits many batches.
+    shardfusion_common::yielding_joins::yielding_joins(plan).map_err(|e| {
+        ExecutorError::BadRequest {
+            reason: format!("cannot prepare plan fragment: {e}"),
+        }
+    })
 }
 
 fn check_fragment(plan: &Arc<dyn ExecutionPlan>) -> Result<(), ExecutorError> {

@@ -160,10 +160,11 @@ impl WorkerService {
         pool
     }
 
-    /// How many fragments (and shuffle partitions) this worker is streaming now: a query
-    /// that ended, failed or was cancelled has none left.
+    /// How many fragments (and shuffle partitions) this worker is streaming now, and how
+    /// many shuffle producer stages it keeps for readers still to come: a query that ended,
+    /// failed or was cancelled has none left.
     pub fn running_fragments(&self) -> usize {
-        self.running.load(Ordering::Acquire)
+        self.running.load(Ordering::Acquire) + self.shuffles.len()
     }
 
     /// Answers a membership challenge with this worker's identity and proof.

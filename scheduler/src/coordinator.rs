@@ -33,6 +33,7 @@ use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{CopyTarget, ObjectType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use shardfusion_catalog::Node;
+use shardfusion_common::yielding_joins::yielding_joins;
 
 use crate::auth::{Access, Principal};
 use crate::cluster::shared_state::Cluster;
@@ -138,6 +139,8 @@ impl StatementOutput {
                 control,
             } => {
                 let schema = plan.schema();
+                // Joins run on the coordinator yield too, so that a stopped query stops.
+                let plan = yielding_joins(plan)?;
                 let stream = match control {
                     Some(control) => {
                         let task_ctx = control.task_context(task_ctx);

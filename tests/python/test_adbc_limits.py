@@ -5,6 +5,7 @@ server started with `--max-running-statements` queues and refuses as documented.
 """
 
 import json
+import os
 import threading
 import time
 
@@ -166,3 +167,29 @@ def _answers(cur):
         return cur.fetchone()[0] == 1
     except Exception:
         return False
+
+
+def _cpu_seconds(pid):
+    """User + system CPU time of process `pid`, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_timed_out_join_stops_burning_cpu(processes, local_cluster):
+    """A three-way join whose probe rows each meet ~30,000 rows emits many batches per input
+    batch; before joins yielded, the workers' tasks ran on after the statement timed out."""
+    pid = processes.procs[-1].pid
+    with flight.connect(local_cluster) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (k BIGINT NOT NULL, v BIGINT NOT NULL)")
+        cur.execute("INSERT INTO t SELECT value, value % 10 FROM generate_series(1, 300000)")
+        cur.execute("SELECT create_distributed_table('t', 'k', shard_count => 32)")
+        with pytest.raises(Exception, match="statement timeout"):
+            cur.execute("SET statement_timeout = '2s'; "
+                        "SELECT count(*) FROM t a JOIN t b ON a.v = b.v JOIN t c ON b.v = c.v")
+            cur.fetchall()
+    time.sleep(1.0)
+    before = _cpu_seconds(pid)
+    time.sleep(3.0)
+    burned = _cpu_seconds(pid) - before
+    assert burned < 0.5, f"the cluster used {burned:.2f} s of CPU in the 3 s after the timeout"

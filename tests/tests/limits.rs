@@ -179,6 +179,18 @@ async fn a_query_over_its_memory_limit_fails_alone() {
     assert_eq!(other.scalar(query).await, "200000");
     assert_eq!(client.scalar(query).await, "200000");
 
+    // Through a shuffle between workers (a GROUP BY on another column than the distribution
+    // column): the worker's verdict keeps its code and SQLSTATE on the way.
+    let status = client
+        .query(
+            "SET datafusion.runtime.memory_limit = '256K'; \
+             SELECT k % 100000 AS g, count(*), sum(v) FROM big GROUP BY g ORDER BY g",
+        )
+        .await
+        .expect_err("over the limit");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert_eq!(sqlstate(&status), Some("53200"), "{status:?}");
+
     // On the coordinator: a query over no table.
     let status = client
         .query(
