@@ -34,6 +34,9 @@ def test_parameters_metadata_ingest_and_large_results(local_cluster):
             cur.execute("SELECT name, '?' FROM items WHERE id = ? OR id = ? ORDER BY id",
                         parameters=(7, 8))
             assert cur.fetchall() == [("item 7", "?"), ("item 8", "?")]
+            # Placeholders DataFusion cannot type take their values' types.
+            cur.execute("SELECT ? + ?", parameters=(1, 2))
+            assert cur.fetchone()[0] == 3
             cur.executemany(
                 "INSERT INTO items VALUES ($1, $2, $3)",
                 [(300001, "extra a", 1.0), (300002, "extra b", 2.0), (300003, None, None)],

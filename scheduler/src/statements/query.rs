@@ -200,7 +200,8 @@ pub(crate) fn bind_parameters(plan: LogicalPlan, params: &[ScalarValue]) -> Resu
         .map(|(i, value)| {
             let name = format!("${}", i + 1);
             match types.get(&name) {
-                Some(Some(wanted)) if value.data_type() != *wanted => {
+                // A placeholder DataFusion could not type (`SELECT $1 + $2`) takes the value's.
+                Some(Some(wanted)) if value.data_type() != *wanted && !wanted.is_null() => {
                     value.cast_to(wanted).map_err(|e| {
                         SchedulerError::invalid(format!(
                             "parameter {name}: cannot use {value} as {wanted}: {e}"

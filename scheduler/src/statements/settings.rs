@@ -4,9 +4,11 @@
 //!
 //! Within one statement text, a `SET` applies to the statements after it; in a client
 //! session (see [`crate::session::client_sessions`]) it lasts for the session, as in
-//! PostgreSQL. `SHOW name` answers one row, in a column named after the setting. Other
-//! names are left to DataFusion (`SET datafusion.execution.batch_size = ...`), which applies
-//! them to that statement alone.
+//! PostgreSQL. `SHOW name` answers one row, in a column named after the setting. Names in
+//! DataFusion's namespaces (`datafusion.*`, `shardfusion.*`) are left to DataFusion
+//! (`SET datafusion.execution.batch_size = ...`), which applies them to that statement
+//! alone; `SET` or `RESET` of any other name is refused as unknown (42704), as PostgreSQL
+//! does. `SHOW` of other names (`SHOW ALL`, `SHOW TIME ZONE`) is DataFusion's.
 
 use std::sync::Arc;
 
@@ -122,6 +124,12 @@ impl SettingStatement {
     }
 }
 
+/// Whether DataFusion answers for `name` (its own configuration namespaces).
+fn is_datafusion_setting(name: &str) -> bool {
+    let lower = name.trim().trim_matches('"').to_ascii_lowercase();
+    lower.starts_with("datafusion.") || lower.starts_with("shardfusion.")
+}
+
 fn setting_name(name: &ObjectName) -> Option<String> {
     let text = name
         .0
@@ -132,7 +140,7 @@ fn setting_name(name: &ObjectName) -> Option<String> {
         })
         .collect::<Vec<_>>()
         .join(".");
-    SessionSettings::is_setting(&text).then_some(text)
+    (SessionSettings::is_setting(&text) || !is_datafusion_setting(&text)).then_some(text)
 }
 
 fn is_default(value: &Expr) -> bool {
@@ -206,6 +214,21 @@ mod tests {
             })
         );
         assert_eq!(statement("SET datafusion.execution.batch_size = 10"), None);
+        // Names of no namespace DataFusion knows are ours to refuse.
+        let mut settings = SessionSettings::default();
+        for sql in [
+            "SET no_such_setting = 1",
+            "SET citus.no_such = 2",
+            "RESET no_such",
+        ] {
+            let refused = statement(sql)
+                .expect("ours")
+                .apply(&mut settings, &SessionSettings::default());
+            assert!(
+                matches!(refused, Err(SchedulerError::UnknownSetting { .. })),
+                "{sql}: {refused:?}"
+            );
+        }
         assert_eq!(statement("SELECT 1"), None);
     }
 
