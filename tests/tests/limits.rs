@@ -57,6 +57,18 @@ async fn raw_client(cluster: &TestCluster) -> FlightServiceClient<tonic::transpo
     FlightServiceClient::new(channel)
 }
 
+/// A 2-worker cluster running at most `running` statements, with `queued` more waiting.
+async fn cluster_with_slots(running: usize, queued: usize) -> TestCluster {
+    TestCluster::start_with(2, |options| {
+        options.limits = ServerLimits {
+            max_running: running,
+            max_queued: queued,
+            ..Default::default()
+        };
+    })
+    .await
+}
+
 /// A table `big` (k, v) of `rows` rows, hash-distributed by k, v = k % 10.
 async fn big_table(client: &mut TestClient, rows: u64) {
     client
@@ -211,14 +223,7 @@ async fn a_query_over_its_memory_limit_fails_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statements_wait_for_a_slot_and_a_full_queue_refuses() {
-    let cluster = TestCluster::start_with(2, |options| {
-        options.limits = ServerLimits {
-            max_running: 1,
-            max_queued: 1,
-            ..Default::default()
-        };
-    })
-    .await;
+    let cluster = cluster_with_slots(1, 1).await;
     let admission = cluster.coordinator().cluster().admission();
     // A runaway query holds the only slot while it streams.
     let url = cluster.url.clone();
@@ -411,11 +416,7 @@ async fn session_action(
             .insert("cookie", cookie.parse().expect("ascii"));
     }
     let response = raw_client(cluster).await.do_action(request).await?;
-    let set_cookie = response
-        .metadata()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().to_string());
+    let set_cookie = cookie_set(response.metadata());
     let mut results = response.into_inner();
     let result = results.message().await?.expect("one result");
     Ok((result.body.to_vec(), set_cookie))
@@ -503,14 +504,7 @@ async fn session_options_and_set_last_for_the_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_loses_its_slot_at_the_deadline() {
-    let cluster = TestCluster::start_with(2, |options| {
-        options.limits = ServerLimits {
-            max_running: 1,
-            max_queued: 0,
-            ..Default::default()
-        };
-    })
-    .await;
+    let cluster = cluster_with_slots(1, 0).await;
     let admission = cluster.coordinator().cluster().admission();
     let mut reader = cluster.client().await;
     let mut rows = reader
@@ -557,47 +551,46 @@ async fn a_stopped_create_table_as_leaves_no_table() {
     }
 }
 
+/// The `name=value` of the cookie an answer sets, if any.
+fn cookie_set(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    metadata
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().to_string())
+}
+
+/// Plans `sql` with `GetFlightInfo` (no cookie sent); returns the session cookie it set.
+async fn info_cookie(cluster: &TestCluster, sql: &str) -> Result<Option<String>, tonic::Status> {
+    let command = arrow_flight::sql::CommandStatementQuery {
+        query: sql.to_string(),
+        transaction_id: None,
+    };
+    let descriptor = arrow_flight::FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+    let response = raw_client(cluster)
+        .await
+        .get_flight_info(descriptor)
+        .await?;
+    Ok(cookie_set(response.metadata()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_successful_set_opens_or_changes_a_session() {
     let cluster = TestCluster::start(1).await;
-    let info_cookie = |sql: &str| {
-        let cluster_url = cluster.url.clone();
-        let sql = sql.to_string();
-        async move {
-            let channel = tonic::transport::Channel::from_shared(
-                cluster_url.replacen("grpc://", "http://", 1),
-            )
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect");
-            let command = arrow_flight::sql::CommandStatementQuery {
-                query: sql,
-                transaction_id: None,
-            };
-            let descriptor =
-                arrow_flight::FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
-            let response = FlightServiceClient::new(channel)
-                .get_flight_info(descriptor)
-                .await;
-            response.map(|r| {
-                r.metadata()
-                    .get("set-cookie")
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| v.split(';').next().unwrap_or_default().to_string())
-            })
-        }
-    };
     assert_eq!(
-        info_cookie("SHOW statement_timeout").await.expect("show"),
+        info_cookie(&cluster, "SHOW statement_timeout")
+            .await
+            .expect("show"),
         None
     );
     assert!(
-        info_cookie("SET statement_timeout = '7s'; SELECT * FROM missing")
-            .await
-            .is_err()
+        info_cookie(
+            &cluster,
+            "SET statement_timeout = '7s'; SELECT * FROM missing"
+        )
+        .await
+        .is_err()
     );
-    let cookie = info_cookie("SET statement_timeout = '7s'")
+    let cookie = info_cookie(&cluster, "SET statement_timeout = '7s'")
         .await
         .expect("set")
         .expect("a session cookie");
