@@ -171,6 +171,7 @@ mod tests {
 
     use super::*;
     use crate::model::TableKind;
+    use shardfusion_common::ids::GroupId;
 
     #[test]
     fn drop_records_its_files_until_the_deletion_is_confirmed() -> Result<()> {
@@ -185,7 +186,11 @@ mod tests {
             byte_size: 10,
             stats: None,
         };
-        catalog.commit_files("t", &schema, &[(placement, file.clone())])?;
+        catalog.commit_files(
+            "t",
+            &schema,
+            &[(placement, GroupId::COORDINATOR, file.clone())],
+        )?;
         assert!(catalog.snapshot().cleanup.is_empty());
 
         let garbage = catalog.drop_table("t", false)?.unwrap_or_default();

@@ -208,6 +208,7 @@ mod tests {
 
     use super::*;
     use crate::model::FileMeta;
+    use shardfusion_common::ids::GroupId;
 
     fn stats(min: i64, max: i64) -> FileStats {
         let mut sketch = HyperLogLog::new();
@@ -244,8 +245,12 @@ mod tests {
             "t",
             &schema,
             &[
-                (placement, file("a.parquet", Some(stats(1, 5)))),
-                (placement, file("b.parquet", None)),
+                (
+                    placement,
+                    GroupId::COORDINATOR,
+                    file("a.parquet", Some(stats(1, 5))),
+                ),
+                (placement, GroupId::COORDINATOR, file("b.parquet", None)),
             ],
         )?;
         let before = catalog.table("t")?;
@@ -253,7 +258,11 @@ mod tests {
         assert_eq!(files[0].stats.as_deref(), Some(&stats(1, 5)));
         assert_eq!(files[1].stats, None);
         // Another commit reuses the decoded statistics of files it did not touch.
-        catalog.commit_files("t", &schema, &[(placement, file("c.parquet", None))])?;
+        catalog.commit_files(
+            "t",
+            &schema,
+            &[(placement, GroupId::COORDINATOR, file("c.parquet", None))],
+        )?;
         let after = catalog.table("t")?;
         let (Some(old), Some(new)) = (
             &files[0].stats,
@@ -297,7 +306,11 @@ mod tests {
             let schema = Schema::new(vec![Field::new("id", DataType::Int64, true)]);
             let table = catalog.create_table("t", &schema)?;
             let placement = table.shards[0].placements[0].placement_id;
-            catalog.commit_files("t", &schema, &[(placement, file("a.parquet", None))])?;
+            catalog.commit_files(
+                "t",
+                &schema,
+                &[(placement, GroupId::COORDINATOR, file("a.parquet", None))],
+            )?;
             catalog
                 .conn
                 .lock()

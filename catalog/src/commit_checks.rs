@@ -8,50 +8,71 @@
 use datafusion::arrow::datatypes::Schema;
 use rusqlite::{OptionalExtension, Transaction, params};
 use shardfusion_common::codec::decode_schema;
-use shardfusion_common::ids::{PlacementId, TableId};
+use std::collections::{BTreeMap, BTreeSet};
+
+use shardfusion_common::ids::{GroupId, PlacementId, TableId};
 
 use crate::error::{CatalogError, ConcurrentChange};
 use crate::write_fence::WriteFences;
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
-/// Checks that files written into `placements` with `written` columns may still be committed
-/// to `table`: the placements still belong to one table, which is not fenced for a
-/// distribution, and whose columns still take the rows as written. Returns that table (`None`
+/// Checks that files written into `placements` (each on the node group it was written to)
+/// with `written` columns may still be committed to `table`: the placements still belong to
+/// one table, which is not fenced for a distribution, whose columns still take the rows as
+/// written; each placement is still on the group its files were written to and is not being
+/// switched by a shard move; and every shard written to gets files on every placement it has
+/// now (a copy added since the statement planned needs them too). Returns that table (`None`
 /// when there are no placements).
 pub(crate) fn check_writable(
     tx: &Transaction<'_>,
     fences: &WriteFences,
     table: &str,
     written: &Schema,
-    placements: impl IntoIterator<Item = PlacementId>,
+    placements: impl IntoIterator<Item = (PlacementId, GroupId)>,
 ) -> Result<Option<TableId>> {
     let conflict = |change| CatalogError::Conflict {
         table: table.to_string(),
         change,
     };
     let mut owner = None;
-    for placement in placements {
-        let id = tx
+    let mut shards: BTreeMap<i64, BTreeSet<PlacementId>> = BTreeMap::new();
+    for (placement, group) in placements {
+        let (id, shard, now) = tx
             .query_row(
-                "SELECT s.table_id FROM placements p JOIN shards s USING (shardid) \
-                 WHERE p.placementid = ?1",
+                "SELECT s.table_id, s.shardid, p.groupid FROM placements p \
+                 JOIN shards s USING (shardid) WHERE p.placementid = ?1",
                 params![placement.0],
-                |r| r.get::<_, i64>(0),
+                |r| Ok((TableId(r.get(0)?), r.get::<_, i64>(1)?, GroupId(r.get(2)?))),
             )
             .optional()?
-            .map(TableId)
             .ok_or(conflict(ConcurrentChange::ShardsReplaced))?;
         if owner.is_some_and(|o| o != id) {
             return Err(conflict(ConcurrentChange::ShardsReplaced));
         }
         owner = Some(id);
+        if fences.is_placement_fenced(placement) {
+            return Err(conflict(ConcurrentChange::BeingMoved));
+        }
+        if now != group {
+            return Err(conflict(ConcurrentChange::PlacementMoved));
+        }
+        shards.entry(shard).or_default().insert(placement);
     }
     let Some(id) = owner else {
         return Ok(None);
     };
     if fences.is_fenced(id) {
         return Err(conflict(ConcurrentChange::BeingDistributed));
+    }
+    let mut stmt = tx.prepare("SELECT placementid FROM placements WHERE shardid = ?1")?;
+    for (shard, covered) in &shards {
+        let all: Vec<PlacementId> = stmt
+            .query_map(params![shard], |r| r.get(0).map(PlacementId))?
+            .collect::<std::result::Result<_, _>>()?;
+        if all.iter().any(|p| !covered.contains(p)) {
+            return Err(conflict(ConcurrentChange::PlacementAdded));
+        }
     }
     let current = table_schema(tx, id, table)?;
     if !takes_rows_written_with(&current, written) {

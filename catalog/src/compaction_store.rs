@@ -30,7 +30,7 @@ impl Catalog {
         table: &str,
         schema: &arrow::datatypes::Schema,
         replaced: &[(PlacementId, String)],
-        written: &[(PlacementId, FileMeta)],
+        written: &[(PlacementId, GroupId, FileMeta)],
     ) -> Result<Vec<(GroupId, FileMeta)>> {
         self.write(|tx| {
             check_writable(
@@ -38,7 +38,7 @@ impl Catalog {
                 &self.fences,
                 table,
                 schema,
-                written.iter().map(|(p, _)| *p),
+                written.iter().map(|(p, g, _)| (*p, *g)),
             )?;
             let mut old = Vec::with_capacity(replaced.len());
             for (placement, path) in replaced {
@@ -75,7 +75,7 @@ impl Catalog {
                 };
                 old.push((group, file));
             }
-            insert_files(tx, written)?;
+            insert_files(tx, written.iter().map(|(p, _, f)| (p, f)))?;
             Ok(old)
         })
     }

@@ -303,7 +303,7 @@ impl Catalog {
                     )?;
                 }
             }
-            insert_files(tx, written)?;
+            insert_files(tx, written.iter().map(|(p, f)| (p, f)))?;
             record_in(tx, &current, CleanupPolicy::DeferredOnSuccess)?;
             Ok(DistributionCommit::Committed { garbage: current })
         })
@@ -407,6 +407,7 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
+    use shardfusion_common::ids::GroupId;
 
     fn schema() -> Schema {
         Schema::new(vec![Field::new("id", DataType::Int64, false)])
@@ -491,11 +492,19 @@ mod tests {
     fn files_committed_during_the_move_are_moved_before_the_switch() -> Result<()> {
         let catalog = catalog_with(&["t"])?;
         let local = local_placement(&catalog, "t")?;
-        catalog.commit_files("t", &schema(), &[(local, file("before"))])?;
+        catalog.commit_files(
+            "t",
+            &schema(),
+            &[(local, GroupId::COORDINATOR, file("before"))],
+        )?;
         let plan = catalog.plan_distribution("t", &by_id(Some(2)))?;
         let moved: BTreeSet<String> = ["before".to_string()].into();
         // An INSERT commits while the rows of "before" move.
-        catalog.commit_files("t", &schema(), &[(local, file("during"))])?;
+        catalog.commit_files(
+            "t",
+            &schema(),
+            &[(local, GroupId::COORDINATOR, file("during"))],
+        )?;
         assert!(matches!(
             catalog.commit_distribution(&plan, &moved, &[])?,
             DistributionCommit::FilesArrived
@@ -509,7 +518,11 @@ mod tests {
         };
         assert_eq!(garbage.len(), 2);
         // An INSERT that wrote into the local table before the switch cannot commit after it.
-        let late = catalog.commit_files("t", &schema(), &[(local, file("late"))]);
+        let late = catalog.commit_files(
+            "t",
+            &schema(),
+            &[(local, GroupId::COORDINATOR, file("late"))],
+        );
         assert!(matches!(
             late,
             Err(CatalogError::Conflict {
@@ -524,7 +537,11 @@ mod tests {
     fn a_truncate_during_the_move_refuses_the_distribution() -> Result<()> {
         let catalog = catalog_with(&["t"])?;
         let local = local_placement(&catalog, "t")?;
-        catalog.commit_files("t", &schema(), &[(local, file("before"))])?;
+        catalog.commit_files(
+            "t",
+            &schema(),
+            &[(local, GroupId::COORDINATOR, file("before"))],
+        )?;
         let plan = catalog.plan_distribution("t", &by_id(Some(2)))?;
         catalog.truncate_table("t")?;
         let moved: BTreeSet<String> = ["before".to_string()].into();
@@ -544,7 +561,8 @@ mod tests {
         let catalog = catalog_with(&["t"])?;
         let local = local_placement(&catalog, "t")?;
         let fence = catalog.fence_writes(catalog.table("t")?.table_id);
-        let refused = catalog.commit_files("t", &schema(), &[(local, file("x"))]);
+        let refused =
+            catalog.commit_files("t", &schema(), &[(local, GroupId::COORDINATOR, file("x"))]);
         assert!(matches!(
             refused,
             Err(CatalogError::Conflict {
@@ -553,7 +571,7 @@ mod tests {
             })
         ));
         drop(fence);
-        catalog.commit_files("t", &schema(), &[(local, file("x"))])?;
+        catalog.commit_files("t", &schema(), &[(local, GroupId::COORDINATOR, file("x"))])?;
         Ok(())
     }
 
@@ -562,7 +580,8 @@ mod tests {
         let catalog = catalog_with(&["t"])?;
         let local = local_placement(&catalog, "t")?;
         catalog.add_column("t", Field::new("n", DataType::Int64, false))?;
-        let refused = catalog.commit_files("t", &schema(), &[(local, file("x"))]);
+        let refused =
+            catalog.commit_files("t", &schema(), &[(local, GroupId::COORDINATOR, file("x"))]);
         assert!(matches!(
             refused,
             Err(CatalogError::Conflict {
@@ -575,7 +594,7 @@ mod tests {
             Field::new("id", DataType::Int64, false),
             Field::new("n", DataType::Int64, false),
         ]);
-        catalog.commit_files("t", &both, &[(local, file("x"))])?;
+        catalog.commit_files("t", &both, &[(local, GroupId::COORDINATOR, file("x"))])?;
         assert!(matches!(
             catalog.add_column("t", Field::new("k", DataType::Int64, false)),
             Err(CatalogError::NotNullOnRows { .. })

@@ -1,6 +1,6 @@
 //! Errors of the catalog, each naming what the user referred to.
 
-use shardfusion_common::ids::{ColocationId, NodeId};
+use shardfusion_common::ids::{ColocationId, GroupId, NodeId, ShardId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -38,8 +38,8 @@ pub enum CatalogError {
     #[error("node {address} is not in pg_dist_node")]
     NodeNotFound { address: String },
     #[error(
-        "cannot remove node {address}: it still holds {placements} shard placements; drop or \
-         undistribute the tables placed on it first"
+        "cannot remove node {address}: it still holds {placements} shard placements; move them \
+         off first with SELECT citus_drain_node('host', port), or drop the tables placed on it"
     )]
     NodeHasPlacements { address: String, placements: u64 },
     #[error(
@@ -52,6 +52,8 @@ pub enum CatalogError {
         node_id: NodeId,
         existing: String,
     },
+    #[error("shard {shard} already has a placement on node group {group}")]
+    PlacementExists { shard: ShardId, group: GroupId },
     /// Another statement changed what this one read before it could commit; nothing of this
     /// statement was committed, and running it again is safe.
     #[error("table \"{table}\" changed while the statement ran ({change}); retry the statement")]
@@ -97,6 +99,14 @@ pub enum ConcurrentChange {
     ColumnsChanged,
     /// A node the statement placed shards on was removed.
     NodeRemoved,
+    /// A placement the statement wrote to was moved to another node.
+    PlacementMoved,
+    /// A placement the statement wrote to is being switched to another node right now.
+    BeingMoved,
+    /// A shard the statement wrote to gained a copy on another node.
+    PlacementAdded,
+    /// A placement's files changed while they were being copied to another node.
+    FilesChanged,
 }
 
 impl std::fmt::Display for ConcurrentChange {
@@ -108,6 +118,10 @@ impl std::fmt::Display for ConcurrentChange {
             Self::RowsRemoved => "its rows were truncated or replaced",
             Self::ColumnsChanged => "its columns were altered",
             Self::NodeRemoved => "a node it was being placed on was removed",
+            Self::PlacementMoved => "a shard it wrote to was moved to another node",
+            Self::BeingMoved => "a shard it wrote to is being moved to another node",
+            Self::PlacementAdded => "a shard it wrote to gained a copy on another node",
+            Self::FilesChanged => "its files changed while a shard was copied",
         })
     }
 }

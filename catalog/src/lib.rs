@@ -15,6 +15,8 @@
 //! - [`layout`]: placing new shards on worker groups (Citus's round-robin and colocation).
 //! - [`metadata_tables`]: `pg_dist_*`, `citus_tables` and `citus_shards` as DataFusion tables.
 //! - [`column_stats_store`]: `column_stats`, each committed file's per-column statistics.
+//! - [`placement_store`]: switching placements to the nodes their files were copied to
+//!   (shard moves, new reference-table copies).
 //! - [`pg_stats`]: the `pg_stats` view over the files' column statistics.
 //! - [`roles`], [`role_store`]: users and roles, their memberships and table privileges.
 //! - [`cleanup`]: `pg_dist_cleanup`, the deletions of shard files still owed to nodes.
@@ -33,6 +35,7 @@ pub mod metadata_tables;
 pub mod model;
 pub mod node_store;
 pub mod pg_stats;
+pub mod placement_store;
 pub mod role_store;
 pub mod roles;
 pub mod snapshot_loader;
@@ -44,4 +47,5 @@ pub use error::{CatalogError, ConcurrentChange};
 pub use model::{
     CatalogSnapshot, Colocation, FileMeta, Node, PlacementMeta, ShardMeta, TableKind, TableMeta,
 };
+pub use placement_store::PlacementCopy;
 pub use store::Catalog;

@@ -109,6 +109,25 @@ impl Catalog {
         self.node_by_id(node_id)
     }
 
+    /// `citus_disable_node` / `citus_activate_node`: whether the node at `name:port` serves
+    /// queries. A disabled node's placements are not read, and it gets no new shards.
+    pub fn set_node_active(&self, name: &str, port: u16, active: bool) -> Result<Node> {
+        let address = format!("{name}:{port}");
+        let node_id = self.write(|tx| {
+            tx.query_row(
+                "UPDATE nodes SET isactive = ?1 WHERE nodename = ?2 AND nodeport = ?3 \
+                 RETURNING nodeid",
+                params![active, name, port],
+                |r| r.get::<_, i32>(0),
+            )
+            .optional()?
+            .ok_or(CatalogError::NodeNotFound {
+                address: address.clone(),
+            })
+        })?;
+        self.node_by_id(node_id)
+    }
+
     fn node_by_id(&self, node_id: i32) -> Result<Node> {
         self.snapshot()
             .node(NodeId(node_id))
@@ -135,7 +154,7 @@ fn upsert_node(
             .optional()?;
         if let Some(id) = existing {
             tx.execute(
-                "UPDATE nodes SET nodename = ?1, nodeport = ?2, isactive = 1 WHERE nodeid = ?3",
+                "UPDATE nodes SET nodename = ?1, nodeport = ?2 WHERE nodeid = ?3",
                 params![name, port, id],
             )?;
             return Ok(id);
@@ -151,7 +170,7 @@ fn upsert_node(
     if let Some(id) = existing {
         if let Some(uuid) = worker_uuid {
             tx.execute(
-                "UPDATE nodes SET worker_uuid = ?1, isactive = 1 WHERE nodeid = ?2",
+                "UPDATE nodes SET worker_uuid = ?1 WHERE nodeid = ?2",
                 params![uuid, id],
             )?;
         }

@@ -25,7 +25,7 @@ use crate::error::{CatalogError, ConcurrentChange};
 use crate::layout::{NewPlacement, NewShard};
 use crate::model::{CatalogSnapshot, FileMeta, TableMeta};
 use crate::snapshot_loader::load_snapshot;
-use crate::write_fence::{WriteFence, WriteFences};
+use crate::write_fence::{PlacementFence, WriteFence, WriteFences};
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
@@ -191,7 +191,7 @@ impl Catalog {
         &self,
         table: &str,
         written: &Schema,
-        files: &[(PlacementId, FileMeta)],
+        files: &[(PlacementId, GroupId, FileMeta)],
     ) -> Result<()> {
         self.write(|tx| {
             check_writable(
@@ -199,9 +199,9 @@ impl Catalog {
                 &self.fences,
                 table,
                 written,
-                files.iter().map(|(p, _)| *p),
+                files.iter().map(|(p, g, _)| (*p, *g)),
             )?;
-            insert_files(tx, files)
+            insert_files(tx, files.iter().map(|(p, _, f)| (p, f)))
         })
     }
 
@@ -212,7 +212,7 @@ impl Catalog {
         &self,
         name: &str,
         written: &Schema,
-        files: &[(PlacementId, FileMeta)],
+        files: &[(PlacementId, GroupId, FileMeta)],
     ) -> Result<Vec<(GroupId, FileMeta)>> {
         self.write(|tx| {
             let owner = check_writable(
@@ -220,7 +220,7 @@ impl Catalog {
                 &self.fences,
                 name,
                 written,
-                files.iter().map(|(p, _)| *p),
+                files.iter().map(|(p, g, _)| (*p, *g)),
             )?;
             let (id, old) = forget_files(tx, name)?;
             if owner.is_some_and(|owner| owner != id) {
@@ -229,7 +229,7 @@ impl Catalog {
                     change: ConcurrentChange::ShardsReplaced,
                 });
             }
-            insert_files(tx, files)?;
+            insert_files(tx, files.iter().map(|(p, _, f)| (p, f)))?;
             record_in(tx, &old, CleanupPolicy::DeferredOnSuccess)?;
             Ok(old)
         })
@@ -241,6 +241,13 @@ impl Catalog {
     pub fn fence_writes(&self, table: TableId) -> WriteFence {
         let _no_commit_in_flight = self.conn.lock();
         self.fences.raise(table)
+    }
+
+    /// Holds off commits into `placements` (a shard move's last round) until the fence is
+    /// dropped; they are refused with [`ConcurrentChange::BeingMoved`] meanwhile.
+    pub fn fence_placements(&self, placements: &[PlacementId]) -> PlacementFence {
+        let _no_commit_in_flight = self.conn.lock();
+        self.fences.raise_placements(placements)
     }
 
     /// Forgets every file of `name`. Returns the files, now garbage.
@@ -433,7 +440,10 @@ pub(crate) fn reserve_shards(
     Ok(shards)
 }
 
-pub(crate) fn insert_files(tx: &Transaction<'_>, files: &[(PlacementId, FileMeta)]) -> Result<()> {
+pub(crate) fn insert_files<'a>(
+    tx: &Transaction<'_>,
+    files: impl IntoIterator<Item = (&'a PlacementId, &'a FileMeta)>,
+) -> Result<()> {
     let mut stmt = tx.prepare(
         "INSERT INTO shard_files (placementid, path, row_count, byte_size) VALUES (?1, ?2, ?3, ?4)",
     )?;

@@ -6,6 +6,9 @@
 //! up, a commit that would add files to the table is refused with a retryable conflict
 //! (checked inside the commit's write transaction).
 //!
+//! A shard move fences placements the same way for the last round of its copy, so that its
+//! switch is sure to see every file; writes into them wait and retry.
+//!
 //! Fences live in memory, with the statement holding them: a restarted coordinator has no
 //! distribution in flight, so there is nothing to recover.
 
@@ -13,15 +16,35 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use shardfusion_common::ids::TableId;
+use shardfusion_common::ids::{PlacementId, TableId};
 
-/// The fenced tables, with how many fences each has.
+/// The fenced tables, with how many fences each has, and the fenced placements.
 #[derive(Debug, Default)]
-pub(crate) struct WriteFences(Mutex<HashMap<TableId, usize>>);
+pub(crate) struct WriteFences(
+    Mutex<HashMap<TableId, usize>>,
+    Mutex<HashMap<PlacementId, usize>>,
+);
 
 impl WriteFences {
     pub(crate) fn is_fenced(&self, table: TableId) -> bool {
         self.0.lock().contains_key(&table)
+    }
+
+    pub(crate) fn is_placement_fenced(&self, placement: PlacementId) -> bool {
+        self.1.lock().contains_key(&placement)
+    }
+
+    /// Fences `placements` (a shard move about to switch them); the caller must hold the
+    /// catalog's write lock.
+    pub(crate) fn raise_placements(self: &Arc<Self>, placements: &[PlacementId]) -> PlacementFence {
+        let mut fenced = self.1.lock();
+        for placement in placements {
+            *fenced.entry(*placement).or_default() += 1;
+        }
+        PlacementFence {
+            fences: Arc::clone(self),
+            placements: placements.to_vec(),
+        }
     }
 
     /// Raises a fence on `table`. The caller must hold the catalog's write lock, so that no
@@ -49,6 +72,28 @@ impl Drop for WriteFence {
             *count -= 1;
             if *count == 0 {
                 fenced.remove(&self.table);
+            }
+        }
+    }
+}
+
+/// A fence on placements a shard move is switching: commits into them wait (they are
+/// refused with [`crate::ConcurrentChange::BeingMoved`], which writers retry) until it drops.
+#[derive(Debug)]
+pub struct PlacementFence {
+    fences: Arc<WriteFences>,
+    placements: Vec<PlacementId>,
+}
+
+impl Drop for PlacementFence {
+    fn drop(&mut self) {
+        let mut fenced = self.fences.1.lock();
+        for placement in &self.placements {
+            if let Some(count) = fenced.get_mut(placement) {
+                *count -= 1;
+                if *count == 0 {
+                    fenced.remove(placement);
+                }
             }
         }
     }

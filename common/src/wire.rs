@@ -29,6 +29,13 @@ pub const ACTION_ANALYZE_FILES: &str = "shardfusion.analyze_files";
 /// ([`CancelShufflesRequest`]).
 pub const ACTION_CANCEL_SHUFFLES: &str = "shardfusion.cancel_shuffles";
 
+/// Action on a worker, from a peer worker: stream one committed shard file's bytes
+/// ([`ReadShardFileRequest`] → a stream of [`ShardFileChunk`]s), for a shard move.
+pub const ACTION_READ_SHARD_FILE: &str = "shardfusion.read_shard_file";
+/// Action on a worker: copy shard files from a peer worker into this one's data root
+/// ([`CopyShardFilesRequest`] → [`CopyShardFilesResponse`]), worker to worker.
+pub const ACTION_COPY_SHARD_FILES: &str = "shardfusion.copy_shard_files";
+
 /// `app_metadata` of the last `FlightData` of a shard write: the coordinator sends it only when
 /// every row of the placement has been sent. A `DoPut` stream that ends without it (a cancelled
 /// statement, a client that went away) was aborted, and the worker keeps no file of it.
@@ -255,4 +262,73 @@ pub struct ProveMembershipResponse {
     /// HMAC over the challenge and the identity (see `auth::membership`).
     #[prost(bytes = "vec", tag = "2")]
     pub proof: Vec<u8>,
+}
+
+/// Body of [`ACTION_READ_SHARD_FILE`].
+#[derive(Clone, PartialEq, Message)]
+pub struct ReadShardFileRequest {
+    /// Relative to the data root (`shards/t<table>/s<shard>/<name>.parquet`).
+    #[prost(string, tag = "1")]
+    pub path: String,
+}
+
+/// One result of [`ACTION_READ_SHARD_FILE`]: the next bytes of the file; the last chunk
+/// carries the xxh3-64 checksum of the whole file.
+#[derive(Clone, PartialEq, Message)]
+pub struct ShardFileChunk {
+    #[prost(bytes = "vec", tag = "1")]
+    pub data: Vec<u8>,
+    /// Set on the last chunk only.
+    #[prost(bool, tag = "2")]
+    pub last: bool,
+    /// On the last chunk: xxh3-64 of every byte sent.
+    #[prost(uint64, tag = "3")]
+    pub checksum: u64,
+}
+
+/// A file to copy, as the catalog records it.
+#[derive(Clone, PartialEq, Message)]
+pub struct FileToCopy {
+    #[prost(string, tag = "1")]
+    pub path: String,
+    #[prost(uint64, tag = "2")]
+    pub byte_size: u64,
+    #[prost(uint64, tag = "3")]
+    pub row_count: u64,
+}
+
+/// Body of [`ACTION_COPY_SHARD_FILES`]: the worker reads each file from the peer at
+/// `source_url` (whose identity is `source_audience`) and keeps it under the same path.
+#[derive(Clone, PartialEq, Message)]
+pub struct CopyShardFilesRequest {
+    #[prost(string, tag = "1")]
+    pub source_url: String,
+    #[prost(string, tag = "2")]
+    pub source_audience: String,
+    /// `host:port` of the source, for messages.
+    #[prost(string, tag = "3")]
+    pub source_label: String,
+    #[prost(message, repeated, tag = "4")]
+    pub files: Vec<FileToCopy>,
+}
+
+/// One copied file, verified: its bytes match the source's checksum, and its size and row
+/// count (read back from the Parquet footer) match what the catalog records.
+#[derive(Clone, PartialEq, Message)]
+pub struct CopiedFile {
+    #[prost(string, tag = "1")]
+    pub path: String,
+    #[prost(uint64, tag = "2")]
+    pub byte_size: u64,
+    #[prost(uint64, tag = "3")]
+    pub row_count: u64,
+    #[prost(uint64, tag = "4")]
+    pub checksum: u64,
+}
+
+/// Result of [`ACTION_COPY_SHARD_FILES`].
+#[derive(Clone, PartialEq, Message)]
+pub struct CopyShardFilesResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub files: Vec<CopiedFile>,
 }

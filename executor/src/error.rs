@@ -21,6 +21,8 @@ pub enum ExecutorError {
     Write { path: String, reason: String },
     #[error("reading shard file {path} for ANALYZE failed: {reason}")]
     Analyze { path: String, reason: String },
+    #[error("copying shard file {path} failed: {reason}")]
+    Copy { path: String, reason: String },
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
 }
@@ -37,6 +39,9 @@ impl From<ExecutorError> for Status {
             ExecutorError::Write { .. } | ExecutorError::Analyze { .. } => {
                 Status::internal(error.to_string())
             }
+            // A peer that cannot be read, or a copy that does not match its source: the move
+            // that asked for it keeps the old placement and may be retried.
+            ExecutorError::Copy { .. } => Status::unavailable(error.to_string()),
             ExecutorError::DataFusion(e) => shardfusion_common::status::to_status(e),
         };
         redact_status(status)

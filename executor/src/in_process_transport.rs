@@ -16,7 +16,8 @@ use parking_lot::RwLock;
 use shardfusion_common::auth::ClusterSecret;
 use shardfusion_common::exchange::task_answer::answer_batches;
 use shardfusion_common::exchange::transport::{
-    TaskTarget, Transport, WireMeter, signed_cancel_request, signed_task_request,
+    ShardFileChunks, TaskTarget, Transport, WireMeter, file_chunks, signed_cancel_request,
+    signed_read_file_request, signed_task_request,
 };
 use shardfusion_common::status::from_status;
 use tokio::runtime::Handle;
@@ -137,5 +138,37 @@ impl Transport for InProcessTransport {
             .await
             .map_err(|e| from_status(Status::internal(format!("cancel task failed: {e}"))))?;
         answer.map_err(from_status)
+    }
+
+    async fn read_shard_file(&self, target: &TaskTarget, path: &str) -> Result<ShardFileChunks> {
+        let Some((service, runtime)) = self.workers.read().get(&target.url).cloned() else {
+            return Err(from_status(Status::unavailable(format!(
+                "worker {} is unavailable: it is not running in this process",
+                target.label
+            ))));
+        };
+        let request = signed_read_file_request(&self.secret, target, path)?;
+        let (chunks, receiver) = mpsc::channel(2);
+        let call = runtime.spawn(async move {
+            match service.do_action(request).await {
+                Ok(answer) => {
+                    let mut answer = answer.into_inner();
+                    while let Some(chunk) = answer.next().await {
+                        if chunks.send(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(status) => {
+                    let _ = chunks.send(Err(status)).await;
+                }
+            }
+        });
+        let guard = AbortOnDrop(call.abort_handle());
+        let answer = ReceiverStream::new(receiver).map(move |chunk| {
+            let _ = &guard;
+            chunk
+        });
+        Ok(file_chunks(answer))
     }
 }

@@ -10,6 +10,7 @@
 //! - [`shard_writer`]: writing a stream of batches as one Parquet file through `object_store`.
 //! - [`write_completion`]: a write counts only if its stream ends with the completion marker.
 //! - [`file_analysis`]: reading shard files back for their column statistics (`ANALYZE`).
+//! - [`file_copy`]: copying shard files from a peer worker (shard moves), verified.
 //! - [`shard_inventory`]: listing the shard files on disk for orphan reconciliation.
 //! - [`registration`]: announcing the worker to its coordinator.
 //!
@@ -18,6 +19,7 @@
 
 pub mod error;
 pub mod file_analysis;
+pub mod file_copy;
 pub mod fragment;
 pub mod in_process_transport;
 pub mod registration;

@@ -6,7 +6,9 @@
 //!   answer with a `WrittenFile`.
 //!   The stream must end with the completion marker; otherwise nothing is kept.
 //! - `DoAction` `shardfusion.delete_files`, `shardfusion.list_shard_files` (for orphan
-//!   reconciliation), `shardfusion.analyze_files` (column statistics for `ANALYZE`) and
+//!   reconciliation), `shardfusion.analyze_files` (column statistics for `ANALYZE`),
+//!   `shardfusion.copy_shard_files` (copy files from a peer, for shard moves) and
+//!   `shardfusion.read_shard_file` (a peer reading one of this worker's files), and
 //!   `shardfusion.ping`.
 //!
 //! - `DoAction` `shardfusion.prove_membership`: the one call answered without authentication,
@@ -49,9 +51,10 @@ use shardfusion_common::query_limits::{QueryMemoryLimit, query_memory_pool, task
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 use shardfusion_common::tls::ClusterTls;
 use shardfusion_common::wire::{
-    ACTION_ANALYZE_FILES, ACTION_CANCEL_SHUFFLES, ACTION_DELETE_FILES, ACTION_LIST_SHARD_FILES,
-    ACTION_PING, ACTION_PROVE_MEMBERSHIP, AUTH_HEADER, AnalyzeFilesRequest, AnalyzeFilesResponse,
-    CancelShufflesRequest, DeleteFilesRequest, ProveMembershipRequest, ProveMembershipResponse,
+    ACTION_ANALYZE_FILES, ACTION_CANCEL_SHUFFLES, ACTION_COPY_SHARD_FILES, ACTION_DELETE_FILES,
+    ACTION_LIST_SHARD_FILES, ACTION_PING, ACTION_PROVE_MEMBERSHIP, ACTION_READ_SHARD_FILE,
+    AUTH_HEADER, AnalyzeFilesRequest, AnalyzeFilesResponse, CancelShufflesRequest,
+    CopyShardFilesResponse, DeleteFilesRequest, ProveMembershipRequest, ProveMembershipResponse,
     ShardFileList, TaskTicket, WriteRequest,
 };
 use shardfusion_common::{ids, status};
@@ -450,6 +453,22 @@ impl FlightService for WorkerService {
                 };
                 Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
             }
+            ACTION_READ_SHARD_FILE => Ok(Response::new(
+                crate::file_copy::read_shard_file(&self.root, &action.body).await?,
+            )),
+            ACTION_COPY_SHARD_FILES => {
+                let files = crate::file_copy::copy_shard_files(
+                    &self.root,
+                    &self.peers,
+                    &self.active_writes,
+                    &action.body,
+                )
+                .await?;
+                let result = arrow_flight::Result {
+                    body: CopyShardFilesResponse { files }.encode_to_vec().into(),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
+            }
             other => Err(bad_request(format!("unknown action {other:?}"))),
         }
     }
@@ -466,6 +485,8 @@ impl FlightService for WorkerService {
             ACTION_LIST_SHARD_FILES,
             ACTION_ANALYZE_FILES,
             ACTION_CANCEL_SHUFFLES,
+            ACTION_READ_SHARD_FILE,
+            ACTION_COPY_SHARD_FILES,
             ACTION_PROVE_MEMBERSHIP,
         ]
         .map(|name| {

@@ -14,7 +14,8 @@ use futures::StreamExt;
 use super::peer_channel::{MAX_MESSAGE_BYTES, PeerChannels, worker_status};
 use super::task_answer::answer_batches;
 use super::transport::{
-    TaskTarget, Transport, WireMeter, signed_cancel_request, signed_task_request,
+    ShardFileChunks, TaskTarget, Transport, WireMeter, file_chunks, signed_cancel_request,
+    signed_read_file_request, signed_task_request,
 };
 use crate::auth::ClusterSecret;
 use crate::status::from_status;
@@ -98,5 +99,18 @@ impl Transport for FlightTransport {
             })
             .await
             .map_err(failed)
+    }
+
+    async fn read_shard_file(&self, target: &TaskTarget, path: &str) -> Result<ShardFileChunks> {
+        let label = target.label.clone();
+        let failed = |status: tonic::Status| from_status(worker_status(&label, status));
+        let request = signed_read_file_request(&self.secret, target, path)?;
+        let mut client = self.client(target).map_err(failed)?;
+        let answer = self
+            .channels
+            .answered_in_time(&target.url, client.do_action(request))
+            .await
+            .map_err(failed)?;
+        Ok(file_chunks(answer.into_inner()))
     }
 }

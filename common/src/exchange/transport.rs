@@ -23,7 +23,10 @@ use datafusion::execution::SendableRecordBatchStream;
 
 use super::task_report::ReceivedReports;
 use crate::auth::{Audience, ClusterSecret, FlightMethod};
-use crate::wire::{ACTION_CANCEL_SHUFFLES, CancelShufflesRequest, TaskReport};
+use crate::wire::{
+    ACTION_CANCEL_SHUFFLES, ACTION_READ_SHARD_FILE, CancelShufflesRequest, ReadShardFileRequest,
+    ShardFileChunk, TaskReport,
+};
 
 /// Where a task runs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -80,6 +83,62 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// Tells `target` to stop the shuffle producer tasks `stage_keys` and forget them: their
     /// statement is over. Tasks it does not know (finished, never started) are ignored.
     async fn cancel_shuffles(&self, target: &TaskTarget, stage_keys: Vec<String>) -> Result<()>;
+
+    /// Streams the bytes of the shard file `path` on `target` (a shard move copying files
+    /// worker to worker). The last chunk carries the checksum of the whole file.
+    async fn read_shard_file(&self, target: &TaskTarget, path: &str) -> Result<ShardFileChunks> {
+        let _ = path;
+        Err(datafusion::error::DataFusionError::NotImplemented(format!(
+            "this transport cannot read files from {}",
+            target.label
+        )))
+    }
+}
+
+/// The chunks of a shard file read from a peer ([`Transport::read_shard_file`]).
+pub type ShardFileChunks =
+    futures::stream::BoxStream<'static, std::result::Result<ShardFileChunk, tonic::Status>>;
+
+/// The `DoAction` request that reads the shard file `path` from `target`, carrying the
+/// request MAC addressed to the target's identity.
+pub fn signed_read_file_request(
+    secret: &ClusterSecret,
+    target: &TaskTarget,
+    path: &str,
+) -> Result<tonic::Request<Action>> {
+    let audience = audience_of(target)?;
+    let body = prost::Message::encode_to_vec(&ReadShardFileRequest {
+        path: path.to_string(),
+    });
+    let mut request = tonic::Request::new(Action::new(ACTION_READ_SHARD_FILE, body));
+    let (kind, body) = (
+        request.get_ref().r#type.clone(),
+        request.get_ref().body.clone(),
+    );
+    secret.sign(
+        request.metadata_mut(),
+        FlightMethod::DoAction,
+        &audience,
+        &[kind.as_bytes(), &body],
+    );
+    Ok(request)
+}
+
+/// The chunks in the results of a read-file action.
+pub fn file_chunks(
+    results: impl futures::Stream<Item = std::result::Result<arrow_flight::Result, tonic::Status>>
+    + Send
+    + 'static,
+) -> ShardFileChunks {
+    use futures::StreamExt;
+    results
+        .map(|result| {
+            let result = result?;
+            <ShardFileChunk as prost::Message>::decode(result.body).map_err(|e| {
+                tonic::Status::internal(format!("a peer sent an undecodable file chunk: {e}"))
+            })
+        })
+        .boxed()
 }
 
 /// The transport a node's plans use to reach their peers, kept in the DataFusion session

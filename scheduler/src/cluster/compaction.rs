@@ -26,16 +26,15 @@
 //! them alone; should the coordinator stop before, reconciliation removes them later.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use datafusion::error::DataFusionError;
 use parking_lot::Mutex;
 use shardfusion_catalog::{
     CatalogError, CatalogSnapshot, FileMeta, PlacementMeta, ShardMeta, TableKind, TableMeta,
 };
-use shardfusion_common::ids::{GroupId, PlacementId};
+use shardfusion_common::ids::PlacementId;
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
 use crate::cluster::orphan_cleanup::InFlightWrite;
 use crate::cluster::shared_state::Cluster;
@@ -77,8 +76,6 @@ pub struct Compaction {
     changed: Notify,
     /// Held by a pass: one at a time, so no pass reads files another one replaces.
     pass: tokio::sync::Mutex<()>,
-    /// Deletions waiting for older statements to finish; they end with the coordinator.
-    retiring: Mutex<JoinSet<()>>,
 }
 
 impl Default for Compaction {
@@ -87,7 +84,6 @@ impl Default for Compaction {
             config: Mutex::new(CompactionConfig::default()),
             changed: Notify::new(),
             pass: tokio::sync::Mutex::new(()),
-            retiring: Mutex::new(JoinSet::new()),
         }
     }
 }
@@ -247,7 +243,7 @@ async fn compact_shard(
         .zip(files)
         .flat_map(|(p, chosen)| chosen.iter().map(|f| (p.placement_id, f.path.clone())))
         .collect();
-    // From before the swap until their deletion, reconciliation must not take them for
+    // From before the swap until their retirement, reconciliation must not take them for
     // orphans: the catalog stops listing them at the swap.
     let protected: Vec<InFlightWrite> = shard
         .placements
@@ -267,7 +263,8 @@ async fn compact_shard(
         Ok(old) => {
             written.committed();
             let count = old.len();
-            retire(cluster, old, protected, Instant::now());
+            cluster.retire_files(old);
+            drop(protected);
             Ok(count)
         }
         Err(e) => {
@@ -275,28 +272,6 @@ async fn compact_shard(
             Err(e.into())
         }
     }
-}
-
-/// Deletes files a compaction replaced once no statement that started before `swapped` is
-/// still running (it may be reading them); `protected` keeps reconciliation off them until
-/// then. What a node cannot delete is recorded in `pg_dist_cleanup` and retried.
-fn retire(
-    cluster: &Arc<Cluster>,
-    files: Vec<(GroupId, FileMeta)>,
-    protected: Vec<InFlightWrite>,
-    swapped: Instant,
-) {
-    let task_cluster = Arc::clone(cluster);
-    let mut retiring = cluster.compaction.retiring.lock();
-    while retiring.try_join_next().is_some() {}
-    retiring.spawn(async move {
-        let cluster = task_cluster;
-        while cluster.stats.activity().started_before(swapped) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        crate::cluster::orphan_cleanup::delete_garbage(&cluster, files).await;
-        drop(protected);
-    });
 }
 
 /// The background compactor: every table each [`CompactionConfig::interval`]. Runs until
@@ -320,7 +295,7 @@ pub async fn run(cluster: Arc<Cluster>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shardfusion_common::ids::ShardId;
+    use shardfusion_common::ids::{GroupId, ShardId};
 
     fn file(path: &str, row_count: u64) -> FileMeta {
         FileMeta {

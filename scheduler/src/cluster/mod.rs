@@ -8,10 +8,23 @@
 //! - [`compaction`]: small files of a shard merged into one sorted file in the background.
 //! - [`orphan_cleanup`]: garbage and orphaned shard files (`pg_dist_cleanup`, reconciliation
 //!   with the workers' disks).
+//! - [`file_retirement`]: garbage files deleted only after the statements that may read them.
+//! - [`shard_copy`]: committed shard files copied worker to worker, verified.
+//! - [`shard_moves`]: moving a shard group to another node while queries and writes run.
+//! - [`reference_copies`]: reference tables copied to nodes that lack them.
+//! - [`rebalance_plan`]: which shard groups to move where (`by_shard_count`, `by_disk_size`,
+//!   draining).
+//! - [`rebalance_job`]: running a plan in a statement or as the background job.
 
 pub mod compaction;
+pub mod file_retirement;
 pub mod node_membership;
 pub mod orphan_cleanup;
+pub mod rebalance_job;
+pub mod rebalance_plan;
+pub mod reference_copies;
+pub mod shard_copy;
+pub mod shard_moves;
 pub mod shared_state;
 pub mod worker_pool;
 

@@ -189,8 +189,28 @@ pub async fn delete_garbage(cluster: &Cluster, files: Vec<(GroupId, FileMeta)>) 
 pub async fn retry_pending(cluster: &Cluster, only: Option<GroupId>) -> usize {
     let snapshot = cluster.catalog.snapshot();
     let mut by_group: BTreeMap<GroupId, Vec<String>> = BTreeMap::new();
+    let mut in_flight: HashMap<GroupId, HashSet<String>> = HashMap::new();
+    let referenced: HashSet<(GroupId, &str)> = if snapshot.cleanup.is_empty() {
+        HashSet::new()
+    } else {
+        snapshot
+            .tables
+            .values()
+            .flat_map(|t| t.shards.iter())
+            .flat_map(|s| s.placements.iter())
+            .flat_map(|p| p.files.iter().map(|f| (p.group_id, f.path.as_str())))
+            .collect()
+    };
     for record in &snapshot.cleanup {
-        if only.is_none_or(|g| g == record.group_id) {
+        // A file some operation of this process still owns (a copy before its switch, a
+        // retiring file older statements may read) is left to that operation; a file the
+        // catalog lists is never deleted.
+        let owned = in_flight
+            .entry(record.group_id)
+            .or_insert_with(|| cluster.orphans.in_flight.on(record.group_id))
+            .contains(&record.object_name)
+            || referenced.contains(&(record.group_id, record.object_name.as_str()));
+        if !owned && only.is_none_or(|g| g == record.group_id) {
             by_group
                 .entry(record.group_id)
                 .or_default()
@@ -293,6 +313,9 @@ pub async fn cleanup_all(cluster: &Cluster) -> Result<usize> {
 /// worker registers), reconciles a worker when it registers and every node each
 /// `reconcile_interval`. Runs until dropped.
 pub async fn run(cluster: Arc<Cluster>) {
+    // What a previous run owed (garbage of its last changes, copies of a move it did not
+    // finish) is carried out first.
+    retry_pending(&cluster, None).await;
     let mut last_full = Instant::now();
     loop {
         let config = cluster.orphans.config();

@@ -37,6 +37,10 @@ pub struct Cluster {
     pub orphans: crate::cluster::orphan_cleanup::OrphanCleanup,
     /// Merging small shard files in the background.
     pub compaction: crate::cluster::compaction::Compaction,
+    /// Garbage files waiting for the statements that may read them to finish.
+    pub retirement: crate::cluster::file_retirement::FileRetirement,
+    /// Shard moves running now, the rebalancer's background job and its progress.
+    pub moves: crate::cluster::shard_moves::ShardMoves,
     /// What carries tasks to the workers: the worker pool (Flight), unless an embedding
     /// process reaches its workers in process.
     transport: RwLock<Arc<dyn Transport>>,
@@ -81,6 +85,8 @@ impl Cluster {
             config,
             orphans: Default::default(),
             compaction: Default::default(),
+            retirement: Default::default(),
+            moves: Default::default(),
             sessions: Default::default(),
             auth: Default::default(),
             admission: RwLock::default(),
@@ -127,8 +133,15 @@ impl Cluster {
         &self.file_runtime
     }
 
-    /// Deletes files that no committed catalog state refers to any more; what a node cannot
-    /// confirm stays owed in `pg_dist_cleanup` (see [`crate::cluster::orphan_cleanup`]).
+    /// Deletes files a committed change made garbage once every statement that started
+    /// before it has finished (see [`crate::cluster::file_retirement`]).
+    pub fn retire_files(self: &Arc<Self>, files: Vec<(GroupId, FileMeta)>) {
+        self.retirement.retire(self, files);
+    }
+
+    /// Deletes files that no catalog state ever referred to (a failed statement's); what a
+    /// node cannot confirm stays owed in `pg_dist_cleanup` (see
+    /// [`crate::cluster::orphan_cleanup`]).
     pub async fn delete_garbage(
         &self,
         _snapshot: &CatalogSnapshot,

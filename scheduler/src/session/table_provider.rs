@@ -91,7 +91,12 @@ impl ShardedTableProvider {
         result
     }
 
-    fn shard_files(&self, keep: Option<&BTreeSet<usize>>) -> Vec<ShardFiles> {
+    /// The files to read of each shard (in `keep`), from one placement on an active node; a
+    /// shard with none (its node is disabled) fails the scan with `Unavailable`, naming it.
+    fn shard_files(
+        &self,
+        keep: Option<&BTreeSet<usize>>,
+    ) -> datafusion::error::Result<Vec<ShardFiles>> {
         let mut out = Vec::new();
         for (i, shard) in self.table.shards.iter().enumerate() {
             if keep.is_some_and(|k| !k.contains(&i)) {
@@ -111,7 +116,25 @@ impl ShardedTableProvider {
                 })
                 .collect();
             let Some(placement) = candidates.first() else {
-                continue;
+                let nodes: Vec<String> = shard
+                    .placements
+                    .iter()
+                    .filter_map(|p| self.snapshot.node_of_group(p.group_id))
+                    .map(|n| format!("{}:{}", n.node_name, n.node_port))
+                    .collect();
+                return Err(shardfusion_common::status::from_status(
+                    tonic::Status::unavailable(format!(
+                        "shard {} of {} has no placement on an active node (placed on {}): \
+                         activate the node with citus_activate_node, or move the shard",
+                        shard.shard_id,
+                        self.table.name,
+                        if nodes.is_empty() {
+                            "no node".to_string()
+                        } else {
+                            nodes.join(", ")
+                        }
+                    )),
+                ));
             };
             let node_id = if placement.group_id == GroupId::COORDINATOR {
                 NodeId(0)
@@ -126,7 +149,7 @@ impl ShardedTableProvider {
                 files: file_refs(placement),
             });
         }
-        out
+        Ok(out)
     }
 }
 
@@ -274,7 +297,7 @@ impl TableProvider for ShardedTableProvider {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let keep = self.prune(filters);
-        let mut shards = self.shard_files(keep.as_ref());
+        let mut shards = self.shard_files(keep.as_ref())?;
         let mut replicas = match self.table.kind {
             TableKind::Reference { .. } => self.replicas(),
             _ => Vec::new(),

@@ -108,9 +108,7 @@ pub async fn create_table(
         Err(e) => {
             // Only the table this statement created: the name may have been reused.
             if let Ok(Some(files)) = cluster.catalog.drop_table_id(table.table_id) {
-                cluster
-                    .delete_garbage(&cluster.catalog.snapshot(), files)
-                    .await;
+                cluster.retire_files(files);
             }
             Err(e)
         }
@@ -134,10 +132,9 @@ pub async fn drop_tables(
         }
     }
     for name in names {
-        let before = cluster.catalog.snapshot();
         if let Some(files) = cluster.catalog.drop_table(&name, if_exists)? {
             crate::limits::commit_point::reached();
-            cluster.delete_garbage(&before, files).await;
+            cluster.retire_files(files);
         }
     }
     Ok(StatementOutput::empty())
@@ -159,8 +156,7 @@ impl Drop for RemoveUnfilled {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 if let Ok(Some(files)) = cluster.catalog.drop_table_id(table_id) {
-                    let snapshot = cluster.catalog.snapshot();
-                    cluster.delete_garbage(&snapshot, files).await;
+                    cluster.retire_files(files);
                 }
             });
         }
@@ -190,7 +186,7 @@ pub async fn truncate(
     for name in names {
         let files = cluster.catalog.truncate_table(&name)?;
         crate::limits::commit_point::reached();
-        cluster.delete_garbage(&snapshot, files).await;
+        cluster.retire_files(files);
     }
     Ok(StatementOutput::empty())
 }

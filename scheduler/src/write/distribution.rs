@@ -52,9 +52,7 @@ pub async fn distribute(
     match move_in_rounds(coordinator, &plan, &mut written).await {
         Ok(garbage) => {
             written.committed();
-            cluster
-                .delete_garbage(&cluster.catalog.snapshot(), garbage)
-                .await;
+            cluster.retire_files(garbage);
             Ok(())
         }
         Err(e) => {
@@ -110,7 +108,12 @@ async fn move_in_rounds(
             }
             moved.extend(sources);
         }
-        match catalog.commit_distribution(plan, &moved, &written.for_commit())? {
+        let files: Vec<_> = written
+            .for_commit()
+            .into_iter()
+            .map(|(p, _, f)| (p, f))
+            .collect();
+        match catalog.commit_distribution(plan, &moved, &files)? {
             DistributionCommit::Committed { garbage } => {
                 crate::limits::commit_point::reached();
                 return Ok(garbage);

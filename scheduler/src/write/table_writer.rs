@@ -17,7 +17,7 @@
 //! create is registered as in flight ([`crate::cluster::orphan_cleanup::InFlightWrites`]) until it is
 //! committed or deleted, so orphan reconciliation never takes it for garbage.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -32,7 +32,9 @@ use datafusion::error::DataFusionError;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use shardfusion_catalog::layout::{DistributionPlan, ShardLayout};
-use shardfusion_catalog::{CatalogSnapshot, FileMeta, TableKind, TableMeta};
+use shardfusion_catalog::{
+    CatalogError, CatalogSnapshot, ConcurrentChange, FileMeta, TableKind, TableMeta,
+};
 use shardfusion_common::auth::FlightMethod;
 use shardfusion_common::hashing::split_by_shard;
 use shardfusion_common::ids::{GroupId, PlacementId, ShardId, TableId};
@@ -43,9 +45,15 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::cluster::orphan_cleanup::InFlightWrite;
+use crate::cluster::shard_copy::copy_files;
 use crate::cluster::shared_state::Cluster;
 use crate::cluster::worker_pool::worker_status;
 use crate::error::{Result, SchedulerError};
+
+/// How long a commit waits for a shard move to switch the placements it wrote to.
+const MOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often a commit follows placements that moved before it gives up.
+const MAX_FOLLOWS: usize = 8;
 
 /// Rows buffered per shard before they are sent.
 const SEND_ROWS: usize = 16 * 1024;
@@ -616,8 +624,9 @@ impl WrittenFiles {
         self.rows
     }
 
-    pub fn for_commit(&self) -> Vec<(PlacementId, FileMeta)> {
-        self.files.iter().map(|(p, _, f)| (*p, f.clone())).collect()
+    /// The files with the placements and node groups they were written to.
+    pub fn for_commit(&self) -> Vec<(PlacementId, GroupId, FileMeta)> {
+        self.files.clone()
     }
 
     /// Deletes the files (the statement failed, or its commit did).
@@ -634,35 +643,129 @@ impl WrittenFiles {
     /// deleted afterwards), or deletes the new files if that fails.
     pub async fn commit_replacing(
         self,
-        cluster: &Cluster,
+        cluster: &Arc<Cluster>,
         snapshot: &CatalogSnapshot,
         table: &str,
     ) -> Result<u64> {
-        let committed = cluster
-            .catalog
-            .replace_files(table, &self.schema, &self.for_commit());
-        self.settle(cluster, snapshot, committed).await
+        self.commit_following(cluster, snapshot, table, true).await
     }
 
     /// Commits the files to `table` in one catalog transaction, or deletes them.
     pub async fn commit(
         self,
-        cluster: &Cluster,
+        cluster: &Arc<Cluster>,
         snapshot: &CatalogSnapshot,
         table: &str,
     ) -> Result<u64> {
-        let committed = cluster
-            .catalog
-            .commit_files(table, &self.schema, &self.for_commit())
-            .map(|()| Vec::new());
-        self.settle(cluster, snapshot, committed).await
+        self.commit_following(cluster, snapshot, table, false).await
+    }
+
+    /// Commits (adding, or `replacing` the table's files), following the shards it wrote to
+    /// if they moved meanwhile: a placement being switched by a shard move makes the commit
+    /// wait for the switch; a placement now on another node, or a copy a shard gained, gets
+    /// the files copied there worker to worker ([`Self::follow_placements`]), and the commit
+    /// is tried again. So a write that raced a move is neither lost nor refused.
+    async fn commit_following(
+        mut self,
+        cluster: &Arc<Cluster>,
+        snapshot: &CatalogSnapshot,
+        table: &str,
+        replacing: bool,
+    ) -> Result<u64> {
+        let waiting_since = std::time::Instant::now();
+        let mut followed = 0;
+        loop {
+            let files = self.for_commit();
+            let committed = if replacing {
+                cluster.catalog.replace_files(table, &self.schema, &files)
+            } else {
+                (cluster.catalog.commit_files(table, &self.schema, &files)).map(|()| Vec::new())
+            };
+            let change = match &committed {
+                Err(CatalogError::Conflict { change, .. }) => Some(*change),
+                _ => None,
+            };
+            match change {
+                Some(ConcurrentChange::BeingMoved) if waiting_since.elapsed() < MOVE_WAIT => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Some(ConcurrentChange::PlacementMoved | ConcurrentChange::PlacementAdded)
+                    if followed < MAX_FOLLOWS =>
+                {
+                    followed += 1;
+                    if let Err(e) = self.follow_placements(cluster, table).await {
+                        self.discard(cluster, snapshot).await;
+                        return Err(e);
+                    }
+                }
+                _ => return self.settle(cluster, snapshot, committed).await,
+            }
+        }
+    }
+
+    /// Re-targets the files at the placements their shards have now: a placement on a node
+    /// group that holds a written copy takes that copy; one elsewhere gets a copy of the files
+    /// from a group that has them (worker to worker). Copies no placement takes are deleted.
+    async fn follow_placements(&mut self, cluster: &Arc<Cluster>, table: &str) -> Result<()> {
+        let latest = cluster.catalog.snapshot();
+        let Some(meta) = latest.table(table) else {
+            // Dropped: the commit will say so.
+            return Ok(());
+        };
+        let mut followed = Vec::new();
+        let mut written = std::mem::take(&mut self.files);
+        for shard in &meta.shards {
+            let ids: Vec<PlacementId> = shard.placements.iter().map(|p| p.placement_id).collect();
+            // This statement's copies of the shard's files, by node group.
+            let mut copies: BTreeMap<GroupId, Vec<FileMeta>> = BTreeMap::new();
+            written.retain(|(p, g, f)| {
+                let ours = ids.contains(p);
+                if ours {
+                    copies.entry(*g).or_default().push(f.clone());
+                }
+                !ours
+            });
+            let Some((&any_group, any_files)) = copies.iter().next() else {
+                continue;
+            };
+            let any_files = any_files.clone();
+            for placement in &shard.placements {
+                let group = placement.group_id;
+                let files = match copies.get(&group) {
+                    Some(files) => files.clone(),
+                    None => {
+                        for file in &any_files {
+                            self.in_flight
+                                .push(cluster.orphans.in_flight().begin(group, &file.path));
+                        }
+                        copy_files(cluster, &latest, any_group, group, &any_files).await?;
+                        any_files.clone()
+                    }
+                };
+                followed.extend(
+                    files
+                        .into_iter()
+                        .map(|f| (placement.placement_id, group, f)),
+                );
+            }
+            for (group, files) in copies {
+                if !shard.placements.iter().any(|p| p.group_id == group) {
+                    let stray = files.into_iter().map(|f| (group, f)).collect();
+                    cluster.delete_garbage(&latest, stray).await;
+                }
+            }
+        }
+        // Files of shards the table no longer has stay as they were: the commit refuses them.
+        followed.append(&mut written);
+        self.files = followed;
+        Ok(())
     }
 
     /// After a commit attempt: deletes what is now garbage (the replaced files on success,
     /// the new files on failure) and returns the row count or the error.
     async fn settle(
         mut self,
-        cluster: &Cluster,
+        cluster: &Arc<Cluster>,
         snapshot: &CatalogSnapshot,
         committed: std::result::Result<Vec<(GroupId, FileMeta)>, shardfusion_catalog::CatalogError>,
     ) -> Result<u64> {
@@ -672,7 +775,8 @@ impl WrittenFiles {
                 // Committed: the files are the table's now, not garbage.
                 crate::limits::commit_point::reached();
                 self.owner = None;
-                cluster.delete_garbage(snapshot, garbage).await;
+                let _ = snapshot;
+                cluster.retire_files(garbage);
                 Ok(rows)
             }
             Err(e) => {

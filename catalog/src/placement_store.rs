@@ -1,0 +1,270 @@
+//! Switching placements to the node groups their files were copied to: a shard move
+//! (`citus_move_shard_placement`, the rebalancer, `citus_drain_node`) and a new copy of a
+//! reference table on a node that joined.
+//!
+//! The coordinator copies a placement's committed files to the new node first, then commits
+//! the switch here, in one transaction for every placement of the shard group. The switch
+//! re-checks what the copy relied on: the placement is still on its old node, and its files
+//! are exactly the ones copied (a write that committed meanwhile refuses the switch, and the
+//! coordinator copies the new files and tries again). Placements keep their ids across a
+//! move, so the files' column statistics stay with them.
+//!
+//! Inside the same transaction the old files are recorded in `pg_dist_cleanup` (deferred on
+//! success), and the records that protected the copies while they were uncommitted
+//! ([`CleanupPolicy::OnFailure`], written before the copy started) are struck.
+
+use std::collections::BTreeSet;
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use shardfusion_common::ids::{GroupId, PlacementId, ShardId};
+
+use crate::cleanup::{CleanupPolicy, record_in};
+use crate::error::{CatalogError, ConcurrentChange};
+use crate::model::FileMeta;
+use crate::store::{Catalog, next_id};
+
+type Result<T> = std::result::Result<T, CatalogError>;
+
+/// One placement's files, copied from the node group `from` to the group `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacementCopy {
+    /// The placement copied (of a table named `table`, for messages).
+    pub placement_id: PlacementId,
+    pub table: String,
+    pub from: GroupId,
+    pub to: GroupId,
+    /// The paths copied: every file the placement had when the copy was made.
+    pub paths: Vec<String>,
+}
+
+impl Catalog {
+    /// Moves each placement of `copies` to its `to` group in one transaction; returns the
+    /// files left on the old groups, now garbage (recorded in `pg_dist_cleanup`).
+    ///
+    /// Refused with a [`CatalogError::Conflict`] (nothing changes) if a placement is gone
+    /// ([`ConcurrentChange::Dropped`]), no longer on its `from` group
+    /// ([`ConcurrentChange::PlacementMoved`]), or has files other than those copied
+    /// ([`ConcurrentChange::FilesChanged`]); or if its shard already has a placement on `to`.
+    pub fn move_placements(&self, copies: &[PlacementCopy]) -> Result<Vec<(GroupId, FileMeta)>> {
+        self.write(|tx| {
+            let mut garbage = Vec::new();
+            for copy in copies {
+                let (shard, files) = check_copied(tx, copy)?;
+                let taken: i64 = tx.query_row(
+                    "SELECT count(*) FROM placements WHERE shardid = ?1 AND groupid = ?2",
+                    params![shard.0, copy.to.0],
+                    |r| r.get(0),
+                )?;
+                if taken > 0 {
+                    return Err(CatalogError::PlacementExists {
+                        shard,
+                        group: copy.to,
+                    });
+                }
+                tx.execute(
+                    "UPDATE placements SET groupid = ?1 WHERE placementid = ?2",
+                    params![copy.to.0, copy.placement_id.0],
+                )?;
+                strike_copy_records(tx, copy)?;
+                garbage.extend(files.into_iter().map(|f| (copy.from, f)));
+            }
+            record_in(tx, &garbage, CleanupPolicy::DeferredOnSuccess)?;
+            Ok(garbage)
+        })
+    }
+
+    /// Adds, for each of `copies`, a placement of the same shard on its `to` group holding the
+    /// copied files (with their column statistics), in one transaction. The same checks as
+    /// [`Catalog::move_placements`]; a group that already holds the shard is left as it is.
+    pub fn add_placement_copies(&self, copies: &[PlacementCopy]) -> Result<()> {
+        self.write(|tx| {
+            for copy in copies {
+                let (shard, _) = check_copied(tx, copy)?;
+                let taken: i64 = tx.query_row(
+                    "SELECT count(*) FROM placements WHERE shardid = ?1 AND groupid = ?2",
+                    params![shard.0, copy.to.0],
+                    |r| r.get(0),
+                )?;
+                if taken > 0 {
+                    continue;
+                }
+                let placement = next_id(tx, "placementid", 1)?;
+                tx.execute(
+                    "INSERT INTO placements (placementid, shardid, groupid) VALUES (?1, ?2, ?3)",
+                    params![placement, shard.0, copy.to.0],
+                )?;
+                tx.execute(
+                    "INSERT INTO shard_files (placementid, path, row_count, byte_size) \
+                     SELECT ?1, path, row_count, byte_size FROM shard_files WHERE placementid = ?2",
+                    params![placement, copy.placement_id.0],
+                )?;
+                tx.execute(
+                    "INSERT INTO column_stats (placementid, path, column_name, null_count, \
+                     min_value, min_exact, max_value, max_exact, distinct_sketch) \
+                     SELECT ?1, path, column_name, null_count, min_value, min_exact, max_value, \
+                     max_exact, distinct_sketch FROM column_stats WHERE placementid = ?2",
+                    params![placement, copy.placement_id.0],
+                )?;
+                strike_copy_records(tx, copy)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Checks that `copy`'s placement is still on its `from` group with exactly the copied
+/// files; returns its shard and files.
+fn check_copied(tx: &Transaction<'_>, copy: &PlacementCopy) -> Result<(ShardId, Vec<FileMeta>)> {
+    let conflict = |change| CatalogError::Conflict {
+        table: copy.table.clone(),
+        change,
+    };
+    let found: Option<(i64, i32)> = tx
+        .query_row(
+            "SELECT shardid, groupid FROM placements WHERE placementid = ?1",
+            params![copy.placement_id.0],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((shard, group)) = found else {
+        return Err(conflict(ConcurrentChange::Dropped));
+    };
+    if GroupId(group) != copy.from {
+        return Err(conflict(ConcurrentChange::PlacementMoved));
+    }
+    let mut stmt =
+        tx.prepare("SELECT path, row_count, byte_size FROM shard_files WHERE placementid = ?1")?;
+    let files: Vec<FileMeta> = stmt
+        .query_map(params![copy.placement_id.0], |r| {
+            Ok(FileMeta {
+                path: r.get(0)?,
+                row_count: r.get::<_, i64>(1)? as u64,
+                byte_size: r.get::<_, i64>(2)? as u64,
+                stats: None,
+            })
+        })?
+        .collect::<std::result::Result<_, _>>()?;
+    let now: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let copied: BTreeSet<&str> = copy.paths.iter().map(String::as_str).collect();
+    if now != copied {
+        return Err(conflict(ConcurrentChange::FilesChanged));
+    }
+    Ok((ShardId(shard), files))
+}
+
+/// Strikes the records that kept `copy`'s files on its new group deletable while they were
+/// not committed: they are the placement's files now.
+fn strike_copy_records(tx: &Transaction<'_>, copy: &PlacementCopy) -> Result<()> {
+    let mut stmt = tx.prepare(
+        "DELETE FROM pg_dist_cleanup WHERE node_group_id = ?1 AND object_name = ?2 \
+         AND policy_type = ?3",
+    )?;
+    for path in &copy.paths {
+        stmt.execute(params![copy.to.0, path, CleanupPolicy::OnFailure as i32])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::layout::{ColocateWith, DistributionRequest};
+
+    fn file(path: &str) -> FileMeta {
+        FileMeta {
+            path: path.into(),
+            row_count: 3,
+            byte_size: 30,
+            stats: None,
+        }
+    }
+
+    /// A table `t` distributed in 2 shards over 2 nodes, one file in shard 0.
+    fn catalog() -> Result<(Catalog, PlacementId, GroupId)> {
+        let catalog = Catalog::open_in_memory()?;
+        catalog.add_node("h", 1, None)?;
+        catalog.add_node("h", 2, None)?;
+        let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
+        catalog.create_table("t", &schema)?;
+        let request = DistributionRequest::Distributed {
+            column: "id".into(),
+            shard_count: Some(2),
+            colocate_with: ColocateWith::Default,
+        };
+        let plan = catalog.plan_distribution("t", &request)?;
+        catalog.commit_distribution(&plan, &Default::default(), &[])?;
+        let placement = &catalog.table("t")?.shards[0].placements[0];
+        let (id, group) = (placement.placement_id, placement.group_id);
+        catalog.commit_files("t", &schema, &[(id, group, file("a"))])?;
+        Ok((catalog, id, group))
+    }
+
+    #[test]
+    fn a_move_switches_the_placement_and_owes_the_old_files() -> Result<()> {
+        let (catalog, placement, from) = catalog()?;
+        let to = GroupId(if from.0 == 1 { 2 } else { 1 });
+        // Its own second shard is on `to` already; shard 0 is not.
+        let copy = PlacementCopy {
+            placement_id: placement,
+            table: "t".into(),
+            from,
+            to,
+            paths: vec!["a".into()],
+        };
+        catalog.record_cleanup(to, &["a".into()], CleanupPolicy::OnFailure)?;
+        let garbage = catalog.move_placements(std::slice::from_ref(&copy))?;
+        assert_eq!(garbage, vec![(from, file("a"))]);
+        let snapshot = catalog.snapshot();
+        let moved = &snapshot.table("t").expect("t").shards[0].placements[0];
+        assert_eq!((moved.placement_id, moved.group_id), (placement, to));
+        assert_eq!(moved.files.len(), 1);
+        // The copy's protection is struck, the old file is owed.
+        let owed: Vec<_> = snapshot
+            .cleanup
+            .iter()
+            .map(|r| (r.group_id, r.object_name.as_str(), r.policy))
+            .collect();
+        assert_eq!(owed, vec![(from, "a", CleanupPolicy::DeferredOnSuccess)]);
+        // Moving it again from where it was is a conflict.
+        assert!(matches!(
+            catalog.move_placements(&[copy]),
+            Err(CatalogError::Conflict {
+                change: ConcurrentChange::PlacementMoved,
+                ..
+            })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_committed_during_the_copy_refuses_the_switch() -> Result<()> {
+        let (catalog, placement, from) = catalog()?;
+        let schema = catalog.table("t")?.schema.clone();
+        catalog.commit_files("t", &schema, &[(placement, from, file("b"))])?;
+        let copy = PlacementCopy {
+            placement_id: placement,
+            table: "t".into(),
+            from,
+            to: GroupId(if from.0 == 1 { 2 } else { 1 }),
+            paths: vec!["a".into()],
+        };
+        assert!(matches!(
+            catalog.move_placements(std::slice::from_ref(&copy)),
+            Err(CatalogError::Conflict {
+                change: ConcurrentChange::FilesChanged,
+                ..
+            })
+        ));
+        let replica = PlacementCopy {
+            paths: vec!["a".into(), "b".into()],
+            ..copy
+        };
+        catalog.add_placement_copies(&[replica])?;
+        let shard = &catalog.table("t")?.shards[0];
+        assert_eq!(shard.placements.len(), 2);
+        assert_eq!(shard.placements[1].files.len(), 2);
+        Ok(())
+    }
+}

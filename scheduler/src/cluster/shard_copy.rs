@@ -1,0 +1,203 @@
+//! Copying committed shard files from one node to another, worker to worker.
+//!
+//! The coordinator sends the receiving worker one `shardfusion.copy_shard_files` action
+//! naming the source worker (its address and the identity it proved) and the files as the
+//! catalog records them; the receiving worker pulls the bytes from the source over Flight and
+//! verifies each copy (checksum, size, row count) before answering. The coordinator relays no
+//! bytes; it checks the answer against the catalog once more.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use prost::Message;
+use shardfusion_catalog::cleanup::CleanupPolicy;
+use shardfusion_catalog::{CatalogSnapshot, FileMeta};
+use shardfusion_common::ids::GroupId;
+use shardfusion_common::wire::{
+    ACTION_COPY_SHARD_FILES, CopyShardFilesRequest, CopyShardFilesResponse, FileToCopy,
+};
+
+use crate::cluster::orphan_cleanup::InFlightWrite;
+use crate::cluster::shared_state::Cluster;
+use crate::error::{Result, SchedulerError};
+
+/// Copies `files` from the node of group `from` to the node of group `to` (same paths);
+/// returns the bytes copied.
+pub async fn copy_files(
+    cluster: &Cluster,
+    snapshot: &CatalogSnapshot,
+    from: GroupId,
+    to: GroupId,
+    files: &[FileMeta],
+) -> Result<u64> {
+    if files.is_empty() {
+        return Ok(0);
+    }
+    let node = |group: GroupId| {
+        snapshot.node_of_group(group).ok_or_else(|| {
+            SchedulerError::invalid(format!(
+                "no worker holds node group {group}: shard files live on workers only"
+            ))
+        })
+    };
+    let (source, target) = (node(from)?, node(to)?);
+    let source_label = format!("{}:{}", source.node_name, source.node_port);
+    let target_label = format!("{}:{}", target.node_name, target.node_port);
+    let failed = |node: &str, status: tonic::Status| SchedulerError::Worker {
+        node: node.to_string(),
+        status,
+    };
+    let source_target = cluster
+        .workers
+        .target(&source.url(), &source_label)
+        .await
+        .map_err(|s| failed(&source_label, s))?;
+    let request = CopyShardFilesRequest {
+        source_url: source_target.url,
+        source_audience: source_target.audience,
+        source_label: source_label.clone(),
+        files: files
+            .iter()
+            .map(|f| FileToCopy {
+                path: f.path.clone(),
+                byte_size: f.byte_size,
+                row_count: f.row_count,
+            })
+            .collect(),
+    };
+    let action = arrow_flight::Action::new(ACTION_COPY_SHARD_FILES, request.encode_to_vec());
+    let results = cluster
+        .workers
+        .do_action(&target.url(), action)
+        .await
+        .map_err(|s| failed(&target_label, s))?;
+    let answer = results
+        .first()
+        .map(|r| CopyShardFilesResponse::decode(r.body.clone()))
+        .transpose()
+        .map_err(|e| {
+            failed(
+                &target_label,
+                tonic::Status::internal(format!("undecodable copy answer: {e}")),
+            )
+        })?
+        .unwrap_or_default();
+    let mut bytes = 0;
+    for file in files {
+        let copied = answer.files.iter().find(|c| c.path == file.path);
+        match copied {
+            Some(c) if c.byte_size == file.byte_size && c.row_count == file.row_count => {
+                bytes += c.byte_size;
+            }
+            _ => {
+                return Err(failed(
+                    &target_label,
+                    tonic::Status::internal(format!(
+                        "the copy of {} from {source_label} was not confirmed with {} bytes \
+                         and {} rows",
+                        file.path, file.byte_size, file.row_count
+                    )),
+                ));
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+/// The files an operation (a shard move, a new reference-table copy) copied to one node
+/// group so far. Each is recorded in `pg_dist_cleanup` before it is copied (deleted should
+/// the operation never commit, even across a crash) and registered as in flight until the
+/// operation ends; the switch strikes the records of the files it commits.
+pub struct CopiedFiles {
+    to: GroupId,
+    copied: BTreeSet<String>,
+    kept: BTreeSet<String>,
+    bytes: u64,
+    protected: Vec<InFlightWrite>,
+}
+
+impl CopiedFiles {
+    /// Nothing copied to node group `to` yet.
+    pub fn new(to: GroupId) -> Self {
+        Self {
+            to,
+            copied: BTreeSet::new(),
+            kept: BTreeSet::new(),
+            bytes: 0,
+            protected: Vec::new(),
+        }
+    }
+
+    /// The bytes copied so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Copies the files of `files` not copied yet from node group `from`.
+    pub async fn copy_new(
+        &mut self,
+        cluster: &Arc<Cluster>,
+        snapshot: &CatalogSnapshot,
+        from: GroupId,
+        files: &[FileMeta],
+    ) -> Result<()> {
+        let new: Vec<FileMeta> = files
+            .iter()
+            .filter(|f| !self.copied.contains(&f.path))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let paths: Vec<String> = new.iter().map(|f| f.path.clone()).collect();
+        cluster
+            .catalog
+            .record_cleanup(self.to, &paths, CleanupPolicy::OnFailure)?;
+        for path in paths {
+            self.protected
+                .push(cluster.orphans.in_flight().begin(self.to, &path));
+            self.copied.insert(path);
+        }
+        self.bytes += copy_files(cluster, snapshot, from, self.to, &new).await?;
+        Ok(())
+    }
+
+    /// The switch committed `paths` on the target: they are the placements' files now.
+    pub fn keep<'a>(&mut self, paths: impl IntoIterator<Item = &'a String>) {
+        self.kept.extend(paths.into_iter().cloned());
+    }
+
+    /// Deletes the copies the switch did not commit (files that left their placement while
+    /// it was copied).
+    pub async fn discard_unused(self, cluster: &Arc<Cluster>) {
+        let unused: Vec<String> = self.copied.difference(&self.kept).cloned().collect();
+        discard(cluster, self.to, unused).await;
+    }
+
+    /// Deletes every copy (the operation failed).
+    pub async fn discard_all(self, cluster: &Arc<Cluster>) {
+        let all = self.copied.iter().cloned().collect();
+        discard(cluster, self.to, all).await;
+    }
+}
+
+/// Deletes copies nothing refers to on `group`, and strikes their records.
+async fn discard(cluster: &Arc<Cluster>, group: GroupId, paths: Vec<String>) {
+    if paths.is_empty() {
+        return;
+    }
+    let files = paths
+        .into_iter()
+        .map(|path| {
+            let file = FileMeta {
+                path,
+                row_count: 0,
+                byte_size: 0,
+                stats: None,
+            };
+            (group, file)
+        })
+        .collect();
+    let snapshot = cluster.catalog.snapshot();
+    cluster.delete_garbage(&snapshot, files).await;
+}

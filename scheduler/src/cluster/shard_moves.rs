@@ -1,0 +1,348 @@
+//! Shard moves: a shard group (one shard index of a colocation group: the shard of every
+//! co-located table) moved from one node to another while queries and writes go on, as
+//! Citus's `citus_move_shard_placement` does.
+//!
+//! 1. Reference tables are copied to the target first, so joins there find them.
+//! 2. Each placement's committed files are copied **worker to worker**
+//!    ([`crate::cluster::shard_copy`]): the target pulls them from the source and verifies
+//!    checksums, sizes and row counts; the coordinator relays no bytes. Before a file is
+//!    copied it is recorded in `pg_dist_cleanup` (deleted on failure) and registered as in
+//!    flight, so a move cut short by a crash leaves nothing behind for long.
+//! 3. One catalog transaction switches every placement of the group to the target
+//!    ([`shardfusion_catalog::Catalog::move_placements`]), provided each still has exactly the
+//!    files copied. Writes keep committing to the source meanwhile, so the copy runs in
+//!    rounds: each round copies the files committed since the previous one. From round
+//!    [`FENCED_FROM_ROUND`] on, commits into the group's placements wait for the switch
+//!    (the fence), so that round is sure to succeed. A write that committed on the source
+//!    after its files were listed is caught by the switch's check; a write still running
+//!    when the switch happens finds its placement moved at commit and copies its own files
+//!    to the target (`TableWriter::follow_placements`). Nothing is lost or counted twice.
+//! 4. The source files are deleted only once every statement that started before the switch
+//!    has finished ([`crate::cluster::file_retirement`]): a query planned on the old
+//!    placement keeps reading it.
+//!
+//! A move that fails (a worker dies, a copy does not verify, a concurrent DROP) leaves the
+//! old placement serving and deletes what it copied; it can simply be run again.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use shardfusion_catalog::{
+    CatalogError, CatalogSnapshot, ConcurrentChange, FileMeta, PlacementCopy, TableKind,
+};
+use shardfusion_common::ids::{ColocationId, GroupId, PlacementId, ShardId};
+
+use crate::cluster::shard_copy::CopiedFiles;
+use crate::cluster::shared_state::Cluster;
+use crate::error::{Result, SchedulerError};
+
+/// Copy rounds before the switch gives up (writes kept changing the files every time).
+const MAX_ROUNDS: usize = 6;
+/// From this round on, commits into the moving placements wait for the switch.
+pub const FENCED_FROM_ROUND: usize = 3;
+
+/// One shard group: a shard index of a colocation group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardGroup {
+    pub colocation_id: ColocationId,
+    pub index: usize,
+}
+
+/// How far one move is, for `get_rebalance_progress()` and `citus_shards`.
+#[derive(Debug, Clone)]
+pub struct MoveProgress {
+    pub table_name: String,
+    pub shard_id: ShardId,
+    /// Bytes of the shard group's placements when the move started.
+    pub shard_size: u64,
+    pub source: (String, u16),
+    pub target: (String, u16),
+    /// Citus's `progress`: 0 not started, 1 moving, 2 done.
+    pub progress: i32,
+    pub bytes_copied: u64,
+    /// `move`, or `copy` for a reference table's new copy.
+    pub operation: &'static str,
+    /// `running`, `done`, or the error that stopped it.
+    pub status: String,
+    pub started_at: SystemTime,
+}
+
+/// The moves of this coordinator: which shard groups are moving now, and the progress of
+/// the moves started since the last rebalance began.
+#[derive(Debug, Default)]
+pub struct ShardMoves {
+    moving: Mutex<BTreeSet<ShardGroup>>,
+    progress: Mutex<Vec<MoveProgress>>,
+    /// Copying reference tables to new nodes: one at a time.
+    pub(crate) replicating: tokio::sync::Mutex<()>,
+    /// The rebalancer's background job (`citus_rebalance_start`).
+    pub job: crate::cluster::rebalance_job::RebalanceJobs,
+}
+
+impl ShardMoves {
+    /// Every move's progress, oldest first.
+    pub fn progress(&self) -> Vec<MoveProgress> {
+        self.progress.lock().clone()
+    }
+
+    /// Forgets finished moves' progress (a new rebalance starts).
+    pub fn clear_finished(&self) {
+        self.progress.lock().retain(|p| p.progress != 2);
+    }
+
+    pub(crate) fn track(&self, entry: MoveProgress) -> usize {
+        let mut progress = self.progress.lock();
+        progress.push(entry);
+        progress.len() - 1
+    }
+
+    pub(crate) fn update(&self, slot: usize, change: impl FnOnce(&mut MoveProgress)) {
+        if let Some(entry) = self.progress.lock().get_mut(slot) {
+            change(entry);
+        }
+    }
+
+    /// Whether `group` is being moved now.
+    pub fn is_moving(&self, group: ShardGroup) -> bool {
+        self.moving.lock().contains(&group)
+    }
+}
+
+/// Marks a shard group as moving until dropped.
+struct Moving<'a> {
+    moves: &'a ShardMoves,
+    group: ShardGroup,
+}
+
+impl Drop for Moving<'_> {
+    fn drop(&mut self) {
+        self.moves.moving.lock().remove(&self.group);
+    }
+}
+
+/// What a finished move did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MoveReport {
+    pub bytes_copied: u64,
+    pub rounds: usize,
+}
+
+/// The shard group of `shard` in `snapshot`.
+pub fn shard_group_of(snapshot: &CatalogSnapshot, shard: ShardId) -> Result<ShardGroup> {
+    for table in snapshot.tables.values() {
+        if let Some(s) = table.shards.iter().find(|s| s.shard_id == shard) {
+            let Some(colocation_id) = table.kind.colocation_id() else {
+                break;
+            };
+            if matches!(table.kind, TableKind::Reference { .. }) {
+                return Err(SchedulerError::invalid(format!(
+                    "shard {shard} belongs to the reference table {}, which has a copy on every \
+                     node: it is not moved",
+                    table.name
+                )));
+            }
+            return Ok(ShardGroup {
+                colocation_id,
+                index: s.index,
+            });
+        }
+    }
+    Err(SchedulerError::invalid(format!(
+        "shard {shard} does not exist (see pg_dist_shard)"
+    )))
+}
+
+/// The placements of `group` on node group `from`: (table, placement, files).
+fn placements_on(
+    snapshot: &CatalogSnapshot,
+    group: ShardGroup,
+    from: GroupId,
+    to: GroupId,
+) -> Result<Vec<(String, PlacementId, Vec<FileMeta>)>> {
+    let mut found = Vec::new();
+    for table in snapshot.tables.values() {
+        if table.kind.colocation_id() != Some(group.colocation_id)
+            || matches!(table.kind, TableKind::Reference { .. })
+        {
+            continue;
+        }
+        let Some(shard) = table.shards.iter().find(|s| s.index == group.index) else {
+            continue;
+        };
+        if shard.placements.iter().any(|p| p.group_id == to) {
+            return Err(SchedulerError::Catalog(CatalogError::PlacementExists {
+                shard: shard.shard_id,
+                group: to,
+            }));
+        }
+        let Some(placement) = shard.placements.iter().find(|p| p.group_id == from) else {
+            return Err(SchedulerError::invalid(format!(
+                "shard {} of {} has no placement on node group {from}",
+                shard.shard_id, table.name
+            )));
+        };
+        found.push((
+            table.name.clone(),
+            placement.placement_id,
+            placement.files.clone(),
+        ));
+    }
+    if found.is_empty() {
+        return Err(SchedulerError::invalid(format!(
+            "colocation group {} has no shard {}",
+            group.colocation_id, group.index
+        )));
+    }
+    Ok(found)
+}
+
+/// Moves shard group `group` from node group `from` to `to` (see the module docs).
+pub async fn move_shard_group(
+    cluster: &Arc<Cluster>,
+    group: ShardGroup,
+    from: GroupId,
+    to: GroupId,
+) -> Result<MoveReport> {
+    let snapshot = cluster.catalog.snapshot();
+    let node = |g: GroupId| {
+        snapshot
+            .node_of_group(g)
+            .filter(|n| g != GroupId::COORDINATOR && n.group_id == g)
+            .ok_or_else(|| SchedulerError::invalid(format!("node group {g} is not a worker")))
+    };
+    let (source, target) = (node(from)?, node(to)?);
+    if from == to {
+        return Err(SchedulerError::invalid(
+            "the source and target node of a shard move must differ",
+        ));
+    }
+    if !target.is_active {
+        return Err(SchedulerError::invalid(format!(
+            "cannot move shards to {}:{}: the node is disabled (citus_activate_node first)",
+            target.node_name, target.node_port
+        )));
+    }
+    let first = placements_on(&snapshot, group, from, to)?;
+    {
+        let mut moving = cluster.moves.moving.lock();
+        if !moving.insert(group) {
+            return Err(SchedulerError::invalid(format!(
+                "shard group {} of colocation group {} is already being moved",
+                group.index, group.colocation_id
+            )));
+        }
+    }
+    let _moving = Moving {
+        moves: &cluster.moves,
+        group,
+    };
+    crate::cluster::reference_copies::copy_reference_tables_to(cluster, to).await?;
+    let shard_id = snapshot
+        .tables
+        .get(&first[0].0)
+        .and_then(|t| t.shards.iter().find(|s| s.index == group.index))
+        .map_or(ShardId(0), |s| s.shard_id);
+    let slot = cluster.moves.track(MoveProgress {
+        table_name: first[0].0.clone(),
+        shard_id,
+        shard_size: first
+            .iter()
+            .flat_map(|(_, _, files)| files)
+            .map(|f| f.byte_size)
+            .sum(),
+        source: (source.node_name.clone(), source.node_port),
+        target: (target.node_name.clone(), target.node_port),
+        progress: 1,
+        bytes_copied: 0,
+        operation: "move",
+        status: "running".into(),
+        started_at: SystemTime::now(),
+    });
+    let mut copy = CopiedFiles::new(to);
+    let result = switch_in_rounds(cluster, group, from, to, &mut copy, slot).await;
+    cluster.moves.update(slot, |p| {
+        p.bytes_copied = copy.bytes();
+        match &result {
+            Ok(_) => {
+                p.progress = 2;
+                p.status = "done".into();
+            }
+            Err(e) => p.status = format!("failed: {e}"),
+        }
+    });
+    match result {
+        Ok(rounds) => {
+            // Copies of files that left the placement during the move are nobody's.
+            let bytes_copied = copy.bytes();
+            copy.discard_unused(cluster).await;
+            Ok(MoveReport {
+                bytes_copied,
+                rounds,
+            })
+        }
+        Err(e) => {
+            copy.discard_all(cluster).await;
+            Err(e)
+        }
+    }
+}
+
+/// Steps 2 and 3 of the module docs; returns the rounds it took.
+async fn switch_in_rounds(
+    cluster: &Arc<Cluster>,
+    group: ShardGroup,
+    from: GroupId,
+    to: GroupId,
+    copy: &mut CopiedFiles,
+    slot: usize,
+) -> Result<usize> {
+    for round in 1..=MAX_ROUNDS {
+        let listed = placements_on(&cluster.catalog.snapshot(), group, from, to)?;
+        let ids: Vec<PlacementId> = listed.iter().map(|(_, p, _)| *p).collect();
+        // The fence is up before the files are listed again, so every commit before it is
+        // in that listing and none comes after.
+        let _fence = (round >= FENCED_FROM_ROUND).then(|| cluster.catalog.fence_placements(&ids));
+        let snapshot = cluster.catalog.snapshot();
+        let listed = if round >= FENCED_FROM_ROUND {
+            placements_on(&snapshot, group, from, to)?
+        } else {
+            listed
+        };
+        let files: Vec<FileMeta> = listed
+            .iter()
+            .flat_map(|(_, _, files)| files.iter().cloned())
+            .collect();
+        copy.copy_new(cluster, &snapshot, from, &files).await?;
+        let bytes = copy.bytes();
+        cluster.moves.update(slot, |p| p.bytes_copied = bytes);
+        let switch: Vec<PlacementCopy> = listed
+            .iter()
+            .map(|(table, placement, files)| PlacementCopy {
+                placement_id: *placement,
+                table: table.clone(),
+                from,
+                to,
+                paths: files.iter().map(|f| f.path.clone()).collect(),
+            })
+            .collect();
+        match cluster.catalog.move_placements(&switch) {
+            Ok(garbage) => {
+                copy.keep(switch.iter().flat_map(|c| c.paths.iter()));
+                cluster.retire_files(garbage);
+                return Ok(round);
+            }
+            Err(CatalogError::Conflict {
+                change: ConcurrentChange::FilesChanged,
+                ..
+            }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(SchedulerError::invalid(format!(
+        "shard group {} of colocation group {} kept changing during {MAX_ROUNDS} copy rounds; \
+         nothing was moved, try again",
+        group.index, group.colocation_id
+    )))
+}

@@ -1,0 +1,44 @@
+//! `citus_drain_node(nodename, nodeport [, shard_transfer_mode] [, rebalance_strategy])`:
+//! the node gets no new shards (`shouldhaveshards` false) and every shard group on it is
+//! moved to the other nodes, while queries and writes go on. It can then be removed with
+//! `citus_remove_node`.
+
+use futures::FutureExt;
+
+use super::call::FunctionCall;
+use super::rebalance_options::planned;
+use super::registry::CitusFunction;
+use super::results::void_result;
+use crate::cluster::rebalance_job::run_moves;
+use crate::cluster::rebalance_plan::{PlanOptions, Strategy};
+use crate::coordinator::{Coordinator, StatementOutput};
+use crate::error::{Result, SchedulerError};
+
+pub const FUNCTION: CitusFunction = CitusFunction {
+    names: &["citus_drain_node", "master_drain_node"],
+    superuser_only: true,
+    run: |coordinator, call| run(coordinator, call).boxed(),
+};
+
+async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementOutput> {
+    call.check_arity(4)?;
+    let (host, port) = call.node_address()?;
+    let strategy = match call.text(3, "rebalance_strategy")? {
+        None => Strategy::default(),
+        Some(name) => Strategy::named(&name).ok_or_else(|| {
+            SchedulerError::invalid(format!(
+                "unknown rebalance_strategy \"{name}\": use by_shard_count or by_disk_size"
+            ))
+        })?,
+    };
+    let cluster = coordinator.cluster();
+    cluster.catalog.set_should_have_shards(&host, port, false)?;
+    let options = PlanOptions {
+        strategy,
+        drain_only: true,
+        ..PlanOptions::default()
+    };
+    let moves = planned(&cluster.catalog.snapshot(), &options)?;
+    run_moves(cluster, moves, 1).await?;
+    Ok(void_result(&call.name))
+}
