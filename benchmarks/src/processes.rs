@@ -16,6 +16,8 @@ pub struct ProcessCluster {
     worker_args: Vec<Vec<String>>,
     binary: PathBuf,
     env: Vec<(String, String)>,
+    /// The coordinator's port, which workers register with.
+    port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -90,26 +92,11 @@ impl ProcessCluster {
             worker_args: Vec::new(),
             binary: binary.to_path_buf(),
             env,
+            port,
             _dir: dir,
         };
-        for i in 1..=workers {
-            let args: Vec<String> = vec![
-                "worker".into(),
-                "--listen".into(),
-                format!("127.0.0.1:{}", free_port()?),
-                "--data-dir".into(),
-                cluster
-                    ._dir
-                    .path()
-                    .join(format!("worker-{i}"))
-                    .display()
-                    .to_string(),
-                "--coordinator".into(),
-                format!("http://127.0.0.1:{port}"),
-            ];
-            let worker = spawn(binary, &args, &cluster.env)?;
-            cluster.workers.push(worker);
-            cluster.worker_args.push(args);
+        for _ in 0..workers {
+            cluster.add_worker()?;
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -147,20 +134,51 @@ impl ProcessCluster {
         listen.rsplit(':').next()?.parse().ok()
     }
 
-    /// Kills worker `index` (SIGKILL) and starts it again on the same port and data directory.
-    pub fn restart_worker(&mut self, index: usize) -> Result<(), String> {
-        let args = self
-            .worker_args
-            .get(index)
-            .cloned()
-            .ok_or_else(|| format!("no worker {index}"))?;
+    /// Starts one more worker process, which registers with the coordinator on its own (as
+    /// `shardfusion worker --coordinator` does); returns its index. It is a node once
+    /// `pg_dist_node` lists it.
+    pub fn add_worker(&mut self) -> Result<usize, String> {
+        let index = self.workers.len();
+        let args: Vec<String> = vec![
+            "worker".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", free_port()?),
+            "--data-dir".into(),
+            self._dir
+                .path()
+                .join(format!("worker-{}", index + 1))
+                .display()
+                .to_string(),
+            "--coordinator".into(),
+            format!("http://127.0.0.1:{}", self.port),
+        ];
+        let worker = spawn(&self.binary, &args, &self.env)?;
+        self.workers.push(worker);
+        self.worker_args.push(args);
+        Ok(index)
+    }
+
+    /// Kills worker `index` (SIGKILL) and leaves it down.
+    pub fn kill_worker(&mut self, index: usize) -> Result<(), String> {
         let worker = self
             .workers
             .get_mut(index)
             .ok_or_else(|| format!("no worker {index}"))?;
         let _ = worker.kill();
         let _ = worker.wait();
-        *worker = spawn(&self.binary, &args, &self.env)?;
+        Ok(())
+    }
+
+    /// Starts worker `index` again on the same port and data directory (killing it first if
+    /// it still runs).
+    pub fn restart_worker(&mut self, index: usize) -> Result<(), String> {
+        self.kill_worker(index)?;
+        let args = self
+            .worker_args
+            .get(index)
+            .cloned()
+            .ok_or_else(|| format!("no worker {index}"))?;
+        self.workers[index] = spawn(&self.binary, &args, &self.env)?;
         Ok(())
     }
 }

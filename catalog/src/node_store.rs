@@ -1,6 +1,10 @@
 //! Worker membership in the catalog (`pg_dist_node`): adding, re-registering and removing
 //! nodes.
 //!
+//! A node added while reference tables exist joins inactive, and serves once the coordinator
+//! copied them to it (`is_joining`, `finish_join`), as Citus copies reference tables to a new
+//! node before it is used.
+//!
 //! A node's `worker_uuid` is the identity its worker proved to the coordinator (see
 //! `shardfusion_common::auth::membership`). Callers add a node only after that proof; the
 //! catalog keeps identities unique and never drops a node that still holds placements.
@@ -52,8 +56,10 @@ impl Catalog {
         self.node_by_id(node_id)
     }
 
-    /// `citus_remove_node`: removes the node at `name:port`, which must hold no placements
-    /// (move or drop its tables' shards first).
+    /// `citus_remove_node`: removes the node at `name:port`, which must hold no placements of
+    /// distributed or local tables (drain it, or drop those tables, first). Its copies of
+    /// reference tables go with it, as in Citus; their files stay in the node's data
+    /// directory, which leaves the cluster.
     pub fn remove_node(&self, name: &str, port: u16) -> Result<Node> {
         let address = format!("{name}:{port}");
         let removed = self.write(|tx| {
@@ -72,7 +78,8 @@ impl Catalog {
             // Checked inside the write transaction, so no placement can be added between the
             // check and the delete.
             let placements: i64 = tx.query_row(
-                "SELECT count(*) FROM placements WHERE groupid = ?1",
+                "SELECT count(*) FROM placements p JOIN shards s USING (shardid) \
+                 JOIN tables t USING (table_id) WHERE p.groupid = ?1 AND t.kind <> 'reference'",
                 params![group_id],
                 |r| r.get(0),
             )?;
@@ -83,6 +90,14 @@ impl Catalog {
                 });
             }
             let node = self.snapshot().node(NodeId(node_id)).cloned();
+            tx.execute(
+                "DELETE FROM placements WHERE groupid = ?1",
+                params![group_id],
+            )?;
+            tx.execute(
+                "DELETE FROM joining_nodes WHERE nodeid = ?1",
+                params![node_id],
+            )?;
             tx.execute("DELETE FROM nodes WHERE nodeid = ?1", params![node_id])?;
             Ok(node)
         })?;
@@ -126,6 +141,38 @@ impl Catalog {
             })
         })?;
         self.node_by_id(node_id)
+    }
+
+    /// Whether node `node` joined while reference tables existed and has not received them
+    /// yet: it stays inactive until [`Catalog::finish_join`].
+    pub fn is_joining(&self, node: NodeId) -> Result<bool> {
+        let conn = self.conn.lock();
+        Ok(conn
+            .query_row(
+                "SELECT 1 FROM joining_nodes WHERE nodeid = ?1",
+                params![node.0],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// A joining node received the reference tables: it is active from now on.
+    pub fn finish_join(&self, node: NodeId) -> Result<Node> {
+        self.write(|tx| {
+            let joining = tx.execute(
+                "DELETE FROM joining_nodes WHERE nodeid = ?1",
+                params![node.0],
+            )?;
+            if joining > 0 {
+                tx.execute(
+                    "UPDATE nodes SET isactive = 1 WHERE nodeid = ?1",
+                    params![node.0],
+                )?;
+            }
+            Ok(())
+        })?;
+        self.node_by_id(node.0)
     }
 
     fn node_by_id(&self, node_id: i32) -> Result<Node> {
@@ -177,13 +224,30 @@ fn upsert_node(
         return Ok(id);
     }
     let id = next_id(tx, "nodeid", 1)? as i32;
-    tx.execute(
-        "INSERT INTO nodes (nodeid, groupid, nodename, nodeport, worker_uuid) \
-         VALUES (?1, ?1, ?2, ?3, ?4)",
-        params![id, name, port, worker_uuid],
+    // With reference tables to copy first, the node joins inactive (see `finish_join`).
+    let references: i64 = tx.query_row(
+        "SELECT count(*) FROM tables WHERE kind = 'reference'",
+        [],
+        |r| r.get(0),
     )?;
+    tx.execute(
+        "INSERT INTO nodes (nodeid, groupid, nodename, nodeport, worker_uuid, isactive) \
+         VALUES (?1, ?1, ?2, ?3, ?4, ?5)",
+        params![id, name, port, worker_uuid, references == 0],
+    )?;
+    if references > 0 {
+        tx.execute(
+            "INSERT INTO joining_nodes (nodeid) VALUES (?1)",
+            params![id],
+        )?;
+    }
     Ok(id)
 }
+
+/// Nodes added while reference tables existed, which serve only once they hold a copy of
+/// each (`Catalog::finish_join`).
+pub(crate) const SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS joining_nodes (nodeid INTEGER PRIMARY KEY);";
 
 #[cfg(test)]
 mod tests {

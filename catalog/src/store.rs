@@ -119,6 +119,7 @@ impl Catalog {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::cleanup::SCHEMA)?;
+        conn.execute_batch(crate::node_store::SCHEMA)?;
         conn.execute_batch(crate::role_store::SCHEMA)?;
         conn.execute_batch(crate::column_stats_store::SCHEMA)?;
         let stats_cache = StatsCache::default();

@@ -647,17 +647,6 @@ impl Coordinator {
         .await?;
         // Whatever deletions it is owed, and files it kept from before, are settled now.
         self.cluster.orphans.worker_registered(node.group_id);
-        // A new node gets the reference tables before it serves; one that restarted has
-        // them already.
-        if let Err(e) =
-            crate::cluster::reference_copies::copy_reference_tables_to(&self.cluster, node.group_id)
-                .await
-        {
-            tracing::warn!(
-                "could not copy the reference tables to {name}:{port} yet: {e}; shard moves to it \
-                 copy them first, or run SELECT replicate_reference_tables()"
-            );
-        }
         Ok(node)
     }
 }

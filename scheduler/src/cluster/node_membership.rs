@@ -1,10 +1,13 @@
 //! Which hosts become nodes: `citus_add_node`, worker self-registration and
-//! `citus_remove_node`.
+//! `citus_remove_node`. A node that joins while reference tables exist serves only once it
+//! holds a copy of each (copied worker to worker before the call returns).
 //!
 //! A host is added only after it answered a fresh membership challenge with proof that it
 //! knows the cluster secret (`WorkerPool::prove_membership`); until then the coordinator sends
 //! it nothing derived from the secret. A host that cannot prove it gets `PermissionDenied`
 //! (`Unavailable` if it cannot be reached) and never appears in `pg_dist_node`.
+
+use std::sync::Arc;
 
 use shardfusion_catalog::Node;
 
@@ -16,7 +19,7 @@ fn url_of(host: &str, port: u16) -> String {
 }
 
 /// `citus_add_node(host, port)`: adds the worker at `host:port` once it proved membership.
-pub async fn add_node(cluster: &Cluster, host: &str, port: u16) -> Result<Node> {
+pub async fn add_node(cluster: &Arc<Cluster>, host: &str, port: u16) -> Result<Node> {
     let address = format!("{host}:{port}");
     let identity = cluster
         .workers
@@ -29,16 +32,26 @@ pub async fn add_node(cluster: &Cluster, host: &str, port: u16) -> Result<Node> 
                 format!("cannot add the node: {}", status.message()),
             ),
         })?;
-    Ok(cluster
+    let node = cluster
         .catalog
-        .add_proven_node(host, port, identity.as_str())?)
+        .add_proven_node(host, port, identity.as_str())?;
+    join(cluster, node).await
+}
+
+/// A node that joined while reference tables existed gets them, then serves.
+async fn join(cluster: &Arc<Cluster>, node: Node) -> Result<Node> {
+    if !cluster.catalog.is_joining(node.node_id)? {
+        return Ok(node);
+    }
+    crate::cluster::reference_copies::copy_reference_tables_to(cluster, node.group_id).await?;
+    Ok(cluster.catalog.finish_join(node.node_id)?)
 }
 
 /// A worker announced itself (its `worker` process started) as `worker_uuid` at
 /// `name:port`. Its request was MAC'd; the host at that address must also prove to be that
 /// worker, so a registration cannot point the coordinator at another host.
 pub async fn register_worker(
-    cluster: &Cluster,
+    cluster: &Arc<Cluster>,
     name: &str,
     port: u16,
     worker_uuid: &str,
@@ -71,7 +84,8 @@ pub async fn register_worker(
             )),
         });
     }
-    Ok(cluster.catalog.add_node(name, port, Some(worker_uuid))?)
+    let node = cluster.catalog.add_node(name, port, Some(worker_uuid))?;
+    join(cluster, node).await
 }
 
 /// `citus_remove_node(host, port)`: removes a node that holds no shard placements.

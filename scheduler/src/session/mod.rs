@@ -8,8 +8,10 @@
 //!   one optimized plan per session.
 //! - [`prepared_statements`]: Flight SQL prepared statements, bounded per client.
 //! - [`client_sessions`], [`session_settings`]: client sessions and the settings they keep.
+//! - [`citus_table_functions`]: Citus's read-only set-returning functions in `FROM`.
 //! - [`statement_call`]: who runs a statement text, in which session, with which bounds.
 
+pub mod citus_table_functions;
 pub mod client_sessions;
 pub mod plan_cache;
 pub mod prepared_statements;

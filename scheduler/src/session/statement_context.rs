@@ -89,7 +89,7 @@ fn state_in(
     {
         config = config.with_option_extension(PlannerOptions::default());
     }
-    let state = SessionStateBuilder::new()
+    let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
@@ -99,6 +99,7 @@ fn state_in(
             transport,
         )))
         .build();
+    crate::session::citus_table_functions::register(&mut state, cluster);
     if let Some(catalog) = state.catalog_list().catalog(DEFAULT_CATALOG) {
         catalog.register_schema(
             DEFAULT_SCHEMA,

@@ -138,6 +138,22 @@ fn constant(function: &str, expr: &Expr) -> Result<ScalarValue> {
 }
 
 impl FunctionCall {
+    /// A call of `function` (by `name`) with positional `arguments`, as a table function in
+    /// `FROM` receives them.
+    pub fn with_arguments(
+        function: &'static CitusFunction,
+        name: &str,
+        arguments: Vec<ScalarValue>,
+    ) -> Self {
+        Self {
+            function,
+            name: name.to_string(),
+            positional: arguments,
+            named: HashMap::new(),
+            default_shard_count: None,
+        }
+    }
+
     pub(super) fn arg(&self, position: usize, name: &str) -> Option<&ScalarValue> {
         self.named
             .get(name)

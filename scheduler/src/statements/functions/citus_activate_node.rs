@@ -18,6 +18,7 @@ use crate::error::{Result, SchedulerError};
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_activate_node", "master_activate_node"],
     superuser_only: true,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

@@ -18,18 +18,13 @@ use crate::error::Result;
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_add_node", "master_add_node"],
     superuser_only: true,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 
 async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementOutput> {
     let (host, port) = call.node_address()?;
     let node = node_membership::add_node(coordinator.cluster(), &host, port).await?;
-    // As in Citus, the reference tables are on the node before the call returns.
-    crate::cluster::reference_copies::copy_reference_tables_to(
-        coordinator.cluster(),
-        node.group_id,
-    )
-    .await?;
     Ok(single_value(
         &call.name,
         DataType::Int32,

@@ -16,6 +16,7 @@ use crate::error::Result;
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_cleanup_orphaned_resources"],
     superuser_only: true,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

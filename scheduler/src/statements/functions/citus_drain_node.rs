@@ -17,6 +17,7 @@ use crate::error::{Result, SchedulerError};
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_drain_node", "master_drain_node"],
     superuser_only: true,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

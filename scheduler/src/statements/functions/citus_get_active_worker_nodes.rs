@@ -18,6 +18,7 @@ pub const FUNCTION: CitusFunction = CitusFunction {
         "master_get_active_worker_nodes",
     ],
     superuser_only: false,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

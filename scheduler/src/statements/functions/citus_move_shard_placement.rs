@@ -20,6 +20,7 @@ use crate::error::{Result, SchedulerError};
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_move_shard_placement", "master_move_shard_placement"],
     superuser_only: true,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

@@ -11,13 +11,15 @@ use futures::FutureExt;
 use super::call::FunctionCall;
 use super::registry::CitusFunction;
 use super::results::rows;
-use crate::coordinator::{Coordinator, StatementOutput};
+use crate::cluster::Cluster;
+use crate::coordinator::StatementOutput;
 use crate::error::Result;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_rebalance_status"],
     superuser_only: false,
-    run: |coordinator, call| run(coordinator, call).boxed(),
+    rows: Some(rows_of),
+    run: |coordinator, call| async move { rows_of(coordinator.cluster(), &call) }.boxed(),
 };
 
 fn millis(time: SystemTime) -> i64 {
@@ -25,15 +27,9 @@ fn millis(time: SystemTime) -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementOutput> {
+fn rows_of(cluster: &Arc<Cluster>, call: &FunctionCall) -> Result<StatementOutput> {
     call.check_arity(1)?;
-    let status: Vec<_> = coordinator
-        .cluster()
-        .moves
-        .job
-        .status()
-        .into_iter()
-        .collect();
+    let status: Vec<_> = cluster.moves.job.status().into_iter().collect();
     let timestamps = |values: Vec<Option<i64>>| -> ArrayRef {
         Arc::new(TimestampMillisecondArray::from(values).with_timezone("UTC"))
     };

@@ -12,6 +12,7 @@ use crate::error::{Result, SchedulerError};
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_rebalance_stop"],
     superuser_only: true,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

@@ -13,6 +13,7 @@ use crate::error::{Result, SchedulerError};
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_rebalance_wait"],
     superuser_only: false,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

@@ -13,6 +13,7 @@ use crate::error::Result;
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_remove_node", "master_remove_node"],
     superuser_only: true,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

@@ -15,6 +15,7 @@ use crate::error::Result;
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_version"],
     superuser_only: false,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

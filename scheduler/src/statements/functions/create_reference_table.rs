@@ -13,6 +13,7 @@ use crate::error::Result;
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["create_reference_table"],
     superuser_only: true,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

@@ -12,18 +12,20 @@ use futures::FutureExt;
 use super::call::FunctionCall;
 use super::registry::CitusFunction;
 use super::results::rows;
-use crate::coordinator::{Coordinator, StatementOutput};
+use crate::cluster::Cluster;
+use crate::coordinator::StatementOutput;
 use crate::error::Result;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["get_rebalance_progress"],
     superuser_only: false,
-    run: |coordinator, call| run(coordinator, call).boxed(),
+    rows: Some(rows_of),
+    run: |coordinator, call| async move { rows_of(coordinator.cluster(), &call) }.boxed(),
 };
 
-async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementOutput> {
+fn rows_of(cluster: &Arc<Cluster>, call: &FunctionCall) -> Result<StatementOutput> {
     call.check_arity(0)?;
-    let moves = coordinator.cluster().moves.progress();
+    let moves = cluster.moves.progress();
     let ints = |f: &dyn Fn(&crate::cluster::shard_moves::MoveProgress) -> i64| {
         Arc::new(Int64Array::from_iter_values(moves.iter().map(f)))
     };

@@ -11,20 +11,22 @@ use super::call::FunctionCall;
 use super::rebalance_options::{plan_options, planned};
 use super::registry::CitusFunction;
 use super::results::rows;
+use crate::cluster::Cluster;
 use crate::cluster::rebalance_plan::PlannedMove;
-use crate::coordinator::{Coordinator, StatementOutput};
+use crate::coordinator::StatementOutput;
 use crate::error::Result;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["get_rebalance_table_shards_plan"],
     superuser_only: false,
-    run: |coordinator, call| run(coordinator, call).boxed(),
+    rows: Some(rows_of),
+    run: |coordinator, call| async move { rows_of(coordinator.cluster(), &call) }.boxed(),
 };
 
-async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementOutput> {
+fn rows_of(cluster: &Arc<Cluster>, call: &FunctionCall) -> Result<StatementOutput> {
     call.check_arity(8)?;
-    let snapshot = coordinator.cluster().catalog.snapshot();
-    let moves = planned(&snapshot, &plan_options(&call)?)?;
+    let snapshot = cluster.catalog.snapshot();
+    let moves = planned(&snapshot, &plan_options(call)?)?;
     plan_rows(&snapshot, &moves)
 }
 

@@ -18,6 +18,7 @@ use crate::error::{Result, SchedulerError};
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["get_shard_id_for_distribution_column"],
     superuser_only: false,
+    rows: None,
     run: |coordinator, call| run(coordinator, call).boxed(),
 };
 

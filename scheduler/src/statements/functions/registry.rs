@@ -27,8 +27,15 @@ pub struct CitusFunction {
     /// Whether only a superuser may call it: everything that changes the cluster. Functions
     /// that only read metadata are for every role.
     pub superuser_only: bool,
+    /// For a function that only reads and returns rows: those rows, so that it also works
+    /// in `FROM` (`SELECT * FROM get_rebalance_progress()`), with positional arguments.
+    pub rows: Option<RowsFunction>,
     pub run: RunFunction,
 }
+
+/// The rows of a read-only set-returning function, from the cluster and the call.
+pub type RowsFunction =
+    fn(&std::sync::Arc<crate::cluster::Cluster>, &FunctionCall) -> Result<StatementOutput>;
 
 impl std::fmt::Debug for CitusFunction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

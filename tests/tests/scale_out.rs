@@ -1,0 +1,360 @@
+//! Scaling out while the cluster serves, on separate `shardfusion` processes: a coordinator
+//! and 2 workers loaded with TPC-H (32 shards per table) get a third worker, which registers
+//! and receives the reference tables; `rebalance_table_shards()` spreads the shard groups
+//! evenly; then `citus_drain_node` empties the first worker and `citus_remove_node` removes
+//! it. Throughout, a loop of queries must never fail or return a wrong answer, and every
+//! acknowledged concurrent `INSERT` must end up present exactly once. All 22 TPC-H answers
+//! must match single-node DataFusion after each step.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+use shardfusion_benchmarks::processes::{ProcessCluster, shardfusion_binary};
+use shardfusion_benchmarks::tpch;
+use shardfusion_benchmarks::tpch_run::single_node_tpch;
+use shardfusion_tests::TestClient;
+use shardfusion_tests::compare::assert_same;
+use std::sync::Mutex;
+
+const SCALE: f64 = 0.1;
+const SHARDS: usize = 32;
+
+fn data_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tpch-sf{SCALE}"));
+    tpch::generate(SCALE, &dir).expect("generate TPC-H data");
+    dir
+}
+
+fn int(batches: &[RecordBatch], column: usize) -> i64 {
+    let batch = batches.iter().find(|b| b.num_rows() > 0).expect("a row");
+    let values = batch.column(column);
+    if let Some(ints) = values.as_any().downcast_ref::<Int64Array>() {
+        return ints.value(0);
+    }
+    datafusion::arrow::util::display::array_value_to_string(values, 0)
+        .expect("printable")
+        .parse()
+        .expect("an integer")
+}
+
+/// All 22 TPC-H answers against single-node DataFusion over the same files.
+async fn check_tpch(client: &mut TestClient, label: &str) {
+    let dir = data_dir();
+    let single = single_node_tpch(&dir).await.expect("single-node session");
+    for number in 1..=22 {
+        let sql = tpch::query(number).expect("query");
+        let actual = client
+            .query(sql)
+            .await
+            .unwrap_or_else(|s| panic!("[{label}] Q{number} failed: {}", s.message()));
+        let expected = single
+            .sql(sql)
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("runs");
+        assert_same(&format!("[{label}] Q{number}"), &actual, &expected, true);
+    }
+}
+
+/// Shard groups per node: one table of each colocation group counts its shards.
+async fn shard_groups_per_node(client: &mut TestClient) -> BTreeMap<String, i64> {
+    let batches = client
+        .query(
+            "SELECT nodename || ':' || CAST(nodeport AS TEXT) AS node, count(*) AS groups \
+             FROM citus_shards WHERE table_name IN ('supplier', 'customer', 'orders', 'part') \
+             GROUP BY 1 ORDER BY 1",
+        )
+        .await
+        .expect("citus_shards");
+    let mut out = BTreeMap::new();
+    for batch in &batches {
+        let nodes = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("text");
+        let counts = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("count");
+        for i in 0..batch.num_rows() {
+            out.insert(nodes.value(i).to_string(), counts.value(i));
+        }
+    }
+    out
+}
+
+/// What the loops running during a rebalance saw.
+#[derive(Default)]
+struct LoopRecord {
+    queries: usize,
+    failures: Vec<String>,
+    latencies_ms: Vec<f64>,
+    acknowledged_ids: Vec<i64>,
+    inserts: usize,
+}
+
+/// Runs a query loop and an insert loop until `stop`; returns what they saw.
+fn start_loops(
+    url: String,
+    expected: (i64, i64),
+    stop: Arc<AtomicBool>,
+    first_id: i64,
+) -> tokio::task::JoinHandle<LoopRecord> {
+    tokio::spawn(async move {
+        let record = Arc::new(Mutex::new(LoopRecord::default()));
+        let queries = {
+            let (url, stop, record) = (url.clone(), Arc::clone(&stop), Arc::clone(&record));
+            tokio::spawn(async move {
+                let mut client = TestClient::connect(&url).await;
+                let sql = "SELECT CAST(sum(l_quantity) AS BIGINT), count(*) FROM orders \
+                           JOIN lineitem ON o_orderkey = l_orderkey";
+                while !stop.load(Ordering::Acquire) {
+                    let started = Instant::now();
+                    let answer = client.query(sql).await;
+                    let ms = started.elapsed().as_secs_f64() * 1000.0;
+                    let mut record = record.lock().expect("not poisoned");
+                    record.queries += 1;
+                    record.latencies_ms.push(ms);
+                    match answer {
+                        Ok(batches) => {
+                            let got = (int(&batches, 0), int(&batches, 1));
+                            if got != expected {
+                                record
+                                    .failures
+                                    .push(format!("query returned {got:?}, not {expected:?}"));
+                            }
+                        }
+                        Err(status) => record.failures.push(format!(
+                            "query failed: {:?} {}",
+                            status.code(),
+                            status.message()
+                        )),
+                    }
+                }
+            })
+        };
+        let inserts = {
+            let (stop, record) = (Arc::clone(&stop), Arc::clone(&record));
+            tokio::spawn(async move {
+                let mut client = TestClient::connect(&url).await;
+                let mut next = first_id;
+                while !stop.load(Ordering::Acquire) {
+                    let ids: Vec<i64> = (next..next + 40).collect();
+                    next += 40;
+                    let values: Vec<String> =
+                        ids.iter().map(|id| format!("({id}, 'row {id}')")).collect();
+                    let sql = format!("INSERT INTO events VALUES {}", values.join(", "));
+                    let answer = client.query(&sql).await;
+                    let mut record = record.lock().expect("not poisoned");
+                    record.inserts += 1;
+                    match answer {
+                        Ok(_) => record.acknowledged_ids.extend(ids),
+                        Err(status) => record.failures.push(format!(
+                            "insert failed: {:?} {}",
+                            status.code(),
+                            status.message()
+                        )),
+                    }
+                }
+            })
+        };
+        queries.await.expect("query loop");
+        inserts.await.expect("insert loop");
+        Arc::try_unwrap(record)
+            .map_err(|_| "loops ended")
+            .expect("sole owner")
+            .into_inner()
+            .expect("not poisoned")
+    })
+}
+
+/// Checks what the loops saw and that the acknowledged rows are there exactly once.
+async fn check_loops(
+    client: &mut TestClient,
+    record: &LoopRecord,
+    label: &str,
+    acked: &mut Vec<i64>,
+) {
+    assert!(
+        record.failures.is_empty(),
+        "[{label}] {} of {} queries and {} inserts went wrong, e.g. {:?}",
+        record.failures.len(),
+        record.queries,
+        record.inserts,
+        &record.failures[..record.failures.len().min(5)]
+    );
+    assert!(
+        record.queries > 0 && record.inserts > 0,
+        "[{label}] the loops ran"
+    );
+    acked.extend(&record.acknowledged_ids);
+    let batches = client
+        .query("SELECT count(*), count(DISTINCT id), CAST(sum(id) AS BIGINT) FROM events")
+        .await
+        .expect("events");
+    let expected_sum: i64 = acked.iter().sum();
+    assert_eq!(
+        (int(&batches, 0), int(&batches, 1), int(&batches, 2)),
+        (acked.len() as i64, acked.len() as i64, expected_sum),
+        "[{label}] every acknowledged insert is there exactly once"
+    );
+    let mut latencies = record.latencies_ms.clone();
+    latencies.sort_by(f64::total_cmp);
+    eprintln!(
+        "[{label}] {} queries (p50 {:.1} ms, max {:.1} ms), {} inserts, no failure",
+        record.queries,
+        latencies[latencies.len() / 2],
+        latencies.last().copied().unwrap_or_default(),
+        record.inserts
+    );
+}
+
+async fn wait_for_nodes(client: &mut TestClient, count: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while int(
+        &client
+            .query("SELECT count(*) FROM pg_dist_node")
+            .await
+            .expect("pg_dist_node"),
+        0,
+    ) != count
+    {
+        assert!(Instant::now() < deadline, "{count} nodes within 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_rebalance_drain_and_remove_while_serving() {
+    let binary = shardfusion_binary().expect(
+        "the shardfusion binary is built next to the tests (cargo build --workspace \
+         --all-targets) or named by SHARDFUSION_BIN",
+    );
+    tokio::time::timeout(Duration::from_secs(1500), async {
+        let mut cluster = ProcessCluster::start(&binary, 2)
+            .await
+            .expect("the process cluster starts");
+        let mut client = TestClient::connect(&cluster.url).await;
+        tpch::load(&mut client, &data_dir(), SHARDS, &tpch::TABLES, &|_| {})
+            .await
+            .expect("TPC-H loads");
+        client
+            .run("CREATE TABLE events (id BIGINT NOT NULL, v TEXT)")
+            .await;
+        client
+            .run("SELECT create_distributed_table('events', 'id', colocate_with => 'orders')")
+            .await;
+        let expected = {
+            let batches = client
+                .run(
+                    "SELECT CAST(sum(l_quantity) AS BIGINT), count(*) FROM orders \
+                     JOIN lineitem ON o_orderkey = l_orderkey",
+                )
+                .await;
+            (int(&batches, 0), int(&batches, 1))
+        };
+        let mut acked = Vec::new();
+
+        // A third worker registers and gets the reference tables at once.
+        let third = cluster.add_worker().expect("a third worker starts");
+        wait_for_nodes(&mut client, 3).await;
+        let third_port = cluster.worker_port(third).expect("port");
+        let reference_copies = client
+            .scalar(&format!(
+                "SELECT count(*) FROM citus_shards WHERE citus_table_type = 'reference' \
+                 AND nodeport = {third_port}"
+            ))
+            .await;
+        assert_eq!(
+            reference_copies, "2",
+            "region and nation are on the new node"
+        );
+        let before = shard_groups_per_node(&mut client).await;
+        assert_eq!(
+            before.len(),
+            2,
+            "the new node holds no shard yet: {before:?}"
+        );
+        let first_port = cluster.worker_port(0).expect("port");
+        let message = client
+            .expect_error(
+                &format!("SELECT citus_remove_node('127.0.0.1', {first_port})"),
+                tonic::Code::FailedPrecondition,
+            )
+            .await;
+        assert!(message.contains("citus_drain_node"), "{message}");
+
+        let plan = client
+            .run("SELECT count(*) FROM get_rebalance_table_shards_plan()")
+            .await;
+        assert!(int(&plan, 0) > 0, "the plan moves shard groups");
+
+        // Rebalance with the loops running.
+        let stop = Arc::new(AtomicBool::new(false));
+        let loops = start_loops(cluster.url.clone(), expected, Arc::clone(&stop), 1);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        client.run("SELECT rebalance_table_shards()").await;
+        let took = started.elapsed();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Release);
+        let record = loops.await.expect("loops");
+        check_loops(&mut client, &record, "rebalance", &mut acked).await;
+        eprintln!("rebalance took {:.1} s", took.as_secs_f64());
+
+        let after = shard_groups_per_node(&mut client).await;
+        assert_eq!(after.len(), 3, "{after:?}");
+        let (most, fewest) = (
+            after.values().max().copied().unwrap_or_default(),
+            after.values().min().copied().unwrap_or_default(),
+        );
+        assert!(most - fewest <= 1, "placements per node: {after:?}");
+        let progress = client
+            .run("SELECT count(*) FROM get_rebalance_progress() WHERE progress = 2")
+            .await;
+        assert!(int(&progress, 0) > 0, "the moves are listed as done");
+        check_tpch(&mut client, "after rebalance").await;
+
+        // Drain the first worker, then remove it.
+        let stop = Arc::new(AtomicBool::new(false));
+        let loops = start_loops(
+            cluster.url.clone(),
+            expected,
+            Arc::clone(&stop),
+            1_000_000_000,
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        client
+            .run(&format!(
+                "SELECT citus_drain_node('127.0.0.1', {first_port})"
+            ))
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Release);
+        let record = loops.await.expect("loops");
+        check_loops(&mut client, &record, "drain", &mut acked).await;
+        let drained = shard_groups_per_node(&mut client).await;
+        assert_eq!(drained.len(), 2, "{drained:?}");
+        assert!(!drained.contains_key(&format!("127.0.0.1:{first_port}")));
+        // Only its reference-table copies are left; they go with the node, as in Citus.
+        client
+            .run(&format!(
+                "SELECT citus_remove_node('127.0.0.1', {first_port})"
+            ))
+            .await;
+        cluster.kill_worker(0).expect("kill the removed worker");
+        wait_for_nodes(&mut client, 2).await;
+        check_tpch(&mut client, "after drain and remove").await;
+        drop(cluster);
+    })
+    .await
+    .expect("the test finishes within 1500 s");
+}
