@@ -49,6 +49,27 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<String> {
     out
 }
 
+/// The first column of the first row, as [`rows`] prints it (empty without rows).
+pub fn first_value(batches: &[RecordBatch]) -> String {
+    batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .map(|b| cell(b.column(0).as_ref(), 0))
+        .unwrap_or_default()
+}
+
+/// The first two columns of the first row as integers (0 where NULL or not an integer).
+pub fn first_two_ints(batches: &[RecordBatch]) -> (i64, i64) {
+    let Some(batch) = batches
+        .iter()
+        .find(|b| b.num_rows() > 0 && b.num_columns() >= 2)
+    else {
+        return (0, 0);
+    };
+    let int = |column: usize| cell(batch.column(column).as_ref(), 0).parse().unwrap_or(0);
+    (int(0), int(1))
+}
+
 fn cell(array: &dyn Array, row: usize) -> String {
     if array.is_null(row) {
         return "NULL".to_string();

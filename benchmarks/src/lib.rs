@@ -8,7 +8,7 @@
 //! - [`target`]: the cluster a benchmark measures (embedded, or `--url`); [`processes`]: a
 //!   cluster of separate `shardfusion` processes.
 //! - Subcommands of `shardfusion-bench`: [`tpch_run`], [`ingest_run`], [`router_run`],
-//!   [`scaleout_run`], [`memory_run`].
+//!   [`scaleout_run`], [`memory_run`], [`rebalance_run`].
 //! - Output: [`machine`] (what it ran on), [`report`] (JSON and Markdown), [`chart`] (SVG),
 //!   [`progress`] (progress bars).
 
@@ -21,6 +21,7 @@ pub mod machine;
 pub mod memory_run;
 pub mod processes;
 pub mod progress;
+pub mod rebalance_run;
 pub mod report;
 pub mod router_run;
 pub mod scaleout_run;

@@ -13,7 +13,9 @@ use clap::{Args, Parser, Subcommand};
 /// benchmarks/README.md.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use shardfusion_benchmarks::{ingest_run, memory_run, router_run, scaleout_run, tpch_run};
+use shardfusion_benchmarks::{
+    ingest_run, memory_run, rebalance_run, router_run, scaleout_run, tpch_run,
+};
 
 #[derive(Parser)]
 #[command(
@@ -101,6 +103,15 @@ enum Command {
         /// Comma-separated query numbers.
         #[arg(long, value_delimiter = ',', default_value = "1,3,5,6,9,12,18")]
         queries: Vec<usize>,
+    },
+    /// TPC-H on 2 worker processes, a third joins, rebalance_table_shards() with a query loop
+    /// running: time, bytes moved, coordinator I/O, loop latency before and during.
+    Rebalance {
+        #[command(flatten)]
+        common: Common,
+        /// Seconds of the query loop before the rebalance.
+        #[arg(long, default_value_t = 10)]
+        baseline: u64,
     },
     /// Peak memory while SELECT * FROM lineitem streams to a client.
     Memory {
@@ -203,6 +214,15 @@ async fn run() {
             shards: common.shards,
             iterations: iterations.max(1),
             queries,
+            data_dir: common.data_dir,
+            output: common.output,
+        })
+        .await
+        .map(|_| ()),
+        Command::Rebalance { common, baseline } => rebalance_run::run(rebalance_run::Options {
+            scale: common.scale,
+            shards: common.shards,
+            baseline: Duration::from_secs(baseline.max(1)),
             data_dir: common.data_dir,
             output: common.output,
         })

@@ -127,6 +127,13 @@ impl ProcessCluster {
         self.workers.get(index).map(Child::id)
     }
 
+    /// The data directory of worker `index` (0-based).
+    pub fn worker_data_dir(&self, index: usize) -> Option<PathBuf> {
+        let args = self.worker_args.get(index)?;
+        let dir = args.iter().skip_while(|a| *a != "--data-dir").nth(1)?;
+        Some(PathBuf::from(dir))
+    }
+
     /// The port worker `index` (0-based) listens on.
     pub fn worker_port(&self, index: usize) -> Option<u16> {
         let args = self.worker_args.get(index)?;

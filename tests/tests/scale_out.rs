@@ -358,3 +358,219 @@ async fn add_rebalance_drain_and_remove_while_serving() {
     .await
     .expect("the test finishes within 1500 s");
 }
+
+/// The node id and port of each node, by port.
+async fn node_ids(client: &mut TestClient) -> BTreeMap<i64, i64> {
+    let batches = client
+        .query("SELECT CAST(nodeport AS BIGINT), CAST(nodeid AS BIGINT) FROM pg_dist_node")
+        .await
+        .expect("pg_dist_node");
+    let mut out = BTreeMap::new();
+    for batch in &batches {
+        let ports = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("port");
+        let ids = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("id");
+        for i in 0..batch.num_rows() {
+            out.insert(ports.value(i), ids.value(i));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_whose_target_dies_leaves_the_old_placement_serving() {
+    let binary = shardfusion_binary().expect(
+        "the shardfusion binary is built next to the tests (cargo build --workspace \
+         --all-targets) or named by SHARDFUSION_BIN",
+    );
+    tokio::time::timeout(Duration::from_secs(400), async {
+        let mut cluster = ProcessCluster::start(&binary, 2)
+            .await
+            .expect("the process cluster starts");
+        let mut client = TestClient::connect(&cluster.url).await;
+        client
+            .run("CREATE TABLE payments (k BIGINT NOT NULL, memo TEXT NOT NULL)")
+            .await;
+        client
+            .run("SELECT create_distributed_table('payments', 'k', shard_count => 8)")
+            .await;
+        // Incompressible text, so that each shard's file takes a while to copy.
+        client
+            .run(
+                "INSERT INTO payments SELECT value, md5(CAST(value AS TEXT)) || \
+                 md5(CAST(value * 7 AS TEXT)) FROM generate_series(1, 1200000)",
+            )
+            .await;
+        let expected = client
+            .scalar("SELECT CAST(sum(k) AS BIGINT) FROM payments")
+            .await;
+        let source_port = i64::from(cluster.worker_port(0).expect("port"));
+        let third = cluster.add_worker().expect("a third worker");
+        wait_for_nodes(&mut client, 3).await;
+        let target_port = i64::from(cluster.worker_port(third).expect("port"));
+        let target_dir = cluster.worker_data_dir(third).expect("data dir");
+        let ids = node_ids(&mut client).await;
+        let (source, target) = (ids[&source_port], ids[&target_port]);
+        let shards: Vec<i64> = {
+            let batches = client
+                .run(&format!(
+                    "SELECT shardid FROM citus_shards WHERE table_name = 'payments' \
+                     AND nodeport = {source_port} ORDER BY shardid"
+                ))
+                .await;
+            batches
+                .iter()
+                .flat_map(|b| {
+                    let ids = b
+                        .column(0)
+                        .as_any()
+                        .downcast_ref::<Int64Array>()
+                        .expect("id");
+                    (0..b.num_rows()).map(|i| ids.value(i)).collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        assert_eq!(shards.len(), 4, "{shards:?}");
+
+        let (mut failed, mut moved) = (0, 0);
+        let mut cut_mid_move = 0;
+        for (shard, delay_ms) in shards.iter().zip([0u64, 0, 0, 60]) {
+            let sql = format!("SELECT citus_move_shard_placement({shard}, {source}, {target})");
+            let mut mover = TestClient::connect(&cluster.url).await;
+            let attempt = tokio::spawn(async move { mover.query(&sql).await });
+            // Kill the target once it receives a file (a staging file appears in its data
+            // directory), or after a fixed delay.
+            let started = Instant::now();
+            let mut running = false;
+            while !attempt.is_finished() && started.elapsed() < Duration::from_secs(10) {
+                if delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    break;
+                }
+                running = shardfusion_tests::shard_files::on_disk(&target_dir)
+                    .iter()
+                    .any(|f| f.to_string_lossy().contains(".parquet#"));
+                if running {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            cluster.kill_worker(third).expect("kill the target");
+            let result = attempt.await.expect("the move returns");
+            if running && result.is_err() {
+                cut_mid_move += 1;
+            }
+            let placed_on = client
+                .scalar(&format!(
+                    "SELECT CAST(nodeport AS BIGINT) FROM citus_shards WHERE shardid = {shard}"
+                ))
+                .await;
+            match &result {
+                Err(status) => {
+                    failed += 1;
+                    eprintln!("move of {shard} after {delay_ms} ms: {}", status.message());
+                    // The old placement serves, with every row.
+                    assert_eq!(placed_on, source_port.to_string());
+                    assert_eq!(
+                        client
+                            .scalar("SELECT CAST(sum(k) AS BIGINT) FROM payments")
+                            .await,
+                        expected
+                    );
+                }
+                Ok(_) => {
+                    moved += 1;
+                    assert_eq!(placed_on, target_port.to_string());
+                }
+            }
+            // The target comes back under its old identity; a retried move succeeds.
+            cluster.restart_worker(third).expect("restart the target");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let answer = client
+                    .query("SELECT CAST(sum(k) AS BIGINT) FROM payments")
+                    .await;
+                if let Ok(batches) = &answer
+                    && int(batches, 0).to_string() == expected
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the cluster answers again: {answer:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            assert_eq!(
+                node_ids(&mut client).await[&target_port],
+                target,
+                "same node id"
+            );
+            if result.is_err() {
+                // Retried until the restarted target answers again.
+                let retry =
+                    format!("SELECT citus_move_shard_placement({shard}, {source}, {target})");
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while let Err(status) = client.query(&retry).await {
+                    assert_eq!(
+                        status.code(),
+                        tonic::Code::Unavailable,
+                        "{}",
+                        status.message()
+                    );
+                    assert!(Instant::now() < deadline, "the retried move succeeds");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            assert_eq!(
+                client
+                    .scalar(&format!(
+                        "SELECT CAST(nodeport AS BIGINT) FROM citus_shards WHERE shardid = {shard}"
+                    ))
+                    .await,
+                target_port.to_string()
+            );
+            assert_eq!(
+                client
+                    .scalar("SELECT CAST(sum(k) AS BIGINT) FROM payments")
+                    .await,
+                expected
+            );
+            // Back to the source, so the next kill finds the target holding nothing (there
+            // is no failover yet: a dead node's shards are unavailable).
+            client
+                .run(&format!(
+                    "SELECT citus_move_shard_placement({shard}, {target}, {source})"
+                ))
+                .await;
+        }
+        eprintln!("{failed} moves failed with their target, {moved} finished before it died");
+        assert!(
+            cut_mid_move > 0,
+            "at least one move was cut off by its target's death while it copied"
+        );
+        // Nothing is owed once the statements are over: the copies of the failed moves and
+        // the sources of the finished ones are deleted.
+        client
+            .run("SELECT citus_cleanup_orphaned_resources()")
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client.scalar("SELECT count(*) FROM pg_dist_cleanup").await != "0" {
+            assert!(Instant::now() < deadline, "pg_dist_cleanup empties");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            client
+                .run("SELECT citus_cleanup_orphaned_resources()")
+                .await;
+        }
+        drop(cluster);
+    })
+    .await
+    .expect("the test finishes within 400 s");
+}
