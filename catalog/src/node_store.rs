@@ -105,39 +105,35 @@ impl Catalog {
     }
 
     /// `citus_set_node_property(..., 'shouldhaveshards', value)`: whether new shards (new
-    /// distributed tables, and later rebalancing) may be placed on the node at `name:port`.
-    /// Placements it holds stay where they are.
+    /// distributed tables, and rebalancing) may be placed on the node at `name:port`.
+    /// Placements it holds stay where they are until it is rebalanced or drained.
     pub fn set_should_have_shards(&self, name: &str, port: u16, value: bool) -> Result<Node> {
-        let address = format!("{name}:{port}");
-        let node_id = self.write(|tx| {
-            tx.query_row(
-                "UPDATE nodes SET shouldhaveshards = ?1 WHERE nodename = ?2 AND nodeport = ?3 \
-                 RETURNING nodeid",
-                params![value, name, port],
-                |r| r.get::<_, i32>(0),
-            )
-            .optional()?
-            .ok_or(CatalogError::NodeNotFound {
-                address: address.clone(),
-            })
-        })?;
-        self.node_by_id(node_id)
+        self.set_node_flag(name, port, NodeFlag::ShouldHaveShards, value)
     }
 
     /// `citus_disable_node` / `citus_activate_node`: whether the node at `name:port` serves
     /// queries. A disabled node's placements are not read, and it gets no new shards.
     pub fn set_node_active(&self, name: &str, port: u16, active: bool) -> Result<Node> {
-        let address = format!("{name}:{port}");
+        self.set_node_flag(name, port, NodeFlag::IsActive, active)
+    }
+
+    fn set_node_flag(&self, name: &str, port: u16, flag: NodeFlag, value: bool) -> Result<Node> {
+        let column = match flag {
+            NodeFlag::ShouldHaveShards => "shouldhaveshards",
+            NodeFlag::IsActive => "isactive",
+        };
         let node_id = self.write(|tx| {
             tx.query_row(
-                "UPDATE nodes SET isactive = ?1 WHERE nodename = ?2 AND nodeport = ?3 \
-                 RETURNING nodeid",
-                params![active, name, port],
+                &format!(
+                    "UPDATE nodes SET {column} = ?1 WHERE nodename = ?2 AND nodeport = ?3 \
+                     RETURNING nodeid"
+                ),
+                params![value, name, port],
                 |r| r.get::<_, i32>(0),
             )
             .optional()?
-            .ok_or(CatalogError::NodeNotFound {
-                address: address.clone(),
+            .ok_or_else(|| CatalogError::NodeNotFound {
+                address: format!("{name}:{port}"),
             })
         })?;
         self.node_by_id(node_id)
@@ -181,6 +177,13 @@ impl Catalog {
             .cloned()
             .ok_or(CatalogError::NoWorkers)
     }
+}
+
+/// A node's boolean columns that Citus's functions set.
+#[derive(Debug, Clone, Copy)]
+enum NodeFlag {
+    ShouldHaveShards,
+    IsActive,
 }
 
 /// Updates the node known by `worker_uuid` (or else by address) to `name:port`, or inserts a

@@ -50,12 +50,7 @@ impl Catalog {
             let mut garbage = Vec::new();
             for copy in copies {
                 let (shard, files) = check_copied(tx, copy)?;
-                let taken: i64 = tx.query_row(
-                    "SELECT count(*) FROM placements WHERE shardid = ?1 AND groupid = ?2",
-                    params![shard.0, copy.to.0],
-                    |r| r.get(0),
-                )?;
-                if taken > 0 {
+                if has_placement_on(tx, shard, copy.to)? {
                     return Err(CatalogError::PlacementExists {
                         shard,
                         group: copy.to,
@@ -80,12 +75,7 @@ impl Catalog {
         self.write(|tx| {
             for copy in copies {
                 let (shard, _) = check_copied(tx, copy)?;
-                let taken: i64 = tx.query_row(
-                    "SELECT count(*) FROM placements WHERE shardid = ?1 AND groupid = ?2",
-                    params![shard.0, copy.to.0],
-                    |r| r.get(0),
-                )?;
-                if taken > 0 {
+                if has_placement_on(tx, shard, copy.to)? {
                     continue;
                 }
                 let placement = next_id(tx, "placementid", 1)?;
@@ -150,6 +140,16 @@ fn check_copied(tx: &Transaction<'_>, copy: &PlacementCopy) -> Result<(ShardId, 
         return Err(conflict(ConcurrentChange::FilesChanged));
     }
     Ok((ShardId(shard), files))
+}
+
+/// Whether `shard` has a placement on node group `group`.
+fn has_placement_on(tx: &Transaction<'_>, shard: ShardId, group: GroupId) -> Result<bool> {
+    let count: i64 = tx.query_row(
+        "SELECT count(*) FROM placements WHERE shardid = ?1 AND groupid = ?2",
+        params![shard.0, group.0],
+        |r| r.get(0),
+    )?;
+    Ok(count > 0)
 }
 
 /// Strikes the records that kept `copy`'s files on its new group deletable while they were

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use shardfusion_benchmarks::{ingest_run, memory_run, router_run, scaleout_run, tpch_run};
+use shardfusion_benchmarks::{
+    ingest_run, memory_run, rebalance_run, router_run, scaleout_run, tpch_run,
+};
 
 const SCALE: f64 = 0.01;
 
@@ -156,4 +158,21 @@ async fn ingest_router_scaleout_and_memory_report() {
     assert_eq!(memory.rows, 60175);
     assert!(memory.peak_rss_bytes > 0);
     assert_written(&out, "memory-sf0.01", &["json", "md"]);
+
+    let rebalance = rebalance_run::run(rebalance_run::Options {
+        scale: SCALE,
+        shards: 4,
+        baseline: std::time::Duration::from_secs(1),
+        data_dir: Some(data_dir()),
+        output: out.clone(),
+    })
+    .await
+    .expect("rebalance");
+    assert!(
+        rebalance.moves > 0,
+        "the third worker received shard groups"
+    );
+    assert!(rebalance.bytes_copied_worker_to_worker > 0);
+    assert_eq!(rebalance.loop_errors, 0);
+    assert_written(&out, "rebalance-sf0.01", &["json", "md"]);
 }

@@ -106,11 +106,22 @@ pub fn signed_read_file_request(
     target: &TaskTarget,
     path: &str,
 ) -> Result<tonic::Request<Action>> {
-    let audience = audience_of(target)?;
     let body = prost::Message::encode_to_vec(&ReadShardFileRequest {
         path: path.to_string(),
     });
-    let mut request = tonic::Request::new(Action::new(ACTION_READ_SHARD_FILE, body));
+    signed_action(secret, target, ACTION_READ_SHARD_FILE, body)
+}
+
+/// The `DoAction` request `kind` with `body` for `target`, carrying the request MAC
+/// addressed to the target's identity.
+fn signed_action(
+    secret: &ClusterSecret,
+    target: &TaskTarget,
+    kind: &str,
+    body: Vec<u8>,
+) -> Result<tonic::Request<Action>> {
+    let audience = audience_of(target)?;
+    let mut request = tonic::Request::new(Action::new(kind.to_string(), body));
     let (kind, body) = (
         request.get_ref().r#type.clone(),
         request.get_ref().body.clone(),
@@ -173,20 +184,8 @@ pub fn signed_cancel_request(
     target: &TaskTarget,
     stage_keys: Vec<String>,
 ) -> Result<tonic::Request<Action>> {
-    let audience = audience_of(target)?;
     let body = prost::Message::encode_to_vec(&CancelShufflesRequest { stage_keys });
-    let mut request = tonic::Request::new(Action::new(ACTION_CANCEL_SHUFFLES, body));
-    let (kind, body) = (
-        request.get_ref().r#type.clone(),
-        request.get_ref().body.clone(),
-    );
-    secret.sign(
-        request.metadata_mut(),
-        FlightMethod::DoAction,
-        &audience,
-        &[kind.as_bytes(), &body],
-    );
-    Ok(request)
+    signed_action(secret, target, ACTION_CANCEL_SHUFFLES, body)
 }
 
 fn audience_of(target: &TaskTarget) -> Result<Audience> {

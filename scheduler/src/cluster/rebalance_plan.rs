@@ -133,10 +133,30 @@ pub fn plan_rebalance(
             Strategy::ByDiskSize => balance_bytes(&mut units, &targets, options, &mut moves),
         }
     }
+    let mut moves = merged(moves);
     if let Some(max) = options.max_moves {
         moves.truncate(max);
     }
     Ok(moves)
+}
+
+/// One move per shard group placement: a placement moved twice (off a drained node, then
+/// again to balance) moves once, from where it is to where it ends; one that ends where it
+/// started does not move. So moves of a plan never depend on each other and may run in
+/// parallel.
+fn merged(moves: Vec<PlannedMove>) -> Vec<PlannedMove> {
+    let mut out: Vec<PlannedMove> = Vec::with_capacity(moves.len());
+    for planned in moves {
+        match out
+            .iter_mut()
+            .find(|m| m.group == planned.group && m.to == planned.from)
+        {
+            Some(earlier) => earlier.to = planned.to,
+            None => out.push(planned),
+        }
+    }
+    out.retain(|m| m.from != m.to);
+    out
 }
 
 /// Every shard group placement of the distributed tables (of colocation group `only`).
@@ -327,6 +347,13 @@ mod tests {
         targets.iter().map(|t| total(units, *t)).collect()
     }
 
+    /// The largest minus the smallest of `values`.
+    fn spread(values: &[usize]) -> usize {
+        let max = values.iter().max().copied().unwrap_or_default();
+        let min = values.iter().min().copied().unwrap_or_default();
+        max - min
+    }
+
     #[test]
     fn counts_even_out_per_colocation_group_and_overall() {
         // Two colocation groups of 32 shards on 2 nodes; a third node joins.
@@ -342,19 +369,13 @@ mod tests {
         let mut moves = Vec::new();
         balance_counts(&mut units, &targets, &mut moves);
         let per_node = counts(&units, &targets);
-        assert!(
-            per_node.iter().max().unwrap() - per_node.iter().min().unwrap() <= 1,
-            "{per_node:?}"
-        );
+        assert!(spread(&per_node) <= 1, "{per_node:?}");
         for colocation in [1, 2] {
             let c: Vec<usize> = targets
                 .iter()
                 .map(|t| count_in(&units, ColocationId(colocation), *t))
                 .collect();
-            assert!(
-                c.iter().max().unwrap() - c.iter().min().unwrap() <= 1,
-                "{c:?}"
-            );
+            assert!(spread(&c) <= 1, "{c:?}");
         }
         // Only what must move: 64 shard groups, a third of them (21 or 22) to the new node.
         assert!((21..=22).contains(&moves.len()), "{}", moves.len());
@@ -363,6 +384,27 @@ mod tests {
         let mut again = Vec::new();
         balance_counts(&mut units, &targets, &mut again);
         assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_placement_moved_twice_moves_once() {
+        let group = ShardGroup {
+            colocation_id: ColocationId(1),
+            index: 0,
+        };
+        let planned = |from, to| PlannedMove {
+            group,
+            shard_id: ShardId(1),
+            table_name: "t".into(),
+            shard_size: 0,
+            from: GroupId(from),
+            to: GroupId(to),
+        };
+        assert_eq!(
+            merged(vec![planned(1, 2), planned(2, 3)]),
+            vec![planned(1, 3)]
+        );
+        assert!(merged(vec![planned(1, 2), planned(2, 1)]).is_empty());
     }
 
     #[test]

@@ -6,13 +6,13 @@
 use futures::FutureExt;
 
 use super::call::FunctionCall;
-use super::rebalance_options::planned;
+use super::rebalance_options::{planned, strategy};
 use super::registry::CitusFunction;
 use super::results::void_result;
 use crate::cluster::rebalance_job::run_moves;
-use crate::cluster::rebalance_plan::{PlanOptions, Strategy};
+use crate::cluster::rebalance_plan::PlanOptions;
 use crate::coordinator::{Coordinator, StatementOutput};
-use crate::error::{Result, SchedulerError};
+use crate::error::Result;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_drain_node", "master_drain_node"],
@@ -24,14 +24,7 @@ pub const FUNCTION: CitusFunction = CitusFunction {
 async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementOutput> {
     call.check_arity(4)?;
     let (host, port) = call.node_address()?;
-    let strategy = match call.text(3, "rebalance_strategy")? {
-        None => Strategy::default(),
-        Some(name) => Strategy::named(&name).ok_or_else(|| {
-            SchedulerError::invalid(format!(
-                "unknown rebalance_strategy \"{name}\": use by_shard_count or by_disk_size"
-            ))
-        })?,
-    };
+    let strategy = strategy(&call, 3)?;
     let cluster = coordinator.cluster();
     cluster.catalog.set_should_have_shards(&host, port, false)?;
     let options = PlanOptions {

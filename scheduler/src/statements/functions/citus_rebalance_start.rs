@@ -11,13 +11,13 @@ use datafusion::arrow::datatypes::DataType;
 use futures::FutureExt;
 
 use super::call::{FunctionCall, relation_name};
-use super::rebalance_options::{parallel_moves, planned};
+use super::rebalance_options::{parallel_moves, planned, strategy};
 use super::registry::CitusFunction;
 use super::results::single_value;
 use crate::cluster::rebalance_job::start_job;
-use crate::cluster::rebalance_plan::{PlanOptions, Strategy};
+use crate::cluster::rebalance_plan::PlanOptions;
 use crate::coordinator::{Coordinator, StatementOutput};
-use crate::error::{Result, SchedulerError};
+use crate::error::Result;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["citus_rebalance_start"],
@@ -28,14 +28,7 @@ pub const FUNCTION: CitusFunction = CitusFunction {
 
 async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementOutput> {
     call.check_arity(5)?;
-    let strategy = match call.text(2, "rebalance_strategy")? {
-        None => Strategy::default(),
-        Some(name) => Strategy::named(&name).ok_or_else(|| {
-            SchedulerError::invalid(format!(
-                "unknown rebalance_strategy \"{name}\": use by_shard_count or by_disk_size"
-            ))
-        })?,
-    };
+    let strategy = strategy(&call, 2)?;
     let options = PlanOptions {
         strategy,
         relation: call.text(0, "relation")?.map(|r| relation_name(&r)),

@@ -12,14 +12,7 @@ use crate::error::{Result, SchedulerError};
 /// `get_rebalance_table_shards_plan`: `(relation, threshold, max_shard_moves,
 /// excluded_shard_list, shard_transfer_mode | drain_only, ...)`; by name wherever given.
 pub(super) fn plan_options(call: &FunctionCall) -> Result<PlanOptions> {
-    let strategy = match call.text(usize::MAX, "rebalance_strategy")? {
-        None => Strategy::default(),
-        Some(name) => Strategy::named(&name).ok_or_else(|| {
-            SchedulerError::invalid(format!(
-                "unknown rebalance_strategy \"{name}\": use by_shard_count or by_disk_size"
-            ))
-        })?,
-    };
+    let strategy = strategy(call, usize::MAX)?;
     let max_moves = match call.integer(2, "max_shard_moves")? {
         None => None,
         Some(n) if n >= 0 => Some(n as usize),
@@ -48,6 +41,19 @@ pub(super) fn plan_options(call: &FunctionCall) -> Result<PlanOptions> {
         threshold,
         max_moves,
     })
+}
+
+/// The `rebalance_strategy` argument (at `position`, or by name): `by_shard_count` unless
+/// given.
+pub(super) fn strategy(call: &FunctionCall, position: usize) -> Result<Strategy> {
+    match call.text(position, "rebalance_strategy")? {
+        None => Ok(Strategy::default()),
+        Some(name) => Strategy::named(&name).ok_or_else(|| {
+            SchedulerError::invalid(format!(
+                "unknown rebalance_strategy \"{name}\": use by_shard_count or by_disk_size"
+            ))
+        }),
+    }
 }
 
 /// The moves `options` plan on `snapshot`.
