@@ -195,6 +195,16 @@ impl CatalogSnapshot {
         self.nodes.iter().find(|n| n.node_id == id)
     }
 
+    /// Whether a placement on node group `group` lists the file `path`.
+    pub fn references(&self, group: GroupId, path: &str) -> bool {
+        self.tables
+            .values()
+            .flat_map(|t| t.shards.iter())
+            .flat_map(|s| s.placements.iter())
+            .filter(|p| p.group_id == group)
+            .any(|p| p.files.iter().any(|f| f.path == path))
+    }
+
     /// Workers that are active and accept shards, in node id order.
     pub fn active_workers(&self) -> Vec<&Node> {
         self.nodes

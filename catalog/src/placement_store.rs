@@ -47,6 +47,7 @@ impl Catalog {
     /// ([`ConcurrentChange::FilesChanged`]); or if its shard already has a placement on `to`.
     pub fn move_placements(&self, copies: &[PlacementCopy]) -> Result<Vec<(GroupId, FileMeta)>> {
         self.write(|tx| {
+            check_whole_groups(tx, copies)?;
             let mut garbage = Vec::new();
             for copy in copies {
                 let (shard, files) = check_copied(tx, copy)?;
@@ -152,15 +153,41 @@ fn has_placement_on(tx: &Transaction<'_>, shard: ShardId, group: GroupId) -> Res
     Ok(count > 0)
 }
 
-/// Strikes the records that kept `copy`'s files on its new group deletable while they were
-/// not committed: they are the placement's files now.
+/// Strikes every record owing the deletion of `copy`'s files on its new group: the ones
+/// that kept the copies deletable while uncommitted, and any older one (the placement was
+/// on that group before and moved away, its files still retiring there): they are the
+/// placement's files now.
 fn strike_copy_records(tx: &Transaction<'_>, copy: &PlacementCopy) -> Result<()> {
-    let mut stmt = tx.prepare(
-        "DELETE FROM pg_dist_cleanup WHERE node_group_id = ?1 AND object_name = ?2 \
-         AND policy_type = ?3",
-    )?;
+    let mut stmt =
+        tx.prepare("DELETE FROM pg_dist_cleanup WHERE node_group_id = ?1 AND object_name = ?2")?;
     for path in &copy.paths {
-        stmt.execute(params![copy.to.0, path, CleanupPolicy::OnFailure as i32])?;
+        stmt.execute(params![copy.to.0, path])?;
+    }
+    Ok(())
+}
+
+/// Checks that the switched placements are every placement on `from` of the shard groups
+/// they belong to: a table that joined the colocation group meanwhile has its shard there
+/// too, and a shard group never ends up split across nodes.
+fn check_whole_groups(tx: &Transaction<'_>, copies: &[PlacementCopy]) -> Result<()> {
+    let switched: BTreeSet<i64> = copies.iter().map(|c| c.placement_id.0).collect();
+    let mut stmt = tx.prepare(
+        "SELECT p.placementid FROM placements p JOIN shards s USING (shardid) \
+         JOIN tables t USING (table_id) \
+         WHERE p.groupid = ?1 AND t.kind = 'distributed' AND (t.colocationid, s.shard_index) IN \
+         (SELECT t2.colocationid, s2.shard_index FROM placements p2 JOIN shards s2 USING (shardid) \
+          JOIN tables t2 USING (table_id) WHERE p2.placementid = ?2)",
+    )?;
+    for copy in copies {
+        let on_from: Vec<i64> = stmt
+            .query_map(params![copy.from.0, copy.placement_id.0], |r| r.get(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        if on_from.iter().any(|p| !switched.contains(p)) {
+            return Err(CatalogError::Conflict {
+                table: copy.table.clone(),
+                change: ConcurrentChange::FilesChanged,
+            });
+        }
     }
     Ok(())
 }
@@ -232,6 +259,61 @@ mod tests {
             catalog.move_placements(&[copy]),
             Err(CatalogError::Conflict {
                 change: ConcurrentChange::PlacementMoved,
+                ..
+            })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn moving_back_keeps_the_files_it_brings_back() -> Result<()> {
+        let (catalog, placement, a) = catalog()?;
+        let b = GroupId(if a.0 == 1 { 2 } else { 1 });
+        let copy = |from, to| PlacementCopy {
+            placement_id: placement,
+            table: "t".into(),
+            from,
+            to,
+            paths: vec!["a".into()],
+        };
+        catalog.move_placements(&[copy(a, b)])?;
+        // Back before the first move's garbage on `a` was deleted: that record must go, or
+        // its deletion would take the live file.
+        catalog.move_placements(&[copy(b, a)])?;
+        let owed: Vec<_> = catalog
+            .snapshot()
+            .cleanup
+            .iter()
+            .map(|r| (r.group_id, r.object_name.clone()))
+            .collect();
+        assert_eq!(owed, vec![(b, "a".to_string())]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_switch_must_take_every_colocated_shard() -> Result<()> {
+        let (catalog, placement, from) = catalog()?;
+        let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
+        catalog.create_table("u", &schema)?;
+        let request = DistributionRequest::Distributed {
+            column: "id".into(),
+            shard_count: Some(2),
+            colocate_with: ColocateWith::Table("t".into()),
+        };
+        let plan = catalog.plan_distribution("u", &request)?;
+        catalog.commit_distribution(&plan, &Default::default(), &[])?;
+        // Only t's placement: u's shard of the same group would stay behind.
+        let copy = PlacementCopy {
+            placement_id: placement,
+            table: "t".into(),
+            from,
+            to: GroupId(if from.0 == 1 { 2 } else { 1 }),
+            paths: vec!["a".into()],
+        };
+        assert!(matches!(
+            catalog.move_placements(&[copy]),
+            Err(CatalogError::Conflict {
+                change: ConcurrentChange::FilesChanged,
                 ..
             })
         ));

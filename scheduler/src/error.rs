@@ -61,6 +61,13 @@ pub enum SchedulerError {
          one with SetSessionOptions"
     )]
     SessionNotFound,
+    /// A cluster change that cannot be made now (a shard group already moving, a rebalance
+    /// already running, a disabled target): the cluster's state must change first.
+    #[error("{message}")]
+    ClusterState { message: String },
+    /// A shard or node named by a function does not exist.
+    #[error("{message}")]
+    UnknownObject { message: String },
     #[error("worker {node} failed: {status}")]
     Worker { node: String, status: Status },
     #[error(transparent)]
@@ -70,6 +77,20 @@ pub enum SchedulerError {
 impl SchedulerError {
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::InvalidArgument {
+            message: message.into(),
+        }
+    }
+
+    /// [`SchedulerError::ClusterState`].
+    pub fn cluster_state(message: impl Into<String>) -> Self {
+        Self::ClusterState {
+            message: message.into(),
+        }
+    }
+
+    /// [`SchedulerError::UnknownObject`].
+    pub fn unknown(message: impl Into<String>) -> Self {
+        Self::UnknownObject {
             message: message.into(),
         }
     }
@@ -116,6 +137,8 @@ impl From<SchedulerError> for Status {
                 with_sqlstate(Status::invalid_argument(message), "22023")
             }
             SchedulerError::SessionNotFound => Status::not_found(message),
+            SchedulerError::ClusterState { .. } => Status::failed_precondition(message),
+            SchedulerError::UnknownObject { .. } => Status::not_found(message),
             SchedulerError::Catalog(e) => catalog_status(&e),
             SchedulerError::Hash(e) => hash_status(&e),
             SchedulerError::Storage(e) if e.is_refused_path() => Status::permission_denied(message),

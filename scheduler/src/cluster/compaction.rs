@@ -255,6 +255,7 @@ async fn compact_shard(
                 .map(|f| cluster.orphans.in_flight().begin(p.group_id, &f.path))
         })
         .collect();
+    let _committing = cluster.retirement.committing();
     let committed =
         cluster
             .catalog

@@ -12,6 +12,7 @@
 //! them: at its next start the owed deletions recorded with the commit are carried out.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -28,9 +29,35 @@ const POLL: Duration = Duration::from_millis(50);
 #[derive(Debug, Default)]
 pub struct FileRetirement {
     waiting: Mutex<JoinSet<()>>,
+    /// Commits that may make files garbage and have not handed them to [`Self::retire`]
+    /// yet: while any runs, owed deletions of that kind are not retried.
+    committing: Arc<AtomicUsize>,
+}
+
+/// Held from before a commit that makes files garbage until they were retired.
+#[derive(Debug)]
+pub struct CommitInProgress(Arc<AtomicUsize>);
+
+impl Drop for CommitInProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl FileRetirement {
+    /// Marks a commit that will make files garbage as in progress, until the guard drops
+    /// (after [`Self::retire`]): the retry of owed deletions must not take its files in
+    /// between the commit (which records them) and their retirement.
+    pub fn committing(&self) -> CommitInProgress {
+        self.committing.fetch_add(1, Ordering::AcqRel);
+        CommitInProgress(Arc::clone(&self.committing))
+    }
+
+    /// Whether a commit that makes files garbage is between its commit and their retirement.
+    pub fn commit_in_progress(&self) -> bool {
+        self.committing.load(Ordering::Acquire) > 0
+    }
+
     /// Deletes `files` (garbage since a commit that happened just now) once no statement that
     /// started before now is still running.
     pub fn retire(&self, cluster: &Arc<Cluster>, files: Vec<(GroupId, FileMeta)>) {
@@ -49,6 +76,13 @@ impl FileRetirement {
             while cluster.stats.activity().started_before(committed) {
                 tokio::time::sleep(POLL).await;
             }
+            // A file the catalog lists again (its placement moved back to this node) is
+            // live: it is not deleted, and its record was struck by that move.
+            let snapshot = cluster.catalog.snapshot();
+            let files: Vec<_> = files
+                .into_iter()
+                .filter(|(group, file)| !snapshot.references(*group, &file.path))
+                .collect();
             crate::cluster::orphan_cleanup::delete_garbage(&cluster, files).await;
             drop(protected);
         });

@@ -190,6 +190,9 @@ pub async fn retry_pending(cluster: &Cluster, only: Option<GroupId>) -> usize {
     let snapshot = cluster.catalog.snapshot();
     let mut by_group: BTreeMap<GroupId, Vec<String>> = BTreeMap::new();
     let mut in_flight: HashMap<GroupId, HashSet<String>> = HashMap::new();
+    // A commit between recording its garbage and retiring it: its records wait for the next
+    // retry (the files may still be read).
+    let committing = cluster.retirement.commit_in_progress();
     let referenced: HashSet<(GroupId, &str)> = if snapshot.cleanup.is_empty() {
         HashSet::new()
     } else {
@@ -210,7 +213,8 @@ pub async fn retry_pending(cluster: &Cluster, only: Option<GroupId>) -> usize {
             .or_insert_with(|| cluster.orphans.in_flight.on(record.group_id))
             .contains(&record.object_name)
             || referenced.contains(&(record.group_id, record.object_name.as_str()));
-        if !owned && only.is_none_or(|g| g == record.group_id) {
+        let waits = owned || (committing && record.policy == CleanupPolicy::DeferredOnSuccess);
+        if !waits && only.is_none_or(|g| g == record.group_id) {
             by_group
                 .entry(record.group_id)
                 .or_default()

@@ -15,6 +15,8 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use shardfusion_catalog::CatalogSnapshot;
+
 use crate::cluster::rebalance_plan::PlannedMove;
 use crate::cluster::shard_moves::move_shard_group;
 use crate::cluster::shared_state::Cluster;
@@ -93,14 +95,16 @@ impl RebalanceJobs {
     }
 }
 
-/// Runs `moves` now, `parallel` at a time; returns how many were made. Fails on the first
-/// move that fails (the moves made before stay made).
-pub async fn run_moves(
+/// Plans with `plan` (once no other rebalance runs, on the catalog as it is then) and makes
+/// the moves now, `parallel` at a time; returns how many were made. Fails on the first move
+/// that fails (the moves made before stay made).
+pub async fn run_plan(
     cluster: &Arc<Cluster>,
-    moves: Vec<PlannedMove>,
+    plan: impl FnOnce(&CatalogSnapshot) -> Result<Vec<PlannedMove>>,
     parallel: usize,
 ) -> Result<usize> {
     let _one_rebalance = cluster.moves.job.running.lock().await;
+    let moves = plan(&cluster.catalog.snapshot())?;
     cluster.moves.clear_finished();
     execute(cluster, moves, parallel, None).await
 }
@@ -155,7 +159,7 @@ pub fn start_job(
 ) -> Result<i64> {
     let jobs = &cluster.moves.job;
     let Ok(guard) = Arc::clone(&jobs.running).try_lock_owned() else {
-        return Err(SchedulerError::invalid(
+        return Err(SchedulerError::cluster_state(
             "a rebalance is already running: see citus_rebalance_status(), or stop it with \
              citus_rebalance_stop()",
         ));

@@ -55,6 +55,9 @@ pub struct PlanOptions {
     pub threshold: f64,
     /// At most this many moves (`max_shard_moves`); all when `None`.
     pub max_moves: Option<usize>,
+    /// With `drain_only`: only the shard groups on this node group move (`citus_drain_node`);
+    /// others on nodes that should not hold shards stay.
+    pub drain_group: Option<GroupId>,
 }
 
 /// One planned move.
@@ -117,7 +120,8 @@ pub fn plan_rebalance(
     let mut moves = Vec::new();
     // Off the nodes that should not hold shards.
     for i in 0..units.len() {
-        if targets.contains(&units[i].node) {
+        let node = units[i].node;
+        if targets.contains(&node) || options.drain_group.is_some_and(|g| g != node) {
             continue;
         }
         let colocation = units[i].group.colocation_id;

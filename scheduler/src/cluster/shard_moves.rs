@@ -149,7 +149,7 @@ pub fn shard_group_of(snapshot: &CatalogSnapshot, shard: ShardId) -> Result<Shar
             });
         }
     }
-    Err(SchedulerError::invalid(format!(
+    Err(SchedulerError::unknown(format!(
         "shard {shard} does not exist (see pg_dist_shard)"
     )))
 }
@@ -219,7 +219,7 @@ pub async fn move_shard_group(
         ));
     }
     if !target.is_active {
-        return Err(SchedulerError::invalid(format!(
+        return Err(SchedulerError::cluster_state(format!(
             "cannot move shards to {}:{}: the node is disabled (citus_activate_node first)",
             target.node_name, target.node_port
         )));
@@ -228,7 +228,7 @@ pub async fn move_shard_group(
     {
         let mut moving = cluster.moves.moving.lock();
         if !moving.insert(group) {
-            return Err(SchedulerError::invalid(format!(
+            return Err(SchedulerError::cluster_state(format!(
                 "shard group {} of colocation group {} is already being moved",
                 group.index, group.colocation_id
             )));
@@ -327,6 +327,7 @@ async fn switch_in_rounds(
                 paths: files.iter().map(|f| f.path.clone()).collect(),
             })
             .collect();
+        let _committing = cluster.retirement.committing();
         match cluster.catalog.move_placements(&switch) {
             Ok(garbage) => {
                 copy.keep(switch.iter().flat_map(|c| c.paths.iter()));
@@ -340,9 +341,17 @@ async fn switch_in_rounds(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(SchedulerError::invalid(format!(
-        "shard group {} of colocation group {} kept changing during {MAX_ROUNDS} copy rounds; \
-         nothing was moved, try again",
-        group.index, group.colocation_id
-    )))
+    // Nothing was moved: a retryable conflict (40001), as for a statement that lost a race.
+    tracing::warn!(
+        "shard group {} of colocation group {} kept changing during {MAX_ROUNDS} copy rounds",
+        group.index,
+        group.colocation_id
+    );
+    Err(SchedulerError::Catalog(CatalogError::Conflict {
+        table: format!(
+            "colocation group {} shard group {}",
+            group.colocation_id, group.index
+        ),
+        change: ConcurrentChange::FilesChanged,
+    }))
 }

@@ -48,7 +48,9 @@ impl TableFunctionImpl for CitusTableFunction {
             DataFusionError::Plan(format!("{} cannot be used in FROM", self.name))
         })?;
         let call = FunctionCall::with_arguments(self.function, self.name, values);
-        match rows(&cluster, &call).map_err(|e| DataFusionError::External(Box::new(e)))? {
+        let answer = rows(&cluster, &call)
+            .map_err(|e| shardfusion_common::status::from_status(tonic::Status::from(e)))?;
+        match answer {
             StatementOutput::Rows { schema, batches } => {
                 Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
             }

@@ -107,6 +107,7 @@ pub async fn create_table(
         Ok(rows) => Ok(StatementOutput::count(rows)),
         Err(e) => {
             // Only the table this statement created: the name may have been reused.
+            let _committing = cluster.retirement.committing();
             if let Ok(Some(files)) = cluster.catalog.drop_table_id(table.table_id) {
                 cluster.retire_files(files);
             }
@@ -132,6 +133,7 @@ pub async fn drop_tables(
         }
     }
     for name in names {
+        let _committing = cluster.retirement.committing();
         if let Some(files) = cluster.catalog.drop_table(&name, if_exists)? {
             crate::limits::commit_point::reached();
             cluster.retire_files(files);
@@ -155,6 +157,7 @@ impl Drop for RemoveUnfilled {
         let cluster = Arc::clone(&self.cluster);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
+                let _committing = cluster.retirement.committing();
                 if let Ok(Some(files)) = cluster.catalog.drop_table_id(table_id) {
                     cluster.retire_files(files);
                 }
@@ -184,6 +187,7 @@ pub async fn truncate(
         names.push(name);
     }
     for name in names {
+        let _committing = cluster.retirement.committing();
         let files = cluster.catalog.truncate_table(&name)?;
         crate::limits::commit_point::reached();
         cluster.retire_files(files);

@@ -49,6 +49,7 @@ pub async fn distribute(
     let cluster = coordinator.cluster();
     let plan = cluster.catalog.plan_distribution(table_name, request)?;
     let mut written = WrittenFiles::empty(Arc::clone(&plan.schema));
+    let _committing = cluster.retirement.committing();
     match move_in_rounds(coordinator, &plan, &mut written).await {
         Ok(garbage) => {
             written.committed();

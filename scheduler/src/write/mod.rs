@@ -5,10 +5,13 @@
 //!   transaction.
 //! - [`conform`]: converting incoming batches to a table's schema; [`not_null`]: NOT NULL
 //!   checks that name the table and column.
+//! - [`placement_follow`]: a write that raced a shard move commits to the shards' new
+//!   placements.
 //! - [`distribution`]: moving a table's rows into new shards while it is being written to
 //!   (`create_distributed_table` on a table with rows).
 
 pub mod conform;
 pub mod distribution;
 pub mod not_null;
+pub mod placement_follow;
 pub mod table_writer;

@@ -17,7 +17,7 @@
 //! create is registered as in flight ([`crate::cluster::orphan_cleanup::InFlightWrites`]) until it is
 //! committed or deleted, so orphan reconciliation never takes it for garbage.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -45,10 +45,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::cluster::orphan_cleanup::InFlightWrite;
-use crate::cluster::shard_copy::copy_files;
 use crate::cluster::shared_state::Cluster;
 use crate::cluster::worker_pool::worker_status;
 use crate::error::{Result, SchedulerError};
+use crate::write::placement_follow::follow_placements;
 
 /// How long a commit waits for a shard move to switch the placements it wrote to.
 const MOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -663,8 +663,9 @@ impl WrittenFiles {
     /// Commits (adding, or `replacing` the table's files), following the shards it wrote to
     /// if they moved meanwhile: a placement being switched by a shard move makes the commit
     /// wait for the switch; a placement now on another node, or a copy a shard gained, gets
-    /// the files copied there worker to worker ([`Self::follow_placements`]), and the commit
+    /// the files copied there worker to worker, and the commit
     /// is tried again. So a write that raced a move is neither lost nor refused.
+    /// ([`follow_placements`]).
     async fn commit_following(
         mut self,
         cluster: &Arc<Cluster>,
@@ -674,6 +675,7 @@ impl WrittenFiles {
     ) -> Result<u64> {
         let waiting_since = std::time::Instant::now();
         let mut followed = 0;
+        let _committing = replacing.then(|| cluster.retirement.committing());
         loop {
             let files = self.for_commit();
             let committed = if replacing {
@@ -693,72 +695,22 @@ impl WrittenFiles {
                     if followed < MAX_FOLLOWS =>
                 {
                     followed += 1;
-                    if let Err(e) = self.follow_placements(cluster, table).await {
-                        self.discard(cluster, snapshot).await;
-                        return Err(e);
+                    match follow_placements(cluster, table, &self.files).await {
+                        Ok(moved) => {
+                            self.in_flight.extend(moved.protected);
+                            let latest = cluster.catalog.snapshot();
+                            cluster.delete_garbage(&latest, moved.stray).await;
+                            self.files = moved.files;
+                        }
+                        Err(e) => {
+                            self.discard(cluster, snapshot).await;
+                            return Err(e);
+                        }
                     }
                 }
                 _ => return self.settle(cluster, snapshot, committed).await,
             }
         }
-    }
-
-    /// Re-targets the files at the placements their shards have now: a placement on a node
-    /// group that holds a written copy takes that copy; one elsewhere gets a copy of the files
-    /// from a group that has them (worker to worker). Copies no placement takes are deleted.
-    async fn follow_placements(&mut self, cluster: &Arc<Cluster>, table: &str) -> Result<()> {
-        let latest = cluster.catalog.snapshot();
-        let Some(meta) = latest.table(table) else {
-            // Dropped: the commit will say so.
-            return Ok(());
-        };
-        let mut followed = Vec::new();
-        let mut written = std::mem::take(&mut self.files);
-        for shard in &meta.shards {
-            let ids: Vec<PlacementId> = shard.placements.iter().map(|p| p.placement_id).collect();
-            // This statement's copies of the shard's files, by node group.
-            let mut copies: BTreeMap<GroupId, Vec<FileMeta>> = BTreeMap::new();
-            written.retain(|(p, g, f)| {
-                let ours = ids.contains(p);
-                if ours {
-                    copies.entry(*g).or_default().push(f.clone());
-                }
-                !ours
-            });
-            let Some((&any_group, any_files)) = copies.iter().next() else {
-                continue;
-            };
-            let any_files = any_files.clone();
-            for placement in &shard.placements {
-                let group = placement.group_id;
-                let files = match copies.get(&group) {
-                    Some(files) => files.clone(),
-                    None => {
-                        for file in &any_files {
-                            self.in_flight
-                                .push(cluster.orphans.in_flight().begin(group, &file.path));
-                        }
-                        copy_files(cluster, &latest, any_group, group, &any_files).await?;
-                        any_files.clone()
-                    }
-                };
-                followed.extend(
-                    files
-                        .into_iter()
-                        .map(|f| (placement.placement_id, group, f)),
-                );
-            }
-            for (group, files) in copies {
-                if !shard.placements.iter().any(|p| p.group_id == group) {
-                    let stray = files.into_iter().map(|f| (group, f)).collect();
-                    cluster.delete_garbage(&latest, stray).await;
-                }
-            }
-        }
-        // Files of shards the table no longer has stay as they were: the commit refuses them.
-        followed.append(&mut written);
-        self.files = followed;
-        Ok(())
     }
 
     /// After a commit attempt: deletes what is now garbage (the replaced files on success,

@@ -9,7 +9,7 @@ use super::call::FunctionCall;
 use super::rebalance_options::{planned, strategy};
 use super::registry::CitusFunction;
 use super::results::void_result;
-use crate::cluster::rebalance_job::run_moves;
+use crate::cluster::rebalance_job::run_plan;
 use crate::cluster::rebalance_plan::PlanOptions;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::Result;
@@ -26,13 +26,13 @@ async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementO
     let (host, port) = call.node_address()?;
     let strategy = strategy(&call, 3)?;
     let cluster = coordinator.cluster();
-    cluster.catalog.set_should_have_shards(&host, port, false)?;
+    let node = cluster.catalog.set_should_have_shards(&host, port, false)?;
     let options = PlanOptions {
         strategy,
         drain_only: true,
+        drain_group: Some(node.group_id),
         ..PlanOptions::default()
     };
-    let moves = planned(&cluster.catalog.snapshot(), &options)?;
-    run_moves(cluster, moves, 1).await?;
+    run_plan(cluster, |snapshot| planned(snapshot, &options), 1).await?;
     Ok(void_result(&call.name))
 }

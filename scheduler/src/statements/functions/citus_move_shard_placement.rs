@@ -70,7 +70,7 @@ fn node_by_id(
     snapshot
         .node(NodeId(id))
         .cloned()
-        .ok_or_else(|| SchedulerError::invalid(format!("node {id} is not in pg_dist_node")))
+        .ok_or_else(|| SchedulerError::unknown(format!("node {id} is not in pg_dist_node")))
 }
 
 fn node_at(
@@ -90,6 +90,6 @@ fn node_at(
         .find(|n| n.node_name == name && i64::from(n.node_port) == number)
         .cloned()
         .ok_or_else(|| {
-            SchedulerError::invalid(format!("node {name}:{number} is not in pg_dist_node"))
+            SchedulerError::unknown(format!("node {name}:{number} is not in pg_dist_node"))
         })
 }

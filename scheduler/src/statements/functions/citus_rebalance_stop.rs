@@ -19,7 +19,7 @@ pub const FUNCTION: CitusFunction = CitusFunction {
 async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementOutput> {
     call.check_arity(0)?;
     if !coordinator.cluster().moves.job.stop() {
-        return Err(SchedulerError::invalid(
+        return Err(SchedulerError::cluster_state(
             "no rebalance is running (see citus_rebalance_status())",
         ));
     }

@@ -40,6 +40,7 @@ pub(super) fn plan_options(call: &FunctionCall) -> Result<PlanOptions> {
         drain_only: call.boolean(usize::MAX, "drain_only")?.unwrap_or(false),
         threshold,
         max_moves,
+        drain_group: None,
     })
 }
 

@@ -8,7 +8,7 @@ use super::call::FunctionCall;
 use super::rebalance_options::{plan_options, planned};
 use super::registry::CitusFunction;
 use super::results::void_result;
-use crate::cluster::rebalance_job::run_moves;
+use crate::cluster::rebalance_job::run_plan;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::Result;
 
@@ -21,8 +21,12 @@ pub const FUNCTION: CitusFunction = CitusFunction {
 
 async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementOutput> {
     call.check_arity(8)?;
-    let cluster = coordinator.cluster();
-    let moves = planned(&cluster.catalog.snapshot(), &plan_options(&call)?)?;
-    run_moves(cluster, moves, 1).await?;
+    let options = plan_options(&call)?;
+    run_plan(
+        coordinator.cluster(),
+        |snapshot| planned(snapshot, &options),
+        1,
+    )
+    .await?;
     Ok(void_result(&call.name))
 }
