@@ -122,7 +122,7 @@ async fn moves_rebalancing_and_node_states() {
         let message = c
             .expect_error(
                 "SELECT citus_move_shard_placement(999999, 1, 2)",
-                Code::InvalidArgument,
+                Code::NotFound,
             )
             .await;
         assert!(message.contains("does not exist"), "{message}");
