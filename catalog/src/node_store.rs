@@ -89,6 +89,18 @@ impl Catalog {
                     placements: placements as u64,
                 });
             }
+            let last_copies: i64 = tx.query_row(
+                "SELECT count(*) FROM placements p WHERE p.groupid = ?1 AND \
+                 (SELECT count(*) FROM placements q WHERE q.shardid = p.shardid) = 1",
+                params![group_id],
+                |r| r.get(0),
+            )?;
+            if last_copies > 0 {
+                return Err(CatalogError::NodeHasPlacements {
+                    address: address.clone(),
+                    placements: last_copies as u64,
+                });
+            }
             let node = self.snapshot().node(NodeId(node_id)).cloned();
             tx.execute(
                 "DELETE FROM placements WHERE groupid = ?1",

@@ -23,6 +23,9 @@ pub enum ExecutorError {
     Analyze { path: String, reason: String },
     #[error("copying shard file {path} failed: {reason}")]
     Copy { path: String, reason: String },
+    /// A copy that arrived but does not match its source or the catalog.
+    #[error("the copy of shard file {path} does not verify: {reason}")]
+    CopyMismatch { path: String, reason: String },
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
 }
@@ -42,6 +45,7 @@ impl From<ExecutorError> for Status {
             // A peer that cannot be read, or a copy that does not match its source: the move
             // that asked for it keeps the old placement and may be retried.
             ExecutorError::Copy { .. } => Status::unavailable(error.to_string()),
+            ExecutorError::CopyMismatch { .. } => Status::data_loss(error.to_string()),
             ExecutorError::DataFusion(e) => shardfusion_common::status::to_status(e),
         };
         redact_status(status)

@@ -156,6 +156,10 @@ async fn copy_one(
         path: file.path.clone(),
         reason,
     };
+    let mismatch = |reason: String| ExecutorError::CopyMismatch {
+        path: file.path.clone(),
+        reason,
+    };
     let mut chunks = peers
         .read_shard_file(source, &file.path)
         .await
@@ -171,7 +175,7 @@ async fn copy_one(
             hasher.update(&chunk.data);
             bytes += chunk.data.len() as u64;
             if bytes > file.byte_size {
-                return Err(fail(format!(
+                return Err(mismatch(format!(
                     "{} sent more than the {} bytes the catalog records",
                     source.label, file.byte_size
                 )));
@@ -199,7 +203,7 @@ async fn copy_one(
     };
     if sent != checksum || bytes != file.byte_size {
         let _ = writer.abort().await;
-        return Err(fail(format!(
+        return Err(mismatch(format!(
             "the copy does not match its source: {bytes} bytes with checksum {checksum:016x}, \
              where {} has {} bytes with checksum {sent:016x}",
             source.label, file.byte_size
@@ -208,9 +212,9 @@ async fn copy_one(
     writer.shutdown().await.map_err(|e| fail(e.to_string()))?;
     let rows = parquet_rows(root, &store_path, bytes)
         .await
-        .map_err(|e| fail(format!("the copy does not read as Parquet: {e}")))?;
+        .map_err(|e| mismatch(format!("the copy does not read as Parquet: {e}")))?;
     if u64::try_from(rows).ok() != Some(file.row_count) {
-        return Err(fail(format!(
+        return Err(mismatch(format!(
             "the copy holds {rows} rows where the catalog records {}",
             file.row_count
         )));

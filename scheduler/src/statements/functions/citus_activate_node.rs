@@ -39,6 +39,8 @@ async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementO
             })
         })?;
     copy_reference_tables_to(cluster, node.group_id).await?;
+    // A node whose join was cut short joins now.
+    cluster.catalog.finish_join(node.node_id)?;
     let node = cluster.catalog.set_node_active(&host, port, true)?;
     Ok(single_value(
         &call.name,
