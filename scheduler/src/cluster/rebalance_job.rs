@@ -62,6 +62,8 @@ pub struct RebalanceJobs {
     stop: Arc<AtomicBool>,
     /// Tells waiters a job ended.
     finished: Mutex<Option<watch::Receiver<bool>>>,
+    /// The background job's task (the last one started).
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Held while any rebalance (a job or a statement's) runs.
     running: Arc<tokio::sync::Mutex<()>>,
     next_id: AtomicUsize,
@@ -179,8 +181,9 @@ pub fn start_job(
         error: None,
     });
     cluster.moves.clear_finished();
-    let cluster = Arc::clone(cluster);
-    tokio::spawn(async move {
+    let task_cluster = Arc::clone(cluster);
+    let task = tokio::spawn(async move {
+        let cluster = task_cluster;
         let _one_rebalance = guard;
         let stop = Arc::clone(&cluster.moves.job.stop);
         let result = execute(&cluster, moves, parallel, Some(&stop)).await;
@@ -197,5 +200,7 @@ pub fn start_job(
         }
         let _ = finished.send(true);
     });
+    // The job outlives its statement; its handle stays with the jobs until the next one.
+    *jobs.task.lock() = Some(task);
     Ok(job_id)
 }

@@ -28,7 +28,7 @@ const MAX_ROUNDS: usize = 6;
 pub async fn copy_reference_tables_to(cluster: &Arc<Cluster>, to: GroupId) -> Result<usize> {
     let _one_at_a_time = cluster.moves.replicating.lock().await;
     let mut copy = CopiedFiles::new(to);
-    let mut tracked: Vec<usize> = Vec::new();
+    let mut tracked: Vec<u64> = Vec::new();
     let mut result = Err(SchedulerError::invalid(format!(
         "the reference tables kept changing during {MAX_ROUNDS} copy rounds to node group \
          {to}; try again"
@@ -75,7 +75,7 @@ async fn copy_round(
     to: GroupId,
     round: usize,
     copy: &mut CopiedFiles,
-    tracked: &mut Vec<usize>,
+    tracked: &mut Vec<u64>,
 ) -> Result<Option<usize>> {
     let missing = |snapshot: &shardfusion_catalog::CatalogSnapshot| {
         snapshot

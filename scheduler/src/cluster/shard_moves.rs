@@ -74,7 +74,9 @@ pub struct MoveProgress {
 #[derive(Debug, Default)]
 pub struct ShardMoves {
     moving: Mutex<BTreeSet<ShardGroup>>,
-    progress: Mutex<Vec<MoveProgress>>,
+    /// Each move's progress under the id [`ShardMoves::track`] gave it, oldest first.
+    progress: Mutex<Vec<(u64, MoveProgress)>>,
+    next_id: std::sync::atomic::AtomicU64,
     /// Copying reference tables to new nodes: one at a time.
     pub(crate) replicating: tokio::sync::Mutex<()>,
     /// The rebalancer's background job (`citus_rebalance_start`).
@@ -84,22 +86,30 @@ pub struct ShardMoves {
 impl ShardMoves {
     /// Every move's progress, oldest first.
     pub fn progress(&self) -> Vec<MoveProgress> {
-        self.progress.lock().clone()
+        self.progress
+            .lock()
+            .iter()
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 
     /// Forgets finished moves' progress (a new rebalance starts).
     pub fn clear_finished(&self) {
-        self.progress.lock().retain(|p| p.progress != 2);
+        self.progress.lock().retain(|(_, p)| p.progress != 2);
     }
 
-    pub(crate) fn track(&self, entry: MoveProgress) -> usize {
+    /// Lists a move; returns the id its progress is updated by.
+    pub(crate) fn track(&self, entry: MoveProgress) -> u64 {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.progress.lock().push((id, entry));
+        id
+    }
+
+    pub(crate) fn update(&self, id: u64, change: impl FnOnce(&mut MoveProgress)) {
         let mut progress = self.progress.lock();
-        progress.push(entry);
-        progress.len() - 1
-    }
-
-    pub(crate) fn update(&self, slot: usize, change: impl FnOnce(&mut MoveProgress)) {
-        if let Some(entry) = self.progress.lock().get_mut(slot) {
+        if let Some((_, entry)) = progress.iter_mut().find(|(i, _)| *i == id) {
             change(entry);
         }
     }
@@ -296,7 +306,7 @@ async fn switch_in_rounds(
     from: GroupId,
     to: GroupId,
     copy: &mut CopiedFiles,
-    slot: usize,
+    slot: u64,
 ) -> Result<usize> {
     for round in 1..=MAX_ROUNDS {
         let listed = placements_on(&cluster.catalog.snapshot(), group, from, to)?;
