@@ -195,14 +195,14 @@ impl CatalogSnapshot {
         self.nodes.iter().find(|n| n.node_id == id)
     }
 
-    /// Whether a placement on node group `group` lists the file `path`.
-    pub fn references(&self, group: GroupId, path: &str) -> bool {
+    /// Every committed file, with the node group of the placement listing it.
+    pub fn referenced_files(&self) -> std::collections::HashSet<(GroupId, &str)> {
         self.tables
             .values()
             .flat_map(|t| t.shards.iter())
             .flat_map(|s| s.placements.iter())
-            .filter(|p| p.group_id == group)
-            .any(|p| p.files.iter().any(|f| f.path == path))
+            .flat_map(|p| p.files.iter().map(|f| (p.group_id, f.path.as_str())))
+            .collect()
     }
 
     /// Workers that are active and accept shards, in node id order.

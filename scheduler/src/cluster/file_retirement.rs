@@ -79,19 +79,13 @@ impl FileRetirement {
             // A file the catalog lists again (its placement moved back to this node) is
             // live: it is not deleted, and its record was struck by that move.
             let snapshot = cluster.catalog.snapshot();
+            let referenced = snapshot.referenced_files();
             let files: Vec<_> = files
                 .into_iter()
-                .filter(|(group, file)| !snapshot.references(*group, &file.path))
+                .filter(|(group, file)| !referenced.contains(&(*group, file.path.as_str())))
                 .collect();
             crate::cluster::orphan_cleanup::delete_garbage(&cluster, files).await;
             drop(protected);
         });
-    }
-
-    /// How many retirements are still waiting (for tests and monitoring).
-    pub fn waiting(&self) -> usize {
-        let mut waiting = self.waiting.lock();
-        while waiting.try_join_next().is_some() {}
-        waiting.len()
     }
 }

@@ -193,16 +193,10 @@ pub async fn retry_pending(cluster: &Cluster, only: Option<GroupId>) -> usize {
     // A commit between recording its garbage and retiring it: its records wait for the next
     // retry (the files may still be read).
     let committing = cluster.retirement.commit_in_progress();
-    let referenced: HashSet<(GroupId, &str)> = if snapshot.cleanup.is_empty() {
+    let referenced = if snapshot.cleanup.is_empty() {
         HashSet::new()
     } else {
-        snapshot
-            .tables
-            .values()
-            .flat_map(|t| t.shards.iter())
-            .flat_map(|s| s.placements.iter())
-            .flat_map(|p| p.files.iter().map(|f| (p.group_id, f.path.as_str())))
-            .collect()
+        snapshot.referenced_files()
     };
     for record in &snapshot.cleanup {
         // A file some operation of this process still owns (a copy before its switch, a

@@ -113,11 +113,6 @@ impl ShardMoves {
             change(entry);
         }
     }
-
-    /// Whether `group` is being moved now.
-    pub fn is_moving(&self, group: ShardGroup) -> bool {
-        self.moving.lock().contains(&group)
-    }
 }
 
 /// Marks a shard group as moving until dropped.
@@ -130,13 +125,6 @@ impl Drop for Moving<'_> {
     fn drop(&mut self) {
         self.moves.moving.lock().remove(&self.group);
     }
-}
-
-/// What a finished move did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MoveReport {
-    pub bytes_copied: u64,
-    pub rounds: usize,
 }
 
 /// The shard group of `shard` in `snapshot`.
@@ -208,13 +196,13 @@ fn placements_on(
     Ok(found)
 }
 
-/// Moves shard group `group` from node group `from` to `to` (see the module docs).
+/// Moves shard group `group` from node group `from` to `to` (see the module docs); returns the bytes copied.
 pub async fn move_shard_group(
     cluster: &Arc<Cluster>,
     group: ShardGroup,
     from: GroupId,
     to: GroupId,
-) -> Result<MoveReport> {
+) -> Result<u64> {
     let snapshot = cluster.catalog.snapshot();
     let node = |g: GroupId| {
         snapshot
@@ -283,14 +271,11 @@ pub async fn move_shard_group(
         }
     });
     match result {
-        Ok(rounds) => {
+        Ok(()) => {
             // Copies of files that left the placement during the move are nobody's.
             let bytes_copied = copy.bytes();
             copy.discard_unused(cluster).await;
-            Ok(MoveReport {
-                bytes_copied,
-                rounds,
-            })
+            Ok(bytes_copied)
         }
         Err(e) => {
             copy.discard_all(cluster).await;
@@ -299,7 +284,7 @@ pub async fn move_shard_group(
     }
 }
 
-/// Steps 2 and 3 of the module docs; returns the rounds it took.
+/// Steps 2 and 3 of the module docs.
 async fn switch_in_rounds(
     cluster: &Arc<Cluster>,
     group: ShardGroup,
@@ -307,7 +292,7 @@ async fn switch_in_rounds(
     to: GroupId,
     copy: &mut CopiedFiles,
     slot: u64,
-) -> Result<usize> {
+) -> Result<()> {
     for round in 1..=MAX_ROUNDS {
         let listed = placements_on(&cluster.catalog.snapshot(), group, from, to)?;
         let ids: Vec<PlacementId> = listed.iter().map(|(_, p, _)| *p).collect();
@@ -342,7 +327,7 @@ async fn switch_in_rounds(
             Ok(garbage) => {
                 copy.keep(switch.iter().flat_map(|c| c.paths.iter()));
                 cluster.retire_files(garbage);
-                return Ok(round);
+                return Ok(());
             }
             Err(CatalogError::Conflict {
                 change: ConcurrentChange::FilesChanged,

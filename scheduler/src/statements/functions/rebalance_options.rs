@@ -65,8 +65,8 @@ pub(super) fn planned(
     plan_rebalance(snapshot, options).map_err(SchedulerError::invalid)
 }
 
-/// `max_shard_moves`-style parallelism of a background rebalance: the named argument
-/// `parallel_transfer_colocated_shards`/`max_shard_moves` ... or one at a time.
+/// How many shard groups a background rebalance moves at once: the named argument
+/// `max_shard_moves` (1 to 64), else one at a time.
 pub(super) fn parallel_moves(call: &FunctionCall) -> Result<usize> {
     Ok(call
         .integer(usize::MAX, "max_shard_moves")?
