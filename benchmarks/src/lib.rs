@@ -6,7 +6,8 @@
 //! - [`tpch`]: TPC-H data generated in-process (`tpchgen`), written as Parquet, the standard
 //!   ShardFusion distribution scheme, loading, and the 22 queries.
 //! - [`target`]: the cluster a benchmark measures (embedded, or `--url`); [`processes`]: a
-//!   cluster of separate `shardfusion` processes.
+//!   cluster of separate `shardfusion` processes; [`s3_server`]: an S3-compatible server
+//!   (moto) for `--storage s3://...`.
 //! - Subcommands of `shardfusion-bench`: [`tpch_run`], [`ingest_run`], [`router_run`],
 //!   [`scaleout_run`], [`memory_run`], [`rebalance_run`].
 //! - Output: [`machine`] (what it ran on), [`report`] (JSON and Markdown), [`chart`] (SVG),
@@ -24,6 +25,7 @@ pub mod progress;
 pub mod rebalance_run;
 pub mod report;
 pub mod router_run;
+pub mod s3_server;
 pub mod scaleout_run;
 pub mod target;
 pub mod tpch;

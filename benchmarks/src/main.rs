@@ -112,6 +112,10 @@ enum Command {
         /// Seconds of the query loop before the rebalance.
         #[arg(long, default_value_t = 10)]
         baseline: u64,
+        /// Where the shard files live: each worker's disk, or one S3 bucket (a moto server
+        /// on loopback, which must be installed: pip install 'moto[server]').
+        #[arg(long, value_enum, default_value = "local")]
+        storage: rebalance_run::Storage,
     },
     /// Peak memory while SELECT * FROM lineitem streams to a client.
     Memory {
@@ -219,12 +223,17 @@ async fn run() {
         })
         .await
         .map(|_| ()),
-        Command::Rebalance { common, baseline } => rebalance_run::run(rebalance_run::Options {
+        Command::Rebalance {
+            common,
+            baseline,
+            storage,
+        } => rebalance_run::run(rebalance_run::Options {
             scale: common.scale,
             shards: common.shards,
             baseline: Duration::from_secs(baseline.max(1)),
             data_dir: common.data_dir,
             output: common.output,
+            storage,
         })
         .await
         .map(|_| ()),

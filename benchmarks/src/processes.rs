@@ -16,6 +16,8 @@ pub struct ProcessCluster {
     worker_args: Vec<Vec<String>>,
     binary: PathBuf,
     env: Vec<(String, String)>,
+    /// Every node's `--storage`, if shard files are in shared object storage.
+    storage: Option<String>,
     /// The coordinator's port, which workers register with.
     port: u16,
     _dir: tempfile::TempDir,
@@ -38,15 +40,40 @@ fn free_port() -> Result<u16, String> {
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
+/// Starts one process; its output goes to `$SHARDFUSION_TEST_LOG_DIR/<pid>.log` when that
+/// is set (for debugging a test), else nowhere.
 fn spawn(binary: &Path, args: &[String], env: &[(String, String)]) -> Result<Child, String> {
+    let log = std::env::var_os("SHARDFUSION_TEST_LOG_DIR").and_then(|dir| {
+        let name = format!(
+            "{}-{}.log",
+            args.first().map_or("node", |a| a.as_str()),
+            free_port().ok()?
+        );
+        std::fs::File::create(PathBuf::from(dir).join(name)).ok()
+    });
+    let (stdout, stderr) = match log.and_then(|f| Some((f.try_clone().ok()?, f))) {
+        Some((out, err)) => (Stdio::from(out), Stdio::from(err)),
+        None => (Stdio::null(), Stdio::null()),
+    };
     Command::new(binary)
         .args(args)
         .env("SHARDFUSION_CLUSTER_SECRET", ProcessCluster::SECRET)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", binary.display()))
+}
+
+/// How a [`ProcessCluster`] starts its processes.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessClusterOptions {
+    /// Extra environment variables for every process.
+    pub env: Vec<(String, String)>,
+    /// `--storage` for every node (shard files in shared object storage).
+    pub storage: Option<String>,
+    /// Extra arguments for the coordinator.
+    pub coordinator_args: Vec<String>,
 }
 
 impl ProcessCluster {
@@ -64,27 +91,47 @@ impl ProcessCluster {
         workers: usize,
         env: &[(&str, &str)],
     ) -> Result<Self, String> {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let options = ProcessClusterOptions {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        Self::start_with(binary, workers, options).await
+    }
+
+    /// [`Self::start`] with `options`.
+    pub async fn start_with(
+        binary: &Path,
+        workers: usize,
+        options: ProcessClusterOptions,
+    ) -> Result<Self, String> {
+        let ProcessClusterOptions {
+            env,
+            storage,
+            coordinator_args,
+        } = options;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port()?;
-        let coordinator = spawn(
-            binary,
-            &[
-                "coordinator".into(),
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--data-dir".into(),
-                dir.path().join("coordinator").display().to_string(),
-                // The harness's coordinator runs as its own user and loads that user's files
-                // with server-side COPY, as `shardfusion local` may.
-                "--allow-file-access".into(),
-                "/".into(),
-            ],
-            &env,
-        )?;
+        let mut args: Vec<String> = vec![
+            "coordinator".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".into(),
+            dir.path().join("coordinator").display().to_string(),
+            // The harness's coordinator runs as its own user and loads that user's files
+            // with server-side COPY, as `shardfusion local` may.
+            "--allow-file-access".into(),
+            "/".into(),
+        ];
+        args.extend(
+            storage
+                .iter()
+                .flat_map(|s| ["--storage".to_string(), s.clone()]),
+        );
+        args.extend(coordinator_args);
+        let coordinator = spawn(binary, &args, &env)?;
         let mut cluster = Self {
             url: format!("grpc://127.0.0.1:{port}"),
             coordinator,
@@ -92,6 +139,7 @@ impl ProcessCluster {
             worker_args: Vec::new(),
             binary: binary.to_path_buf(),
             env,
+            storage,
             port,
             _dir: dir,
         };
@@ -146,7 +194,7 @@ impl ProcessCluster {
     /// `pg_dist_node` lists it.
     pub fn add_worker(&mut self) -> Result<usize, String> {
         let index = self.workers.len();
-        let args: Vec<String> = vec![
+        let mut args: Vec<String> = vec![
             "worker".into(),
             "--listen".into(),
             format!("127.0.0.1:{}", free_port()?),
@@ -159,6 +207,9 @@ impl ProcessCluster {
             "--coordinator".into(),
             format!("http://127.0.0.1:{}", self.port),
         ];
+        if let Some(storage) = &self.storage {
+            args.extend(["--storage".to_string(), storage.clone()]);
+        }
         let worker = spawn(&self.binary, &args, &self.env)?;
         self.workers.push(worker);
         self.worker_args.push(args);

@@ -7,6 +7,10 @@
 //! catalog and the concurrent queries' answers — an upper bound on what a move relayed,
 //! whose target is zero); and the p50/p99 latency of the query loop before and during the
 //! rebalance. Every answer of the loop is checked.
+//!
+//! With `--storage s3` every node keeps its shard files in S3 (a moto server on loopback,
+//! started here): a move then copies nothing, and the time is the metadata switch plus the
+//! receiving worker reading the moved files' footers.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,7 +18,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::client::TestClient;
-use crate::processes::{ProcessCluster, shardfusion_binary};
+use crate::processes::{ProcessCluster, ProcessClusterOptions, shardfusion_binary};
+use crate::s3_server::S3Server;
 use crate::tpch;
 
 #[derive(Debug, Clone)]
@@ -25,6 +30,16 @@ pub struct Options {
     pub baseline: Duration,
     pub data_dir: Option<PathBuf>,
     pub output: PathBuf,
+    pub storage: Storage,
+}
+
+/// Where the cluster keeps its shard files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Storage {
+    /// Each worker's data directory.
+    Local,
+    /// One S3 bucket shared by every node (a moto server on loopback).
+    S3,
 }
 
 /// Latency of the query loop over one period.
@@ -115,7 +130,16 @@ pub async fn run(options: Options) -> Result<Report, String> {
         "the rebalance benchmark runs separate processes: build the shardfusion binary next to \
          this one (cargo build --release) or set SHARDFUSION_BIN",
     )?;
-    let mut cluster = ProcessCluster::start(&binary, 2).await?;
+    let s3 = match options.storage {
+        Storage::Local => None,
+        Storage::S3 => Some(S3Server::start("shardfusion-bench")?),
+    };
+    let cluster_options = ProcessClusterOptions {
+        env: s3.as_ref().map(S3Server::env).unwrap_or_default(),
+        storage: s3.as_ref().map(|s3| s3.storage_url("rebalance")),
+        ..Default::default()
+    };
+    let mut cluster = ProcessCluster::start_with(&binary, 2, cluster_options).await?;
     let mut client = TestClient::try_connect(&cluster.url).await?;
     let spinner = crate::progress::spinner("loading TPC-H on 2 workers");
     tpch::load(&mut client, &dir, options.shards, &tpch::TABLES, &|_| {}).await?;
@@ -179,11 +203,15 @@ pub async fn run(options: Options) -> Result<Report, String> {
         .map_err(|s| s.message().to_string())?;
     let (moves, bytes) = crate::compare::first_two_ints(&moved);
     drop(cluster);
+    drop(s3);
 
     let report = Report {
         scale: options.scale,
         shards: options.shards,
-        storage: "local disk".into(),
+        storage: match options.storage {
+            Storage::Local => "local disk".into(),
+            Storage::S3 => "S3 (moto server on loopback)".into(),
+        },
         rebalance_seconds,
         moves,
         bytes_copied_worker_to_worker: bytes,
@@ -220,7 +248,10 @@ pub async fn run(options: Options) -> Result<Report, String> {
     );
     crate::report::publish(
         &options.output,
-        "rebalance",
+        match options.storage {
+            Storage::Local => "rebalance",
+            Storage::S3 => "rebalance-s3",
+        },
         options.scale,
         &report,
         &markdown,

@@ -29,7 +29,8 @@ use crate::layout::{
 };
 use crate::model::{Colocation, FileMeta, TableKind};
 use crate::store::{
-    Catalog, DEFAULT_SHARD_COUNT, files_of_table, insert_files, next_id, reserve_shards,
+    Catalog, DEFAULT_SHARD_COUNT, files_of_table, insert_files, insert_shards, next_id,
+    reserve_shards,
 };
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -284,25 +285,7 @@ impl Catalog {
                 "UPDATE tables SET kind = ?1, dist_column = ?2, colocationid = ?3 WHERE table_id = ?4",
                 params![kind, column, colocation_id.0, plan.table_id.0],
             )?;
-            for shard in &plan.shards {
-                tx.execute(
-                    "INSERT INTO shards (shardid, table_id, shard_index, minvalue, maxvalue) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        shard.shard_id.0,
-                        plan.table_id.0,
-                        shard.index as i64,
-                        shard.hash_range.map(|r| r.0),
-                        shard.hash_range.map(|r| r.1)
-                    ],
-                )?;
-                for p in &shard.placements {
-                    tx.execute(
-                        "INSERT INTO placements (placementid, shardid, groupid) VALUES (?1, ?2, ?3)",
-                        params![p.placement_id.0, shard.shard_id.0, p.group_id.0],
-                    )?;
-                }
-            }
+            insert_shards(tx, plan.table_id, &plan.shards)?;
             insert_files(tx, written.iter().map(|(p, f)| (p, f)))?;
             record_in(tx, &current, CleanupPolicy::DeferredOnSuccess)?;
             Ok(DistributionCommit::Committed { garbage: current })

@@ -54,6 +54,13 @@ pub enum CatalogError {
     },
     #[error("shard {shard} already has a placement on node group {group}")]
     PlacementExists { shard: ShardId, group: GroupId },
+    #[error(
+        "this catalog's shard files are in {recorded}, but the coordinator was started with \
+         storage {given}: start it with the --storage it was created with"
+    )]
+    StorageMismatch { recorded: String, given: String },
+    #[error("{name} is not a distributed table")]
+    NotDistributed { name: String },
     /// Another statement changed what this one read before it could commit; nothing of this
     /// statement was committed, and running it again is safe.
     #[error("table \"{table}\" changed while the statement ran ({change}); retry the statement")]

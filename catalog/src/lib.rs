@@ -17,8 +17,10 @@
 //! - [`column_stats_store`]: `column_stats`, each committed file's per-column statistics.
 //! - [`placement_store`]: switching placements to the nodes their files were copied to
 //!   (shard moves, new reference-table copies).
+//! - [`reshard_store`]: re-sharding distributed tables (`alter_distributed_table`).
 //! - [`pg_stats`]: the `pg_stats` view over the files' column statistics.
 //! - [`roles`], [`role_store`]: users and roles, their memberships and table privileges.
+//! - [`storage_binding`]: the storage (local disks or one S3 prefix) the shard files live in.
 //! - [`cleanup`]: `pg_dist_cleanup`, the deletions of shard files still owed to nodes.
 //!
 //! The catalog never talks to workers and never reads or writes shard files; the coordinator
@@ -36,9 +38,11 @@ pub mod model;
 pub mod node_store;
 pub mod pg_stats;
 pub mod placement_store;
+pub mod reshard_store;
 pub mod role_store;
 pub mod roles;
 pub mod snapshot_loader;
+pub mod storage_binding;
 pub mod store;
 pub mod write_fence;
 
@@ -47,5 +51,5 @@ pub use error::{CatalogError, ConcurrentChange};
 pub use model::{
     CatalogSnapshot, Colocation, FileMeta, Node, PlacementMeta, ShardMeta, TableKind, TableMeta,
 };
-pub use placement_store::PlacementCopy;
+pub use placement_store::{MovedFiles, PlacementCopy};
 pub use store::Catalog;

@@ -11,7 +11,9 @@
 //!
 //! Inside the same transaction the old files are recorded in `pg_dist_cleanup` (deferred on
 //! success), and the records that protected the copies while they were uncommitted
-//! ([`CleanupPolicy::OnFailure`], written before the copy started) are struck.
+//! ([`CleanupPolicy::OnFailure`], written before the copy started) are struck. On shared
+//! object storage nothing was copied: the placement takes its files along
+//! ([`MovedFiles::Shared`]) and nothing becomes garbage.
 
 use std::collections::BTreeSet;
 
@@ -37,15 +39,29 @@ pub struct PlacementCopy {
     pub paths: Vec<String>,
 }
 
+/// What becomes of a moved placement's files on its old node group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MovedFiles {
+    /// They were copied to the new group; the old ones are garbage.
+    Copied,
+    /// The groups share one object store: the same files serve the new group.
+    Shared,
+}
+
 impl Catalog {
     /// Moves each placement of `copies` to its `to` group in one transaction; returns the
-    /// files left on the old groups, now garbage (recorded in `pg_dist_cleanup`).
+    /// files left on the old groups, now garbage (recorded in `pg_dist_cleanup`; none when
+    /// `files` is [`MovedFiles::Shared`]).
     ///
     /// Refused with a [`CatalogError::Conflict`] (nothing changes) if a placement is gone
     /// ([`ConcurrentChange::Dropped`]), no longer on its `from` group
     /// ([`ConcurrentChange::PlacementMoved`]), or has files other than those copied
     /// ([`ConcurrentChange::FilesChanged`]); or if its shard already has a placement on `to`.
-    pub fn move_placements(&self, copies: &[PlacementCopy]) -> Result<Vec<(GroupId, FileMeta)>> {
+    pub fn move_placements(
+        &self,
+        copies: &[PlacementCopy],
+        files_moved: MovedFiles,
+    ) -> Result<Vec<(GroupId, FileMeta)>> {
         self.write(|tx| {
             check_whole_groups(tx, copies)?;
             let mut garbage = Vec::new();
@@ -62,7 +78,9 @@ impl Catalog {
                     params![copy.to.0, copy.placement_id.0],
                 )?;
                 strike_copy_records(tx, copy)?;
-                garbage.extend(files.into_iter().map(|f| (copy.from, f)));
+                if files_moved == MovedFiles::Copied {
+                    garbage.extend(files.into_iter().map(|f| (copy.from, f)));
+                }
             }
             record_in(tx, &garbage, CleanupPolicy::DeferredOnSuccess)?;
             Ok(garbage)
@@ -241,7 +259,7 @@ mod tests {
             paths: vec!["a".into()],
         };
         catalog.record_cleanup(to, &["a".into()], CleanupPolicy::OnFailure)?;
-        let garbage = catalog.move_placements(std::slice::from_ref(&copy))?;
+        let garbage = catalog.move_placements(std::slice::from_ref(&copy), MovedFiles::Copied)?;
         assert_eq!(garbage, vec![(from, file("a"))]);
         let snapshot = catalog.snapshot();
         let moved = &snapshot.table("t").expect("t").shards[0].placements[0];
@@ -256,12 +274,32 @@ mod tests {
         assert_eq!(owed, vec![(from, "a", CleanupPolicy::DeferredOnSuccess)]);
         // Moving it again from where it was is a conflict.
         assert!(matches!(
-            catalog.move_placements(&[copy]),
+            catalog.move_placements(&[copy], MovedFiles::Copied),
             Err(CatalogError::Conflict {
                 change: ConcurrentChange::PlacementMoved,
                 ..
             })
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_move_on_shared_storage_takes_the_files_along() -> Result<()> {
+        let (catalog, placement, from) = catalog()?;
+        let to = GroupId(if from.0 == 1 { 2 } else { 1 });
+        let copy = PlacementCopy {
+            placement_id: placement,
+            table: "t".into(),
+            from,
+            to,
+            paths: vec!["a".into()],
+        };
+        let garbage = catalog.move_placements(&[copy], MovedFiles::Shared)?;
+        assert!(garbage.is_empty(), "{garbage:?}");
+        let snapshot = catalog.snapshot();
+        let moved = &snapshot.table("t").expect("t").shards[0].placements[0];
+        assert_eq!((moved.group_id, moved.files.len()), (to, 1));
+        assert!(snapshot.cleanup.is_empty(), "{:?}", snapshot.cleanup);
         Ok(())
     }
 
@@ -276,10 +314,10 @@ mod tests {
             to,
             paths: vec!["a".into()],
         };
-        catalog.move_placements(&[copy(a, b)])?;
+        catalog.move_placements(&[copy(a, b)], MovedFiles::Copied)?;
         // Back before the first move's garbage on `a` was deleted: that record must go, or
         // its deletion would take the live file.
-        catalog.move_placements(&[copy(b, a)])?;
+        catalog.move_placements(&[copy(b, a)], MovedFiles::Copied)?;
         let owed: Vec<_> = catalog
             .snapshot()
             .cleanup
@@ -311,7 +349,7 @@ mod tests {
             paths: vec!["a".into()],
         };
         assert!(matches!(
-            catalog.move_placements(&[copy]),
+            catalog.move_placements(&[copy], MovedFiles::Copied),
             Err(CatalogError::Conflict {
                 change: ConcurrentChange::FilesChanged,
                 ..
@@ -333,7 +371,7 @@ mod tests {
             paths: vec!["a".into()],
         };
         assert!(matches!(
-            catalog.move_placements(std::slice::from_ref(&copy)),
+            catalog.move_placements(std::slice::from_ref(&copy), MovedFiles::Copied),
             Err(CatalogError::Conflict {
                 change: ConcurrentChange::FilesChanged,
                 ..

@@ -122,6 +122,7 @@ impl Catalog {
         conn.execute_batch(crate::node_store::SCHEMA)?;
         conn.execute_batch(crate::role_store::SCHEMA)?;
         conn.execute_batch(crate::column_stats_store::SCHEMA)?;
+        conn.execute_batch(crate::storage_binding::SCHEMA)?;
         let stats_cache = StatsCache::default();
         let snapshot = load_snapshot(&conn, 1, &stats_cache)?;
         Ok(Self {
@@ -439,6 +440,34 @@ pub(crate) fn reserve_shards(
         });
     }
     Ok(shards)
+}
+
+/// Inserts planned shards of `table` with their placements.
+pub(crate) fn insert_shards(
+    tx: &Transaction<'_>,
+    table: TableId,
+    shards: &[NewShard],
+) -> Result<()> {
+    for shard in shards {
+        tx.execute(
+            "INSERT INTO shards (shardid, table_id, shard_index, minvalue, maxvalue) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                shard.shard_id.0,
+                table.0,
+                shard.index as i64,
+                shard.hash_range.map(|r| r.0),
+                shard.hash_range.map(|r| r.1)
+            ],
+        )?;
+        for p in &shard.placements {
+            tx.execute(
+                "INSERT INTO placements (placementid, shardid, groupid) VALUES (?1, ?2, ?3)",
+                params![p.placement_id.0, shard.shard_id.0, p.group_id.0],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn insert_files<'a>(

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use shardfusion_common::object_storage::StorageUrl;
 
 /// jemalloc rather than glibc's malloc: glibc hands large freed blocks (decoded Parquet pages,
 /// Flight messages) back with `munmap` on every query, each a TLB shootdown on every core, and
@@ -33,29 +34,7 @@ enum Command {
     /// Run the coordinator: the Flight SQL endpoint applications connect to.
     Coordinator(commands::coordinator::CoordinatorArgs),
     /// Run a worker that stores shards and executes plan fragments.
-    Worker {
-        #[arg(long, default_value = "127.0.0.1:50061")]
-        listen: SocketAddr,
-        /// Where this worker keeps its shard files.
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// The coordinator to register with, e.g. http://127.0.0.1:50050.
-        #[arg(long)]
-        coordinator: String,
-        /// The host name the coordinator should use to reach this worker (default: the
-        /// --listen address, or 127.0.0.1 when that is 0.0.0.0).
-        #[arg(long)]
-        advertise_host: Option<String>,
-        /// The coordinator's cluster secret (required; a coordinator started without one
-        /// printed it and keeps it in its DATA_DIR/cluster_secret). The hosts' clocks must
-        /// agree to within 60 s: every request carries a timestamped MAC.
-        #[arg(long, env = "SHARDFUSION_CLUSTER_SECRET", hide_env_values = true)]
-        cluster_secret: Option<String>,
-        #[command(flatten)]
-        tls: commands::tls_args::ServeTlsArgs,
-        #[command(flatten)]
-        cluster_tls: commands::tls_args::ClusterTlsArgs,
-    },
+    Worker(commands::worker::WorkerArgs),
     /// Run a whole cluster in one process: a coordinator and N workers on loopback.
     Local {
         #[arg(long, default_value_t = 2)]
@@ -63,6 +42,11 @@ enum Command {
         /// Keep the cluster's data here (default: a temporary directory, removed on exit).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Keep shard files in shared S3-compatible storage, s3://bucket/prefix (endpoint,
+        /// region and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+        /// AWS_SECRET_ACCESS_KEY).
+        #[arg(long, value_name = "URL")]
+        storage: Option<StorageUrl>,
         #[arg(long, default_value = "127.0.0.1:50050")]
         listen: SocketAddr,
         /// Load a demo data set and run a few example queries.
@@ -132,29 +116,11 @@ async fn run() {
         .init();
     let result = match Cli::parse().command {
         Command::Coordinator(args) => commands::coordinator::run(args).await,
-        Command::Worker {
-            listen,
-            data_dir,
-            coordinator,
-            advertise_host,
-            cluster_secret,
-            tls,
-            cluster_tls,
-        } => {
-            commands::worker::run(
-                listen,
-                data_dir,
-                coordinator,
-                advertise_host,
-                cluster_secret,
-                tls,
-                cluster_tls,
-            )
-            .await
-        }
+        Command::Worker(args) => commands::worker::run(args).await,
         Command::Local {
             workers,
             data_dir,
+            storage,
             listen,
             demo,
             allow_file_access,
@@ -173,6 +139,7 @@ async fn run() {
                     commands::local::run(commands::local::LocalRun {
                         workers,
                         data_dir,
+                        storage,
                         listen,
                         demo,
                         allow_file_access: file_access,

@@ -12,6 +12,7 @@
 //! - [`exchange`]: moving rows between processes — the transport trait and its Flight
 //!   implementation, channels between nodes, and the reading end of shuffles.
 //! - [`storage`]: a node's data root, path validation and the object store it serves.
+//! - [`object_storage`]: shard files in shared S3-compatible storage (`--storage s3://...`).
 //! - [`status`]: mapping between DataFusion errors and gRPC statuses.
 //! - [`ipc_bounds`]: checking Flight data from a peer before arrow-ipc decodes it.
 //! - [`path_redaction`]: rewriting a node's absolute paths out of the errors it sends.
@@ -29,6 +30,7 @@ pub mod exchange;
 pub mod hashing;
 pub mod ids;
 pub mod ipc_bounds;
+pub mod object_storage;
 pub mod path_redaction;
 pub mod query_limits;
 pub mod shard_scan;

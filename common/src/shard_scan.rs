@@ -19,6 +19,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{Result, Statistics, exec_err, internal_err};
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -226,14 +227,24 @@ impl ShardScanExec {
         )
     }
 
-    fn file_scan(&self, shard: &ShardFiles) -> Result<Arc<DataSourceExec>> {
+    /// The Parquet scan of one shard's files. Footers and page indexes come from the
+    /// runtime's file metadata cache (shard files never change under their names), so a
+    /// repeated query, or one after a move that warmed the cache, reads no footer again.
+    fn file_scan(&self, shard: &ShardFiles, context: &TaskContext) -> Result<Arc<DataSourceExec>> {
         let mut files = Vec::with_capacity(shard.files.len());
         for file in &shard.files {
             let path = validate_shard_file_path(&file.path)
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             files.push(PartitionedFile::new(path.to_string(), file.byte_size));
         }
-        let mut source = ParquetSource::new(Arc::clone(&self.table_schema));
+        let runtime = context.runtime_env();
+        let store = runtime.object_store(DataRoot::object_store_url())?;
+        let readers = CachedParquetFileReaderFactory::new(
+            store,
+            runtime.cache_manager.get_file_metadata_cache(),
+        );
+        let mut source = ParquetSource::new(Arc::clone(&self.table_schema))
+            .with_parquet_file_reader_factory(Arc::new(readers));
         if let Some(predicate) = &self.predicate {
             source = source.with_predicate(Arc::clone(predicate));
         }
@@ -359,6 +370,6 @@ impl ExecutionPlan for ShardScanExec {
         if shard.files.is_empty() {
             return Ok(Box::pin(EmptyRecordBatchStream::new(self.schema())));
         }
-        self.file_scan(shard)?.execute(0, context)
+        self.file_scan(shard, &context)?.execute(0, context)
     }
 }

@@ -1,7 +1,10 @@
-//! A node's data root: the one directory whose files it may read and write.
+//! A node's data root: the one directory whose files it may read and write, and the store
+//! its shard files live in.
 //!
 //! Shard files are addressed by paths relative to the root (`shards/t7/s102008/<id>.parquet`)
-//! and served to DataFusion through an object store registered under [`DATA_STORE_URL`].
+//! and served to DataFusion through an object store registered under [`DATA_STORE_URL`]: the
+//! data directory itself by default, or a shared S3-compatible store
+//! ([`crate::object_storage`]) that every node of the cluster sees alike.
 //! Every path that arrives from elsewhere goes through [`validate_relative_path`] first, so a
 //! plan fragment can never name a file outside the root.
 
@@ -16,6 +19,7 @@ use object_store::path::Path as StorePath;
 use url::Url;
 
 use crate::ids::{ShardId, TableId};
+use crate::object_storage::{ObjectStorageError, StorageUrl};
 
 /// The object store URL under which a node's data root is registered with DataFusion.
 pub const DATA_STORE_URL: &str = "shardfusion-data://local/";
@@ -33,6 +37,8 @@ pub enum StorageError {
         dir: PathBuf,
         source: object_store::Error,
     },
+    #[error(transparent)]
+    Shared(#[from] ObjectStorageError),
     #[error(
         "refusing path {path:?}: only relative paths inside the node's data directory may be used"
     )]
@@ -55,16 +61,26 @@ impl StorageError {
     }
 }
 
-/// A node's data directory and the object store over it.
+/// A node's data directory and the object store its shard files live in.
 #[derive(Debug, Clone)]
 pub struct DataRoot {
     dir: PathBuf,
     store: Arc<dyn ObjectStore>,
+    shared: Option<StorageUrl>,
 }
 
 impl DataRoot {
-    /// Opens (creating if needed) the data root at `dir`.
+    /// Opens (creating if needed) the data root at `dir`, with shard files in `dir` too.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StorageError> {
+        Self::open_with(dir, None)
+    }
+
+    /// Opens the data root at `dir`, with shard files in the shared store `shared` when given
+    /// (the directory then keeps only the node's own state), else in `dir`.
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        shared: Option<&StorageUrl>,
+    ) -> Result<Self, StorageError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|source| StorageError::DataDir {
             dir: dir.clone(),
@@ -78,15 +94,32 @@ impl DataRoot {
         // Errors name files by absolute path; clients must see them relative to the root.
         crate::path_redaction::register_data_dir(&given);
         crate::path_redaction::register_data_dir(&dir);
-        let store =
-            LocalFileSystem::new_with_prefix(&dir).map_err(|source| StorageError::Store {
-                dir: dir.clone(),
-                source,
-            })?;
+        let store: Arc<dyn ObjectStore> = match shared {
+            Some(url) => url.open()?,
+            None => Arc::new(LocalFileSystem::new_with_prefix(&dir).map_err(|source| {
+                StorageError::Store {
+                    dir: dir.clone(),
+                    source,
+                }
+            })?),
+        };
         Ok(Self {
             dir,
-            store: Arc::new(store),
+            store,
+            shared: shared.cloned(),
         })
+    }
+
+    /// The shared store the shard files live in, if not the data directory.
+    pub fn shared(&self) -> Option<&StorageUrl> {
+        self.shared.as_ref()
+    }
+
+    /// Where shard files live, as shown to people: the storage URL, or `local`.
+    pub fn storage_label(&self) -> String {
+        self.shared
+            .as_ref()
+            .map_or_else(|| "local".to_string(), ToString::to_string)
     }
 
     pub fn dir(&self) -> &Path {

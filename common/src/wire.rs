@@ -12,7 +12,8 @@ pub use crate::auth::request_mac::AUTH_HEADER;
 
 /// Action on a worker: delete files under its data root ([`DeleteFilesRequest`]).
 pub const ACTION_DELETE_FILES: &str = "shardfusion.delete_files";
-/// Action on a worker: answer if alive.
+/// Action on a worker: answer if alive, saying where it keeps shard files
+/// ([`PingResponse`]).
 pub const ACTION_PING: &str = "shardfusion.ping";
 /// Action on the coordinator: a worker announces itself ([`RegisterWorkerRequest`]).
 pub const ACTION_REGISTER_WORKER: &str = "shardfusion.register_worker";
@@ -35,6 +36,10 @@ pub const ACTION_READ_SHARD_FILE: &str = "shardfusion.read_shard_file";
 /// Action on a worker: copy shard files from a peer worker into this one's data root
 /// ([`CopyShardFilesRequest`] → [`CopyShardFilesResponse`]), worker to worker.
 pub const ACTION_COPY_SHARD_FILES: &str = "shardfusion.copy_shard_files";
+/// Action on a worker sharing the cluster's object storage: read the footers of shard files
+/// it is taking over into its metadata cache, checking them against the catalog
+/// ([`WarmShardFilesRequest`] → [`CopyShardFilesResponse`], checksums 0).
+pub const ACTION_WARM_SHARD_FILES: &str = "shardfusion.warm_shard_files";
 
 /// `app_metadata` of the last `FlightData` of a shard write: the coordinator sends it only when
 /// every row of the placement has been sent. A `DoPut` stream that ends without it (a cancelled
@@ -295,6 +300,22 @@ pub struct FileToCopy {
     pub byte_size: u64,
     #[prost(uint64, tag = "3")]
     pub row_count: u64,
+}
+
+/// Body of [`ACTION_WARM_SHARD_FILES`].
+#[derive(Clone, PartialEq, Message)]
+pub struct WarmShardFilesRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub files: Vec<FileToCopy>,
+}
+
+/// Result of [`ACTION_PING`].
+#[derive(Clone, PartialEq, Message)]
+pub struct PingResponse {
+    /// Where the worker keeps shard files: `local` (its data directory) or the shared
+    /// storage URL (`s3://bucket/prefix`).
+    #[prost(string, tag = "1")]
+    pub storage: String,
 }
 
 /// Body of [`ACTION_COPY_SHARD_FILES`]: the worker reads each file from the peer at

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use datafusion::prelude::SessionConfig;
 use shardfusion_common::auth::ClusterSecret;
+use shardfusion_common::object_storage::StorageUrl;
 use shardfusion_common::tls::{ClusterTls, TlsIdentity};
 use std::sync::Arc;
 
@@ -65,6 +66,9 @@ pub struct LocalClusterOptions {
     pub workers: usize,
     /// Where state lives; `None` means a temporary directory.
     pub data_dir: Option<PathBuf>,
+    /// Keep every node's shard files in this shared object storage instead of under
+    /// `data_dir` (`--storage`).
+    pub storage: Option<StorageUrl>,
     /// The coordinator's Flight SQL address (port 0 picks a free one).
     pub listen: SocketAddr,
     /// Threads of each worker's runtime.
@@ -110,6 +114,7 @@ impl LocalClusterOptions {
         Self {
             workers,
             data_dir: None,
+            storage: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             worker_threads: (cores / workers.max(1)).max(1),
             config: SessionConfig::new(),
@@ -185,6 +190,7 @@ impl LocalCluster {
         let (stop, stopped) = watch::channel(false);
         let coordinator = shardfusion_scheduler::server::open_with(
             &dir.join("coordinator"),
+            options.storage.as_ref(),
             options.secret.clone(),
             options.config.clone(),
             shardfusion_scheduler::statements::file_access::FileAccess::granted(
@@ -421,7 +427,8 @@ async fn start_worker(
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let uuid = registration::worker_uuid(&worker_dir).map_err(|e| e.to_string())?;
-    let root = DataRoot::open(&worker_dir).map_err(|e| e.to_string())?;
+    let root =
+        DataRoot::open_with(&worker_dir, options.storage.as_ref()).map_err(|e| e.to_string())?;
     let mut service =
         WorkerService::try_new(root, options.secret.clone()).map_err(|e| e.to_string())?;
     // Over TLS between the nodes, a worker serves the cluster's certificate.

@@ -26,6 +26,11 @@ pub enum ExecutorError {
     /// A copy that arrived but does not match its source or the catalog.
     #[error("the copy of shard file {path} does not verify: {reason}")]
     CopyMismatch { path: String, reason: String },
+    #[error("taking over shard file {path} from the shared storage failed: {reason}")]
+    TakeOver { path: String, reason: String },
+    /// A file in shared storage that does not match what the catalog records.
+    #[error("shard file {path} in the shared storage does not match the catalog: {reason}")]
+    TakeOverMismatch { path: String, reason: String },
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
 }
@@ -46,6 +51,8 @@ impl From<ExecutorError> for Status {
             // that asked for it keeps the old placement and may be retried.
             ExecutorError::Copy { .. } => Status::unavailable(error.to_string()),
             ExecutorError::CopyMismatch { .. } => Status::data_loss(error.to_string()),
+            ExecutorError::TakeOver { .. } => Status::unavailable(error.to_string()),
+            ExecutorError::TakeOverMismatch { .. } => Status::data_loss(error.to_string()),
             ExecutorError::DataFusion(e) => shardfusion_common::status::to_status(e),
         };
         redact_status(status)

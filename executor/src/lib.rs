@@ -11,6 +11,7 @@
 //! - [`write_completion`]: a write counts only if its stream ends with the completion marker.
 //! - [`file_analysis`]: reading shard files back for their column statistics (`ANALYZE`).
 //! - [`file_copy`]: copying shard files from a peer worker (shard moves), verified.
+//! - [`file_warming`]: taking over shard files in shared object storage (moves copy nothing).
 //! - [`shard_inventory`]: listing the shard files on disk for orphan reconciliation.
 //! - [`registration`]: announcing the worker to its coordinator.
 //!
@@ -20,6 +21,7 @@
 pub mod error;
 pub mod file_analysis;
 pub mod file_copy;
+pub mod file_warming;
 pub mod fragment;
 pub mod in_process_transport;
 pub mod registration;

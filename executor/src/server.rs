@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use shardfusion_common::auth::ClusterSecret;
+use shardfusion_common::object_storage::StorageUrl;
 use shardfusion_common::storage::DataRoot;
 use shardfusion_common::tls::{ClusterTls, TlsIdentity};
 use tokio::net::TcpListener;
@@ -19,6 +20,8 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub data_dir: PathBuf,
+    /// Keep shard files in this shared object storage instead of `data_dir` (`--storage`).
+    pub storage: Option<StorageUrl>,
     pub secret: ClusterSecret,
     /// Serve TLS with this certificate (`--tls-cert`/`--tls-key`).
     pub tls: Option<TlsIdentity>,
@@ -32,7 +35,7 @@ pub async fn serve(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ExecutorError> {
-    let root = DataRoot::open(&config.data_dir)?;
+    let root = DataRoot::open_with(&config.data_dir, config.storage.as_ref())?;
     let mut service = WorkerService::try_new(root, config.secret)?;
     if let Some(cluster_tls) = config.cluster_tls {
         service = service.with_cluster_tls(cluster_tls)?;

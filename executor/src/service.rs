@@ -53,9 +53,9 @@ use shardfusion_common::tls::ClusterTls;
 use shardfusion_common::wire::{
     ACTION_ANALYZE_FILES, ACTION_CANCEL_SHUFFLES, ACTION_COPY_SHARD_FILES, ACTION_DELETE_FILES,
     ACTION_LIST_SHARD_FILES, ACTION_PING, ACTION_PROVE_MEMBERSHIP, ACTION_READ_SHARD_FILE,
-    AUTH_HEADER, AnalyzeFilesRequest, AnalyzeFilesResponse, CancelShufflesRequest,
-    CopyShardFilesResponse, DeleteFilesRequest, ProveMembershipRequest, ProveMembershipResponse,
-    ShardFileList, TaskTicket, WriteRequest,
+    ACTION_WARM_SHARD_FILES, AUTH_HEADER, AnalyzeFilesRequest, AnalyzeFilesResponse,
+    CancelShufflesRequest, CopyShardFilesResponse, DeleteFilesRequest, PingResponse,
+    ProveMembershipRequest, ProveMembershipResponse, ShardFileList, TaskTicket, WriteRequest,
 };
 use shardfusion_common::{ids, status};
 use tonic::{Request, Response, Status, Streaming};
@@ -416,7 +416,15 @@ impl FlightService for WorkerService {
         )?;
         let action = request.into_inner();
         match action.r#type.as_str() {
-            ACTION_PING => Ok(Response::new(futures::stream::empty().boxed())),
+            ACTION_PING => {
+                let answer = PingResponse {
+                    storage: self.root.storage_label(),
+                };
+                let result = arrow_flight::Result {
+                    body: answer.encode_to_vec().into(),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
+            }
             ACTION_LIST_SHARD_FILES => {
                 let files = list_shard_files(&self.root, &self.active_writes)
                     .await
@@ -469,6 +477,13 @@ impl FlightService for WorkerService {
                 };
                 Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
             }
+            ACTION_WARM_SHARD_FILES => {
+                let files = crate::file_warming::warm_shard_files(&self.ctx, &action.body).await?;
+                let result = arrow_flight::Result {
+                    body: CopyShardFilesResponse { files }.encode_to_vec().into(),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
+            }
             other => Err(bad_request(format!("unknown action {other:?}"))),
         }
     }
@@ -487,6 +502,7 @@ impl FlightService for WorkerService {
             ACTION_CANCEL_SHUFFLES,
             ACTION_READ_SHARD_FILE,
             ACTION_COPY_SHARD_FILES,
+            ACTION_WARM_SHARD_FILES,
             ACTION_PROVE_MEMBERSHIP,
         ]
         .map(|name| {

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use object_store::ObjectStoreExt;
+use futures::StreamExt;
+use object_store::{ObjectStore, ObjectStoreExt};
 use shardfusion_common::storage::{DataRoot, validate_shard_file_path};
 use shardfusion_common::wire::ShardFileEntry;
 
@@ -104,11 +105,17 @@ fn is_shard_file(name: &str) -> bool {
     final_name(name).ends_with(".parquet")
 }
 
-/// Every shard file under `root` that is not being written, with its age.
+/// Every shard file under `root` that is not being written, with its age. In shared object
+/// storage that is every node's files: the coordinator reconciles them once for the cluster.
 pub async fn list_shard_files(
     root: &DataRoot,
     active: &ActiveWrites,
 ) -> std::io::Result<Vec<ShardFileEntry>> {
+    if root.shared().is_some() {
+        let mut files = list_stored_files(root).await?;
+        files.retain(|f| !active.contains(&f.path));
+        return Ok(files);
+    }
     let dir = root.dir().to_path_buf();
     let active = active.clone();
     tokio::task::spawn_blocking(move || {
@@ -119,6 +126,27 @@ pub async fn list_shard_files(
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// The shard files of a shared store, with their ages.
+async fn list_stored_files(root: &DataRoot) -> std::io::Result<Vec<ShardFileEntry>> {
+    let now = chrono::Utc::now();
+    let prefix = object_store::path::Path::from(SHARDS_DIR);
+    let mut listing = root.store().list(Some(&prefix));
+    let mut files = Vec::new();
+    while let Some(meta) = listing.next().await {
+        let meta = meta.map_err(std::io::Error::other)?;
+        let path = meta.location.to_string();
+        if !is_shard_file(&path) {
+            continue;
+        }
+        let age = (now - meta.last_modified).num_milliseconds();
+        files.push(ShardFileEntry {
+            path,
+            age_ms: u64::try_from(age).unwrap_or(0),
+        });
+    }
+    Ok(files)
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<ShardFileEntry>) -> std::io::Result<()> {

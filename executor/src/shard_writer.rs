@@ -12,11 +12,13 @@
 //! client that disconnects, a server shutting down), through [`RemoveUnlessKept`]. Only a
 //! process crash can leave a staging file; orphan reconciliation collects those.
 
+use std::sync::Arc;
+
 use datafusion::arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
 use futures::{Stream, StreamExt};
-use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -43,7 +45,10 @@ where
     let store_path = validate_shard_file_path(path)?;
     let store = root.store();
     let mut guard = RemoveUnlessKept {
-        file: Some(root.dir().join(path)),
+        file: Some(match root.shared() {
+            Some(_) => Removal::Shared(store.clone(), store_path.clone()),
+            None => Removal::Local(root.dir().join(path)),
+        }),
     };
     let fail = |reason: String| ExecutorError::Write {
         path: path.to_string(),
@@ -161,7 +166,16 @@ async fn write_row_group(
 /// staging files (`<name>#<n>`) go too: the object store removes them on drop only through
 /// its runtime, which is gone when the worker is shutting down.
 struct RemoveUnlessKept {
-    file: Option<std::path::PathBuf>,
+    file: Option<Removal>,
+}
+
+/// The file a [`RemoveUnlessKept`] removes.
+enum Removal {
+    /// On the node's disk, with its staging files.
+    Local(std::path::PathBuf),
+    /// In shared object storage: an upload not completed is never visible, a completed one
+    /// is deleted in the background (what that misses, reconciliation collects).
+    Shared(Arc<dyn ObjectStore>, object_store::path::Path),
 }
 
 impl RemoveUnlessKept {
@@ -172,8 +186,17 @@ impl RemoveUnlessKept {
 
 impl Drop for RemoveUnlessKept {
     fn drop(&mut self) {
-        let Some(file) = self.file.take() else {
-            return;
+        let file = match self.file.take() {
+            None => return,
+            Some(Removal::Local(file)) => file,
+            Some(Removal::Shared(store, path)) => {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        let _ = store.delete(&path).await;
+                    });
+                }
+                return;
+            }
         };
         // Usually absent (nothing was renamed yet); any other failure leaves an unlisted
         // file that reconciliation collects.

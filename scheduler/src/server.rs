@@ -13,6 +13,7 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use datafusion::prelude::SessionConfig;
 use shardfusion_catalog::Catalog;
 use shardfusion_common::auth::ClusterSecret;
+use shardfusion_common::object_storage::StorageUrl;
 use shardfusion_common::storage::DataRoot;
 use shardfusion_common::tls::TlsIdentity;
 use tokio::net::TcpListener;
@@ -28,17 +29,27 @@ use crate::statements::file_access::FileAccess;
 /// Opens (creating if needed) the coordinator whose state lives in `data_dir`.
 /// DataFusion options come from `DATAFUSION_*` environment variables, as in DataFusion.
 /// Server-side `COPY` may use the directories of `file_access` only.
+/// Shard files live in the shared `storage` when given (every node must use the same), else
+/// on each node's disk; the catalog remembers which, and refuses to start with another.
 pub fn open(
     data_dir: &Path,
+    storage: Option<&StorageUrl>,
     secret: ClusterSecret,
     file_access: FileAccess,
 ) -> Result<Coordinator> {
-    open_with(data_dir, secret, SessionConfig::from_env()?, file_access)
+    open_with(
+        data_dir,
+        storage,
+        secret,
+        SessionConfig::from_env()?,
+        file_access,
+    )
 }
 
 /// [`open`] with the DataFusion options every statement starts from.
 pub fn open_with(
     data_dir: &Path,
+    storage: Option<&StorageUrl>,
     secret: ClusterSecret,
     config: SessionConfig,
     file_access: FileAccess,
@@ -50,7 +61,8 @@ pub fn open_with(
         ))
     })?;
     let catalog = Arc::new(Catalog::open(&data_dir.join("catalog.db"))?);
-    let root = DataRoot::open(data_dir.join("local"))?;
+    let root = DataRoot::open_with(data_dir.join("local"), storage)?;
+    catalog.bind_storage(&root.storage_label())?;
     let cluster = Cluster::try_new(catalog, secret, root, config, file_access)?;
     Ok(Coordinator::new(Arc::new(cluster)))
 }

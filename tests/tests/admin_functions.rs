@@ -152,6 +152,7 @@ async fn citus_add_node_adds_a_reachable_worker() {
     let port = listener.local_addr().expect("addr").port();
     let config = WorkerConfig {
         data_dir: dir.path().to_path_buf(),
+        storage: None,
         secret: ClusterSecret::new("test-cluster-secret"),
         tls: None,
         cluster_tls: None,

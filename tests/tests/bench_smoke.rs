@@ -165,6 +165,7 @@ async fn ingest_router_scaleout_and_memory_report() {
         baseline: std::time::Duration::from_secs(1),
         data_dir: Some(data_dir()),
         output: out.clone(),
+        storage: rebalance_run::Storage::Local,
     })
     .await
     .expect("rebalance");
@@ -175,4 +176,20 @@ async fn ingest_router_scaleout_and_memory_report() {
     assert!(rebalance.bytes_copied_worker_to_worker > 0);
     assert_eq!(rebalance.loop_errors, 0);
     assert_written(&out, "rebalance-sf0.01", &["json", "md"]);
+
+    // On S3 (a moto server the runner starts) a move copies nothing.
+    let on_s3 = rebalance_run::run(rebalance_run::Options {
+        scale: SCALE,
+        shards: 4,
+        baseline: std::time::Duration::from_secs(1),
+        data_dir: Some(data_dir()),
+        output: out.clone(),
+        storage: rebalance_run::Storage::S3,
+    })
+    .await
+    .expect("rebalance on S3");
+    assert!(on_s3.moves > 0);
+    assert_eq!(on_s3.bytes_copied_worker_to_worker, 0);
+    assert_eq!(on_s3.loop_errors, 0);
+    assert_written(&out, "rebalance-s3-sf0.01", &["json", "md"]);
 }

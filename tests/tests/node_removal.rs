@@ -27,6 +27,7 @@ async fn removes_empty_nodes_and_refuses_nodes_with_placements() {
         let port = listener.local_addr().expect("address").port();
         let config = WorkerConfig {
             data_dir: dir.path().to_path_buf(),
+            storage: None,
             secret: ClusterSecret::new("test-cluster-secret"),
             tls: None,
             cluster_tls: None,

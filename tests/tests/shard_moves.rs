@@ -21,6 +21,7 @@ async fn add_worker(
     let port = listener.local_addr().expect("address").port();
     let config = WorkerConfig {
         data_dir: dir.to_path_buf(),
+        storage: None,
         secret: ClusterSecret::new("test-cluster-secret"),
         tls: None,
         cluster_tls: None,

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use shardfusion_common::object_storage::StorageUrl;
 use shardfusion_scheduler::statements::file_access::FileAccess;
 use tokio::net::TcpListener;
 
@@ -17,6 +18,11 @@ pub struct CoordinatorArgs {
     /// Where the catalog and local tables are kept.
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// Keep shard files in shared S3-compatible storage, s3://bucket/prefix: the same URL
+    /// on every node (endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). Shard moves then copy no bytes.
+    #[arg(long, value_name = "URL")]
+    pub storage: Option<StorageUrl>,
     /// Shared secret of the cluster's nodes; it never crosses the network (nodes prove
     /// knowing it with per-request MACs). Without one, a random secret is generated, kept
     /// in DATA_DIR/cluster_secret, and printed once with the command that starts workers.
@@ -63,6 +69,7 @@ pub async fn run(args: CoordinatorArgs) -> Result<(), String> {
     let CoordinatorArgs {
         listen,
         data_dir,
+        storage,
         cluster_secret: secret,
         allow_file_access,
         orphan_grace_period,
@@ -84,9 +91,13 @@ pub async fn run(args: CoordinatorArgs) -> Result<(), String> {
     let cluster_tls = cluster_tls.cluster_tls()?;
     let secret = cluster_secret::for_coordinator(secret, &data_dir)?;
     let file_access = FileAccess::granted(&allow_file_access).map_err(|e| e.to_string())?;
-    let coordinator =
-        shardfusion_scheduler::server::open(&data_dir, secret.secret.clone(), file_access)
-            .map_err(|e| e.to_string())?;
+    let coordinator = shardfusion_scheduler::server::open(
+        &data_dir,
+        storage.as_ref(),
+        secret.secret.clone(),
+        file_access,
+    )
+    .map_err(|e| e.to_string())?;
     let orphans = &coordinator.cluster().orphans;
     orphans.set_config(
         shardfusion_scheduler::cluster::orphan_cleanup::OrphanCleanupConfig {

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use shardfusion_common::object_storage::StorageUrl;
 use shardfusion_embedded::{LocalCluster, LocalClusterOptions};
 use shardfusion_scheduler::limits::server_limits::ServerLimits;
 
@@ -12,6 +13,8 @@ use shardfusion_scheduler::limits::server_limits::ServerLimits;
 pub struct LocalRun {
     pub workers: usize,
     pub data_dir: Option<PathBuf>,
+    /// Shared object storage for every node's shard files (`--storage`).
+    pub storage: Option<StorageUrl>,
     pub listen: SocketAddr,
     /// Load the demo tables and run the demo queries once started.
     pub demo: bool,
@@ -25,6 +28,7 @@ pub async fn run(request: LocalRun) -> Result<(), String> {
     let LocalRun {
         workers,
         data_dir,
+        storage,
         listen,
         demo,
         allow_file_access,
@@ -41,6 +45,7 @@ pub async fn run(request: LocalRun) -> Result<(), String> {
     options.insecure = users.insecure;
     options.allow_file_access = allow_file_access;
     options.data_dir = data_dir;
+    options.storage = storage;
     options.listen = listen;
     // DataFusion options come from DATAFUSION_* environment variables, as in DataFusion.
     options.config = datafusion::prelude::SessionConfig::from_env().map_err(|e| e.to_string())?;

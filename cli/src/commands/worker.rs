@@ -4,19 +4,53 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use shardfusion_common::object_storage::StorageUrl;
 use shardfusion_common::wire::RegisterWorkerRequest;
 use shardfusion_executor::{WorkerConfig, registration};
 use tokio::net::TcpListener;
 
-pub async fn run(
-    listen: SocketAddr,
-    data_dir: PathBuf,
-    coordinator: String,
-    advertise_host: Option<String>,
-    secret: Option<String>,
-    tls: super::tls_args::ServeTlsArgs,
-    cluster_tls: super::tls_args::ClusterTlsArgs,
-) -> Result<(), String> {
+/// `shardfusion worker`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    #[arg(long, default_value = "127.0.0.1:50061")]
+    pub listen: SocketAddr,
+    /// Where this worker keeps its state, and its shard files unless --storage is given.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Keep shard files in shared S3-compatible storage, s3://bucket/prefix: the same
+    /// URL on every node (endpoint, region and credentials from AWS_ENDPOINT_URL,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+    #[arg(long, value_name = "URL")]
+    pub storage: Option<StorageUrl>,
+    /// The coordinator to register with, e.g. http://127.0.0.1:50050.
+    #[arg(long)]
+    pub coordinator: String,
+    /// The host name the coordinator should use to reach this worker (default: the
+    /// --listen address, or 127.0.0.1 when that is 0.0.0.0).
+    #[arg(long)]
+    pub advertise_host: Option<String>,
+    /// The coordinator's cluster secret (required; a coordinator started without one
+    /// printed it and keeps it in its DATA_DIR/cluster_secret). The hosts' clocks must
+    /// agree to within 60 s: every request carries a timestamped MAC.
+    #[arg(long, env = "SHARDFUSION_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    #[command(flatten)]
+    pub tls: super::tls_args::ServeTlsArgs,
+    #[command(flatten)]
+    pub cluster_tls: super::tls_args::ClusterTlsArgs,
+}
+
+pub async fn run(args: WorkerArgs) -> Result<(), String> {
+    let WorkerArgs {
+        listen,
+        data_dir,
+        storage,
+        coordinator,
+        advertise_host,
+        cluster_secret: secret,
+        tls,
+        cluster_tls,
+    } = args;
     let secret = super::cluster_secret::for_worker(secret)?;
     let identity = tls.identity()?;
     let cluster_tls = cluster_tls.cluster_tls()?;
@@ -27,6 +61,7 @@ pub async fn run(
     let uuid = registration::worker_uuid(&data_dir).map_err(|e| e.to_string())?;
     let config = WorkerConfig {
         data_dir: data_dir.clone(),
+        storage,
         secret: secret.clone(),
         tls: identity,
         cluster_tls: cluster_tls.clone(),

@@ -76,14 +76,16 @@ impl FileRetirement {
             while cluster.stats.activity().started_before(committed) {
                 tokio::time::sleep(POLL).await;
             }
-            // A file the catalog lists again (its placement moved back to this node) is
-            // live: it is not deleted, and its record was struck by that move.
+            // A file the catalog lists again (its placement moved back to this node, or, on
+            // shared storage, another placement lists the same object) is live: it is not
+            // deleted, and its deletion record is struck.
             let snapshot = cluster.catalog.snapshot();
-            let referenced = snapshot.referenced_files();
-            let files: Vec<_> = files
-                .into_iter()
-                .filter(|(group, file)| !referenced.contains(&(*group, file.path.as_str())))
-                .collect();
+            let referenced = cluster.referenced_files(&snapshot);
+            let (live, files): (Vec<_>, Vec<_>) = files.into_iter().partition(|(group, file)| {
+                referenced.contains(&(cluster.file_home(*group), file.path.as_str()))
+            });
+            let live = live.into_iter().map(|(group, file)| (group, file.path));
+            crate::cluster::orphan_cleanup::strike_records(&cluster, live.collect());
             crate::cluster::orphan_cleanup::delete_garbage(&cluster, files).await;
             drop(protected);
         });

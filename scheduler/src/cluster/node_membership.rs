@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
+use prost::Message;
 use shardfusion_catalog::Node;
+use shardfusion_common::wire::{ACTION_PING, PingResponse};
 
 use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
@@ -32,10 +34,42 @@ pub async fn add_node(cluster: &Arc<Cluster>, host: &str, port: u16) -> Result<N
                 format!("cannot add the node: {}", status.message()),
             ),
         })?;
+    same_storage(cluster, &url_of(host, port), &address).await?;
     let node = cluster
         .catalog
         .add_proven_node(host, port, identity.as_str())?;
     join(cluster, node).await
+}
+
+/// Refuses a worker that keeps shard files elsewhere than the coordinator: on local disks
+/// when the cluster shares object storage, in another bucket or prefix, or vice versa.
+async fn same_storage(cluster: &Cluster, url: &str, address: &str) -> Result<()> {
+    let answer = cluster
+        .workers
+        .do_action(url, arrow_flight::Action::new(ACTION_PING, Vec::new()))
+        .await
+        .map_err(|status| SchedulerError::Worker {
+            node: address.to_string(),
+            status,
+        })?;
+    let storage = answer
+        .first()
+        .and_then(|r| PingResponse::decode(r.body.clone()).ok())
+        .map(|p| p.storage)
+        .unwrap_or_default();
+    let ours = cluster.root.storage_label();
+    if storage == ours {
+        return Ok(());
+    }
+    Err(SchedulerError::cluster_state(format!(
+        "the worker at {address} keeps shard files in {}, but this cluster keeps them in \
+         {ours}: start every node with the same --storage",
+        if storage.is_empty() {
+            "an unknown place (an older worker)"
+        } else {
+            &storage
+        }
+    )))
 }
 
 /// A node that joined while reference tables existed gets them, then serves.
@@ -84,6 +118,7 @@ pub async fn register_worker(
             )),
         });
     }
+    same_storage(cluster, &url, &address).await?;
     let node = cluster.catalog.add_node(name, port, Some(worker_uuid))?;
     join(cluster, node).await
 }

@@ -15,6 +15,11 @@
 //!   it registers, for every node each `reconcile_interval`, and on demand through
 //!   `citus_cleanup_orphaned_resources()` ([`cleanup_all`]).
 //!
+//! On shared object storage (`--storage`) every node sees the same files: deletions go
+//! through the coordinator's own store, a file is garbage only if no placement on any node
+//! lists it, and reconciliation lists the store once for the whole cluster
+//! ([`Cluster::file_home`]).
+//!
 //! Why reconciliation never deletes a file a statement still needs: the node lists its files
 //! first, skipping those it is writing; then the coordinator reads the in-flight set, then the
 //! catalog snapshot. A writer registers a file as in flight before the node can create it and
@@ -112,11 +117,12 @@ impl InFlightWrites {
         }
     }
 
-    fn on(&self, group: GroupId) -> HashSet<String> {
+    /// The paths in flight whose files live where `home` says ([`Cluster::file_home`]).
+    fn at_home(&self, cluster: &Cluster, home: GroupId) -> HashSet<String> {
         self.paths
             .lock()
             .keys()
-            .filter(|(g, _)| *g == group)
+            .filter(|(g, _)| cluster.file_home(*g) == home)
             .map(|(_, p)| p.clone())
             .collect()
     }
@@ -134,9 +140,10 @@ impl Drop for InFlightWrite {
     }
 }
 
-/// Deletes `paths` on the node of `group` (the coordinator's own root for group 0).
+/// Deletes `paths` on the node of `group` (through the coordinator's own root for group 0,
+/// and for every group on shared storage).
 async fn delete_on(cluster: &Cluster, group: GroupId, paths: &[String]) -> Result<()> {
-    if group == GroupId::COORDINATOR {
+    if cluster.file_home(group) == GroupId::COORDINATOR {
         for path in paths {
             delete_shard_file(&cluster.root, path)
                 .await
@@ -184,29 +191,47 @@ pub async fn delete_garbage(cluster: &Cluster, files: Vec<(GroupId, FileMeta)>) 
     }
 }
 
+/// Strikes the deletion records of files the catalog lists (again): they are live.
+pub fn strike_records(cluster: &Cluster, files: Vec<(GroupId, String)>) {
+    let mut by_group: BTreeMap<GroupId, Vec<String>> = BTreeMap::new();
+    for (group, path) in files {
+        by_group.entry(group).or_default().push(path);
+    }
+    for (group, paths) in by_group {
+        if let Err(e) = cluster.catalog.complete_cleanup(group, &paths) {
+            tracing::warn!("could not update pg_dist_cleanup for group {group}: {e}");
+        }
+    }
+}
+
 /// Carries out the deletions recorded in `pg_dist_cleanup` (on `only`, or everywhere);
 /// returns how many records were completed.
 pub async fn retry_pending(cluster: &Cluster, only: Option<GroupId>) -> usize {
     let snapshot = cluster.catalog.snapshot();
     let mut by_group: BTreeMap<GroupId, Vec<String>> = BTreeMap::new();
     let mut in_flight: HashMap<GroupId, HashSet<String>> = HashMap::new();
+    let mut live = Vec::new();
     // A commit between recording its garbage and retiring it: its records wait for the next
     // retry (the files may still be read).
     let committing = cluster.retirement.commit_in_progress();
     let referenced = if snapshot.cleanup.is_empty() {
         HashSet::new()
     } else {
-        snapshot.referenced_files()
+        cluster.referenced_files(&snapshot)
     };
     for record in &snapshot.cleanup {
         // A file some operation of this process still owns (a copy before its switch, a
         // retiring file older statements may read) is left to that operation; a file the
         // catalog lists is never deleted.
+        let home = cluster.file_home(record.group_id);
         let owned = in_flight
-            .entry(record.group_id)
-            .or_insert_with(|| cluster.orphans.in_flight.on(record.group_id))
-            .contains(&record.object_name)
-            || referenced.contains(&(record.group_id, record.object_name.as_str()));
+            .entry(home)
+            .or_insert_with(|| cluster.orphans.in_flight.at_home(cluster, home))
+            .contains(&record.object_name);
+        if !owned && referenced.contains(&(home, record.object_name.as_str())) {
+            live.push((record.group_id, record.object_name.clone()));
+            continue;
+        }
         let waits = owned || (committing && record.policy == CleanupPolicy::DeferredOnSuccess);
         if !waits && only.is_none_or(|g| g == record.group_id) {
             by_group
@@ -215,7 +240,8 @@ pub async fn retry_pending(cluster: &Cluster, only: Option<GroupId>) -> usize {
                 .push(record.object_name.clone());
         }
     }
-    let mut done = 0;
+    let mut done = live.len();
+    strike_records(cluster, live);
     for (group, paths) in by_group {
         match delete_on(cluster, group, &paths).await {
             Ok(()) => match cluster.catalog.complete_cleanup(group, &paths) {
@@ -230,7 +256,7 @@ pub async fn retry_pending(cluster: &Cluster, only: Option<GroupId>) -> usize {
 
 /// The shard files on the node of `group`, with their ages.
 async fn list_on(cluster: &Cluster, group: GroupId) -> Result<Vec<ShardFileEntry>> {
-    if group == GroupId::COORDINATOR {
+    if cluster.file_home(group) == GroupId::COORDINATOR {
         // The coordinator's own writes are all registered in `InFlightWrites`.
         return list_shard_files(&cluster.root, &ActiveWrites::default())
             .await
@@ -246,20 +272,20 @@ async fn list_on(cluster: &Cluster, group: GroupId) -> Result<Vec<ShardFileEntry
     cluster.workers.list_shard_files(&node.url()).await
 }
 
-/// Deletes the shard files on the node of `group` that nothing refers to and that are older
-/// than `grace`; returns how many. See the module docs for why this is safe.
+/// Deletes the shard files on the node of `group` (on shared storage: anywhere) that nothing
+/// refers to and that are older than `grace`; returns how many. See the module docs for why
+/// this is safe.
 pub async fn reconcile(cluster: &Cluster, group: GroupId, grace: Duration) -> Result<usize> {
+    let group = cluster.file_home(group);
     // Order matters: the node's listing, then the in-flight set, then the snapshot.
     let listed = list_on(cluster, group).await?;
-    let in_flight = cluster.orphans.in_flight.on(group);
+    let in_flight = cluster.orphans.in_flight.at_home(cluster, group);
     let snapshot = cluster.catalog.snapshot();
-    let referenced: HashSet<&str> = snapshot
-        .tables
-        .values()
-        .flat_map(|t| t.shards.iter())
-        .flat_map(|s| s.placements.iter())
-        .filter(|p| p.group_id == group)
-        .flat_map(|p| p.files.iter().map(|f| f.path.as_str()))
+    let referenced: HashSet<&str> = cluster
+        .referenced_files(&snapshot)
+        .into_iter()
+        .filter(|(home, _)| *home == group)
+        .map(|(_, path)| path)
         .collect();
     let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
     let orphans: Vec<String> = listed
@@ -292,6 +318,7 @@ pub async fn cleanup_all(cluster: &Cluster) -> Result<usize> {
     let snapshot = cluster.catalog.snapshot();
     let mut groups = vec![GroupId::COORDINATOR];
     groups.extend(snapshot.active_workers().iter().map(|n| n.group_id));
+    groups.retain(|g| cluster.file_home(*g) == *g);
     let mut first_error = None;
     for group in groups {
         match reconcile(cluster, group, grace).await {
@@ -330,6 +357,7 @@ pub async fn run(cluster: Arc<Cluster>) {
             let snapshot = cluster.catalog.snapshot();
             groups.extend(snapshot.active_workers().iter().map(|n| n.group_id));
         }
+        groups = groups.into_iter().map(|g| cluster.file_home(g)).collect();
         groups.sort();
         groups.dedup();
         for group in groups {

@@ -5,6 +5,12 @@
 //! catalog records them; the receiving worker pulls the bytes from the source over Flight and
 //! verifies each copy (checksum, size, row count) before answering. The coordinator relays no
 //! bytes; it checks the answer against the catalog once more.
+//!
+//! On shared object storage the files are already where the receiving worker reads them:
+//! nothing is copied, and "copying" means the receiving worker takes them over
+//! (`shardfusion.warm_shard_files`: it checks their size and row count and caches their
+//! footers). Nothing is recorded for deletion then, and nothing is deleted if the operation
+//! fails: the files are the source placement's own.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,15 +20,19 @@ use shardfusion_catalog::cleanup::CleanupPolicy;
 use shardfusion_catalog::{CatalogSnapshot, FileMeta};
 use shardfusion_common::ids::GroupId;
 use shardfusion_common::wire::{
-    ACTION_COPY_SHARD_FILES, CopyShardFilesRequest, CopyShardFilesResponse, FileToCopy,
+    ACTION_COPY_SHARD_FILES, ACTION_WARM_SHARD_FILES, CopyShardFilesRequest,
+    CopyShardFilesResponse, FileToCopy, WarmShardFilesRequest,
 };
 
 use crate::cluster::orphan_cleanup::InFlightWrite;
 use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
 
-/// Copies `files` from the node of group `from` to the node of group `to` (same paths);
-/// returns the bytes copied.
+/// Files a worker takes over from shared storage per request.
+const WARM_BATCH: usize = 64;
+
+/// Copies `files` from the node of group `from` to the node of group `to` (same paths), or
+/// on shared storage has `to` take them over; returns the bytes copied.
 pub async fn copy_files(
     cluster: &Cluster,
     snapshot: &CatalogSnapshot,
@@ -41,63 +51,100 @@ pub async fn copy_files(
         })
     };
     let (source, target) = (node(from)?, node(to)?);
-    let source_label = format!("{}:{}", source.node_name, source.node_port);
     let target_label = format!("{}:{}", target.node_name, target.node_port);
-    let failed = |node: &str, status: tonic::Status| SchedulerError::Worker {
-        node: node.to_string(),
-        status,
-    };
+    let listed: Vec<FileToCopy> = files
+        .iter()
+        .map(|f| FileToCopy {
+            path: f.path.clone(),
+            byte_size: f.byte_size,
+            row_count: f.row_count,
+        })
+        .collect();
+    if cluster.shared_storage() {
+        // In batches, each answered well within the worker timeout.
+        for (batch, listed) in files.chunks(WARM_BATCH).zip(listed.chunks(WARM_BATCH)) {
+            let request = WarmShardFilesRequest {
+                files: listed.to_vec(),
+            };
+            let action =
+                arrow_flight::Action::new(ACTION_WARM_SHARD_FILES, request.encode_to_vec());
+            let answer = ask(cluster, &target.url(), &target_label, action).await?;
+            confirm(batch, &answer, &target_label, "taking over")?;
+        }
+        return Ok(0);
+    }
+    let source_label = format!("{}:{}", source.node_name, source.node_port);
     let source_target = cluster
         .workers
         .target(&source.url(), &source_label)
         .await
-        .map_err(|s| failed(&source_label, s))?;
+        .map_err(|status| SchedulerError::Worker {
+            node: source_label.clone(),
+            status,
+        })?;
     let request = CopyShardFilesRequest {
         source_url: source_target.url,
         source_audience: source_target.audience,
         source_label: source_label.clone(),
-        files: files
-            .iter()
-            .map(|f| FileToCopy {
-                path: f.path.clone(),
-                byte_size: f.byte_size,
-                row_count: f.row_count,
-            })
-            .collect(),
+        files: listed,
     };
     let action = arrow_flight::Action::new(ACTION_COPY_SHARD_FILES, request.encode_to_vec());
+    let answer = ask(cluster, &target.url(), &target_label, action).await?;
+    confirm(
+        files,
+        &answer,
+        &target_label,
+        &format!("the copy from {source_label} of"),
+    )
+}
+
+/// Sends `action` to the worker at `url` and decodes its [`CopyShardFilesResponse`].
+async fn ask(
+    cluster: &Cluster,
+    url: &str,
+    label: &str,
+    action: arrow_flight::Action,
+) -> Result<CopyShardFilesResponse> {
+    let failed = |status: tonic::Status| SchedulerError::Worker {
+        node: label.to_string(),
+        status,
+    };
     let results = cluster
         .workers
-        .do_action(&target.url(), action)
+        .do_action(url, action)
         .await
-        .map_err(|s| failed(&target_label, s))?;
-    let answer = results
+        .map_err(failed)?;
+    Ok(results
         .first()
         .map(|r| CopyShardFilesResponse::decode(r.body.clone()))
         .transpose()
-        .map_err(|e| {
-            failed(
-                &target_label,
-                tonic::Status::internal(format!("undecodable copy answer: {e}")),
-            )
-        })?
-        .unwrap_or_default();
+        .map_err(|e| failed(tonic::Status::internal(format!("undecodable answer: {e}"))))?
+        .unwrap_or_default())
+}
+
+/// Checks that `answer` confirms every one of `files` as the catalog records it; returns the
+/// bytes confirmed.
+fn confirm(
+    files: &[FileMeta],
+    answer: &CopyShardFilesResponse,
+    label: &str,
+    what: &str,
+) -> Result<u64> {
     let mut bytes = 0;
     for file in files {
-        let copied = answer.files.iter().find(|c| c.path == file.path);
-        match copied {
+        let confirmed = answer.files.iter().find(|c| c.path == file.path);
+        match confirmed {
             Some(c) if c.byte_size == file.byte_size && c.row_count == file.row_count => {
                 bytes += c.byte_size;
             }
             _ => {
-                return Err(failed(
-                    &target_label,
-                    tonic::Status::internal(format!(
-                        "the copy of {} from {source_label} was not confirmed with {} bytes \
-                         and {} rows",
+                return Err(SchedulerError::Worker {
+                    node: label.to_string(),
+                    status: tonic::Status::internal(format!(
+                        "{what} {} was not confirmed with {} bytes and {} rows",
                         file.path, file.byte_size, file.row_count
                     )),
-                ));
+                });
             }
         }
     }
@@ -150,9 +197,11 @@ impl CopiedFiles {
             return Ok(());
         }
         let paths: Vec<String> = new.iter().map(|f| f.path.clone()).collect();
-        cluster
-            .catalog
-            .record_cleanup(self.to, &paths, CleanupPolicy::OnFailure)?;
+        if !cluster.shared_storage() {
+            cluster
+                .catalog
+                .record_cleanup(self.to, &paths, CleanupPolicy::OnFailure)?;
+        }
         for path in paths {
             self.protected
                 .push(cluster.orphans.in_flight().begin(self.to, &path));
@@ -181,9 +230,10 @@ impl CopiedFiles {
     }
 }
 
-/// Deletes copies nothing refers to on `group`, and strikes their records.
+/// Deletes copies nothing refers to on `group`, and strikes their records (on shared storage
+/// there are no copies: the files are their source placement's).
 async fn discard(cluster: &Arc<Cluster>, group: GroupId, paths: Vec<String>) {
-    if paths.is_empty() {
+    if paths.is_empty() || cluster.shared_storage() {
         return;
     }
     let files = paths

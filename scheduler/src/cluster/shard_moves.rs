@@ -30,7 +30,7 @@ use std::time::SystemTime;
 
 use parking_lot::Mutex;
 use shardfusion_catalog::{
-    CatalogError, CatalogSnapshot, ConcurrentChange, FileMeta, PlacementCopy, TableKind,
+    CatalogError, CatalogSnapshot, ConcurrentChange, FileMeta, MovedFiles, PlacementCopy, TableKind,
 };
 use shardfusion_common::ids::{ColocationId, GroupId, PlacementId, ShardId};
 
@@ -323,7 +323,12 @@ async fn switch_in_rounds(
             })
             .collect();
         let _committing = cluster.retirement.committing();
-        match cluster.catalog.move_placements(&switch) {
+        let moved = if cluster.shared_storage() {
+            MovedFiles::Shared
+        } else {
+            MovedFiles::Copied
+        };
+        match cluster.catalog.move_placements(&switch, moved) {
             Ok(garbage) => {
                 copy.keep(switch.iter().flat_map(|c| c.paths.iter()));
                 cluster.retire_files(garbage);

@@ -1,6 +1,7 @@
 //! [`Cluster`]: what every part of the coordinator shares — the catalog, the channels to the
 //! workers, and the coordinator's own data root (which holds local tables).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::execution::runtime_env::RuntimeEnv;
@@ -131,6 +132,35 @@ impl Cluster {
     /// [`Self::file_access`].
     pub fn file_runtime(&self) -> &Arc<RuntimeEnv> {
         &self.file_runtime
+    }
+
+    /// Whether every node keeps its shard files in one shared object store (`--storage`): a
+    /// path then names the same file on every node, and shard moves copy nothing.
+    pub fn shared_storage(&self) -> bool {
+        self.root.shared().is_some()
+    }
+
+    /// Where the files a node group lists live: the group itself on local disks, one place
+    /// for the whole cluster (the coordinator's group) on shared storage. Whether a file is
+    /// still needed is decided on `(file_home(group), path)`, never on the group alone.
+    pub fn file_home(&self, group: GroupId) -> GroupId {
+        if self.shared_storage() {
+            GroupId::COORDINATOR
+        } else {
+            group
+        }
+    }
+
+    /// Every file the catalog lists, by [`Self::file_home`] and path.
+    pub fn referenced_files<'a>(
+        &self,
+        snapshot: &'a CatalogSnapshot,
+    ) -> HashSet<(GroupId, &'a str)> {
+        snapshot
+            .referenced_files()
+            .into_iter()
+            .map(|(group, path)| (self.file_home(group), path))
+            .collect()
     }
 
     /// Deletes files a committed change made garbage once every statement that started

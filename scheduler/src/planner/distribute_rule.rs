@@ -188,6 +188,9 @@ pub(super) fn address(node: &Arc<dyn ExecutionPlan>) -> usize {
 }
 
 impl DistributeRule {
+    /// The rule's name among a session's physical optimizer rules.
+    pub const NAME: &str = "shardfusion_distribute";
+
     pub fn new(
         snapshot: Arc<CatalogSnapshot>,
         workers: Arc<WorkerPool>,
@@ -600,7 +603,7 @@ impl PhysicalOptimizerRule for DistributeRule {
     }
 
     fn name(&self) -> &str {
-        "shardfusion_distribute"
+        Self::NAME
     }
 
     fn schema_check(&self) -> bool {

@@ -9,9 +9,12 @@
 //!   placements.
 //! - [`distribution`]: moving a table's rows into new shards while it is being written to
 //!   (`create_distributed_table` on a table with rows).
+//! - [`reshard`]: rewriting distributed tables into a new shard count online
+//!   (`alter_distributed_table`).
 
 pub mod conform;
 pub mod distribution;
 pub mod not_null;
 pub mod placement_follow;
+pub mod reshard;
 pub mod table_writer;

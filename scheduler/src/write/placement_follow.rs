@@ -6,6 +6,9 @@
 //! worker ([`crate::cluster::shard_copy`]). Copies no placement takes any more are strays,
 //! never committed. If a copy fails, the copies made so far are deleted and the statement's
 //! own files are left to the caller, which deletes them with the failed statement.
+//!
+//! On shared object storage a "copy" is the same object taken over by the new node: it is
+//! never deleted here, and a statement's file is a stray only if no placement takes its path.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -77,7 +80,9 @@ pub(crate) async fn follow_placements(
                     {
                         let partial = source_files.iter().map(|f| (group, f.clone()));
                         made.extend(partial);
-                        cluster.delete_garbage(&latest, made).await;
+                        if !cluster.shared_storage() {
+                            cluster.delete_garbage(&latest, made).await;
+                        }
                         return Err(e);
                     }
                     made.extend(source_files.iter().map(|f| (group, f.clone())));
@@ -96,6 +101,15 @@ pub(crate) async fn follow_placements(
             }
         }
     }
+    // On shared storage a stray's object may be what a placement now takes.
+    let taken: std::collections::HashSet<(GroupId, String)> = followed
+        .files
+        .iter()
+        .map(|(_, group, file)| (cluster.file_home(*group), file.path.clone()))
+        .collect();
+    followed
+        .stray
+        .retain(|(group, file)| !taken.contains(&(cluster.file_home(*group), file.path.clone())));
     // Files of shards the table no longer has stay as they were: the commit refuses them.
     followed.files.append(&mut left);
     Ok(followed)

@@ -1,5 +1,6 @@
 //! Citus's functions, called as `SELECT fn(...)`, one file each, found through
 //! [`registry`]: tables (`create_distributed_table`, `create_reference_table`,
+//! `alter_distributed_table`,
 //! `get_shard_id_for_distribution_column`), nodes (`citus_add_node`, `citus_remove_node`,
 //! `citus_disable_node`, `citus_activate_node`, `citus_set_node_property`,
 //! `citus_drain_node`, `citus_get_active_worker_nodes`, and their `master_` names), shard
@@ -17,6 +18,7 @@ mod results;
 
 mod rebalance_options;
 
+mod alter_distributed_table;
 mod citus_activate_node;
 mod citus_add_node;
 mod citus_cleanup_orphaned_resources;

@@ -6,13 +6,13 @@ use futures::future::BoxFuture;
 
 use super::call::FunctionCall;
 use super::{
-    citus_activate_node, citus_add_node, citus_cleanup_orphaned_resources, citus_disable_node,
-    citus_drain_node, citus_get_active_worker_nodes, citus_move_shard_placement,
-    citus_rebalance_start, citus_rebalance_status, citus_rebalance_stop, citus_rebalance_wait,
-    citus_remove_node, citus_set_node_property, citus_version, create_distributed_table,
-    create_reference_table, get_rebalance_progress, get_rebalance_table_shards_plan,
-    get_shard_id_for_distribution_column, rebalance_table_shards, replicate_reference_tables,
-    shardfusion_compact_table,
+    alter_distributed_table, citus_activate_node, citus_add_node, citus_cleanup_orphaned_resources,
+    citus_disable_node, citus_drain_node, citus_get_active_worker_nodes,
+    citus_move_shard_placement, citus_rebalance_start, citus_rebalance_status,
+    citus_rebalance_stop, citus_rebalance_wait, citus_remove_node, citus_set_node_property,
+    citus_version, create_distributed_table, create_reference_table, get_rebalance_progress,
+    get_rebalance_table_shards_plan, get_shard_id_for_distribution_column, rebalance_table_shards,
+    replicate_reference_tables, shardfusion_compact_table,
 };
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::Result;
@@ -47,6 +47,7 @@ impl std::fmt::Debug for CitusFunction {
 
 /// Every function, in the order `\df citus_*` would list them.
 pub const FUNCTIONS: &[&CitusFunction] = &[
+    &alter_distributed_table::FUNCTION,
     &citus_activate_node::FUNCTION,
     &citus_add_node::FUNCTION,
     &citus_cleanup_orphaned_resources::FUNCTION,

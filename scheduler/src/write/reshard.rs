@@ -1,0 +1,222 @@
+//! Re-sharding distributed tables online (`alter_distributed_table(t, shard_count => n
+//! [, cascade_to_colocated => true])`), as one unit for every table that changes.
+//!
+//! 1. The catalog plans the new shards of each table in one new colocation group
+//!    ([`shardfusion_catalog::reshard_store`]); nothing is visible yet.
+//! 2. Rounds: each round takes every table's committed files from the current snapshot,
+//!    reads the rows of the files no earlier round read (on the workers that hold them, as a
+//!    query would) and writes them, hashed by the distribution column, into the new shards
+//!    ([`TableWriter`]); then it tries to commit all tables at once. If INSERTs committed
+//!    more files meanwhile, the next round rewrites those.
+//! 3. From round [`UNFENCED_ROUNDS`] on, the tables are fenced: commits that would add files
+//!    are refused with the retryable conflict, so that round sees every file and commits.
+//!
+//! Queries keep running throughout: one planned before the switch reads the old shards,
+//! whose files are deleted only after it ends. A write that planned against the old shards
+//! and commits after the switch is refused with the retryable conflict (`Aborted`, SQLSTATE
+//! 40001), as during `create_distributed_table`; none is lost. If the re-shard fails, every
+//! file it wrote is deleted and the tables keep their shards.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::physical_plan::ExecutionPlan;
+use shardfusion_catalog::layout::DistributionPlan;
+use shardfusion_catalog::reshard_store::ReshardPlan;
+use shardfusion_catalog::{
+    CatalogError, CatalogSnapshot, ConcurrentChange, DistributionCommit, FileMeta, TableMeta,
+};
+use shardfusion_common::ids::GroupId;
+use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
+
+use crate::coordinator::Coordinator;
+use crate::error::{Result, SchedulerError};
+use crate::session::statement_context::session_for;
+use crate::session::table_provider::file_refs;
+use crate::write::table_writer::{TableWriter, WrittenFiles};
+
+/// Catch-up rounds before the tables are fenced (as for a distribution).
+const UNFENCED_ROUNDS: usize = 3;
+
+/// Gives `table` (and, with `cascade`, every table co-located with it) `shard_count` shards;
+/// returns the names of the tables re-sharded. See the module docs.
+pub async fn reshard(
+    coordinator: &Coordinator,
+    table: &str,
+    shard_count: usize,
+    cascade: bool,
+) -> Result<Vec<String>> {
+    let cluster = coordinator.cluster();
+    let plan = cluster.catalog.plan_reshard(table, shard_count, cascade)?;
+    let mut written: Vec<WrittenFiles> = plan
+        .tables
+        .iter()
+        .map(|t| WrittenFiles::empty(Arc::clone(&t.schema)))
+        .collect();
+    let _committing = cluster.retirement.committing();
+    match rewrite_in_rounds(coordinator, &plan, &mut written).await {
+        Ok(garbage) => {
+            for files in written {
+                files.committed();
+            }
+            cluster.retire_files(garbage);
+            Ok(plan.tables.iter().map(|t| t.table_name.clone()).collect())
+        }
+        Err(e) => {
+            let snapshot = cluster.catalog.snapshot();
+            for files in written {
+                files.discard(cluster, &snapshot).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The rounds of step 2; returns the tables' former files, now garbage.
+async fn rewrite_in_rounds(
+    coordinator: &Coordinator,
+    plan: &ReshardPlan,
+    written: &mut [WrittenFiles],
+) -> Result<Vec<(GroupId, FileMeta)>> {
+    let catalog = &coordinator.cluster().catalog;
+    let mut moved: Vec<BTreeSet<String>> = vec![BTreeSet::new(); plan.tables.len()];
+    let mut _fences = Vec::new();
+    for round in 0..=UNFENCED_ROUNDS {
+        if round == UNFENCED_ROUNDS {
+            _fences = plan
+                .tables
+                .iter()
+                .map(|t| catalog.fence_writes(t.table_id))
+                .collect();
+        }
+        let snapshot = catalog.snapshot();
+        for (i, target) in plan.tables.iter().enumerate() {
+            let table = current_table(&snapshot, target)?;
+            let (shards, current) = unread_files(&snapshot, &table, &moved[i])?;
+            if !moved[i].is_subset(&current) {
+                return Err(conflict(target, ConcurrentChange::RowsRemoved));
+            }
+            if shards.is_empty() {
+                continue;
+            }
+            let sources: Vec<String> = shards
+                .iter()
+                .flat_map(|s| s.files.iter().map(|f| f.path.clone()))
+                .collect();
+            let rows = rewrite(coordinator, Arc::clone(&snapshot), &table, target, shards);
+            written[i].absorb(rows.await?);
+            moved[i].extend(sources);
+        }
+        let files: Vec<Vec<_>> = written
+            .iter()
+            .map(|w| w.for_commit().into_iter().map(|(p, _, f)| (p, f)).collect())
+            .collect();
+        match catalog.commit_reshard(plan, &moved, &files)? {
+            DistributionCommit::Committed { garbage } => {
+                crate::limits::commit_point::reached();
+                return Ok(garbage);
+            }
+            DistributionCommit::FilesArrived => continue,
+        }
+    }
+    // The fenced round sees every file, so its commit cannot find new ones.
+    let first = plan.tables.first().map_or("", |t| t.table_name.as_str());
+    Err(CatalogError::Conflict {
+        table: first.to_string(),
+        change: ConcurrentChange::BeingDistributed,
+    }
+    .into())
+}
+
+/// The table as `snapshot` has it, if it is still the one `target` re-shards.
+fn current_table(snapshot: &CatalogSnapshot, target: &DistributionPlan) -> Result<Arc<TableMeta>> {
+    snapshot
+        .table(&target.table_name)
+        .filter(|t| t.table_id == target.table_id)
+        .cloned()
+        .ok_or_else(|| conflict(target, ConcurrentChange::Dropped))
+}
+
+/// The files of `table` not in `read` yet, by shard (one placement each, on an active
+/// node), and the paths of all its files.
+fn unread_files(
+    snapshot: &CatalogSnapshot,
+    table: &TableMeta,
+    read: &BTreeSet<String>,
+) -> Result<(Vec<ShardFiles>, BTreeSet<String>)> {
+    let mut shards = Vec::new();
+    let mut current = BTreeSet::new();
+    for shard in &table.shards {
+        let readable = shard.placements.iter().find_map(|p| {
+            snapshot
+                .node_of_group(p.group_id)
+                .filter(|n| n.is_active)
+                .map(|n| (p, n.node_id))
+        });
+        let Some((placement, node_id)) = readable else {
+            if shard.placements.iter().all(|p| p.files.is_empty()) {
+                continue;
+            }
+            return Err(SchedulerError::cluster_state(format!(
+                "shard {} of {} has no placement on an active node to read its rows from",
+                shard.shard_id, table.name
+            )));
+        };
+        let mut files = Vec::new();
+        for file in file_refs(placement) {
+            current.insert(file.path.clone());
+            if !read.contains(&file.path) {
+                files.push(file);
+            }
+        }
+        if !files.is_empty() {
+            shards.push(ShardFiles {
+                shard_id: shard.shard_id,
+                node_id,
+                files,
+            });
+        }
+    }
+    Ok((shards, current))
+}
+
+/// Reads the rows of `shards` on their workers and writes them into `target`'s new shards;
+/// the files are not committed yet.
+async fn rewrite(
+    coordinator: &Coordinator,
+    snapshot: Arc<CatalogSnapshot>,
+    table: &TableMeta,
+    target: &DistributionPlan,
+    shards: Vec<ShardFiles>,
+) -> Result<WrittenFiles> {
+    let cluster = coordinator.cluster();
+    let writer =
+        TableWriter::for_distribution(Arc::clone(cluster), Arc::clone(&snapshot), table, target)?;
+    let scan: Arc<dyn ExecutionPlan> = Arc::new(ShardScanExec::try_new(
+        table.name.clone(),
+        Arc::clone(&table.schema),
+        None,
+        None,
+        None,
+        shards,
+    )?);
+    // The planner's own rule sends the scan to the workers holding the files.
+    let session = session_for(cluster, snapshot)?;
+    let state = session.state();
+    let mut plan = scan;
+    for rule in state.physical_optimizers() {
+        if rule.name() == crate::planner::DistributeRule::NAME {
+            plan = rule.optimize(plan, state.config_options())?;
+        }
+    }
+    let rows = datafusion::physical_plan::execute_stream(plan, session.task_ctx())?;
+    writer.write_all(rows, Ok).await
+}
+
+fn conflict(target: &DistributionPlan, change: ConcurrentChange) -> SchedulerError {
+    CatalogError::Conflict {
+        table: target.table_name.clone(),
+        change,
+    }
+    .into()
+}
