@@ -159,6 +159,22 @@ impl Catalog {
             if arrived {
                 return Ok(DistributionCommit::FilesArrived);
             }
+            // The new placements are not in the catalog yet: a node removed meanwhile would
+            // not have been refused, and its shards would point nowhere.
+            for table in &plan.tables {
+                for placement in table.shards.iter().flat_map(|s| &s.placements) {
+                    let known: Option<i32> = tx
+                        .query_row(
+                            "SELECT groupid FROM nodes WHERE groupid = ?1",
+                            params![placement.group_id.0],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if known.is_none() {
+                        return Err(conflict(table, ConcurrentChange::NodeRemoved));
+                    }
+                }
+            }
             if let Some(first) = plan.tables.first() {
                 insert_colocation(tx, &first.colocation)?;
             }

@@ -16,6 +16,16 @@ type Result<T> = std::result::Result<T, CatalogError>;
 pub(crate) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS cluster_storage \
      (id INTEGER PRIMARY KEY CHECK (id = 1), storage TEXT NOT NULL);";
 
+/// How a data root on each node's own disk is named.
+const LOCAL: &str = "local";
+
+fn has_files(tx: &rusqlite::Transaction<'_>) -> Result<bool> {
+    Ok(tx
+        .query_row("SELECT 1 FROM shard_files LIMIT 1", [], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 impl Catalog {
     /// Records `storage` (`local`, or a storage URL) as where this catalog's shard files
     /// live, or checks that it is what was recorded before.
@@ -32,6 +42,11 @@ impl Catalog {
                 Some(recorded) if recorded == storage => Ok(()),
                 Some(recorded) => Err(CatalogError::StorageMismatch {
                     recorded,
+                    given: storage.to_string(),
+                }),
+                // A catalog from before storage was recorded kept its files on local disks.
+                None if has_files(tx)? && storage != LOCAL => Err(CatalogError::StorageMismatch {
+                    recorded: LOCAL.to_string(),
                     given: storage.to_string(),
                 }),
                 None => {
@@ -55,7 +70,7 @@ mod tests {
         let catalog = Catalog::open_in_memory()?;
         catalog.bind_storage("s3://data/c1")?;
         catalog.bind_storage("s3://data/c1")?;
-        let other = catalog.bind_storage("local");
+        let other = catalog.bind_storage(LOCAL);
         assert!(
             matches!(other, Err(CatalogError::StorageMismatch { .. })),
             "{other:?}"

@@ -56,8 +56,9 @@ async fn warm_one(ctx: &SessionContext, file: &FileToCopy) -> Result<CopiedFile,
     };
     let head = match store.head(&location).await {
         Ok(head) => head,
+        // Gone: retired by a change that committed meanwhile (the operation retries), not lost.
         Err(object_store::Error::NotFound { .. }) => {
-            return Err(mismatch("it is not in the shared storage".to_string()));
+            return Err(unreadable("it is not in the shared storage".to_string()));
         }
         Err(e) => return Err(unreadable(format!("reading its size: {e}"))),
     };

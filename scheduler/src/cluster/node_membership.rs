@@ -52,23 +52,20 @@ async fn same_storage(cluster: &Cluster, url: &str, address: &str) -> Result<()>
             node: address.to_string(),
             status,
         })?;
+    // A worker from before storage was reported answers nothing: it keeps files locally.
     let storage = answer
         .first()
         .and_then(|r| PingResponse::decode(r.body.clone()).ok())
         .map(|p| p.storage)
-        .unwrap_or_default();
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "local".to_string());
     let ours = cluster.root.storage_label();
     if storage == ours {
         return Ok(());
     }
     Err(SchedulerError::cluster_state(format!(
-        "the worker at {address} keeps shard files in {}, but this cluster keeps them in \
-         {ours}: start every node with the same --storage",
-        if storage.is_empty() {
-            "an unknown place (an older worker)"
-        } else {
-            &storage
-        }
+        "the worker at {address} keeps shard files in {storage}, but this cluster keeps them \
+         in {ours}: start every node with the same --storage"
     )))
 }
 

@@ -180,6 +180,16 @@ fn explain_failed_move(
         Ok(table) => table,
         Err(changed) => return changed,
     };
+    if still_has(&table, sources) {
+        error
+    } else {
+        conflict(plan, ConcurrentChange::RowsRemoved)
+    }
+}
+
+/// Whether `table` still lists every file of `sources` (a read of them that failed did not
+/// fail because a TRUNCATE or a replacing load took them).
+pub(crate) fn still_has(table: &TableMeta, sources: &[String]) -> bool {
     let current: BTreeSet<&str> = table
         .shards
         .iter()
@@ -187,11 +197,7 @@ fn explain_failed_move(
         .flat_map(|p| &p.files)
         .map(|f| f.path.as_str())
         .collect();
-    if sources.iter().all(|p| current.contains(p.as_str())) {
-        error
-    } else {
-        conflict(plan, ConcurrentChange::RowsRemoved)
-    }
+    sources.iter().all(|p| current.contains(p.as_str()))
 }
 
 fn conflict(plan: &DistributionPlan, change: ConcurrentChange) -> SchedulerError {

@@ -33,6 +33,7 @@ use crate::coordinator::Coordinator;
 use crate::error::{Result, SchedulerError};
 use crate::session::statement_context::session_for;
 use crate::session::table_provider::file_refs;
+use crate::write::distribution::still_has;
 use crate::write::table_writer::{TableWriter, WrittenFiles};
 
 /// Catch-up rounds before the tables are fenced (as for a distribution).
@@ -104,7 +105,18 @@ async fn rewrite_in_rounds(
                 .flat_map(|s| s.files.iter().map(|f| f.path.clone()))
                 .collect();
             let rows = rewrite(coordinator, Arc::clone(&snapshot), &table, target, shards);
-            written[i].absorb(rows.await?);
+            match rows.await {
+                Ok(files) => written[i].absorb(files),
+                // A TRUNCATE or DROP may have taken the files while they were read.
+                Err(e) => {
+                    let latest = catalog.snapshot();
+                    return Err(match current_table(&latest, target) {
+                        Err(changed) => changed,
+                        Ok(now) if still_has(&now, &sources) => e,
+                        Ok(_) => conflict(target, ConcurrentChange::RowsRemoved),
+                    });
+                }
+            }
             moved[i].extend(sources);
         }
         let files: Vec<Vec<_>> = written
