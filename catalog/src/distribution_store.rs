@@ -30,7 +30,7 @@ use crate::layout::{
 use crate::model::{Colocation, FileMeta, TableKind};
 use crate::store::{
     Catalog, DEFAULT_SHARD_COUNT, files_of_table, insert_files, insert_shards, next_id,
-    reserve_shards,
+    nodes_exist, reserve_shards,
 };
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -259,17 +259,8 @@ impl Catalog {
             if current_paths.len() > moved.len() {
                 return Ok(DistributionCommit::FilesArrived);
             }
-            for group in plan.shards.iter().flat_map(|s| &s.placements).map(|p| p.group_id) {
-                let known: Option<i32> = tx
-                    .query_row(
-                        "SELECT groupid FROM nodes WHERE groupid = ?1",
-                        params![group.0],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if known.is_none() {
-                    return Err(conflict(ConcurrentChange::NodeRemoved));
-                }
+            if !nodes_exist(tx, &plan.shards)? {
+                return Err(conflict(ConcurrentChange::NodeRemoved));
             }
             let colocation_id = choose_colocation(tx, plan)?;
             tx.execute(

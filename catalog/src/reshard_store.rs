@@ -23,7 +23,9 @@ use crate::distribution_store::DistributionCommit;
 use crate::error::{CatalogError, ConcurrentChange};
 use crate::layout::{self, DistributionPlan, GroupChoice};
 use crate::model::{Colocation, FileMeta, TableKind};
-use crate::store::{Catalog, files_of_table, insert_files, insert_shards, next_id, reserve_shards};
+use crate::store::{
+    Catalog, files_of_table, insert_files, insert_shards, next_id, nodes_exist, reserve_shards,
+};
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
@@ -162,17 +164,8 @@ impl Catalog {
             // The new placements are not in the catalog yet: a node removed meanwhile would
             // not have been refused, and its shards would point nowhere.
             for table in &plan.tables {
-                for placement in table.shards.iter().flat_map(|s| &s.placements) {
-                    let known: Option<i32> = tx
-                        .query_row(
-                            "SELECT groupid FROM nodes WHERE groupid = ?1",
-                            params![placement.group_id.0],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    if known.is_none() {
-                        return Err(conflict(table, ConcurrentChange::NodeRemoved));
-                    }
+                if !nodes_exist(tx, &table.shards)? {
+                    return Err(conflict(table, ConcurrentChange::NodeRemoved));
                 }
             }
             if let Some(first) = plan.tables.first() {

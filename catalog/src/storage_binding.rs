@@ -77,4 +77,30 @@ mod tests {
         );
         Ok(())
     }
+
+    #[test]
+    fn a_catalog_with_files_from_before_is_on_local_disks() -> Result<()> {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let catalog = Catalog::open_in_memory()?;
+        let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
+        let table = catalog.create_table("t", &schema)?;
+        let placement = &table.shards[0].placements[0];
+        let file = crate::model::FileMeta {
+            path: "shards/t1/s1/a.parquet".into(),
+            row_count: 1,
+            byte_size: 10,
+            stats: None,
+        };
+        catalog.commit_files(
+            "t",
+            &schema,
+            &[(placement.placement_id, placement.group_id, file)],
+        )?;
+        let s3 = catalog.bind_storage("s3://data/c1");
+        assert!(
+            matches!(s3, Err(CatalogError::StorageMismatch { .. })),
+            "{s3:?}"
+        );
+        catalog.bind_storage(LOCAL)
+    }
 }

@@ -442,6 +442,27 @@ pub(crate) fn reserve_shards(
     Ok(shards)
 }
 
+/// Whether every node group the placements of `shards` are planned on still has its node.
+pub(crate) fn nodes_exist(tx: &Transaction<'_>, shards: &[NewShard]) -> Result<bool> {
+    for group in shards
+        .iter()
+        .flat_map(|s| &s.placements)
+        .map(|p| p.group_id)
+    {
+        let known: Option<i32> = tx
+            .query_row(
+                "SELECT groupid FROM nodes WHERE groupid = ?1",
+                params![group.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if known.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Inserts planned shards of `table` with their placements.
 pub(crate) fn insert_shards(
     tx: &Transaction<'_>,
