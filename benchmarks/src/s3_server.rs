@@ -27,10 +27,10 @@ fn moto_server() -> Command {
     }
 }
 
-/// Sends one plain HTTP/1.1 request and returns the status line.
+/// Sends one plain HTTP/1.1 request and returns the whole response.
 fn http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\
@@ -38,7 +38,7 @@ fn http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
     )?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
-    Ok(answer.lines().next().unwrap_or_default().to_string())
+    Ok(answer)
 }
 
 impl S3Server {
@@ -62,8 +62,10 @@ impl S3Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             match http(port, "PUT", &format!("/{bucket}")) {
-                Ok(status) if status.contains(" 200") => return Ok(server),
-                Ok(status) => return Err(format!("moto did not create the bucket: {status}")),
+                Ok(answer) if answer.lines().next().is_some_and(|l| l.contains(" 200")) => {
+                    return Ok(server);
+                }
+                Ok(answer) => return Err(format!("moto did not create the bucket: {answer}")),
                 Err(e) => {
                     if let Ok(Some(status)) = server.child.try_wait() {
                         return Err(format!(
@@ -103,21 +105,8 @@ impl S3Server {
 
     /// How many objects the bucket holds under `prefix` (a plain ListObjectsV2, first 1000).
     pub fn count_objects(&self, prefix: &str) -> Result<usize, String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(|e| e.to_string())?;
-        write!(
-            stream,
-            "GET /{}?list-type=2&prefix={prefix} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
-             Connection: close\r\n\r\n",
-            self.bucket, self.port
-        )
-        .map_err(|e| e.to_string())?;
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .map_err(|e| e.to_string())?;
+        let path = format!("/{}?list-type=2&prefix={prefix}", self.bucket);
+        let answer = http(self.port, "GET", &path).map_err(|e| e.to_string())?;
         Ok(answer.matches("<Key>").count())
     }
 }

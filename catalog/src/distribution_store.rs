@@ -327,7 +327,7 @@ fn choose_colocation(
     Ok(planned.colocation_id)
 }
 
-fn insert_colocation(tx: &rusqlite::Transaction<'_>, c: &Colocation) -> Result<()> {
+pub(crate) fn insert_colocation(tx: &rusqlite::Transaction<'_>, c: &Colocation) -> Result<()> {
     tx.execute(
         "INSERT INTO colocations (colocationid, shardcount, replicationfactor, \
          distributioncolumntype) VALUES (?1, ?2, ?3, ?4)",

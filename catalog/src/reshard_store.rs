@@ -19,10 +19,10 @@ use shardfusion_common::ids::{ColocationId, GroupId, PlacementId};
 
 use crate::cleanup::{CleanupPolicy, record_in};
 use crate::commit_checks::table_schema;
-use crate::distribution_store::DistributionCommit;
+use crate::distribution_store::{DistributionCommit, insert_colocation};
 use crate::error::{CatalogError, ConcurrentChange};
 use crate::layout::{self, DistributionPlan, GroupChoice};
-use crate::model::{Colocation, FileMeta, TableKind};
+use crate::model::{FileMeta, TableKind};
 use crate::store::{
     Catalog, files_of_table, insert_files, insert_shards, next_id, nodes_exist, reserve_shards,
 };
@@ -212,20 +212,6 @@ fn check_unchanged(
     files_of_table(tx, table.table_id)
 }
 
-fn insert_colocation(tx: &rusqlite::Transaction<'_>, colocation: &Colocation) -> Result<()> {
-    tx.execute(
-        "INSERT INTO colocations (colocationid, shardcount, replicationfactor, \
-         distributioncolumntype) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            colocation.colocation_id.0,
-            colocation.shard_count,
-            colocation.replication_factor,
-            colocation.distribution_column_type
-        ],
-    )?;
-    Ok(())
-}
-
 /// Replaces `table`'s shards (with their placements and files) by the planned ones.
 fn switch_shards(tx: &rusqlite::Transaction<'_>, table: &DistributionPlan) -> Result<()> {
     tx.execute(
@@ -321,6 +307,24 @@ mod tests {
         let group = a.kind.colocation_id().expect("distributed");
         assert_eq!(snapshot.colocations[&group].shard_count, 4);
         assert_eq!(a.shards[1].placements[0].files[0].path, "new");
+        Ok(())
+    }
+
+    #[test]
+    fn a_node_removed_during_the_rewrite_refuses_the_switch() -> Result<()> {
+        let catalog = catalog()?;
+        catalog.add_node("h", 3, None)?;
+        let plan = catalog.plan_reshard("a", 3, true)?;
+        // The planned shards are not in the catalog yet, so nothing stops the removal.
+        catalog.remove_node("h", 3)?;
+        let moved = vec![paths(&["a"]), paths(&["b"])];
+        assert!(matches!(
+            catalog.commit_reshard(&plan, &moved, &[vec![], vec![]]),
+            Err(CatalogError::Conflict {
+                change: ConcurrentChange::NodeRemoved,
+                ..
+            })
+        ));
         Ok(())
     }
 
