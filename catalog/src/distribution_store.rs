@@ -13,12 +13,14 @@
 //!   it still exists; for default co-location, else an equal group (same shard count, column
 //!   type and placements) created meanwhile; else the planned group is (re)created, so a
 //!   group whose last table was dropped during the move comes back with the table joining it.
+//!   A table joining a group takes its members' hash ranges; if a tenant isolation split them
+//!   during the move, the commit refuses with a retryable conflict.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use shardfusion_common::hashing::is_distributable;
+use shardfusion_common::hashing::{ShardRanges, is_distributable};
 use shardfusion_common::ids::{ColocationId, GroupId, PlacementId};
 
 use crate::cleanup::{CleanupPolicy, record_in};
@@ -27,7 +29,7 @@ use crate::error::{CatalogError, ConcurrentChange};
 use crate::layout::{
     self, ColocateWith, DistributionPlan, DistributionRequest, GroupChoice, NewShard,
 };
-use crate::model::{Colocation, FileMeta, TableKind};
+use crate::model::{CatalogSnapshot, Colocation, FileMeta, TableKind};
 use crate::store::{
     Catalog, DEFAULT_SHARD_COUNT, files_of_table, insert_files, insert_shards, next_id,
     nodes_exist, reserve_shards,
@@ -114,6 +116,8 @@ impl Catalog {
                     ColocateWith::None => (None, GroupChoice::Isolated),
                     ColocateWith::Default => {
                         let count = shard_count.unwrap_or(DEFAULT_SHARD_COUNT) as i32;
+                        // A group with an isolated tenant has uneven ranges: only a table
+                        // that names one of its members joins it.
                         let existing = snapshot
                             .colocations
                             .values()
@@ -121,6 +125,8 @@ impl Catalog {
                                 c.shard_count == count
                                     && c.distribution_column_type == type_name
                                     && c.replication_factor == 1
+                                    && member_ranges(&snapshot, c.colocation_id)
+                                        .is_none_or(|r| r.is_even())
                             })
                             .cloned();
                         (existing, GroupChoice::Default)
@@ -186,9 +192,15 @@ impl Catalog {
             None => vec![workers.clone()],
             Some(_) => layout::assign_groups(shard_count, &workers, mirror.as_deref()),
         };
-        let ranges = match &kind_of {
-            None => vec![None],
-            Some(_) => layout::ranges(shard_count),
+        // A table joining a group takes its members' ranges (uneven after a tenant isolation).
+        let joined = target
+            .as_ref()
+            .and_then(|c| member_ranges(&snapshot, c.colocation_id))
+            .filter(|r| r.len() == shard_count);
+        let ranges = match (&kind_of, joined) {
+            (None, _) => vec![None],
+            (Some(_), Some(joined)) => (0..shard_count).map(|i| Some(joined.range(i))).collect(),
+            (Some(_), None) => layout::ranges(shard_count),
         };
 
         let mut conn = self.conn.lock();
@@ -298,6 +310,15 @@ fn choose_colocation(
         )
         .optional()?;
     if exists.is_some() {
+        // A tenant isolated in the group meanwhile split its shards: the planned ones no
+        // longer line up with the members'.
+        let members = group_ranges(tx, planned.colocation_id)?;
+        if !members.is_empty() && members != planned_ranges(&plan.shards) {
+            return Err(CatalogError::Conflict {
+                table: plan.table_name.clone(),
+                change: ConcurrentChange::ShardsReplaced,
+            });
+        }
         return Ok(planned.colocation_id);
     }
     if plan.group_choice == GroupChoice::Default {
@@ -317,8 +338,12 @@ fn choose_colocation(
                 |r| r.get(0),
             )?
             .collect::<std::result::Result<_, _>>()?;
+        let ranges = planned_ranges(&plan.shards);
         for candidate in candidates {
-            if group_layout(tx, ColocationId(candidate))? == wanted {
+            let candidate_id = ColocationId(candidate);
+            if group_layout(tx, candidate_id)? == wanted
+                && group_ranges(tx, candidate_id)? == ranges
+            {
                 return Ok(ColocationId(candidate));
             }
         }
@@ -353,6 +378,40 @@ fn placement_groups(shards: &[NewShard]) -> Vec<Vec<GroupId>> {
             groups
         })
         .collect()
+}
+
+/// The hash ranges of the shards of a table in colocation group `id`, if it has a member.
+fn member_ranges(snapshot: &CatalogSnapshot, id: ColocationId) -> Option<ShardRanges> {
+    snapshot
+        .tables
+        .values()
+        .find(|t| t.kind.colocation_id() == Some(id))
+        .and_then(|t| t.shard_ranges())
+}
+
+/// The hash ranges of planned shards, by index.
+fn planned_ranges(shards: &[NewShard]) -> Vec<Option<(i32, i32)>> {
+    let mut ordered: Vec<&NewShard> = shards.iter().collect();
+    ordered.sort_by_key(|s| s.index);
+    ordered.into_iter().map(|s| s.hash_range).collect()
+}
+
+/// The hash ranges of the shards (by index) of a table in colocation group `id`; empty when
+/// the group has no member.
+fn group_ranges(
+    tx: &rusqlite::Transaction<'_>,
+    id: ColocationId,
+) -> Result<Vec<Option<(i32, i32)>>> {
+    let mut stmt = tx.prepare(
+        "SELECT minvalue, maxvalue FROM shards \
+         WHERE table_id = (SELECT min(table_id) FROM tables WHERE colocationid = ?1) \
+         ORDER BY shard_index",
+    )?;
+    let rows = stmt.query_map(params![id.0], |r| {
+        let (min, max): (Option<i32>, Option<i32>) = (r.get(0)?, r.get(1)?);
+        Ok(min.zip(max))
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
 /// The groups holding each shard (by index) of a table in colocation group `id`.

@@ -61,6 +61,8 @@ pub enum CatalogError {
     StorageMismatch { recorded: String, given: String },
     #[error("{name} is not a distributed table")]
     NotDistributed { name: String },
+    #[error("table {table} has already been isolated for the given value (shard {shard_id})")]
+    AlreadyIsolated { table: String, shard_id: ShardId },
     /// Another statement changed what this one read before it could commit; nothing of this
     /// statement was committed, and running it again is safe.
     #[error("table \"{table}\" changed while the statement ran ({change}); retry the statement")]

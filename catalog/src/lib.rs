@@ -18,6 +18,8 @@
 //! - [`placement_store`]: switching placements to the nodes their files were copied to
 //!   (shard moves, new reference-table copies).
 //! - [`reshard_store`]: re-sharding distributed tables (`alter_distributed_table`).
+//! - [`tenant_isolation_store`]: splitting a shard group to give one tenant its own shards
+//!   (`isolate_tenant_to_new_shard`), committed as a re-shard of that group.
 //! - [`pg_stats`]: the `pg_stats` view over the files' column statistics.
 //! - [`roles`], [`role_store`]: users and roles, their memberships and table privileges.
 //! - [`storage_binding`]: the storage (local disks or one S3 prefix) the shard files live in.
@@ -44,6 +46,9 @@ pub mod roles;
 pub mod snapshot_loader;
 pub mod storage_binding;
 pub mod store;
+pub mod tenant_isolation_store;
+#[cfg(test)]
+mod test_support;
 pub mod write_fence;
 
 pub use distribution_store::DistributionCommit;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use shardfusion_common::column_stats::FileStats;
+use shardfusion_common::hashing::ShardRanges;
 use shardfusion_common::ids::{ColocationId, GroupId, NodeId, PlacementId, ShardId, TableId};
 
 /// A worker node (`pg_dist_node`).
@@ -100,7 +101,8 @@ impl PlacementMeta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardMeta {
     pub shard_id: ShardId,
-    /// Position in the table's shard list (also the hash slice index).
+    /// Position in the table's shard list, in hash-range order (the same position holds the
+    /// same range in every table of a colocation group).
     pub index: usize,
     /// Inclusive hash range; `None` for reference and local tables.
     pub hash_range: Option<(i32, i32)>,
@@ -127,6 +129,19 @@ impl TableMeta {
             }
             _ => None,
         }
+    }
+
+    /// The hash ranges of a distributed table's shards, by which its rows are placed;
+    /// `None` for other tables.
+    pub fn shard_ranges(&self) -> Option<ShardRanges> {
+        self.distribution_column()?;
+        let ranges: Option<Vec<(i32, i32)>> = self.shards.iter().map(|s| s.hash_range).collect();
+        ShardRanges::from_ranges(&ranges?).ok()
+    }
+
+    /// The shard of a distributed table whose hash range holds `hash`.
+    pub fn shard_of_hash(&self, hash: i32) -> Option<&ShardMeta> {
+        self.shards.get(self.shard_ranges()?.index_of(hash))
     }
 
     /// Where the table's shards are.

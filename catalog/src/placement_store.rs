@@ -217,14 +217,7 @@ mod tests {
     use super::*;
     use crate::layout::{ColocateWith, DistributionRequest};
 
-    fn file(path: &str) -> FileMeta {
-        FileMeta {
-            path: path.into(),
-            row_count: 3,
-            byte_size: 30,
-            stats: None,
-        }
-    }
+    use crate::test_support::file;
 
     /// A table `t` distributed in 2 shards over 2 nodes, one file in shard 0.
     fn catalog() -> Result<(Catalog, PlacementId, GroupId)> {

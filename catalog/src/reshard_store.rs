@@ -1,7 +1,9 @@
 //! Re-sharding distributed tables in the catalog (`alter_distributed_table(t, shard_count =>
 //! n)`): [`Catalog::plan_reshard`] reserves the new shards of every table that changes, in
 //! one new colocation group, and [`Catalog::commit_reshard`] switches them all in one
-//! transaction.
+//! transaction. A tenant isolation ([`crate::tenant_isolation_store`]) is a re-shard of one
+//! shard group: its plan replaces one shard of every table of the group ([`ShardSplit`]) and
+//! the group keeps its id.
 //!
 //! As for a distribution, the rows are rewritten between the two while other statements run,
 //! so the commit checks, for each table, everything the rewrite relied on: the table is the
@@ -15,7 +17,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use shardfusion_common::ids::{ColocationId, GroupId, PlacementId};
+use shardfusion_common::ids::{ColocationId, GroupId, PlacementId, ShardId};
 
 use crate::cleanup::{CleanupPolicy, record_in};
 use crate::commit_checks::table_schema;
@@ -24,7 +26,8 @@ use crate::error::{CatalogError, ConcurrentChange};
 use crate::layout::{self, DistributionPlan, GroupChoice};
 use crate::model::{FileMeta, TableKind};
 use crate::store::{
-    Catalog, files_of_table, insert_files, insert_shards, next_id, nodes_exist, reserve_shards,
+    Catalog, files_of_shard, files_of_table, insert_files, insert_shards, next_id, nodes_exist,
+    reserve_shards,
 };
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -38,6 +41,29 @@ pub struct ReshardPlan {
     pub old_colocation: ColocationId,
     /// Whether every table of the old group moves (`cascade_to_colocated`).
     pub whole_group: bool,
+    /// For a split: the one shard of each table the new shards replace (else all are).
+    pub split: Option<ShardSplit>,
+}
+
+/// The shard of each table a split replaces; the new shards of the plan's tables cover its
+/// hash range, and take its place (and index) in the table's shard list.
+#[derive(Debug, Clone)]
+pub struct ShardSplit {
+    /// The replaced shard of each table, in the order of [`ReshardPlan::tables`].
+    pub sources: Vec<ShardId>,
+    /// The hash range the replaced shards cover.
+    pub range: (i32, i32),
+}
+
+impl ReshardPlan {
+    /// Whether the rows of shard `shard` of table `table` (its position in
+    /// [`ReshardPlan::tables`]) move.
+    pub fn replaces(&self, table: usize, shard: ShardId) -> bool {
+        match &self.split {
+            None => true,
+            Some(split) => split.sources.get(table) == Some(&shard),
+        }
+    }
 }
 
 impl Catalog {
@@ -120,6 +146,7 @@ impl Catalog {
             tables,
             old_colocation: *colocation_id,
             whole_group: cascade,
+            split: None,
         })
     }
 
@@ -136,7 +163,17 @@ impl Catalog {
             let mut garbage = Vec::new();
             let mut arrived = false;
             for (i, table) in plan.tables.iter().enumerate() {
-                let current = check_unchanged(tx, plan, table)?;
+                check_unchanged(tx, plan, table)?;
+                let current = match &plan.split {
+                    None => files_of_table(tx, table.table_id)?,
+                    Some(split) => {
+                        let source = split.sources[i];
+                        if shard_index_of(tx, source)?.is_none() {
+                            return Err(conflict(table, ConcurrentChange::ShardsReplaced));
+                        }
+                        files_of_shard(tx, source)?
+                    }
+                };
                 let current_paths: BTreeSet<&str> =
                     current.iter().map(|(_, f)| f.path.as_str()).collect();
                 let moved = &moved[i];
@@ -168,12 +205,29 @@ impl Catalog {
                     return Err(conflict(table, ConcurrentChange::NodeRemoved));
                 }
             }
-            if let Some(first) = plan.tables.first() {
-                insert_colocation(tx, &first.colocation)?;
+            match &plan.split {
+                None => {
+                    if let Some(first) = plan.tables.first() {
+                        insert_colocation(tx, &first.colocation)?;
+                    }
+                    for table in &plan.tables {
+                        switch_shards(tx, table)?;
+                    }
+                }
+                Some(split) => {
+                    for (i, table) in plan.tables.iter().enumerate() {
+                        split_shard(tx, table, split.sources[i])?;
+                    }
+                    let added = plan.tables.first().map_or(0, |t| t.shards.len() as i64 - 1);
+                    tx.execute(
+                        "UPDATE colocations SET shardcount = shardcount + ?1 \
+                         WHERE colocationid = ?2",
+                        params![added, plan.old_colocation.0],
+                    )?;
+                }
             }
-            for (i, table) in plan.tables.iter().enumerate() {
-                switch_shards(tx, table)?;
-                insert_files(tx, written[i].iter().map(|(p, f)| (p, f)))?;
+            for files in written {
+                insert_files(tx, files.iter().map(|(p, f)| (p, f)))?;
             }
             record_in(tx, &garbage, CleanupPolicy::DeferredOnSuccess)?;
             Ok(DistributionCommit::Committed { garbage })
@@ -181,12 +235,12 @@ impl Catalog {
     }
 }
 
-/// Checks that `table` is still the distributed table `plan` re-shards; returns its files.
+/// Checks that `table` is still the distributed table `plan` re-shards.
 fn check_unchanged(
     tx: &rusqlite::Transaction<'_>,
     plan: &ReshardPlan,
     table: &DistributionPlan,
-) -> Result<Vec<(GroupId, FileMeta)>> {
+) -> Result<()> {
     let row: Option<(String, Option<String>, Option<i32>)> = tx
         .query_row(
             "SELECT kind, dist_column, colocationid FROM tables WHERE table_id = ?1",
@@ -209,7 +263,7 @@ fn check_unchanged(
     if schema.fields() != table.schema.fields() {
         return Err(conflict(table, ConcurrentChange::ColumnsChanged));
     }
-    files_of_table(tx, table.table_id)
+    Ok(())
 }
 
 /// Replaces `table`'s shards (with their placements and files) by the planned ones.
@@ -225,7 +279,41 @@ fn switch_shards(tx: &rusqlite::Transaction<'_>, table: &DistributionPlan) -> Re
     insert_shards(tx, table.table_id, &table.shards)
 }
 
-fn conflict(table: &DistributionPlan, change: ConcurrentChange) -> CatalogError {
+/// Replaces shard `source` of `table` (with its placements and files) by the planned shards,
+/// which take its index; the shards after it move up.
+fn split_shard(
+    tx: &rusqlite::Transaction<'_>,
+    table: &DistributionPlan,
+    source: ShardId,
+) -> Result<()> {
+    let index = shard_index_of(tx, source)?
+        .ok_or_else(|| conflict(table, ConcurrentChange::ShardsReplaced))?;
+    let added = table.shards.len() as i64 - 1;
+    tx.execute("DELETE FROM shards WHERE shardid = ?1", params![source.0])?;
+    tx.execute(
+        "UPDATE shards SET shard_index = shard_index + ?1 WHERE table_id = ?2 AND shard_index > ?3",
+        params![added, table.table_id.0, index as i64],
+    )?;
+    let mut shards = table.shards.clone();
+    for (offset, shard) in shards.iter_mut().enumerate() {
+        shard.index = index + offset;
+    }
+    insert_shards(tx, table.table_id, &shards)
+}
+
+/// The index of shard `shard` in its table, if it still exists.
+fn shard_index_of(tx: &rusqlite::Transaction<'_>, shard: ShardId) -> Result<Option<usize>> {
+    Ok(tx
+        .query_row(
+            "SELECT shard_index FROM shards WHERE shardid = ?1",
+            params![shard.0],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .map(|i| i as usize))
+}
+
+pub(crate) fn conflict(table: &DistributionPlan, change: ConcurrentChange) -> CatalogError {
     CatalogError::Conflict {
         table: table.table_name.clone(),
         change,
@@ -234,44 +322,15 @@ fn conflict(table: &DistributionPlan, change: ConcurrentChange) -> CatalogError 
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-
     use super::*;
-    use crate::layout::{ColocateWith, DistributionRequest};
-
-    fn file(path: &str) -> FileMeta {
-        FileMeta {
-            path: path.into(),
-            row_count: 3,
-            byte_size: 30,
-            stats: None,
-        }
-    }
+    use crate::test_support::{add_file, distributed, file, paths};
 
     /// Tables `a` and `b`, co-located in 2 shards over 2 nodes, one file in each shard 0.
     fn catalog() -> Result<Catalog> {
-        let catalog = Catalog::open_in_memory()?;
-        catalog.add_node("h", 1, None)?;
-        catalog.add_node("h", 2, None)?;
-        let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
-        for name in ["a", "b"] {
-            catalog.create_table(name, &schema)?;
-            let request = DistributionRequest::Distributed {
-                column: "id".into(),
-                shard_count: Some(2),
-                colocate_with: ColocateWith::Default,
-            };
-            let plan = catalog.plan_distribution(name, &request)?;
-            catalog.commit_distribution(&plan, &Default::default(), &[])?;
-            let placement = &catalog.table(name)?.shards[0].placements[0];
-            let target = (placement.placement_id, placement.group_id, file(name));
-            catalog.commit_files(name, &schema, &[target])?;
-        }
+        let catalog = distributed(&["a", "b"])?;
+        add_file(&catalog, "a", 0, "a")?;
+        add_file(&catalog, "b", 0, "b")?;
         Ok(catalog)
-    }
-
-    fn paths(names: &[&str]) -> BTreeSet<String> {
-        names.iter().map(|n| n.to_string()).collect()
     }
 
     #[test]

@@ -521,18 +521,34 @@ pub(crate) fn files_of_table(
          JOIN placements p USING (placementid) JOIN shards s USING (shardid) \
          WHERE s.table_id = ?1",
     )?;
-    let rows = stmt.query_map(params![table.0], |r| {
-        Ok((
-            GroupId(r.get(0)?),
-            FileMeta {
-                path: r.get(1)?,
-                row_count: r.get::<_, i64>(2)? as u64,
-                byte_size: r.get::<_, i64>(3)? as u64,
-                stats: None,
-            },
-        ))
-    })?;
+    let rows = stmt.query_map(params![table.0], file_row)?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// The committed files of shard `shard`, with the node group of the placement listing each.
+pub(crate) fn files_of_shard(
+    tx: &Transaction<'_>,
+    shard: ShardId,
+) -> Result<Vec<(GroupId, FileMeta)>> {
+    let mut stmt = tx.prepare(
+        "SELECT p.groupid, f.path, f.row_count, f.byte_size FROM shard_files f \
+         JOIN placements p USING (placementid) WHERE p.shardid = ?1",
+    )?;
+    let rows = stmt.query_map(params![shard.0], file_row)?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+/// A `(groupid, path, row_count, byte_size)` row.
+fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(GroupId, FileMeta)> {
+    Ok((
+        GroupId(r.get(0)?),
+        FileMeta {
+            path: r.get(1)?,
+            row_count: r.get::<_, i64>(2)? as u64,
+            byte_size: r.get::<_, i64>(3)? as u64,
+            stats: None,
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //!
 //! A value is encoded canonically (integers of every width as little-endian `i64`, dates as
 //! their day number widened to `i64`, text as its UTF-8 bytes), hashed with xxh3-64 and folded
-//! to a signed 32-bit value. Shard `i` of `n` covers the `i`-th even slice of the `i32` range,
-//! the last one ending at `i32::MAX`, exactly as Citus lays out `shardminvalue`/`shardmaxvalue`.
+//! to a signed 32-bit value. A new table's shard `i` of `n` covers the `i`-th even slice of the
+//! `i32` range, the last one ending at `i32::MAX`, exactly as Citus lays out
+//! `shardminvalue`/`shardmaxvalue`. Splitting a shard (`isolate_tenant_to_new_shard`) makes the
+//! ranges uneven, so rows are routed by a table's [`ShardRanges`], never by its shard count.
 //!
 //! Never declare data split this way as DataFusion's `Partitioning::Hash`: DataFusion's own
 //! hash function is different, and the optimizer would trust a partitioning that does not hold.
@@ -80,10 +82,10 @@ pub fn hash_array(array: &ArrayRef, column: &str) -> Result<Vec<i32>, HashError>
     hash_values(array)
 }
 
-/// The shard index (of `shard_count`) every value of `array` hashes to, as the rows of a
-/// table distributed by a column of this type are placed; a NULL goes to shard 0 (a join key
-/// that is NULL matches nothing, but an outer join must still see its row once).
-pub fn shard_indexes(array: &ArrayRef, shard_count: usize) -> Result<Vec<i32>, HashError> {
+/// The shard (of `ranges`) every value of `array` hashes to, as the rows of a table
+/// distributed by a column of this type are placed; a NULL goes to shard 0 (a join key that
+/// is NULL matches nothing, but an outer join must still see its row once).
+pub fn shard_indexes(array: &ArrayRef, ranges: &ShardRanges) -> Result<Vec<i32>, HashError> {
     let hashes = hash_values(array)?;
     Ok(hashes
         .iter()
@@ -92,7 +94,7 @@ pub fn shard_indexes(array: &ArrayRef, shard_count: usize) -> Result<Vec<i32>, H
             if array.is_null(row) {
                 0
             } else {
-                shard_index(*hash, shard_count) as i32
+                ranges.index_of(*hash) as i32
             }
         })
         .collect())
@@ -234,7 +236,7 @@ pub fn hash_scalar(value: &ScalarValue, column_type: &DataType) -> Result<i32, H
         .ok_or_else(|| bad("empty value".to_string()))
 }
 
-/// The inclusive hash range `[min, max]` of shard `index` out of `shard_count`.
+/// The inclusive hash range `[min, max]` of shard `index` out of `shard_count` even ones.
 pub fn shard_range(index: usize, shard_count: usize) -> (i32, i32) {
     let increment = range_increment(shard_count);
     let min = i64::from(i32::MIN) + index as i64 * increment;
@@ -250,26 +252,100 @@ fn range_increment(shard_count: usize) -> i64 {
     (1i64 << 32) / shard_count.max(1) as i64
 }
 
-/// The index of the shard whose range holds `hash`.
-pub fn shard_index(hash: i32, shard_count: usize) -> usize {
-    let offset = i64::from(hash) - i64::from(i32::MIN);
-    let index = (offset / range_increment(shard_count)) as usize;
-    index.min(shard_count.saturating_sub(1))
+/// The contiguous hash ranges of a list of shards, in shard-index order: shard `i` holds the
+/// hashes from `starts[i]` up to the next start (the last one up to `end`). A table's ranges
+/// cover the whole `i32` range; the new shards of a split cover the range of the shard they
+/// replace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShardRanges {
+    starts: Vec<i32>,
+    end: i32,
 }
 
-/// Splits `batch` into one batch per shard by the value of column `column_index`.
+impl ShardRanges {
+    /// `shard_count` even slices of the whole `i32` range, as a new table gets.
+    pub fn even(shard_count: usize) -> Self {
+        let count = shard_count.max(1);
+        Self {
+            starts: (0..count).map(|i| shard_range(i, count).0).collect(),
+            end: i32::MAX,
+        }
+    }
+
+    /// The ranges of shards listed in index order, which must be contiguous.
+    pub fn from_ranges(ranges: &[(i32, i32)]) -> Result<Self, HashError> {
+        let uneven = |reason: String| HashError::Split { reason };
+        let Some(last) = ranges.last() else {
+            return Err(uneven("a distributed table has no shards".to_string()));
+        };
+        for pair in ranges.windows(2) {
+            let ((_, max), (min, _)) = (pair[0], pair[1]);
+            if i64::from(max) + 1 != i64::from(min) {
+                return Err(uneven(format!(
+                    "shard hash ranges are not contiguous: one ends at {max}, the next starts \
+                     at {min}"
+                )));
+            }
+        }
+        if ranges.iter().any(|(min, max)| min > max) {
+            return Err(uneven(format!("a shard hash range is empty: {ranges:?}")));
+        }
+        let starts = ranges.iter().map(|(min, _)| *min).collect();
+        Ok(Self {
+            starts,
+            end: last.1,
+        })
+    }
+
+    /// The first hash of every shard, in index order.
+    pub fn starts(&self) -> &[i32] {
+        &self.starts
+    }
+
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Whether these are the even slices [`ShardRanges::even`] gives.
+    pub fn is_even(&self) -> bool {
+        *self == Self::even(self.len())
+    }
+
+    /// The inclusive range of shard `index`.
+    pub fn range(&self, index: usize) -> (i32, i32) {
+        let max = match self.starts.get(index + 1) {
+            Some(next) => next - 1,
+            None => self.end,
+        };
+        (self.starts[index], max)
+    }
+
+    /// The index of the shard whose range holds `hash` (the nearest one for a hash outside
+    /// them all, which a table's ranges never leave).
+    pub fn index_of(&self, hash: i32) -> usize {
+        self.starts
+            .partition_point(|start| *start <= hash)
+            .saturating_sub(1)
+    }
+}
+
+/// Splits `batch` into one batch per shard of `ranges` by the value of column `column_index`.
 ///
 /// Returns `(shard index, rows)` pairs for the shards that received rows, in shard order.
 pub fn split_by_shard(
     batch: &RecordBatch,
     column_index: usize,
     column_name: &str,
-    shard_count: usize,
+    ranges: &ShardRanges,
 ) -> Result<Vec<(usize, RecordBatch)>, HashError> {
     let hashes = hash_array(batch.column(column_index), column_name)?;
-    let mut rows_per_shard: Vec<Vec<u32>> = vec![Vec::new(); shard_count];
+    let mut rows_per_shard: Vec<Vec<u32>> = vec![Vec::new(); ranges.len()];
     for (row, hash) in hashes.iter().enumerate() {
-        rows_per_shard[shard_index(*hash, shard_count)].push(row as u32);
+        rows_per_shard[ranges.index_of(*hash)].push(row as u32);
     }
     let mut out = Vec::new();
     for (shard, rows) in rows_per_shard.into_iter().enumerate() {
@@ -328,11 +404,37 @@ mod tests {
         let values: ArrayRef = Arc::new(arrow::array::Int64Array::from_iter_values(0..10_000));
         let hashes = hash_array(&values, "k").expect("hash");
         for n in [1usize, 7, 32] {
+            let ranges = ShardRanges::even(n);
+            assert!(ranges.is_even());
             for h in &hashes {
-                let (min, max) = shard_range(shard_index(*h, n), n);
+                let index = ranges.index_of(*h);
+                let (min, max) = shard_range(index, n);
                 assert!(min <= *h && *h <= max);
+                assert_eq!(ranges.range(index), (min, max));
             }
         }
+    }
+
+    #[test]
+    fn uneven_ranges_route_by_their_bounds() {
+        // Shard 2 of 4 split around hash 7: [.., 6], [7, 7], [8, ..].
+        let (lo, hi) = shard_range(2, 4);
+        let mut list: Vec<(i32, i32)> = vec![shard_range(0, 4), shard_range(1, 4)];
+        list.extend([(lo, 6), (7, 7), (8, hi), shard_range(3, 4)]);
+        let ranges = ShardRanges::from_ranges(&list).expect("contiguous");
+        assert!(!ranges.is_even());
+        assert_eq!(ranges.len(), 6);
+        for (index, (min, max)) in list.iter().enumerate() {
+            assert_eq!(ranges.index_of(*min), index);
+            assert_eq!(ranges.index_of(*max), index);
+            assert_eq!(ranges.range(index), (*min, *max));
+        }
+        // A split's own new shards cover only the shard they replace.
+        let part = ShardRanges::from_ranges(&list[2..5]).expect("contiguous");
+        assert_eq!(part.index_of(7), 1);
+        assert_eq!(part.range(2), (8, hi));
+        let gap = ShardRanges::from_ranges(&[(i32::MIN, 0), (2, i32::MAX)]);
+        assert!(matches!(gap, Err(HashError::Split { .. })));
     }
 
     #[test]

@@ -267,7 +267,9 @@ fn catalog_status(error: &CatalogError) -> Status {
         CatalogError::NodeHasPlacements { .. } => Status::failed_precondition(message),
         CatalogError::PlacementExists { .. } => Status::already_exists(message),
         CatalogError::StorageMismatch { .. } => Status::failed_precondition(message),
-        CatalogError::NotDistributed { .. } => Status::invalid_argument(message),
+        CatalogError::NotDistributed { .. } | CatalogError::AlreadyIsolated { .. } => {
+            Status::invalid_argument(message)
+        }
         CatalogError::NodeIdentityInUse { .. } => Status::already_exists(message),
         CatalogError::RoleNotFound { .. } => with_sqlstate(Status::not_found(message), "42704"),
         CatalogError::RoleExists { .. } => with_sqlstate(Status::already_exists(message), "42710"),

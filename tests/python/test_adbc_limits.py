@@ -131,20 +131,26 @@ def test_a_full_statement_queue_refuses(processes, tmp_path):
     url = f"grpc://127.0.0.1:{port}"
     with flight.connect(url) as busy, flight.connect(url) as other:
         cur = busy.cursor()
-        thread = threading.Thread(target=lambda: _swallow(cur, RUNAWAY))
-        thread.start()
+        # The runaway and a probe race for the one slot: when a probe holds it, the runaway is
+        # the one refused, so it is started again until it holds the slot.
+        outcome = {}
+        thread = _start_runaway(cur, outcome)
         refused = None
-        deadline = time.time() + 30
+        deadline = time.time() + 60
         while refused is None and time.time() < deadline:
+            if not thread.is_alive():
+                assert "too many statements" in str(outcome.get("error")), outcome
+                thread = _start_runaway(cur, outcome)
+            time.sleep(0.2)
             try:
                 with other.cursor() as probe:
                     probe.execute("SELECT 1")
                     probe.fetchall()
-                time.sleep(0.05)
             except Exception as error:
                 refused = error
         assert refused is not None, "the second statement was never refused"
         assert "too many statements" in str(refused), refused
+        assert thread.is_alive(), outcome
         cur.adbc_cancel()
         thread.join(timeout=30)
         assert not thread.is_alive()
@@ -153,12 +159,17 @@ def test_a_full_statement_queue_refuses(processes, tmp_path):
             wait_until(lambda: _answers(probe), "the slot is free again")
 
 
-def _swallow(cur, sql):
-    try:
-        cur.execute(sql)
-        cur.fetchall()
-    except Exception:
-        pass
+def _start_runaway(cur, outcome):
+    def run():
+        try:
+            cur.execute(RUNAWAY)
+            cur.fetchall()
+        except Exception as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 def _answers(cur):

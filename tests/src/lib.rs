@@ -9,6 +9,7 @@
 //! - [`planner_settings`]: coordinator configurations that pin the planner's choices.
 //! - [`certificates`]: a CA and a node certificate made for one test (TLS tests).
 //! - [`conflict`]: recognizing the retryable conflict (40001) of racing statements.
+//! - [`online_loops`]: a query loop and an insert loop running while the cluster changes.
 //! - [`same_rows`]: the same rows in a cluster and in single-node DataFusion; what a
 //!   statement cost the coordinator.
 //!
@@ -20,6 +21,7 @@ pub use shardfusion_benchmarks::compare;
 
 pub mod certificates;
 pub mod conflict;
+pub mod online_loops;
 pub mod planner_settings;
 pub mod same_rows;
 pub mod shard_files;

@@ -4,65 +4,25 @@
 //! retryable conflicts, as a client should) checks that every acknowledged row ends up
 //! present exactly once. Answers are compared with single-node DataFusion over the same rows.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
 use shardfusion_tests::compare::{assert_same, rows};
+use shardfusion_tests::online_loops::{OnlineLoops, ROWS_PER_INSERT};
 use shardfusion_tests::{TestClient, TestCluster};
 use tonic::Code;
 
 const JOIN: &str = "SELECT CAST(sum(amount) AS BIGINT), count(*) FROM payments \
                     JOIN accounts ON account_id = id";
 
-#[derive(Default)]
-struct Seen {
-    queries: usize,
-    failures: Vec<String>,
-    acknowledged: Vec<i64>,
-}
-
-/// Runs the query loop and the insert loop (into `events`, ids from `first_id`) until `stop`.
-fn start_loops(
-    url: String,
-    expected: String,
-    stop: Arc<AtomicBool>,
-    first_id: i64,
-) -> tokio::task::JoinHandle<Seen> {
-    let answer = |batches: &[datafusion::arrow::array::RecordBatch]| rows(batches).join("\n");
-    tokio::spawn(async move {
-        let mut queries = TestClient::connect(&url).await;
-        let mut inserts = TestClient::connect(&url).await;
-        let mut seen = Seen::default();
-        let mut next = first_id;
-        while !stop.load(Ordering::Acquire) {
-            seen.queries += 1;
-            match queries.query(JOIN).await {
-                Ok(batches) => {
-                    let got = answer(&batches);
-                    if got != expected {
-                        seen.failures
-                            .push(format!("join returned {got}, not {expected}"));
-                    }
-                }
-                Err(s) => seen.failures.push(format!("query failed: {}", s.message())),
-            }
-            let ids: Vec<i64> = (next..next + 20).collect();
-            next += 20;
-            let values: Vec<String> = ids.iter().map(|id| format!("({id})")).collect();
-            let sql = format!("INSERT INTO events VALUES {}", values.join(", "));
-            match inserts.query(&sql).await {
-                Ok(_) => seen.acknowledged.extend(ids),
-                // Refused without effect while its shards were switched: a client retries.
-                Err(s) if s.code() == Code::Aborted => {}
-                Err(s) => seen
-                    .failures
-                    .push(format!("insert failed: {}", s.message())),
-            }
-        }
-        seen
-    })
+/// One row per key into `events`.
+fn insert_events(from: i64) -> (String, Vec<i64>) {
+    let ids: Vec<i64> = (from..from + ROWS_PER_INSERT).collect();
+    let values: Vec<String> = ids.iter().map(|id| format!("({id})")).collect();
+    (
+        format!("INSERT INTO events VALUES {}", values.join(", ")),
+        ids,
+    )
 }
 
 async fn shard_counts(c: &mut TestClient) -> String {
@@ -122,8 +82,8 @@ async fn reshards_colocated_tables_online() {
         assert!(message.contains("already has 4 shards"), "{message}");
 
         // All three to 8 shards together, while the loops run.
-        let stop = Arc::new(AtomicBool::new(false));
-        let loops = start_loops(cluster.url.clone(), expected.clone(), stop.clone(), 1);
+        let checks = vec![(JOIN.to_string(), expected.clone())];
+        let loops = OnlineLoops::start(&cluster.url, checks.clone(), insert_events, 1);
         tokio::time::sleep(Duration::from_millis(300)).await;
         c.run(
             "SELECT alter_distributed_table('accounts', shard_count => 8, \
@@ -131,14 +91,8 @@ async fn reshards_colocated_tables_online() {
         )
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        stop.store(true, Ordering::Release);
-        let mut seen = loops.await.expect("loops");
-        assert!(
-            seen.failures.is_empty(),
-            "{:?}",
-            &seen.failures[..seen.failures.len().min(5)]
-        );
-        assert!(seen.queries > 0);
+        let mut seen = loops.stop().await;
+        seen.assert_no_failures();
         let counts = shard_counts(&mut c).await;
         let groups: Vec<(&str, &str, &str)> = counts
             .split(',')
@@ -175,13 +129,7 @@ async fn reshards_colocated_tables_online() {
         );
 
         // Payments alone to 3 shards: it leaves the group, the others keep 8.
-        let stop = Arc::new(AtomicBool::new(false));
-        let loops = start_loops(
-            cluster.url.clone(),
-            expected.clone(),
-            stop.clone(),
-            1_000_000,
-        );
+        let loops = OnlineLoops::start(&cluster.url, checks, insert_events, 1_000_000);
         tokio::time::sleep(Duration::from_millis(300)).await;
         c.run(
             "SELECT alter_distributed_table('payments', shard_count => 3, \
@@ -189,13 +137,8 @@ async fn reshards_colocated_tables_online() {
         )
         .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        stop.store(true, Ordering::Release);
-        let later = loops.await.expect("loops");
-        assert!(
-            later.failures.is_empty(),
-            "{:?}",
-            &later.failures[..later.failures.len().min(5)]
-        );
+        let later = loops.stop().await;
+        later.assert_no_failures();
         seen.acknowledged.extend(later.acknowledged);
         assert_eq!(
             c.scalar("SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'payments'")

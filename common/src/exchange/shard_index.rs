@@ -1,14 +1,17 @@
-//! `shardfusion_shard_index(key, shard_count)`: the shard (of `shard_count`) a key's rows would
-//! be placed in, were the key a distribution column — xxh3 of the canonical value, as
-//! [`crate::hashing`] places rows. A shuffle that sends one join side into the other side's
-//! shards routes its rows by it (`shard_aligned_output`). NULL keys go to shard 0.
+//! `shardfusion_shard_index(key, shards)`: the shard a key's rows would be placed in, were the
+//! key the distribution column of a table with those shards — xxh3 of the canonical value, as
+//! [`crate::hashing`] places rows. `shards` is a shard count when the table's hash ranges are
+//! the even ones a new table gets, else the list of its shards' first hashes (a table with
+//! an isolated tenant). A shuffle that sends one join side into the other side's shards routes
+//! its rows by it (`shard_aligned_output`). NULL keys go to shard 0.
 //!
 //! Workers decode the function by name through `ShardFusionCodec`.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::Int32Array;
+use datafusion::arrow::array::{Array, AsArray, Int32Array, ListArray};
 use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::Int32Type;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{Result, ScalarValue, SplitPoint, exec_err};
@@ -25,7 +28,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 
-use crate::hashing::shard_indexes;
+use crate::hashing::{ShardRanges, shard_indexes};
 
 /// The function's name, as plans and EXPLAIN show it.
 pub const SHARD_INDEX_FUNCTION: &str = "shardfusion_shard_index";
@@ -66,17 +69,15 @@ impl ScalarUDFImpl for ShardIndexFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [key, count] = args.args.as_slice() else {
-            return exec_err!("{SHARD_INDEX_FUNCTION} takes a key and a shard count");
+        let [key, shards] = args.args.as_slice() else {
+            return exec_err!("{SHARD_INDEX_FUNCTION} takes a key and the shards' hash ranges");
         };
-        let shard_count = match count {
-            ColumnarValue::Scalar(ScalarValue::Int64(Some(n))) if *n > 0 => *n as usize,
-            other => {
-                return exec_err!("{SHARD_INDEX_FUNCTION}: bad shard count {other:?}");
-            }
+        let ColumnarValue::Scalar(shards) = shards else {
+            return exec_err!("{SHARD_INDEX_FUNCTION}: the shards must be a constant");
         };
+        let ranges = ranges_from_scalar(shards)?;
         let keys = key.to_array(args.number_rows)?;
-        let shards = shard_indexes(&keys, shard_count)
+        let shards = shard_indexes(&keys, &ranges)
             .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
         let array = Int32Array::from(shards);
         debug_assert_eq!(array.len(), args.number_rows);
@@ -84,22 +85,55 @@ impl ScalarUDFImpl for ShardIndexFunction {
     }
 }
 
-/// `input` routed into `shard_count` partitions, partition `i` holding the rows whose `key`
-/// hashes to shard `i` (and only those of `wanted` shards, when not all are). The output has
-/// `input`'s columns plus [`SHARD_COLUMN`], which the reading side projects away.
+/// How a plan spells `ranges` as the function's second argument: the shard count when they
+/// are even, else the list of their first hashes.
+pub fn ranges_to_scalar(ranges: &ShardRanges) -> ScalarValue {
+    if ranges.is_even() {
+        return ScalarValue::Int64(Some(ranges.len() as i64));
+    }
+    let starts = ranges.starts().iter().map(|s| Some(*s));
+    let list = ListArray::from_iter_primitive::<Int32Type, _, _>(std::iter::once(Some(starts)));
+    ScalarValue::List(Arc::new(list))
+}
+
+/// The inverse of [`ranges_to_scalar`].
+fn ranges_from_scalar(value: &ScalarValue) -> Result<ShardRanges> {
+    match value {
+        ScalarValue::Int64(Some(n)) if *n > 0 => Ok(ShardRanges::even(*n as usize)),
+        ScalarValue::List(list) if list.len() == 1 && !list.is_null(0) => {
+            let starts = list.value(0);
+            let Some(starts) = starts.as_primitive_opt::<Int32Type>() else {
+                return exec_err!("{SHARD_INDEX_FUNCTION}: shard starts must be Int32");
+            };
+            let starts: Vec<i32> = starts.iter().flatten().collect();
+            let ranges: Vec<(i32, i32)> = starts
+                .iter()
+                .enumerate()
+                .map(|(i, start)| {
+                    let end = starts.get(i + 1).map_or(i32::MAX, |next| next - 1);
+                    (*start, end)
+                })
+                .collect();
+            ShardRanges::from_ranges(&ranges)
+                .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))
+        }
+        other => exec_err!("{SHARD_INDEX_FUNCTION}: bad shards {other:?}"),
+    }
+}
+
+/// `input` routed into one partition per shard of `ranges`, partition `i` holding the rows
+/// whose `key` hashes to shard `i` (and only those of `wanted` shards, when not all are). The
+/// output has `input`'s columns plus [`SHARD_COLUMN`], which the reading side projects away.
 pub fn shard_aligned_output(
     input: Arc<dyn ExecutionPlan>,
     key: Arc<dyn PhysicalExpr>,
-    shard_count: usize,
+    ranges: &ShardRanges,
     wanted: Option<&[usize]>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let schema = input.schema();
     let shard = ScalarFunctionExpr::try_new(
         shard_index_function(),
-        vec![
-            key,
-            Arc::new(Literal::new(ScalarValue::Int64(Some(shard_count as i64)))),
-        ],
+        vec![key, Arc::new(Literal::new(ranges_to_scalar(ranges)))],
         schema.as_ref(),
         Arc::new(ConfigOptions::default()),
     )?;
@@ -140,7 +174,7 @@ pub fn shard_aligned_output(
         SortOptions::default(),
     )])
     .ok_or_else(|| datafusion::error::DataFusionError::Internal("empty ordering".into()))?;
-    let split_points = (1..shard_count)
+    let split_points = (1..ranges.len())
         .map(|i| SplitPoint::new(vec![ScalarValue::Int32(Some(i as i32))]))
         .collect();
     let partitioning = Partitioning::Range(RangePartitioning::try_new(ordering, split_points)?);
@@ -160,4 +194,64 @@ pub fn without_shard_column(read: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Exec
         })
         .collect();
     Ok(Arc::new(ProjectionExec::try_new(exprs, read)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{ArrayRef, Int64Array};
+    use datafusion::arrow::datatypes::Field;
+
+    use super::*;
+    use crate::hashing::{hash_array, shard_range};
+
+    #[test]
+    fn keys_go_to_the_shard_of_uneven_ranges_that_holds_their_hash() -> Result<()> {
+        let (lo, hi) = shard_range(1, 3);
+        let list = [
+            shard_range(0, 3),
+            (lo, 99),
+            (100, 100),
+            (101, hi),
+            shard_range(2, 3),
+        ];
+        let ranges = ShardRanges::from_ranges(&list)
+            .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
+        let spelled = ranges_to_scalar(&ranges);
+        assert!(matches!(spelled, ScalarValue::List(_)));
+        assert_eq!(ranges_from_scalar(&spelled)?, ranges);
+        let even = ShardRanges::even(8);
+        assert_eq!(ranges_to_scalar(&even), ScalarValue::Int64(Some(8)));
+        assert_eq!(ranges_from_scalar(&ranges_to_scalar(&even))?, even);
+
+        let keys: ArrayRef = Arc::new(Int64Array::from_iter_values(0..5000));
+        let args = ScalarFunctionArgs {
+            args: vec![
+                ColumnarValue::Array(Arc::clone(&keys)),
+                ColumnarValue::Scalar(spelled),
+            ],
+            arg_fields: vec![
+                Arc::new(Field::new("k", DataType::Int64, false)),
+                Arc::new(Field::new("shards", DataType::Int64, false)),
+            ],
+            number_rows: keys.len(),
+            return_field: Arc::new(Field::new("shard", DataType::Int32, false)),
+            config_options: Arc::new(ConfigOptions::default()),
+        };
+        let ColumnarValue::Array(shards) = ShardIndexFunction::default().invoke_with_args(args)?
+        else {
+            panic!("an array");
+        };
+        let hashes = hash_array(&keys, "k")
+            .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
+        for (shard, hash) in shards
+            .as_primitive::<Int32Type>()
+            .values()
+            .iter()
+            .zip(hashes)
+        {
+            let (min, max) = list[*shard as usize];
+            assert!(min <= hash && hash <= max);
+        }
+        Ok(())
+    }
 }

@@ -9,7 +9,7 @@ use datafusion::common::JoinType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
-use shardfusion_common::hashing::hash_compatible;
+use shardfusion_common::hashing::{ShardRanges, hash_compatible};
 use shardfusion_common::shard_scan::ShardScanExec;
 
 use super::broadcast::JoinSide;
@@ -41,7 +41,7 @@ impl DistributeRule {
                 .as_ref()
                 .filter(|s| s.replicated_on.is_none() && !s.shuffled)?;
             moved_layout.as_ref()?;
-            let shard_count = self.shard_count(stay)?;
+            let shard_count = self.shard_ranges(stay)?.len();
             // Moved rows go to the shard their key hashes to; a shard the staying side does
             // not read (pruned) is read by no task. Fine for rows that would only match there;
             // not for rows the join must emit unmatched (outer, anti and mark joins).
@@ -112,23 +112,23 @@ impl DistributeRule {
             .then_some(aligned)
     }
 
-    /// The shard count of the distributed table `plan` reads by shards.
-    pub(super) fn shard_count(&self, plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
-        let mut count = None;
+    /// The hash ranges of the distributed table `plan` reads by shards.
+    pub(super) fn shard_ranges(&self, plan: &Arc<dyn ExecutionPlan>) -> Option<ShardRanges> {
+        let mut ranges = None;
         let _ = plan.apply(|node| {
             if let Some(scan) = node.downcast_ref::<ShardScanExec>()
                 && scan.distribution_column().is_some()
                 && scan.replicas().is_empty()
             {
-                count = self
+                ranges = self
                     .snapshot
                     .table(scan.table_name())
-                    .map(|t| t.shards.len());
+                    .and_then(|t| t.shard_ranges());
                 return Ok(TreeNodeRecursion::Stop);
             }
             Ok(TreeNodeRecursion::Continue)
         });
-        count
+        ranges
     }
 
     /// Whether output column `index` (before the join's projection) of a join that moved one

@@ -67,6 +67,9 @@ use crate::exec::distributed_exec::{DistributedExec, WorkerTask};
 use crate::exec::shard_partitioned::without_markers;
 use crate::monitoring::statement_stats::QueryCounters;
 
+/// A shard's index within its table, and its hash range.
+pub(super) type ShardSlot = (usize, Option<(i32, i32)>);
+
 /// One equality of a join condition.
 pub(super) type JoinKey = (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>);
 
@@ -75,6 +78,9 @@ pub(super) type JoinKey = (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Layout {
     pub(super) indexes: Vec<usize>,
+    /// The hash range of the shard at each position: shards of two tables line up only if
+    /// their ranges are equal (a table with an isolated tenant has uneven ones).
+    pub(super) ranges: Vec<Option<(i32, i32)>>,
     pub(super) nodes: Vec<NodeId>,
     pub(super) shard_ids: Vec<ShardId>,
     /// For subtrees over reference tables only: the workers that hold all of their data.
@@ -104,6 +110,7 @@ impl Layout {
         !self.shuffled
             && !other.shuffled
             && self.indexes == other.indexes
+            && self.ranges == other.ranges
             && self.nodes == other.nodes
     }
 
@@ -114,6 +121,7 @@ impl Layout {
         nodes.dedup();
         Layout {
             indexes: Vec::new(),
+            ranges: Vec::new(),
             nodes,
             shard_ids: Vec::new(),
             replicated_on: None,
@@ -147,9 +155,9 @@ impl StageOutput {
             )?)),
             StageOutput::IntoShards {
                 key,
-                shard_count,
+                ranges,
                 wanted,
-            } => shard_aligned_output(plan, Arc::clone(key), *shard_count, wanted.as_deref()),
+            } => shard_aligned_output(plan, Arc::clone(key), ranges, wanted.as_deref()),
         }
     }
 }
@@ -163,8 +171,8 @@ pub struct DistributeRule {
     /// What the statement being planned counts its transfers in (see
     /// [`super::statement_counters`]); set for each run.
     pub(super) counters: Arc<QueryCounters>,
-    /// Every shard's index within its table.
-    pub(super) shard_index: Arc<HashMap<ShardId, usize>>,
+    /// Every shard's index within its table, and its hash range.
+    pub(super) shard_index: Arc<HashMap<ShardId, ShardSlot>>,
     /// The distribution facts of every node seen in this run, computed once (bottom-up, as
     /// each node's facts are built from its children's).
     pub(super) facts: Mutex<Facts>,
@@ -199,7 +207,11 @@ impl DistributeRule {
         let shard_index = snapshot
             .tables
             .values()
-            .flat_map(|t| t.shards.iter().map(|s| (s.shard_id, s.index)))
+            .flat_map(|t| {
+                t.shards
+                    .iter()
+                    .map(|s| (s.shard_id, (s.index, s.hash_range)))
+            })
             .collect();
         Self {
             snapshot,
@@ -235,13 +247,16 @@ impl DistributeRule {
             .then(|| scan.replicas().iter().map(|r| r.node_id).collect());
         let mut layout = Layout {
             indexes: Vec::new(),
+            ranges: Vec::new(),
             nodes: Vec::new(),
             shard_ids: Vec::new(),
             replicated_on,
             shuffled: false,
         };
         for shard in scan.shards() {
-            layout.indexes.push(*self.shard_index.get(&shard.shard_id)?);
+            let (index, range) = *self.shard_index.get(&shard.shard_id)?;
+            layout.indexes.push(index);
+            layout.ranges.push(range);
             layout.nodes.push(shard.node_id);
             layout.shard_ids.push(shard.shard_id);
         }

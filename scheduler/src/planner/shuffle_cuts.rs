@@ -195,10 +195,10 @@ impl DistributeRule {
             JoinSide::Right => (join.right(), join.left()),
         };
         let (input, stay) = (through_exchange(moved_side), through_exchange(stay_side));
-        let (Some(layout), Some(stay_layout), Some(shard_count)) = (
+        let (Some(layout), Some(stay_layout), Some(ranges)) = (
             self.layout(input),
             self.layout(stay),
-            self.shard_count(stay),
+            self.shard_ranges(stay),
         ) else {
             return internal_err!("a join side moved into shards lost its layout");
         };
@@ -214,8 +214,8 @@ impl DistributeRule {
         wanted.dedup();
         let output = StageOutput::IntoShards {
             key: Arc::clone(&key),
-            shard_count,
-            wanted: (wanted.len() < shard_count).then_some(wanted),
+            wanted: (wanted.len() < ranges.len()).then_some(wanted),
+            ranges,
         };
         let shipped = shipped_rows(join, aligned.moved, input)?;
         let Some(stage) = self.build_stage(shipped, &layout, partitions, Some(output))? else {

@@ -4,15 +4,16 @@ use std::sync::Arc;
 
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::Partitioning;
+use shardfusion_common::hashing::ShardRanges;
 
 /// How a producer stage routes its rows to the stage that reads them.
 pub(super) enum StageOutput {
     /// DataFusion's hash of the keys, into a shuffle's partitions.
     Hash(Partitioning),
-    /// By the shard `key` hashes to (of `shard_count`), keeping only the `wanted` shards.
+    /// By the shard (of `ranges`) `key` hashes to, keeping only the `wanted` shards.
     IntoShards {
         key: Arc<dyn PhysicalExpr>,
-        shard_count: usize,
+        ranges: ShardRanges,
         wanted: Option<Vec<usize>>,
     },
 }

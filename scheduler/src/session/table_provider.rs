@@ -30,7 +30,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 use shardfusion_catalog::{CatalogSnapshot, PlacementMeta, TableKind, TableMeta};
 use shardfusion_common::column_stats::pruning::prune_files;
-use shardfusion_common::hashing::{hash_scalar, shard_index};
+use shardfusion_common::hashing::hash_scalar;
 use shardfusion_common::ids::{GroupId, NodeId};
 use shardfusion_common::shard_scan::{FileRef, ShardFiles, ShardScanExec};
 
@@ -66,7 +66,7 @@ impl ShardedTableProvider {
     /// Shard indexes that can hold rows matching `filters`; `None` means all.
     pub(crate) fn prune(&self, filters: &[Expr]) -> Option<BTreeSet<usize>> {
         let (_, column, data_type) = self.table.distribution_column()?;
-        let shard_count = self.table.shards.len();
+        let ranges = self.table.shard_ranges()?;
         let mut result: Option<BTreeSet<usize>> = None;
         for filter in filters {
             let Some(values) = equality_values(filter, column, data_type) else {
@@ -76,7 +76,7 @@ impl ShardedTableProvider {
             for value in values {
                 match hash_scalar(&value, data_type) {
                     Ok(hash) => {
-                        shards.insert(shard_index(hash, shard_count));
+                        shards.insert(ranges.index_of(hash));
                     }
                     // NULL never matches `=`; unconvertible values cannot be pruned safely.
                     Err(_) if value.is_null() => {}

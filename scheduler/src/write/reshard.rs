@@ -2,7 +2,9 @@
 //! [, cascade_to_colocated => true])`), as one unit for every table that changes.
 //!
 //! 1. The catalog plans the new shards of each table in one new colocation group
-//!    ([`shardfusion_catalog::reshard_store`]); nothing is visible yet.
+//!    ([`shardfusion_catalog::reshard_store`]); nothing is visible yet. A tenant isolation
+//!    (`isolate_tenant_to_new_shard`) plans new shards for one shard group only, and only
+//!    that group's rows are rewritten; the rest of each table is untouched.
 //! 2. Rounds: each round takes every table's committed files from the current snapshot,
 //!    reads the rows of the files no earlier round read (on the workers that hold them, as a
 //!    query would) and writes them, hashed by the distribution column, into the new shards
@@ -26,7 +28,7 @@ use shardfusion_catalog::reshard_store::ReshardPlan;
 use shardfusion_catalog::{
     CatalogError, CatalogSnapshot, ConcurrentChange, DistributionCommit, FileMeta, TableMeta,
 };
-use shardfusion_common::ids::GroupId;
+use shardfusion_common::ids::{GroupId, ShardId};
 use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 
 use crate::coordinator::Coordinator;
@@ -49,19 +51,27 @@ pub async fn reshard(
 ) -> Result<Vec<String>> {
     let cluster = coordinator.cluster();
     let plan = cluster.catalog.plan_reshard(table, shard_count, cascade)?;
+    carry_out(coordinator, &plan).await?;
+    Ok(plan.tables.iter().map(|t| t.table_name.clone()).collect())
+}
+
+/// Rewrites the rows of the shards `plan` replaces into its new shards and switches the
+/// tables over (steps 2 and 3); on failure deletes what it wrote.
+pub(crate) async fn carry_out(coordinator: &Coordinator, plan: &ReshardPlan) -> Result<()> {
+    let cluster = coordinator.cluster();
     let mut written: Vec<WrittenFiles> = plan
         .tables
         .iter()
         .map(|t| WrittenFiles::empty(Arc::clone(&t.schema)))
         .collect();
     let _committing = cluster.retirement.committing();
-    match rewrite_in_rounds(coordinator, &plan, &mut written).await {
+    match rewrite_in_rounds(coordinator, plan, &mut written).await {
         Ok(garbage) => {
             for files in written {
                 files.committed();
             }
             cluster.retire_files(garbage);
-            Ok(plan.tables.iter().map(|t| t.table_name.clone()).collect())
+            Ok(())
         }
         Err(e) => {
             let snapshot = cluster.catalog.snapshot();
@@ -93,7 +103,8 @@ async fn rewrite_in_rounds(
         let snapshot = catalog.snapshot();
         for (i, target) in plan.tables.iter().enumerate() {
             let table = current_table(&snapshot, target)?;
-            let (shards, current) = unread_files(&snapshot, &table, &moved[i])?;
+            let replaced = |shard| plan.replaces(i, shard);
+            let (shards, current) = unread_files(&snapshot, &table, &moved[i], replaced)?;
             if !moved[i].is_subset(&current) {
                 return Err(conflict(target, ConcurrentChange::RowsRemoved));
             }
@@ -149,16 +160,17 @@ fn current_table(snapshot: &CatalogSnapshot, target: &DistributionPlan) -> Resul
         .ok_or_else(|| conflict(target, ConcurrentChange::Dropped))
 }
 
-/// The files of `table` not in `read` yet, by shard (one placement each, on an active
-/// node), and the paths of all its files.
+/// The files of the `replaced` shards of `table` not in `read` yet, by shard (one placement
+/// each, on an active node), and the paths of all their files.
 fn unread_files(
     snapshot: &CatalogSnapshot,
     table: &TableMeta,
     read: &BTreeSet<String>,
+    replaced: impl Fn(ShardId) -> bool,
 ) -> Result<(Vec<ShardFiles>, BTreeSet<String>)> {
     let mut shards = Vec::new();
     let mut current = BTreeSet::new();
-    for shard in &table.shards {
+    for shard in table.shards.iter().filter(|s| replaced(s.shard_id)) {
         let readable = shard.placements.iter().find_map(|p| {
             snapshot
                 .node_of_group(p.group_id)

@@ -36,7 +36,7 @@ use shardfusion_catalog::{
     CatalogError, CatalogSnapshot, ConcurrentChange, FileMeta, TableKind, TableMeta,
 };
 use shardfusion_common::auth::FlightMethod;
-use shardfusion_common::hashing::split_by_shard;
+use shardfusion_common::hashing::{ShardRanges, split_by_shard};
 use shardfusion_common::ids::{GroupId, PlacementId, ShardId, TableId};
 use shardfusion_common::storage::shard_file_path;
 use shardfusion_common::wire::{WriteRequest, WrittenFile};
@@ -77,7 +77,12 @@ impl Target {
 }
 
 enum Routing {
-    Hash { column: usize, name: String },
+    /// By the hash of column `column` (named `name`) into the shards of `ranges`.
+    Hash {
+        column: usize,
+        name: String,
+        ranges: ShardRanges,
+    },
     Single,
 }
 
@@ -139,7 +144,8 @@ impl TableWriter {
         table: &TableMeta,
     ) -> Result<Self> {
         let targets = table.layout().into_iter().map(Target::new).collect();
-        Self::new(cluster, snapshot, table, &table.kind, targets)
+        let ranges: Vec<_> = table.shards.iter().map(|s| s.hash_range).collect();
+        Self::new(cluster, snapshot, table, &table.kind, targets, &ranges)
     }
 
     /// A writer into the shards a distribution plan is about to create.
@@ -150,7 +156,8 @@ impl TableWriter {
         plan: &DistributionPlan,
     ) -> Result<Self> {
         let targets = plan.layout().into_iter().map(Target::new).collect();
-        Self::new(cluster, snapshot, table, &plan.kind, targets)
+        let ranges: Vec<_> = plan.shards.iter().map(|s| s.hash_range).collect();
+        Self::new(cluster, snapshot, table, &plan.kind, targets, &ranges)
     }
 
     fn new(
@@ -159,6 +166,7 @@ impl TableWriter {
         table: &TableMeta,
         kind: &TableKind,
         targets: Vec<Target>,
+        ranges: &[Option<(i32, i32)>],
     ) -> Result<Self> {
         let routing = match kind {
             TableKind::Distributed { column, .. } => {
@@ -168,9 +176,12 @@ impl TableWriter {
                         table.name
                     ))
                 })?;
+                let ranges: Option<Vec<(i32, i32)>> = ranges.iter().copied().collect();
+                let ranges = ShardRanges::from_ranges(&ranges.unwrap_or_default())?;
                 Routing::Hash {
                     column: index,
                     name: column.clone(),
+                    ranges,
                 }
             }
             _ => Routing::Single,
@@ -216,9 +227,11 @@ impl TableWriter {
             })?;
         self.rows += batch.num_rows() as u64;
         let parts = match &self.routing {
-            Routing::Hash { column, name } => {
-                split_by_shard(&batch, *column, name, self.targets.len())?
-            }
+            Routing::Hash {
+                column,
+                name,
+                ranges,
+            } => split_by_shard(&batch, *column, name, ranges)?,
             Routing::Single => vec![(0, batch)],
         };
         for (index, part) in parts {

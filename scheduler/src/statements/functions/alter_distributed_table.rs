@@ -70,7 +70,10 @@ async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementO
         .colocations
         .get(colocation_id)
         .map_or(meta.shards.len(), |c| c.shard_count as usize);
-    if current == shard_count {
+    // After a tenant isolation the ranges are uneven: re-sharding to the same count evens
+    // them out again.
+    let even = meta.shard_ranges().is_some_and(|r| r.is_even());
+    if current == shard_count && even {
         return Err(SchedulerError::invalid(format!(
             "alter_distributed_table: {table} already has {shard_count} shards"
         )));

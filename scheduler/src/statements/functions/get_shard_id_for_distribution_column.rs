@@ -7,7 +7,7 @@ use datafusion::arrow::array::Int64Array;
 use datafusion::arrow::datatypes::DataType;
 use futures::FutureExt;
 use shardfusion_catalog::{CatalogError, TableKind};
-use shardfusion_common::hashing::{hash_scalar, shard_index};
+use shardfusion_common::hashing::hash_scalar;
 
 use super::call::{FunctionCall, relation_name};
 use super::registry::CitusFunction;
@@ -44,7 +44,7 @@ async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementO
                 SchedulerError::invalid("distribution value cannot be NULL for distributed tables")
             })?;
             let hash = hash_scalar(value, data_type)?;
-            table.shards.get(shard_index(hash, table.shards.len()))
+            table.shard_of_hash(hash)
         }
     };
     let shard = shard

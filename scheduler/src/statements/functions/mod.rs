@@ -1,6 +1,6 @@
 //! Citus's functions, called as `SELECT fn(...)`, one file each, found through
 //! [`registry`]: tables (`create_distributed_table`, `create_reference_table`,
-//! `alter_distributed_table`,
+//! `alter_distributed_table`, `isolate_tenant_to_new_shard`,
 //! `get_shard_id_for_distribution_column`), nodes (`citus_add_node`, `citus_remove_node`,
 //! `citus_disable_node`, `citus_activate_node`, `citus_set_node_property`,
 //! `citus_drain_node`, `citus_get_active_worker_nodes`, and their `master_` names), shard
@@ -38,6 +38,7 @@ mod create_reference_table;
 mod get_rebalance_progress;
 mod get_rebalance_table_shards_plan;
 mod get_shard_id_for_distribution_column;
+mod isolate_tenant_to_new_shard;
 mod rebalance_table_shards;
 mod replicate_reference_tables;
 mod shardfusion_compact_table;

@@ -11,8 +11,9 @@ use super::{
     citus_move_shard_placement, citus_rebalance_start, citus_rebalance_status,
     citus_rebalance_stop, citus_rebalance_wait, citus_remove_node, citus_set_node_property,
     citus_version, create_distributed_table, create_reference_table, get_rebalance_progress,
-    get_rebalance_table_shards_plan, get_shard_id_for_distribution_column, rebalance_table_shards,
-    replicate_reference_tables, shardfusion_compact_table,
+    get_rebalance_table_shards_plan, get_shard_id_for_distribution_column,
+    isolate_tenant_to_new_shard, rebalance_table_shards, replicate_reference_tables,
+    shardfusion_compact_table,
 };
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::Result;
@@ -67,6 +68,7 @@ pub const FUNCTIONS: &[&CitusFunction] = &[
     &get_rebalance_progress::FUNCTION,
     &get_rebalance_table_shards_plan::FUNCTION,
     &get_shard_id_for_distribution_column::FUNCTION,
+    &isolate_tenant_to_new_shard::FUNCTION,
     &rebalance_table_shards::FUNCTION,
     &replicate_reference_tables::FUNCTION,
     &shardfusion_compact_table::FUNCTION,
