@@ -92,6 +92,9 @@ pub enum CatalogError {
     Storage(#[from] rusqlite::Error),
     #[error("catalog holds an unreadable schema for \"{table}\": {reason}")]
     Corrupt { table: String, reason: String },
+    /// The catalog contradicts itself (a bug, never the caller's doing).
+    #[error("the catalog is inconsistent: {what}")]
+    Inconsistent { what: String },
 }
 
 /// What another statement changed under one that read the table first.

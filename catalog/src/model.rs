@@ -141,7 +141,7 @@ impl TableMeta {
 
     /// The shard of a distributed table whose hash range holds `hash`.
     pub fn shard_of_hash(&self, hash: i32) -> Option<&ShardMeta> {
-        self.shards.get(self.shard_ranges()?.index_of(hash))
+        self.shards.get(self.shard_ranges()?.index_of(hash)?)
     }
 
     /// Where the table's shards are.

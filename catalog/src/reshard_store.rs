@@ -51,8 +51,6 @@ pub struct ReshardPlan {
 pub struct ShardSplit {
     /// The replaced shard of each table, in the order of [`ReshardPlan::tables`].
     pub sources: Vec<ShardId>,
-    /// The hash range the replaced shards cover.
-    pub range: (i32, i32),
 }
 
 impl ReshardPlan {
@@ -170,6 +168,15 @@ impl Catalog {
                         let source = split.sources[i];
                         if shard_index_of(tx, source)?.is_none() {
                             return Err(conflict(table, ConcurrentChange::ShardsReplaced));
+                        }
+                        // The new shards go where the replaced one was when planned.
+                        let planned: BTreeSet<GroupId> = table
+                            .shards
+                            .iter()
+                            .flat_map(|s| s.placements.iter().map(|p| p.group_id))
+                            .collect();
+                        if placement_groups(tx, source)? != planned {
+                            return Err(conflict(table, ConcurrentChange::PlacementMoved));
                         }
                         files_of_shard(tx, source)?
                     }
@@ -299,6 +306,13 @@ fn split_shard(
         shard.index = index + offset;
     }
     insert_shards(tx, table.table_id, &shards)
+}
+
+/// The node groups holding shard `shard`.
+fn placement_groups(tx: &rusqlite::Transaction<'_>, shard: ShardId) -> Result<BTreeSet<GroupId>> {
+    let mut stmt = tx.prepare("SELECT groupid FROM placements WHERE shardid = ?1")?;
+    let groups = stmt.query_map(params![shard.0], |r| Ok(GroupId(r.get(0)?)))?;
+    Ok(groups.collect::<std::result::Result<_, _>>()?)
 }
 
 /// The index of shard `shard` in its table, if it still exists.

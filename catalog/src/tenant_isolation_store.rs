@@ -57,13 +57,12 @@ impl Catalog {
             .get(colocation_id)
             .cloned()
             .ok_or(CatalogError::ColocationNotFound { id: *colocation_id })?;
-        let source = meta
+        let (index, range) = meta
             .shard_of_hash(hash)
             .and_then(|s| Some((s.index, s.hash_range?)))
-            .ok_or_else(|| CatalogError::NotDistributed {
-                name: table.to_string(),
+            .ok_or_else(|| CatalogError::Inconsistent {
+                what: format!("no shard of {table} covers hash {hash}"),
             })?;
-        let (index, range) = source;
         if range == (hash, hash) {
             return Err(CatalogError::AlreadyIsolated {
                 table: table.to_string(),
@@ -86,10 +85,12 @@ impl Catalog {
                 .shards
                 .get(index)
                 .filter(|s| s.hash_range == Some(range))
-                .ok_or_else(|| CatalogError::BadColocation {
-                    table: member.name.clone(),
-                    other: table.to_string(),
-                    reason: format!("its shard {index} does not cover hash range {range:?}"),
+                .ok_or_else(|| CatalogError::Inconsistent {
+                    what: format!(
+                        "{} is co-located with {table} but its shard {index} does not cover \
+                         hash range {range:?}",
+                        member.name
+                    ),
                 })?;
             sources.push(shard.shard_id);
             groups.push(shard.placements.iter().map(|p| p.group_id).collect());
@@ -121,7 +122,7 @@ impl Catalog {
             tables,
             old_colocation: *colocation_id,
             whole_group: true,
-            split: Some(ShardSplit { sources, range }),
+            split: Some(ShardSplit { sources }),
         })
     }
 }
@@ -204,7 +205,7 @@ mod tests {
         let plan = catalog.plan_isolation("a", 7)?;
         add_file(&catalog, "b", 1, "b1-late")?;
         let index = catalog.table("b")?.shard_of_hash(7).map(|s| s.index);
-        add_file(&catalog, "b", index.unwrap_or_default(), "b-late")?;
+        add_file(&catalog, "b", index.expect("a shard holds every hash"), "b-late")?;
         let moved = vec![paths(&["a1"]), paths(&["b1"])];
         let none = vec![vec![], vec![]];
         assert!(matches!(
@@ -220,6 +221,32 @@ mod tests {
             catalog.commit_reshard(&plan, &moved, &none),
             Err(CatalogError::Conflict {
                 change: ConcurrentChange::ShardsReplaced,
+                ..
+            })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_split_refuses_if_its_shard_group_moved_meanwhile() -> Result<()> {
+        let catalog = catalog()?;
+        let plan = catalog.plan_isolation("a", 7)?;
+        let sources = plan.split.as_ref().map(|s| s.sources.clone()).unwrap_or_default();
+        // The group's placements switch nodes, as a move's commit does.
+        catalog.write(|tx| {
+            for shard in &sources {
+                tx.execute(
+                    "UPDATE placements SET groupid = 3 - groupid WHERE shardid = ?1",
+                    rusqlite::params![shard.0],
+                )?;
+            }
+            Ok(())
+        })?;
+        let moved = vec![paths(&["a1"]), paths(&["b1"])];
+        assert!(matches!(
+            catalog.commit_reshard(&plan, &moved, &[vec![], vec![]]),
+            Err(CatalogError::Conflict {
+                change: ConcurrentChange::PlacementMoved,
                 ..
             })
         ));

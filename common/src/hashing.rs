@@ -87,17 +87,17 @@ pub fn hash_array(array: &ArrayRef, column: &str) -> Result<Vec<i32>, HashError>
 /// is NULL matches nothing, but an outer join must still see its row once).
 pub fn shard_indexes(array: &ArrayRef, ranges: &ShardRanges) -> Result<Vec<i32>, HashError> {
     let hashes = hash_values(array)?;
-    Ok(hashes
+    hashes
         .iter()
         .enumerate()
         .map(|(row, hash)| {
             if array.is_null(row) {
-                0
+                Ok(0)
             } else {
-                ranges.index_of(*hash) as i32
+                ranges.index_for_row(*hash).map(|i| i as i32)
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Whether equal values of types `a` and `b` hash alike (see [`hash_array`]): both integers,
@@ -302,10 +302,12 @@ impl ShardRanges {
         &self.starts
     }
 
+    /// How many shards.
     pub fn len(&self) -> usize {
         self.starts.len()
     }
 
+    /// Whether there are no shards (never for a table's ranges).
     pub fn is_empty(&self) -> bool {
         self.starts.is_empty()
     }
@@ -324,12 +326,26 @@ impl ShardRanges {
         (self.starts[index], max)
     }
 
-    /// The index of the shard whose range holds `hash` (the nearest one for a hash outside
-    /// them all, which a table's ranges never leave).
-    pub fn index_of(&self, hash: i32) -> usize {
+    /// The index of the shard whose range holds `hash`; `None` for a hash outside them all
+    /// (never for a table's ranges, which cover every hash).
+    pub fn index_of(&self, hash: i32) -> Option<usize> {
+        if hash > self.end {
+            return None;
+        }
         self.starts
             .partition_point(|start| *start <= hash)
-            .saturating_sub(1)
+            .checked_sub(1)
+    }
+
+    /// [`ShardRanges::index_of`], or the error of a row that belongs in none of the shards.
+    fn index_for_row(&self, hash: i32) -> Result<usize, HashError> {
+        self.index_of(hash).ok_or_else(|| HashError::Split {
+            reason: format!(
+                "a row hashes to {hash}, outside the shards' ranges [{}, {}]",
+                self.starts.first().copied().unwrap_or(i32::MIN),
+                self.end
+            ),
+        })
     }
 }
 
@@ -345,7 +361,7 @@ pub fn split_by_shard(
     let hashes = hash_array(batch.column(column_index), column_name)?;
     let mut rows_per_shard: Vec<Vec<u32>> = vec![Vec::new(); ranges.len()];
     for (row, hash) in hashes.iter().enumerate() {
-        rows_per_shard[ranges.index_of(*hash)].push(row as u32);
+        rows_per_shard[ranges.index_for_row(*hash)?].push(row as u32);
     }
     let mut out = Vec::new();
     for (shard, rows) in rows_per_shard.into_iter().enumerate() {
@@ -407,7 +423,7 @@ mod tests {
             let ranges = ShardRanges::even(n);
             assert!(ranges.is_even());
             for h in &hashes {
-                let index = ranges.index_of(*h);
+                let index = ranges.index_of(*h).expect("every hash has a shard");
                 let (min, max) = shard_range(index, n);
                 assert!(min <= *h && *h <= max);
                 assert_eq!(ranges.range(index), (min, max));
@@ -425,14 +441,22 @@ mod tests {
         assert!(!ranges.is_even());
         assert_eq!(ranges.len(), 6);
         for (index, (min, max)) in list.iter().enumerate() {
-            assert_eq!(ranges.index_of(*min), index);
-            assert_eq!(ranges.index_of(*max), index);
+            assert_eq!(ranges.index_of(*min), Some(index));
+            assert_eq!(ranges.index_of(*max), Some(index));
             assert_eq!(ranges.range(index), (*min, *max));
         }
         // A split's own new shards cover only the shard they replace.
         let part = ShardRanges::from_ranges(&list[2..5]).expect("contiguous");
-        assert_eq!(part.index_of(7), 1);
+        assert_eq!(part.index_of(7), Some(1));
         assert_eq!(part.range(2), (8, hi));
+        // A row outside them is an error, never put in the nearest shard.
+        assert_eq!(part.index_of(lo - 1), None);
+        assert_eq!(part.index_of(hi + 1), None);
+        let keys: ArrayRef = Arc::new(arrow::array::Int64Array::from_iter_values(0..1000));
+        assert!(matches!(
+            shard_indexes(&keys, &part),
+            Err(HashError::Split { .. })
+        ));
         let gap = ShardRanges::from_ranges(&[(i32::MIN, 0), (2, i32::MAX)]);
         assert!(matches!(gap, Err(HashError::Split { .. })));
     }

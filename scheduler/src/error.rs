@@ -267,9 +267,8 @@ fn catalog_status(error: &CatalogError) -> Status {
         CatalogError::NodeHasPlacements { .. } => Status::failed_precondition(message),
         CatalogError::PlacementExists { .. } => Status::already_exists(message),
         CatalogError::StorageMismatch { .. } => Status::failed_precondition(message),
-        CatalogError::NotDistributed { .. } | CatalogError::AlreadyIsolated { .. } => {
-            Status::invalid_argument(message)
-        }
+        CatalogError::NotDistributed { .. } => Status::invalid_argument(message),
+        CatalogError::AlreadyIsolated { .. } => Status::failed_precondition(message),
         CatalogError::NodeIdentityInUse { .. } => Status::already_exists(message),
         CatalogError::RoleNotFound { .. } => with_sqlstate(Status::not_found(message), "42704"),
         CatalogError::RoleExists { .. } => with_sqlstate(Status::already_exists(message), "42710"),
@@ -282,7 +281,9 @@ fn catalog_status(error: &CatalogError) -> Status {
         CatalogError::NotNullOnRows { .. } => {
             with_sqlstate(Status::invalid_argument(message), "23502")
         }
-        CatalogError::Storage(_) | CatalogError::Corrupt { .. } => Status::internal(message),
+        CatalogError::Storage(_)
+        | CatalogError::Corrupt { .. }
+        | CatalogError::Inconsistent { .. } => Status::internal(message),
         // The rest are about the statement's arguments (column, colocation, shard count).
         _ => Status::invalid_argument(message),
     }

@@ -155,7 +155,7 @@ async fn isolates_a_tenant_in_every_colocated_table_online() {
         let message = c
             .expect_error(
                 "SELECT isolate_tenant_to_new_shard('accounts', 17, 'CASCADE')",
-                Code::InvalidArgument,
+                Code::FailedPrecondition,
             )
             .await;
         assert!(message.contains("already been isolated"), "{message}");

@@ -110,7 +110,7 @@ fn ranges_from_scalar(value: &ScalarValue) -> Result<ShardRanges> {
                 .iter()
                 .enumerate()
                 .map(|(i, start)| {
-                    let end = starts.get(i + 1).map_or(i32::MAX, |next| next - 1);
+                    let end = starts.get(i + 1).map_or(i32::MAX, |next| next.saturating_sub(1));
                     (*start, end)
                 })
                 .collect();
@@ -227,11 +227,11 @@ mod tests {
         let args = ScalarFunctionArgs {
             args: vec![
                 ColumnarValue::Array(Arc::clone(&keys)),
-                ColumnarValue::Scalar(spelled),
+                ColumnarValue::Scalar(spelled.clone()),
             ],
             arg_fields: vec![
                 Arc::new(Field::new("k", DataType::Int64, false)),
-                Arc::new(Field::new("shards", DataType::Int64, false)),
+                Arc::new(Field::new("shards", spelled.data_type(), false)),
             ],
             number_rows: keys.len(),
             return_field: Arc::new(Field::new("shard", DataType::Int32, false)),

@@ -174,9 +174,8 @@ fn units_of(snapshot: &CatalogSnapshot, only: Option<ColocationId>) -> Vec<Unit>
             continue;
         }
         for shard in &table.shards {
-            let group = ShardGroup {
-                colocation_id,
-                index: shard.index,
+            let Some(group) = ShardGroup::of(colocation_id, shard) else {
+                continue;
             };
             for placement in &shard.placements {
                 let unit = units.entry((group, placement.group_id)).or_insert(Unit {
@@ -338,7 +337,7 @@ mod tests {
         Unit {
             group: ShardGroup {
                 colocation_id: ColocationId(colocation),
-                index,
+                range: (index as i32, index as i32),
             },
             shard_id: ShardId(index as i64),
             table_name: "t".into(),
@@ -394,7 +393,7 @@ mod tests {
     fn a_placement_moved_twice_moves_once() {
         let group = ShardGroup {
             colocation_id: ColocationId(1),
-            index: 0,
+            range: (0, 0),
         };
         let planned = |from, to| PlannedMove {
             group,

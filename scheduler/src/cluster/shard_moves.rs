@@ -30,7 +30,8 @@ use std::time::SystemTime;
 
 use parking_lot::Mutex;
 use shardfusion_catalog::{
-    CatalogError, CatalogSnapshot, ConcurrentChange, FileMeta, MovedFiles, PlacementCopy, TableKind,
+    CatalogError, CatalogSnapshot, ConcurrentChange, FileMeta, MovedFiles, PlacementCopy,
+    ShardMeta, TableKind,
 };
 use shardfusion_common::ids::{ColocationId, GroupId, PlacementId, ShardId};
 
@@ -43,11 +44,39 @@ const MAX_ROUNDS: usize = 6;
 /// From this round on, commits into the moving placements wait for the switch.
 pub const FENCED_FROM_ROUND: usize = 3;
 
-/// One shard group: a shard index of a colocation group.
+/// One shard group: the shards of a colocation group's tables that cover one hash range.
+/// It is named by that range, not by its position in the tables' shard lists: a tenant
+/// isolation splitting another shard group shifts positions, never another group's range,
+/// and a group it split no longer exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ShardGroup {
     pub colocation_id: ColocationId,
-    pub index: usize,
+    pub range: (i32, i32),
+}
+
+impl ShardGroup {
+    /// The shard group of `shard`, a shard of a distributed table in group `colocation_id`.
+    pub fn of(colocation_id: ColocationId, shard: &ShardMeta) -> Option<Self> {
+        Some(Self {
+            colocation_id,
+            range: shard.hash_range?,
+        })
+    }
+
+    /// Whether `shard` (of a table in this colocation group) belongs to the group.
+    pub fn holds(&self, shard: &ShardMeta) -> bool {
+        shard.hash_range == Some(self.range)
+    }
+}
+
+impl std::fmt::Display for ShardGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the shard group of hash range [{}, {}] in colocation group {}",
+            self.range.0, self.range.1, self.colocation_id
+        )
+    }
 }
 
 /// How far one move is, for `get_rebalance_progress()` and `citus_shards`.
@@ -141,9 +170,8 @@ pub fn shard_group_of(snapshot: &CatalogSnapshot, shard: ShardId) -> Result<Shar
                     table.name
                 )));
             }
-            return Ok(ShardGroup {
-                colocation_id,
-                index: s.index,
+            return ShardGroup::of(colocation_id, s).ok_or_else(|| {
+                SchedulerError::cluster_state(format!("shard {shard} has no hash range"))
             });
         }
     }
@@ -166,7 +194,7 @@ fn placements_on(
         {
             continue;
         }
-        let Some(shard) = table.shards.iter().find(|s| s.index == group.index) else {
+        let Some(shard) = table.shards.iter().find(|s| group.holds(s)) else {
             continue;
         };
         if shard.placements.iter().any(|p| p.group_id == to) {
@@ -189,8 +217,7 @@ fn placements_on(
     }
     if found.is_empty() {
         return Err(SchedulerError::invalid(format!(
-            "colocation group {} has no shard {}",
-            group.colocation_id, group.index
+            "{group} no longer exists (a tenant isolation or re-shard replaced its shards)"
         )));
     }
     Ok(found)
@@ -227,8 +254,7 @@ pub async fn move_shard_group(
         let mut moving = cluster.moves.moving.lock();
         if !moving.insert(group) {
             return Err(SchedulerError::cluster_state(format!(
-                "shard group {} of colocation group {} is already being moved",
-                group.index, group.colocation_id
+                "{group} is already being moved"
             )));
         }
     }
@@ -240,7 +266,7 @@ pub async fn move_shard_group(
     let shard_id = snapshot
         .tables
         .get(&first[0].0)
-        .and_then(|t| t.shards.iter().find(|s| s.index == group.index))
+        .and_then(|t| t.shards.iter().find(|s| group.holds(s)))
         .map_or(ShardId(0), |s| s.shard_id);
     let slot = cluster.moves.track(MoveProgress {
         table_name: first[0].0.clone(),
@@ -342,16 +368,9 @@ async fn switch_in_rounds(
         }
     }
     // Nothing was moved: a retryable conflict (40001), as for a statement that lost a race.
-    tracing::warn!(
-        "shard group {} of colocation group {} kept changing during {MAX_ROUNDS} copy rounds",
-        group.index,
-        group.colocation_id
-    );
+    tracing::warn!("{group} kept changing during {MAX_ROUNDS} copy rounds");
     Err(SchedulerError::Catalog(CatalogError::Conflict {
-        table: format!(
-            "colocation group {} shard group {}",
-            group.colocation_id, group.index
-        ),
+        table: group.to_string(),
         change: ConcurrentChange::FilesChanged,
     }))
 }

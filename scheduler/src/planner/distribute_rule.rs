@@ -61,6 +61,7 @@ use super::partial_reduce::reduce_per_worker;
 use super::partition_wise::drop_shard_exchanges;
 use super::planner_options::PlannerOptions;
 use super::repair::*;
+pub(super) use super::shard_layout::Layout;
 use super::stage_output::*;
 use crate::cluster::worker_pool::WorkerPool;
 use crate::exec::distributed_exec::{DistributedExec, WorkerTask};
@@ -72,63 +73,6 @@ pub(super) type ShardSlot = (usize, Option<(i32, i32)>);
 
 /// One equality of a join condition.
 pub(super) type JoinKey = (Arc<dyn PhysicalExpr>, Arc<dyn PhysicalExpr>);
-
-/// Where the shard groups of a qualifying subtree are: position `i` of every scan in it is
-/// shard index `indexes[i]` of its table, held by `nodes[i]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Layout {
-    pub(super) indexes: Vec<usize>,
-    /// The hash range of the shard at each position: shards of two tables line up only if
-    /// their ranges are equal (a table with an isolated tenant has uneven ones).
-    pub(super) ranges: Vec<Option<(i32, i32)>>,
-    pub(super) nodes: Vec<NodeId>,
-    pub(super) shard_ids: Vec<ShardId>,
-    /// For subtrees over reference tables only: the workers that hold all of their data.
-    pub(super) replicated_on: Option<Vec<NodeId>>,
-    /// For subtrees over a worker-to-worker shuffle: `nodes` are the consumer workers (one
-    /// task each), and the rows are partitioned by the shuffle keys, not by shards.
-    pub(super) shuffled: bool,
-}
-
-impl Layout {
-    /// Whether the subtree reads exactly one shard group, so anything above it may run there
-    /// too. A subtree whose filters pruned every shard is not: it runs no task at all, and an
-    /// aggregate without groups above it must still return its one row.
-    pub(super) fn single_shard(&self) -> bool {
-        self.nodes.len() == 1
-    }
-
-    /// How many distinct workers run the shard groups.
-    pub(super) fn worker_count(&self) -> usize {
-        let mut nodes = self.nodes.clone();
-        nodes.sort();
-        nodes.dedup();
-        nodes.len()
-    }
-
-    pub(super) fn same_groups(&self, other: &Layout) -> bool {
-        !self.shuffled
-            && !other.shuffled
-            && self.indexes == other.indexes
-            && self.ranges == other.ranges
-            && self.nodes == other.nodes
-    }
-
-    /// The consumer layout of a shuffle between the workers of `sides`.
-    pub(super) fn shuffle_over(sides: &[&Layout]) -> Self {
-        let mut nodes: Vec<NodeId> = sides.iter().flat_map(|l| l.nodes.iter().copied()).collect();
-        nodes.sort();
-        nodes.dedup();
-        Layout {
-            indexes: Vec::new(),
-            ranges: Vec::new(),
-            nodes,
-            shard_ids: Vec::new(),
-            replicated_on: None,
-            shuffled: true,
-        }
-    }
-}
 
 /// Estimated groups from which a GROUP BY that is not complete per shard is finalized on the
 /// workers (after a shuffle by its keys) rather than on the coordinator.

@@ -5,12 +5,12 @@
 //! turns that subtree into a stage (a `DistributedExec`, one task per worker), applying these
 //! passes in order:
 //! 1. [`distribute_rule`] (with [`grouping_layout`] for aggregates and windows, and
-//!    [`aligned_moves`]): decides the cut. A subtree qualifies when it runs shard group by
-//!    shard group (scans with filters and projections, partial — or, grouped by the
-//!    distribution column, complete — aggregates, co-located joins, reference-table joins,
-//!    per-partition sorts and limits, anything over a single shard), or moves rows between
-//!    workers: shard-aligned moves of one join side into the other's shards, hash shuffle
-//!    joins, repartitioned aggregates.
+//!    [`aligned_moves`]): decides the cut, by the [`shard_layout`] of each subtree. A subtree
+//!    qualifies when it runs shard group by shard group (scans with filters and projections,
+//!    partial — or, grouped by the distribution column, complete — aggregates, co-located
+//!    joins, reference-table joins, per-partition sorts and limits, anything over a single
+//!    shard), or moves rows between workers: shard-aligned moves of one join side into the
+//!    other's shards, hash shuffle joins, repartitioned aggregates.
 //! 2. [`broadcast`]: the small side of a join that is not co-located and cannot move between
 //!    workers is cut out of the stage, planned on its own, and its rows are shipped to every
 //!    worker inside the fragment. Joins inside a side that moves belong to that side's stage.
@@ -52,6 +52,7 @@ pub mod planner_options;
 pub mod repair;
 pub mod router;
 pub mod row_estimates;
+pub mod shard_layout;
 pub mod shuffle_cuts;
 pub mod stage_output;
 pub mod statement_counters;

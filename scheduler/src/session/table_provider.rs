@@ -76,7 +76,7 @@ impl ShardedTableProvider {
             for value in values {
                 match hash_scalar(&value, data_type) {
                     Ok(hash) => {
-                        shards.insert(ranges.index_of(hash));
+                        shards.insert(ranges.index_of(hash)?);
                     }
                     // NULL never matches `=`; unconvertible values cannot be pruned safely.
                     Err(_) if value.is_null() => {}

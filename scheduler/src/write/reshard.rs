@@ -10,8 +10,9 @@
 //!    query would) and writes them, hashed by the distribution column, into the new shards
 //!    ([`TableWriter`]); then it tries to commit all tables at once. If INSERTs committed
 //!    more files meanwhile, the next round rewrites those.
-//! 3. From round [`UNFENCED_ROUNDS`] on, the tables are fenced: commits that would add files
-//!    are refused with the retryable conflict, so that round sees every file and commits.
+//! 3. From round [`UNFENCED_ROUNDS`] on, the tables are fenced (for a split, only the
+//!    replaced shards' placements): commits that would add files there are refused with the
+//!    retryable conflict, so that round sees every file and commits.
 //!
 //! Queries keep running throughout: one planned before the switch reads the old shards,
 //! whose files are deleted only after it ends. A write that planned against the old shards
@@ -28,7 +29,7 @@ use shardfusion_catalog::reshard_store::ReshardPlan;
 use shardfusion_catalog::{
     CatalogError, CatalogSnapshot, ConcurrentChange, DistributionCommit, FileMeta, TableMeta,
 };
-use shardfusion_common::ids::{GroupId, ShardId};
+use shardfusion_common::ids::{GroupId, PlacementId, ShardId};
 use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 
 use crate::coordinator::Coordinator;
@@ -91,14 +92,25 @@ async fn rewrite_in_rounds(
 ) -> Result<Vec<(GroupId, FileMeta)>> {
     let catalog = &coordinator.cluster().catalog;
     let mut moved: Vec<BTreeSet<String>> = vec![BTreeSet::new(); plan.tables.len()];
-    let mut _fences = Vec::new();
+    let (mut _tables_fenced, mut _shards_fenced) = (Vec::new(), None);
     for round in 0..=UNFENCED_ROUNDS {
         if round == UNFENCED_ROUNDS {
-            _fences = plan
-                .tables
-                .iter()
-                .map(|t| catalog.fence_writes(t.table_id))
-                .collect();
+            match &plan.split {
+                // A re-shard: the whole tables.
+                None => {
+                    _tables_fenced = plan
+                        .tables
+                        .iter()
+                        .map(|t| catalog.fence_writes(t.table_id))
+                        .collect();
+                }
+                // A split: only the replaced shards' placements; the rest of the tables takes
+                // writes throughout.
+                Some(split) => {
+                    let placements = placements_of(&catalog.snapshot(), &split.sources);
+                    _shards_fenced = Some(catalog.fence_placements(&placements));
+                }
+            }
         }
         let snapshot = catalog.snapshot();
         for (i, target) in plan.tables.iter().enumerate() {
@@ -149,6 +161,17 @@ async fn rewrite_in_rounds(
         change: ConcurrentChange::BeingDistributed,
     }
     .into())
+}
+
+/// The placements of `shards`.
+fn placements_of(snapshot: &CatalogSnapshot, shards: &[ShardId]) -> Vec<PlacementId> {
+    snapshot
+        .tables
+        .values()
+        .flat_map(|t| &t.shards)
+        .filter(|s| shards.contains(&s.shard_id))
+        .flat_map(|s| s.placements.iter().map(|p| p.placement_id))
+        .collect()
 }
 
 /// The table as `snapshot` has it, if it is still the one `target` re-shards.

@@ -29,7 +29,8 @@ pub const FUNCTION: CitusFunction = CitusFunction {
 };
 
 /// The transfer modes Citus takes. Every one behaves the same here: the rows are rewritten
-/// while writes continue, and writes to the tables wait only for the last round.
+/// while writes continue; only writes into the shard group being split are refused (40001,
+/// retry) during the last round.
 const TRANSFER_MODES: &[&str] = &["auto", "force_logical", "block_writes"];
 
 async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementOutput> {
