@@ -24,7 +24,7 @@ use crate::commit_checks::table_schema;
 use crate::distribution_store::{DistributionCommit, insert_colocation};
 use crate::error::{CatalogError, ConcurrentChange};
 use crate::layout::{self, DistributionPlan, GroupChoice};
-use crate::model::{FileMeta, TableKind};
+use crate::model::{CatalogSnapshot, Colocation, FileMeta, TableKind, TableMeta};
 use crate::store::{
     Catalog, files_of_shard, files_of_table, insert_files, insert_shards, next_id, nodes_exist,
     reserve_shards,
@@ -81,21 +81,8 @@ impl Catalog {
             });
         }
         let snapshot = self.snapshot();
-        let meta = snapshot
-            .table(table)
-            .ok_or_else(|| CatalogError::TableNotFound {
-                name: table.to_string(),
-            })?;
-        let TableKind::Distributed { colocation_id, .. } = &meta.kind else {
-            return Err(CatalogError::NotDistributed {
-                name: table.to_string(),
-            });
-        };
-        let old = snapshot
-            .colocations
-            .get(colocation_id)
-            .cloned()
-            .ok_or(CatalogError::ColocationNotFound { id: *colocation_id })?;
+        let (meta, old) = distributed_table(&snapshot, table)?;
+        let colocation_id = &old.colocation_id;
         let mut members: Vec<_> = if cascade {
             snapshot
                 .tables
@@ -104,7 +91,7 @@ impl Catalog {
                 .cloned()
                 .collect()
         } else {
-            vec![Arc::clone(meta)]
+            vec![meta]
         };
         members.sort_by(|a, b| a.name.cmp(&b.name));
         let workers: Vec<GroupId> = snapshot
@@ -240,6 +227,29 @@ impl Catalog {
             Ok(DistributionCommit::Committed { garbage })
         })
     }
+}
+
+/// The distributed table `table` and its colocation group, as `snapshot` has them.
+pub(crate) fn distributed_table(
+    snapshot: &CatalogSnapshot,
+    table: &str,
+) -> Result<(Arc<TableMeta>, Colocation)> {
+    let meta = snapshot
+        .table(table)
+        .ok_or_else(|| CatalogError::TableNotFound {
+            name: table.to_string(),
+        })?;
+    let TableKind::Distributed { colocation_id, .. } = &meta.kind else {
+        return Err(CatalogError::NotDistributed {
+            name: table.to_string(),
+        });
+    };
+    let colocation = snapshot
+        .colocations
+        .get(colocation_id)
+        .cloned()
+        .ok_or(CatalogError::ColocationNotFound { id: *colocation_id })?;
+    Ok((Arc::clone(meta), colocation))
 }
 
 /// Checks that `table` is still the distributed table `plan` re-shards.

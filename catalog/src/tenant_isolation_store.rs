@@ -15,8 +15,7 @@ use shardfusion_common::ids::GroupId;
 
 use crate::error::CatalogError;
 use crate::layout::{DistributionPlan, GroupChoice};
-use crate::model::TableKind;
-use crate::reshard_store::{ReshardPlan, ShardSplit};
+use crate::reshard_store::{ReshardPlan, ShardSplit, distributed_table};
 use crate::store::{Catalog, reserve_shards};
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -42,21 +41,8 @@ impl Catalog {
     /// Nothing is visible until [`Catalog::commit_reshard`].
     pub fn plan_isolation(&self, table: &str, hash: i32) -> Result<ReshardPlan> {
         let snapshot = self.snapshot();
-        let meta = snapshot
-            .table(table)
-            .ok_or_else(|| CatalogError::TableNotFound {
-                name: table.to_string(),
-            })?;
-        let TableKind::Distributed { colocation_id, .. } = &meta.kind else {
-            return Err(CatalogError::NotDistributed {
-                name: table.to_string(),
-            });
-        };
-        let colocation = snapshot
-            .colocations
-            .get(colocation_id)
-            .cloned()
-            .ok_or(CatalogError::ColocationNotFound { id: *colocation_id })?;
+        let (meta, colocation) = distributed_table(&snapshot, table)?;
+        let colocation_id = &colocation.colocation_id;
         let (index, range) = meta
             .shard_of_hash(hash)
             .and_then(|s| Some((s.index, s.hash_range?)))
@@ -205,7 +191,12 @@ mod tests {
         let plan = catalog.plan_isolation("a", 7)?;
         add_file(&catalog, "b", 1, "b1-late")?;
         let index = catalog.table("b")?.shard_of_hash(7).map(|s| s.index);
-        add_file(&catalog, "b", index.expect("a shard holds every hash"), "b-late")?;
+        add_file(
+            &catalog,
+            "b",
+            index.expect("a shard holds every hash"),
+            "b-late",
+        )?;
         let moved = vec![paths(&["a1"]), paths(&["b1"])];
         let none = vec![vec![], vec![]];
         assert!(matches!(
@@ -231,7 +222,11 @@ mod tests {
     fn a_split_refuses_if_its_shard_group_moved_meanwhile() -> Result<()> {
         let catalog = catalog()?;
         let plan = catalog.plan_isolation("a", 7)?;
-        let sources = plan.split.as_ref().map(|s| s.sources.clone()).unwrap_or_default();
+        let sources = plan
+            .split
+            .as_ref()
+            .map(|s| s.sources.clone())
+            .unwrap_or_default();
         // The group's placements switch nodes, as a move's commit does.
         catalog.write(|tx| {
             for shard in &sources {

@@ -110,7 +110,9 @@ fn ranges_from_scalar(value: &ScalarValue) -> Result<ShardRanges> {
                 .iter()
                 .enumerate()
                 .map(|(i, start)| {
-                    let end = starts.get(i + 1).map_or(i32::MAX, |next| next.saturating_sub(1));
+                    let end = starts
+                        .get(i + 1)
+                        .map_or(i32::MAX, |next| next.saturating_sub(1));
                     (*start, end)
                 })
                 .collect();

@@ -69,7 +69,9 @@ mod tests {
         Layout {
             indexes: (0..ranges.len()).collect(),
             ranges: ranges.iter().copied().map(Some).collect(),
-            nodes: (0..ranges.len()).map(|i| NodeId(i as i32 % 2 + 1)).collect(),
+            nodes: (0..ranges.len())
+                .map(|i| NodeId(i as i32 % 2 + 1))
+                .collect(),
             shard_ids: (0..ranges.len()).map(|i| ShardId(100 + i as i64)).collect(),
             replicated_on: None,
             shuffled: false,

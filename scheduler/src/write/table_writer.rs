@@ -177,9 +177,11 @@ impl TableWriter {
                     ))
                 })?;
                 let ranges: Option<Vec<(i32, i32)>> = ranges.iter().copied().collect();
-                let ranges = ShardRanges::from_ranges(&ranges.unwrap_or_default())
-                    .map_err(|e| CatalogError::Inconsistent {
-                        what: format!("the shards of {}: {e}", table.name),
+                let ranges =
+                    ShardRanges::from_ranges(&ranges.unwrap_or_default()).map_err(|e| {
+                        CatalogError::Inconsistent {
+                            what: format!("the shards of {}: {e}", table.name),
+                        }
                     })?;
                 Routing::Hash {
                     column: index,
