@@ -40,6 +40,12 @@ pub const ACTION_COPY_SHARD_FILES: &str = "shardfusion.copy_shard_files";
 /// it is taking over into its metadata cache, checking them against the catalog
 /// ([`WarmShardFilesRequest`] → [`CopyShardFilesResponse`], checksums 0).
 pub const ACTION_WARM_SHARD_FILES: &str = "shardfusion.warm_shard_files";
+/// Action on a worker: rewrite one shard file copy-on-write for an `UPDATE` or `DELETE`
+/// ([`RewriteShardFileRequest`] → [`RewriteShardFileResponse`]).
+pub const ACTION_REWRITE_SHARD_FILE: &str = "shardfusion.rewrite_shard_file";
+
+/// The last column of a rewrite plan's output: whether the statement changes the row.
+pub const CHANGED_COLUMN: &str = "__shardfusion_changed";
 
 /// `app_metadata` of the last `FlightData` of a shard write: the coordinator sends it only when
 /// every row of the placement has been sent. A `DoPut` stream that ends without it (a cancelled
@@ -307,6 +313,40 @@ pub struct FileToCopy {
 pub struct WarmShardFilesRequest {
     #[prost(message, repeated, tag = "1")]
     pub files: Vec<FileToCopy>,
+}
+
+/// Body of [`ACTION_REWRITE_SHARD_FILE`]: a plan fragment that reads one shard file (a
+/// `ShardScanExec` of it) and outputs the rows as the statement leaves them — the table's
+/// columns, then the boolean [`CHANGED_COLUMN`] — and where to write the new file.
+#[derive(Clone, PartialEq, Message)]
+pub struct RewriteShardFileRequest {
+    #[prost(bytes = "vec", tag = "1")]
+    pub plan: Vec<u8>,
+    #[prost(int64, tag = "2")]
+    pub table_id: i64,
+    #[prost(int64, tag = "3")]
+    pub shard_id: i64,
+    /// A UUID; becomes the new file's name.
+    #[prost(string, tag = "4")]
+    pub write_id: String,
+    /// As in [`WriteRequest::sort_column`].
+    #[prost(string, tag = "5")]
+    pub sort_column: String,
+    /// Whether changed rows are left out (`DELETE`) rather than written (`UPDATE`).
+    #[prost(bool, tag = "6")]
+    pub delete: bool,
+}
+
+/// Result of [`ACTION_REWRITE_SHARD_FILE`].
+#[derive(Clone, PartialEq, Message)]
+pub struct RewriteShardFileResponse {
+    /// Rows the statement changed (updated or deleted) in the file.
+    #[prost(uint64, tag = "1")]
+    pub changed_rows: u64,
+    /// The file that replaces it; absent when no row changed (nothing is kept) or when
+    /// every row was deleted.
+    #[prost(message, optional, tag = "2")]
+    pub written: Option<WrittenFile>,
 }
 
 /// Result of [`ACTION_PING`].

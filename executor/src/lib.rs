@@ -12,6 +12,7 @@
 //! - [`file_analysis`]: reading shard files back for their column statistics (`ANALYZE`).
 //! - [`file_copy`]: copying shard files from a peer worker (shard moves), verified.
 //! - [`file_warming`]: taking over shard files in shared object storage (moves copy nothing).
+//! - [`file_rewrite`]: rewriting a shard file copy-on-write for `UPDATE` and `DELETE`.
 //! - [`shard_inventory`]: listing the shard files on disk for orphan reconciliation.
 //! - [`registration`]: announcing the worker to its coordinator.
 //!
@@ -21,6 +22,7 @@
 pub mod error;
 pub mod file_analysis;
 pub mod file_copy;
+pub mod file_rewrite;
 pub mod file_warming;
 pub mod fragment;
 pub mod in_process_transport;

@@ -53,9 +53,10 @@ use shardfusion_common::tls::ClusterTls;
 use shardfusion_common::wire::{
     ACTION_ANALYZE_FILES, ACTION_CANCEL_SHUFFLES, ACTION_COPY_SHARD_FILES, ACTION_DELETE_FILES,
     ACTION_LIST_SHARD_FILES, ACTION_PING, ACTION_PROVE_MEMBERSHIP, ACTION_READ_SHARD_FILE,
-    ACTION_WARM_SHARD_FILES, AUTH_HEADER, AnalyzeFilesRequest, AnalyzeFilesResponse,
-    CancelShufflesRequest, CopyShardFilesResponse, DeleteFilesRequest, PingResponse,
-    ProveMembershipRequest, ProveMembershipResponse, ShardFileList, TaskTicket, WriteRequest,
+    ACTION_REWRITE_SHARD_FILE, ACTION_WARM_SHARD_FILES, AUTH_HEADER, AnalyzeFilesRequest,
+    AnalyzeFilesResponse, CancelShufflesRequest, CopyShardFilesResponse, DeleteFilesRequest,
+    PingResponse, ProveMembershipRequest, ProveMembershipResponse, ShardFileList, TaskTicket,
+    WriteRequest,
 };
 use shardfusion_common::{ids, status};
 use tonic::{Request, Response, Status, Streaming};
@@ -484,6 +485,19 @@ impl FlightService for WorkerService {
                 };
                 Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
             }
+            ACTION_REWRITE_SHARD_FILE => {
+                let response = crate::file_rewrite::rewrite_from_request(
+                    &self.root,
+                    &self.active_writes,
+                    self.ctx.task_ctx(),
+                    &action.body,
+                )
+                .await?;
+                let result = arrow_flight::Result {
+                    body: response.encode_to_vec().into(),
+                };
+                Ok(Response::new(futures::stream::iter([Ok(result)]).boxed()))
+            }
             other => Err(bad_request(format!("unknown action {other:?}"))),
         }
     }
@@ -503,6 +517,7 @@ impl FlightService for WorkerService {
             ACTION_READ_SHARD_FILE,
             ACTION_COPY_SHARD_FILES,
             ACTION_WARM_SHARD_FILES,
+            ACTION_REWRITE_SHARD_FILE,
             ACTION_PROVE_MEMBERSHIP,
         ]
         .map(|name| {

@@ -530,8 +530,12 @@ impl Coordinator {
                 }
                 None => self.plan(statement, tracker, access, params, control).await,
             },
-            Statement::Update(_) => Err(SchedulerError::unsupported("UPDATE")),
-            Statement::Delete(_) => Err(SchedulerError::unsupported("DELETE")),
+            Statement::Update(update) => {
+                crate::write::row_changes::update(self, access, update).await
+            }
+            Statement::Delete(delete) => {
+                crate::write::row_changes::delete(self, access, delete).await
+            }
             Statement::StartTransaction { .. }
             | Statement::Commit { .. }
             | Statement::Rollback { .. } => Err(SchedulerError::unsupported(

@@ -69,8 +69,11 @@ async fn bad_statements_get_clear_errors() {
         .await;
     assert!(m.to_lowercase().contains("null"), "{m}");
     assert_eq!(c.scalar("SELECT count(*) FROM items").await, "2");
-    c.expect_error("UPDATE items SET price = 0", Code::Unimplemented)
-        .await;
+    c.expect_error(
+        "UPDATE items SET price = 0 RETURNING id",
+        Code::Unimplemented,
+    )
+    .await;
 
     // Through the update path too.
     let status = c.update("DROP TABLE nope").await.expect_err("must fail");

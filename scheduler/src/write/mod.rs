@@ -10,11 +10,14 @@
 //! - [`distribution`]: moving a table's rows into new shards while it is being written to
 //!   (`create_distributed_table` on a table with rows).
 //! - [`reshard`]: rewriting distributed tables into a new shard count online
-//!   (`alter_distributed_table`).
+//!   (`alter_distributed_table`), or one shard group into three (`isolate_tenant_to_new_shard`).
+//! - [`row_changes`]: `UPDATE` and `DELETE`, rewriting the changed files copy-on-write on the
+//!   nodes that hold them.
 
 pub mod conform;
 pub mod distribution;
 pub mod not_null;
 pub mod placement_follow;
 pub mod reshard;
+pub mod row_changes;
 pub mod table_writer;

@@ -518,7 +518,8 @@ impl TableWriter {
     }
 }
 
-fn file_meta(written: WrittenFile) -> FileMeta {
+/// The catalog's record of a file a node wrote.
+pub(crate) fn file_meta(written: WrittenFile) -> FileMeta {
     FileMeta {
         stats: shardfusion_common::column_stats::encoding::from_messages(&written.columns)
             .map(Arc::new),

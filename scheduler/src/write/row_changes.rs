@@ -1,0 +1,510 @@
+//! `UPDATE t SET c = e, ... [WHERE p]` and `DELETE FROM t [WHERE p]` on distributed, reference
+//! and local tables, copy-on-write.
+//!
+//! 1. The filter prunes the shards as a query's would: `WHERE tenant = 5` on the
+//!    distribution column touches one shard group, anything else every shard.
+//! 2. Every file of every placement of those shards is rewritten where it lies, all of them at
+//!    once (up to [`PARALLEL_REWRITES`]): the coordinator sends the node a plan that reads the
+//!    file and outputs each row as the statement leaves it, plus whether it changed it
+//!    ([`shardfusion_executor::file_rewrite`]); the node writes the new file itself. No row
+//!    passes through the coordinator. A file in which no row changed is left as it is.
+//! 3. One catalog transaction swaps every changed file for its new version
+//!    ([`shardfusion_catalog::Catalog::compact_files`]), so readers see the table before or
+//!    after the statement, never between. If another statement replaced or removed one of
+//!    those files first (a concurrent `UPDATE`, `DELETE`, `TRUNCATE`, compaction or move), the
+//!    statement fails with the retryable serialization failure (40001) and changes nothing;
+//!    rows inserted meanwhile are new files, which it neither reads nor replaces.
+//!
+//! The old files are deleted once no statement that started before the swap still reads them.
+//! As in Citus, the distribution column cannot be updated. The filter and the new values are
+//! expressions over the table's own row: `UPDATE ... FROM`, `DELETE ... USING`, subqueries,
+//! `RETURNING` and parameters are not supported yet.
+
+use std::sync::Arc;
+
+use arrow_flight::Action;
+use datafusion::common::{Column, DFSchema};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, cast, col, lit, when};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+use datafusion::sql::sqlparser::ast::{
+    AssignmentTarget, Delete, Expr as SqlExpr, FromTable, Ident, TableFactor, TableWithJoins,
+    Update,
+};
+use futures::StreamExt;
+use prost::Message;
+use shardfusion_catalog::{CatalogSnapshot, FileMeta, TableKind, TableMeta};
+use shardfusion_common::codec::encode_plan;
+use shardfusion_common::ids::{GroupId, PlacementId, ShardId};
+use shardfusion_common::shard_scan::{FileRef, ShardFiles, ShardScanExec};
+use shardfusion_common::storage::shard_file_path;
+use shardfusion_common::wire::{
+    ACTION_REWRITE_SHARD_FILE, CHANGED_COLUMN, RewriteShardFileRequest, RewriteShardFileResponse,
+    WrittenFile,
+};
+use tonic::Status;
+
+use crate::auth::principal::Access;
+use crate::cluster::orphan_cleanup::InFlightWrite;
+use crate::cluster::shared_state::Cluster;
+use crate::coordinator::{Coordinator, StatementOutput};
+use crate::error::{Result, SchedulerError};
+use crate::session::statement_context::session_for;
+use crate::session::table_provider::ShardedTableProvider;
+use crate::statements::ddl::table_name;
+use crate::write::table_writer::file_meta;
+use shardfusion_catalog::roles::TablePrivilege;
+
+/// Files rewritten at once, across all nodes.
+pub const PARALLEL_REWRITES: usize = 16;
+
+/// What the statement does to the rows its filter selects.
+enum Change {
+    /// New values: (column index, expression).
+    Set(Vec<(usize, SqlExpr)>),
+    Delete,
+}
+
+/// `UPDATE`; its result is the number of rows updated.
+pub async fn update(
+    coordinator: &Coordinator,
+    access: &Access<'_>,
+    update: &Update,
+) -> Result<StatementOutput> {
+    if update.from.is_some() {
+        return Err(SchedulerError::unsupported("UPDATE ... FROM"));
+    }
+    if update.returning.is_some() || update.output.is_some() {
+        return Err(SchedulerError::unsupported("UPDATE ... RETURNING"));
+    }
+    if update.or.is_some() || !update.order_by.is_empty() || update.limit.is_some() {
+        return Err(SchedulerError::unsupported(
+            "UPDATE OR ..., ORDER BY or LIMIT in UPDATE",
+        ));
+    }
+    let (name, alias) = target(&update.table)?;
+    access.require_table(&name, TablePrivilege::Update)?;
+    if update.selection.is_some() {
+        access.require_table(&name, TablePrivilege::Select)?;
+    }
+    let snapshot = coordinator.cluster().catalog.snapshot();
+    let table = existing(&snapshot, &name)?;
+    let mut set: Vec<(usize, SqlExpr)> = Vec::with_capacity(update.assignments.len());
+    for assignment in &update.assignments {
+        let AssignmentTarget::ColumnName(column) = &assignment.target else {
+            return Err(SchedulerError::unsupported("UPDATE ... SET (a, b) = (...)"));
+        };
+        let column = column
+            .0
+            .last()
+            .and_then(|part| part.as_ident())
+            .map(normalized)
+            .unwrap_or_default();
+        let (index, _) = table.schema.column_with_name(&column).ok_or_else(|| {
+            SchedulerError::invalid(format!(
+                "column \"{column}\" of relation \"{name}\" does not exist"
+            ))
+        })?;
+        if matches!(&table.kind, TableKind::Distributed { column: d, .. } if *d == column) {
+            return Err(SchedulerError::invalid(format!(
+                "modifying the partition value of rows is not allowed: \"{column}\" is the \
+                 distribution column of {name}"
+            )));
+        }
+        if set.iter().any(|(i, _)| *i == index) {
+            return Err(SchedulerError::invalid(format!(
+                "multiple assignments to same column \"{column}\""
+            )));
+        }
+        set.push((index, assignment.value.clone()));
+    }
+    let changed = change_rows(
+        coordinator,
+        snapshot,
+        &table,
+        alias,
+        update.selection.as_ref(),
+        Change::Set(set),
+    )
+    .await?;
+    Ok(StatementOutput::count(changed))
+}
+
+/// `DELETE`; its result is the number of rows deleted.
+pub async fn delete(
+    coordinator: &Coordinator,
+    access: &Access<'_>,
+    delete: &Delete,
+) -> Result<StatementOutput> {
+    if delete.using.is_some() || !delete.tables.is_empty() {
+        return Err(SchedulerError::unsupported("DELETE ... USING"));
+    }
+    if delete.returning.is_some() || delete.output.is_some() {
+        return Err(SchedulerError::unsupported("DELETE ... RETURNING"));
+    }
+    if !delete.order_by.is_empty() || delete.limit.is_some() {
+        return Err(SchedulerError::unsupported("ORDER BY or LIMIT in DELETE"));
+    }
+    let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &delete.from;
+    let [from] = from.as_slice() else {
+        return Err(SchedulerError::unsupported("DELETE from several tables"));
+    };
+    let (name, alias) = target(from)?;
+    access.require_table(&name, TablePrivilege::Delete)?;
+    if delete.selection.is_some() {
+        access.require_table(&name, TablePrivilege::Select)?;
+    }
+    let snapshot = coordinator.cluster().catalog.snapshot();
+    let table = existing(&snapshot, &name)?;
+    let changed = change_rows(
+        coordinator,
+        snapshot,
+        &table,
+        alias,
+        delete.selection.as_ref(),
+        Change::Delete,
+    )
+    .await?;
+    Ok(StatementOutput::count(changed))
+}
+
+/// The table a statement changes and the alias it names it by.
+fn target(from: &TableWithJoins) -> Result<(String, Option<String>)> {
+    if !from.joins.is_empty() {
+        return Err(SchedulerError::unsupported("joins in UPDATE or DELETE"));
+    }
+    let TableFactor::Table { name, alias, .. } = &from.relation else {
+        return Err(SchedulerError::unsupported(
+            "UPDATE or DELETE of anything but a table",
+        ));
+    };
+    Ok((
+        table_name(name)?,
+        alias.as_ref().map(|a| normalized(&a.name)),
+    ))
+}
+
+fn normalized(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+fn existing(snapshot: &CatalogSnapshot, name: &str) -> Result<Arc<TableMeta>> {
+    snapshot.table(name).cloned().ok_or_else(|| {
+        shardfusion_catalog::CatalogError::TableNotFound {
+            name: name.to_string(),
+        }
+        .into()
+    })
+}
+
+/// One file to rewrite, on one placement.
+struct Rewrite {
+    shard: ShardId,
+    placement: PlacementId,
+    group: GroupId,
+    file: FileMeta,
+}
+
+/// What rewriting one file did.
+struct Rewritten {
+    rewrite: Rewrite,
+    changed: u64,
+    written: Option<FileMeta>,
+    /// Keeps the new file registered as in flight until it is committed or deleted.
+    _in_flight: InFlightWrite,
+}
+
+/// Steps 1 to 3 of the module docs; returns the rows changed.
+async fn change_rows(
+    coordinator: &Coordinator,
+    snapshot: Arc<CatalogSnapshot>,
+    table: &Arc<TableMeta>,
+    alias: Option<String>,
+    selection: Option<&SqlExpr>,
+    change: Change,
+) -> Result<u64> {
+    let cluster = coordinator.cluster();
+    let session = session_for(cluster, Arc::clone(&snapshot))?;
+    let state = session.state();
+    let qualifier = alias.unwrap_or_else(|| table.name.clone());
+    let row = DFSchema::try_from_qualified_schema(qualifier.as_str(), &table.schema)?;
+    let filter = selection
+        .map(|e| state.create_logical_expr(&e.to_string(), &row))
+        .transpose()?;
+    let changed = match &filter {
+        Some(filter) => filter.clone().is_true(),
+        None => lit(true),
+    };
+    let mut outputs: Vec<Expr> = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| col(Column::new(Some(qualifier.as_str()), f.name())))
+        .collect();
+    let delete = matches!(change, Change::Delete);
+    if let Change::Set(set) = change {
+        for (index, value) in set {
+            let value = state.create_logical_expr(&value.to_string(), &row)?;
+            let data_type = table.schema.field(index).data_type().clone();
+            outputs[index] =
+                when(changed.clone(), cast(value, data_type)).otherwise(outputs[index].clone())?;
+        }
+    }
+    outputs.push(changed);
+    let mut projection = Vec::with_capacity(outputs.len());
+    for (i, expr) in outputs.into_iter().enumerate() {
+        let name = table
+            .schema
+            .fields()
+            .get(i)
+            .map_or(CHANGED_COLUMN.to_string(), |f| f.name().clone());
+        projection.push(ProjectionExpr::new(
+            state.create_physical_expr(expr, &row)?,
+            name,
+        ));
+    }
+
+    // Step 1: the shards the filter can touch, and every file of each of their placements.
+    let provider = ShardedTableProvider::new(
+        Arc::clone(cluster),
+        Arc::clone(&snapshot),
+        Arc::clone(table),
+    );
+    let keep = filter
+        .as_ref()
+        .and_then(|f| provider.prune(std::slice::from_ref(f)));
+    let mut rewrites = Vec::new();
+    for shard in &table.shards {
+        if keep.as_ref().is_some_and(|k| !k.contains(&shard.index)) {
+            continue;
+        }
+        for placement in &shard.placements {
+            for file in &placement.files {
+                rewrites.push(Rewrite {
+                    shard: shard.shard_id,
+                    placement: placement.placement_id,
+                    group: placement.group_id,
+                    file: file.clone(),
+                });
+            }
+        }
+    }
+
+    // Step 2: every file rewritten where it lies.
+    let sort_column = match &table.kind {
+        TableKind::Distributed { column, .. } => column.clone(),
+        _ => String::new(),
+    };
+    let how = HowToRewrite {
+        cluster,
+        snapshot: &snapshot,
+        task_ctx: session.task_ctx(),
+        table,
+        projection: &projection,
+        sort_column: &sort_column,
+        delete,
+    };
+    let results: Vec<Result<Rewritten>> = futures::stream::iter(rewrites)
+        .map(|rewrite| how.rewrite(rewrite))
+        .buffer_unordered(PARALLEL_REWRITES)
+        .collect()
+        .await;
+    let mut done = Vec::with_capacity(results.len());
+    let mut failure = None;
+    for result in results {
+        match result {
+            Ok(rewritten) => done.push(rewritten),
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    let written: Vec<(GroupId, FileMeta)> = done
+        .iter()
+        .filter_map(|r| Some((r.rewrite.group, r.written.clone()?)))
+        .collect();
+    if let Some(e) = failure {
+        cluster.delete_garbage(&snapshot, written).await;
+        return Err(e);
+    }
+    let changed: Vec<&Rewritten> = done.iter().filter(|r| r.changed > 0).collect();
+    if changed.is_empty() {
+        return Ok(0);
+    }
+    // Every placement of a shard holds the same rows: count each shard's changes once.
+    let first_placement = |r: &Rewritten| {
+        table
+            .shards
+            .iter()
+            .find(|s| s.shard_id == r.rewrite.shard)
+            .and_then(|s| s.placements.first())
+            .is_some_and(|p| p.placement_id == r.rewrite.placement)
+    };
+    let count: u64 = changed
+        .iter()
+        .filter(|r| first_placement(r))
+        .map(|r| r.changed)
+        .sum();
+
+    // Step 3: one swap of every changed file.
+    let replaced: Vec<(PlacementId, String)> = changed
+        .iter()
+        .map(|r| (r.rewrite.placement, r.rewrite.file.path.clone()))
+        .collect();
+    let new_files: Vec<(PlacementId, GroupId, FileMeta)> = changed
+        .iter()
+        .filter_map(|r| Some((r.rewrite.placement, r.rewrite.group, r.written.clone()?)))
+        .collect();
+    // From before the swap until their retirement, reconciliation must not take the old files
+    // for orphans: the catalog stops listing them at the swap.
+    let _protected: Vec<InFlightWrite> = changed
+        .iter()
+        .map(|r| {
+            cluster
+                .orphans
+                .in_flight()
+                .begin(r.rewrite.group, &r.rewrite.file.path)
+        })
+        .collect();
+    let _committing = cluster.retirement.committing();
+    match cluster
+        .catalog
+        .compact_files(&table.name, &table.schema, &replaced, &new_files)
+    {
+        Ok(old) => {
+            crate::limits::commit_point::reached();
+            cluster.retire_files(old);
+            Ok(count)
+        }
+        Err(e) => {
+            cluster.delete_garbage(&snapshot, written).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// What every file of one statement is rewritten with.
+struct HowToRewrite<'a> {
+    cluster: &'a Arc<Cluster>,
+    snapshot: &'a CatalogSnapshot,
+    task_ctx: Arc<TaskContext>,
+    table: &'a TableMeta,
+    /// The table's columns as the statement leaves them, then [`CHANGED_COLUMN`].
+    projection: &'a [ProjectionExpr],
+    sort_column: &'a str,
+    delete: bool,
+}
+
+impl HowToRewrite<'_> {
+    /// Rewrites one file on the node holding it (the coordinator's own for a local table).
+    async fn rewrite(&self, rewrite: Rewrite) -> Result<Rewritten> {
+        let Self {
+            cluster,
+            snapshot,
+            task_ctx,
+            table,
+            projection,
+            sort_column,
+            delete,
+        } = self;
+        let (sort_column, delete) = (*sort_column, *delete);
+        let node_id = snapshot
+            .node_of_group(rewrite.group)
+            .map_or(shardfusion_common::ids::NodeId(0), |n| n.node_id);
+        let files = file_refs_of(&rewrite.file);
+        let scan = ShardScanExec::try_new(
+            table.name.clone(),
+            Arc::clone(&table.schema),
+            None,
+            None,
+            None,
+            vec![ShardFiles {
+                shard_id: rewrite.shard,
+                node_id,
+                files,
+            }],
+        )?;
+        let plan: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(
+            projection.to_vec(),
+            Arc::new(scan),
+        )?);
+        let write_id = uuid::Uuid::new_v4().to_string();
+        let path = shard_file_path(table.table_id, rewrite.shard, &write_id);
+        // Registered before the node can create the file, so reconciliation never sees it
+        // unregistered.
+        let in_flight = cluster.orphans.in_flight().begin(rewrite.group, &path);
+        let (changed, written) = if rewrite.group == GroupId::COORDINATOR {
+            let ctx = Arc::clone(task_ctx);
+            let sort_by = (!sort_column.is_empty()).then_some(sort_column);
+            shardfusion_executor::file_rewrite::rewrite_shard_file(
+                &cluster.root,
+                plan,
+                ctx,
+                &path,
+                sort_by,
+                delete,
+            )
+            .await
+            .map_err(|e| SchedulerError::Worker {
+                node: "coordinator".into(),
+                status: e.into(),
+            })?
+        } else {
+            let node = snapshot.node_of_group(rewrite.group).ok_or_else(|| {
+                SchedulerError::invalid(format!("no node holds placement group {}", rewrite.group))
+            })?;
+            let label = format!("{}:{}", node.node_name, node.node_port);
+            let request = RewriteShardFileRequest {
+                plan: encode_plan(plan)?,
+                table_id: table.table_id.0,
+                shard_id: rewrite.shard.0,
+                write_id,
+                sort_column: sort_column.to_string(),
+                delete,
+            };
+            let results = cluster
+                .workers
+                .do_action(
+                    &node.url(),
+                    Action::new(ACTION_REWRITE_SHARD_FILE, request.encode_to_vec()),
+                )
+                .await
+                .map_err(|status| SchedulerError::Worker {
+                    node: label.clone(),
+                    status,
+                })?;
+            let answer = results
+                .into_iter()
+                .next()
+                .map(|r| RewriteShardFileResponse::decode(r.body))
+                .transpose()
+                .map_err(|e| SchedulerError::Worker {
+                    node: label.clone(),
+                    status: Status::internal(format!("bad rewrite_shard_file answer: {e}")),
+                })?
+                .ok_or_else(|| SchedulerError::Worker {
+                    node: label,
+                    status: Status::internal("rewrite_shard_file answered nothing"),
+                })?;
+            (answer.changed_rows, answer.written)
+        };
+        Ok(Rewritten {
+            rewrite,
+            changed,
+            written: written.map(|w: WrittenFile| file_meta(w)),
+            _in_flight: in_flight,
+        })
+    }
+}
+
+/// The scan's reference to one committed file.
+fn file_refs_of(file: &FileMeta) -> Vec<FileRef> {
+    vec![FileRef {
+        path: file.path.clone(),
+        byte_size: file.byte_size,
+        row_count: file.row_count,
+        stats: file.stats.clone(),
+    }]
+}
