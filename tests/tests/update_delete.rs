@@ -215,6 +215,8 @@ async fn update_and_delete_change_exactly_the_rows_they_select() {
         .await;
         c.expect_error("UPDATE accounts SET nope = 1", Code::InvalidArgument)
             .await;
+        c.expect_error("UPDATE accounts SET owner = DEFAULT", Code::Unimplemented)
+            .await;
         c.expect_error("DELETE FROM missing WHERE id = 1", Code::NotFound)
             .await;
         assert_eq!(before, cluster_files_in_catalog(cluster.coordinator()));
@@ -275,6 +277,68 @@ async fn concurrent_updates_of_one_row_lose_no_write() {
             (CLIENTS * ADDS).to_string()
         );
         assert_eq!(c.scalar("SELECT sum(n) FROM counters").await, "40");
+    })
+    .await
+    .expect("the test finishes within 240 s");
+}
+
+/// What a client writes every day: filling NULLs with `coalesce`, stamping rows with
+/// `now()`, and a filter with a volatile function, which is evaluated once per row: a row is
+/// either changed in every column set or in none, and the count says how many were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn functions_run_as_in_a_query_and_filters_once_per_row() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let cluster = TestCluster::start(2).await;
+        let mut c = cluster.client().await;
+        c.run(
+            "CREATE TABLE events (id BIGINT NOT NULL, label TEXT, seen TIMESTAMP, \
+             a BIGINT NOT NULL, b BIGINT NOT NULL)",
+        )
+        .await;
+        c.run("SELECT create_distributed_table('events', 'id', shard_count => 4)")
+            .await;
+        c.run(
+            "INSERT INTO events SELECT v, CASE WHEN v % 2 = 0 THEN 'x' END, NULL, 0 AS a, 0 AS b \
+             FROM generate_series(1, 1000) t(v)",
+        )
+        .await;
+        assert_eq!(
+            c.update("UPDATE events SET label = coalesce(label, 'none') WHERE coalesce(label, '') = ''")
+                .await
+                .expect("coalesce"),
+            500
+        );
+        assert_eq!(
+            c.update("UPDATE events SET seen = now() WHERE id <= 10")
+                .await
+                .expect("now()"),
+            10
+        );
+        // One statement, one start time: every stamped row has the same one.
+        assert_eq!(
+            c.scalar("SELECT count(DISTINCT seen) || '/' || count(seen) FROM events").await,
+            "1/10"
+        );
+        assert_eq!(
+            c.update("DELETE FROM events WHERE seen < current_timestamp - INTERVAL '1 day'")
+                .await
+                .expect("current_timestamp"),
+            0
+        );
+        let changed = c
+            .update("UPDATE events SET a = 1, b = 1 WHERE random() < 0.5")
+            .await
+            .expect("random()");
+        assert_eq!(
+            c.scalar("SELECT count(*) FILTER (WHERE a <> b) || '/' || count(*) FILTER (WHERE a = 1) FROM events")
+                .await,
+            format!("0/{changed}")
+        );
+        assert_eq!(
+            c.scalar("SELECT count(*) || '/' || count(*) FILTER (WHERE label = 'none') FROM events")
+                .await,
+            "1000/500"
+        );
     })
     .await
     .expect("the test finishes within 240 s");

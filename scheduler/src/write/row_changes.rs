@@ -23,9 +23,13 @@
 use std::sync::Arc;
 
 use arrow_flight::Action;
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::{Column, DFSchema};
-use datafusion::execution::TaskContext;
+use datafusion::execution::{SessionState, TaskContext};
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, cast, col, lit, when};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::sql::sqlparser::ast::{
@@ -116,6 +120,13 @@ pub async fn update(
             return Err(SchedulerError::invalid(format!(
                 "multiple assignments to same column \"{column}\""
             )));
+        }
+        if matches!(&assignment.value, SqlExpr::Identifier(i)
+            if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+        {
+            return Err(SchedulerError::unsupported(
+                "UPDATE ... SET column = DEFAULT",
+            ));
         }
         set.push((index, assignment.value.clone()));
     }
@@ -235,38 +246,8 @@ async fn change_rows(
     let filter = selection
         .map(|e| state.create_logical_expr(&e.to_string(), &row))
         .transpose()?;
-    let changed = match &filter {
-        Some(filter) => filter.clone().is_true(),
-        None => lit(true),
-    };
-    let mut outputs: Vec<Expr> = table
-        .schema
-        .fields()
-        .iter()
-        .map(|f| col(Column::new(Some(qualifier.as_str()), f.name())))
-        .collect();
     let delete = matches!(change, Change::Delete);
-    if let Change::Set(set) = change {
-        for (index, value) in set {
-            let value = state.create_logical_expr(&value.to_string(), &row)?;
-            let data_type = table.schema.field(index).data_type().clone();
-            outputs[index] =
-                when(changed.clone(), cast(value, data_type)).otherwise(outputs[index].clone())?;
-        }
-    }
-    outputs.push(changed);
-    let mut projection = Vec::with_capacity(outputs.len());
-    for (i, expr) in outputs.into_iter().enumerate() {
-        let name = table
-            .schema
-            .fields()
-            .get(i)
-            .map_or(CHANGED_COLUMN.to_string(), |f| f.name().clone());
-        projection.push(ProjectionExpr::new(
-            state.create_physical_expr(expr, &row)?,
-            name,
-        ));
-    }
+    let projections = projections(&state, table, &qualifier, &row, filter.as_ref(), change)?;
 
     // Step 1: the shards the filter can touch, and every file of each of their placements.
     let provider = ShardedTableProvider::new(
@@ -304,7 +285,7 @@ async fn change_rows(
         snapshot: &snapshot,
         task_ctx: session.task_ctx(),
         table,
-        projection: &projection,
+        projections: &projections,
         sort_column: &sort_column,
         delete,
     };
@@ -385,14 +366,92 @@ async fn change_rows(
     }
 }
 
+/// The two projections a file's rows go through: the first keeps the columns and adds
+/// [`CHANGED_COLUMN`] (the filter, evaluated once per row, so a volatile filter changes a
+/// row in every column set or in none); the second gives each set column its new value where
+/// the row changed. Expressions are coerced and simplified once for the statement, as a
+/// query's are: `now()` is the statement's start time on every node.
+fn projections(
+    state: &SessionState,
+    table: &TableMeta,
+    qualifier: &str,
+    row: &DFSchema,
+    filter: Option<&Expr>,
+    change: Change,
+) -> Result<[Vec<ProjectionExpr>; 2]> {
+    let started = SimplifyContext::builder()
+        .with_current_time()
+        .build()
+        .query_execution_start_time();
+    let physical = |expr: Expr, schema: &DFSchema| -> Result<Arc<dyn PhysicalExpr>> {
+        let context = SimplifyContext::builder()
+            .with_schema(Arc::new(schema.clone()))
+            .with_config_options(Arc::clone(state.config_options()))
+            .with_query_execution_start_time(started)
+            .build();
+        let simplifier = ExprSimplifier::new(context);
+        let expr = simplifier.simplify(simplifier.coerce(expr, schema)?)?;
+        Ok(state.create_physical_expr(expr, schema)?)
+    };
+    let columns: Vec<(Expr, String)> = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| {
+            (
+                col(Column::new(Some(qualifier), f.name())),
+                f.name().clone(),
+            )
+        })
+        .collect();
+    let changed = match filter {
+        Some(filter) => filter.clone().is_true(),
+        None => lit(true),
+    };
+    let mut first = Vec::with_capacity(columns.len() + 1);
+    for (expr, name) in &columns {
+        first.push(ProjectionExpr::new(
+            physical(expr.clone(), row)?,
+            name.clone(),
+        ));
+    }
+    first.push(ProjectionExpr::new(
+        physical(changed, row)?,
+        CHANGED_COLUMN.to_string(),
+    ));
+    let flag = Field::new(CHANGED_COLUMN, DataType::Boolean, false);
+    let flagged = row.join(&DFSchema::from_unqualified_fields(
+        vec![flag].into(),
+        Default::default(),
+    )?)?;
+    let mut outputs: Vec<Expr> = columns.iter().map(|(expr, _)| expr.clone()).collect();
+    if let Change::Set(set) = change {
+        for (index, value) in set {
+            let value = state.create_logical_expr(&value.to_string(), row)?;
+            let data_type = table.schema.field(index).data_type().clone();
+            outputs[index] = when(col(CHANGED_COLUMN), cast(value, data_type))
+                .otherwise(outputs[index].clone())?;
+        }
+    }
+    outputs.push(col(CHANGED_COLUMN));
+    let mut second = Vec::with_capacity(outputs.len());
+    for (i, expr) in outputs.into_iter().enumerate() {
+        let name = columns
+            .get(i)
+            .map_or(CHANGED_COLUMN.to_string(), |(_, name)| name.clone());
+        second.push(ProjectionExpr::new(physical(expr, &flagged)?, name));
+    }
+    Ok([first, second])
+}
+
 /// What every file of one statement is rewritten with.
 struct HowToRewrite<'a> {
     cluster: &'a Arc<Cluster>,
     snapshot: &'a CatalogSnapshot,
     task_ctx: Arc<TaskContext>,
     table: &'a TableMeta,
-    /// The table's columns as the statement leaves them, then [`CHANGED_COLUMN`].
-    projection: &'a [ProjectionExpr],
+    /// See [`projections`].
+    projections: &'a [Vec<ProjectionExpr>; 2],
     sort_column: &'a str,
     delete: bool,
 }
@@ -405,7 +464,7 @@ impl HowToRewrite<'_> {
             snapshot,
             task_ctx,
             table,
-            projection,
+            projections,
             sort_column,
             delete,
         } = self;
@@ -426,10 +485,10 @@ impl HowToRewrite<'_> {
                 files,
             }],
         )?;
-        let plan: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(
-            projection.to_vec(),
-            Arc::new(scan),
-        )?);
+        let [flagged, changed] = projections;
+        let flagged = ProjectionExec::try_new(flagged.clone(), Arc::new(scan))?;
+        let plan: Arc<dyn ExecutionPlan> =
+            Arc::new(ProjectionExec::try_new(changed.clone(), Arc::new(flagged))?);
         let write_id = uuid::Uuid::new_v4().to_string();
         let path = shard_file_path(table.table_id, rewrite.shard, &write_id);
         // Registered before the node can create the file, so reconciliation never sees it
