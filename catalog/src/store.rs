@@ -301,6 +301,27 @@ impl Catalog {
 
     /// Adds a column; existing files read it as NULL, so a NOT NULL column can only be added
     /// while the table has no rows. Decided on the table as it is inside the transaction.
+    /// Renames table `name` to `new_name` (`ALTER TABLE ... RENAME TO`). Only the name
+    /// changes: shards, files and grants belong to the table's id, so statements already
+    /// writing to it commit as they would have.
+    pub fn rename_table(&self, name: &str, new_name: &str) -> Result<()> {
+        self.write(|tx| {
+            let id = table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {
+                name: name.to_string(),
+            })?;
+            if table_id_of(tx, new_name)?.is_some() {
+                return Err(CatalogError::TableExists {
+                    name: new_name.to_string(),
+                });
+            }
+            tx.execute(
+                "UPDATE tables SET name = ?1 WHERE table_id = ?2",
+                params![new_name, id.0],
+            )?;
+            Ok(())
+        })
+    }
+
     pub fn add_column(&self, name: &str, field: Field) -> Result<()> {
         self.write(|tx| {
             let id = table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {

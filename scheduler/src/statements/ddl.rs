@@ -14,7 +14,9 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
-use datafusion::sql::sqlparser::ast::{AlterTable, AlterTableOperation, ObjectName, Truncate};
+use datafusion::sql::sqlparser::ast::{
+    AlterTable, AlterTableOperation, ObjectName, RenameTableNameKind, Truncate,
+};
 
 use shardfusion_catalog::roles::TablePrivilege;
 use shardfusion_common::ids::TableId;
@@ -204,6 +206,11 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
         }
         return Err(shardfusion_catalog::CatalogError::TableNotFound { name }.into());
     }
+    if let [AlterTableOperation::RenameTable { table_name: new }] = alter.operations.as_slice() {
+        let (RenameTableNameKind::To(new) | RenameTableNameKind::As(new)) = new;
+        cluster.catalog.rename_table(&name, &table_name(new)?)?;
+        return Ok(StatementOutput::empty());
+    }
     for operation in &alter.operations {
         let AlterTableOperation::AddColumn {
             if_not_exists,
@@ -212,7 +219,7 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
         } = operation
         else {
             return Err(SchedulerError::unsupported(format!(
-                "ALTER TABLE {operation} (only ADD COLUMN is)"
+                "ALTER TABLE {operation} (only ADD COLUMN and RENAME TO are)"
             )));
         };
         // Let DataFusion turn the column definition into an Arrow field.
