@@ -1,4 +1,5 @@
-//! Compaction's commit: many small files of a shard replaced by one, in one transaction.
+//! Compaction's commit (many small files of a shard replaced by one), also `UPDATE`'s and
+//! `DELETE`'s (each changed file replaced by its rewritten version), in one transaction.
 //!
 //! The coordinator reads a shard's small files, writes their rows as one sorted file per
 //! placement, and commits the swap here. Files committed since it read them are left alone
@@ -21,27 +22,27 @@ use crate::store::{Catalog, insert_files};
 type Result<T> = std::result::Result<T, CatalogError>;
 
 impl Catalog {
-    /// Replaces the files `replaced` (placement and path) of `table` with `written`, whose
-    /// rows are exactly theirs, in one transaction. Returns the replaced files with their
-    /// node groups; refused with [`ConcurrentChange::RowsRemoved`] if any is no longer
-    /// committed.
+    /// Replaces the files `replaced` (placement, its node group, path) of `table` with
+    /// `written` (their rows, compacted, updated or with some deleted), in one transaction.
+    /// Returns the replaced files with their node groups; refused with
+    /// [`ConcurrentChange::RowsRemoved`] if any is no longer committed, and as any commit is
+    /// if a placement it changes moved, is being moved, or its shard gained a copy.
     pub fn compact_files(
         &self,
         table: &str,
         schema: &arrow::datatypes::Schema,
-        replaced: &[(PlacementId, String)],
+        replaced: &[(PlacementId, GroupId, String)],
         written: &[(PlacementId, GroupId, FileMeta)],
     ) -> Result<Vec<(GroupId, FileMeta)>> {
         self.write(|tx| {
-            check_writable(
-                tx,
-                &self.fences,
-                table,
-                schema,
-                written.iter().map(|(p, g, _)| (*p, *g)),
-            )?;
+            // A placement whose files were all deleted gets no new file, but changes as much.
+            let changed = written
+                .iter()
+                .map(|(p, g, _)| (*p, *g))
+                .chain(replaced.iter().map(|(p, g, _)| (*p, *g)));
+            check_writable(tx, &self.fences, table, schema, changed)?;
             let mut old = Vec::with_capacity(replaced.len());
-            for (placement, path) in replaced {
+            for (placement, _, path) in replaced {
                 let found = tx
                     .query_row(
                         "SELECT p.groupid, f.row_count, f.byte_size FROM shard_files f \

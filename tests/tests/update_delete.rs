@@ -184,6 +184,15 @@ async fn update_and_delete_change_exactly_the_rows_they_select() {
             .join(";"),
             "2 | plan 2 (old);5 | plan 5"
         );
+        // Every copy of a reference table is rewritten alike: no volatile functions.
+        for sql in [
+            "UPDATE plans SET name = name || random() WHERE plan = 1",
+            "DELETE FROM plans WHERE random() < 0.5",
+        ] {
+            let message = c.expect_error(sql, Code::InvalidArgument).await;
+            assert!(message.contains("VOLATILE"), "{message}");
+        }
+        assert_eq!(c.scalar("SELECT count(*) FROM plans").await, "7");
         assert_eq!(
             c.update("DELETE FROM notes WHERE id > 10")
                 .await

@@ -33,7 +33,7 @@ use parking_lot::Mutex;
 use shardfusion_catalog::{
     CatalogError, CatalogSnapshot, FileMeta, PlacementMeta, ShardMeta, TableKind, TableMeta,
 };
-use shardfusion_common::ids::PlacementId;
+use shardfusion_common::ids::{GroupId, PlacementId};
 use tokio::sync::Notify;
 
 use crate::cluster::orphan_cleanup::InFlightWrite;
@@ -237,11 +237,15 @@ async fn compact_shard(
             ),
         )));
     }
-    let replaced: Vec<(PlacementId, String)> = shard
+    let replaced: Vec<(PlacementId, GroupId, String)> = shard
         .placements
         .iter()
         .zip(files)
-        .flat_map(|(p, chosen)| chosen.iter().map(|f| (p.placement_id, f.path.clone())))
+        .flat_map(|(p, chosen)| {
+            chosen
+                .iter()
+                .map(|f| (p.placement_id, p.group_id, f.path.clone()))
+        })
         .collect();
     // From before the swap until their retirement, reconciliation must not take them for
     // orphans: the catalog stops listing them at the swap.

@@ -36,7 +36,7 @@ use datafusion::sql::sqlparser::ast::{
     AssignmentTarget, Delete, Expr as SqlExpr, FromTable, Ident, TableFactor, TableWithJoins,
     Update,
 };
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use shardfusion_catalog::{CatalogSnapshot, FileMeta, TableKind, TableMeta};
 use shardfusion_common::codec::encode_plan;
@@ -57,7 +57,7 @@ use crate::error::{Result, SchedulerError};
 use crate::session::statement_context::session_for;
 use crate::session::table_provider::ShardedTableProvider;
 use crate::statements::ddl::table_name;
-use crate::write::table_writer::file_meta;
+use crate::write::table_writer::{WrittenFiles, file_meta};
 use shardfusion_catalog::roles::TablePrivilege;
 
 /// Files rewritten at once, across all nodes.
@@ -224,9 +224,9 @@ struct Rewrite {
 struct Rewritten {
     rewrite: Rewrite,
     changed: u64,
-    written: Option<FileMeta>,
-    /// Keeps the new file registered as in flight until it is committed or deleted.
-    _in_flight: InFlightWrite,
+    /// The new file, if one was kept: owed a commit or a deletion, so a statement stopped
+    /// before its commit (an error elsewhere, a cancel, a timeout) deletes it.
+    written: WrittenFiles,
 }
 
 /// Steps 1 to 3 of the module docs; returns the rows changed.
@@ -289,28 +289,15 @@ async fn change_rows(
         sort_column: &sort_column,
         delete,
     };
-    let results: Vec<Result<Rewritten>> = futures::stream::iter(rewrites)
+    // The first failure stops the others; what they wrote is deleted as they are dropped.
+    let done: Vec<Rewritten> = futures::stream::iter(rewrites)
         .map(|rewrite| how.rewrite(rewrite))
         .buffer_unordered(PARALLEL_REWRITES)
-        .collect()
-        .await;
-    let mut done = Vec::with_capacity(results.len());
-    let mut failure = None;
-    for result in results {
-        match result {
-            Ok(rewritten) => done.push(rewritten),
-            Err(e) => failure = failure.or(Some(e)),
-        }
-    }
-    let written: Vec<(GroupId, FileMeta)> = done
-        .iter()
-        .filter_map(|r| Some((r.rewrite.group, r.written.clone()?)))
-        .collect();
-    if let Some(e) = failure {
-        cluster.delete_garbage(&snapshot, written).await;
-        return Err(e);
-    }
-    let changed: Vec<&Rewritten> = done.iter().filter(|r| r.changed > 0).collect();
+        .try_collect()
+        .await?;
+    let (changed, unchanged): (Vec<Rewritten>, Vec<Rewritten>) =
+        done.into_iter().partition(|r| r.changed > 0);
+    drop(unchanged);
     if changed.is_empty() {
         return Ok(0);
     }
@@ -330,13 +317,16 @@ async fn change_rows(
         .sum();
 
     // Step 3: one swap of every changed file.
-    let replaced: Vec<(PlacementId, String)> = changed
+    let replaced: Vec<(PlacementId, GroupId, String)> = changed
         .iter()
-        .map(|r| (r.rewrite.placement, r.rewrite.file.path.clone()))
+        .map(|r| {
+            let rewrite = &r.rewrite;
+            (rewrite.placement, rewrite.group, rewrite.file.path.clone())
+        })
         .collect();
     let new_files: Vec<(PlacementId, GroupId, FileMeta)> = changed
         .iter()
-        .filter_map(|r| Some((r.rewrite.placement, r.rewrite.group, r.written.clone()?)))
+        .flat_map(|r| r.written.for_commit())
         .collect();
     // From before the swap until their retirement, reconciliation must not take the old files
     // for orphans: the catalog stops listing them at the swap.
@@ -350,17 +340,23 @@ async fn change_rows(
         })
         .collect();
     let _committing = cluster.retirement.committing();
-    match cluster
-        .catalog
-        .compact_files(&table.name, &table.schema, &replaced, &new_files)
-    {
+    let committed =
+        cluster
+            .catalog
+            .compact_files(&table.name, &table.schema, &replaced, &new_files);
+    match committed {
         Ok(old) => {
             crate::limits::commit_point::reached();
+            for rewritten in changed {
+                rewritten.written.committed();
+            }
             cluster.retire_files(old);
             Ok(count)
         }
         Err(e) => {
-            cluster.delete_garbage(&snapshot, written).await;
+            for rewritten in changed {
+                rewritten.written.discard(cluster, &snapshot).await;
+            }
             Err(e.into())
         }
     }
@@ -424,10 +420,27 @@ fn projections(
         vec![flag].into(),
         Default::default(),
     )?)?;
+    // Each copy of a replicated shard is rewritten on its own: a volatile function would
+    // leave them different (Citus refuses them too).
+    let replicated = table.shards.iter().any(|s| s.placements.len() > 1);
+    let refuse_volatile = |expr: &Expr| {
+        if replicated && expr.is_volatile() {
+            return Err(SchedulerError::invalid(format!(
+                "functions used in UPDATE or DELETE on {}, which has a copy on several \
+                 nodes, must not be VOLATILE: {expr}",
+                table.name
+            )));
+        }
+        Ok(())
+    };
+    if let Some(filter) = filter {
+        refuse_volatile(filter)?;
+    }
     let mut outputs: Vec<Expr> = columns.iter().map(|(expr, _)| expr.clone()).collect();
     if let Change::Set(set) = change {
         for (index, value) in set {
             let value = state.create_logical_expr(&value.to_string(), row)?;
+            refuse_volatile(&value)?;
             let data_type = table.schema.field(index).data_type().clone();
             outputs[index] = when(col(CHANGED_COLUMN), cast(value, data_type))
                 .otherwise(outputs[index].clone())?;
@@ -549,11 +562,16 @@ impl HowToRewrite<'_> {
                 })?;
             (answer.changed_rows, answer.written)
         };
+        let files = written
+            .map(|w: WrittenFile| (rewrite.placement, rewrite.group, file_meta(w)))
+            .into_iter()
+            .collect();
+        let schema = Arc::clone(&table.schema);
+        let written = WrittenFiles::owned(cluster, schema, files, vec![in_flight]);
         Ok(Rewritten {
             rewrite,
             changed,
-            written: written.map(|w: WrittenFile| file_meta(w)),
-            _in_flight: in_flight,
+            written,
         })
     }
 }

@@ -610,6 +610,23 @@ impl Drop for WrittenFiles {
 }
 
 impl WrittenFiles {
+    /// Files written outside a [`TableWriter`] (with their in-flight registrations), owed a
+    /// commit or a deletion from now on.
+    pub(crate) fn owned(
+        cluster: &Arc<Cluster>,
+        schema: SchemaRef,
+        files: Vec<(PlacementId, GroupId, FileMeta)>,
+        in_flight: Vec<InFlightWrite>,
+    ) -> Self {
+        Self {
+            files,
+            rows: 0,
+            schema,
+            in_flight,
+            owner: Some(Arc::clone(cluster)),
+        }
+    }
+
     /// No files yet, for rows with `schema` columns (a statement that writes in rounds).
     pub fn empty(schema: SchemaRef) -> Self {
         Self {
