@@ -22,10 +22,12 @@ use futures::StreamExt;
 use prost::Message;
 use shardfusion_common::ids::{ShardId, TableId};
 use shardfusion_common::shard_scan::ShardScanExec;
+use shardfusion_common::status::{from_status, with_sqlstate};
 use shardfusion_common::storage::{DataRoot, shard_file_path};
 use shardfusion_common::wire::{
     CHANGED_COLUMN, RewriteShardFileRequest, RewriteShardFileResponse, WrittenFile,
 };
+use tonic::Status;
 
 use crate::error::ExecutorError;
 use crate::fragment::decode_fragment;
@@ -84,9 +86,11 @@ pub async fn rewrite_shard_file(
     // The rows are written with the table's own columns (its scan's), which also refuses a
     // NULL set into a NOT NULL column.
     let mut table_schema = None;
+    let mut table_name = String::new();
     let _ = plan.apply(|node| {
         if let Some(scan) = node.downcast_ref::<ShardScanExec>() {
             table_schema = Some(scan.schema());
+            table_name = scan.table_name().to_string();
             return Ok(TreeNodeRecursion::Stop);
         }
         Ok(TreeNodeRecursion::Continue)
@@ -113,6 +117,22 @@ pub async fn rewrite_shard_file(
                 batch
             };
             let columns = kept.columns()[..flag].to_vec();
+            let null = table_schema
+                .fields()
+                .iter()
+                .zip(&columns)
+                .find(|(field, column)| !field.is_nullable() && column.null_count() > 0);
+            if let Some((field, _)) = null {
+                // As PostgreSQL says it, and as an INSERT's check does (not_null_violation).
+                return Err(from_status(with_sqlstate(
+                    Status::invalid_argument(format!(
+                        "null value in column \"{}\" of relation \"{table_name}\" violates \
+                         not-null constraint",
+                        field.name()
+                    )),
+                    "23502",
+                )));
+            }
             RecordBatch::try_new(Arc::clone(&table_schema), columns).map_err(|e| {
                 DataFusionError::Execution(format!("the changed rows do not fit the table: {e}"))
             })

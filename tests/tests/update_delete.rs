@@ -217,11 +217,23 @@ async fn update_and_delete_change_exactly_the_rows_they_select() {
             .expect_error("UPDATE accounts SET id = id + 1", Code::InvalidArgument)
             .await;
         assert!(message.contains("partition value"), "{message}");
-        c.expect_error(
-            "UPDATE accounts SET balance = NULL WHERE id = 7",
-            Code::InvalidArgument,
-        )
-        .await;
+        let status = c
+            .query("UPDATE accounts SET balance = NULL WHERE id = 7")
+            .await
+            .expect_err("NOT NULL");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains("\"balance\""),
+            "{}",
+            status.message()
+        );
+        assert_eq!(
+            status
+                .metadata()
+                .get(shardfusion_common::status::SQLSTATE_METADATA)
+                .and_then(|v| v.to_str().ok()),
+            Some("23502")
+        );
         c.expect_error("UPDATE accounts SET nope = 1", Code::InvalidArgument)
             .await;
         c.expect_error("UPDATE accounts SET owner = DEFAULT", Code::Unimplemented)
