@@ -13,9 +13,9 @@
 //!    placement, in the writer's sorted runs (row groups sorted by the distribution column,
 //!    page indexes);
 //! 3. one catalog transaction swaps the files it read for the new ones
-//!    ([`shardfusion_catalog::Catalog::compact_files`]). Files committed meanwhile stay as they
-//!    are; if any file it read is gone (TRUNCATE, a replacing load, another compaction), the
-//!    swap is refused, the new file deleted, and nothing changes. A written row count that
+//!    ([`Cluster::replace_files`]). Files committed meanwhile stay as they are; if any file
+//!    it read is gone (TRUNCATE, a replacing load, another compaction), the swap is refused,
+//!    the new file deleted, and nothing changes. A written row count that
 //!    differs from the files' is refused the same way.
 //!
 //! So a query sees either the small files or the compacted one, never both or neither. The
@@ -36,7 +36,6 @@ use shardfusion_catalog::{
 use shardfusion_common::ids::{GroupId, PlacementId};
 use tokio::sync::Notify;
 
-use crate::cluster::orphan_cleanup::InFlightWrite;
 use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
 use crate::session::statement_context::session_for;
@@ -247,29 +246,9 @@ async fn compact_shard(
                 .map(|f| (p.placement_id, p.group_id, f.path.clone()))
         })
         .collect();
-    // From before the swap until their retirement, reconciliation must not take them for
-    // orphans: the catalog stops listing them at the swap.
-    let protected: Vec<InFlightWrite> = shard
-        .placements
-        .iter()
-        .zip(files)
-        .flat_map(|(p, chosen)| {
-            chosen
-                .iter()
-                .map(|f| cluster.orphans.in_flight().begin(p.group_id, &f.path))
-        })
-        .collect();
-    let _committing = cluster.retirement.committing();
-    let committed =
-        cluster
-            .catalog
-            .compact_files(&table.name, &table.schema, &replaced, &new_files);
-    match committed {
-        Ok(old) => {
+    match cluster.replace_files(table, &replaced, &new_files) {
+        Ok(count) => {
             written.committed();
-            let count = old.len();
-            cluster.retire_files(old);
-            drop(protected);
             Ok(count)
         }
         Err(e) => {

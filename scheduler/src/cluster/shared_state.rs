@@ -9,7 +9,7 @@ use datafusion::prelude::SessionConfig;
 use parking_lot::RwLock;
 use shardfusion_catalog::{Catalog, CatalogSnapshot, FileMeta};
 use shardfusion_common::exchange::transport::Transport;
-use shardfusion_common::ids::GroupId;
+use shardfusion_common::ids::{GroupId, PlacementId};
 use shardfusion_common::storage::{DataRoot, DataRootRegistry};
 
 use crate::cluster::worker_pool::WorkerPool;
@@ -167,6 +167,31 @@ impl Cluster {
     /// before it has finished (see [`crate::cluster::file_retirement`]).
     pub fn retire_files(self: &Arc<Self>, files: Vec<(GroupId, FileMeta)>) {
         self.retirement.retire(self, files);
+    }
+
+    /// Swaps files of `table` in one catalog transaction (compaction's merge, an UPDATE's or
+    /// DELETE's rewrite: [`Catalog::compact_files`]) and retires the replaced ones; returns
+    /// how many were replaced. From before the swap until their retirement the replaced
+    /// files count as in flight, so orphan reconciliation, which deletes what the catalog
+    /// does not list, leaves them to queries still reading them.
+    pub fn replace_files(
+        self: &Arc<Self>,
+        table: &shardfusion_catalog::TableMeta,
+        replaced: &[(PlacementId, GroupId, String)],
+        written: &[(PlacementId, GroupId, FileMeta)],
+    ) -> Result<usize, shardfusion_catalog::CatalogError> {
+        let _protected: Vec<_> = replaced
+            .iter()
+            .map(|(_, group, path)| self.orphans.in_flight().begin(*group, path))
+            .collect();
+        let _committing = self.retirement.committing();
+        let old = self
+            .catalog
+            .compact_files(&table.name, &table.schema, replaced, written)?;
+        crate::limits::commit_point::reached();
+        let count = old.len();
+        self.retire_files(old);
+        Ok(count)
     }
 
     /// Deletes files that no catalog state ever referred to (a failed statement's); what a

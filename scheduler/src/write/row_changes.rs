@@ -9,11 +9,11 @@
 //!    ([`shardfusion_executor::file_rewrite`]); the node writes the new file itself. No row
 //!    passes through the coordinator. A file in which no row changed is left as it is.
 //! 3. One catalog transaction swaps every changed file for its new version
-//!    ([`shardfusion_catalog::Catalog::compact_files`]), so readers see the table before or
-//!    after the statement, never between. If another statement replaced or removed one of
-//!    those files first (a concurrent `UPDATE`, `DELETE`, `TRUNCATE`, compaction or move), the
-//!    statement fails with the retryable serialization failure (40001) and changes nothing;
-//!    rows inserted meanwhile are new files, which it neither reads nor replaces.
+//!    ([`Cluster::replace_files`]), so readers see the table before or after the statement,
+//!    never between. If another statement replaced or removed one of those files first (a
+//!    concurrent `UPDATE`, `DELETE`, `TRUNCATE`, compaction or move), the statement fails
+//!    with the retryable serialization failure (40001) and changes nothing; rows inserted
+//!    meanwhile are new files, which it neither reads nor replaces.
 //!
 //! The old files are deleted once no statement that started before the swap still reads them.
 //! As in Citus, the distribution column cannot be updated. The filter and the new values are
@@ -50,7 +50,6 @@ use shardfusion_common::wire::{
 use tonic::Status;
 
 use crate::auth::principal::Access;
-use crate::cluster::orphan_cleanup::InFlightWrite;
 use crate::cluster::shared_state::Cluster;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
@@ -328,29 +327,11 @@ async fn change_rows(
         .iter()
         .flat_map(|r| r.written.for_commit())
         .collect();
-    // From before the swap until their retirement, reconciliation must not take the old files
-    // for orphans: the catalog stops listing them at the swap.
-    let _protected: Vec<InFlightWrite> = changed
-        .iter()
-        .map(|r| {
-            cluster
-                .orphans
-                .in_flight()
-                .begin(r.rewrite.group, &r.rewrite.file.path)
-        })
-        .collect();
-    let _committing = cluster.retirement.committing();
-    let committed =
-        cluster
-            .catalog
-            .compact_files(&table.name, &table.schema, &replaced, &new_files);
-    match committed {
-        Ok(old) => {
-            crate::limits::commit_point::reached();
+    match cluster.replace_files(table, &replaced, &new_files) {
+        Ok(_) => {
             for rewritten in changed {
                 rewritten.written.committed();
             }
-            cluster.retire_files(old);
             Ok(count)
         }
         Err(e) => {
