@@ -1,4 +1,4 @@
-//! [`Layout`]: where the shard groups of a subtree that runs on the workers are, and when two
+//! `Layout`: where the shard groups of a subtree that runs on the workers are, and when two
 //! subtrees' shards line up (Citus's co-located joins): the same shard positions, on the same
 //! nodes, over the same hash ranges.
 
