@@ -81,3 +81,32 @@ impl Catalog {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{add_file, distributed, id_schema};
+
+    /// A DELETE that emptied a file writes no new one, but still changes its placement: a
+    /// placement being moved refuses it as it refuses any commit.
+    #[test]
+    fn a_placement_left_without_files_is_checked_like_any_changed_one() -> Result<()> {
+        let catalog = distributed(&["t"])?;
+        add_file(&catalog, "t", 0, "f")?;
+        let placement = catalog.table("t")?.shards[0].placements[0].clone();
+        let replaced = [(placement.placement_id, placement.group_id, "f".to_string())];
+        let fence = catalog.fence_placements(&[placement.placement_id]);
+        assert!(matches!(
+            catalog.compact_files("t", &id_schema(), &replaced, &[]),
+            Err(CatalogError::Conflict {
+                change: ConcurrentChange::BeingMoved,
+                ..
+            })
+        ));
+        drop(fence);
+        let old = catalog.compact_files("t", &id_schema(), &replaced, &[])?;
+        assert_eq!(old.len(), 1);
+        assert!(catalog.table("t")?.shards[0].placements[0].files.is_empty());
+        Ok(())
+    }
+}

@@ -67,14 +67,7 @@ impl Catalog {
                 name: name.to_string(),
             });
         }
-        let workers: Vec<GroupId> = snapshot
-            .active_workers()
-            .iter()
-            .map(|n| n.group_id)
-            .collect();
-        if workers.is_empty() {
-            return Err(CatalogError::NoWorkers);
-        }
+        let workers = layout::worker_groups(&snapshot)?;
         // The group to join, if any, with the placements of one of its tables to mirror.
         let (kind_of, shard_count, column_type, target, group_choice) = match request {
             DistributionRequest::Reference => {

@@ -110,6 +110,21 @@ impl DistributionPlan {
     }
 }
 
+/// The node groups of the active workers new shards may be placed on; none is an error.
+pub(crate) fn worker_groups(
+    snapshot: &crate::model::CatalogSnapshot,
+) -> Result<Vec<GroupId>, crate::error::CatalogError> {
+    let workers: Vec<GroupId> = snapshot
+        .active_workers()
+        .iter()
+        .map(|n| n.group_id)
+        .collect();
+    if workers.is_empty() {
+        return Err(crate::error::CatalogError::NoWorkers);
+    }
+    Ok(workers)
+}
+
 /// Assigns groups to `shard_count` shards: mirrored from `mirror` when given, else round-robin.
 pub(crate) fn assign_groups(
     shard_count: usize,

@@ -94,14 +94,7 @@ impl Catalog {
             vec![meta]
         };
         members.sort_by(|a, b| a.name.cmp(&b.name));
-        let workers: Vec<GroupId> = snapshot
-            .active_workers()
-            .iter()
-            .map(|n| n.group_id)
-            .collect();
-        if workers.is_empty() {
-            return Err(CatalogError::NoWorkers);
-        }
+        let workers = layout::worker_groups(&snapshot)?;
         let groups = layout::assign_groups(shard_count, &workers, None);
         let ranges = layout::ranges(shard_count);
         let mut conn = self.conn.lock();

@@ -374,3 +374,54 @@ async fn switch_in_rounds(
         change: ConcurrentChange::FilesChanged,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use shardfusion_catalog::Catalog;
+    use shardfusion_catalog::layout::{ColocateWith, DistributionRequest};
+
+    use super::*;
+
+    /// A move planned before a tenant isolation split another shard group (shifting the
+    /// positions of the later ones) still moves the shard it named, and one of a group the
+    /// split replaced moves nothing.
+    #[test]
+    fn a_shard_group_is_found_by_its_range_after_a_split() -> Result<()> {
+        let catalog = Catalog::open_in_memory()?;
+        catalog.add_node("h", 1, None)?;
+        catalog.add_node("h", 2, None)?;
+        let schema = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
+        catalog.create_table("t", &schema)?;
+        let request = DistributionRequest::Distributed {
+            column: "id".into(),
+            shard_count: Some(4),
+            colocate_with: ColocateWith::Default,
+        };
+        let plan = catalog.plan_distribution("t", &request)?;
+        catalog.commit_distribution(&plan, &Default::default(), &[])?;
+        let before = catalog.snapshot();
+        let shards = &before.table("t").expect("t").shards;
+        let (first, last) = (shards[0].clone(), shards[3].clone());
+        let moving = shard_group_of(&before, last.shard_id)?;
+        let replaced = shard_group_of(&before, first.shard_id)?;
+
+        // A tenant in shard 0 is isolated: shard 0 becomes three, shard 3 is now at index 5.
+        let split = catalog.plan_isolation("t", i32::MIN + 5)?;
+        catalog.commit_reshard(&split, &[Default::default()], &[vec![]])?;
+        let after = catalog.snapshot();
+        assert_eq!(
+            after.table("t").expect("t").shards[5].shard_id,
+            last.shard_id
+        );
+
+        let from = last.placements[0].group_id;
+        let to = GroupId(3 - from.0);
+        let found = placements_on(&after, moving, from, to)?;
+        let ids: Vec<PlacementId> = found.iter().map(|(_, p, _)| *p).collect();
+        assert_eq!(ids, vec![last.placements[0].placement_id]);
+        let from = first.placements[0].group_id;
+        assert!(placements_on(&after, replaced, from, GroupId(3 - from.0)).is_err());
+        Ok(())
+    }
+}
