@@ -211,6 +211,33 @@ pub struct CancelShufflesRequest {
     /// The producer tasks' stage keys (`TaskTicket.shuffle.stage_key`).
     #[prost(string, repeated, tag = "1")]
     pub stage_keys: Vec<String>,
+    /// The gRPC code of the error that ended the statement, when it failed (0 when it did
+    /// not). A late request for a cancelled task fails with it, so that a reader refused
+    /// because the statement is over reports the statement's cause, not the refusal.
+    #[prost(int32, tag = "2")]
+    pub failure_code: i32,
+    /// That error's message.
+    #[prost(string, tag = "3")]
+    pub failure_message: String,
+}
+
+impl CancelShufflesRequest {
+    /// Cancels `stage_keys`; `failure` is the error that ended their statement, if it failed.
+    pub fn new(stage_keys: Vec<String>, failure: Option<&tonic::Status>) -> Self {
+        Self {
+            stage_keys,
+            failure_code: failure.map_or(0, |status| status.code() as i32),
+            failure_message: failure.map_or_else(String::new, |s| s.message().to_string()),
+        }
+    }
+
+    /// The error that ended the tasks' statement, if it failed.
+    pub fn failure(&self) -> Option<tonic::Status> {
+        match tonic::Code::from_i32(self.failure_code) {
+            tonic::Code::Ok => None,
+            code => Some(tonic::Status::new(code, self.failure_message.clone())),
+        }
+    }
 }
 
 /// Body of [`ACTION_REGISTER_WORKER`].

@@ -31,6 +31,9 @@ pub enum ExecutorError {
     /// A file in shared storage that does not match what the catalog records.
     #[error("shard file {path} in the shared storage does not match the catalog: {reason}")]
     TakeOverMismatch { path: String, reason: String },
+    /// Work refused because its statement already failed elsewhere: it reports that failure.
+    #[error("{what} cannot be served: its statement failed: {}", failure.message())]
+    StatementFailed { what: String, failure: Status },
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
 }
@@ -53,6 +56,9 @@ impl From<ExecutorError> for Status {
             ExecutorError::CopyMismatch { .. } => Status::data_loss(error.to_string()),
             ExecutorError::TakeOver { .. } => Status::unavailable(error.to_string()),
             ExecutorError::TakeOverMismatch { .. } => Status::data_loss(error.to_string()),
+            ExecutorError::StatementFailed { failure, .. } => {
+                Status::new(failure.code(), error.to_string())
+            }
             ExecutorError::DataFusion(e) => shardfusion_common::status::to_status(e),
         };
         redact_status(status)

@@ -20,6 +20,7 @@ use shardfusion_common::exchange::transport::{
     signed_read_file_request, signed_task_request,
 };
 use shardfusion_common::status::from_status;
+use shardfusion_common::wire::CancelShufflesRequest;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -123,12 +124,16 @@ impl Transport for InProcessTransport {
         ))
     }
 
-    async fn cancel_shuffles(&self, target: &TaskTarget, stage_keys: Vec<String>) -> Result<()> {
+    async fn cancel_shuffles(
+        &self,
+        target: &TaskTarget,
+        request: CancelShufflesRequest,
+    ) -> Result<()> {
         let Some((service, runtime)) = self.workers.read().get(&target.url).cloned() else {
             // A worker that is gone runs nothing any more.
             return Ok(());
         };
-        let request = signed_cancel_request(&self.secret, target, stage_keys)?;
+        let request = signed_cancel_request(&self.secret, target, &request)?;
         let answer = runtime
             .spawn(async move {
                 let mut answers = service.do_action(request).await?.into_inner();

@@ -439,9 +439,14 @@ impl FlightService for WorkerService {
                 let req = CancelShufflesRequest::decode(action.body).map_err(|e| {
                     bad_request(format!("cannot decode CancelShufflesRequest: {e}"))
                 })?;
-                // The cancelled tasks' own inputs are over too.
-                for plan in self.shuffles.cancel(&req.stage_keys) {
-                    cancel_producers(Arc::clone(&self.peers), producers_in(&plan));
+                // The cancelled tasks' own inputs are over too, for the same reason.
+                let failure = req.failure();
+                for plan in self.shuffles.cancel(&req.stage_keys, failure.clone()) {
+                    cancel_producers(
+                        Arc::clone(&self.peers),
+                        producers_in(&plan),
+                        failure.as_ref(),
+                    );
                 }
                 Ok(Response::new(futures::stream::empty().boxed()))
             }

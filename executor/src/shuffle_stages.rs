@@ -16,7 +16,8 @@
 //! `shardfusion_common::exchange::shuffle_cancel`) or when it has sat with no reader for
 //! [`IDLE_TTL`]. An ended task is remembered for a while, so that a late request for it fails
 //! with a clear error instead of starting the task afresh: a second run would send rows twice,
-//! and read its own shuffle inputs twice.
+//! and read its own shuffle inputs twice. A task cancelled because its statement failed
+//! refuses late requests with the statement's error.
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -31,6 +32,7 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
 use futures::Stream;
 use parking_lot::Mutex;
+use tonic::Status;
 
 use crate::error::ExecutorError;
 use crate::fragment::decode_fragment;
@@ -62,10 +64,11 @@ impl RunningStage {
 }
 
 /// Why a task is no longer running, for the error a late request gets.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Ended {
     AllServed,
-    Cancelled,
+    /// Its statement is over; with the error it failed with, if it did.
+    Cancelled(Option<Status>),
     Idle,
 }
 
@@ -123,7 +126,13 @@ impl ShuffleStages {
         if let Some((why, _)) = stages.ended.get(stage_key) {
             let why = match why {
                 Ended::AllServed => "every partition of it was already read",
-                Ended::Cancelled => "its statement is over",
+                Ended::Cancelled(None) => "its statement is over",
+                Ended::Cancelled(Some(failure)) => {
+                    return Err(ExecutorError::StatementFailed {
+                        what: format!("partition {partition} of shuffle task {stage_key}"),
+                        failure: failure.clone(),
+                    });
+                }
                 Ended::Idle => "it waited too long for its readers",
             };
             return Err(ExecutorError::BadRequest {
@@ -190,22 +199,32 @@ impl ShuffleStages {
         })
     }
 
-    /// Ends the producer tasks `stage_keys` (their statement is over): each one's plan is
-    /// dropped as soon as the streams it still serves are gone, and later requests for it are
-    /// refused. Returns the plans of the tasks that were running, whose own shuffle inputs the
-    /// caller cancels in turn.
-    pub fn cancel(&self, stage_keys: &[String]) -> Vec<Arc<dyn ExecutionPlan>> {
+    /// Ends the producer tasks `stage_keys` (their statement is over, having failed with
+    /// `failure` if it did): each one's plan is dropped as soon as the streams it still serves
+    /// are gone, and later requests for it are refused, with `failure` if there is one.
+    /// Returns the plans of the tasks that were running, whose own shuffle inputs the caller
+    /// cancels in turn.
+    pub fn cancel(
+        &self,
+        stage_keys: &[String],
+        failure: Option<Status>,
+    ) -> Vec<Arc<dyn ExecutionPlan>> {
         let now = Instant::now();
         let mut stages = self.stages.lock();
         let mut plans = Vec::new();
         for key in stage_keys {
-            if let Some(stage) = stages.end(key, Ended::Cancelled, now) {
+            let why = Ended::Cancelled(failure.clone());
+            if let Some(stage) = stages.end(key, why.clone(), now) {
                 plans.push(stage.plan);
             } else {
-                stages
+                let ended = stages
                     .ended
                     .entry(key.clone())
-                    .or_insert((Ended::Cancelled, now));
+                    .or_insert((why.clone(), now));
+                // The first cancel to say why the statement failed is the one remembered.
+                if matches!(ended.0, Ended::Cancelled(None)) {
+                    ended.0 = why;
+                }
             }
         }
         plans
@@ -372,7 +391,8 @@ mod tests {
     async fn a_cancelled_task_refuses_late_requests_and_hands_back_its_plan() {
         let stages = Arc::new(ShuffleStages::default());
         let first = serve(&stages, "query/run/0/0", 0).expect("served");
-        let cancelled = stages.cancel(&["query/run/0/0".to_string(), "never/started".to_string()]);
+        let keys = ["query/run/0/0".to_string(), "never/started".to_string()];
+        let cancelled = stages.cancel(&keys, None);
         assert_eq!(cancelled.len(), 1, "the running task's plan comes back");
         assert!(stages.is_empty());
         // A stream already served keeps its rows.
@@ -380,6 +400,32 @@ mod tests {
         for (key, partition) in [("query/run/0/0", 1), ("never/started", 0)] {
             let late = refusal(serve(&stages, key, partition));
             assert!(late.contains("its statement is over"), "{key}: {late}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_cancelled_by_a_failure_refuses_late_requests_with_it() {
+        let stages = Arc::new(ShuffleStages::default());
+        let first = serve(&stages, "failed/run/0/0", 0).expect("served");
+        let failure = Status::invalid_argument("Arrow error: Divide by zero error");
+        let plans = stages.cancel(&["failed/run/0/0".to_string()], Some(failure.clone()));
+        assert_eq!(plans.len(), 1);
+        drop(first);
+        // A cancel without a reason arriving later (the coordinator dropping the statement)
+        // does not hide the failure.
+        stages.cancel(
+            &["failed/run/0/0".to_string(), "never/run/0/0".to_string()],
+            None,
+        );
+        stages.cancel(&["never/run/0/0".to_string()], Some(failure.clone()));
+        for key in ["failed/run/0/0", "never/run/0/0"] {
+            let late = match serve(&stages, key, 1) {
+                Ok(_) => panic!("{key}: the late request was served"),
+                Err(e) => Status::from(e),
+            };
+            assert_eq!(late.code(), failure.code(), "{key}: {late}");
+            assert!(late.message().contains("Divide by zero"), "{key}: {late}");
+            assert!(late.message().contains(key), "{key}: {late}");
         }
     }
 }

@@ -19,6 +19,7 @@ use super::transport::{
 };
 use crate::auth::ClusterSecret;
 use crate::status::from_status;
+use crate::wire::CancelShufflesRequest;
 
 /// Flight channels to peers, signing every task with the cluster secret.
 #[derive(Debug)]
@@ -86,10 +87,14 @@ impl Transport for FlightTransport {
         ))
     }
 
-    async fn cancel_shuffles(&self, target: &TaskTarget, stage_keys: Vec<String>) -> Result<()> {
+    async fn cancel_shuffles(
+        &self,
+        target: &TaskTarget,
+        request: CancelShufflesRequest,
+    ) -> Result<()> {
         let label = target.label.clone();
         let failed = |status: tonic::Status| from_status(worker_status(&label, status));
-        let request = signed_cancel_request(&self.secret, target, stage_keys)?;
+        let request = signed_cancel_request(&self.secret, target, &request)?;
         let mut client = self.client(target).map_err(failed)?;
         self.channels
             .answered_in_time(&target.url, async {

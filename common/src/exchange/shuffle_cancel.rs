@@ -12,6 +12,11 @@
 //!   reads;
 //! - a worker that cancels a producer task cancels, in turn, the producers that task reads.
 //!
+//! A cancel says why the statement ended when a fragment failed: a consumer that asks a
+//! cancelled task for its partition afterwards is refused with that error, so whichever
+//! reader reaches the coordinator first reports the statement's cause (a division by zero
+//! in a producer, say), never "the statement is over".
+//!
 //! Cancelling is best effort and in the background: a task on a worker that cannot be
 //! reached is also dropped there after its idle timeout.
 
@@ -30,6 +35,8 @@ use futures::Stream;
 
 use super::shuffle_read::{ShuffleProducer, ShuffleReadExec};
 use super::transport::{TaskTarget, Transport};
+use crate::status::to_status;
+use crate::wire::CancelShufflesRequest;
 
 /// The producer tasks `plan`'s shuffle reads draw from.
 pub fn producers_in(plan: &Arc<dyn ExecutionPlan>) -> Vec<ShuffleProducer> {
@@ -47,10 +54,12 @@ pub fn producers_in(plan: &Arc<dyn ExecutionPlan>) -> Vec<ShuffleProducer> {
 }
 
 /// Cancels `producers` through `transport`, one request per worker, in the background of the
-/// current Tokio runtime (nothing happens outside one).
+/// current Tokio runtime (nothing happens outside one). `failure` is the error that ended
+/// their statement, if it failed.
 pub fn cancel_producers(
     transport: Arc<dyn Transport>,
     producers: impl IntoIterator<Item = ShuffleProducer>,
+    failure: Option<&tonic::Status>,
 ) {
     let mut by_target: HashMap<TaskTarget, Vec<String>> = HashMap::new();
     for producer in producers {
@@ -67,8 +76,9 @@ pub fn cancel_producers(
     };
     for (target, stage_keys) in by_target {
         let transport = Arc::clone(&transport);
+        let request = CancelShufflesRequest::new(stage_keys, failure);
         runtime.spawn(async move {
-            if let Err(e) = transport.cancel_shuffles(&target, stage_keys).await {
+            if let Err(e) = transport.cancel_shuffles(&target, request).await {
                 tracing::debug!(worker = %target.label, error = %e, "cancelling shuffle tasks failed");
             }
         });
@@ -76,7 +86,8 @@ pub fn cancel_producers(
 }
 
 /// `rows` (a fragment's answer to the coordinator), cancelling `producers` if it is dropped
-/// before its end: the coordinator stopped reading, so its statement is over.
+/// before its end: the fragment failed or the coordinator stopped reading, so its statement
+/// is over. A failure is passed on with the cancel.
 pub fn cancelling_on_early_drop(
     rows: SendableRecordBatchStream,
     transport: Arc<dyn Transport>,
@@ -88,6 +99,7 @@ pub fn cancelling_on_early_drop(
     Box::pin(CancelOnEarlyDrop {
         rows,
         pending: Some((transport, producers)),
+        failure: None,
     })
 }
 
@@ -95,6 +107,8 @@ struct CancelOnEarlyDrop {
     rows: SendableRecordBatchStream,
     /// What to cancel; taken once the stream has ended.
     pending: Option<(Arc<dyn Transport>, Vec<ShuffleProducer>)>,
+    /// The error the fragment failed with, if it did.
+    failure: Option<tonic::Status>,
 }
 
 impl Stream for CancelOnEarlyDrop {
@@ -102,8 +116,12 @@ impl Stream for CancelOnEarlyDrop {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let next = self.rows.as_mut().poll_next(cx);
-        if let Poll::Ready(None) = next {
-            self.pending = None;
+        match &next {
+            Poll::Ready(None) => self.pending = None,
+            Poll::Ready(Some(Err(e))) if self.failure.is_none() => {
+                self.failure = Some(to_status(e));
+            }
+            _ => {}
         }
         next
     }
@@ -118,7 +136,7 @@ impl RecordBatchStream for CancelOnEarlyDrop {
 impl Drop for CancelOnEarlyDrop {
     fn drop(&mut self) {
         if let Some((transport, producers)) = self.pending.take() {
-            cancel_producers(transport, producers);
+            cancel_producers(transport, producers, self.failure.as_ref());
         }
     }
 }

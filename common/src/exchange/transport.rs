@@ -80,9 +80,13 @@ pub trait Transport: Send + Sync + fmt::Debug {
         meter: WireMeter,
     ) -> Result<SendableRecordBatchStream>;
 
-    /// Tells `target` to stop the shuffle producer tasks `stage_keys` and forget them: their
-    /// statement is over. Tasks it does not know (finished, never started) are ignored.
-    async fn cancel_shuffles(&self, target: &TaskTarget, stage_keys: Vec<String>) -> Result<()>;
+    /// Tells `target` to stop the shuffle producer tasks `request.stage_keys` and forget them:
+    /// their statement is over. Tasks it does not know (finished, never started) are ignored.
+    async fn cancel_shuffles(
+        &self,
+        target: &TaskTarget,
+        request: CancelShufflesRequest,
+    ) -> Result<()>;
 
     /// Streams the bytes of the shard file `path` on `target` (a shard move copying files
     /// worker to worker). The last chunk carries the checksum of the whole file.
@@ -182,9 +186,9 @@ pub fn signed_task_request(
 pub fn signed_cancel_request(
     secret: &ClusterSecret,
     target: &TaskTarget,
-    stage_keys: Vec<String>,
+    request: &CancelShufflesRequest,
 ) -> Result<tonic::Request<Action>> {
-    let body = prost::Message::encode_to_vec(&CancelShufflesRequest { stage_keys });
+    let body = prost::Message::encode_to_vec(request);
     signed_action(secret, target, ACTION_CANCEL_SHUFFLES, body)
 }
 

@@ -349,9 +349,9 @@ impl Transport for WorkerPool {
     async fn cancel_shuffles(
         &self,
         target: &TaskTarget,
-        stage_keys: Vec<String>,
+        request: CancelShufflesRequest,
     ) -> datafusion::error::Result<()> {
-        let body = CancelShufflesRequest { stage_keys }.encode_to_vec();
+        let body = request.encode_to_vec();
         self.do_action(&target.url, Action::new(ACTION_CANCEL_SHUFFLES, body))
             .await
             .map(|_| ())

@@ -106,7 +106,7 @@ struct ShuffleProducers {
 impl Drop for ShuffleProducers {
     fn drop(&mut self) {
         let producers = std::mem::take(&mut self.inputs).into_iter().flatten();
-        cancel_producers(Arc::clone(&self.transport), producers);
+        cancel_producers(Arc::clone(&self.transport), producers, None);
     }
 }
 
