@@ -88,6 +88,35 @@ pub enum CatalogError {
          required, so nobody could administer the cluster any more"
     )]
     LastSuperuser,
+    #[error("sequence \"{name}\" does not exist")]
+    SequenceNotFound { name: String },
+    #[error("cannot create sequence \"{name}\": {reason}")]
+    BadSequence { name: String, reason: String },
+    #[error(
+        "nextval: reached {} value of sequence \"{name}\" ({bound})",
+        if *maximum { "maximum" } else { "minimum" }
+    )]
+    SequenceExhausted {
+        name: String,
+        bound: i64,
+        maximum: bool,
+    },
+    #[error("setval: value {value} is out of bounds for sequence \"{name}\" ({min}..{max})")]
+    SequenceValueOutOfBounds {
+        name: String,
+        value: i64,
+        min: i64,
+        max: i64,
+    },
+    #[error(
+        "cannot drop sequence \"{name}\": the default of column \"{column}\" of table \
+         \"{table}\" uses it; drop the table, or change the default, first"
+    )]
+    SequenceInUse {
+        name: String,
+        table: String,
+        column: String,
+    },
     #[error("catalog storage failed: {0}")]
     Storage(#[from] rusqlite::Error),
     #[error("catalog holds an unreadable schema for \"{table}\": {reason}")]

@@ -24,11 +24,15 @@
 //! - [`roles`], [`role_store`]: users and roles, their memberships and table privileges.
 //! - [`storage_binding`]: the storage (local disks or one S3 prefix) the shard files live in.
 //! - [`cleanup`]: `pg_dist_cleanup`, the deletions of shard files still owed to nodes.
+//! - [`sequence_store`]: sequences and the blocks of values they hand out.
+//! - [`column_default_store`]: column defaults, and creating a table with its defaults and
+//!   owned sequences in one transaction.
 //!
 //! The catalog never talks to workers and never reads or writes shard files; the coordinator
 //! does that and tells the catalog what to commit.
 
 pub mod cleanup;
+pub mod column_default_store;
 pub mod column_stats_store;
 mod commit_checks;
 pub mod compaction_store;
@@ -43,6 +47,7 @@ pub mod placement_store;
 pub mod reshard_store;
 pub mod role_store;
 pub mod roles;
+pub mod sequence_store;
 pub mod snapshot_loader;
 pub mod storage_binding;
 pub mod store;

@@ -117,6 +117,8 @@ pub struct TableMeta {
     pub schema: SchemaRef,
     pub kind: TableKind,
     pub shards: Vec<ShardMeta>,
+    /// The defaults of its columns that have one.
+    pub defaults: Vec<crate::column_default_store::ColumnDefault>,
 }
 
 impl TableMeta {
@@ -195,6 +197,8 @@ pub struct CatalogSnapshot {
     pub cleanup: Vec<crate::cleanup::CleanupRecord>,
     /// Roles, memberships and table grants.
     pub roles: Arc<crate::roles::Roles>,
+    /// Sequences, by name.
+    pub sequences: BTreeMap<String, Arc<crate::sequence_store::SequenceMeta>>,
 }
 
 impl CatalogSnapshot {

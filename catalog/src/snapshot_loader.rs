@@ -139,6 +139,7 @@ pub(crate) fn load_snapshot(
             });
         }
     }
+    let mut defaults = crate::column_default_store::load(conn)?;
     let mut tables = BTreeMap::new();
     {
         let mut stmt = conn.prepare(
@@ -176,6 +177,7 @@ pub(crate) fn load_snapshot(
                 schema,
                 kind,
                 shards: shards.remove(&table_id).unwrap_or_default(),
+                defaults: defaults.remove(&table_id).unwrap_or_default(),
             };
             tables.insert(name, Arc::new(meta));
         }
@@ -187,5 +189,6 @@ pub(crate) fn load_snapshot(
         colocations,
         cleanup: crate::cleanup::load(conn)?,
         roles: Arc::new(crate::role_store::load(conn)?),
+        sequences: crate::sequence_store::load(conn)?,
     })
 }

@@ -123,6 +123,8 @@ impl Catalog {
         conn.execute_batch(crate::role_store::SCHEMA)?;
         conn.execute_batch(crate::column_stats_store::SCHEMA)?;
         conn.execute_batch(crate::storage_binding::SCHEMA)?;
+        conn.execute_batch(crate::sequence_store::SCHEMA)?;
+        conn.execute_batch(crate::column_default_store::SCHEMA)?;
         let stats_cache = StatsCache::default();
         let snapshot = load_snapshot(&conn, 1, &stats_cache)?;
         Ok(Self {
@@ -151,27 +153,10 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Creates a local table on the coordinator.
+    /// Creates a local table on the coordinator (with column defaults and owned sequences:
+    /// [`Self::create_table_with`]).
     pub fn create_table(&self, name: &str, schema: &Schema) -> Result<Arc<TableMeta>> {
-        let schema_bytes = encode_schema(schema).map_err(|e| CatalogError::Corrupt {
-            table: name.to_string(),
-            reason: e.to_string(),
-        })?;
-        self.write(|tx| {
-            if table_id_of(tx, name)?.is_some() {
-                return Err(CatalogError::TableExists {
-                    name: name.to_string(),
-                });
-            }
-            let table_id = next_id(tx, "table_id", 1)?;
-            tx.execute(
-                "INSERT INTO tables (table_id, name, schema, kind) VALUES (?1, ?2, ?3, 'local')",
-                params![table_id, name, schema_bytes],
-            )?;
-            insert_local_shard(tx, table_id)?;
-            Ok(())
-        })?;
-        self.table(name)
+        self.create_table_with(name, schema, &[], &[])
     }
 
     /// The current metadata of `name`.
@@ -399,7 +384,7 @@ pub(crate) fn next_id(tx: &Transaction<'_>, name: &str, first: i64) -> Result<i6
     Ok(value)
 }
 
-fn table_id_of(tx: &Transaction<'_>, name: &str) -> Result<Option<TableId>> {
+pub(crate) fn table_id_of(tx: &Transaction<'_>, name: &str) -> Result<Option<TableId>> {
     Ok(tx
         .query_row(
             "SELECT table_id FROM tables WHERE name = ?1",
@@ -424,7 +409,7 @@ fn forget_files(tx: &Transaction<'_>, name: &str) -> Result<(TableId, Vec<(Group
     Ok((id, files))
 }
 
-fn insert_local_shard(tx: &Transaction<'_>, table_id: i64) -> Result<()> {
+pub(crate) fn insert_local_shard(tx: &Transaction<'_>, table_id: i64) -> Result<()> {
     let shard_id = next_id(tx, "shardid", FIRST_SHARD_ID)?;
     let placement_id = next_id(tx, "placementid", 1)?;
     tx.execute(

@@ -42,6 +42,7 @@ use crate::limits::statement_control::StatementControl;
 use crate::monitoring::statement_activity::ActivityState;
 use crate::monitoring::statement_stats::StatementTracker;
 use crate::planner::statement_counters;
+use crate::session::sequence_functions;
 use crate::session::session_settings::SessionSettings;
 use crate::session::statement_call::StatementCall;
 use crate::session::statement_context::{file_session_for, session_for};
@@ -50,7 +51,7 @@ use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::table_references::check_tables_exist;
 use crate::statements::{
     analyze, copy, ddl, expression_depth, functions, query, question_placeholders, role_syntax,
-    roles, runtime,
+    roles, runtime, sequences,
 };
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
@@ -328,6 +329,12 @@ impl Coordinator {
         // text succeeds.
         let mut changed_settings = false;
         let mut last = None;
+        // `currval` and `lastval` read the client session's sequence values; a text run
+        // outside a session is a session of its own.
+        let sequences = call
+            .session
+            .as_ref()
+            .map_or_else(Arc::default, |session| Arc::clone(&session.sequences));
         for (i, statement) in statements.into_iter().enumerate() {
             if let Some(setting) = SettingStatement::of(&statement) {
                 let output = setting.apply(&mut settings, &defaults)?;
@@ -342,20 +349,28 @@ impl Coordinator {
             let effective = settings.over(&defaults);
             let control = StatementControl::new(&effective, call.timeout, self.cluster.admission());
             let mut output = control
-                .run(self.execute_parsed(
-                    &call.principal,
-                    statement,
-                    parse_time,
-                    params,
-                    (&control, &effective),
+                .run(sequence_functions::in_session(
+                    Arc::clone(&sequences),
+                    // Boxed: the statement's future is large, and this one holds it.
+                    Box::pin(self.execute_parsed(
+                        &call.principal,
+                        statement,
+                        parse_time,
+                        params,
+                        (&control, &effective),
+                    )),
                 ))
                 .await?;
             if let StatementOutput::Query { control: slot, .. } = &mut output {
                 *slot = Some(control);
             }
-            // Queries before the last statement have no side effects; their rows are dropped.
+            // Queries before the last statement run to their end (they may call `nextval`
+            // or `setval`, as in PostgreSQL); their rows are dropped.
             if i + 1 == count {
                 last = Some(output);
+            } else if let StatementOutput::Query { .. } = output {
+                let mut rows = output.into_stream()?;
+                while rows.next().await.transpose()?.is_some() {}
             }
         }
         if changed_settings && let Some(session) = &call.session {
@@ -488,8 +503,38 @@ impl Coordinator {
                 names,
                 ..
             } => roles::drop_roles(self, access, names, *if_exists),
+            Statement::Drop {
+                object_type: ObjectType::Sequence,
+                if_exists,
+                names,
+                ..
+            } => {
+                access.require_superuser("DROP SEQUENCE")?;
+                sequences::drop_sequences(self, names, *if_exists)
+            }
             Statement::Drop { object_type, .. } => {
                 Err(SchedulerError::unsupported(format!("DROP {object_type}")))
+            }
+            Statement::CreateSequence {
+                temporary,
+                if_not_exists,
+                name,
+                data_type,
+                sequence_options,
+                owned_by,
+            } => {
+                access.require_superuser("CREATE SEQUENCE")?;
+                if *temporary {
+                    return Err(SchedulerError::unsupported("temporary sequences"));
+                }
+                sequences::create_sequence(
+                    self,
+                    name,
+                    *if_not_exists,
+                    data_type.as_ref(),
+                    sequence_options,
+                    owned_by.as_ref(),
+                )
             }
             Statement::Truncate(truncate) => ddl::truncate(self, access, truncate).await,
             Statement::AlterTable(alter) => {

@@ -281,6 +281,19 @@ fn catalog_status(error: &CatalogError) -> Status {
         CatalogError::NotNullOnRows { .. } => {
             with_sqlstate(Status::invalid_argument(message), "23502")
         }
+        CatalogError::SequenceNotFound { .. } => with_sqlstate(Status::not_found(message), "42P01"),
+        // sequence_generator_limit_exceeded
+        CatalogError::SequenceExhausted { .. } => {
+            with_sqlstate(Status::out_of_range(message), "2200H")
+        }
+        // numeric_value_out_of_range
+        CatalogError::SequenceValueOutOfBounds { .. } => {
+            with_sqlstate(Status::out_of_range(message), "22003")
+        }
+        // dependent_objects_still_exist
+        CatalogError::SequenceInUse { .. } => {
+            with_sqlstate(Status::failed_precondition(message), "2BP01")
+        }
         CatalogError::Storage(_)
         | CatalogError::Corrupt { .. }
         | CatalogError::Inconsistent { .. } => Status::internal(message),

@@ -55,6 +55,10 @@ pub struct Cluster {
     default_settings: RwLock<SessionSettings>,
     /// The sessions Flight SQL clients opened.
     pub client_sessions: crate::session::client_sessions::ClientSessions,
+    /// Values reserved from sequences and not yet handed out.
+    pub sequences: Arc<crate::session::sequence_functions::SequenceCache>,
+    /// Column defaults planned from their SQL text.
+    pub default_expressions: crate::session::column_defaults::DefaultExpressions,
 }
 
 impl Cluster {
@@ -74,7 +78,14 @@ impl Cluster {
         let file_runtime = RuntimeEnvBuilder::new().build_arc()?;
         file_runtime.register_object_store(&DataRoot::url(), root.store());
         let workers = Arc::new(WorkerPool::new(secret));
+        let sequences = Arc::new(crate::session::sequence_functions::SequenceCache::new(
+            Arc::clone(&catalog),
+        ));
         Ok(Self {
+            default_expressions: crate::session::column_defaults::DefaultExpressions::new(
+                Arc::clone(&sequences),
+            ),
+            sequences,
             catalog,
             transport: RwLock::new(Arc::clone(&workers) as Arc<dyn Transport>),
             workers,

@@ -19,6 +19,7 @@ use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMerge
 
 use crate::exec::distributed_exec::DistributedExec;
 use crate::exec::shard_partitioned::ShardPartitionedExec;
+use crate::session::sequence_functions::calls_sequence_function;
 
 /// Operators that work partition by partition, each output partition made only of rows of the
 /// same input partition (so of one shard group on a worker).
@@ -52,4 +53,19 @@ pub fn stays_on_coordinator(node: &Arc<dyn ExecutionPlan>) -> bool {
         || node.downcast_ref::<AnalyzeExec>().is_some()
         || node.downcast_ref::<ScalarSubqueryExec>().is_some()
         || node.downcast_ref::<DataSinkExec>().is_some()
+        || hands_out_sequence_values(node)
+}
+
+/// Whether `node` calls `nextval` and its kin, whose values only the coordinator hands out.
+fn hands_out_sequence_values(node: &Arc<dyn ExecutionPlan>) -> bool {
+    if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
+        return projection
+            .expr()
+            .iter()
+            .any(|e| calls_sequence_function(&e.expr));
+    }
+    if let Some(filter) = node.downcast_ref::<FilterExec>() {
+        return calls_sequence_function(filter.predicate());
+    }
+    false
 }

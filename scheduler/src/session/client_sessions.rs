@@ -20,6 +20,7 @@ use moka::sync::Cache;
 use parking_lot::Mutex;
 
 use crate::error::{Result, SchedulerError};
+use crate::session::sequence_functions::SessionSequences;
 use crate::session::session_settings::SessionSettings;
 
 /// The cookie naming a client's session.
@@ -39,6 +40,8 @@ pub struct ClientSession {
     settings: Mutex<SessionSettings>,
     /// Whether a statement changed the settings (a detached session is then kept).
     changed: AtomicBool,
+    /// What `nextval` and `setval` returned in it, for `currval` and `lastval`.
+    pub sequences: Arc<SessionSequences>,
 }
 
 impl ClientSession {
@@ -112,6 +115,7 @@ impl ClientSessions {
             role: role.to_string(),
             settings: Mutex::default(),
             changed: AtomicBool::new(false),
+            sequences: Arc::default(),
         })
     }
 

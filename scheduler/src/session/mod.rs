@@ -10,12 +10,17 @@
 //! - [`client_sessions`], [`session_settings`]: client sessions and the settings they keep.
 //! - [`citus_table_functions`]: Citus's read-only set-returning functions in `FROM`.
 //! - [`statement_call`]: who runs a statement text, in which session, with which bounds.
+//! - [`sequence_functions`]: `nextval`, `currval`, `setval`, `lastval`, values in blocks.
+//! - [`column_defaults`]: `serial` columns and `DEFAULT`s: recorded at `CREATE TABLE`, planned
+//!   for the columns a write leaves out.
 
 pub mod citus_table_functions;
 pub mod client_sessions;
+pub mod column_defaults;
 pub mod plan_cache;
 pub mod prepared_statements;
 pub mod schema_provider;
+pub mod sequence_functions;
 pub mod session_cache;
 pub mod session_settings;
 pub mod statement_call;

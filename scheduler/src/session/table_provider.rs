@@ -11,7 +11,7 @@
 //! `insert_into` returns a `DataSinkExec` over [`ShardedTableSink`], so `INSERT ... VALUES`
 //! and `INSERT ... SELECT` go through DataFusion's own planning, casts and checks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -43,6 +43,8 @@ pub struct ShardedTableProvider {
     cluster: Arc<Cluster>,
     snapshot: Arc<CatalogSnapshot>,
     table: Arc<TableMeta>,
+    /// The defaults of its columns that have one, which `INSERT` fills left-out columns with.
+    defaults: HashMap<String, Expr>,
 }
 
 impl ShardedTableProvider {
@@ -51,10 +53,24 @@ impl ShardedTableProvider {
         snapshot: Arc<CatalogSnapshot>,
         table: Arc<TableMeta>,
     ) -> Self {
+        let mut defaults = HashMap::new();
+        for default in &table.defaults {
+            // Planned once already, when CREATE TABLE checked it.
+            match cluster.default_expressions.plan(&default.expression) {
+                Ok(expr) => {
+                    defaults.insert(default.column.clone(), expr);
+                }
+                Err(e) => tracing::error!(
+                    table = %table.name, column = %default.column, error = %e,
+                    "a recorded column default does not plan"
+                ),
+            }
+        }
         Self {
             cluster,
             snapshot,
             table,
+            defaults,
         }
     }
 
@@ -267,6 +283,10 @@ fn strip_cast(expr: &Expr) -> &Expr {
 impl TableProvider for ShardedTableProvider {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.table.schema)
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
     }
 
     fn table_type(&self) -> TableType {

@@ -1,4 +1,5 @@
-//! `CREATE TABLE`, `DROP TABLE`, `TRUNCATE` and `ALTER TABLE ... ADD COLUMN`.
+//! `CREATE TABLE` (with `DEFAULT`s and `serial` columns, see
+//! [`crate::session::column_defaults`]), `DROP TABLE`, `TRUNCATE` and `ALTER TABLE`.
 //!
 //! A new table is local (on the coordinator) until `create_distributed_table` or
 //! `create_reference_table` moves it. Dropping or truncating forgets the table's files in one
@@ -15,7 +16,7 @@ use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    AlterTable, AlterTableOperation, ObjectName, RenameTableNameKind, Truncate,
+    AlterTable, AlterTableOperation, ObjectName, RenameTableNameKind, Statement, Truncate,
 };
 
 use shardfusion_catalog::roles::TablePrivilege;
@@ -25,6 +26,7 @@ use crate::auth::Access;
 use crate::cluster::shared_state::Cluster;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
+use crate::session::column_defaults::{self, TableDefaults};
 use crate::session::statement_context::DEFAULT_SCHEMA;
 use crate::write::table_writer::TableWriter;
 
@@ -43,9 +45,21 @@ pub fn table_name(name: &ObjectName) -> Result<String> {
 
 pub async fn create_table(
     coordinator: &Coordinator,
-    statement: DFStatement,
+    mut statement: DFStatement,
 ) -> Result<StatementOutput> {
     let ctx = coordinator.session()?;
+    // `serial` columns become integers with a sequence default; every default is recorded.
+    let table_defaults = match &mut statement {
+        DFStatement::Statement(inner) => match inner.as_mut() {
+            Statement::CreateTable(create) => {
+                let name = table_name(&create.name)?;
+                let snapshot = coordinator.cluster().catalog.snapshot();
+                column_defaults::prepare_create_table(create, &name, &snapshot)?
+            }
+            _ => TableDefaults::default(),
+        },
+        _ => TableDefaults::default(),
+    };
     let plan = ctx.state().statement_to_plan(statement).await?;
     let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
         return Err(SchedulerError::unsupported("this form of CREATE TABLE"));
@@ -75,8 +89,13 @@ pub async fn create_table(
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
+    let columns: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
+    let (defaults, sequences) = table_defaults.named(&columns);
     let schema = Schema::new(fields);
-    let table = match cluster.catalog.create_table(&name, &schema) {
+    let table = match cluster
+        .catalog
+        .create_table_with(&name, &schema, &defaults, &sequences)
+    {
         // Created by another statement since the check above.
         Err(shardfusion_catalog::CatalogError::TableExists { .. }) if create.if_not_exists => {
             return Ok(StatementOutput::empty());

@@ -4,7 +4,8 @@
 //!   [`runtime`]: the large-stack runtime statements are parsed and planned on;
 //!   [`sql_rewrite`]: PostgreSQL spellings DataFusion does not parse;
 //!   [`question_placeholders`]: JDBC's `?` placeholders as `$1`, `$2`, ....
-//! - [`ddl`]: `CREATE TABLE`, `DROP`, `TRUNCATE`, `ALTER TABLE`.
+//! - [`ddl`]: `CREATE TABLE`, `DROP`, `TRUNCATE`, `ALTER TABLE`; [`sequences`]:
+//!   `CREATE SEQUENCE`, `DROP SEQUENCE`.
 //! - [`analyze`]: `ANALYZE`, recomputing the column statistics of committed files.
 //! - [`copy`]: `COPY ... FROM/TO`, with [`file_access`] deciding which host paths it may use.
 //! - [`bulk_ingest`]: Flight SQL `CommandStatementIngest`.
@@ -29,6 +30,7 @@ pub mod question_placeholders;
 pub mod role_syntax;
 pub mod roles;
 pub mod runtime;
+pub mod sequences;
 pub mod settings;
 pub mod sql_rewrite;
 pub mod table_references;

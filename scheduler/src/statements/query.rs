@@ -34,6 +34,7 @@ use crate::limits::statement_control::StatementControl;
 use crate::monitoring::statement_stats::QueryCounters;
 use crate::planner::function_volatility::least_stable;
 use crate::planner::router;
+use crate::session::sequence_functions;
 use crate::session::session_cache::SharedSession;
 use crate::session::statement_shape::StatementShape;
 use crate::statements::table_references::check_tables_exist;
@@ -146,6 +147,7 @@ pub(crate) async fn physical_plan(
 ) -> Result<PhysicalPlan> {
     check_tables_exist(state, &statement)?;
     let plan = bind_parameters(state.statement_to_plan(statement).await?, params)?;
+    let plan = sequence_functions::bind_to_session(plan)?;
     let plan = authorize_plan(access, plan)?;
     let plan = not_null::defer_not_null_checks(plan)?;
     if let LogicalPlan::Ddl(ddl) = &plan {

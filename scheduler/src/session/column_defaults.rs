@@ -1,0 +1,309 @@
+//! Column defaults: what `CREATE TABLE` records for `DEFAULT expr` and `serial` columns, and
+//! the expressions a write plans for the columns it leaves out.
+//!
+//! `smallserial`, `serial` and `bigserial` (and `serial2/4/8`) become `smallint`, `integer`
+//! and `bigint` `NOT NULL` columns defaulting to `nextval('<table>_<column>_seq')`, a
+//! sequence the column owns and that is dropped with the table, as in PostgreSQL.
+//!
+//! Defaults are kept as SQL text and planned into DataFusion expressions by
+//! [`DefaultExpressions`], once per text; `INSERT` takes them through the table provider's
+//! `get_column_default`, so DataFusion fills every column an `INSERT` leaves out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use datafusion::common::DFSchema;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::Expr;
+use datafusion::sql::sqlparser::ast::{
+    self, ColumnOption, ColumnOptionDef, CreateTable, DataType as SqlType, FunctionArg,
+    FunctionArgExpr, FunctionArguments, ObjectNamePart, Value, ValueWithSpan,
+};
+use parking_lot::Mutex;
+use shardfusion_catalog::CatalogSnapshot;
+use shardfusion_catalog::column_default_store::ColumnDefault;
+use shardfusion_catalog::sequence_store::{SequenceMeta, SequenceType};
+use shardfusion_common::ids::TableId;
+
+use crate::error::{Result, SchedulerError};
+use crate::session::sequence_functions::{self, SequenceCache};
+
+/// What a `CREATE TABLE` records besides its columns.
+#[derive(Debug, Default)]
+pub struct TableDefaults {
+    /// By column position.
+    pub defaults: Vec<(usize, String, Option<String>)>,
+    /// The sequences of its `serial` columns, by column position.
+    pub sequences: Vec<(usize, SequenceMeta)>,
+}
+
+impl TableDefaults {
+    /// The defaults and owned sequences, named by `columns` (the planned column names).
+    pub fn named(self, columns: &[String]) -> (Vec<ColumnDefault>, Vec<SequenceMeta>) {
+        let defaults = self
+            .defaults
+            .into_iter()
+            .map(|(i, expression, sequence)| ColumnDefault {
+                column: columns[i].clone(),
+                expression,
+                sequence,
+            })
+            .collect();
+        let sequences = self
+            .sequences
+            .into_iter()
+            .map(|(i, mut meta)| {
+                meta.owned_by = Some((TableId(0), columns[i].clone()));
+                meta
+            })
+            .collect();
+        (defaults, sequences)
+    }
+}
+
+/// Rewrites the `serial` columns of `create` into integer columns with a sequence default,
+/// and collects every column's default. Sequence names avoid the relations of `snapshot`.
+pub fn prepare_create_table(
+    create: &mut CreateTable,
+    table: &str,
+    snapshot: &CatalogSnapshot,
+) -> Result<TableDefaults> {
+    let mut out = TableDefaults::default();
+    let mut taken: Vec<String> = Vec::new();
+    for (i, column) in create.columns.iter_mut().enumerate() {
+        let defaults: Vec<&ast::Expr> = column
+            .options
+            .iter()
+            .filter_map(|o| match &o.option {
+                ColumnOption::Default(expr) => Some(expr),
+                _ => None,
+            })
+            .collect();
+        if defaults.len() > 1 {
+            return Err(SchedulerError::invalid(format!(
+                "multiple default values specified for column \"{}\" of table \"{table}\"",
+                column.name.value
+            )));
+        }
+        if let Some(expr) = defaults.first() {
+            let sequence = nextval_sequence(expr);
+            out.defaults.push((i, expr.to_string(), sequence));
+        }
+        let Some(serial) = serial_type(&column.data_type) else {
+            continue;
+        };
+        if !defaults.is_empty() {
+            return Err(SchedulerError::invalid(format!(
+                "multiple default values specified for column \"{}\" of table \"{table}\"",
+                column.name.value
+            )));
+        }
+        let column_name = column.name.value.to_lowercase();
+        let name = free_sequence_name(&format!("{table}_{column_name}_seq"), snapshot, &taken);
+        taken.push(name.clone());
+        column.data_type = match serial {
+            SequenceType::SmallInt => SqlType::SmallInt(None),
+            SequenceType::Integer => SqlType::Integer(None),
+            SequenceType::BigInt => SqlType::BigInt(None),
+        };
+        let has_not_null = column
+            .options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::NotNull));
+        if !has_not_null {
+            column.options.push(ColumnOptionDef {
+                name: None,
+                option: ColumnOption::NotNull,
+            });
+        }
+        out.defaults
+            .push((i, format!("nextval('{name}')"), Some(name.clone())));
+        let mut meta = SequenceMeta::new(&name, serial);
+        meta.max = serial.max();
+        out.sequences.push((i, meta));
+    }
+    Ok(out)
+}
+
+/// The sequence type of a `serial` column type.
+fn serial_type(data_type: &SqlType) -> Option<SequenceType> {
+    let SqlType::Custom(name, modifiers) = data_type else {
+        return None;
+    };
+    let [ObjectNamePart::Identifier(ident)] = name.0.as_slice() else {
+        return None;
+    };
+    if !modifiers.is_empty() {
+        return None;
+    }
+    match ident.value.to_lowercase().as_str() {
+        "smallserial" | "serial2" => Some(SequenceType::SmallInt),
+        "serial" | "serial4" => Some(SequenceType::Integer),
+        "bigserial" | "serial8" => Some(SequenceType::BigInt),
+        _ => None,
+    }
+}
+
+/// `wanted`, or `wanted` with the first number that makes it a free relation name (as
+/// PostgreSQL names a `serial` column's sequence).
+fn free_sequence_name(wanted: &str, snapshot: &CatalogSnapshot, taken: &[String]) -> String {
+    let free = |name: &str| {
+        snapshot.table(name).is_none()
+            && !snapshot.sequences.contains_key(name)
+            && !taken.iter().any(|t| t == name)
+    };
+    if free(wanted) {
+        return wanted.to_string();
+    }
+    (1..)
+        .map(|n| format!("{wanted}{n}"))
+        .find(|name| free(name))
+        .unwrap_or_else(|| wanted.to_string())
+}
+
+/// The sequence a default takes values from: the constant argument of a `nextval` call.
+pub fn nextval_sequence(expr: &ast::Expr) -> Option<String> {
+    let mut found = None;
+    let _ = ast::visit_expressions(expr, |e| {
+        if let ast::Expr::Function(function) = e
+            && function.name.to_string().eq_ignore_ascii_case("nextval")
+            && let FunctionArguments::List(list) = &function.args
+            && let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_slice()
+            && let Some(name) = string_literal(arg)
+        {
+            found = Some(sequence_functions::sequence_name(&name));
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
+}
+
+/// The text of a string literal, also under a cast (`'s'::regclass`).
+fn string_literal(expr: &ast::Expr) -> Option<String> {
+    match expr {
+        ast::Expr::Value(ValueWithSpan {
+            value: Value::SingleQuotedString(s),
+            ..
+        }) => Some(s.clone()),
+        ast::Expr::Cast { expr, .. } => string_literal(expr),
+        _ => None,
+    }
+}
+
+/// Default expressions planned from their SQL text, once per text, with the functions every
+/// session has (sequence functions included; a statement binds them to its session).
+pub struct DefaultExpressions {
+    sequences: Arc<SequenceCache>,
+    state: OnceLock<SessionState>,
+    planned: Mutex<HashMap<String, Expr>>,
+}
+
+impl std::fmt::Debug for DefaultExpressions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DefaultExpressions").finish_non_exhaustive()
+    }
+}
+
+impl DefaultExpressions {
+    pub fn new(sequences: Arc<SequenceCache>) -> Self {
+        Self {
+            sequences,
+            state: OnceLock::new(),
+            planned: Mutex::default(),
+        }
+    }
+
+    /// The expression of the default `sql`.
+    pub fn plan(&self, sql: &str) -> Result<Expr> {
+        if let Some(expr) = self.planned.lock().get(sql) {
+            return Ok(expr.clone());
+        }
+        let state = self.state.get_or_init(|| {
+            let mut config = datafusion::prelude::SessionConfig::new();
+            config.options_mut().sql_parser.dialect =
+                datafusion::common::config::Dialect::PostgreSQL;
+            config.options_mut().sql_parser.map_string_types_to_utf8view = false;
+            let mut state = SessionStateBuilder::new()
+                .with_config(config)
+                .with_default_features()
+                .build();
+            // Registering four functions into a fresh state cannot clash.
+            let _ = sequence_functions::register(&mut state, &self.sequences);
+            state
+        });
+        let expr = state.create_logical_expr(sql, &DFSchema::empty())?;
+        self.planned.lock().insert(sql.to_string(), expr.clone());
+        Ok(expr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+    use datafusion::sql::sqlparser::ast::Statement;
+
+    use super::*;
+
+    fn create(sql: &str) -> CreateTable {
+        let mut statements = DFParser::parse_sql(sql).expect("parses");
+        match statements.pop_front() {
+            Some(DFStatement::Statement(s)) => match *s {
+                Statement::CreateTable(create) => create,
+                other => panic!("not a CREATE TABLE: {other}"),
+            },
+            _ => panic!("no statement"),
+        }
+    }
+
+    #[test]
+    fn serial_columns_become_integers_with_an_owned_sequence() {
+        let catalog = shardfusion_catalog::Catalog::open_in_memory().expect("catalog");
+        let schema = datafusion::arrow::datatypes::Schema::empty();
+        catalog
+            .create_table("ads_id_seq", &schema)
+            .expect("a table");
+        let mut ct = create(
+            "CREATE TABLE ads (id bigserial, company_id BIGINT NOT NULL, n serial4, \
+             created_at timestamp DEFAULT now(), other BIGINT DEFAULT nextval('s'::regclass))",
+        );
+        let out = prepare_create_table(&mut ct, "ads", &catalog.snapshot()).expect("prepared");
+        assert_eq!(ct.columns[0].data_type, SqlType::BigInt(None));
+        assert_eq!(ct.columns[2].data_type, SqlType::Integer(None));
+        assert!(
+            ct.columns[0]
+                .options
+                .iter()
+                .any(|o| o.option == ColumnOption::NotNull)
+        );
+        let names: Vec<String> = ["id", "company_id", "n", "created_at", "other"]
+            .map(String::from)
+            .to_vec();
+        let (defaults, sequences) = out.named(&names);
+        let by_column: Vec<(&str, &str, Option<&str>)> = defaults
+            .iter()
+            .map(|d| {
+                (
+                    d.column.as_str(),
+                    d.expression.as_str(),
+                    d.sequence.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_column,
+            [
+                ("id", "nextval('ads_id_seq1')", Some("ads_id_seq1")),
+                ("n", "nextval('ads_n_seq')", Some("ads_n_seq")),
+                ("created_at", "now()", None),
+                ("other", "nextval('s'::REGCLASS)", Some("s")),
+            ]
+        );
+        assert_eq!(sequences[0].data_type, SequenceType::BigInt);
+        assert_eq!(sequences[1].max, i64::from(i32::MAX));
+        assert_eq!(
+            sequences[1].owned_by.as_ref().map(|o| o.1.as_str()),
+            Some("n")
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! `CREATE SEQUENCE` and `DROP SEQUENCE`, with PostgreSQL's options and defaults.
+//!
+//! `CYCLE` is refused: values are handed out in blocks ([`crate::session::sequence_functions`]),
+//! and a block cannot wrap around.
+
+use datafusion::sql::sqlparser::ast::{
+    DataType as SqlType, Expr, ObjectName, SequenceOptions, UnaryOperator, Value, ValueWithSpan,
+};
+use shardfusion_catalog::sequence_store::{SequenceMeta, SequenceType};
+
+use crate::coordinator::{Coordinator, StatementOutput};
+use crate::error::{Result, SchedulerError};
+use crate::statements::ddl::table_name;
+
+/// `CREATE SEQUENCE [IF NOT EXISTS] name [AS type] [options]`.
+pub fn create_sequence(
+    coordinator: &Coordinator,
+    name: &ObjectName,
+    if_not_exists: bool,
+    data_type: Option<&SqlType>,
+    options: &[SequenceOptions],
+    owned_by: Option<&ObjectName>,
+) -> Result<StatementOutput> {
+    if owned_by.is_some() {
+        return Err(SchedulerError::unsupported(
+            "CREATE SEQUENCE ... OWNED BY (a serial column owns its sequence)",
+        ));
+    }
+    let name = table_name(name)?;
+    let data_type = match data_type {
+        None | Some(SqlType::BigInt(_) | SqlType::Int8(_)) => SequenceType::BigInt,
+        Some(SqlType::Integer(_) | SqlType::Int(_) | SqlType::Int4(_)) => SequenceType::Integer,
+        Some(SqlType::SmallInt(_) | SqlType::Int2(_)) => SequenceType::SmallInt,
+        Some(other) => {
+            return Err(SchedulerError::invalid(format!(
+                "sequence type must be smallint, integer, or bigint, not {other}"
+            )));
+        }
+    };
+    let mut meta = SequenceMeta::new(&name, data_type);
+    let (mut min, mut max, mut start) = (None, None, None);
+    for option in options {
+        match option {
+            SequenceOptions::IncrementBy(value, _) => meta.increment = integer(value)?,
+            SequenceOptions::MinValue(value) => min = value.as_ref().map(integer).transpose()?,
+            SequenceOptions::MaxValue(value) => max = value.as_ref().map(integer).transpose()?,
+            SequenceOptions::StartWith(value, _) => start = Some(integer(value)?),
+            SequenceOptions::Cache(value) => {
+                if integer(value)? < 1 {
+                    return Err(SchedulerError::invalid("CACHE must be at least 1"));
+                }
+            }
+            SequenceOptions::Cycle(no_cycle) => {
+                if !no_cycle {
+                    return Err(SchedulerError::unsupported("CYCLE sequences"));
+                }
+            }
+        }
+    }
+    // PostgreSQL's defaults depend on the direction.
+    let ascending = meta.increment > 0;
+    meta.min = min.unwrap_or(if ascending { 1 } else { data_type.min() });
+    meta.max = max.unwrap_or(if ascending { data_type.max() } else { -1 });
+    meta.start = start.unwrap_or(if ascending { meta.min } else { meta.max });
+    coordinator
+        .cluster()
+        .catalog
+        .create_sequence(&meta, if_not_exists)?;
+    Ok(StatementOutput::empty())
+}
+
+/// `DROP SEQUENCE [IF EXISTS] name, ...`.
+pub fn drop_sequences(
+    coordinator: &Coordinator,
+    names: &[ObjectName],
+    if_exists: bool,
+) -> Result<StatementOutput> {
+    let cluster = coordinator.cluster();
+    for name in names {
+        let name = table_name(name)?;
+        cluster.catalog.drop_sequence(&name, if_exists)?;
+        cluster.sequences.forget(&name);
+    }
+    Ok(StatementOutput::empty())
+}
+
+/// An integer option value, possibly negative.
+fn integer(expr: &Expr) -> Result<i64> {
+    let bad = || SchedulerError::invalid(format!("sequence option value {expr} is not an integer"));
+    match expr {
+        Expr::Value(ValueWithSpan {
+            value: Value::Number(n, _),
+            ..
+        }) => n.parse().map_err(|_| bad()),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => integer(expr).map(|v| -v),
+        Expr::UnaryOp {
+            op: UnaryOperator::Plus,
+            expr,
+        } => integer(expr),
+        _ => Err(bad()),
+    }
+}

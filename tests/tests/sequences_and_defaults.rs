@@ -1,0 +1,163 @@
+//! Sequences, `serial` columns and `DEFAULT`s as a PostgreSQL application uses them:
+//! `bigserial` keys unique across shards and concurrent writers, defaults filling the columns
+//! an `INSERT` leaves out, `nextval`/`currval`/`setval`/`lastval` with PostgreSQL's answers,
+//! and the errors (unknown sequence, `currval` before `nextval`, an exhausted sequence, a
+//! sequence a default still uses).
+
+use std::time::Duration;
+
+use shardfusion_tests::TestCluster;
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serial_keys_and_defaults_fill_left_out_columns() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let cluster = TestCluster::start(2).await;
+        let mut c = cluster.client().await;
+        c.run(
+            "CREATE TABLE companies (id bigserial, name text NOT NULL, \
+             plan text DEFAULT 'free', seats int DEFAULT 1 + 2, created_at timestamp DEFAULT now())",
+        )
+        .await;
+        c.run("SELECT create_distributed_table('companies', 'id', shard_count => 4)")
+            .await;
+        c.run("INSERT INTO companies (name) VALUES ('a'), ('b'), ('c')")
+            .await;
+        assert_eq!(
+            c.scalar(
+                "SELECT string_agg(id || ':' || name || ':' || plan || ':' || seats, ',' \
+                 ORDER BY id) FROM companies WHERE created_at IS NOT NULL"
+            )
+            .await,
+            "1:a:free:3,2:b:free:3,3:c:free:3"
+        );
+        // A given value wins over the default; an explicit NULL stays NULL.
+        c.run("INSERT INTO companies (id, name, plan) VALUES (-100, 'given', NULL)")
+            .await;
+        assert_eq!(
+            c.scalar("SELECT coalesce(plan, 'null') FROM companies WHERE id = -100")
+                .await,
+            "null"
+        );
+        // A bulk load takes its keys in one go; an INSERT ... SELECT reading the distributed
+        // table itself gets its keys on the coordinator.
+        c.run("INSERT INTO companies (name) SELECT 'bulk ' || v FROM generate_series(1, 1000) t(v)")
+            .await;
+        c.run("INSERT INTO companies (name) SELECT name FROM companies WHERE name LIKE 'bulk%'")
+            .await;
+        assert_eq!(
+            c.scalar("SELECT count(*) || ' ' || count(DISTINCT id) FROM companies")
+                .await,
+            "2004 2004"
+        );
+
+        // Concurrent writers: every key is handed out once.
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let mut client = cluster.client().await;
+            writers.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    client
+                        .run(&format!(
+                            "INSERT INTO companies (name) SELECT 'w{w}-{i}-' || v \
+                             FROM generate_series(1, 25) t(v)"
+                        ))
+                        .await;
+                }
+            }));
+        }
+        for writer in writers {
+            writer.await.expect("writer");
+        }
+        assert_eq!(
+            c.scalar("SELECT count(*) || ' ' || count(DISTINCT id) FROM companies")
+                .await,
+            "3004 3004"
+        );
+
+        // The sequence belongs to the column: it cannot be dropped while the default uses
+        // it, and goes with the table.
+        let message = c
+            .expect_error("DROP SEQUENCE companies_id_seq", Code::FailedPrecondition)
+            .await;
+        assert!(message.contains("companies"), "{message}");
+        c.run("DROP TABLE companies").await;
+        c.expect_error("SELECT nextval('companies_id_seq')", Code::NotFound)
+            .await;
+    })
+    .await
+    .expect("the test finishes within 240 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequence_functions_answer_as_in_postgres() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let cluster = TestCluster::start(1).await;
+        let mut c = cluster.client().await;
+        c.run("CREATE SEQUENCE invoice_no INCREMENT BY 5 START WITH 100")
+            .await;
+        assert_eq!(c.scalar("SELECT nextval('invoice_no')").await, "100");
+        // currval and lastval read what this session's nextval returned.
+        assert_eq!(
+            c.scalar("SELECT nextval('invoice_no'); SELECT currval('invoice_no') * 10 + lastval()")
+                .await,
+            (105 * 10 + 105).to_string()
+        );
+        let message = c
+            .expect_error("SELECT currval('invoice_no')", Code::FailedPrecondition)
+            .await;
+        assert!(
+            message.contains("not yet defined in this session"),
+            "{message}"
+        );
+        assert_eq!(c.scalar("SELECT setval('invoice_no', 1000)").await, "1000");
+        assert_eq!(c.scalar("SELECT nextval('INVOICE_NO')").await, "1005");
+        assert_eq!(
+            c.scalar("SELECT setval('invoice_no', 7, false); SELECT nextval('invoice_no')")
+                .await,
+            "7"
+        );
+        // One value per row, in order.
+        assert_eq!(
+            c.scalar(
+                "SELECT string_agg(CAST(n AS TEXT), ',' ORDER BY v) FROM \
+                 (SELECT v, nextval('invoice_no') AS n FROM generate_series(1, 3) t(v))"
+            )
+            .await,
+            "12,17,22"
+        );
+        c.expect_error("SELECT nextval('no_such_sequence')", Code::NotFound)
+            .await;
+        c.expect_error("CREATE SEQUENCE invoice_no", Code::AlreadyExists)
+            .await;
+        c.run("CREATE SEQUENCE IF NOT EXISTS invoice_no").await;
+
+        // A smallint sequence runs out with PostgreSQL's error, and hands out nothing more.
+        c.run("CREATE SEQUENCE tiny AS smallint MAXVALUE 3").await;
+        for expected in 1..=3 {
+            assert_eq!(
+                c.scalar("SELECT nextval('tiny')").await,
+                expected.to_string()
+            );
+        }
+        let message = c
+            .expect_error("SELECT nextval('tiny')", Code::OutOfRange)
+            .await;
+        assert!(message.contains("reached maximum value"), "{message}");
+        c.expect_error(
+            "CREATE SEQUENCE huge AS smallint MAXVALUE 100000",
+            Code::InvalidArgument,
+        )
+        .await;
+        c.expect_error("CREATE SEQUENCE spinning CYCLE", Code::Unimplemented)
+            .await;
+        c.run("CREATE SEQUENCE down INCREMENT BY -1").await;
+        assert_eq!(c.scalar("SELECT nextval('down')").await, "-1");
+        c.run("DROP SEQUENCE down, tiny").await;
+        c.expect_error("SELECT nextval('down')", Code::NotFound)
+            .await;
+        c.run("DROP SEQUENCE IF EXISTS down").await;
+    })
+    .await
+    .expect("the test finishes within 120 s");
+}
