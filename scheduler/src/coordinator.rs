@@ -515,26 +515,9 @@ impl Coordinator {
             Statement::Drop { object_type, .. } => {
                 Err(SchedulerError::unsupported(format!("DROP {object_type}")))
             }
-            Statement::CreateSequence {
-                temporary,
-                if_not_exists,
-                name,
-                data_type,
-                sequence_options,
-                owned_by,
-            } => {
+            Statement::CreateSequence { .. } => {
                 access.require_superuser("CREATE SEQUENCE")?;
-                if *temporary {
-                    return Err(SchedulerError::unsupported("temporary sequences"));
-                }
-                sequences::create_sequence(
-                    self,
-                    name,
-                    *if_not_exists,
-                    data_type.as_ref(),
-                    sequence_options,
-                    owned_by.as_ref(),
-                )
+                sequences::create_sequence(self, inner)
             }
             Statement::Truncate(truncate) => ddl::truncate(self, access, truncate).await,
             Statement::AlterTable(alter) => {

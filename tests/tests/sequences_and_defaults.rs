@@ -4,8 +4,11 @@
 //! and the errors (unknown sequence, `currval` before `nextval`, an exhausted sequence, a
 //! sequence a default still uses).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use shardfusion_tests::TestCluster;
 use tonic::Code;
 
@@ -73,6 +76,38 @@ async fn serial_keys_and_defaults_fill_left_out_columns() {
             c.scalar("SELECT count(*) || ' ' || count(DISTINCT id) FROM companies")
                 .await,
             "3004 3004"
+        );
+
+        // COPY with a column list and bulk ingest fill the columns they leave out too.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let csv = dir.path().join("companies.csv");
+        std::fs::write(&csv, "copied 1,team\ncopied 2,\n").expect("csv");
+        c.run(&format!(
+            "COPY companies (name, plan) FROM '{}' WITH (FORMAT csv)",
+            csv.display()
+        ))
+        .await;
+        let names = StringArray::from(vec!["ingested 1", "ingested 2", "ingested 3"]);
+        let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(names)]).expect("batch");
+        let ingested = c
+            .ingest("companies", futures::stream::iter([Ok(batch)]))
+            .await
+            .expect("ingest");
+        assert_eq!(ingested, 3);
+        assert_eq!(
+            c.scalar(
+                "SELECT string_agg(name || ':' || coalesce(plan, 'null') || ':' || seats, ',' \
+                 ORDER BY name) FROM companies WHERE (name LIKE 'copied%' OR name LIKE \
+                 'ingested%') AND id > 1003 AND created_at IS NOT NULL"
+            )
+            .await,
+            "copied 1:team:3,copied 2:null:3,ingested 1:free:3,ingested 2:free:3,ingested 3:free:3"
+        );
+        assert_eq!(
+            c.scalar("SELECT count(*) || ' ' || count(DISTINCT id) FROM companies")
+                .await,
+            "3009 3009"
         );
 
         // The sequence belongs to the column: it cannot be dropped while the default uses

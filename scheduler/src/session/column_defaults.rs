@@ -7,22 +7,26 @@
 //!
 //! Defaults are kept as SQL text and planned into DataFusion expressions by
 //! [`DefaultExpressions`], once per text; `INSERT` takes them through the table provider's
-//! `get_column_default`, so DataFusion fills every column an `INSERT` leaves out.
+//! `get_column_default`, so DataFusion fills every column an `INSERT` leaves out; `COPY` and
+//! bulk ingest evaluate them per batch ([`DefaultExpressions::physical`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::common::DFSchema;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::sql::sqlparser::ast::{
     self, ColumnOption, ColumnOptionDef, CreateTable, DataType as SqlType, FunctionArg,
     FunctionArgExpr, FunctionArguments, ObjectNamePart, Value, ValueWithSpan,
 };
 use parking_lot::Mutex;
-use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_catalog::column_default_store::ColumnDefault;
 use shardfusion_catalog::sequence_store::{SequenceMeta, SequenceType};
+use shardfusion_catalog::{CatalogSnapshot, TableMeta};
 use shardfusion_common::ids::TableId;
 
 use crate::error::{Result, SchedulerError};
@@ -214,12 +218,40 @@ impl DefaultExpressions {
         }
     }
 
-    /// The expression of the default `sql`.
-    pub fn plan(&self, sql: &str) -> Result<Expr> {
-        if let Some(expr) = self.planned.lock().get(sql) {
-            return Ok(expr.clone());
+    /// `table`'s defaults as physical expressions over no input columns, by column name,
+    /// for a write that leaves columns out of its rows (`COPY`, bulk ingest): cast to their
+    /// column's type, with `now()` the statement's start and sequence functions bound to the
+    /// session the statement runs in.
+    pub fn physical(&self, table: &TableMeta) -> Result<Vec<(String, Arc<dyn PhysicalExpr>)>> {
+        if table.defaults.is_empty() {
+            return Ok(Vec::new());
         }
-        let state = self.state.get_or_init(|| {
+        let state = self.state();
+        let schema = Arc::new(DFSchema::empty());
+        let context = SimplifyContext::builder()
+            .with_schema(Arc::clone(&schema))
+            .with_config_options(Arc::clone(state.config_options()))
+            .with_current_time()
+            .build();
+        let simplifier = ExprSimplifier::new(context);
+        let mut out = Vec::with_capacity(table.defaults.len());
+        for default in &table.defaults {
+            let Ok(field) = table.schema.field_with_name(&default.column) else {
+                continue;
+            };
+            let expr = sequence_functions::bind_expr(self.plan(&default.expression)?)?
+                .cast_to(field.data_type(), &schema)?;
+            let expr = simplifier.simplify(simplifier.coerce(expr, &schema)?)?;
+            out.push((
+                default.column.clone(),
+                state.create_physical_expr(expr, &schema)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn state(&self) -> &SessionState {
+        self.state.get_or_init(|| {
             let mut config = datafusion::prelude::SessionConfig::new();
             config.options_mut().sql_parser.dialect =
                 datafusion::common::config::Dialect::PostgreSQL;
@@ -231,8 +263,15 @@ impl DefaultExpressions {
             // Registering four functions into a fresh state cannot clash.
             let _ = sequence_functions::register(&mut state, &self.sequences);
             state
-        });
-        let expr = state.create_logical_expr(sql, &DFSchema::empty())?;
+        })
+    }
+
+    /// The expression of the default `sql`.
+    pub fn plan(&self, sql: &str) -> Result<Expr> {
+        if let Some(expr) = self.planned.lock().get(sql) {
+            return Ok(expr.clone());
+        }
+        let expr = self.state().create_logical_expr(sql, &DFSchema::empty())?;
         self.planned.lock().insert(sql.to_string(), expr.clone());
         Ok(expr)
     }

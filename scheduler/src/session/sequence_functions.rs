@@ -381,24 +381,31 @@ pub fn bind_to_session(plan: LogicalPlan) -> Result<LogicalPlan> {
         return Ok(plan);
     };
     let bound = plan.transform_up_with_subqueries(|node| {
-        node.map_expressions(|expr| {
-            expr.transform_up(|e| match &e {
-                Expr::ScalarFunction(call) => {
-                    match call.func.inner().downcast_ref::<SequenceFunction>() {
-                        Some(function) => {
-                            let func = ScalarUDF::from(function.bound(Arc::clone(&session)));
-                            Ok(Transformed::yes(Expr::ScalarFunction(
-                                ScalarFunction::new_udf(Arc::new(func), call.args.clone()),
-                            )))
-                        }
-                        None => Ok(Transformed::no(e)),
-                    }
-                }
-                _ => Ok(Transformed::no(e)),
-            })
-        })
+        node.map_expressions(|expr| expr.transform_up(|e| bind_call(e, &session)))
     })?;
     Ok(bound.data)
+}
+
+/// `expr` with its sequence functions bound as [`bind_to_session`] binds a plan's.
+pub fn bind_expr(expr: Expr) -> Result<Expr> {
+    let Ok(session) = SESSION.try_with(Arc::clone) else {
+        return Ok(expr);
+    };
+    Ok(expr.transform_up(|e| bind_call(e, &session))?.data)
+}
+
+/// `e` bound to `session` if it calls a sequence function.
+fn bind_call(e: Expr, session: &Arc<SessionSequences>) -> Result<Transformed<Expr>> {
+    let Expr::ScalarFunction(call) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    let Some(function) = call.func.inner().downcast_ref::<SequenceFunction>() else {
+        return Ok(Transformed::no(e));
+    };
+    let func = ScalarUDF::from(function.bound(Arc::clone(session)));
+    Ok(Transformed::yes(Expr::ScalarFunction(
+        ScalarFunction::new_udf(Arc::new(func), call.args.clone()),
+    )))
 }
 
 /// Whether `expr` calls a sequence function, which only the coordinator can run.

@@ -126,11 +126,13 @@ where
             .ok_or_else(|| CatalogError::TableNotFound {
                 name: table.name.clone(),
             })?;
-    let conformer = Conformer::try_new(
+    let defaults = cluster.default_expressions.physical(&table)?;
+    let conformer = Conformer::with_defaults(
         &table.name,
         Arc::clone(&table.schema),
         &input_schema,
         MatchBy::Name,
+        &defaults,
     )?;
     let rows = futures::stream::iter(first.map(Ok))
         .chain(batches)

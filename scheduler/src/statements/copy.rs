@@ -248,7 +248,14 @@ pub async fn copy_from(
     let provided: SchemaRef = Arc::new(Schema::new(file_columns.clone()));
     // Map file columns → the provided table columns, then provided → full table.
     let to_provided = Conformer::try_new(&name, Arc::clone(&provided), &input, match_by)?;
-    let to_table = Conformer::try_new(&name, Arc::clone(&table.schema), &provided, MatchBy::Name)?;
+    let defaults = cluster.default_expressions.physical(&table)?;
+    let to_table = Conformer::with_defaults(
+        &name,
+        Arc::clone(&table.schema),
+        &provided,
+        MatchBy::Name,
+        &defaults,
+    )?;
     let stream = frame.execute_stream().await?;
     let writer = TableWriter::for_table(Arc::clone(cluster), Arc::clone(&snapshot), &table)?;
     let written = writer

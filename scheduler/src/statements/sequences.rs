@@ -4,7 +4,8 @@
 //! and a block cannot wrap around.
 
 use datafusion::sql::sqlparser::ast::{
-    DataType as SqlType, Expr, ObjectName, SequenceOptions, UnaryOperator, Value, ValueWithSpan,
+    DataType as SqlType, Expr, ObjectName, SequenceOptions, Statement, UnaryOperator, Value,
+    ValueWithSpan,
 };
 use shardfusion_catalog::sequence_store::{SequenceMeta, SequenceType};
 
@@ -15,19 +16,29 @@ use crate::statements::ddl::table_name;
 /// `CREATE SEQUENCE [IF NOT EXISTS] name [AS type] [options]`.
 pub fn create_sequence(
     coordinator: &Coordinator,
-    name: &ObjectName,
-    if_not_exists: bool,
-    data_type: Option<&SqlType>,
-    options: &[SequenceOptions],
-    owned_by: Option<&ObjectName>,
+    statement: &Statement,
 ) -> Result<StatementOutput> {
+    let Statement::CreateSequence {
+        temporary,
+        if_not_exists,
+        name,
+        data_type,
+        sequence_options: options,
+        owned_by,
+    } = statement
+    else {
+        return Err(SchedulerError::invalid("not a CREATE SEQUENCE statement"));
+    };
+    if *temporary {
+        return Err(SchedulerError::unsupported("temporary sequences"));
+    }
     if owned_by.is_some() {
         return Err(SchedulerError::unsupported(
             "CREATE SEQUENCE ... OWNED BY (a serial column owns its sequence)",
         ));
     }
     let name = table_name(name)?;
-    let data_type = match data_type {
+    let data_type = match data_type.as_ref() {
         None | Some(SqlType::BigInt(_) | SqlType::Int8(_)) => SequenceType::BigInt,
         Some(SqlType::Integer(_) | SqlType::Int(_) | SqlType::Int4(_)) => SequenceType::Integer,
         Some(SqlType::SmallInt(_) | SqlType::Int2(_)) => SequenceType::SmallInt,
@@ -65,7 +76,7 @@ pub fn create_sequence(
     coordinator
         .cluster()
         .catalog
-        .create_sequence(&meta, if_not_exists)?;
+        .create_sequence(&meta, *if_not_exists)?;
     Ok(StatementOutput::empty())
 }
 

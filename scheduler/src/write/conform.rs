@@ -1,13 +1,15 @@
 //! [`Conformer`]: turns incoming rows (from COPY files or bulk ingest) into a table's schema.
 //!
 //! Columns are matched by name (case-insensitively) or by position, cast with errors instead of
-//! silent NULLs, and checked against NOT NULL. Table columns missing from the input become NULL.
+//! silent NULLs, and checked against NOT NULL. Table columns missing from the input take their
+//! default ([`Conformer::with_defaults`]), or NULL.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::physical_expr::PhysicalExpr;
 
 use crate::error::{Result, SchedulerError};
 
@@ -25,10 +27,25 @@ pub struct Conformer {
     target: SchemaRef,
     /// For each target column, the input column that feeds it.
     sources: Vec<Option<usize>>,
+    /// For each target column, its default, used when no input column feeds it.
+    defaults: Vec<Option<Arc<dyn PhysicalExpr>>>,
 }
 
 impl Conformer {
+    /// Maps `input` onto `target`; columns of `target` the input lacks are NULL.
     pub fn try_new(table: &str, target: SchemaRef, input: &SchemaRef, by: MatchBy) -> Result<Self> {
+        Self::with_defaults(table, target, input, by, &[])
+    }
+
+    /// As [`Self::try_new`], filling columns the input lacks from `defaults` (by column
+    /// name; expressions over no columns, cast to the column's type).
+    pub fn with_defaults(
+        table: &str,
+        target: SchemaRef,
+        input: &SchemaRef,
+        by: MatchBy,
+        defaults: &[(String, Arc<dyn PhysicalExpr>)],
+    ) -> Result<Self> {
         let sources: Vec<Option<usize>> = match by {
             MatchBy::Position => {
                 if input.fields().len() > target.fields().len() {
@@ -65,8 +82,18 @@ impl Conformer {
                     .collect()
             }
         };
-        for (field, source) in target.fields().iter().zip(&sources) {
-            if source.is_none() && !field.is_nullable() {
+        let defaults: Vec<Option<Arc<dyn PhysicalExpr>>> = target
+            .fields()
+            .iter()
+            .map(|f| {
+                defaults
+                    .iter()
+                    .find(|(column, _)| column == f.name())
+                    .map(|(_, expr)| Arc::clone(expr))
+            })
+            .collect();
+        for ((field, source), default) in target.fields().iter().zip(&sources).zip(&defaults) {
+            if source.is_none() && default.is_none() && !field.is_nullable() {
                 return Err(SchedulerError::invalid(format!(
                     "column \"{}\" of table \"{table}\" is NOT NULL but the input does not \
                      provide it",
@@ -78,6 +105,7 @@ impl Conformer {
             table: table.to_string(),
             target,
             sources,
+            defaults,
         })
     }
 
@@ -89,7 +117,8 @@ impl Conformer {
             ..Default::default()
         };
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.sources.len());
-        for (field, source) in self.target.fields().iter().zip(&self.sources) {
+        let fields = self.target.fields().iter().zip(&self.sources);
+        for ((field, source), default) in fields.zip(&self.defaults) {
             let column = match source {
                 Some(i) => {
                     let input = batch.column(*i);
@@ -108,7 +137,10 @@ impl Conformer {
                         })?
                     }
                 }
-                None => new_null_array(field.data_type(), rows),
+                None => match default {
+                    Some(expr) => self.default_values(field, expr, rows)?,
+                    None => new_null_array(field.data_type(), rows),
+                },
             };
             if !field.is_nullable() && column.null_count() > 0 {
                 return Err(SchedulerError::NotNull {
@@ -125,6 +157,35 @@ impl Conformer {
         )
         .map_err(|e| {
             SchedulerError::invalid(format!("rows do not fit table \"{}\": {e}", self.table))
+        })
+    }
+}
+
+impl Conformer {
+    /// `rows` values of `field`'s default `expr`.
+    fn default_values(
+        &self,
+        field: &Field,
+        expr: &Arc<dyn PhysicalExpr>,
+        rows: usize,
+    ) -> Result<ArrayRef> {
+        let no_columns = RecordBatch::try_new_with_options(
+            Arc::new(Schema::empty()),
+            vec![],
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(|e| SchedulerError::invalid(e.to_string()))?;
+        let values = expr.evaluate(&no_columns)?.into_array(rows)?;
+        if values.data_type() == field.data_type() {
+            return Ok(values);
+        }
+        cast_with_options(&values, field.data_type(), &CastOptions::default()).map_err(|e| {
+            SchedulerError::invalid(format!(
+                "the default of column \"{}\" of table \"{}\" does not convert to {}: {e}",
+                field.name(),
+                self.table,
+                field.data_type()
+            ))
         })
     }
 }
