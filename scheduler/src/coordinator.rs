@@ -42,10 +42,10 @@ use crate::limits::statement_control::StatementControl;
 use crate::monitoring::statement_activity::ActivityState;
 use crate::monitoring::statement_stats::StatementTracker;
 use crate::planner::statement_counters;
-use crate::session::sequence_functions;
 use crate::session::session_settings::SessionSettings;
 use crate::session::statement_call::StatementCall;
 use crate::session::statement_context::{file_session_for, session_for};
+use crate::session::{column_defaults, sequence_functions};
 use crate::statements::settings::SettingStatement;
 use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::table_references::check_tables_exist;
@@ -454,6 +454,11 @@ impl Coordinator {
                 control,
             );
             return statement_counters::counting(Arc::clone(tracker.counters()), planning).await;
+        }
+        if let DFStatement::Statement(inner) = &mut statement
+            && let Statement::Insert(insert) = inner.as_mut()
+        {
+            column_defaults::fill_default_keywords(insert, &self.cluster.catalog.snapshot())?;
         }
         let DFStatement::Statement(inner) = &statement else {
             return self.plan(statement, tracker, access, params, control).await;

@@ -34,6 +34,30 @@ async fn serial_keys_and_defaults_fill_left_out_columns() {
             .await,
             "1:a:free:3,2:b:free:3,3:c:free:3"
         );
+        // DEFAULT in a VALUES row and in UPDATE ... SET stands for the column's default
+        // (NULL where there is none).
+        c.run("INSERT INTO companies VALUES (DEFAULT, 'd', 'gold', DEFAULT, DEFAULT)")
+            .await;
+        c.run("INSERT INTO companies (name, plan) VALUES ('e', DEFAULT), ('f', 'x')")
+            .await;
+        c.run("UPDATE companies SET plan = DEFAULT, seats = 10 WHERE name = 'd'")
+            .await;
+        assert_eq!(
+            c.scalar(
+                "SELECT string_agg(id || ':' || name || ':' || plan || ':' || seats, ',' \
+                 ORDER BY id) FROM companies WHERE id > 3"
+            )
+            .await,
+            "4:d:free:10,5:e:free:3,6:f:x:3"
+        );
+        let message = c
+            .expect_error(
+                "UPDATE companies SET seats = nextval('companies_id_seq') WHERE id = 4",
+                Code::Unimplemented,
+            )
+            .await;
+        assert!(message.contains("coordinator"), "{message}");
+        c.run("DELETE FROM companies WHERE id > 3").await;
         // A given value wins over the default; an explicit NULL stays NULL.
         c.run("INSERT INTO companies (id, name, plan) VALUES (-100, 'given', NULL)")
             .await;

@@ -236,8 +236,11 @@ async fn update_and_delete_change_exactly_the_rows_they_select() {
         );
         c.expect_error("UPDATE accounts SET nope = 1", Code::InvalidArgument)
             .await;
-        c.expect_error("UPDATE accounts SET owner = DEFAULT", Code::Unimplemented)
-            .await;
+        c.expect_error(
+            "UPDATE accounts SET (owner, plan) = ('a', 1)",
+            Code::Unimplemented,
+        )
+        .await;
         c.expect_error("DELETE FROM missing WHERE id = 1", Code::NotFound)
             .await;
         assert_eq!(before, cluster_files_in_catalog(cluster.coordinator()));

@@ -129,6 +129,83 @@ pub fn prepare_create_table(
     Ok(out)
 }
 
+/// Whether `expr` is the `DEFAULT` keyword (a `VALUES` item, an `UPDATE ... SET` value).
+pub fn is_default_keyword(expr: &ast::Expr) -> bool {
+    matches!(expr, ast::Expr::Identifier(i)
+        if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+}
+
+/// The expression `DEFAULT` stands for in `column` of `table`: its default, else NULL.
+pub fn default_of(table: &TableMeta, column: &str) -> Result<ast::Expr> {
+    let Some(default) = table.defaults.iter().find(|d| d.column == column) else {
+        return Ok(ast::Expr::Value(Value::Null.into()));
+    };
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(&default.expression)
+        .and_then(|mut parser| parser.parse_expr())
+        .map_err(|e| {
+            SchedulerError::invalid(format!(
+                "the recorded default of column \"{column}\" of \"{}\" does not parse: {e}",
+                table.name
+            ))
+        })
+}
+
+/// Replaces each `DEFAULT` item of `insert`'s `VALUES` rows with its column's default (or
+/// NULL), as PostgreSQL does; DataFusion plans the rest.
+pub fn fill_default_keywords(insert: &mut ast::Insert, snapshot: &CatalogSnapshot) -> Result<()> {
+    let ast::TableObject::TableName(name) = &insert.table else {
+        return Ok(());
+    };
+    let Some(query) = insert.source.as_mut() else {
+        return Ok(());
+    };
+    let ast::SetExpr::Values(values) = query.body.as_mut() else {
+        return Ok(());
+    };
+    let has_default = values
+        .rows
+        .iter()
+        .any(|row| row.content.iter().any(is_default_keyword));
+    if !has_default {
+        return Ok(());
+    }
+    let table_name = crate::statements::ddl::table_name(name)?;
+    let Some(table) = snapshot.table(&table_name) else {
+        return Ok(());
+    };
+    let columns: Vec<String> = if insert.columns.is_empty() {
+        table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    } else {
+        insert
+            .columns
+            .iter()
+            .map(|c| {
+                let ident = c.0.last().and_then(|part| part.as_ident());
+                match ident {
+                    Some(i) if i.quote_style.is_some() => i.value.clone(),
+                    Some(i) => i.value.to_lowercase(),
+                    None => c.to_string(),
+                }
+            })
+            .collect()
+    };
+    for row in &mut values.rows {
+        for (item, column) in row.content.iter_mut().zip(&columns) {
+            if is_default_keyword(item) {
+                *item = default_of(table, column)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The sequence type of a `serial` column type.
 fn serial_type(data_type: &SqlType) -> Option<SequenceType> {
     let SqlType::Custom(name, modifiers) = data_type else {

@@ -408,6 +408,15 @@ fn bind_call(e: Expr, session: &Arc<SessionSequences>) -> Result<Transformed<Exp
     )))
 }
 
+/// Whether the logical `expr` calls a sequence function.
+pub fn calls_sequence_function_in(expr: &Expr) -> bool {
+    expr.exists(|e| {
+        Ok(matches!(e, Expr::ScalarFunction(call)
+            if call.func.inner().downcast_ref::<SequenceFunction>().is_some()))
+    })
+    .unwrap_or(false)
+}
+
 /// Whether `expr` calls a sequence function, which only the coordinator can run.
 pub fn calls_sequence_function(expr: &Arc<dyn PhysicalExpr>) -> bool {
     let mut found = false;

@@ -53,6 +53,8 @@ use crate::auth::principal::Access;
 use crate::cluster::shared_state::Cluster;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
+use crate::session::column_defaults;
+use crate::session::sequence_functions;
 use crate::session::statement_context::session_for;
 use crate::session::table_provider::ShardedTableProvider;
 use crate::statements::ddl::table_name;
@@ -120,14 +122,12 @@ pub async fn update(
                 "multiple assignments to same column \"{column}\""
             )));
         }
-        if matches!(&assignment.value, SqlExpr::Identifier(i)
-            if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
-        {
-            return Err(SchedulerError::unsupported(
-                "UPDATE ... SET column = DEFAULT",
-            ));
-        }
-        set.push((index, assignment.value.clone()));
+        let value = if column_defaults::is_default_keyword(&assignment.value) {
+            column_defaults::default_of(&table, &column)?
+        } else {
+            assignment.value.clone()
+        };
+        set.push((index, value));
     }
     let changed = change_rows(
         coordinator,
@@ -405,6 +405,13 @@ fn projections(
     // leave them different (Citus refuses them too).
     let replicated = table.shards.iter().any(|s| s.placements.len() > 1);
     let refuse_volatile = |expr: &Expr| {
+        // Files are rewritten on the workers; sequence values come from the coordinator.
+        if sequence_functions::calls_sequence_function_in(expr) {
+            return Err(SchedulerError::unsupported(format!(
+                "sequence functions in UPDATE or DELETE ({expr}): their values are handed \
+                 out on the coordinator, and rows are rewritten on the workers"
+            )));
+        }
         if replicated && expr.is_volatile() {
             return Err(SchedulerError::invalid(format!(
                 "functions used in UPDATE or DELETE on {}, which has a copy on several \
