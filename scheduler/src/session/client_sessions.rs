@@ -64,9 +64,10 @@ impl ClientSession {
         Ok(())
     }
 
-    /// Whether a statement changed the settings.
+    /// Whether a statement changed the settings, or called a sequence function (whose
+    /// values `currval` and `lastval` read later in the session).
     pub fn changed(&self) -> bool {
-        self.changed.load(Ordering::Acquire)
+        self.changed.load(Ordering::Acquire) || self.sequences.used()
     }
 
     /// The `set-cookie` header value naming this session.

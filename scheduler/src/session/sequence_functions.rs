@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::arrow::array::{Array, AsArray, Int64Array};
 use datafusion::arrow::datatypes::DataType;
@@ -119,9 +120,17 @@ fn take(reserved: &mut Reserved, count: u64, values: &mut Vec<i64>) {
 #[derive(Debug, Default)]
 pub struct SessionSequences {
     values: Mutex<(HashMap<String, i64>, Option<i64>)>,
+    /// Whether a statement calling a sequence function was bound to it: the client session
+    /// then lasts (as a `SET` makes it), so that its later statements see the values.
+    used: AtomicBool,
 }
 
 impl SessionSequences {
+    /// Whether a statement of the session called a sequence function.
+    pub fn used(&self) -> bool {
+        self.used.load(Ordering::Acquire)
+    }
+
     fn record(&self, name: &str, value: i64) {
         let mut values = self.values.lock();
         values.0.insert(name.to_string(), value);
@@ -402,6 +411,7 @@ fn bind_call(e: Expr, session: &Arc<SessionSequences>) -> Result<Transformed<Exp
     let Some(function) = call.func.inner().downcast_ref::<SequenceFunction>() else {
         return Ok(Transformed::no(e));
     };
+    session.used.store(true, Ordering::Release);
     let func = ScalarUDF::from(function.bound(Arc::clone(session)));
     Ok(Transformed::yes(Expr::ScalarFunction(
         ScalarFunction::new_udf(Arc::new(func), call.args.clone()),
