@@ -306,6 +306,29 @@ impl Catalog {
     }
 }
 
+/// Refuses to drop table `table` while another table's default uses a sequence it owns
+/// (PostgreSQL's 2BP01 without CASCADE).
+pub(crate) fn check_owned_sequences_unused(tx: &Transaction<'_>, table: TableId) -> Result<()> {
+    let user: Option<(String, String, String)> = tx
+        .query_row(
+            "SELECT s.name, t.name, d.column_name FROM user_sequences s \
+             JOIN column_defaults d ON d.sequence = s.name \
+             JOIN tables t ON t.table_id = d.table_id \
+             WHERE s.owner_table = ?1 AND d.table_id <> ?1 LIMIT 1",
+            params![table.0],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    match user {
+        Some((name, table, column)) => Err(CatalogError::SequenceInUse {
+            name,
+            table,
+            column,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn exhausted(meta: &SequenceMeta) -> CatalogError {
     CatalogError::SequenceExhausted {
         name: meta.name.clone(),
@@ -486,6 +509,14 @@ mod tests {
             .drop_sequence("t_id_seq", false)
             .expect_err("in use");
         assert!(err.to_string().contains("column \"id\""), "{err}");
+        // Another table's default using it holds the owning table back too.
+        let other = ColumnDefault::new("id", "nextval('t_id_seq')", Some("t_id_seq"));
+        catalog
+            .create_table_with("u", &schema, std::slice::from_ref(&other), &[])
+            .expect("u");
+        let err = catalog.drop_table("t", false).expect_err("used by u");
+        assert!(err.to_string().contains("\"u\""), "{err}");
+        catalog.drop_table("u", false).expect("u dropped");
         catalog.drop_table("t", false).expect("dropped");
         assert!(catalog.snapshot().sequences.is_empty());
         assert!(!catalog.drop_sequence("t_id_seq", true).expect("if exists"));

@@ -344,6 +344,7 @@ impl Catalog {
 /// Deletes table `id` (shards, placements and files cascade) and any colocation group left
 /// without a table; returns the table's files, now garbage.
 fn drop_in(tx: &Transaction<'_>, id: TableId) -> Result<Vec<(GroupId, FileMeta)>> {
+    crate::sequence_store::check_owned_sequences_unused(tx, id)?;
     let files = files_of_table(tx, id)?;
     record_in(tx, &files, CleanupPolicy::DeferredOnSuccess)?;
     tx.execute("DELETE FROM tables WHERE table_id = ?1", params![id.0])?;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::analyze::AnalyzeExec;
 #[allow(deprecated)]
 use datafusion::physical_plan::coalesce_batches::CoalesceBatchesExec;
@@ -66,6 +67,16 @@ fn hands_out_sequence_values(node: &Arc<dyn ExecutionPlan>) -> bool {
     }
     if let Some(filter) = node.downcast_ref::<FilterExec>() {
         return calls_sequence_function(filter.predicate());
+    }
+    if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
+        let groups = aggregate.group_expr().expr().iter().map(|(e, _)| e);
+        let arguments = aggregate
+            .aggr_expr()
+            .iter()
+            .flat_map(|a| a.expressions().into_iter());
+        let filters = aggregate.filter_expr().iter().flatten();
+        return groups.chain(filters).any(calls_sequence_function)
+            || arguments.into_iter().any(|e| calls_sequence_function(&e));
     }
     false
 }

@@ -3,7 +3,8 @@
 //!
 //! `smallserial`, `serial` and `bigserial` (and `serial2/4/8`) become `smallint`, `integer`
 //! and `bigint` `NOT NULL` columns defaulting to `nextval('<table>_<column>_seq')`, a
-//! sequence the column owns and that is dropped with the table, as in PostgreSQL.
+//! sequence the column owns and that is dropped with the table, as in PostgreSQL. Identity
+//! columns (`GENERATED ... AS IDENTITY [(options)]`) become the same, with their options.
 //!
 //! Defaults are kept as SQL text and planned into DataFusion expressions by
 //! [`DefaultExpressions`], once per text; `INSERT` takes them through the table provider's
@@ -13,7 +14,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, ExprSchemable};
@@ -21,7 +24,7 @@ use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::sql::sqlparser::ast::{
     self, ColumnOption, ColumnOptionDef, CreateTable, DataType as SqlType, FunctionArg,
-    FunctionArgExpr, FunctionArguments, ObjectNamePart, Value, ValueWithSpan,
+    FunctionArgExpr, FunctionArguments, ObjectNamePart, SequenceOptions, Value, ValueWithSpan,
 };
 use parking_lot::Mutex;
 use shardfusion_catalog::column_default_store::ColumnDefault;
@@ -75,11 +78,11 @@ pub fn prepare_create_table(
     let mut out = TableDefaults::default();
     let mut taken: Vec<String> = Vec::new();
     for (i, column) in create.columns.iter_mut().enumerate() {
-        let defaults: Vec<&ast::Expr> = column
+        let defaults: Vec<ast::Expr> = column
             .options
             .iter()
             .filter_map(|o| match &o.option {
-                ColumnOption::Default(expr) => Some(expr),
+                ColumnOption::Default(expr) => Some(expr.clone()),
                 _ => None,
             })
             .collect();
@@ -93,8 +96,18 @@ pub fn prepare_create_table(
             let sequence = nextval_sequence(expr);
             out.defaults.push((i, expr.to_string(), sequence));
         }
-        let Some(serial) = serial_type(&column.data_type) else {
-            continue;
+        let identity = identity_options(column, table)?;
+        let serial = match &identity {
+            Some(_) => integer_type(&column.data_type).ok_or_else(|| {
+                SchedulerError::invalid(format!(
+                    "identity column type must be smallint, integer, or bigint, not {}",
+                    column.data_type
+                ))
+            })?,
+            None => match serial_type(&column.data_type) {
+                Some(serial) => serial,
+                None => continue,
+            },
         };
         if !defaults.is_empty() {
             return Err(SchedulerError::invalid(format!(
@@ -102,7 +115,10 @@ pub fn prepare_create_table(
                 column.name.value
             )));
         }
-        let column_name = column.name.value.to_lowercase();
+        let column_name = match column.name.quote_style {
+            Some(_) => column.name.value.clone(),
+            None => column.name.value.to_lowercase(),
+        };
         let name = free_sequence_name(&format!("{table}_{column_name}_seq"), snapshot, &taken);
         taken.push(name.clone());
         column.data_type = match serial {
@@ -120,10 +136,13 @@ pub fn prepare_create_table(
                 option: ColumnOption::NotNull,
             });
         }
-        out.defaults
-            .push((i, format!("nextval('{name}')"), Some(name.clone())));
-        let mut meta = SequenceMeta::new(&name, serial);
-        meta.max = serial.max();
+        out.defaults.push((
+            i,
+            format!("nextval('{}')", regclass_text(&name)),
+            Some(name.clone()),
+        ));
+        let options = identity.unwrap_or_default();
+        let meta = crate::statements::sequences::sequence_meta(&name, serial, &options)?;
         out.sequences.push((i, meta));
     }
     Ok(out)
@@ -206,6 +225,61 @@ pub fn fill_default_keywords(insert: &mut ast::Insert, snapshot: &CatalogSnapsho
     Ok(())
 }
 
+/// `name` as the text of a `regclass` literal: quoted unless it reads back as itself.
+fn regclass_text(name: &str) -> String {
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    let ident = if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    };
+    ident.replace('\'', "''")
+}
+
+/// The sequence options of an identity column (`GENERATED {ALWAYS | BY DEFAULT} AS
+/// IDENTITY [(options)]`), removing the clause from `column`; `None` if it is none. A
+/// generated expression column is refused.
+fn identity_options(
+    column: &mut ast::ColumnDef,
+    table: &str,
+) -> Result<Option<Vec<SequenceOptions>>> {
+    let Some(at) = column
+        .options
+        .iter()
+        .position(|o| matches!(o.option, ColumnOption::Generated { .. }))
+    else {
+        return Ok(None);
+    };
+    let ColumnOption::Generated {
+        sequence_options,
+        generation_expr,
+        ..
+    } = column.options.remove(at).option
+    else {
+        return Ok(None);
+    };
+    if generation_expr.is_some() {
+        return Err(SchedulerError::unsupported(format!(
+            "generated column \"{}\" of table \"{table}\" (GENERATED ALWAYS AS (expr) STORED)",
+            column.name.value
+        )));
+    }
+    Ok(Some(sequence_options.unwrap_or_default()))
+}
+
+/// The sequence type of an integer column type.
+fn integer_type(data_type: &SqlType) -> Option<SequenceType> {
+    match data_type {
+        SqlType::SmallInt(_) | SqlType::Int2(_) => Some(SequenceType::SmallInt),
+        SqlType::Integer(_) | SqlType::Int(_) | SqlType::Int4(_) => Some(SequenceType::Integer),
+        SqlType::BigInt(_) | SqlType::Int8(_) => Some(SequenceType::BigInt),
+        _ => None,
+    }
+}
+
 /// The sequence type of a `serial` column type.
 fn serial_type(data_type: &SqlType) -> Option<SequenceType> {
     let SqlType::Custom(name, modifiers) = data_type else {
@@ -272,6 +346,12 @@ fn string_literal(expr: &ast::Expr) -> Option<String> {
     }
 }
 
+fn bad_default(column: &str, sql: &str, error: &SchedulerError) -> SchedulerError {
+    SchedulerError::invalid(format!(
+        "invalid DEFAULT for column \"{column}\": {sql}: {error}"
+    ))
+}
+
 /// Default expressions planned from their SQL text, once per text, with the functions every
 /// session has (sequence functions included; a statement binds them to its session).
 pub struct DefaultExpressions {
@@ -303,6 +383,47 @@ impl DefaultExpressions {
         if table.defaults.is_empty() {
             return Ok(Vec::new());
         }
+        let mut out = Vec::with_capacity(table.defaults.len());
+        for default in &table.defaults {
+            let Ok(field) = table.schema.field_with_name(&default.column) else {
+                continue;
+            };
+            out.push((
+                default.column.clone(),
+                self.physical_default(&default.expression, field.data_type())?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Refuses a default `CREATE TABLE` cannot record for a column of `data_type`: one that
+    /// does not plan, reads a subquery or a column, or whose value does not convert (a
+    /// constant is converted now, as PostgreSQL does).
+    pub fn check(&self, column: &str, sql: &str, data_type: &DataType) -> Result<()> {
+        let expr = self.plan(sql).map_err(|e| bad_default(column, sql, &e))?;
+        let reads_rows = expr
+            .exists(|e| {
+                Ok(matches!(
+                    e,
+                    Expr::ScalarSubquery(_)
+                        | Expr::Exists(_)
+                        | Expr::InSubquery(_)
+                        | Expr::Column(_)
+                ))
+            })
+            .unwrap_or(true);
+        if reads_rows {
+            return Err(SchedulerError::invalid(format!(
+                "cannot use a subquery or a column in the DEFAULT of column \"{column}\": {sql}"
+            )));
+        }
+        self.physical_default(sql, data_type)
+            .map(|_| ())
+            .map_err(|e| bad_default(column, sql, &e))
+    }
+
+    /// The default `sql` as a physical expression over no columns, cast to `data_type`.
+    fn physical_default(&self, sql: &str, data_type: &DataType) -> Result<Arc<dyn PhysicalExpr>> {
         let state = self.state();
         let schema = Arc::new(DFSchema::empty());
         let context = SimplifyContext::builder()
@@ -311,20 +432,9 @@ impl DefaultExpressions {
             .with_current_time()
             .build();
         let simplifier = ExprSimplifier::new(context);
-        let mut out = Vec::with_capacity(table.defaults.len());
-        for default in &table.defaults {
-            let Ok(field) = table.schema.field_with_name(&default.column) else {
-                continue;
-            };
-            let expr = sequence_functions::bind_expr(self.plan(&default.expression)?)?
-                .cast_to(field.data_type(), &schema)?;
-            let expr = simplifier.simplify(simplifier.coerce(expr, &schema)?)?;
-            out.push((
-                default.column.clone(),
-                state.create_physical_expr(expr, &schema)?,
-            ));
-        }
-        Ok(out)
+        let expr = sequence_functions::bind_expr(self.plan(sql)?)?.cast_to(data_type, &schema)?;
+        let expr = simplifier.simplify(simplifier.coerce(expr, &schema)?)?;
+        Ok(state.create_physical_expr(expr, &schema)?)
     }
 
     fn state(&self) -> &SessionState {
@@ -369,6 +479,15 @@ mod tests {
                 other => panic!("not a CREATE TABLE: {other}"),
             },
             _ => panic!("no statement"),
+        }
+    }
+
+    #[test]
+    fn sequence_names_read_back_as_themselves() {
+        for name in ["orders_id_seq", "Orders_id_seq", "a\"b", "it's", "1st_seq"] {
+            let text = regclass_text(name);
+            let literal = text.replace("''", "'");
+            assert_eq!(sequence_functions::sequence_name(&literal), name, "{text}");
         }
     }
 

@@ -101,6 +101,11 @@ impl SequenceCache {
         self.catalog.set_sequence_value(name, value, is_called)
     }
 
+    /// Whether the sequence `name` exists.
+    pub fn exists(&self, name: &str) -> bool {
+        self.catalog.snapshot().sequences.contains_key(name)
+    }
+
     /// Forgets what was reserved from `name` (it was dropped).
     pub fn forget(&self, name: &str) {
         self.blocks.lock().remove(name);
@@ -315,9 +320,19 @@ impl ScalarUDFImpl for SequenceFunction {
                         continue;
                     };
                     let session = self.session.as_ref();
-                    let value = session.and_then(|s| s.current(name)).ok_or_else(|| {
-                        self.not_defined(&format!("currval of sequence \"{name}\""))
-                    })?;
+                    let value = session.and_then(|s| s.current(name));
+                    let value = match value {
+                        Some(value) => value,
+                        None if !self.cache.exists(name) => {
+                            return Err(external(CatalogError::SequenceNotFound {
+                                name: name.clone(),
+                            }));
+                        }
+                        None => {
+                            let what = format!("currval of sequence \"{name}\"");
+                            return Err(self.not_defined(&what));
+                        }
+                    };
                     out.push(Some(value));
                 }
                 Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
@@ -329,17 +344,20 @@ impl ScalarUDFImpl for SequenceFunction {
                 let called = arrays.get(2).map(|a| a.as_boolean().clone());
                 let mut out = Vec::with_capacity(rows);
                 for i in 0..rows {
-                    if names.is_null(i) || values.is_null(i) {
+                    // Strict, as in PostgreSQL: a NULL argument changes nothing.
+                    let null_called = called.as_ref().is_some_and(|c| c.is_null(i));
+                    if names.is_null(i) || values.is_null(i) || null_called {
                         out.push(None);
                         continue;
                     }
-                    let is_called = called.as_ref().is_none_or(|c| c.is_null(i) || c.value(i));
+                    let is_called = called.as_ref().is_none_or(|c| c.value(i));
                     let (name, value) = (names.value(i), values.value(i));
                     self.cache
                         .set_value(name, value, is_called)
                         .map_err(external)?;
-                    if is_called {
-                        self.record(name, value);
+                    // `currval` sees it; `lastval` stays what `nextval` returned last.
+                    if is_called && let Some(session) = &self.session {
+                        session.values.lock().0.insert(name.to_string(), value);
                     }
                     out.push(Some(value));
                 }
@@ -416,6 +434,71 @@ fn bind_call(e: Expr, session: &Arc<SessionSequences>) -> Result<Transformed<Exp
     Ok(Transformed::yes(Expr::ScalarFunction(
         ScalarFunction::new_udf(Arc::new(func), call.args.clone()),
     )))
+}
+
+/// Refuses the sequence functions `plan` calls that `access` may not call. As no `GRANT ...
+/// ON SEQUENCE` exists yet, a sequence's rights follow its table's: `nextval` of a sequence
+/// a column owns needs INSERT or UPDATE on that table; `setval`, and `nextval` of any other
+/// sequence, need a superuser; `currval` and `lastval` only read the session's own values.
+pub fn authorize(plan: &LogicalPlan, access: &crate::auth::Access<'_>) -> crate::error::Result<()> {
+    use shardfusion_catalog::roles::TablePrivilege;
+    if access.is_superuser() {
+        return Ok(());
+    }
+    let mut refusal = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                let Expr::ScalarFunction(call) = e else {
+                    return Ok(TreeNodeRecursion::Continue);
+                };
+                let Some(function) = call.func.inner().downcast_ref::<SequenceFunction>() else {
+                    return Ok(TreeNodeRecursion::Continue);
+                };
+                let name = match call.args.first() {
+                    Some(Expr::Literal(value, _)) => {
+                        value.try_as_str().flatten().map(sequence_name)
+                    }
+                    _ => None,
+                };
+                let owner = name.as_ref().and_then(|name| {
+                    let sequence = access.snapshot().sequences.get(name)?;
+                    let (table_id, _) = sequence.owned_by.as_ref()?;
+                    access
+                        .snapshot()
+                        .tables
+                        .values()
+                        .find(|t| t.table_id == *table_id)
+                        .map(|t| t.name.clone())
+                });
+                let allowed = match (function.kind, owner) {
+                    (Kind::Current | Kind::Last, _) => true,
+                    (Kind::Next, Some(table)) => {
+                        access.has_table_privilege(&table, TablePrivilege::Insert)
+                            || access.has_table_privilege(&table, TablePrivilege::Update)
+                    }
+                    _ => false,
+                };
+                if allowed {
+                    return Ok(TreeNodeRecursion::Continue);
+                }
+                refusal = Some(crate::error::SchedulerError::PermissionDenied {
+                    message: format!(
+                        "permission denied for sequence {}: {} needs a superuser{}",
+                        name.as_deref().unwrap_or("(computed name)"),
+                        function.kind.name(),
+                        if function.kind == Kind::Next {
+                            ", or INSERT or UPDATE on the table whose column owns it"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+                Ok(TreeNodeRecursion::Stop)
+            })
+        })
+    });
+    refusal.map_or(Ok(()), Err)
 }
 
 /// Whether the logical `expr` calls a sequence function.

@@ -91,6 +91,15 @@ pub async fn create_table(
         .collect();
     let columns: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
     let (defaults, sequences) = table_defaults.named(&columns);
+    for default in &defaults {
+        if let Some(field) = fields.iter().find(|f| *f.name() == default.column) {
+            cluster.default_expressions.check(
+                &default.column,
+                &default.expression,
+                field.data_type(),
+            )?;
+        }
+    }
     let schema = Schema::new(fields);
     let table = match cluster
         .catalog
@@ -207,11 +216,32 @@ pub async fn truncate(
         access.require_table(&name, TablePrivilege::Truncate)?;
         names.push(name);
     }
+    let restart = matches!(
+        truncate.identity,
+        Some(datafusion::sql::sqlparser::ast::TruncateIdentityOption::Restart)
+    );
     for name in names {
         let _committing = cluster.retirement.committing();
         let files = cluster.catalog.truncate_table(&name)?;
         crate::limits::commit_point::reached();
         cluster.retire_files(files);
+        if restart {
+            // RESTART IDENTITY: the sequences its columns own start over.
+            let snapshot = cluster.catalog.snapshot();
+            let Some(table) = snapshot.table(&name) else {
+                continue;
+            };
+            let owned = snapshot.sequences.values().filter(|s| {
+                s.owned_by
+                    .as_ref()
+                    .is_some_and(|(id, _)| *id == table.table_id)
+            });
+            for sequence in owned {
+                cluster
+                    .sequences
+                    .set_value(&sequence.name, sequence.start, false)?;
+            }
+        }
     }
     Ok(StatementOutput::empty())
 }

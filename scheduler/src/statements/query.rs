@@ -148,6 +148,7 @@ pub(crate) async fn physical_plan(
     check_tables_exist(state, &statement)?;
     let plan = bind_parameters(state.statement_to_plan(statement).await?, params)?;
     let plan = sequence_functions::bind_to_session(plan)?;
+    sequence_functions::authorize(&plan, access)?;
     let plan = authorize_plan(access, plan)?;
     let plan = not_null::defer_not_null_checks(plan)?;
     if let LogicalPlan::Ddl(ddl) = &plan {

@@ -48,7 +48,22 @@ pub fn create_sequence(
             )));
         }
     };
-    let mut meta = SequenceMeta::new(&name, data_type);
+    let meta = sequence_meta(&name, data_type, options)?;
+    coordinator
+        .cluster()
+        .catalog
+        .create_sequence(&meta, *if_not_exists)?;
+    Ok(StatementOutput::empty())
+}
+
+/// The sequence `name` of `data_type` that `options` describe, with PostgreSQL's defaults for
+/// what they leave out (which depend on the direction).
+pub fn sequence_meta(
+    name: &str,
+    data_type: SequenceType,
+    options: &[SequenceOptions],
+) -> Result<SequenceMeta> {
+    let mut meta = SequenceMeta::new(name, data_type);
     let (mut min, mut max, mut start) = (None, None, None);
     for option in options {
         match option {
@@ -68,16 +83,11 @@ pub fn create_sequence(
             }
         }
     }
-    // PostgreSQL's defaults depend on the direction.
     let ascending = meta.increment > 0;
     meta.min = min.unwrap_or(if ascending { 1 } else { data_type.min() });
     meta.max = max.unwrap_or(if ascending { data_type.max() } else { -1 });
     meta.start = start.unwrap_or(if ascending { meta.min } else { meta.max });
-    coordinator
-        .cluster()
-        .catalog
-        .create_sequence(&meta, *if_not_exists)?;
-    Ok(StatementOutput::empty())
+    Ok(meta)
 }
 
 /// `DROP SEQUENCE [IF EXISTS] name, ...`.
@@ -87,30 +97,45 @@ pub fn drop_sequences(
     if_exists: bool,
 ) -> Result<StatementOutput> {
     let cluster = coordinator.cluster();
+    let names = names.iter().map(table_name).collect::<Result<Vec<_>>>()?;
+    // All or nothing when one is missing, as in PostgreSQL.
+    let snapshot = cluster.catalog.snapshot();
+    if !if_exists && let Some(missing) = names.iter().find(|n| !snapshot.sequences.contains_key(*n))
+    {
+        return Err(shardfusion_catalog::CatalogError::SequenceNotFound {
+            name: missing.clone(),
+        }
+        .into());
+    }
     for name in names {
-        let name = table_name(name)?;
         cluster.catalog.drop_sequence(&name, if_exists)?;
         cluster.sequences.forget(&name);
     }
     Ok(StatementOutput::empty())
 }
 
-/// An integer option value, possibly negative.
+/// An integer option value, possibly negative (down to the smallest `bigint`).
 fn integer(expr: &Expr) -> Result<i64> {
     let bad = || SchedulerError::invalid(format!("sequence option value {expr} is not an integer"));
+    wide_integer(expr)
+        .and_then(|v| i64::try_from(v).ok())
+        .ok_or_else(bad)
+}
+
+fn wide_integer(expr: &Expr) -> Option<i128> {
     match expr {
         Expr::Value(ValueWithSpan {
             value: Value::Number(n, _),
             ..
-        }) => n.parse().map_err(|_| bad()),
+        }) => n.parse().ok(),
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr,
-        } => integer(expr).map(|v| -v),
+        } => wide_integer(expr).map(|v| -v),
         Expr::UnaryOp {
             op: UnaryOperator::Plus,
             expr,
-        } => integer(expr),
-        _ => Err(bad()),
+        } => wide_integer(expr),
+        _ => None,
     }
 }

@@ -21,11 +21,15 @@ const TEXT_LIKE_TYPES: [&str; 6] = [
 /// Rewrites casts to Postgres text-like types into casts to `TEXT`.
 pub fn rewrite_statement(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |expr| {
-        if let Expr::Cast { data_type, .. } = expr
-            && let DataType::Custom(name, _) = data_type
-        {
-            let name = name.to_string().to_ascii_lowercase();
-            if TEXT_LIKE_TYPES.contains(&name.as_str()) {
+        if let Expr::Cast { data_type, .. } = expr {
+            let text_like = match data_type {
+                DataType::Regclass => true,
+                DataType::Custom(name, _) => {
+                    TEXT_LIKE_TYPES.contains(&name.to_string().to_ascii_lowercase().as_str())
+                }
+                _ => false,
+            };
+            if text_like {
                 *data_type = DataType::Text;
             }
         }
