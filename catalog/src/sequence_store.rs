@@ -167,16 +167,22 @@ impl Catalog {
                 name: meta.name.clone(),
                 reason,
             })?;
-        let exists = self.conn.lock().query_row(
-            "SELECT 1 FROM user_sequences WHERE name = ?1",
-            params![meta.name],
-            |_| Ok(()),
-        );
-        if exists.optional()?.is_some() && if_not_exists {
-            return Ok(false);
-        }
-        self.write(|tx| insert_sequence(tx, meta))?;
-        Ok(true)
+        // Decided inside the transaction, so a concurrent CREATE SEQUENCE IF NOT EXISTS of
+        // the same name is a no-op, not an error.
+        self.write(|tx| {
+            let exists: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM user_sequences WHERE name = ?1",
+                    params![meta.name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_some() && if_not_exists {
+                return Ok(false);
+            }
+            insert_sequence(tx, meta)?;
+            Ok(true)
+        })
     }
 
     /// Drops the sequence `name`, refused while a column default uses it. `Ok(false)` if it

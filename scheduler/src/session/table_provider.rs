@@ -12,7 +12,7 @@
 //! and `INSERT ... SELECT` go through DataFusion's own planning, casts and checks.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
@@ -43,8 +43,9 @@ pub struct ShardedTableProvider {
     cluster: Arc<Cluster>,
     snapshot: Arc<CatalogSnapshot>,
     table: Arc<TableMeta>,
-    /// The defaults of its columns that have one, which `INSERT` fills left-out columns with.
-    defaults: HashMap<String, Expr>,
+    /// The defaults of its columns that have one, which `INSERT` fills left-out columns with;
+    /// planned on the first ask (a query never asks).
+    defaults: OnceLock<HashMap<String, Expr>>,
 }
 
 impl ShardedTableProvider {
@@ -53,25 +54,31 @@ impl ShardedTableProvider {
         snapshot: Arc<CatalogSnapshot>,
         table: Arc<TableMeta>,
     ) -> Self {
-        let mut defaults = HashMap::new();
-        for default in &table.defaults {
-            // Planned once already, when CREATE TABLE checked it.
-            match cluster.default_expressions.plan(&default.expression) {
-                Ok(expr) => {
-                    defaults.insert(default.column.clone(), expr);
-                }
-                Err(e) => tracing::error!(
-                    table = %table.name, column = %default.column, error = %e,
-                    "a recorded column default does not plan"
-                ),
-            }
-        }
         Self {
             cluster,
             snapshot,
             table,
-            defaults,
+            defaults: OnceLock::new(),
         }
+    }
+
+    fn defaults(&self) -> &HashMap<String, Expr> {
+        self.defaults.get_or_init(|| {
+            let mut defaults = HashMap::new();
+            for default in &self.table.defaults {
+                // Planned once already, when CREATE TABLE checked it.
+                match self.cluster.default_expressions.plan(&default.expression) {
+                    Ok(expr) => {
+                        defaults.insert(default.column.clone(), expr);
+                    }
+                    Err(e) => tracing::error!(
+                        table = %self.table.name, column = %default.column, error = %e,
+                        "a recorded column default does not plan"
+                    ),
+                }
+            }
+            defaults
+        })
     }
 
     /// What the statement's tables are: the router looks at their kinds and colocation.
@@ -286,7 +293,7 @@ impl TableProvider for ShardedTableProvider {
     }
 
     fn get_column_default(&self, column: &str) -> Option<&Expr> {
-        self.defaults.get(column)
+        self.defaults().get(column)
     }
 
     fn table_type(&self) -> TableType {

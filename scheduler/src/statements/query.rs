@@ -147,8 +147,15 @@ pub(crate) async fn physical_plan(
 ) -> Result<PhysicalPlan> {
     check_tables_exist(state, &statement)?;
     let plan = bind_parameters(state.statement_to_plan(statement).await?, params)?;
-    let plan = sequence_functions::bind_to_session(plan)?;
-    sequence_functions::authorize(&plan, access)?;
+    // Sequence functions are volatile: a plan calling none (most) is not walked for them.
+    let volatility = least_stable(&plan);
+    let plan = if volatility == Volatility::Volatile {
+        let bound = sequence_functions::bind_to_session(plan)?;
+        sequence_functions::authorize(&bound, access)?;
+        bound
+    } else {
+        plan
+    };
     let plan = authorize_plan(access, plan)?;
     let plan = not_null::defer_not_null_checks(plan)?;
     if let LogicalPlan::Ddl(ddl) = &plan {
@@ -167,7 +174,7 @@ pub(crate) async fn physical_plan(
     // `now()` and its kin are folded to the statement's start time, which a shared state
     // does not have: such a statement plans in a copy that does.
     let timed;
-    let state = if least_stable(&plan) == Volatility::Immutable {
+    let state = if volatility == Volatility::Immutable {
         state
     } else {
         let mut copy = state.clone();
