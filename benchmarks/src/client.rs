@@ -103,6 +103,32 @@ impl TestClient {
         &mut self.inner
     }
 
+    /// Opens a client session (Flight's `SetSessionOptions` with no options) and sends its
+    /// cookie on every later call, as ADBC's cookie middleware does: `SET`s and an open
+    /// transaction then last from one call to the next.
+    pub async fn open_session(&mut self) -> Result<(), Status> {
+        let action = arrow_flight::Action::new("SetSessionOptions", Vec::<u8>::new());
+        let mut request = tonic::Request::new(action);
+        if let Some(token) = self.inner.token() {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| Status::internal("a token that is no header value"))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        let response = self.inner.inner_mut().do_action(request).await?;
+        let cookie = response
+            .metadata()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_string)
+            .ok_or_else(|| Status::internal("SetSessionOptions set no session cookie"))?;
+        let mut results = response.into_inner();
+        while results.message().await?.is_some() {}
+        self.inner.set_header("cookie", cookie);
+        Ok(())
+    }
+
     /// Runs `sql` through `CommandStatementQuery` and fetches all batches.
     pub async fn query(&mut self, sql: &str) -> Result<Vec<RecordBatch>, Status> {
         Ok(self.query_with_schema(sql).await?.1)

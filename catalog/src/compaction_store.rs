@@ -11,13 +11,12 @@
 //! snapshot may still read them, so the coordinator records and deletes them once those
 //! have finished (until then they are orphans that reconciliation's grace period protects).
 
-use rusqlite::{OptionalExtension, params};
 use shardfusion_common::ids::{GroupId, PlacementId};
 
-use crate::commit_checks::check_writable;
-use crate::error::{CatalogError, ConcurrentChange};
+use crate::error::CatalogError;
+use crate::file_changes::{FileChange, swap_files_in};
 use crate::model::FileMeta;
-use crate::store::{Catalog, insert_files};
+use crate::store::Catalog;
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
@@ -25,7 +24,7 @@ impl Catalog {
     /// Replaces the files `replaced` (placement, its node group, path) of `table` with
     /// `written` (their rows, compacted, updated or with some deleted), in one transaction.
     /// Returns the replaced files with their node groups; refused with
-    /// [`ConcurrentChange::RowsRemoved`] if any is no longer committed, and as any commit is
+    /// [`crate::ConcurrentChange::RowsRemoved`] if any is no longer committed, and as any commit is
     /// if a placement it changes moved, is being moved, or its shard gained a copy.
     pub fn compact_files(
         &self,
@@ -34,57 +33,20 @@ impl Catalog {
         replaced: &[(PlacementId, GroupId, String)],
         written: &[(PlacementId, GroupId, FileMeta)],
     ) -> Result<Vec<(GroupId, FileMeta)>> {
-        self.write(|tx| {
-            // A placement whose files were all deleted gets no new file, but changes as much.
-            let changed = written
-                .iter()
-                .map(|(p, g, _)| (*p, *g))
-                .chain(replaced.iter().map(|(p, g, _)| (*p, *g)));
-            check_writable(tx, &self.fences, table, schema, changed)?;
-            let mut old = Vec::with_capacity(replaced.len());
-            for (placement, _, path) in replaced {
-                let found = tx
-                    .query_row(
-                        "SELECT p.groupid, f.row_count, f.byte_size FROM shard_files f \
-                         JOIN placements p USING (placementid) \
-                         WHERE f.placementid = ?1 AND f.path = ?2",
-                        params![placement.0, path],
-                        |r| {
-                            Ok((
-                                GroupId(r.get(0)?),
-                                r.get::<_, i64>(1)? as u64,
-                                r.get::<_, i64>(2)? as u64,
-                            ))
-                        },
-                    )
-                    .optional()?;
-                let Some((group, row_count, byte_size)) = found else {
-                    return Err(CatalogError::Conflict {
-                        table: table.to_string(),
-                        change: ConcurrentChange::RowsRemoved,
-                    });
-                };
-                tx.execute(
-                    "DELETE FROM shard_files WHERE placementid = ?1 AND path = ?2",
-                    params![placement.0, path],
-                )?;
-                let file = FileMeta {
-                    path: path.clone(),
-                    row_count,
-                    byte_size,
-                    stats: None,
-                };
-                old.push((group, file));
-            }
-            insert_files(tx, written.iter().map(|(p, _, f)| (p, f)))?;
-            Ok(old)
-        })
+        let change = FileChange {
+            table: table.to_string(),
+            written: schema.clone(),
+            removed: replaced.to_vec(),
+            added: written.to_vec(),
+        };
+        self.write(|tx| swap_files_in(tx, &self.fences, &change))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ConcurrentChange;
     use crate::test_support::{add_file, distributed, id_schema};
 
     /// A DELETE that emptied a file writes no new one, but still changes its placement: a

@@ -38,6 +38,7 @@ mod commit_checks;
 pub mod compaction_store;
 pub mod distribution_store;
 pub mod error;
+pub mod file_changes;
 pub mod layout;
 pub mod metadata_tables;
 pub mod model;
@@ -58,6 +59,7 @@ pub mod write_fence;
 
 pub use distribution_store::DistributionCommit;
 pub use error::{CatalogError, ConcurrentChange};
+pub use file_changes::FileChange;
 pub use model::{
     CatalogSnapshot, Colocation, FileMeta, Node, PlacementMeta, ShardMeta, TableKind, TableMeta,
 };

@@ -42,11 +42,11 @@ use crate::limits::statement_control::StatementControl;
 use crate::monitoring::statement_activity::ActivityState;
 use crate::monitoring::statement_stats::StatementTracker;
 use crate::planner::statement_counters;
+use crate::session::column_defaults;
 use crate::session::session_settings::SessionSettings;
 use crate::session::statement_call::StatementCall;
 use crate::session::statement_context::{file_session_for, session_for};
-use crate::session::{column_defaults, sequence_functions};
-use crate::statements::settings::SettingStatement;
+use crate::session::transaction::{statement_session, statement_snapshot};
 use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::table_references::check_tables_exist;
 use crate::statements::{
@@ -303,90 +303,9 @@ impl Coordinator {
         runtime::run(async move { this.execute_here(&call, &sql, &params).await }).await
     }
 
-    async fn execute_here(
-        &self,
-        call: &StatementCall,
-        sql: &str,
-        params: &[ScalarValue],
-    ) -> Result<StatementOutput> {
-        let parsing = Instant::now();
-        let statements = parse(sql)?;
-        let parse_time = parsing.elapsed();
-        let count = statements.len();
-        if !params.is_empty() && count != 1 {
-            return Err(SchedulerError::invalid(format!(
-                "parameters bind to one statement, and the text holds {count}"
-            )));
-        }
-        let defaults = self.cluster.default_settings();
-        let mut settings = call
-            .session
-            .as_ref()
-            .map(|session| session.settings())
-            .unwrap_or_default();
-        // As in PostgreSQL, the text runs as one implicit transaction for its settings: what
-        // it SETs applies to the statements after, and reaches the session only if the whole
-        // text succeeds.
-        let mut changed_settings = false;
-        let mut last = None;
-        // `currval` and `lastval` read the client session's sequence values; a text run
-        // outside a session is a session of its own.
-        let sequences = call
-            .session
-            .as_ref()
-            .map_or_else(Arc::default, |session| Arc::clone(&session.sequences));
-        for (i, statement) in statements.into_iter().enumerate() {
-            if let Some(setting) = SettingStatement::of(&statement) {
-                let output = setting.apply(&mut settings, &defaults)?;
-                changed_settings |= setting.changes();
-                if i + 1 == count {
-                    last = Some(output);
-                }
-                continue;
-            }
-            // The text is parsed once for all its statements; the first one is charged.
-            let parse_time = if i == 0 { parse_time } else { Duration::ZERO };
-            let effective = settings.over(&defaults);
-            let control = StatementControl::new(&effective, call.timeout, self.cluster.admission());
-            let mut output = control
-                .run(sequence_functions::in_session(
-                    Arc::clone(&sequences),
-                    // Boxed: the statement's future is large, and this one holds it.
-                    Box::pin(self.execute_parsed(
-                        &call.principal,
-                        statement,
-                        parse_time,
-                        params,
-                        (&control, &effective),
-                    )),
-                ))
-                .await?;
-            if let StatementOutput::Query { control: slot, .. } = &mut output {
-                *slot = Some(control);
-            }
-            // Queries before the last statement run to their end (they may call `nextval`
-            // or `setval`, as in PostgreSQL); their rows are dropped.
-            if i + 1 == count {
-                last = Some(output);
-            } else if let StatementOutput::Query { .. } = output {
-                let mut rows = output.into_stream()?;
-                while rows.next().await.transpose()?.is_some() {}
-            }
-        }
-        if changed_settings && let Some(session) = &call.session {
-            session.update(|own| {
-                *own = settings;
-                Ok(())
-            })?;
-        }
-        last.ok_or_else(|| SchedulerError::Syntax {
-            message: "empty statement: nothing to run".into(),
-        })
-    }
-
     /// Runs one statement, whose text took `parse_time` to parse, recording it in
     /// `shardfusion_stat_statements`.
-    async fn execute_parsed(
+    pub(crate) async fn execute_parsed(
         &self,
         principal: &Principal,
         statement: DFStatement,
@@ -399,7 +318,7 @@ impl Coordinator {
                 "only a query or an INSERT takes parameters ($1, $2, ...)",
             ));
         }
-        let snapshot = self.cluster.catalog.snapshot();
+        let snapshot = statement_snapshot(&self.cluster)?;
         let access = principal.access(&snapshot)?;
         let (statement, tracker) = self.cluster.stats.track(principal.name(), statement);
         let counters = tracker.counters();
@@ -442,7 +361,7 @@ impl Coordinator {
         if let DFStatement::CopyTo(copy_to) = &mut statement {
             access.require_superuser(SERVER_FILES)?;
             copy_to.target = copy::checked_copy_target(&self.cluster.file_access, &copy_to.target)?;
-            let ctx = file_session_for(&self.cluster, self.cluster.catalog.snapshot())?;
+            let ctx = file_session_for(&self.cluster, statement_snapshot(&self.cluster)?)?;
             let state = ctx.state();
             let planning = query::plan_in(
                 &state,
@@ -458,7 +377,8 @@ impl Coordinator {
         if let DFStatement::Statement(inner) = &mut statement
             && let Statement::Insert(insert) = inner.as_mut()
         {
-            column_defaults::fill_default_keywords(insert, &self.cluster.catalog.snapshot())?;
+            let snapshot = statement_snapshot(&self.cluster)?;
+            column_defaults::fill_default_keywords(insert, &snapshot)?;
         }
         let DFStatement::Statement(inner) = &statement else {
             return self.plan(statement, tracker, access, params, control).await;
@@ -569,11 +489,6 @@ impl Coordinator {
             Statement::Delete(delete) => {
                 crate::write::row_changes::delete(self, access, delete).await
             }
-            Statement::StartTransaction { .. }
-            | Statement::Commit { .. }
-            | Statement::Rollback { .. } => Err(SchedulerError::unsupported(
-                "explicit transactions (every statement commits on its own)",
-            )),
             _ => self.plan(statement, tracker, access, params, control).await,
         }
     }
@@ -588,7 +503,7 @@ impl Coordinator {
         params: &[ScalarValue],
         control: &StatementControl,
     ) -> Result<StatementOutput> {
-        let session = self.cluster.sessions.current(&self.cluster)?;
+        let session = statement_session(&self.cluster)?;
         let counters = Arc::clone(tracker.counters());
         let planning = query::plan_statement(
             &session,

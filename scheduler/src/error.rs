@@ -68,6 +68,13 @@ pub enum SchedulerError {
     /// A shard or node named by a function does not exist.
     #[error("{message}")]
     UnknownObject { message: String },
+    /// A statement that the state of its transaction does not allow (SQLSTATE class 25, or
+    /// 3B001 for an unknown savepoint).
+    #[error("{message}")]
+    Transaction {
+        message: String,
+        sqlstate: &'static str,
+    },
     #[error("worker {node} failed: {status}")]
     Worker { node: String, status: Status },
     #[error(transparent)]
@@ -92,6 +99,14 @@ impl SchedulerError {
     pub fn unknown(message: impl Into<String>) -> Self {
         Self::UnknownObject {
             message: message.into(),
+        }
+    }
+
+    /// [`SchedulerError::Transaction`].
+    pub fn transaction(message: impl Into<String>, sqlstate: &'static str) -> Self {
+        Self::Transaction {
+            message: message.into(),
+            sqlstate,
         }
     }
 
@@ -138,6 +153,9 @@ impl From<SchedulerError> for Status {
             }
             SchedulerError::SessionNotFound => Status::not_found(message),
             SchedulerError::ClusterState { .. } => Status::failed_precondition(message),
+            SchedulerError::Transaction { sqlstate, .. } => {
+                with_sqlstate(Status::failed_precondition(message), sqlstate)
+            }
             SchedulerError::UnknownObject { .. } => Status::not_found(message),
             SchedulerError::Catalog(e) => catalog_status(&e),
             SchedulerError::Hash(e) => hash_status(&e),
@@ -239,6 +257,9 @@ fn clone_error(error: &SchedulerError) -> SchedulerError {
             };
         }
         SchedulerError::SessionNotFound => return SchedulerError::SessionNotFound,
+        SchedulerError::Transaction { message, sqlstate } => {
+            return SchedulerError::transaction(message.clone(), sqlstate);
+        }
         SchedulerError::Hash(e) => hash_status(e),
         SchedulerError::Catalog(e) => catalog_status(e),
         other => Status::internal(other.to_string()),

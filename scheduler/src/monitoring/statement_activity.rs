@@ -40,6 +40,8 @@ pub enum ActivityState {
     Planned,
     /// Executing (statements with side effects run right away).
     Running,
+    /// A transaction between its statements (listed from its first statement to its end).
+    IdleInTransaction,
 }
 
 impl ActivityState {
@@ -47,6 +49,7 @@ impl ActivityState {
         match self {
             Self::Planned => "planned",
             Self::Running => "running",
+            Self::IdleInTransaction => "idle in transaction",
         }
     }
 }

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use crate::error::{Result, SchedulerError};
 use crate::session::sequence_functions::SessionSequences;
 use crate::session::session_settings::SessionSettings;
+use crate::session::transaction::Transaction;
 
 /// The cookie naming a client's session.
 pub const SESSION_COOKIE: &str = "arrow_flight_session_id";
@@ -42,6 +43,8 @@ pub struct ClientSession {
     changed: AtomicBool,
     /// What `nextval` and `setval` returned in it, for `currval` and `lastval`.
     pub sequences: Arc<SessionSequences>,
+    /// Its open explicit transaction (`BEGIN` ... `COMMIT`).
+    transaction: Mutex<Option<Arc<Transaction>>>,
 }
 
 impl ClientSession {
@@ -64,10 +67,22 @@ impl ClientSession {
         Ok(())
     }
 
-    /// Whether a statement changed the settings, or called a sequence function (whose
-    /// values `currval` and `lastval` read later in the session).
+    /// Whether a statement changed the settings, called a sequence function (whose values
+    /// `currval` and `lastval` read later in the session) or left a transaction open.
     pub fn changed(&self) -> bool {
-        self.changed.load(Ordering::Acquire) || self.sequences.used()
+        self.changed.load(Ordering::Acquire)
+            || self.sequences.used()
+            || self.transaction.lock().is_some()
+    }
+
+    /// The session's open explicit transaction.
+    pub fn transaction(&self) -> Option<Arc<Transaction>> {
+        self.transaction.lock().clone()
+    }
+
+    /// Records the session's open explicit transaction (`None` once it ended).
+    pub fn set_transaction(&self, transaction: Option<Arc<Transaction>>) {
+        *self.transaction.lock() = transaction;
     }
 
     /// The `set-cookie` header value naming this session.
@@ -117,6 +132,7 @@ impl ClientSessions {
             settings: Mutex::default(),
             changed: AtomicBool::new(false),
             sequences: Arc::default(),
+            transaction: Mutex::default(),
         })
     }
 

@@ -13,6 +13,8 @@
 //! - [`sequence_functions`]: `nextval`, `currval`, `setval`, `lastval`, values in blocks.
 //! - [`column_defaults`]: `serial` columns and `DEFAULT`s: recorded at `CREATE TABLE`, planned
 //!   for the columns a write leaves out.
+//! - [`transaction`], [`transaction_block`]: multi-statement transactions (their snapshot,
+//!   uncommitted writes and one commit) and which statements of a text run in one.
 
 pub mod citus_table_functions;
 pub mod client_sessions;
@@ -27,3 +29,5 @@ pub mod statement_call;
 pub mod statement_context;
 pub mod statement_shape;
 pub mod table_provider;
+pub mod transaction;
+pub mod transaction_block;

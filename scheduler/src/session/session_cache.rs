@@ -48,6 +48,27 @@ impl std::fmt::Debug for SharedSession {
 }
 
 impl SharedSession {
+    /// A session over `snapshot` (the committed state, or a transaction's own view of it)
+    /// and `cluster`'s current transport.
+    pub fn over(cluster: &Arc<Cluster>, snapshot: Arc<CatalogSnapshot>) -> Result<Arc<Self>> {
+        let transport = cluster.transport();
+        let state = shared_state_for(cluster, Arc::clone(&snapshot), Arc::clone(&transport))?;
+        let task_ctx = Arc::new(TaskContext::from(&state));
+        Ok(Arc::new(SharedSession {
+            snapshot,
+            transport,
+            state,
+            task_ctx,
+            plans: PlanCache::default(),
+            router_state: OnceLock::new(),
+        }))
+    }
+
+    /// The catalog state the session plans against.
+    pub fn snapshot(&self) -> &Arc<CatalogSnapshot> {
+        &self.snapshot
+    }
+
     /// The session state to plan in; never changed.
     pub fn state(&self) -> &SessionState {
         &self.state
@@ -92,16 +113,7 @@ impl SessionCache {
             return Ok(Arc::clone(session));
         }
         // Built outside the lock: statements of the previous snapshot keep planning meanwhile.
-        let state = shared_state_for(cluster, Arc::clone(&snapshot), Arc::clone(&transport))?;
-        let task_ctx = Arc::new(TaskContext::from(&state));
-        let session = Arc::new(SharedSession {
-            snapshot,
-            transport,
-            state,
-            task_ctx,
-            plans: PlanCache::default(),
-            router_state: OnceLock::new(),
-        });
+        let session = SharedSession::over(cluster, snapshot)?;
         let mut current = self.current.lock();
         // Two statements may build one at once; keep the newer snapshot's.
         let newer = current

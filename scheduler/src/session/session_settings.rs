@@ -6,6 +6,7 @@
 //! | `statement_timeout` | milliseconds, or a number with `ms`, `s`, `min`, `h`, `d`; `0`: none | a statement running (or waiting to run) longer is cancelled with `DeadlineExceeded` (SQLSTATE 57014) |
 //! | `datafusion.runtime.memory_limit` | bytes, or a number with `K`, `M`, `G`, `T`; `0`: none | a query's memory pool on each node; beyond it, operators spill, or the query fails with `ResourceExhausted` (53200) |
 //! | `citus.shard_count` | 1..=64000 | shards of tables distributed without a `shard_count` |
+//! | `idle_in_transaction_session_timeout` | as `statement_timeout`; default 10min, `0`: none | an explicit transaction left idle longer is rolled back (its next statement is refused, 25P02) |
 //!
 //! The server's defaults (command-line flags) are the same type; a session's own values
 //! take precedence ([`SessionSettings::over`]).
@@ -22,15 +23,25 @@ pub struct SessionSettings {
     pub statement_timeout: Option<Duration>,
     pub memory_limit: Option<usize>,
     pub shard_count: Option<usize>,
+    pub idle_in_transaction_timeout: Option<Duration>,
 }
 
 /// The names of the settings, as `SET` and `SetSessionOptions` take them.
 pub const STATEMENT_TIMEOUT: &str = "statement_timeout";
 pub const MEMORY_LIMIT: &str = "datafusion.runtime.memory_limit";
 pub const SHARD_COUNT: &str = "citus.shard_count";
+pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "idle_in_transaction_session_timeout";
 
 /// Every setting's name.
-pub const SETTING_NAMES: [&str; 3] = [STATEMENT_TIMEOUT, MEMORY_LIMIT, SHARD_COUNT];
+pub const SETTING_NAMES: [&str; 4] = [
+    STATEMENT_TIMEOUT,
+    MEMORY_LIMIT,
+    SHARD_COUNT,
+    IDLE_IN_TRANSACTION_TIMEOUT,
+];
+
+/// How long an explicit transaction may stay idle where no setting says.
+pub const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl SessionSettings {
     /// Whether `name` is a setting of a session (case-insensitive, as in PostgreSQL).
@@ -45,6 +56,9 @@ impl SessionSettings {
         match canonical(name).ok_or_else(|| unknown(name))? {
             STATEMENT_TIMEOUT => self.statement_timeout = Some(parse_duration(value)?),
             MEMORY_LIMIT => self.memory_limit = Some(parse_bytes(value)?),
+            IDLE_IN_TRANSACTION_TIMEOUT => {
+                self.idle_in_transaction_timeout = Some(parse_duration(value)?)
+            }
             _ => self.shard_count = Some(parse_shard_count(value)?),
         }
         Ok(())
@@ -55,6 +69,7 @@ impl SessionSettings {
         match canonical(name).ok_or_else(|| unknown(name))? {
             STATEMENT_TIMEOUT => self.statement_timeout = None,
             MEMORY_LIMIT => self.memory_limit = None,
+            IDLE_IN_TRANSACTION_TIMEOUT => self.idle_in_transaction_timeout = None,
             _ => self.shard_count = None,
         }
         Ok(())
@@ -66,7 +81,17 @@ impl SessionSettings {
             statement_timeout: self.statement_timeout.or(defaults.statement_timeout),
             memory_limit: self.memory_limit.or(defaults.memory_limit),
             shard_count: self.shard_count.or(defaults.shard_count),
+            idle_in_transaction_timeout: self
+                .idle_in_transaction_timeout
+                .or(defaults.idle_in_transaction_timeout),
         }
+    }
+
+    /// How long an explicit transaction may stay idle, if bounded.
+    pub fn idle_in_transaction_timeout(&self) -> Option<Duration> {
+        self.idle_in_transaction_timeout
+            .or(Some(DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT))
+            .filter(|t| !t.is_zero())
     }
 
     /// The statement timeout in force, if any.
@@ -89,6 +114,9 @@ impl SessionSettings {
             MEMORY_LIMIT => self
                 .query_memory_limit()
                 .map_or_else(|| "0".to_string(), format_bytes),
+            IDLE_IN_TRANSACTION_TIMEOUT => self
+                .idle_in_transaction_timeout()
+                .map_or_else(|| "0".to_string(), format_duration),
             _ => self
                 .shard_count
                 .unwrap_or(shardfusion_catalog::store::DEFAULT_SHARD_COUNT)
@@ -282,6 +310,7 @@ mod tests {
             statement_timeout: Some(Duration::from_secs(60)),
             memory_limit: Some(1 << 30),
             shard_count: None,
+            idle_in_transaction_timeout: None,
         };
         let session = SessionSettings {
             statement_timeout: Some(Duration::from_secs(1)),

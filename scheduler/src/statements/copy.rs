@@ -108,7 +108,7 @@ pub async fn copy_from(
     };
     let name = table_name(name)?;
     let cluster = coordinator.cluster();
-    let snapshot = cluster.catalog.snapshot();
+    let snapshot = crate::session::transaction::statement_snapshot(cluster)?;
     let table = snapshot
         .table(&name)
         .cloned()

@@ -28,7 +28,7 @@ use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
 use crate::session::column_defaults::{self, TableDefaults};
 use crate::session::statement_context::DEFAULT_SCHEMA;
-use crate::write::table_writer::TableWriter;
+use crate::write::table_writer::{TableWriter, WrittenFiles};
 
 /// The table a (possibly qualified) name refers to, normalized as Postgres would.
 pub fn table_name(name: &ObjectName) -> Result<String> {
@@ -203,7 +203,7 @@ pub async fn truncate(
     truncate: &Truncate,
 ) -> Result<StatementOutput> {
     let cluster = coordinator.cluster();
-    let snapshot = cluster.catalog.snapshot();
+    let snapshot = crate::session::transaction::statement_snapshot(cluster)?;
     let mut names = Vec::new();
     for target in &truncate.table_names {
         let name = table_name(&target.name)?;
@@ -220,6 +220,21 @@ pub async fn truncate(
         truncate.identity,
         Some(datafusion::sql::sqlparser::ast::TruncateIdentityOption::Restart)
     );
+    if let Some(transaction) = crate::session::transaction::current() {
+        if restart {
+            return Err(SchedulerError::unsupported(
+                "TRUNCATE ... RESTART IDENTITY inside a transaction block (sequences are not \
+                 transactional)",
+            ));
+        }
+        // The files leave the table at COMMIT.
+        for name in names {
+            let files = transaction.files_of(&name)?;
+            let schema = Arc::clone(&snapshot.tables[&name].schema);
+            transaction.record(&name, files, WrittenFiles::empty(schema))?;
+        }
+        return Ok(StatementOutput::empty());
+    }
     for name in names {
         let _committing = cluster.retirement.committing();
         let files = cluster.catalog.truncate_table(&name)?;

@@ -14,6 +14,8 @@
 //!   PostgreSQL spells them.
 //! - [`table_references`]: a statement's tables must exist (a typed `NotFound`).
 //! - [`settings`]: `SET`, `SHOW`, `RESET` of a session's settings (`statement_timeout`, ...).
+//! - [`statement_text`]: a text's statements run in order, each bounded, in their session's
+//!   settings and transaction.
 //!
 //! - [`query`]: queries, `INSERT` and `COPY (query) TO`, planned by DataFusion in the shared
 //!   session, with the plan cache and router recognition.
@@ -33,4 +35,5 @@ pub mod runtime;
 pub mod sequences;
 pub mod settings;
 pub mod sql_rewrite;
+pub mod statement_text;
 pub mod table_references;

@@ -57,6 +57,7 @@ use crate::session::column_defaults;
 use crate::session::sequence_functions;
 use crate::session::statement_context::session_for;
 use crate::session::table_provider::ShardedTableProvider;
+use crate::session::transaction::statement_snapshot;
 use crate::statements::ddl::table_name;
 use crate::write::table_writer::{WrittenFiles, file_meta};
 use shardfusion_catalog::roles::TablePrivilege;
@@ -93,7 +94,7 @@ pub async fn update(
     if update.selection.is_some() {
         access.require_table(&name, TablePrivilege::Select)?;
     }
-    let snapshot = coordinator.cluster().catalog.snapshot();
+    let snapshot = statement_snapshot(coordinator.cluster())?;
     let table = existing(&snapshot, &name)?;
     let mut set: Vec<(usize, SqlExpr)> = Vec::with_capacity(update.assignments.len());
     for assignment in &update.assignments {
@@ -165,7 +166,7 @@ pub async fn delete(
     if delete.selection.is_some() {
         access.require_table(&name, TablePrivilege::Select)?;
     }
-    let snapshot = coordinator.cluster().catalog.snapshot();
+    let snapshot = statement_snapshot(coordinator.cluster())?;
     let table = existing(&snapshot, &name)?;
     let changed = change_rows(
         coordinator,
@@ -327,6 +328,15 @@ async fn change_rows(
         .iter()
         .flat_map(|r| r.written.for_commit())
         .collect();
+    // In a multi-statement transaction the swap waits for its COMMIT.
+    if let Some(transaction) = crate::session::transaction::current() {
+        let mut written = WrittenFiles::empty(Arc::clone(&table.schema));
+        for rewritten in changed {
+            written.absorb(rewritten.written);
+        }
+        transaction.record(&table.name, replaced, written)?;
+        return Ok(count);
+    }
     match cluster.replace_files(table, &replaced, &new_files) {
         Ok(_) => {
             for rewritten in changed {

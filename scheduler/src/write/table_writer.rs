@@ -709,6 +709,17 @@ impl WrittenFiles {
         table: &str,
         replacing: bool,
     ) -> Result<u64> {
+        // In a multi-statement transaction the files wait for its COMMIT.
+        if let Some(transaction) = crate::session::transaction::current() {
+            let removed = if replacing {
+                transaction.files_of(table)?
+            } else {
+                Vec::new()
+            };
+            let rows = self.rows;
+            transaction.record(table, removed, self)?;
+            return Ok(rows);
+        }
         let waiting_since = std::time::Instant::now();
         let mut followed = 0;
         let _committing = replacing.then(|| cluster.retirement.committing());
