@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shardfusion/target}"
 
 echo "== installing Python test dependencies"
 python3 -m pip install --quiet --disable-pip-version-check \
-    pytest pyarrow adbc-driver-manager adbc-driver-flightsql 'moto[server]'
+    pytest pyarrow pandas adbc-driver-manager adbc-driver-flightsql 'moto[server]'
 
 echo "== checking formatting"
 cargo fmt --all -- --check

@@ -52,3 +52,20 @@ pub fn cluster_files_in_catalog(coordinator: &Coordinator) -> Vec<String> {
     files.sort();
     files
 }
+
+/// Waits (up to `limit`) until the cluster's disks hold exactly the files its catalog lists;
+/// returns both lists (equal, unless the time ran out).
+pub async fn settle(
+    cluster: &crate::TestCluster,
+    limit: std::time::Duration,
+) -> (Vec<String>, Vec<String>) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let on_disk = cluster_files_on_disk(cluster.data_dir());
+        let in_catalog = cluster_files_in_catalog(cluster.coordinator());
+        if on_disk == in_catalog || tokio::time::Instant::now() > deadline {
+            return (on_disk, in_catalog);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -74,15 +74,7 @@ fn start_ingest(cluster: &TestCluster) -> (BatchSender, IngestTask) {
 
 /// Waits (bounded) until the disks hold exactly the files the catalog lists; returns both.
 async fn settle(cluster: &TestCluster) -> (Vec<String>, Vec<String>) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let on_disk = cluster_files_on_disk(cluster.data_dir());
-        let in_catalog = cluster_files_in_catalog(cluster.coordinator());
-        if on_disk == in_catalog || tokio::time::Instant::now() > deadline {
-            return (on_disk, in_catalog);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    shardfusion_tests::shard_files::settle(cluster, Duration::from_secs(15)).await
 }
 
 /// How the ingesting client goes away in the middle of its ingest.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use shardfusion_tests::conflict::is_retryable_conflict;
-use shardfusion_tests::shard_files::{cluster_files_in_catalog, cluster_files_on_disk};
+use shardfusion_tests::shard_files::settle;
 use shardfusion_tests::{TestClient, TestCluster};
 use tonic::Code;
 
@@ -32,19 +32,8 @@ async fn accounts(cluster: &TestCluster) -> TestClient {
 
 /// Waits (bounded) until the disks hold exactly the files the catalog lists.
 async fn assert_no_stray_files(cluster: &TestCluster) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let on_disk = cluster_files_on_disk(cluster.data_dir());
-        let in_catalog = cluster_files_in_catalog(cluster.coordinator());
-        if on_disk == in_catalog {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "files left behind: on disk {on_disk:?}, in the catalog {in_catalog:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (on_disk, in_catalog) = settle(cluster, Duration::from_secs(20)).await;
+    assert_eq!(on_disk, in_catalog, "files left behind on disk");
 }
 
 const SUMMARY: &str = "SELECT count(*) || ' ' || coalesce(sum(balance), 0) FROM accounts";
@@ -228,8 +217,8 @@ async fn a_transaction_reads_its_snapshot_while_others_commit() {
         let (count, sum) = now.split_once(' ').expect("two numbers");
         let expected = format!(
             "{} {}",
-            count.parse::<i64>().unwrap() + 1,
-            sum.parse::<i64>().unwrap() + 50
+            count.parse::<i64>().expect("a count") + 1,
+            sum.parse::<i64>().expect("a sum") + 50
         );
         assert_eq!(after, expected);
         // An update of rows another session changed after the snapshot: serialization failure.

@@ -107,11 +107,11 @@ impl Coordinator {
             // or `setval`, as in PostgreSQL); their rows are dropped.
             if is_last {
                 last = Some(output);
-            } else if let StatementOutput::Query { .. } = output {
-                if let Err(e) = drain(output).await {
-                    block.failed(&e);
-                    return Err(e);
-                }
+            } else if let StatementOutput::Query { .. } = output
+                && let Err(e) = drain(output).await
+            {
+                block.failed(&e);
+                return Err(e);
             }
         }
         block.finish().await?;
