@@ -19,6 +19,9 @@
 //! - [`auth`]: the cluster secret, per-request MACs and membership proofs that guard
 //!   internal endpoints (the secret itself never crosses the wire).
 //! - [`tls`]: certificates, and TLS on the links between nodes.
+//! - [`pg_types`]: PostgreSQL column types stored as text (`jsonb`, `uuid`, `inet`,
+//!   `varchar(n)`, ...) and the checks their values pass when written;
+//!   [`json_functions`]: the JSON operators and functions over them.
 //!
 //! This crate must not know about the catalog, the coordinator or the worker service.
 
@@ -30,8 +33,10 @@ pub mod exchange;
 pub mod hashing;
 pub mod ids;
 pub mod ipc_bounds;
+pub mod json_functions;
 pub mod object_storage;
 pub mod path_redaction;
+pub mod pg_types;
 pub mod query_limits;
 pub mod shard_scan;
 pub mod status;

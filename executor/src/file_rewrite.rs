@@ -133,9 +133,13 @@ pub async fn rewrite_shard_file(
                     "23502",
                 )));
             }
-            RecordBatch::try_new(Arc::clone(&table_schema), columns).map_err(|e| {
+            let rows = RecordBatch::try_new(Arc::clone(&table_schema), columns).map_err(|e| {
                 DataFusionError::Execution(format!("the changed rows do not fit the table: {e}"))
-            })
+            })?;
+            // A value set into a `jsonb`, `uuid`, `varchar(n)`, ... column must be one.
+            shardfusion_common::pg_types::check_values(&table_name, &table_schema, &rows)
+                .map_err(from_status)?;
+            Ok(rows)
         });
     let written = write_shard_file(root, path, sort_by, rows).await?;
     let changed = changed.load(Ordering::Relaxed);

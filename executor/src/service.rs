@@ -202,7 +202,10 @@ fn session(
     let config = SessionConfig::new()
         .with_target_partitions(num_cpus())
         .with_extension(Arc::new(TransportExtension(transport)));
-    Ok(SessionContext::new_with_config_rt(config, runtime))
+    let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+    // PostgreSQL's JSON functions, which fragments may call.
+    shardfusion_common::json_functions::register(&mut ctx)?;
+    Ok(ctx)
 }
 
 fn num_cpus() -> usize {

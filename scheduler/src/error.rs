@@ -68,6 +68,10 @@ pub enum SchedulerError {
     /// A shard or node named by a function does not exist.
     #[error("{message}")]
     UnknownObject { message: String },
+    /// A value that is not of its column's type (`22P02`), or too long for it (`22001`): the
+    /// status says which, with PostgreSQL's message.
+    #[error("{}", .0.message())]
+    BadValue(Status),
     /// A statement that the state of its transaction does not allow (SQLSTATE class 25, or
     /// 3B001 for an unknown savepoint).
     #[error("{message}")]
@@ -123,7 +127,10 @@ impl From<SchedulerError> for Status {
                 with_sqlstate(Status::invalid_argument(message), "42601")
             }
             SchedulerError::InvalidArgument { .. } => Status::invalid_argument(message),
-            SchedulerError::Unsupported { .. } => Status::unimplemented(message),
+            // feature_not_supported
+            SchedulerError::Unsupported { .. } => {
+                with_sqlstate(Status::unimplemented(message), "0A000")
+            }
             SchedulerError::PermissionDenied { .. } => {
                 with_sqlstate(Status::permission_denied(message), "42501")
             }
@@ -156,6 +163,7 @@ impl From<SchedulerError> for Status {
             SchedulerError::Transaction { sqlstate, .. } => {
                 with_sqlstate(Status::failed_precondition(message), sqlstate)
             }
+            SchedulerError::BadValue(status) => status,
             SchedulerError::UnknownObject { .. } => Status::not_found(message),
             SchedulerError::Catalog(e) => catalog_status(&e),
             SchedulerError::Hash(e) => hash_status(&e),
@@ -260,6 +268,7 @@ fn clone_error(error: &SchedulerError) -> SchedulerError {
         SchedulerError::Transaction { message, sqlstate } => {
             return SchedulerError::transaction(message.clone(), sqlstate);
         }
+        SchedulerError::BadValue(status) => return SchedulerError::BadValue(status.clone()),
         SchedulerError::Hash(e) => hash_status(e),
         SchedulerError::Catalog(e) => catalog_status(e),
         other => Status::internal(other.to_string()),

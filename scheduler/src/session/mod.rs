@@ -12,13 +12,15 @@
 //! - [`statement_call`]: who runs a statement text, in which session, with which bounds.
 //! - [`sequence_functions`]: `nextval`, `currval`, `setval`, `lastval`, values in blocks.
 //! - [`column_defaults`]: `serial` columns and `DEFAULT`s: recorded at `CREATE TABLE`, planned
-//!   for the columns a write leaves out.
+//!   for the columns a write leaves out; [`column_types`]: `jsonb`, `uuid`, `inet`,
+//!   `varchar(n)`, ... declared as text columns that check their values.
 //! - [`transaction`], [`transaction_block`]: multi-statement transactions (their snapshot,
 //!   uncommitted writes and one commit) and which statements of a text run in one.
 
 pub mod citus_table_functions;
 pub mod client_sessions;
 pub mod column_defaults;
+pub mod column_types;
 pub mod plan_cache;
 pub mod prepared_statements;
 pub mod schema_provider;

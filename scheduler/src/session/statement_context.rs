@@ -101,6 +101,7 @@ fn state_in(
         .build();
     crate::session::citus_table_functions::register(&mut state, cluster);
     crate::session::sequence_functions::register(&mut state, &cluster.sequences)?;
+    shardfusion_common::json_functions::register(&mut state)?;
     if let Some(catalog) = state.catalog_list().catalog(DEFAULT_CATALOG) {
         catalog.register_schema(
             DEFAULT_SCHEMA,

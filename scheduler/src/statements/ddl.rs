@@ -27,6 +27,7 @@ use crate::cluster::shared_state::Cluster;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
 use crate::session::column_defaults::{self, TableDefaults};
+use crate::session::column_types;
 use crate::session::statement_context::DEFAULT_SCHEMA;
 use crate::write::table_writer::{TableWriter, WrittenFiles};
 
@@ -49,16 +50,17 @@ pub async fn create_table(
 ) -> Result<StatementOutput> {
     let ctx = coordinator.session()?;
     // `serial` columns become integers with a sequence default; every default is recorded.
-    let table_defaults = match &mut statement {
+    let (table_defaults, declared) = match &mut statement {
         DFStatement::Statement(inner) => match inner.as_mut() {
             Statement::CreateTable(create) => {
                 let name = table_name(&create.name)?;
                 let snapshot = coordinator.cluster().catalog.snapshot();
-                column_defaults::prepare_create_table(create, &name, &snapshot)?
+                let defaults = column_defaults::prepare_create_table(create, &name, &snapshot)?;
+                (defaults, column_types::text_columns(&mut create.columns)?)
             }
-            _ => TableDefaults::default(),
+            _ => (TableDefaults::default(), Vec::new()),
         },
-        _ => TableDefaults::default(),
+        _ => (TableDefaults::default(), Vec::new()),
     };
     let plan = ctx.state().statement_to_plan(statement).await?;
     let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
@@ -89,6 +91,7 @@ pub async fn create_table(
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
+    let fields = column_types::declare(fields, &declared);
     let columns: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
     let (defaults, sequences) = table_defaults.named(&columns);
     for default in &defaults {
@@ -288,6 +291,8 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
         };
         // Let DataFusion turn the column definition into an Arrow field.
         let ctx = coordinator.session()?;
+        let mut column_def = column_def.clone();
+        let declared = column_types::text_columns(std::slice::from_mut(&mut column_def))?;
         let sql = format!("CREATE TABLE shardfusion_new_column ({column_def})");
         let plan = ctx.state().create_logical_plan(&sql).await?;
         let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
@@ -299,6 +304,7 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
             return Err(SchedulerError::unsupported("ADD COLUMN with a DEFAULT"));
         }
         let field = create.input.schema().field(0).as_ref().clone();
+        let field = column_types::declare(vec![field], &declared).remove(0);
         // The catalog decides on the table as it is when the change commits (rows an INSERT
         // committed meanwhile count for NOT NULL).
         match cluster.catalog.add_column(&name, field) {

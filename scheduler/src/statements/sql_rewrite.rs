@@ -9,7 +9,9 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{DataType, Expr, Statement, visit_expressions_mut};
 
 /// Type names that are text in ShardFusion's metadata.
-const TEXT_LIKE_TYPES: [&str; 6] = [
+const TEXT_LIKE_TYPES: [&str; 8] = [
+    "inet",
+    "cidr",
     "noderole",
     "regclass",
     "regtype",
@@ -24,6 +26,9 @@ pub fn rewrite_statement(statement: &mut Statement) {
         if let Expr::Cast { data_type, .. } = expr {
             let text_like = match data_type {
                 DataType::Regclass => true,
+                // Stored as text (`session::column_types`); the value is checked where it is
+                // written into a column of that type.
+                DataType::JSON | DataType::JSONB | DataType::Uuid => true,
                 DataType::Custom(name, _) => {
                     TEXT_LIKE_TYPES.contains(&name.to_string().to_ascii_lowercase().as_str())
                 }
