@@ -46,7 +46,7 @@ use crate::session::column_defaults;
 use crate::session::session_settings::SessionSettings;
 use crate::session::statement_call::StatementCall;
 use crate::session::statement_context::{file_session_for, session_for};
-use crate::session::transaction::{statement_session, statement_snapshot};
+use crate::session::transaction::{Transaction, statement_session, statement_snapshot};
 use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::table_references::check_tables_exist;
 use crate::statements::{
@@ -66,7 +66,10 @@ pub enum StatementOutput {
         /// Records the statement once its stream is done.
         tracker: Option<StatementTracker>,
         /// Its deadline, cancellation, slot and memory while it streams.
-        control: Option<StatementControl>,
+        /// (Boxed: it is large, and most outputs are rows.)
+        control: Option<Box<StatementControl>>,
+        /// The explicit transaction it runs in, which an error while it streams aborts.
+        transaction: Option<Arc<Transaction>>,
     },
     /// A finished statement's result rows.
     Rows {
@@ -138,6 +141,7 @@ impl StatementOutput {
                 task_ctx,
                 tracker,
                 control,
+                transaction,
             } => {
                 let schema = plan.schema();
                 // Joins run on the coordinator yield too, so that a stopped query stops.
@@ -157,6 +161,7 @@ impl StatementOutput {
                 let counted = TrackedStream {
                     inner: stream,
                     tracker,
+                    transaction,
                 };
                 Ok(Box::pin(RecordBatchStreamAdapter::new(schema, counted)))
             }
@@ -187,6 +192,7 @@ impl StatementOutput {
 struct TrackedStream {
     inner: SendableRecordBatchStream,
     tracker: Option<StatementTracker>,
+    transaction: Option<Arc<Transaction>>,
 }
 
 impl futures::Stream for TrackedStream {
@@ -206,8 +212,12 @@ impl futures::Stream for TrackedStream {
                         .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
                 }
             }
-            std::task::Poll::Ready(_) => {
-                // End of stream, or an error: the statement is over.
+            std::task::Poll::Ready(end) => {
+                // End of stream, or an error: the statement is over. An error aborts the
+                // transaction it ran in, as any failed statement does.
+                if let (Some(Err(e)), Some(transaction)) = (end, &self.transaction) {
+                    transaction.fail(&SchedulerError::invalid(e.to_string()));
+                }
                 self.tracker.take();
             }
             std::task::Poll::Pending => {}
@@ -645,6 +655,7 @@ pub fn parse(sql: &str) -> Result<Vec<DFStatement>> {
 
 fn parse_bounded(sql: &str) -> Result<Vec<DFStatement>> {
     let sql = &*question_placeholders::number_placeholders(sql);
+    let sql = &*crate::statements::sql_rewrite::abort_as_rollback(sql);
     let dialect = PostgreSqlDialect {};
     let mut statements: Vec<DFStatement> = match role_syntax::parse_sql(&dialect, sql) {
         Ok(mut statements) => {

@@ -61,6 +61,14 @@ pub enum SchedulerError {
          one with SetSessionOptions"
     )]
     SessionNotFound,
+    /// A call named (by its cookie) a session that ended; it was opened again, empty.
+    #[error(
+        "your session ended (the coordinator restarted, or the session expired or was \
+         closed): its settings and any open transaction are gone, and nothing of that \
+         transaction was committed. The session was opened again under the same cookie: run \
+         the statement again (after BEGIN, if it belonged to a transaction)"
+    )]
+    SessionEnded,
     /// A cluster change that cannot be made now (a shard group already moving, a rebalance
     /// already running, a disabled target): the cluster's state must change first.
     #[error("{message}")]
@@ -68,6 +76,9 @@ pub enum SchedulerError {
     /// A shard or node named by a function does not exist.
     #[error("{message}")]
     UnknownObject { message: String },
+    /// A transaction's commit lost a race with another session's (SQLSTATE 40001).
+    #[error("{message}")]
+    SerializationFailure { message: String },
     /// A value that is not of its column's type (`22P02`), or too long for it (`22001`): the
     /// status says which, with PostgreSQL's message.
     #[error("{}", .0.message())]
@@ -159,11 +170,18 @@ impl From<SchedulerError> for Status {
                 with_sqlstate(Status::invalid_argument(message), "22023")
             }
             SchedulerError::SessionNotFound => Status::not_found(message),
+            // connection_failure: what a client of PostgreSQL sees when its backend is gone.
+            SchedulerError::SessionEnded => {
+                with_sqlstate(Status::failed_precondition(message), "08006")
+            }
             SchedulerError::ClusterState { .. } => Status::failed_precondition(message),
             SchedulerError::Transaction { sqlstate, .. } => {
                 with_sqlstate(Status::failed_precondition(message), sqlstate)
             }
             SchedulerError::BadValue(status) => status,
+            SchedulerError::SerializationFailure { .. } => {
+                with_sqlstate(Status::aborted(message), "40001")
+            }
             SchedulerError::UnknownObject { .. } => Status::not_found(message),
             SchedulerError::Catalog(e) => catalog_status(&e),
             SchedulerError::Hash(e) => hash_status(&e),
@@ -265,10 +283,16 @@ fn clone_error(error: &SchedulerError) -> SchedulerError {
             };
         }
         SchedulerError::SessionNotFound => return SchedulerError::SessionNotFound,
+        SchedulerError::SessionEnded => return SchedulerError::SessionEnded,
         SchedulerError::Transaction { message, sqlstate } => {
             return SchedulerError::transaction(message.clone(), sqlstate);
         }
         SchedulerError::BadValue(status) => return SchedulerError::BadValue(status.clone()),
+        SchedulerError::SerializationFailure { message } => {
+            return SchedulerError::SerializationFailure {
+                message: message.clone(),
+            };
+        }
         SchedulerError::Hash(e) => hash_status(e),
         SchedulerError::Catalog(e) => catalog_status(e),
         other => Status::internal(other.to_string()),

@@ -5,6 +5,7 @@ nothing."""
 
 import adbc_driver_flightsql
 import adbc_driver_flightsql.dbapi as flight
+import pyarrow as pa
 import pytest
 
 
@@ -48,6 +49,18 @@ def test_begin_commit_and_rollback_through_adbc(local_cluster):
             .fetch_df()
         assert frame["id"].tolist() == [1, 2, 3, 4]
         assert frame["amount"].tolist() == [10.0, 40.0, 30.0, 40.0]
+
+        # Bulk ingest in a transaction waits for its COMMIT, and goes with its ROLLBACK.
+        cur.execute("BEGIN")
+        cur.adbc_ingest("ledger", pa.table({
+            "tenant": pa.array([6, 7], pa.int64()),
+            "id": pa.array([6, 7], pa.int64()),
+            "amount": pa.array([1.0, 2.0]),
+        }), mode="append")
+        assert scalar(cur, "SELECT count(*) FROM ledger") == 6
+        assert scalar(other, "SELECT count(*) FROM ledger") == 4
+        cur.execute("ROLLBACK")
+        assert scalar(other, "SELECT count(*) FROM ledger") == 4
 
         # A failed statement aborts the transaction until ROLLBACK.
         cur.execute("BEGIN")

@@ -110,6 +110,35 @@ async fn explicit_transactions_commit_or_roll_back_their_writes() {
             .await;
         assert_eq!(other.scalar(SUMMARY).await, "3 17");
 
+        // Errors found before a statement runs (syntax, an unknown table) abort it too; ABORT
+        // is ROLLBACK.
+        c.run("BEGIN; INSERT INTO accounts VALUES (33, 0, 1000)")
+            .await;
+        c.expect_error("SELEC 1", Code::InvalidArgument).await;
+        c.expect_error("SELECT 1", Code::FailedPrecondition).await;
+        c.run("ABORT").await;
+        c.run("BEGIN; INSERT INTO accounts VALUES (33, 0, 1000)")
+            .await;
+        c.expect_error(
+            "SELECT * FROM accounts WHERE id = 1 / 0",
+            Code::InvalidArgument,
+        )
+        .await;
+        c.expect_error("SELECT 1", Code::FailedPrecondition).await;
+        c.run("ROLLBACK").await;
+        assert_eq!(other.scalar(SUMMARY).await, "3 17");
+        // EXPLAIN ANALYZE of an INSERT runs it in the transaction.
+        c.run("BEGIN; EXPLAIN ANALYZE INSERT INTO accounts VALUES (34, 0, 1000)")
+            .await;
+        assert_eq!(c.scalar(SUMMARY).await, "4 1017");
+        assert_eq!(other.scalar(SUMMARY).await, "3 17");
+        c.run("ROLLBACK").await;
+        // A SET in a rolled-back transaction is undone.
+        c.run("BEGIN; SET statement_timeout = '9s'").await;
+        assert_eq!(c.scalar("SHOW statement_timeout").await, "9s");
+        c.run("ROLLBACK").await;
+        assert_eq!(c.scalar("SHOW statement_timeout").await, "0");
+
         // DDL commits on its own: refused inside a transaction block, which it aborts.
         c.run("BEGIN").await;
         let message = c
@@ -176,6 +205,13 @@ async fn a_text_of_several_statements_commits_all_or_nothing() {
         assert_eq!(c.scalar(totals).await, "2 3 1");
         // BEGIN ... COMMIT in one text, without a session.
         c.run("BEGIN; DELETE FROM campaigns WHERE id = 3; COMMIT").await;
+        assert_eq!(c.scalar(totals).await, "2 2 1");
+        // A failing last query discards the writes before it.
+        c.expect_error(
+            "INSERT INTO plans VALUES ('gold', 10); SELECT 1 / (SELECT count(*) - 2 FROM plans)",
+            Code::InvalidArgument,
+        )
+        .await;
         assert_eq!(c.scalar(totals).await, "2 2 1");
         // A transaction left open by a client that drops its session cookie stays invisible
         // to others, and is rolled back once idle for idle_in_transaction_session_timeout.

@@ -73,6 +73,7 @@ use crate::session::client_sessions::ClientSessions;
 use crate::session::prepared_statements::{PreparedStatementLimits, PreparedStatements};
 use crate::session::statement_call::StatementCall;
 use crate::session::statement_context::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
+use crate::session::transaction;
 use crate::statements::bulk_ingest;
 
 /// Flight's action cancelling the query a `FlightInfo` describes.
@@ -143,14 +144,26 @@ impl FlightSqlServer {
     }
 
     /// The statement call `request` makes: its principal, the client session its cookie
-    /// names (if still open; else a detached one, kept if a `SET` changes it), and its
-    /// deadline.
+    /// names (without a cookie, a detached one, kept if a `SET` changes it), and its
+    /// deadline. A cookie naming a session that ended (a restart, expiry, `CloseSession`)
+    /// fails this one call, as a dropped connection would, so that a client in a
+    /// transaction learns it is gone; the session is opened again under the same cookie for
+    /// its next calls.
     fn call<T>(&self, request: &Request<T>) -> Result<StatementCall, Status> {
         let principal = self.principal(request)?;
         let sessions = &self.coordinator.cluster().client_sessions;
-        let session = session_cookie(request.metadata())
-            .and_then(|id| sessions.find(&id, principal.name()).ok())
-            .unwrap_or_else(|| ClientSessions::detached(principal.name()));
+        let session = match session_cookie(request.metadata()) {
+            Some(id) => match sessions.find(&id, principal.name()) {
+                Ok(session) => session,
+                Err(_) => {
+                    if sessions.reopen(&id, principal.name()).is_some() {
+                        return Err(SchedulerError::SessionEnded.into());
+                    }
+                    ClientSessions::detached(principal.name())
+                }
+            },
+            None => ClientSessions::detached(principal.name()),
+        };
         Ok(StatementCall::new(principal)
             .in_session(Some(session))
             .with_timeout(grpc_timeout(request.metadata())))
@@ -374,7 +387,22 @@ impl FlightSqlService for FlightSqlServer {
         let data = request
             .into_inner()
             .map_err(|s| FlightError::Tonic(Box::new(s)));
-        let ingest = bulk_ingest::ingest(&self.coordinator, &call.principal, &command, data);
+        // Boxed: the ingest's future is large, and the ones below hold it.
+        let ingest = Box::pin(bulk_ingest::ingest(
+            &self.coordinator,
+            &call.principal,
+            &command,
+            data,
+        ));
+        // In the session's open transaction, the rows wait for its COMMIT.
+        let idle_limit = (call
+            .session
+            .as_ref()
+            .map(|s| s.settings())
+            .unwrap_or_default())
+        .over(&self.coordinator.cluster().default_settings())
+        .idle_in_transaction_timeout();
+        let ingest = transaction::in_session_transaction(call.session.as_ref(), idle_limit, ingest);
         let rows = self
             .coordinator
             .run_bounded(&call, ingest)
@@ -388,12 +416,18 @@ impl FlightSqlService for FlightSqlServer {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let principal = self.principal(&request)?;
-        let prepared = self
-            .coordinator
-            .prepare_as(&principal, &query.query)
-            .await
-            .map_err(Status::from)?;
+        let call = self.call(&request)?;
+        let principal = call.principal.clone();
+        let prepared = match self.coordinator.prepare_as(&principal, &query.query).await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                // A statement that fails to prepare fails the session's transaction.
+                if let Some(open) = call.session.as_ref().and_then(|s| s.transaction()) {
+                    open.fail(&e);
+                }
+                return Err(e.into());
+            }
+        };
         let handle = self
             .prepared
             .create(query.query, request.remote_addr(), principal.name())?;

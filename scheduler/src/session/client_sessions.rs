@@ -136,6 +136,26 @@ impl ClientSessions {
         })
     }
 
+    /// Opens a new, empty session of `role` under `id`, a session id this server handed out
+    /// that is no longer open (it expired, was closed, or the server restarted); `None` if
+    /// `id` is not such an id or names a session open now (another role's).
+    pub fn reopen(&self, id: &str, role: &str) -> Option<Arc<ClientSession>> {
+        let handed_out = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !handed_out || self.open.contains_key(id) {
+            return None;
+        }
+        let session = Arc::new(ClientSession {
+            id: id.to_ascii_lowercase(),
+            role: role.to_string(),
+            settings: Mutex::default(),
+            changed: AtomicBool::new(false),
+            sequences: Arc::default(),
+            transaction: Mutex::default(),
+        });
+        self.keep(&session);
+        Some(session)
+    }
+
     /// Keeps `session` open.
     pub fn keep(&self, session: &Arc<ClientSession>) {
         self.open.insert(session.id.clone(), Arc::clone(session));

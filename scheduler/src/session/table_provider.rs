@@ -370,6 +370,9 @@ impl TableProvider for ShardedTableProvider {
             return not_impl_err!("{insert_op} is not supported; use TRUNCATE then INSERT");
         }
         let sink = ShardedTableSink {
+            // Taken now: the plan may run on other tasks (EXPLAIN ANALYZE), which do not see
+            // the statement's task-local transaction.
+            transaction: crate::session::transaction::current(),
             cluster: Arc::clone(&self.cluster),
             snapshot: Arc::clone(&self.snapshot),
             // The table writer checks NOT NULL, naming the column (see `not_null`).
@@ -383,6 +386,8 @@ impl TableProvider for ShardedTableProvider {
 /// Writes an INSERT's rows into the table's shards and commits them as one unit.
 #[derive(Debug)]
 pub struct ShardedTableSink {
+    /// The transaction the INSERT takes part in, whose COMMIT commits its files.
+    transaction: Option<Arc<crate::session::transaction::Transaction>>,
     cluster: Arc<Cluster>,
     snapshot: Arc<CatalogSnapshot>,
     /// The table's columns, all nullable: what `DataSinkExec` checks its input against.
@@ -423,8 +428,7 @@ impl DataSink for ShardedTableSink {
             &self.table,
         )?;
         let written = writer.write_all(data, Ok::<RecordBatch, _>).await?;
-        Ok(written
-            .commit(&self.cluster, &self.snapshot, &self.table.name)
-            .await?)
+        let commit = written.commit(&self.cluster, &self.snapshot, &self.table.name);
+        Ok(crate::session::transaction::within(self.transaction.clone(), commit).await?)
     }
 }

@@ -38,6 +38,7 @@ use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
 use crate::monitoring::statement_activity::{ActivityEntry, ActivityState};
 use crate::session::session_cache::SharedSession;
+use crate::session::session_settings::SessionSettings;
 use crate::write::table_writer::WrittenFiles;
 
 tokio::task_local! {
@@ -78,6 +79,29 @@ pub fn statement_session(cluster: &Arc<Cluster>) -> Result<Arc<SharedSession>> {
     }
 }
 
+/// Runs `work` (a statement the frontend runs itself: bulk ingest) in `session`'s open
+/// explicit transaction, if any: refused if that transaction failed, and failing it if `work`
+/// fails. Without one, `work` commits on its own.
+pub async fn in_session_transaction<T>(
+    session: Option<&Arc<crate::session::client_sessions::ClientSession>>,
+    idle_limit: Option<Duration>,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let Some(transaction) = session.and_then(|s| s.transaction()) else {
+        return work.await;
+    };
+    transaction.touch();
+    let done = match transaction.check_usable() {
+        Ok(()) => within(Some(Arc::clone(&transaction)), work).await,
+        Err(refused) => Err(refused),
+    };
+    if let Err(e) = &done {
+        transaction.fail(e);
+    }
+    transaction.expire_when_idle(idle_limit);
+    done
+}
+
 /// How a transaction was begun.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Begun {
@@ -96,6 +120,8 @@ pub struct Transaction {
     read_only: AtomicBool,
     /// Counts the statement texts that used it, so an idle timer knows whether one came.
     uses: AtomicU64,
+    /// The session's settings at `BEGIN`, back in force after a `ROLLBACK`.
+    settings_at_begin: Mutex<Option<SessionSettings>>,
     state: Mutex<State>,
 }
 
@@ -146,6 +172,7 @@ impl Transaction {
             explicit: AtomicBool::new(begun == Begun::Explicitly),
             read_only: AtomicBool::new(false),
             uses: AtomicU64::new(0),
+            settings_at_begin: Mutex::default(),
             state: Mutex::default(),
         })
     }
@@ -200,6 +227,16 @@ impl Transaction {
             };
             drop(log);
         });
+    }
+
+    /// Remembers the settings in force at `BEGIN` (the first time only).
+    pub fn remember_settings(&self, settings: SessionSettings) {
+        self.settings_at_begin.lock().get_or_insert(settings);
+    }
+
+    /// The settings in force at `BEGIN`, if remembered.
+    pub fn remembered_settings(&self) -> Option<SessionSettings> {
+        *self.settings_at_begin.lock()
     }
 
     /// `READ ONLY` (or `READ WRITE`).
@@ -415,6 +452,14 @@ impl Transaction {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 // The log is dropped with the files it owes.
+                Err(e @ CatalogError::Conflict { .. }) => {
+                    return Err(SchedulerError::SerializationFailure {
+                        message: format!(
+                            "could not serialize access due to concurrent update ({e}); the \
+                             transaction was rolled back: retry it"
+                        ),
+                    });
+                }
                 Err(e) => return Err(e.into()),
                 Ok(old) => break old,
             }

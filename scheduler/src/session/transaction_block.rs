@@ -25,13 +25,14 @@ use std::time::Duration;
 
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
-    Statement, TransactionAccessMode, TransactionIsolationLevel, TransactionMode,
+    Set, Statement, TransactionAccessMode, TransactionIsolationLevel, TransactionMode,
 };
 
 use crate::cluster::shared_state::Cluster;
 use crate::coordinator::StatementOutput;
 use crate::error::{Result, SchedulerError};
 use crate::session::client_sessions::ClientSession;
+use crate::session::session_settings::SessionSettings;
 use crate::session::statement_call::StatementCall;
 use crate::session::transaction::{Begun, Transaction};
 use crate::statements::functions;
@@ -133,12 +134,42 @@ impl TransactionBlock {
         self.leave_idle();
     }
 
-    /// Runs a transaction-control statement; `None` if `statement` is not one.
-    pub async fn control(&mut self, statement: &DFStatement) -> Result<Option<StatementOutput>> {
+    /// Runs a transaction-control statement; `None` if `statement` is not one. `settings` are
+    /// the text's settings now: `BEGIN` remembers them, and a `ROLLBACK` hands them back in
+    /// [`Controlled::restore`] (a `SET` in a rolled-back transaction is undone). A failed one
+    /// aborts the transaction, as any failed statement does.
+    pub async fn control(
+        &mut self,
+        statement: &DFStatement,
+        settings: &SessionSettings,
+    ) -> Result<Option<Controlled>> {
         let DFStatement::Statement(statement) = statement else {
             return Ok(None);
         };
-        match statement.as_ref() {
+        if !is_control(statement) {
+            return Ok(None);
+        }
+        match self.run_control(statement, settings).await {
+            Ok(restore) => {
+                self.keep_in_session();
+                Ok(Some(Controlled {
+                    output: StatementOutput::empty(),
+                    restore,
+                }))
+            }
+            Err(e) => {
+                self.failed(&e);
+                Err(e)
+            }
+        }
+    }
+
+    async fn run_control(
+        &mut self,
+        statement: &Statement,
+        settings: &SessionSettings,
+    ) -> Result<Option<SessionSettings>> {
+        match statement {
             Statement::StartTransaction { modes, .. } => {
                 let read_only = read_only(modes)?;
                 self.check_usable()?;
@@ -147,20 +178,51 @@ impl TransactionBlock {
                     Some(transaction) => transaction,
                     None => Transaction::new(&self.cluster, &self.role, Begun::Explicitly),
                 };
-                transaction.make_explicit();
+                if !transaction.is_explicit() {
+                    transaction.make_explicit();
+                }
+                transaction.remember_settings(*settings);
                 if let Some(read_only) = read_only {
                     transaction.set_read_only(read_only);
                 }
                 self.current = Some(transaction);
             }
-            Statement::Commit { chain, .. } | Statement::Rollback { chain, .. } if *chain => {
+            Statement::Set(Set::SetTransaction {
+                modes,
+                session: false,
+                ..
+            }) => {
+                let read_only = read_only(modes)?;
+                let transaction = self.in_block("SET TRANSACTION")?;
+                transaction.check_usable()?;
+                if let Some(read_only) = read_only {
+                    transaction.set_read_only(read_only);
+                }
+            }
+            Statement::Set(Set::SetTransaction { .. }) => {
+                return Err(SchedulerError::unsupported(
+                    "SET SESSION CHARACTERISTICS AS TRANSACTION",
+                ));
+            }
+            Statement::Commit { chain: true, .. } | Statement::Rollback { chain: true, .. } => {
                 return Err(SchedulerError::unsupported("AND CHAIN"));
             }
             Statement::Commit { .. } => {
                 // Without a transaction, PostgreSQL warns and succeeds.
                 if let Some(transaction) = self.current.take() {
+                    let restore = transaction.remembered_settings();
                     let committed = transaction.commit().await;
                     self.keep_in_session();
+                    if committed.is_err()
+                        && let (Some(session), Some(restore)) = (&self.session, restore)
+                    {
+                        // Rolled back instead: its SETs are undone in the session (the
+                        // failed text writes no settings of its own).
+                        session.update(|own| {
+                            *own = restore;
+                            Ok(())
+                        })?;
+                    }
                     committed?;
                 }
             }
@@ -168,7 +230,9 @@ impl TransactionBlock {
                 savepoint: None, ..
             } => {
                 if let Some(transaction) = self.current.take() {
+                    let restore = transaction.remembered_settings();
                     transaction.rollback();
+                    return Ok(restore);
                 }
             }
             Statement::Rollback {
@@ -187,10 +251,9 @@ impl TransactionBlock {
                 transaction.check_usable()?;
                 transaction.release(&name.value)?;
             }
-            _ => return Ok(None),
+            _ => {}
         }
-        self.keep_in_session();
-        Ok(Some(StatementOutput::empty()))
+        Ok(None)
     }
 
     /// The text ran to its end: an implicit transaction commits; an explicit one stays open
@@ -222,6 +285,13 @@ impl TransactionBlock {
                 Ok(())
             }
         }
+    }
+
+    /// Whether the text runs in an implicit transaction that wrote.
+    pub fn implicit_writes(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|t| !t.is_explicit() && t.has_writes())
     }
 
     /// The explicit transaction a savepoint statement needs.
@@ -280,8 +350,28 @@ fn read_only(modes: &[TransactionMode]) -> Result<Option<bool>> {
     Ok(read_only)
 }
 
+/// The outcome of a transaction-control statement.
+pub struct Controlled {
+    pub output: StatementOutput,
+    /// The settings to go back to: those in force at `BEGIN`, after a `ROLLBACK`.
+    pub restore: Option<SessionSettings>,
+}
+
+fn is_control(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::Set(Set::SetTransaction { .. })
+    )
+}
+
 /// What a statement that commits on its own is called in an error; `None` for a statement
-/// that takes part in transactions.
+/// that takes part in transactions (queries, DML, and anything else, which fails as usual
+/// if unsupported).
 fn commits_on_its_own(statement: &DFStatement) -> Result<Option<String>> {
     let DFStatement::Statement(statement) = statement else {
         return Ok(match statement {
@@ -294,18 +384,19 @@ fn commits_on_its_own(statement: &DFStatement) -> Result<Option<String>> {
             Some(call) if call.function.superuser_only => Some(format!("{}()", call.name)),
             _ => None,
         },
-        Statement::Insert(_)
-        | Statement::Update(_)
-        | Statement::Delete(_)
-        | Statement::Truncate(_)
-        | Statement::Copy { .. }
-        | Statement::Explain { .. }
-        | Statement::ExplainTable { .. }
-        | Statement::ShowVariable { .. }
-        | Statement::ShowVariables { .. }
-        | Statement::ShowTables { .. }
-        | Statement::ShowColumns { .. } => None,
-        other => Some(statement_name(other)),
+        ddl @ (Statement::CreateTable(_)
+        | Statement::Drop { .. }
+        | Statement::AlterTable(_)
+        | Statement::CreateSequence { .. }
+        | Statement::CreateIndex(_)
+        | Statement::CreateView(_)
+        | Statement::CreateSchema { .. }
+        | Statement::Analyze(_)
+        | Statement::CreateRole(_)
+        | Statement::AlterRole { .. }
+        | Statement::Grant(_)
+        | Statement::Revoke(_)) => Some(statement_name(ddl)),
+        _ => None,
     })
 }
 

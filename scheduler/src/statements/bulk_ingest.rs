@@ -66,7 +66,7 @@ where
     };
 
     let cluster = coordinator.cluster();
-    let snapshot = cluster.catalog.snapshot();
+    let snapshot = crate::session::transaction::statement_snapshot(cluster)?;
     let access = principal.access(&snapshot)?;
     let lower = command.table.to_ascii_lowercase();
     let existing = snapshot
@@ -103,6 +103,16 @@ where
         },
         None => match if_not_exist {
             TableNotExistOption::Create => {
+                if crate::session::transaction::current().is_some() {
+                    return Err(crate::error::SchedulerError::transaction(
+                        format!(
+                            "bulk ingest cannot create table \"{}\" inside a transaction block \
+                             (DDL commits on its own): create it before BEGIN",
+                            command.table
+                        ),
+                        "25001",
+                    ));
+                }
                 let fields: Vec<Field> = input_schema
                     .fields()
                     .iter()
@@ -118,7 +128,7 @@ where
             }
         },
     };
-    let snapshot = cluster.catalog.snapshot();
+    let snapshot = crate::session::transaction::statement_snapshot(cluster)?;
     let table =
         snapshot
             .table(&table.name)

@@ -81,6 +81,7 @@ pub(crate) async fn plan_statement(
                 task_ctx: session.task_ctx(),
                 tracker: None,
                 control: None,
+                transaction: None,
             });
         }
     }
@@ -119,6 +120,7 @@ pub(crate) async fn plan_in(
         task_ctx: planned.task_ctx,
         tracker: None,
         control: None,
+        transaction: None,
     })
 }
 

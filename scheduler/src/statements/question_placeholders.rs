@@ -97,7 +97,7 @@ pub fn number_placeholders(sql: &str) -> Cow<'_, str> {
 
 /// The byte offset of the character at `line` and `column` (both from 1, columns counted in
 /// characters, as the tokenizer reports them).
-fn byte_offset(sql: &str, line: u64, column: u64) -> Option<usize> {
+pub(crate) fn byte_offset(sql: &str, line: u64, column: u64) -> Option<usize> {
     let line_start = if line <= 1 {
         0
     } else {

@@ -2,11 +2,57 @@
 //!
 //! Citus users cast to Postgres types DataFusion does not know, e.g. `'primary'::noderole`
 //! (from the Citus docs) or `'orders'::regclass`. Those types are all shown as text here, so
-//! such casts become casts to `TEXT`.
+//! such casts become casts to `TEXT`. PostgreSQL's `ABORT` (the SQL parser has no such
+//! statement) is read as the `ROLLBACK` it means ([`abort_as_rollback`]).
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{DataType, Expr, Statement, visit_expressions_mut};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::statements::question_placeholders::byte_offset;
+
+/// `sql` with each statement-leading `ABORT` written `ROLLBACK` (the rest of the text as
+/// written; unchanged if it has none or does not tokenize).
+pub fn abort_as_rollback(sql: &str) -> Cow<'_, str> {
+    if !sql.to_ascii_lowercase().contains("abort") {
+        return Cow::Borrowed(sql);
+    }
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize_with_location() else {
+        return Cow::Borrowed(sql);
+    };
+    let mut starts = Vec::new();
+    let mut previous: Option<&Token> = None;
+    for token in &tokens {
+        let leading = matches!(previous, None | Some(Token::SemiColon));
+        if let Token::Word(word) = &token.token
+            && leading
+            && word.keyword == Keyword::ABORT
+            && word.quote_style.is_none()
+            && let Some(at) = byte_offset(sql, token.span.start.line, token.span.start.column)
+        {
+            starts.push(at);
+        }
+        if !matches!(token.token, Token::Whitespace(_)) {
+            previous = Some(&token.token);
+        }
+    }
+    if starts.is_empty() {
+        return Cow::Borrowed(sql);
+    }
+    let mut text = String::with_capacity(sql.len() + 3 * starts.len());
+    let mut copied = 0;
+    for at in starts {
+        text.push_str(&sql[copied..at]);
+        text.push_str("ROLLBACK");
+        copied = at + "ABORT".len();
+    }
+    text.push_str(&sql[copied..]);
+    Cow::Owned(text)
+}
 
 /// Type names that are text in ShardFusion's metadata.
 const TEXT_LIKE_TYPES: [&str; 8] = [
@@ -40,4 +86,22 @@ pub fn rewrite_statement(statement: &mut Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abort_starting_a_statement_is_rollback() {
+        assert_eq!(abort_as_rollback("abort"), "ROLLBACK");
+        assert_eq!(
+            abort_as_rollback("BEGIN; INSERT INTO t VALUES (1);\n  Abort WORK; SELECT 'abort'"),
+            "BEGIN; INSERT INTO t VALUES (1);\n  ROLLBACK WORK; SELECT 'abort'"
+        );
+        assert_eq!(
+            abort_as_rollback("SELECT abort FROM t"),
+            "SELECT abort FROM t"
+        );
+    }
 }

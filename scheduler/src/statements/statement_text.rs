@@ -28,7 +28,16 @@ impl Coordinator {
         params: &[ScalarValue],
     ) -> Result<StatementOutput> {
         let parsing = Instant::now();
-        let statements = parse(sql)?;
+        let statements = match parse(sql) {
+            Ok(statements) => statements,
+            Err(e) => {
+                // A statement that does not parse fails the session's transaction too.
+                if let Some(transaction) = call.session.as_ref().and_then(|s| s.transaction()) {
+                    transaction.fail(&e);
+                }
+                return Err(e);
+            }
+        };
         let parse_time = parsing.elapsed();
         let count = statements.len();
         if !params.is_empty() && count != 1 {
@@ -58,9 +67,14 @@ impl Coordinator {
         let mut block = TransactionBlock::start(cluster, call, count, idle_limit);
         for (i, statement) in statements.into_iter().enumerate() {
             let is_last = i + 1 == count;
-            if let Some(output) = block.control(&statement).await? {
+            if let Some(controlled) = block.control(&statement, &settings).await? {
+                if let Some(restore) = controlled.restore {
+                    settings = restore;
+                    changed_settings = true;
+                    block.idle_limit = settings.over(&defaults).idle_in_transaction_timeout();
+                }
                 if is_last {
-                    last = Some(output);
+                    last = Some(controlled.output);
                 }
                 continue;
             }
@@ -75,6 +89,7 @@ impl Coordinator {
                 continue;
             }
             let in_transaction = block.for_statement(&statement).await?;
+            let explicit = in_transaction.clone().filter(|t| t.is_explicit());
             // The text is parsed once for all its statements; the first one is charged.
             let parse_time = if i == 0 { parse_time } else { Duration::ZERO };
             let effective = settings.over(&defaults);
@@ -100,12 +115,31 @@ impl Coordinator {
                     return Err(e);
                 }
             };
-            if let StatementOutput::Query { control: slot, .. } = &mut output {
-                *slot = Some(control);
+            if let StatementOutput::Query {
+                control: slot,
+                transaction,
+                ..
+            } = &mut output
+            {
+                *slot = Some(Box::new(control));
+                *transaction = explicit;
             }
             // Queries before the last statement run to their end (they may call `nextval`
             // or `setval`, as in PostgreSQL); their rows are dropped.
             if is_last {
+                // An implicit transaction's last query runs before it commits, so that its
+                // failure discards the writes before it (its rows are kept until then).
+                if block.implicit_writes()
+                    && let StatementOutput::Query { .. } = output
+                {
+                    output = match collect(output).await {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            block.failed(&e);
+                            return Err(e);
+                        }
+                    };
+                }
                 last = Some(output);
             } else if let StatementOutput::Query { .. } = output
                 && let Err(e) = drain(output).await
@@ -125,6 +159,17 @@ impl Coordinator {
             message: "empty statement: nothing to run".into(),
         })
     }
+}
+
+/// Runs a query to its end, keeping its rows.
+async fn collect(output: StatementOutput) -> Result<StatementOutput> {
+    let mut rows = output.into_stream()?;
+    let schema = rows.schema();
+    let mut batches = Vec::new();
+    while let Some(batch) = rows.next().await.transpose()? {
+        batches.push(batch);
+    }
+    Ok(StatementOutput::Rows { schema, batches })
 }
 
 /// Runs a query to its end, dropping its rows.
