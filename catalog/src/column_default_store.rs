@@ -15,6 +15,7 @@ use shardfusion_common::codec::encode_schema;
 use shardfusion_common::ids::TableId;
 
 use crate::error::CatalogError;
+use crate::foreign_key_store::{ForeignKey, insert_foreign_keys};
 use crate::model::TableMeta;
 use crate::sequence_store::{SequenceMeta, insert_sequence};
 use crate::store::{Catalog, insert_local_shard, next_id, table_id_of};
@@ -52,15 +53,16 @@ impl ColumnDefault {
 }
 
 impl Catalog {
-    /// Creates a local table on the coordinator, with `defaults` for its columns and the
+    /// Creates a local table on the coordinator, with `defaults` for its columns, the
     /// `sequences` it owns (each one's `owned_by` names its column; the table id is filled
-    /// in), all in one transaction.
+    /// in) and its `foreign_keys`, all in one transaction.
     pub fn create_table_with(
         &self,
         name: &str,
         schema: &Schema,
         defaults: &[ColumnDefault],
         sequences: &[SequenceMeta],
+        foreign_keys: &[ForeignKey],
     ) -> Result<Arc<TableMeta>> {
         let schema_bytes = encode_schema(schema).map_err(|e| CatalogError::Corrupt {
             table: name.to_string(),
@@ -104,6 +106,8 @@ impl Catalog {
             for default in defaults {
                 insert_default(tx, TableId(table_id), default)?;
             }
+            let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            insert_foreign_keys(tx, TableId(table_id), name, &columns, foreign_keys)?;
             Ok(())
         })?;
         self.table(name)

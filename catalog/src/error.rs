@@ -117,6 +117,15 @@ pub enum CatalogError {
         table: String,
         column: String,
     },
+    #[error(
+        "cannot drop table {name} because other objects depend on it: constraint \
+         {constraint} on table {by} depends on table {name}"
+    )]
+    TableReferenced {
+        name: String,
+        by: String,
+        constraint: String,
+    },
     #[error("catalog storage failed: {0}")]
     Storage(#[from] rusqlite::Error),
     #[error("catalog holds an unreadable schema for \"{table}\": {reason}")]

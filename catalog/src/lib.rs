@@ -39,6 +39,7 @@ pub mod compaction_store;
 pub mod distribution_store;
 pub mod error;
 pub mod file_changes;
+pub mod foreign_key_store;
 pub mod layout;
 pub mod metadata_tables;
 pub mod model;

@@ -119,6 +119,8 @@ pub struct TableMeta {
     pub shards: Vec<ShardMeta>,
     /// The defaults of its columns that have one.
     pub defaults: Vec<crate::column_default_store::ColumnDefault>,
+    /// Its foreign keys, as declared (not enforced).
+    pub foreign_keys: Vec<crate::foreign_key_store::ForeignKey>,
 }
 
 impl TableMeta {

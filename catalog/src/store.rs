@@ -125,6 +125,7 @@ impl Catalog {
         conn.execute_batch(crate::storage_binding::SCHEMA)?;
         conn.execute_batch(crate::sequence_store::SCHEMA)?;
         conn.execute_batch(crate::column_default_store::SCHEMA)?;
+        conn.execute_batch(crate::foreign_key_store::SCHEMA)?;
         let stats_cache = StatsCache::default();
         let snapshot = load_snapshot(&conn, 1, &stats_cache)?;
         Ok(Self {
@@ -156,7 +157,7 @@ impl Catalog {
     /// Creates a local table on the coordinator (with column defaults and owned sequences:
     /// [`Self::create_table_with`]).
     pub fn create_table(&self, name: &str, schema: &Schema) -> Result<Arc<TableMeta>> {
-        self.create_table_with(name, schema, &[], &[])
+        self.create_table_with(name, schema, &[], &[], &[])
     }
 
     /// The current metadata of `name`.
@@ -345,6 +346,7 @@ impl Catalog {
 /// without a table; returns the table's files, now garbage.
 fn drop_in(tx: &Transaction<'_>, id: TableId) -> Result<Vec<(GroupId, FileMeta)>> {
     crate::sequence_store::check_owned_sequences_unused(tx, id)?;
+    crate::foreign_key_store::check_unreferenced(tx, id)?;
     let files = files_of_table(tx, id)?;
     record_in(tx, &files, CleanupPolicy::DeferredOnSuccess)?;
     tx.execute("DELETE FROM tables WHERE table_id = ?1", params![id.0])?;

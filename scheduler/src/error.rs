@@ -345,6 +345,9 @@ fn catalog_status(error: &CatalogError) -> Status {
             with_sqlstate(Status::out_of_range(message), "22003")
         }
         // dependent_objects_still_exist
+        CatalogError::TableReferenced { .. } => {
+            with_sqlstate(Status::failed_precondition(message), "2BP01")
+        }
         CatalogError::SequenceInUse { .. } => {
             with_sqlstate(Status::failed_precondition(message), "2BP01")
         }

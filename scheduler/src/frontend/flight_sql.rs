@@ -64,6 +64,7 @@ use crate::frontend::call_metadata::{credentials, grpc_timeout, session_cookie};
 use crate::frontend::flight_messages::{
     flight_stream, info_for, ipc_schema, no_rows, one_batch, one_result, parameter_rows,
 };
+use crate::frontend::foreign_key_answers::{KeysOf, foreign_keys_batch};
 use crate::frontend::metadata_answers::{
     foreign_keys_schema, primary_keys_schema, sql_info, xdbc_type_info,
 };
@@ -167,6 +168,20 @@ impl FlightSqlServer {
         Ok(StatementCall::new(principal)
             .in_session(Some(session))
             .with_timeout(grpc_timeout(request.metadata())))
+    }
+
+    /// The answer of a foreign-key command: the keys `asked` for, among the tables the
+    /// caller may see.
+    fn foreign_keys<T>(
+        &self,
+        request: &Request<T>,
+        asked: KeysOf<'_>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let principal = self.principal(request)?;
+        let snapshot = self.coordinator.cluster().catalog.snapshot();
+        let access = principal.access(&snapshot).map_err(Status::from)?;
+        let batch = foreign_keys_batch(&snapshot, &access, asked).map_err(FlightError::from);
+        Ok(Response::new(one_batch(foreign_keys_schema(), batch)))
     }
 
     /// Keeps the session of `call` if its statements opened it with a `SET`, returning the
@@ -732,10 +747,11 @@ impl FlightSqlService for FlightSqlServer {
 
     async fn do_get_exported_keys(
         &self,
-        _query: CommandGetExportedKeys,
-        _request: Request<Ticket>,
+        query: CommandGetExportedKeys,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        Ok(Response::new(no_rows(foreign_keys_schema())))
+        let asked = KeysOf::Exported(&query.table);
+        self.foreign_keys(&request, asked)
     }
 
     async fn get_flight_info_imported_keys(
@@ -748,10 +764,11 @@ impl FlightSqlService for FlightSqlServer {
 
     async fn do_get_imported_keys(
         &self,
-        _query: CommandGetImportedKeys,
-        _request: Request<Ticket>,
+        query: CommandGetImportedKeys,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        Ok(Response::new(no_rows(foreign_keys_schema())))
+        let asked = KeysOf::Imported(&query.table);
+        self.foreign_keys(&request, asked)
     }
 
     async fn get_flight_info_cross_reference(
@@ -764,10 +781,14 @@ impl FlightSqlService for FlightSqlServer {
 
     async fn do_get_cross_reference(
         &self,
-        _query: CommandGetCrossReference,
-        _request: Request<Ticket>,
+        query: CommandGetCrossReference,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        Ok(Response::new(no_rows(foreign_keys_schema())))
+        let asked = KeysOf::Between {
+            pk_table: &query.pk_table,
+            fk_table: &query.fk_table,
+        };
+        self.foreign_keys(&request, asked)
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -10,6 +10,7 @@
 pub mod call_metadata;
 pub mod flight_messages;
 pub mod flight_sql;
+pub mod foreign_key_answers;
 pub mod metadata_answers;
 pub mod require_login;
 pub mod session_messages;

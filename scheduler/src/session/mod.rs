@@ -13,7 +13,8 @@
 //! - [`sequence_functions`]: `nextval`, `currval`, `setval`, `lastval`, values in blocks.
 //! - [`column_defaults`]: `serial` columns and `DEFAULT`s: recorded at `CREATE TABLE`, planned
 //!   for the columns a write leaves out; [`column_types`]: `jsonb`, `uuid`, `inet`,
-//!   `varchar(n)`, ... declared as text columns that check their values.
+//!   `varchar(n)`, ... declared as text columns that check their values; [`foreign_keys`]:
+//!   `REFERENCES`, recorded and reported (not enforced).
 //! - [`transaction`], [`transaction_block`]: multi-statement transactions (their snapshot,
 //!   uncommitted writes and one commit) and which statements of a text run in one.
 
@@ -21,6 +22,7 @@ pub mod citus_table_functions;
 pub mod client_sessions;
 pub mod column_defaults;
 pub mod column_types;
+pub mod foreign_keys;
 pub mod plan_cache;
 pub mod prepared_statements;
 pub mod schema_provider;

@@ -27,8 +27,8 @@ use crate::cluster::shared_state::Cluster;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
 use crate::session::column_defaults::{self, TableDefaults};
-use crate::session::column_types;
 use crate::session::statement_context::DEFAULT_SCHEMA;
+use crate::session::{column_types, foreign_keys};
 use crate::write::table_writer::{TableWriter, WrittenFiles};
 
 /// The table a (possibly qualified) name refers to, normalized as Postgres would.
@@ -50,17 +50,19 @@ pub async fn create_table(
 ) -> Result<StatementOutput> {
     let ctx = coordinator.session()?;
     // `serial` columns become integers with a sequence default; every default is recorded.
-    let (table_defaults, declared) = match &mut statement {
+    let (table_defaults, declared, foreign_keys) = match &mut statement {
         DFStatement::Statement(inner) => match inner.as_mut() {
             Statement::CreateTable(create) => {
                 let name = table_name(&create.name)?;
                 let snapshot = coordinator.cluster().catalog.snapshot();
                 let defaults = column_defaults::prepare_create_table(create, &name, &snapshot)?;
-                (defaults, column_types::text_columns(&mut create.columns)?)
+                let keys = foreign_keys::take_foreign_keys(create, &name)?;
+                let declared = column_types::text_columns(&mut create.columns)?;
+                (defaults, declared, keys)
             }
-            _ => (TableDefaults::default(), Vec::new()),
+            _ => (TableDefaults::default(), Vec::new(), Vec::new()),
         },
-        _ => (TableDefaults::default(), Vec::new()),
+        _ => (TableDefaults::default(), Vec::new(), Vec::new()),
     };
     let plan = ctx.state().statement_to_plan(statement).await?;
     let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
@@ -104,10 +106,13 @@ pub async fn create_table(
         }
     }
     let schema = Schema::new(fields);
-    let table = match cluster
-        .catalog
-        .create_table_with(&name, &schema, &defaults, &sequences)
-    {
+    let table = match cluster.catalog.create_table_with(
+        &name,
+        &schema,
+        &defaults,
+        &sequences,
+        &foreign_keys,
+    ) {
         // Created by another statement since the check above.
         Err(shardfusion_catalog::CatalogError::TableExists { .. }) if create.if_not_exists => {
             return Ok(StatementOutput::empty());
