@@ -99,6 +99,7 @@ pub fn register(registry: &mut dyn FunctionRegistry) -> Result<()> {
         registry.register_udf(function(name))?;
     }
     registry.register_expr_planner(Arc::new(JsonOperators))?;
+    crate::pg_types::register_casts(registry)?;
     Ok(())
 }
 
@@ -311,7 +312,7 @@ fn bad_call(message: &str) -> DataFusionError {
 }
 
 fn text_at(array: &ArrayRef, row: usize) -> Result<Option<String>> {
-    if array.is_null(row) {
+    if array.is_null(row) || array.data_type().is_null() {
         return Ok(None);
     }
     let text = arrow::compute::cast(&array.slice(row, 1), &DataType::Utf8)?;
@@ -427,8 +428,9 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-/// `value` as PostgreSQL prints a `jsonb`: `{"a": 1, "b": [1, 2]}`.
-fn jsonb_text(value: &Value) -> String {
+/// `value` as PostgreSQL prints a `jsonb`: `{"a": 1, "b": [1, 2]}`, keys shorter first, then
+/// in byte order, as `jsonb` keeps them.
+pub fn jsonb_text(value: &Value) -> String {
     let mut out = String::new();
     write_jsonb(value, &mut out);
     out
@@ -448,7 +450,9 @@ fn write_jsonb(value: &Value, out: &mut String) {
         }
         Value::Object(fields) => {
             out.push('{');
-            for (i, (key, item)) in fields.iter().enumerate() {
+            let mut fields: Vec<(&String, &Value)> = fields.iter().collect();
+            fields.sort_by(|a, b| a.0.len().cmp(&b.0.len()).then_with(|| a.0.cmp(b.0)));
+            for (i, (key, item)) in fields.into_iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
@@ -524,6 +528,7 @@ mod tests {
             "false"
         );
         assert_eq!(answer("SELECT '[1, 2, 3]' @> '2'").await, "true");
+        assert_eq!(answer("SELECT ('[1]' @> NULL) IS NULL").await, "true");
         assert_eq!(answer(&format!("SELECT {doc} ? 's'")).await, "true");
         assert_eq!(answer("SELECT '[\"a\", \"b\"]' ? 'b'").await, "true");
         assert_eq!(

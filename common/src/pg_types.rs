@@ -7,9 +7,14 @@
 //! catalog, plans, Parquet files). Every write — `INSERT`, `COPY`, bulk ingest on the
 //! coordinator, an `UPDATE`'s rewrite on a worker — checks the values with
 //! [`check_values`], failing as PostgreSQL does: `22P02` (invalid input syntax) for a value
-//! that is not of the type, `22001` for text longer than its column allows.
+//! that is not of the type, `22001` for text longer than its column allows — and stores each in
+//! PostgreSQL's canonical text form ([`PgType::canonical`]: a `uuid` in lower case with
+//! hyphens, a `jsonb` as PostgreSQL prints it, an `inet` as PostgreSQL prints it), so that
+//! equal values compare equal. Casts to these types (`'...'::jsonb`) go through the same
+//! conversion ([`register_casts`]).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -21,7 +26,7 @@ use crate::status::with_sqlstate;
 pub const PG_TYPE: &str = "shardfusion.pg_type";
 
 /// A PostgreSQL type stored as text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PgType {
     Json,
     Jsonb,
@@ -90,6 +95,30 @@ impl PgType {
         let mut metadata = field.metadata().clone();
         metadata.insert(PG_TYPE.to_string(), self.metadata_value());
         field.with_data_type(DataType::Utf8).with_metadata(metadata)
+    }
+
+    /// `value` in the type's canonical text form (checked as [`Self::check`] does).
+    pub fn canonical(self, value: &str) -> Result<Option<String>, (String, &'static str)> {
+        self.check(value)?;
+        Ok(match self {
+            Self::Jsonb => serde_json::from_str::<serde_json::Value>(value)
+                .ok()
+                .map(|v| crate::json_functions::jsonb_text(&v)),
+            Self::Uuid => uuid::Uuid::parse_str(value.trim())
+                .ok()
+                .map(|u| u.hyphenated().to_string()),
+            Self::Inet | Self::Cidr => parse_network(value).map(|(address, prefix)| {
+                let full = if address.is_ipv4() { 32 } else { 128 };
+                match prefix {
+                    Some(prefix) if prefix != full || self == Self::Cidr => {
+                        format!("{address}/{prefix}")
+                    }
+                    _ if self == Self::Cidr => format!("{address}/{full}"),
+                    _ => address.to_string(),
+                }
+            }),
+            _ => None,
+        })
     }
 
     /// Whether `value` is a value of this type; the error is PostgreSQL's message and
@@ -177,40 +206,149 @@ fn shortened(value: &str) -> String {
     }
 }
 
-/// Checks the values of `batch` (rows of `table`, with `schema`'s columns) in every column
-/// declared with a [`PgType`]; the first bad value fails with PostgreSQL's message (naming the
-/// column) and SQLSTATE.
-pub fn check_values(table: &str, schema: &Schema, batch: &RecordBatch) -> Result<(), Status> {
-    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+/// `batch` (rows of `table`, with `schema`'s columns) with the values of every column
+/// declared with a [`PgType`] checked and in canonical form; the first bad value fails with
+/// PostgreSQL's message (naming the column) and SQLSTATE.
+pub fn conform_values(
+    table: &str,
+    schema: &Schema,
+    batch: RecordBatch,
+) -> Result<RecordBatch, Status> {
+    let mut columns = batch.columns().to_vec();
+    let mut changed = false;
+    for (field, column) in schema.fields().iter().zip(columns.iter_mut()) {
         let Some(pg_type) = PgType::of_field(field) else {
             continue;
         };
         let text = match column.data_type() {
-            DataType::Utf8 => column.clone(),
+            DataType::Utf8 => Arc::clone(column),
             _ => arrow::compute::cast(column, &DataType::Utf8)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?,
         };
         let text = text.as_string::<i32>();
-        for value in text.iter().flatten() {
-            if let Err((message, sqlstate)) = pg_type.check(value) {
-                return Err(with_sqlstate(
-                    Status::invalid_argument(format!(
-                        "{message} (column \"{}\" of relation \"{table}\")",
-                        field.name()
-                    )),
-                    sqlstate,
-                ));
+        let mut canonical: Vec<Option<String>> = Vec::with_capacity(text.len());
+        let mut rewritten = false;
+        for value in text.iter() {
+            let Some(value) = value else {
+                canonical.push(None);
+                continue;
+            };
+            match pg_type.canonical(value) {
+                Ok(Some(form)) => {
+                    rewritten |= form != value;
+                    canonical.push(Some(form));
+                }
+                Ok(None) => canonical.push(Some(value.to_string())),
+                Err((message, sqlstate)) => {
+                    return Err(with_sqlstate(
+                        Status::invalid_argument(format!(
+                            "{message} (column \"{}\" of relation \"{table}\")",
+                            field.name()
+                        )),
+                        sqlstate,
+                    ));
+                }
             }
         }
+        if rewritten {
+            let array = arrow::array::StringArray::from(canonical);
+            *column = arrow::compute::cast(&array, column.data_type())
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(batch);
+    }
+    RecordBatch::try_new(batch.schema(), columns).map_err(|e| Status::internal(e.to_string()))
+}
+
+/// Registers `jsonb_in`, `json_in`, `uuid_in`, `inet_in`, `cidr_in`: a text checked and put in
+/// its type's canonical form, which a cast to the type is planned as.
+pub fn register_casts(
+    registry: &mut dyn datafusion::execution::FunctionRegistry,
+) -> datafusion::common::Result<()> {
+    for pg_type in [
+        PgType::Json,
+        PgType::Jsonb,
+        PgType::Uuid,
+        PgType::Inet,
+        PgType::Cidr,
+    ] {
+        registry.register_udf(Arc::new(datafusion::logical_expr::ScalarUDF::from(
+            CastTo {
+                name: format!("{}_in", pg_type.sql_name()),
+                pg_type,
+                signature: datafusion::logical_expr::Signature::exact(
+                    vec![DataType::Utf8],
+                    datafusion::logical_expr::Volatility::Immutable,
+                ),
+            },
+        )))?;
     }
     Ok(())
+}
+
+/// A cast of text to a [`PgType`].
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CastTo {
+    name: String,
+    pg_type: PgType,
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for CastTo {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
+        let scalar = matches!(
+            args.args[0],
+            datafusion::logical_expr::ColumnarValue::Scalar(_)
+        );
+        let arrays = datafusion::logical_expr::ColumnarValue::values_to_arrays(&args.args)?;
+        let text = arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+        let mut out: Vec<Option<String>> = Vec::with_capacity(text.len());
+        for value in text.as_string::<i32>().iter() {
+            out.push(match value {
+                None => None,
+                Some(value) => match self.pg_type.canonical(value) {
+                    Ok(form) => Some(form.unwrap_or_else(|| value.to_string())),
+                    Err((message, sqlstate)) => {
+                        return Err(crate::status::from_status(with_sqlstate(
+                            Status::invalid_argument(message),
+                            sqlstate,
+                        )));
+                    }
+                },
+            });
+        }
+        let array: arrow::array::ArrayRef = Arc::new(arrow::array::StringArray::from(out));
+        if scalar {
+            return Ok(datafusion::logical_expr::ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&array, 0)?,
+            ));
+        }
+        Ok(datafusion::logical_expr::ColumnarValue::Array(array))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow::array::StringArray;
-    use std::sync::Arc;
 
     fn batch_of(pg_type: PgType, values: &[&str]) -> (Schema, RecordBatch) {
         let schema = Schema::new(vec![pg_type.declare(Field::new("c", DataType::Utf8, true))]);
@@ -224,7 +362,7 @@ mod tests {
 
     fn refusal(pg_type: PgType, values: &[&str]) -> Option<(String, String)> {
         let (schema, batch) = batch_of(pg_type, values);
-        check_values("t", &schema, &batch).err().map(|status| {
+        conform_values("t", &schema, batch).err().map(|status| {
             let state = status.metadata().get(crate::status::SQLSTATE_METADATA);
             let state = state.and_then(|v| v.to_str().ok()).unwrap_or_default();
             (status.message().to_string(), state.to_string())

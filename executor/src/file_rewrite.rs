@@ -136,10 +136,10 @@ pub async fn rewrite_shard_file(
             let rows = RecordBatch::try_new(Arc::clone(&table_schema), columns).map_err(|e| {
                 DataFusionError::Execution(format!("the changed rows do not fit the table: {e}"))
             })?;
-            // A value set into a `jsonb`, `uuid`, `varchar(n)`, ... column must be one.
-            shardfusion_common::pg_types::check_values(&table_name, &table_schema, &rows)
-                .map_err(from_status)?;
-            Ok(rows)
+            // A value set into a `jsonb`, `uuid`, `varchar(n)`, ... column must be one (and is
+            // kept in its canonical form).
+            shardfusion_common::pg_types::conform_values(&table_name, &table_schema, rows)
+                .map_err(from_status)
         });
     let written = write_shard_file(root, path, sort_by, rows).await?;
     let changed = changed.load(Ordering::Relaxed);

@@ -83,6 +83,22 @@ async fn postgresql_types_round_trip_and_json_operators_run_on_the_workers() {
             c.scalar(r#"SELECT '{"a": [1, {"b": 2}]}'::jsonb #> '{a,1}'"#).await,
             r#"{"b": 2}"#
         );
+        // Values are kept in canonical form, so equal values compare equal, written or cast.
+        assert_eq!(
+            c.scalar(
+                "SELECT tenant FROM events WHERE id = 'B0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12'::uuid"
+            )
+            .await,
+            "2"
+        );
+        assert_eq!(
+            c.scalar(r#"SELECT count(*) FROM events WHERE payload = '{"n":[],"kind":"view","geo":{"city":"Lima"}}'::jsonb"#)
+                .await,
+            "1"
+        );
+        assert_eq!(c.scalar("SELECT tenant FROM events WHERE ip = '0:0:0:0:0:0:0:1'::inet").await, "2");
+        let status = c.query("SELECT 'bad'::jsonb").await.expect_err("not json");
+        assert_eq!(sqlstate(&status), "22P02");
         // The other types read back as written.
         assert_eq!(
             c.scalar(

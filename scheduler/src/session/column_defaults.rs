@@ -447,8 +447,9 @@ impl DefaultExpressions {
                 .with_config(config)
                 .with_default_features()
                 .build();
-            // Registering four functions into a fresh state cannot clash.
+            // Registering functions into a fresh state cannot clash.
             let _ = sequence_functions::register(&mut state, &self.sequences);
+            let _ = shardfusion_common::json_functions::register(&mut state);
             state
         })
     }

@@ -154,6 +154,32 @@ pub async fn create_table(
     }
 }
 
+/// `names` ordered so that a table whose foreign key references another of them is dropped
+/// before it (`DROP TABLE parent, child` drops both, as in PostgreSQL).
+fn referencing_first(
+    mut names: Vec<String>,
+    snapshot: &shardfusion_catalog::CatalogSnapshot,
+) -> Vec<String> {
+    let mut ordered = Vec::with_capacity(names.len());
+    while !names.is_empty() {
+        let referenced_by_rest = |name: &String| {
+            names.iter().any(|other| {
+                other != name
+                    && snapshot
+                        .table(other)
+                        .is_some_and(|t| t.foreign_keys.iter().any(|k| &k.referenced_table == name))
+            })
+        };
+        // A cycle of keys among them: the first in the list goes (and its drop says why).
+        let next = names
+            .iter()
+            .position(|n| !referenced_by_rest(n))
+            .unwrap_or(0);
+        ordered.push(names.remove(next));
+    }
+    ordered
+}
+
 pub async fn drop_tables(
     coordinator: &Coordinator,
     names: &[ObjectName],
@@ -170,6 +196,7 @@ pub async fn drop_tables(
             .into());
         }
     }
+    let names = referencing_first(names, &cluster.catalog.snapshot());
     for name in names {
         let _committing = cluster.retirement.committing();
         if let Some(files) = cluster.catalog.drop_table(&name, if_exists)? {

@@ -55,9 +55,7 @@ pub fn abort_as_rollback(sql: &str) -> Cow<'_, str> {
 }
 
 /// Type names that are text in ShardFusion's metadata.
-const TEXT_LIKE_TYPES: [&str; 8] = [
-    "inet",
-    "cidr",
+const TEXT_LIKE_TYPES: [&str; 6] = [
     "noderole",
     "regclass",
     "regtype",
@@ -66,15 +64,36 @@ const TEXT_LIKE_TYPES: [&str; 8] = [
     "distribution_type",
 ];
 
-/// Rewrites casts to Postgres text-like types into casts to `TEXT`.
+/// Rewrites casts to Postgres text-like types into casts to `TEXT`, and casts to the types
+/// stored as text (`jsonb`, `uuid`, `inet`, ...) into their input functions (`jsonb_in`:
+/// checked, in canonical form, see `shardfusion_common::pg_types`).
 pub fn rewrite_statement(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Cast {
+            data_type,
+            expr: inner,
+            ..
+        } = expr
+            && let Some(pg_type) = crate::session::column_types::pg_type_of(data_type)
+            && !matches!(
+                pg_type,
+                shardfusion_common::pg_types::PgType::VarChar(_)
+                    | shardfusion_common::pg_types::PgType::Char(_)
+            )
+        {
+            let call = format!("{}_in(CAST({inner} AS TEXT))", pg_type.sql_name());
+            if let Ok(parsed) =
+                datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&call)
+                    .and_then(|mut p| p.parse_expr())
+            {
+                *expr = parsed;
+                return ControlFlow::<()>::Continue(());
+            }
+        }
         if let Expr::Cast { data_type, .. } = expr {
             let text_like = match data_type {
                 DataType::Regclass => true,
-                // Stored as text (`session::column_types`); the value is checked where it is
-                // written into a column of that type.
-                DataType::JSON | DataType::JSONB | DataType::Uuid => true,
                 DataType::Custom(name, _) => {
                     TEXT_LIKE_TYPES.contains(&name.to_string().to_ascii_lowercase().as_str())
                 }

@@ -223,8 +223,9 @@ impl TableWriter {
             return Ok(());
         }
         crate::write::not_null::check_not_null(&self.table_name, &self.schema, &batch)?;
-        shardfusion_common::pg_types::check_values(&self.table_name, &self.schema, &batch)
-            .map_err(SchedulerError::BadValue)?;
+        let batch =
+            shardfusion_common::pg_types::conform_values(&self.table_name, &self.schema, batch)
+                .map_err(SchedulerError::BadValue)?;
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec())
             .map_err(|e| {
                 SchedulerError::invalid(format!(
