@@ -169,7 +169,16 @@ impl ScalarUDFImpl for JsonFunction {
                 args.args.len()
             )));
         }
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        // Text arguments as Utf8 once, so that each row reads its value without a cast.
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?
+            .into_iter()
+            .map(|array| match array.data_type() {
+                DataType::LargeUtf8 | DataType::Utf8View => {
+                    arrow::compute::cast(&array, &DataType::Utf8)
+                }
+                _ => Ok(array),
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let rows = args.number_rows;
         let out: ArrayRef = match self.kind {
             Kind::Contains | Kind::ContainedIn | Kind::Exists => {
@@ -315,6 +324,10 @@ fn text_at(array: &ArrayRef, row: usize) -> Result<Option<String>> {
     if array.is_null(row) || array.data_type().is_null() {
         return Ok(None);
     }
+    if let Some(text) = array.as_string_opt::<i32>() {
+        return Ok(Some(text.value(row).to_string()));
+    }
+    // A number given as a key or path element (`'{a,0}'` elements are text already).
     let text = arrow::compute::cast(&array.slice(row, 1), &DataType::Utf8)?;
     Ok(Some(text.as_string::<i32>().value(0).to_string()))
 }
