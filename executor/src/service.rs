@@ -456,6 +456,7 @@ impl FlightService for WorkerService {
             ACTION_DELETE_FILES => {
                 let req = DeleteFilesRequest::decode(action.body)
                     .map_err(|e| bad_request(format!("cannot decode DeleteFilesRequest: {e}")))?;
+                tracing::debug!("deleting shard files {:?}", req.paths);
                 for path in &req.paths {
                     delete_shard_file(&self.root, path).await?;
                 }

@@ -12,7 +12,7 @@
 //! them: at its next start the owed deletions recorded with the commit are carried out.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -32,6 +32,16 @@ pub struct FileRetirement {
     /// Commits that may make files garbage and have not handed them to [`Self::retire`]
     /// yet: while any runs, owed deletions of that kind are not retried.
     committing: Arc<AtomicUsize>,
+    /// How many such commits ever started.
+    started: AtomicU64,
+}
+
+/// Whether garbage-making commits were running at one moment, to learn later whether one
+/// ran since ([`FileRetirement::quiet_since`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CommitWatch {
+    started: u64,
+    busy: bool,
 }
 
 /// Held from before a commit that makes files garbage until they were retired.
@@ -49,13 +59,23 @@ impl FileRetirement {
     /// (after [`Self::retire`]): the retry of owed deletions must not take its files in
     /// between the commit (which records them) and their retirement.
     pub fn committing(&self) -> CommitInProgress {
+        self.started.fetch_add(1, Ordering::AcqRel);
         self.committing.fetch_add(1, Ordering::AcqRel);
         CommitInProgress(Arc::clone(&self.committing))
     }
 
-    /// Whether a commit that makes files garbage is between its commit and their retirement.
-    pub fn commit_in_progress(&self) -> bool {
-        self.committing.load(Ordering::Acquire) > 0
+    /// The garbage-making commits running now.
+    pub fn watch(&self) -> CommitWatch {
+        CommitWatch {
+            started: self.started.load(Ordering::Acquire),
+            busy: self.committing.load(Ordering::Acquire) > 0,
+        }
+    }
+
+    /// Whether no garbage-making commit ran at any time since `watch` was taken: then every
+    /// file recorded as garbage in a snapshot taken since was registered as retiring before.
+    pub fn quiet_since(&self, watch: &CommitWatch) -> bool {
+        !watch.busy && self.started.load(Ordering::Acquire) == watch.started
     }
 
     /// Deletes `files` (garbage since a commit that happened just now) once no statement that

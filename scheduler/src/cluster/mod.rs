@@ -8,6 +8,8 @@
 //! - [`compaction`]: small files of a shard merged into one sorted file in the background.
 //! - [`orphan_cleanup`]: garbage and orphaned shard files (`pg_dist_cleanup`, reconciliation
 //!   with the workers' disks).
+//! - [`in_flight_writes`]: files an operation owns for now, and collectors' claims on the
+//!   files they are about to delete.
 //! - [`file_retirement`]: garbage files deleted only after the statements that may read them.
 //! - [`shard_copy`]: committed shard files copied worker to worker, verified.
 //! - [`shard_moves`]: moving a shard group to another node while queries and writes run.
@@ -18,6 +20,7 @@
 
 pub mod compaction;
 pub mod file_retirement;
+pub mod in_flight_writes;
 pub mod node_membership;
 pub mod orphan_cleanup;
 pub mod rebalance_job;

@@ -21,11 +21,14 @@
 //! ([`Cluster::file_home`]).
 //!
 //! Why reconciliation never deletes a file a statement still needs: the node lists its files
-//! first, skipping those it is writing; then the coordinator reads the in-flight set, then the
-//! catalog snapshot. A writer registers a file as in flight before the node can create it and
-//! unregisters it only after its commit (or deletion). So a file listed by the node is either
-//! still registered when the set is read, or was committed before the snapshot is taken, or is
-//! garbage. The grace period is a second guard (and covers other clocks and processes).
+//! first, skipping those it is writing; then the coordinator claims the listed files that are
+//! not in flight ([`crate::cluster::in_flight_writes`]), then takes the catalog snapshot. A
+//! writer registers a file as in flight before the node can create it and unregisters it only
+//! after its commit (or deletion). So a file listed by the node is either still registered
+//! when it is claimed, or was committed before the snapshot is taken, or is garbage. A file
+//! with an owed deletion in that snapshot is left to the retirement or retry that owes it (a
+//! commit records its garbage before it registers it as retiring). The grace period is a
+//! second guard (and covers other clocks and processes).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -39,6 +42,7 @@ use shardfusion_common::wire::ShardFileEntry;
 use shardfusion_executor::shard_inventory::{ActiveWrites, delete_shard_file, list_shard_files};
 use tokio::sync::Notify;
 
+use crate::cluster::in_flight_writes::{Claim, InFlightWrites};
 use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
 
@@ -94,55 +98,10 @@ impl OrphanCleanup {
     }
 }
 
-/// Files that statements are writing and have not committed or deleted yet, per node group.
-#[derive(Debug, Clone, Default)]
-pub struct InFlightWrites {
-    paths: Arc<Mutex<HashMap<(GroupId, String), usize>>>,
-}
-
-/// Keeps one file registered in [`InFlightWrites`] until dropped.
-#[derive(Debug)]
-pub struct InFlightWrite {
-    writes: InFlightWrites,
-    key: (GroupId, String),
-}
-
-impl InFlightWrites {
-    pub fn begin(&self, group: GroupId, path: &str) -> InFlightWrite {
-        let key = (group, path.to_string());
-        *self.paths.lock().entry(key.clone()).or_default() += 1;
-        InFlightWrite {
-            writes: self.clone(),
-            key,
-        }
-    }
-
-    /// The paths in flight whose files live where `home` says ([`Cluster::file_home`]).
-    fn at_home(&self, cluster: &Cluster, home: GroupId) -> HashSet<String> {
-        self.paths
-            .lock()
-            .keys()
-            .filter(|(g, _)| cluster.file_home(*g) == home)
-            .map(|(_, p)| p.clone())
-            .collect()
-    }
-}
-
-impl Drop for InFlightWrite {
-    fn drop(&mut self) {
-        let mut paths = self.writes.paths.lock();
-        if let Some(count) = paths.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                paths.remove(&self.key);
-            }
-        }
-    }
-}
-
 /// Deletes `paths` on the node of `group` (through the coordinator's own root for group 0,
 /// and for every group on shared storage).
 async fn delete_on(cluster: &Cluster, group: GroupId, paths: &[String]) -> Result<()> {
+    tracing::debug!("deleting on group {group}: {paths:?}");
     if cluster.file_home(group) == GroupId::COORDINATOR {
         for path in paths {
             delete_shard_file(&cluster.root, path)
@@ -206,34 +165,48 @@ pub fn strike_records(cluster: &Cluster, files: Vec<(GroupId, String)>) {
 
 /// Carries out the deletions recorded in `pg_dist_cleanup` (on `only`, or everywhere);
 /// returns how many records were completed.
+///
+/// The paths are claimed first ([`InFlightWrites::claim`]: what some operation of this
+/// process still owns, a copy before its switch or a retiring file older statements may
+/// read, is left to it), and decided on with a snapshot taken after the claim: a file the
+/// catalog lists (again) is never deleted, and a record that left the catalog meanwhile is
+/// done. A garbage-making commit that ran meanwhile may not have registered its retiring
+/// files yet: its records (deferred on success) wait for the next retry.
 pub async fn retry_pending(cluster: &Cluster, only: Option<GroupId>) -> usize {
+    let watch = cluster.retirement.watch();
+    let records = cluster.catalog.snapshot();
+    let mut by_home: BTreeMap<GroupId, Vec<String>> = BTreeMap::new();
+    for record in &records.cleanup {
+        if only.is_none_or(|g| g == record.group_id) {
+            by_home
+                .entry(cluster.file_home(record.group_id))
+                .or_default()
+                .push(record.object_name.clone());
+        }
+    }
+    if by_home.is_empty() {
+        return 0;
+    }
+    let claims: HashMap<GroupId, Claim> = by_home
+        .into_iter()
+        .map(|(home, paths)| (home, cluster.orphans.in_flight.claim(cluster, home, paths)))
+        .collect();
     let snapshot = cluster.catalog.snapshot();
+    let quiet = cluster.retirement.quiet_since(&watch);
+    let referenced = cluster.referenced_files(&snapshot);
     let mut by_group: BTreeMap<GroupId, Vec<String>> = BTreeMap::new();
-    let mut in_flight: HashMap<GroupId, HashSet<String>> = HashMap::new();
     let mut live = Vec::new();
-    // A commit between recording its garbage and retiring it: its records wait for the next
-    // retry (the files may still be read).
-    let committing = cluster.retirement.commit_in_progress();
-    let referenced = if snapshot.cleanup.is_empty() {
-        HashSet::new()
-    } else {
-        cluster.referenced_files(&snapshot)
-    };
     for record in &snapshot.cleanup {
-        // A file some operation of this process still owns (a copy before its switch, a
-        // retiring file older statements may read) is left to that operation; a file the
-        // catalog lists is never deleted.
         let home = cluster.file_home(record.group_id);
-        let owned = in_flight
-            .entry(home)
-            .or_insert_with(|| cluster.orphans.in_flight.at_home(cluster, home))
-            .contains(&record.object_name);
-        if !owned && referenced.contains(&(home, record.object_name.as_str())) {
-            live.push((record.group_id, record.object_name.clone()));
+        let claimed = claims
+            .get(&home)
+            .is_some_and(|c| c.holds(&record.object_name));
+        if !claimed || !only.is_none_or(|g| g == record.group_id) {
             continue;
         }
-        let waits = owned || (committing && record.policy == CleanupPolicy::DeferredOnSuccess);
-        if !waits && only.is_none_or(|g| g == record.group_id) {
+        if referenced.contains(&(home, record.object_name.as_str())) {
+            live.push((record.group_id, record.object_name.clone()));
+        } else if quiet || record.policy != CleanupPolicy::DeferredOnSuccess {
             by_group
                 .entry(record.group_id)
                 .or_default()
@@ -243,6 +216,7 @@ pub async fn retry_pending(cluster: &Cluster, only: Option<GroupId>) -> usize {
     let mut done = live.len();
     strike_records(cluster, live);
     for (group, paths) in by_group {
+        tracing::debug!("carrying out owed deletions on group {group}");
         match delete_on(cluster, group, &paths).await {
             Ok(()) => match cluster.catalog.complete_cleanup(group, &paths) {
                 Ok(n) => done += n,
@@ -251,6 +225,7 @@ pub async fn retry_pending(cluster: &Cluster, only: Option<GroupId>) -> usize {
             Err(e) => tracing::debug!("owed deletions on group {group} still pending: {e}"),
         }
     }
+    drop(claims);
     done
 }
 
@@ -277,26 +252,43 @@ async fn list_on(cluster: &Cluster, group: GroupId) -> Result<Vec<ShardFileEntry
 /// this is safe.
 pub async fn reconcile(cluster: &Cluster, group: GroupId, grace: Duration) -> Result<usize> {
     let group = cluster.file_home(group);
-    // Order matters: the node's listing, then the in-flight set, then the snapshot.
+    // Order matters: the node's listing, then the claim (which skips files in flight), then
+    // the snapshot.
     let listed = list_on(cluster, group).await?;
-    let in_flight = cluster.orphans.in_flight.at_home(cluster, group);
+    let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+    let old: Vec<(String, String)> = listed
+        .into_iter()
+        .filter(|f| f.age_ms >= grace_ms)
+        .map(|f| {
+            let final_name = f.path.split_once('#').map_or(f.path.as_str(), |(n, _)| n);
+            (final_name.to_string(), f.path)
+        })
+        .collect();
+    let claim = cluster.orphans.in_flight.claim(
+        cluster,
+        group,
+        old.iter().map(|(final_name, _)| final_name.clone()),
+    );
     let snapshot = cluster.catalog.snapshot();
-    let referenced: HashSet<&str> = cluster
+    // Owed deletions are carried out by the retirement or the retry that owes them: a file
+    // whose commit has not registered it as retiring yet is left to them.
+    let kept: HashSet<&str> = cluster
         .referenced_files(&snapshot)
         .into_iter()
         .filter(|(home, _)| *home == group)
         .map(|(_, path)| path)
+        .chain(
+            (snapshot.cleanup.iter())
+                .filter(|r| cluster.file_home(r.group_id) == group)
+                .map(|r| r.object_name.as_str()),
+        )
         .collect();
-    let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-    let orphans: Vec<String> = listed
+    let orphans: Vec<String> = old
         .into_iter()
-        .filter(|f| {
-            let final_name = f.path.split_once('#').map_or(f.path.as_str(), |(n, _)| n);
-            f.age_ms >= grace_ms
-                && !referenced.contains(f.path.as_str())
-                && !in_flight.contains(final_name)
+        .filter(|(final_name, path)| {
+            claim.holds(final_name) && !kept.contains(path.as_str())
         })
-        .map(|f| f.path)
+        .map(|(_, path)| path)
         .collect();
     if orphans.is_empty() {
         return Ok(0);
@@ -306,6 +298,7 @@ pub async fn reconcile(cluster: &Cluster, group: GroupId, grace: Duration) -> Re
         orphans.len()
     );
     delete_on(cluster, group, &orphans).await?;
+    drop(claim);
     Ok(orphans.len())
 }
 

@@ -24,7 +24,7 @@ use shardfusion_common::wire::{
     CopyShardFilesResponse, FileToCopy, WarmShardFilesRequest,
 };
 
-use crate::cluster::orphan_cleanup::InFlightWrite;
+use crate::cluster::in_flight_writes::InFlightWrite;
 use crate::cluster::shared_state::Cluster;
 use crate::error::{Result, SchedulerError};
 
@@ -197,15 +197,16 @@ impl CopiedFiles {
             return Ok(());
         }
         let paths: Vec<String> = new.iter().map(|f| f.path.clone()).collect();
+        // In flight before recorded: a collector that sees the record sees the copy's claim.
+        for path in &paths {
+            let in_flight = (cluster.orphans.in_flight()).begin_unclaimed(cluster, self.to, path);
+            self.protected.push(in_flight.await);
+            self.copied.insert(path.clone());
+        }
         if !cluster.shared_storage() {
             cluster
                 .catalog
                 .record_cleanup(self.to, &paths, CleanupPolicy::OnFailure)?;
-        }
-        for path in paths {
-            self.protected
-                .push(cluster.orphans.in_flight().begin(self.to, &path));
-            self.copied.insert(path);
         }
         self.bytes += copy_files(cluster, snapshot, from, self.to, &new).await?;
         Ok(())

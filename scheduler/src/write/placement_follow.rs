@@ -16,7 +16,7 @@ use std::sync::Arc;
 use shardfusion_catalog::FileMeta;
 use shardfusion_common::ids::{GroupId, PlacementId};
 
-use crate::cluster::orphan_cleanup::InFlightWrite;
+use crate::cluster::in_flight_writes::InFlightWrite;
 use crate::cluster::shard_copy::copy_files;
 use crate::cluster::shared_state::Cluster;
 use crate::error::Result;
@@ -72,9 +72,9 @@ pub(crate) async fn follow_placements(
                 Some(files) => files.clone(),
                 None => {
                     for file in &source_files {
-                        followed
-                            .protected
-                            .push(cluster.orphans.in_flight().begin(group, &file.path));
+                        let in_flight = (cluster.orphans.in_flight())
+                            .begin_unclaimed(cluster, group, &file.path);
+                        followed.protected.push(in_flight.await);
                     }
                     if let Err(e) = copy_files(cluster, &latest, source, group, &source_files).await
                     {

@@ -14,7 +14,7 @@
 //! disk. The same holds when the statement is dropped midway (the client cancelled or went
 //! away): the stream tasks belong to the writer, and dropping it ends them and deletes what
 //! was completed ([`TableWriter`]'s and [`WrittenFiles`]' `Drop`). Every file a writer may
-//! create is registered as in flight ([`crate::cluster::orphan_cleanup::InFlightWrites`]) until it is
+//! create is registered as in flight ([`crate::cluster::in_flight_writes::InFlightWrites`]) until it is
 //! committed or deleted, so orphan reconciliation never takes it for garbage.
 
 use std::collections::HashMap;
@@ -44,7 +44,7 @@ use shardfusion_executor::write_completion::completion_marker;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::cluster::orphan_cleanup::InFlightWrite;
+use crate::cluster::in_flight_writes::InFlightWrite;
 use crate::cluster::shared_state::Cluster;
 use crate::cluster::worker_pool::worker_status;
 use crate::error::{Result, SchedulerError};
