@@ -19,6 +19,7 @@ use crate::foreign_key_store::{ForeignKey, insert_foreign_keys};
 use crate::model::TableMeta;
 use crate::sequence_store::{SequenceMeta, insert_sequence};
 use crate::store::{Catalog, insert_local_shard, next_id, table_id_of};
+use crate::unique_key_store::{UniqueKey, insert_unique_keys};
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
@@ -52,17 +53,26 @@ impl ColumnDefault {
     }
 }
 
+/// The keys a new table declares.
+#[derive(Debug, Clone, Default)]
+pub struct TableKeys {
+    /// Its primary key and unique constraints.
+    pub unique: Vec<UniqueKey>,
+    /// Its foreign keys.
+    pub foreign: Vec<ForeignKey>,
+}
+
 impl Catalog {
     /// Creates a local table on the coordinator, with `defaults` for its columns, the
     /// `sequences` it owns (each one's `owned_by` names its column; the table id is filled
-    /// in) and its `foreign_keys`, all in one transaction.
+    /// in) and its `keys`, all in one transaction.
     pub fn create_table_with(
         &self,
         name: &str,
         schema: &Schema,
         defaults: &[ColumnDefault],
         sequences: &[SequenceMeta],
-        foreign_keys: &[ForeignKey],
+        keys: &TableKeys,
     ) -> Result<Arc<TableMeta>> {
         let schema_bytes = encode_schema(schema).map_err(|e| CatalogError::Corrupt {
             table: name.to_string(),
@@ -107,7 +117,8 @@ impl Catalog {
                 insert_default(tx, TableId(table_id), default)?;
             }
             let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            insert_foreign_keys(tx, TableId(table_id), name, &columns, foreign_keys)?;
+            insert_foreign_keys(tx, TableId(table_id), name, &columns, &keys.foreign)?;
+            insert_unique_keys(tx, TableId(table_id), name, &columns, &keys.unique)?;
             Ok(())
         })?;
         self.table(name)

@@ -99,6 +99,7 @@ impl Catalog {
                         ),
                     });
                 }
+                crate::unique_key_store::check_distributable(table, column)?;
                 let type_name = field.data_type().to_string();
                 if let Some(n) = shard_count
                     && (*n < 1 || *n > 64_000)

@@ -10,6 +10,8 @@ pub enum CatalogError {
     TableExists { name: String },
     #[error("column \"{column}\" of relation \"{table}\" does not exist")]
     ColumnNotFound { table: String, column: String },
+    #[error("invalid definition of table \"{table}\": {reason}")]
+    InvalidTableDefinition { table: String, reason: String },
     #[error("column \"{column}\" of relation \"{table}\" already exists")]
     ColumnExists { table: String, column: String },
     #[error("table \"{name}\" is already distributed")]

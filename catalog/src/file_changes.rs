@@ -139,6 +139,15 @@ impl CatalogSnapshot {
     }
 }
 
+impl TableMeta {
+    /// This table with `change` (one of its own) applied to its placements' files.
+    pub fn with_change(&self, change: &FileChange) -> TableMeta {
+        let mut changed = self.clone();
+        apply(&mut changed, change);
+        changed
+    }
+}
+
 fn apply(table: &mut TableMeta, change: &FileChange) {
     let removed: HashSet<(PlacementId, &str)> = change
         .removed

@@ -56,8 +56,10 @@ pub mod store;
 pub mod tenant_isolation_store;
 #[cfg(test)]
 mod test_support;
+pub mod unique_key_store;
 pub mod write_fence;
 
+pub use column_default_store::TableKeys;
 pub use distribution_store::DistributionCommit;
 pub use error::{CatalogError, ConcurrentChange};
 pub use file_changes::FileChange;

@@ -121,6 +121,8 @@ pub struct TableMeta {
     pub defaults: Vec<crate::column_default_store::ColumnDefault>,
     /// Its foreign keys, as declared (not enforced).
     pub foreign_keys: Vec<crate::foreign_key_store::ForeignKey>,
+    /// Its primary key and unique constraints (enforced by the coordinator's writers).
+    pub unique_keys: Vec<crate::unique_key_store::UniqueKey>,
 }
 
 impl TableMeta {

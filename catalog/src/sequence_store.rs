@@ -505,7 +505,7 @@ mod tests {
                 &schema,
                 std::slice::from_ref(&default),
                 std::slice::from_ref(&owned),
-                &[],
+                &Default::default(),
             )
             .expect("table");
         let table = catalog.table("t").expect("t");
@@ -519,7 +519,13 @@ mod tests {
         // Another table's default using it holds the owning table back too.
         let other = ColumnDefault::new("id", "nextval('t_id_seq')", Some("t_id_seq"));
         catalog
-            .create_table_with("u", &schema, std::slice::from_ref(&other), &[], &[])
+            .create_table_with(
+                "u",
+                &schema,
+                std::slice::from_ref(&other),
+                &[],
+                &Default::default(),
+            )
             .expect("u");
         let err = catalog.drop_table("t", false).expect_err("used by u");
         assert!(err.to_string().contains("\"u\""), "{err}");

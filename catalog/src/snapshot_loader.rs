@@ -141,6 +141,7 @@ pub(crate) fn load_snapshot(
     }
     let mut defaults = crate::column_default_store::load(conn)?;
     let mut foreign_keys = crate::foreign_key_store::load(conn)?;
+    let mut unique_keys = crate::unique_key_store::load(conn)?;
     let mut tables = BTreeMap::new();
     {
         let mut stmt = conn.prepare(
@@ -180,6 +181,7 @@ pub(crate) fn load_snapshot(
                 shards: shards.remove(&table_id).unwrap_or_default(),
                 defaults: defaults.remove(&table_id).unwrap_or_default(),
                 foreign_keys: foreign_keys.remove(&table_id).unwrap_or_default(),
+                unique_keys: unique_keys.remove(&table_id).unwrap_or_default(),
             };
             tables.insert(name, Arc::new(meta));
         }

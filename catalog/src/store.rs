@@ -19,6 +19,7 @@ use shardfusion_common::codec::encode_schema;
 use shardfusion_common::ids::{GroupId, PlacementId, ShardId, TableId};
 
 use crate::cleanup::{CleanupPolicy, record_in};
+use crate::column_default_store::TableKeys;
 use crate::column_stats_store::StatsCache;
 use crate::commit_checks::{check_writable, table_schema};
 use crate::error::{CatalogError, ConcurrentChange};
@@ -126,6 +127,7 @@ impl Catalog {
         conn.execute_batch(crate::sequence_store::SCHEMA)?;
         conn.execute_batch(crate::column_default_store::SCHEMA)?;
         conn.execute_batch(crate::foreign_key_store::SCHEMA)?;
+        conn.execute_batch(crate::unique_key_store::SCHEMA)?;
         let stats_cache = StatsCache::default();
         let snapshot = load_snapshot(&conn, 1, &stats_cache)?;
         Ok(Self {
@@ -157,7 +159,7 @@ impl Catalog {
     /// Creates a local table on the coordinator (with column defaults and owned sequences:
     /// [`Self::create_table_with`]).
     pub fn create_table(&self, name: &str, schema: &Schema) -> Result<Arc<TableMeta>> {
-        self.create_table_with(name, schema, &[], &[], &[])
+        self.create_table_with(name, schema, &[], &[], &TableKeys::default())
     }
 
     /// The current metadata of `name`.

@@ -18,6 +18,16 @@ pub enum SchedulerError {
     /// A NULL in a NOT NULL column of the rows being written.
     #[error("null value in column \"{column}\" of table \"{table}\" violates not-null constraint")]
     NotNull { table: String, column: String },
+    /// A write would give two rows the same primary or unique key.
+    #[error(
+        "duplicate key value violates unique constraint \"{constraint}\" of table \"{table}\": \
+         Key {key} already exists"
+    )]
+    UniqueViolation {
+        table: String,
+        constraint: String,
+        key: String,
+    },
     /// The statement nests deeper or is larger than the documented limits.
     #[error("{message}")]
     TooComplex { message: String },
@@ -154,6 +164,9 @@ impl From<SchedulerError> for Status {
             SchedulerError::NotNull { .. } => {
                 with_sqlstate(Status::invalid_argument(message), "23502")
             }
+            SchedulerError::UniqueViolation { .. } => {
+                with_sqlstate(Status::already_exists(message), "23505")
+            }
             // query_canceled, as PostgreSQL reports both.
             SchedulerError::StatementTimeout { .. } => {
                 with_sqlstate(Status::deadline_exceeded(message), "57014")
@@ -264,6 +277,17 @@ fn clone_error(error: &SchedulerError) -> SchedulerError {
                 column: column.clone(),
             };
         }
+        SchedulerError::UniqueViolation {
+            table,
+            constraint,
+            key,
+        } => {
+            return SchedulerError::UniqueViolation {
+                table: table.clone(),
+                constraint: constraint.clone(),
+                key: key.clone(),
+            };
+        }
         SchedulerError::StatementTimeout { timeout } => {
             return SchedulerError::StatementTimeout { timeout: *timeout };
         }
@@ -345,6 +369,9 @@ fn catalog_status(error: &CatalogError) -> Status {
             with_sqlstate(Status::out_of_range(message), "22003")
         }
         // dependent_objects_still_exist
+        CatalogError::InvalidTableDefinition { .. } => {
+            with_sqlstate(Status::invalid_argument(message), "42P16")
+        }
         CatalogError::TableReferenced { .. } => {
             with_sqlstate(Status::failed_precondition(message), "2BP01")
         }

@@ -128,9 +128,7 @@ impl InFlightWrites {
                 })
                 .collect()
         };
-        state
-            .claimed
-            .extend(free.iter().map(|p| (home, p.clone())));
+        state.claimed.extend(free.iter().map(|p| (home, p.clone())));
         Claim {
             writes: self.clone(),
             home,

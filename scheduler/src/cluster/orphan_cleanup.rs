@@ -201,7 +201,7 @@ pub async fn retry_pending(cluster: &Cluster, only: Option<GroupId>) -> usize {
         let claimed = claims
             .get(&home)
             .is_some_and(|c| c.holds(&record.object_name));
-        if !claimed || !only.is_none_or(|g| g == record.group_id) {
+        if !claimed || only.is_some_and(|g| g != record.group_id) {
             continue;
         }
         if referenced.contains(&(home, record.object_name.as_str())) {
@@ -285,9 +285,7 @@ pub async fn reconcile(cluster: &Cluster, group: GroupId, grace: Duration) -> Re
         .collect();
     let orphans: Vec<String> = old
         .into_iter()
-        .filter(|(final_name, path)| {
-            claim.holds(final_name) && !kept.contains(path.as_str())
-        })
+        .filter(|(final_name, path)| claim.holds(final_name) && !kept.contains(path.as_str()))
         .map(|(_, path)| path)
         .collect();
     if orphans.is_empty() {

@@ -40,6 +40,8 @@ pub struct Cluster {
     pub compaction: crate::cluster::compaction::Compaction,
     /// Garbage files waiting for the statements that may read them to finish.
     pub retirement: crate::cluster::file_retirement::FileRetirement,
+    /// The locks under which writes to tables with keys are checked and committed.
+    pub unique_keys: crate::write::unique_keys::UniqueKeyLocks,
     /// Shard moves running now, the rebalancer's background job and its progress.
     pub moves: crate::cluster::shard_moves::ShardMoves,
     /// What carries tasks to the workers: the worker pool (Flight), unless an embedding
@@ -98,6 +100,7 @@ impl Cluster {
             orphans: Default::default(),
             compaction: Default::default(),
             retirement: Default::default(),
+            unique_keys: Default::default(),
             moves: Default::default(),
             sessions: Default::default(),
             auth: Default::default(),

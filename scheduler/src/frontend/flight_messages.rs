@@ -3,7 +3,6 @@
 //! IPC messages, action results, and the parameter rows a client puts with `DoPut`.
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -97,13 +96,6 @@ pub(super) fn info_for<M: ProstMessageExt>(
         .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
         .with_descriptor(descriptor);
     Ok(Response::new(info))
-}
-
-/// An answer with `schema`'s columns and no rows.
-pub(super) fn no_rows(
-    schema: SchemaRef,
-) -> Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>> {
-    one_batch(Arc::clone(&schema), Ok(RecordBatch::new_empty(schema)))
 }
 
 /// An answer of one batch (or its error).

@@ -62,12 +62,13 @@ use crate::coordinator::Coordinator;
 use crate::error::SchedulerError;
 use crate::frontend::call_metadata::{credentials, grpc_timeout, session_cookie};
 use crate::frontend::flight_messages::{
-    flight_stream, info_for, ipc_schema, no_rows, one_batch, one_result, parameter_rows,
+    flight_stream, info_for, ipc_schema, one_batch, one_result, parameter_rows,
 };
 use crate::frontend::foreign_key_answers::{KeysOf, foreign_keys_batch};
 use crate::frontend::metadata_answers::{
     foreign_keys_schema, primary_keys_schema, sql_info, xdbc_type_info,
 };
+use crate::frontend::primary_key_answers::primary_keys_batch;
 use crate::frontend::session_options::{self, is_session_action};
 use crate::frontend::stashed_results::{Cancelled, StashedResults};
 use crate::session::client_sessions::ClientSessions;
@@ -731,10 +732,14 @@ impl FlightSqlService for FlightSqlServer {
 
     async fn do_get_primary_keys(
         &self,
-        _query: CommandGetPrimaryKeys,
-        _request: Request<Ticket>,
+        query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        Ok(Response::new(no_rows(primary_keys_schema())))
+        let principal = self.principal(&request)?;
+        let snapshot = self.coordinator.cluster().catalog.snapshot();
+        let access = principal.access(&snapshot).map_err(Status::from)?;
+        let batch = primary_keys_batch(&snapshot, &access, &query.table).map_err(FlightError::from);
+        Ok(Response::new(one_batch(primary_keys_schema(), batch)))
     }
 
     async fn get_flight_info_exported_keys(

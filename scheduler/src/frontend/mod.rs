@@ -12,6 +12,7 @@ pub mod flight_messages;
 pub mod flight_sql;
 pub mod foreign_key_answers;
 pub mod metadata_answers;
+pub mod primary_key_answers;
 pub mod require_login;
 pub mod session_messages;
 pub mod session_options;

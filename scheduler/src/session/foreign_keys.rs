@@ -85,7 +85,7 @@ fn foreign_key(
 }
 
 /// An identifier as the catalog keeps it: folded to lower case unless quoted.
-fn normalized(ident: &Ident) -> String {
+pub(crate) fn normalized(ident: &Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_ascii_lowercase(),

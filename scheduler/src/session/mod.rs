@@ -14,7 +14,8 @@
 //! - [`column_defaults`]: `serial` columns and `DEFAULT`s: recorded at `CREATE TABLE`, planned
 //!   for the columns a write leaves out; [`column_types`]: `jsonb`, `uuid`, `inet`,
 //!   `varchar(n)`, ... declared as text columns that check their values; [`foreign_keys`]:
-//!   `REFERENCES`, recorded and reported (not enforced).
+//!   `REFERENCES`, recorded and reported (not enforced); [`key_constraints`]: `PRIMARY KEY`
+//!   and `UNIQUE`, recorded and enforced by the writers.
 //! - [`transaction`], [`transaction_block`]: multi-statement transactions (their snapshot,
 //!   uncommitted writes and one commit) and which statements of a text run in one.
 
@@ -23,6 +24,7 @@ pub mod client_sessions;
 pub mod column_defaults;
 pub mod column_types;
 pub mod foreign_keys;
+pub mod key_constraints;
 pub mod plan_cache;
 pub mod prepared_statements;
 pub mod schema_provider;

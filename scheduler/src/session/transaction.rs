@@ -334,8 +334,9 @@ impl Transaction {
 
     /// Records a statement's write to `table` instead of committing it: the files it took
     /// out (committed, or written earlier in the transaction) and the files it wrote.
-    pub fn record(
+    pub async fn record(
         &self,
+        cluster: &Arc<Cluster>,
         table: &str,
         removed: Vec<(PlacementId, GroupId, String)>,
         written: WrittenFiles,
@@ -352,6 +353,10 @@ impl Transaction {
             removed,
             added: written.for_commit(),
         };
+        // Keys are checked against the transaction's view now, and at COMMIT against what
+        // others committed meanwhile. Dropping `written` deletes its files.
+        let view = self.snapshot()?;
+        crate::write::unique_keys::check_change(cluster, &view, &change).await?;
         let mut state = self.state.lock();
         state.log.push(Logged { change, written });
         if let Some(view) = &mut state.view {
@@ -441,6 +446,9 @@ impl Transaction {
             .flat_map(|c| c.removed.iter())
             .map(|(_, group, path)| cluster.orphans.in_flight().begin(*group, path))
             .collect();
+        // The log is dropped with the files it owes if a key is violated.
+        let _key_locks =
+            crate::write::unique_keys::lock_and_check_all(cluster, &net.changes).await?;
         let _committing = cluster.retirement.committing();
         let waiting_since = Instant::now();
         let old = loop {

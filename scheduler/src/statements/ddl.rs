@@ -19,6 +19,7 @@ use datafusion::sql::sqlparser::ast::{
     AlterTable, AlterTableOperation, ObjectName, RenameTableNameKind, Statement, Truncate,
 };
 
+use shardfusion_catalog::TableKeys;
 use shardfusion_catalog::roles::TablePrivilege;
 use shardfusion_common::ids::TableId;
 
@@ -28,7 +29,7 @@ use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
 use crate::session::column_defaults::{self, TableDefaults};
 use crate::session::statement_context::DEFAULT_SCHEMA;
-use crate::session::{column_types, foreign_keys};
+use crate::session::{column_types, foreign_keys, key_constraints};
 use crate::write::table_writer::{TableWriter, WrittenFiles};
 
 /// The table a (possibly qualified) name refers to, normalized as Postgres would.
@@ -50,19 +51,22 @@ pub async fn create_table(
 ) -> Result<StatementOutput> {
     let ctx = coordinator.session()?;
     // `serial` columns become integers with a sequence default; every default is recorded.
-    let (table_defaults, declared, foreign_keys) = match &mut statement {
+    let (table_defaults, declared, keys) = match &mut statement {
         DFStatement::Statement(inner) => match inner.as_mut() {
             Statement::CreateTable(create) => {
                 let name = table_name(&create.name)?;
                 let snapshot = coordinator.cluster().catalog.snapshot();
                 let defaults = column_defaults::prepare_create_table(create, &name, &snapshot)?;
-                let keys = foreign_keys::take_foreign_keys(create, &name)?;
+                let keys = TableKeys {
+                    foreign: foreign_keys::take_foreign_keys(create, &name)?,
+                    unique: key_constraints::take_unique_keys(create, &name)?,
+                };
                 let declared = column_types::text_columns(&mut create.columns)?;
                 (defaults, declared, keys)
             }
-            _ => (TableDefaults::default(), Vec::new(), Vec::new()),
+            _ => (TableDefaults::default(), Vec::new(), TableKeys::default()),
         },
-        _ => (TableDefaults::default(), Vec::new(), Vec::new()),
+        _ => (TableDefaults::default(), Vec::new(), TableKeys::default()),
     };
     let plan = ctx.state().statement_to_plan(statement).await?;
     let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
@@ -93,7 +97,13 @@ pub async fn create_table(
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    let fields = column_types::declare(fields, &declared);
+    let mut fields = column_types::declare(fields, &declared);
+    // A primary key's columns are NOT NULL.
+    for key in keys.unique.iter().filter(|k| k.primary) {
+        for field in fields.iter_mut().filter(|f| key.columns.contains(f.name())) {
+            *field = field.clone().with_nullable(false);
+        }
+    }
     let columns: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
     let (defaults, sequences) = table_defaults.named(&columns);
     for default in &defaults {
@@ -106,13 +116,10 @@ pub async fn create_table(
         }
     }
     let schema = Schema::new(fields);
-    let table = match cluster.catalog.create_table_with(
-        &name,
-        &schema,
-        &defaults,
-        &sequences,
-        &foreign_keys,
-    ) {
+    let table = match cluster
+        .catalog
+        .create_table_with(&name, &schema, &defaults, &sequences, &keys)
+    {
         // Created by another statement since the check above.
         Err(shardfusion_catalog::CatalogError::TableExists { .. }) if create.if_not_exists => {
             return Ok(StatementOutput::empty());
@@ -266,7 +273,7 @@ pub async fn truncate(
         for name in names {
             let files = transaction.files_of(&name)?;
             let schema = Arc::clone(&snapshot.tables[&name].schema);
-            transaction.record(&name, files, WrittenFiles::empty(schema))?;
+            (transaction.record(cluster, &name, files, WrittenFiles::empty(schema))).await?;
         }
         return Ok(StatementOutput::empty());
     }

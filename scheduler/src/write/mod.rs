@@ -21,3 +21,4 @@ pub mod placement_follow;
 pub mod reshard;
 pub mod row_changes;
 pub mod table_writer;
+pub mod unique_keys;

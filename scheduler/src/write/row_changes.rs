@@ -38,7 +38,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
-use shardfusion_catalog::{CatalogSnapshot, FileMeta, TableKind, TableMeta};
+use shardfusion_catalog::{CatalogSnapshot, FileChange, FileMeta, TableKind, TableMeta};
 use shardfusion_common::codec::encode_plan;
 use shardfusion_common::ids::{GroupId, PlacementId, ShardId};
 use shardfusion_common::shard_scan::{FileRef, ShardFiles, ShardScanExec};
@@ -60,6 +60,7 @@ use crate::session::table_provider::ShardedTableProvider;
 use crate::session::transaction::statement_snapshot;
 use crate::statements::ddl::table_name;
 use crate::write::table_writer::{WrittenFiles, file_meta};
+use crate::write::unique_keys;
 use shardfusion_catalog::roles::TablePrivilege;
 
 /// Files rewritten at once, across all nodes.
@@ -334,10 +335,25 @@ async fn change_rows(
         for rewritten in changed {
             written.absorb(rewritten.written);
         }
-        transaction.record(&table.name, replaced, written)?;
+        transaction
+            .record(cluster, &table.name, replaced, written)
+            .await?;
         return Ok(count);
     }
-    match cluster.replace_files(table, &replaced, &new_files) {
+    let change = FileChange {
+        table: table.name.clone(),
+        written: table.schema.as_ref().clone(),
+        removed: replaced.clone(),
+        added: new_files.clone(),
+    };
+    let key_lock = unique_keys::lock_and_check(cluster, &table.name, &change).await;
+    let committed = match key_lock {
+        Ok(_key_lock) => cluster
+            .replace_files(table, &replaced, &new_files)
+            .map_err(SchedulerError::from),
+        Err(e) => Err(e),
+    };
+    match committed {
         Ok(_) => {
             for rewritten in changed {
                 rewritten.written.committed();
@@ -348,7 +364,7 @@ async fn change_rows(
             for rewritten in changed {
                 rewritten.written.discard(cluster, &snapshot).await;
             }
-            Err(e.into())
+            Err(e)
         }
     }
 }

@@ -33,7 +33,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use shardfusion_catalog::layout::{DistributionPlan, ShardLayout};
 use shardfusion_catalog::{
-    CatalogError, CatalogSnapshot, ConcurrentChange, FileMeta, TableKind, TableMeta,
+    CatalogError, CatalogSnapshot, ConcurrentChange, FileChange, FileMeta, TableKind, TableMeta,
 };
 use shardfusion_common::auth::FlightMethod;
 use shardfusion_common::hashing::{ShardRanges, split_by_shard};
@@ -49,6 +49,7 @@ use crate::cluster::shared_state::Cluster;
 use crate::cluster::worker_pool::worker_status;
 use crate::error::{Result, SchedulerError};
 use crate::write::placement_follow::follow_placements;
+use crate::write::unique_keys;
 
 /// How long a commit waits for a shard move to switch the placements it wrote to.
 const MOVE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -720,9 +721,27 @@ impl WrittenFiles {
                 Vec::new()
             };
             let rows = self.rows;
-            transaction.record(table, removed, self)?;
+            transaction.record(cluster, table, removed, self).await?;
             return Ok(rows);
         }
+        // Primary and unique keys: checked against the latest state, committed under the
+        // table's key lock.
+        let change = FileChange {
+            table: table.to_string(),
+            written: self.schema.as_ref().clone(),
+            removed: match (replacing, cluster.catalog.snapshot().table(table)) {
+                (true, Some(meta)) => unique_keys::all_files(meta),
+                _ => Vec::new(),
+            },
+            added: self.for_commit(),
+        };
+        let _key_lock = match unique_keys::lock_and_check(cluster, table, &change).await {
+            Ok(lock) => lock,
+            Err(e) => {
+                self.discard(cluster, snapshot).await;
+                return Err(e);
+            }
+        };
         let waiting_since = std::time::Instant::now();
         let mut followed = 0;
         let _committing = replacing.then(|| cluster.retirement.committing());
