@@ -169,10 +169,5 @@ pub(crate) fn load(conn: &rusqlite::Connection) -> Result<BTreeMap<i64, Vec<Colu
             },
         ))
     })?;
-    let mut defaults: BTreeMap<i64, Vec<ColumnDefault>> = BTreeMap::new();
-    for row in rows {
-        let (table, default) = row?;
-        defaults.entry(table).or_default().push(default);
-    }
-    Ok(defaults)
+    crate::store::by_table(rows)
 }

@@ -124,12 +124,7 @@ pub(crate) fn load(conn: &Connection) -> Result<BTreeMap<i64, Vec<ForeignKey>>> 
             },
         ))
     })?;
-    let mut keys: BTreeMap<i64, Vec<ForeignKey>> = BTreeMap::new();
-    for row in rows {
-        let (table, key) = row?;
-        keys.entry(table).or_default().push(key);
-    }
-    Ok(keys)
+    crate::store::by_table(rows)
 }
 
 /// Refuses to drop table `table` while another table's foreign key references it.

@@ -562,6 +562,18 @@ fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(GroupId, FileMeta)> {
     ))
 }
 
+/// Rows of `(table_id, item)` (read in the order wanted) grouped by table id.
+pub(crate) fn by_table<T>(
+    rows: impl Iterator<Item = rusqlite::Result<(i64, T)>>,
+) -> Result<std::collections::BTreeMap<i64, Vec<T>>> {
+    let mut grouped: std::collections::BTreeMap<i64, Vec<T>> = std::collections::BTreeMap::new();
+    for row in rows {
+        let (table, item) = row?;
+        grouped.entry(table).or_default().push(item);
+    }
+    Ok(grouped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,12 +94,7 @@ pub(crate) fn load(conn: &Connection) -> Result<BTreeMap<i64, Vec<UniqueKey>>> {
             },
         ))
     })?;
-    let mut keys: BTreeMap<i64, Vec<UniqueKey>> = BTreeMap::new();
-    for row in rows {
-        let (table, key) = row?;
-        keys.entry(table).or_default().push(key);
-    }
-    Ok(keys)
+    crate::store::by_table(rows)
 }
 
 /// Refuses to distribute `table` by `column` while one of its keys lacks that column.
