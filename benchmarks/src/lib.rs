@@ -9,7 +9,7 @@
 //!   cluster of separate `shardfusion` processes; [`s3_server`]: an S3-compatible server
 //!   (moto) for `--storage s3://...`.
 //! - Subcommands of `shardfusion-bench`: [`tpch_run`], [`ingest_run`], [`router_run`],
-//!   [`scaleout_run`], [`memory_run`], [`rebalance_run`].
+//!   [`scaleout_run`], [`memory_run`], [`rebalance_run`], [`rewrite_run`].
 //! - Output: [`machine`] (what it ran on), [`report`] (JSON and Markdown), [`chart`] (SVG),
 //!   [`progress`] (progress bars).
 
@@ -24,6 +24,7 @@ pub mod processes;
 pub mod progress;
 pub mod rebalance_run;
 pub mod report;
+pub mod rewrite_run;
 pub mod router_run;
 pub mod s3_server;
 pub mod scaleout_run;

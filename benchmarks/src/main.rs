@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use shardfusion_benchmarks::{
-    ingest_run, memory_run, rebalance_run, router_run, scaleout_run, tpch_run,
+    ingest_run, memory_run, rebalance_run, rewrite_run, router_run, scaleout_run, tpch_run,
 };
 
 #[derive(Parser)]
@@ -73,6 +73,20 @@ enum Command {
         /// Workers of the embedded cluster.
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// UPDATE and DELETE of 10% of lineitem (every shard), against DataFusion reading and
+    /// rewriting the same file locally with the same change.
+    Rewrite {
+        #[command(flatten)]
+        common: Common,
+        /// Workers of the embedded cluster.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Runs of each statement (each on a new tenth of the table; at most 5).
+        #[arg(long, default_value_t = 3)]
+        iterations: usize,
         #[arg(long)]
         url: Option<String>,
     },
@@ -183,6 +197,22 @@ async fn run() {
             scale: common.scale,
             workers,
             shards: common.shards,
+            data_dir: common.data_dir,
+            output: common.output,
+            url,
+        })
+        .await
+        .map(|_| ()),
+        Command::Rewrite {
+            common,
+            workers,
+            iterations,
+            url,
+        } => rewrite_run::run(rewrite_run::Options {
+            scale: common.scale,
+            workers,
+            shards: common.shards,
+            iterations,
             data_dir: common.data_dir,
             output: common.output,
             url,
