@@ -182,7 +182,13 @@ pub async fn run(options: Options) -> Result<Report, String> {
         rewrites,
     };
     let markdown = markdown(&report);
-    crate::report::publish(&options.output, "rewrite", options.scale, &report, &markdown)?;
+    crate::report::publish(
+        &options.output,
+        "rewrite",
+        options.scale,
+        &report,
+        &markdown,
+    )?;
     Ok(report)
 }
 

@@ -54,6 +54,24 @@ pub(crate) fn insert_unique_keys(
         });
     }
     for (position, key) in keys.iter().enumerate() {
+        if keys[..position].iter().any(|k| k.name == key.name) {
+            return Err(CatalogError::InvalidTableDefinition {
+                table: table.to_string(),
+                reason: format!("constraint \"{}\" is declared twice", key.name),
+            });
+        }
+        if let Some(twice) = (key.columns.iter().enumerate())
+            .find(|(i, c)| key.columns[..*i].contains(c))
+            .map(|(_, c)| c)
+        {
+            return Err(CatalogError::InvalidTableDefinition {
+                table: table.to_string(),
+                reason: format!(
+                    "column \"{twice}\" appears twice in constraint \"{}\"",
+                    key.name
+                ),
+            });
+        }
         for column in &key.columns {
             if !columns.contains(column) {
                 return Err(CatalogError::ColumnNotFound {

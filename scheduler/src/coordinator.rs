@@ -32,7 +32,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{CopyTarget, ObjectType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use shardfusion_catalog::Node;
+use shardfusion_catalog::{CatalogSnapshot, Node};
 use shardfusion_common::yielding_joins::yielding_joins;
 
 use crate::auth::{Access, Principal};
@@ -384,12 +384,7 @@ impl Coordinator {
             );
             return statement_counters::counting(Arc::clone(tracker.counters()), planning).await;
         }
-        if let DFStatement::Statement(inner) = &mut statement
-            && let Statement::Insert(insert) = inner.as_mut()
-        {
-            let snapshot = statement_snapshot(&self.cluster)?;
-            column_defaults::fill_default_keywords(insert, &snapshot)?;
-        }
+        rewrite_insert(&mut statement, &*statement_snapshot(&self.cluster)?)?;
         let DFStatement::Statement(inner) = &statement else {
             return self.plan(statement, tracker, access, params, control).await;
         };
@@ -555,6 +550,8 @@ impl Coordinator {
         };
         let snapshot = self.cluster.catalog.snapshot();
         let access = principal.access(&snapshot)?;
+        let mut statement = statement;
+        rewrite_insert(&mut statement, &snapshot)?;
         let session = self.cluster.sessions.current(&self.cluster)?;
         check_tables_exist(session.state(), &statement)?;
         let logical = session.state().statement_to_plan(statement.clone()).await?;
@@ -611,6 +608,18 @@ impl Coordinator {
         self.cluster.orphans.worker_registered(node.group_id);
         Ok(node)
     }
+}
+
+/// What an `INSERT` becomes before it is planned: `DEFAULT` in its rows stands for the
+/// column's default, and `ON CONFLICT ... DO NOTHING` keeps only the rows without a stored key.
+fn rewrite_insert(statement: &mut DFStatement, snapshot: &CatalogSnapshot) -> Result<()> {
+    if let DFStatement::Statement(inner) = statement
+        && let Statement::Insert(insert) = inner.as_mut()
+    {
+        column_defaults::fill_default_keywords(insert, snapshot)?;
+        crate::statements::on_conflict::rewrite_do_nothing(insert, snapshot)?;
+    }
+    Ok(())
 }
 
 /// What a prepared statement returns and takes.

@@ -64,6 +64,15 @@ async fn keys_are_enforced_on_every_write() {
             .await;
         assert!(message.contains("visits_id_key"), "{message}");
 
+        // What a key may say but is not enforced here is refused, not ignored.
+        for (sql, code) in [
+            ("CREATE TABLE d (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED)", Code::Unimplemented),
+            ("CREATE TABLE d (t int, a int, UNIQUE NULLS NOT DISTINCT (t, a))", Code::Unimplemented),
+            ("CREATE TABLE d (a int, b int, PRIMARY KEY (a, a))", Code::InvalidArgument),
+            ("CREATE TABLE d (a int, b int, CONSTRAINT k UNIQUE (a), CONSTRAINT k UNIQUE (b))", Code::InvalidArgument),
+        ] {
+            c.expect_error(sql, code).await;
+        }
         c.run("INSERT INTO companies (name) VALUES ('a'), ('b'), ('c')")
             .await;
         c.run(
@@ -226,6 +235,45 @@ async fn keys_are_enforced_on_every_write() {
             c.scalar("SELECT count(*) FROM companies WHERE id = 50").await,
             "1"
         );
+
+        // ON CONFLICT DO NOTHING keeps the rows without a stored key, one per key.
+        let inserted = c
+            .update(
+                "INSERT INTO companies (id, name) VALUES (1, 'x'), (60, 'new'), (60, 'again') \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .await
+            .expect("upsert");
+        assert_eq!(inserted, 1);
+        assert_eq!(
+            c.scalar("SELECT name || ' ' || (SELECT count(*) FROM companies WHERE id = 60) FROM companies WHERE id = 1")
+                .await,
+            "a 1"
+        );
+        let inserted = c
+            .update(
+                "INSERT INTO campaigns (company_id, name, code) VALUES (1, 'again', 'S1'), \
+                 (3, 'new', 'S1') ON CONFLICT ON CONSTRAINT campaigns_code DO NOTHING",
+            )
+            .await
+            .expect("upsert on a named constraint");
+        assert_eq!(inserted, 1);
+        let inserted = c
+            .update("INSERT INTO countries VALUES ('NL', 'Nederland'), ('BE', 'Germany'), ('BE', 'Belgium') ON CONFLICT DO NOTHING")
+            .await
+            .expect("upsert on every key");
+        assert_eq!(inserted, 1, "NL exists and Germany is taken: only Belgium is new");
+        assert_eq!(c.scalar("SELECT name FROM countries WHERE code = 'BE'").await, "Belgium");
+        c.expect_error(
+            "INSERT INTO companies (id, name) VALUES (1, 'x') ON CONFLICT (name) DO NOTHING",
+            Code::InvalidArgument,
+        )
+        .await;
+        c.expect_error(
+            "INSERT INTO companies (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
+            Code::Unimplemented,
+        )
+        .await;
 
         // GetPrimaryKeys reports the key, in key order.
         let asked = CommandGetPrimaryKeys {

@@ -738,7 +738,16 @@ impl FlightSqlService for FlightSqlServer {
         let principal = self.principal(&request)?;
         let snapshot = self.coordinator.cluster().catalog.snapshot();
         let access = principal.access(&snapshot).map_err(Status::from)?;
-        let batch = primary_keys_batch(&snapshot, &access, &query.table).map_err(FlightError::from);
+        let ours = query
+            .catalog
+            .as_deref()
+            .is_none_or(|c| c == DEFAULT_CATALOG)
+            && query
+                .db_schema
+                .as_deref()
+                .is_none_or(|s| s == DEFAULT_SCHEMA);
+        let table = if ours { query.table.as_str() } else { "" };
+        let batch = primary_keys_batch(&snapshot, &access, table).map_err(FlightError::from);
         Ok(Response::new(one_batch(primary_keys_schema(), batch)))
     }
 

@@ -4,7 +4,10 @@
 //! (`<table>_pkey`, `<table>_<columns>_key`). The writers enforce them
 //! ([`crate::write::unique_keys`]); a primary key's columns are `NOT NULL`.
 
-use datafusion::sql::sqlparser::ast::{ColumnOption, CreateTable, Expr, Ident, TableConstraint};
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, ConstraintCharacteristics, CreateTable, Expr, Ident, NullsDistinctOption,
+    TableConstraint,
+};
 use shardfusion_catalog::unique_key_store::UniqueKey;
 
 use crate::error::{Result, SchedulerError};
@@ -18,10 +21,12 @@ pub fn take_unique_keys(create: &mut CreateTable, table: &str) -> Result<Vec<Uni
         for option in std::mem::take(&mut column.options) {
             match &option.option {
                 ColumnOption::PrimaryKey(c) => {
+                    checked(c.characteristics.as_ref(), &NullsDistinctOption::None)?;
                     let name = option.name.as_ref().or(c.name.as_ref());
                     keys.push(key(table, name, vec![normalized(&column.name)], true));
                 }
                 ColumnOption::Unique(c) => {
+                    checked(c.characteristics.as_ref(), &c.nulls_distinct)?;
                     let name = option.name.as_ref().or(c.name.as_ref());
                     keys.push(key(table, name, vec![normalized(&column.name)], false));
                 }
@@ -34,10 +39,12 @@ pub fn take_unique_keys(create: &mut CreateTable, table: &str) -> Result<Vec<Uni
     for constraint in std::mem::take(&mut create.constraints) {
         match &constraint {
             TableConstraint::PrimaryKey(c) => {
+                checked(c.characteristics.as_ref(), &NullsDistinctOption::None)?;
                 let columns = key_columns(c.columns.iter().map(|i| &i.column.expr))?;
                 keys.push(key(table, c.name.as_ref(), columns, true));
             }
             TableConstraint::Unique(c) => {
+                checked(c.characteristics.as_ref(), &c.nulls_distinct)?;
                 let columns = key_columns(c.columns.iter().map(|i| &i.column.expr))?;
                 keys.push(key(table, c.name.as_ref(), columns, false));
             }
@@ -46,6 +53,25 @@ pub fn take_unique_keys(create: &mut CreateTable, table: &str) -> Result<Vec<Uni
     }
     create.constraints = kept;
     Ok(keys)
+}
+
+/// Refuses what a key may say but is not enforced here: a deferred check, and `NULLS NOT
+/// DISTINCT`.
+fn checked(
+    characteristics: Option<&ConstraintCharacteristics>,
+    nulls: &NullsDistinctOption,
+) -> Result<()> {
+    if characteristics.is_some_and(|c| c.deferrable == Some(true) || c.initially.is_some()) {
+        return Err(SchedulerError::unsupported(
+            "DEFERRABLE keys (keys are checked when each statement ends)",
+        ));
+    }
+    if matches!(nulls, NullsDistinctOption::NotDistinct) {
+        return Err(SchedulerError::unsupported(
+            "UNIQUE NULLS NOT DISTINCT (NULLs never conflict)",
+        ));
+    }
+    Ok(())
 }
 
 fn key(table: &str, name: Option<&Ident>, columns: Vec<String>, primary: bool) -> UniqueKey {

@@ -18,7 +18,8 @@
 //!   settings and transaction.
 //!
 //! - [`query`]: queries, `INSERT` and `COPY (query) TO`, planned by DataFusion in the shared
-//!   session, with the plan cache and router recognition.
+//!   session, with the plan cache and router recognition; [`on_conflict`]: `INSERT ... ON
+//!   CONFLICT DO NOTHING` as an `INSERT` of the rows without a stored key.
 
 pub mod analyze;
 pub mod bulk_ingest;
@@ -27,6 +28,7 @@ pub mod ddl;
 pub mod expression_depth;
 pub mod file_access;
 pub mod functions;
+pub mod on_conflict;
 pub mod query;
 pub mod question_placeholders;
 pub mod role_syntax;

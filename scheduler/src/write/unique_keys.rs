@@ -99,8 +99,10 @@ pub async fn check_change(
         if let Some(batch) = repeated.iter().find(|b| b.num_rows() > 0) {
             let values: Vec<String> = (0..key.columns.len())
                 .map(|i| {
-                    datafusion::arrow::util::display::array_value_to_string(batch.column(i), 0)
-                        .unwrap_or_default()
+                    let value =
+                        datafusion::arrow::util::display::array_value_to_string(batch.column(i), 0)
+                            .unwrap_or_default();
+                    shown(value)
                 })
                 .collect();
             return Err(SchedulerError::UniqueViolation {
@@ -190,4 +192,12 @@ fn bounds(files: &[&FileMeta], column: &str) -> Option<(ScalarValue, ScalarValue
         }
     }
     low.zip(high)
+}
+
+/// A key value as an error message shows it: at most 100 characters.
+fn shown(value: String) -> String {
+    match value.char_indices().nth(100) {
+        Some((cut, _)) => format!("{}...", &value[..cut]),
+        None => value,
+    }
 }
