@@ -20,6 +20,44 @@ pub fn single_node_session() -> SessionContext {
     SessionContext::new_with_config(config)
 }
 
+/// Single-node DataFusion reading the Parquet file `source` (as table `source`) and writing
+/// `query`'s rows to a temporary directory as Snappy Parquet, the codec ShardFusion's workers
+/// use: the local baseline of a load or a rewrite. Returns the seconds and the rows written.
+pub async fn single_node_rewrite(
+    source: &std::path::Path,
+    query: &str,
+) -> Result<(f64, u64), String> {
+    let ctx = single_node_session();
+    let out = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    ctx.register_parquet(
+        "source",
+        source.to_string_lossy().as_ref(),
+        datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let sql = format!(
+        "COPY ({query}) TO '{}/' STORED AS PARQUET OPTIONS ('format.compression' 'snappy')",
+        out.path().display()
+    );
+    let batches = (ctx.sql(&sql).await.map_err(|e| e.to_string())?)
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f64();
+    let rows = batches
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::UInt64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0);
+    Ok((seconds, rows))
+}
+
 /// What single-node DataFusion answers to `sql` in `ctx`, panicking if it cannot: the
 /// expected side of a comparison.
 pub async fn single_node_answer(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {

@@ -58,7 +58,8 @@ pub async fn run(options: Options) -> Result<Report, String> {
 
     let steps = progress::bar(3, "ingest");
     steps.set_message("DataFusion: read and rewrite as Parquet");
-    let (datafusion_rewrite_seconds, rows) = datafusion_rewrite(&source).await?;
+    let (datafusion_rewrite_seconds, rows) =
+        crate::compare::single_node_rewrite(&source, "SELECT * FROM source").await?;
     steps.inc(1);
 
     let target = Target::start(options.url.clone(), options.workers).await?;
@@ -146,43 +147,6 @@ pub async fn run(options: Options) -> Result<Report, String> {
     let markdown = markdown(&report);
     crate::report::publish(&options.output, "ingest", options.scale, &report, &markdown)?;
     Ok(report)
-}
-
-/// Single-node DataFusion reading `source` and writing it as Snappy Parquet (the codec
-/// ShardFusion's workers use) to a temporary directory; returns seconds and rows.
-async fn datafusion_rewrite(source: &std::path::Path) -> Result<(f64, u64), String> {
-    let ctx = crate::compare::single_node_session();
-    let out = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let sql = format!(
-        "COPY (SELECT * FROM source) TO '{}/' STORED AS PARQUET OPTIONS ('format.compression' 'snappy')",
-        out.path().display()
-    );
-    let started = Instant::now();
-    ctx.register_parquet(
-        "source",
-        source.to_string_lossy().as_ref(),
-        datafusion::prelude::ParquetReadOptions::default(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let batches = ctx
-        .sql(&sql)
-        .await
-        .map_err(|e| e.to_string())?
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    let seconds = started.elapsed().as_secs_f64();
-    let rows = batches
-        .first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<arrow::array::UInt64Array>()
-                .map(|a| a.value(0))
-        })
-        .unwrap_or(0);
-    Ok((seconds, rows))
 }
 
 async fn prepare_table(

@@ -210,28 +210,10 @@ async fn timed_update(client: &mut TestClient, sql: &str) -> Result<(f64, u64), 
     Ok((started.elapsed().as_secs_f64(), changed.max(0) as u64))
 }
 
-/// Single-node DataFusion reading `source` and writing `query`'s rows (over table `source`)
-/// as Snappy Parquet, the codec ShardFusion's workers use; returns the seconds.
+/// DataFusion's seconds for writing `query`'s rows of `source` back (see
+/// [`crate::compare::single_node_rewrite`]).
 async fn datafusion_rewrite(source: &Path, query: &str) -> Result<f64, String> {
-    let ctx = crate::compare::single_node_session();
-    let out = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    ctx.register_parquet(
-        "source",
-        source.to_string_lossy().as_ref(),
-        datafusion::prelude::ParquetReadOptions::default(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let sql = format!(
-        "COPY ({query}) TO '{}/' STORED AS PARQUET OPTIONS ('format.compression' 'snappy')",
-        out.path().display()
-    );
-    (ctx.sql(&sql).await.map_err(|e| e.to_string())?)
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(started.elapsed().as_secs_f64())
+    Ok(crate::compare::single_node_rewrite(source, query).await?.0)
 }
 
 fn median(values: &mut [f64]) -> f64 {

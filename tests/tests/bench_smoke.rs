@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use shardfusion_benchmarks::{
-    ingest_run, memory_run, rebalance_run, router_run, scaleout_run, tpch_run,
+    ingest_run, memory_run, rebalance_run, rewrite_run, router_run, scaleout_run, tpch_run,
 };
 
 const SCALE: f64 = 0.01;
@@ -84,7 +84,7 @@ async fn tpch_against_an_external_cluster_by_url() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ingest_router_scaleout_and_memory_report() {
+async fn ingest_rewrite_router_scaleout_and_memory_report() {
     let output = tempfile::tempdir().expect("temp dir");
     let out = output.path().to_path_buf();
     let ingest = ingest_run::run(ingest_run::Options {
@@ -100,6 +100,25 @@ async fn ingest_router_scaleout_and_memory_report() {
     assert_eq!(ingest.rows, 60175);
     assert_eq!(ingest.loads.len(), 2);
     assert_written(&out, "ingest-sf0.01", &["json", "md"]);
+
+    let rewrite = rewrite_run::run(rewrite_run::Options {
+        scale: SCALE,
+        workers: 2,
+        shards: 4,
+        iterations: 1,
+        data_dir: Some(data_dir()),
+        output: out.clone(),
+        url: None,
+    })
+    .await
+    .expect("rewrite");
+    assert_eq!(rewrite.rows, 60175);
+    // A tenth of the table each: every statement changed rows.
+    assert!(
+        rewrite.rewrites.iter().all(|r| r.rows_changed > 5000),
+        "{rewrite:?}"
+    );
+    assert_written(&out, "rewrite-sf0.01", &["json", "md"]);
 
     let router = router_run::run(router_run::Options {
         scale: SCALE,
