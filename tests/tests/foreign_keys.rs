@@ -120,10 +120,25 @@ async fn foreign_keys_are_recorded_reported_and_hold_their_table() {
             Code::NotFound,
         )
         .await;
-        c.expect_error("CREATE TABLE bad (a bigint REFERENCES companies)", Code::Unimplemented)
+        // Without columns, REFERENCES names the referenced table's primary key.
+        c.run("CREATE TABLE good (a bigint REFERENCES companies)").await;
+        let info = (c.flight_sql())
+            .get_imported_keys(CommandGetImportedKeys {
+                catalog: None,
+                db_schema: None,
+                table: "good".into(),
+            })
+            .await
+            .expect("info");
+        assert_eq!(
+            keys(&mut c, info).await,
+            ["good.a->companies.id good_a_fkey 1 3 3"]
+        );
+        c.run("CREATE TABLE nokey (x bigint)").await;
+        c.expect_error("CREATE TABLE bad (a bigint REFERENCES nokey)", Code::InvalidArgument)
             .await;
         // Dropped together, in any order, the tables go.
-        c.run("DROP TABLE companies, ads, flights").await;
+        c.run("DROP TABLE companies, ads, flights, good, nokey").await;
         assert_eq!(
             c.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name IN ('ads', 'flights', 'companies')")
                 .await,

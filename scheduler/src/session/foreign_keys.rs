@@ -1,7 +1,8 @@
 //! `REFERENCES` and `FOREIGN KEY (...) REFERENCES` in `CREATE TABLE`: taken out of the
 //! statement before DataFusion plans it (it has no foreign keys) and recorded in the catalog
 //! with the table ([`shardfusion_catalog::foreign_key_store`]), named as PostgreSQL names
-//! them (`<table>_<columns>_fkey`). They are reported in the metadata, not enforced.
+//! them (`<table>_<columns>_fkey`). They are reported in the metadata, not enforced. Without
+//! columns, `REFERENCES t` names `t`'s primary key, as in PostgreSQL.
 
 use datafusion::sql::sqlparser::ast::{
     ColumnOption, CreateTable, ForeignKeyConstraint, Ident, TableConstraint,
@@ -12,7 +13,13 @@ use crate::error::{Result, SchedulerError};
 use crate::statements::ddl::table_name;
 
 /// Takes the foreign keys out of `create` (a table called `table`).
-pub fn take_foreign_keys(create: &mut CreateTable, table: &str) -> Result<Vec<ForeignKey>> {
+/// A `REFERENCES t` without columns references `t`'s primary key: `primary_key` gives it
+/// (or `None` if `t` has none).
+pub fn take_foreign_keys(
+    create: &mut CreateTable,
+    table: &str,
+    primary_key: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Result<Vec<ForeignKey>> {
     let mut keys = Vec::new();
     for column in &mut create.columns {
         let mut kept = Vec::with_capacity(column.options.len());
@@ -21,7 +28,7 @@ pub fn take_foreign_keys(create: &mut CreateTable, table: &str) -> Result<Vec<Fo
                 ColumnOption::ForeignKey(constraint) => {
                     let name = option.name.as_ref().or(constraint.name.as_ref());
                     let columns = vec![normalized(&column.name)];
-                    keys.push(foreign_key(table, name, columns, &constraint)?);
+                    keys.push(foreign_key(table, name, columns, &constraint, primary_key)?);
                 }
                 _ => kept.push(option),
             }
@@ -38,6 +45,7 @@ pub fn take_foreign_keys(create: &mut CreateTable, table: &str) -> Result<Vec<Fo
                     constraint.name.as_ref(),
                     columns,
                     &constraint,
+                    primary_key,
                 )?);
             }
             other => kept.push(other),
@@ -52,16 +60,19 @@ fn foreign_key(
     name: Option<&Ident>,
     columns: Vec<String>,
     constraint: &ForeignKeyConstraint,
+    primary_key: &dyn Fn(&str) -> Option<Vec<String>>,
 ) -> Result<ForeignKey> {
     let referenced_table = table_name(&constraint.foreign_table)?;
-    if constraint.referred_columns.is_empty() {
-        return Err(SchedulerError::unsupported(format!(
-            "REFERENCES {referenced_table} without the referenced columns: name them, as in \
-             REFERENCES {referenced_table} (id)"
-        )));
-    }
-    let referenced_columns: Vec<String> =
-        constraint.referred_columns.iter().map(normalized).collect();
+    let referenced_columns: Vec<String> = if constraint.referred_columns.is_empty() {
+        primary_key(&referenced_table).ok_or_else(|| {
+            SchedulerError::invalid(format!(
+                "there is no primary key for referenced table \"{referenced_table}\": name the \
+                 referenced columns, as in REFERENCES {referenced_table} (id)"
+            ))
+        })?
+    } else {
+        constraint.referred_columns.iter().map(normalized).collect()
+    };
     if referenced_columns.len() != columns.len() {
         return Err(SchedulerError::invalid(format!(
             "number of referencing and referenced columns for foreign key disagree ({} and {})",

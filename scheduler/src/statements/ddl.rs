@@ -57,9 +57,17 @@ pub async fn create_table(
                 let name = table_name(&create.name)?;
                 let snapshot = coordinator.cluster().catalog.snapshot();
                 let defaults = column_defaults::prepare_create_table(create, &name, &snapshot)?;
+                let unique = key_constraints::take_unique_keys(create, &name)?;
+                let own_key = unique.iter().find(|k| k.primary).map(|k| k.columns.clone());
+                let primary_key = |referenced: &str| match referenced == name {
+                    true => own_key.clone(),
+                    false => (snapshot.table(referenced))
+                        .and_then(|t| t.unique_keys.iter().find(|k| k.primary))
+                        .map(|k| k.columns.clone()),
+                };
                 let keys = TableKeys {
-                    foreign: foreign_keys::take_foreign_keys(create, &name)?,
-                    unique: key_constraints::take_unique_keys(create, &name)?,
+                    foreign: foreign_keys::take_foreign_keys(create, &name, &primary_key)?,
+                    unique,
                 };
                 let declared = column_types::text_columns(&mut create.columns)?;
                 (defaults, declared, keys)
