@@ -47,17 +47,19 @@ use arrow_flight::{
     Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightDescriptor,
     FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
-use shardfusion_catalog::roles::TablePrivilege;
+use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_common::auth::FlightMethod;
 use shardfusion_common::wire::{
     ACTION_REGISTER_WORKER, RegisterWorkerRequest, RegisterWorkerResponse,
 };
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::Principal;
+use crate::auth::{Access, Principal};
 use crate::coordinator::Coordinator;
 use crate::error::SchedulerError;
 use crate::frontend::call_metadata::{credentials, grpc_timeout, session_cookie};
@@ -66,7 +68,7 @@ use crate::frontend::flight_messages::{
 };
 use crate::frontend::foreign_key_answers::{KeysOf, foreign_keys_batch};
 use crate::frontend::metadata_answers::{
-    foreign_keys_schema, primary_keys_schema, sql_info, xdbc_type_info,
+    foreign_keys_schema, primary_keys_schema, sql_info, tables_batch, xdbc_type_info,
 };
 use crate::frontend::primary_key_answers::primary_keys_batch;
 use crate::frontend::session_options::{self, is_session_action};
@@ -171,18 +173,28 @@ impl FlightSqlServer {
             .with_timeout(grpc_timeout(request.metadata())))
     }
 
-    /// The answer of a foreign-key command: the keys `asked` for, among the tables the
-    /// caller may see.
+    /// The answer of a metadata command: `batch` of what the caller may see, with `schema`'s
+    /// columns.
+    fn visible_answer<T>(
+        &self,
+        request: &Request<T>,
+        schema: SchemaRef,
+        batch: impl FnOnce(&CatalogSnapshot, &Access<'_>) -> Result<RecordBatch, FlightError>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let principal = self.principal(request)?;
+        let snapshot = self.coordinator.cluster().catalog.snapshot();
+        let access = principal.access(&snapshot).map_err(Status::from)?;
+        Ok(Response::new(one_batch(schema, batch(&snapshot, &access))))
+    }
+
     fn foreign_keys<T>(
         &self,
         request: &Request<T>,
         asked: KeysOf<'_>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let principal = self.principal(request)?;
-        let snapshot = self.coordinator.cluster().catalog.snapshot();
-        let access = principal.access(&snapshot).map_err(Status::from)?;
-        let batch = foreign_keys_batch(&snapshot, &access, asked).map_err(FlightError::from);
-        Ok(Response::new(one_batch(foreign_keys_schema(), batch)))
+        self.visible_answer(request, foreign_keys_schema(), |snapshot, access| {
+            foreign_keys_batch(snapshot, access, asked).map_err(FlightError::from)
+        })
     }
 
     /// Keeps the session of `call` if its statements opened it with a `SET`, returning the
@@ -648,39 +660,10 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let principal = self.principal(&request)?;
-        let snapshot = self.coordinator.cluster().catalog.snapshot();
-        let access = principal.access(&snapshot).map_err(Status::from)?;
-        let mut builder = query.into_builder();
-        // As PostgreSQL's information_schema: the tables the role holds a privilege on.
-        let visible = snapshot.tables.values().filter(|t| {
-            TablePrivilege::ALL
-                .into_iter()
-                .any(|p| access.has_table_privilege(&t.name, p))
-        });
-        for table in visible {
-            builder
-                .append(
-                    DEFAULT_CATALOG,
-                    DEFAULT_SCHEMA,
-                    &table.name,
-                    "TABLE",
-                    &table.schema,
-                )
-                .map_err(|e| Status::internal(e.to_string()))?;
-        }
-        for meta in shardfusion_catalog::metadata_tables::MetadataTable::ALL {
-            builder
-                .append(
-                    DEFAULT_CATALOG,
-                    DEFAULT_SCHEMA,
-                    meta.name(),
-                    "VIEW",
-                    &meta.schema(),
-                )
-                .map_err(|e| Status::internal(e.to_string()))?;
-        }
-        Ok(Response::new(one_batch(builder.schema(), builder.build())))
+        let schema = query.clone().into_builder().schema();
+        self.visible_answer(&request, schema, |snapshot, access| {
+            tables_batch(snapshot, access, query)
+        })
     }
 
     async fn get_flight_info_table_types(
@@ -735,20 +718,9 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let principal = self.principal(&request)?;
-        let snapshot = self.coordinator.cluster().catalog.snapshot();
-        let access = principal.access(&snapshot).map_err(Status::from)?;
-        let ours = query
-            .catalog
-            .as_deref()
-            .is_none_or(|c| c == DEFAULT_CATALOG)
-            && query
-                .db_schema
-                .as_deref()
-                .is_none_or(|s| s == DEFAULT_SCHEMA);
-        let table = if ours { query.table.as_str() } else { "" };
-        let batch = primary_keys_batch(&snapshot, &access, table).map_err(FlightError::from);
-        Ok(Response::new(one_batch(primary_keys_schema(), batch)))
+        self.visible_answer(&request, primary_keys_schema(), |snapshot, access| {
+            primary_keys_batch(snapshot, access, &query).map_err(FlightError::from)
+        })
     }
 
     async fn get_flight_info_exported_keys(

@@ -1,18 +1,25 @@
-//! What Flight SQL's metadata commands answer beyond catalogs, schemas and tables:
+//! What Flight SQL's metadata commands answer beyond catalogs and schemas:
+//! - [`tables_batch`]: `GetTables`, the tables the caller may see and the metadata views;
 //! - [`sql_info`]: `GetSqlInfo` (ADBC's `adbc_get_info`, JDBC's `DatabaseMetaData`): the
 //!   server's name and version, its grammar, identifier quoting, what it supports;
 //! - [`xdbc_type_info`]: `GetXdbcTypeInfo` (JDBC's `DatabaseMetaData.getTypeInfo`, ODBC's
 //!   `SQLGetTypeInfo`): the PostgreSQL names of the types a column can have here;
 //! - [`primary_keys_schema`], [`foreign_keys_schema`]: the columns of `GetPrimaryKeys` and of
 //!   `GetExportedKeys`/`GetImportedKeys`/`GetCrossReference`, as the Flight SQL protocol
-//!   defines them. Tables have no keys yet (the SQL-surface issue adds them), so these
-//!   commands answer with no rows.
+//!   defines them (the rows: `primary_key_answers`, `foreign_key_answers`).
 
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use arrow_flight::sql::SqlInfo;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::{CommandGetTables, SqlInfo};
+use datafusion::arrow::array::RecordBatch;
+use shardfusion_catalog::CatalogSnapshot;
+use shardfusion_catalog::roles::TablePrivilege;
+
+use crate::auth::Access;
+use crate::session::statement_context::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
 use arrow_flight::sql::metadata::{
     SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
 };
@@ -269,4 +276,38 @@ pub fn sql_info() -> &'static SqlInfoData {
         );
         builder.build().expect("static SQL info is valid")
     })
+}
+
+/// The answer to `GetTables`: as PostgreSQL's `information_schema`, the tables the caller
+/// holds a privilege on, then the metadata views (`pg_dist_*`, `citus_*`, ...).
+pub fn tables_batch(
+    snapshot: &CatalogSnapshot,
+    access: &Access<'_>,
+    query: CommandGetTables,
+) -> Result<RecordBatch, FlightError> {
+    let mut builder = query.into_builder();
+    let visible = snapshot.tables.values().filter(|t| {
+        TablePrivilege::ALL
+            .into_iter()
+            .any(|p| access.has_table_privilege(&t.name, p))
+    });
+    for table in visible {
+        builder.append(
+            DEFAULT_CATALOG,
+            DEFAULT_SCHEMA,
+            &table.name,
+            "TABLE",
+            &table.schema,
+        )?;
+    }
+    for meta in shardfusion_catalog::metadata_tables::MetadataTable::ALL {
+        builder.append(
+            DEFAULT_CATALOG,
+            DEFAULT_SCHEMA,
+            meta.name(),
+            "VIEW",
+            &meta.schema(),
+        )?;
+    }
+    builder.build()
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use arrow_flight::sql::CommandGetPrimaryKeys;
 use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_catalog::roles::TablePrivilege;
@@ -12,16 +13,26 @@ use crate::auth::Access;
 use crate::frontend::metadata_answers::primary_keys_schema;
 use crate::session::statement_context::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
 
-/// The primary key columns of `table`, in key order (none if it has no primary key or the
-/// caller may not see it).
+/// The primary key columns of the table `asked` names, in key order (none if it has no
+/// primary key, the caller may not see it, or the command names another catalog or schema).
 pub fn primary_keys_batch(
     snapshot: &CatalogSnapshot,
     access: &Access<'_>,
-    table: &str,
+    asked: &CommandGetPrimaryKeys,
 ) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
-    let visible = TablePrivilege::ALL
-        .into_iter()
-        .any(|p| access.has_table_privilege(table, p));
+    let ours = asked
+        .catalog
+        .as_deref()
+        .is_none_or(|c| c == DEFAULT_CATALOG)
+        && asked
+            .db_schema
+            .as_deref()
+            .is_none_or(|s| s == DEFAULT_SCHEMA);
+    let table = asked.table.as_str();
+    let visible = ours
+        && TablePrivilege::ALL
+            .into_iter()
+            .any(|p| access.has_table_privilege(table, p));
     let key = snapshot
         .table(table)
         .filter(|_| visible)

@@ -1,8 +1,8 @@
 //! Writing rows into shards, all-or-nothing.
 //!
 //! - [`table_writer`]: [`TableWriter`](table_writer::TableWriter) splits rows by shard and
-//!   streams them to the placements' workers; the statement commits the files in one catalog
-//!   transaction.
+//!   streams them to the placements' workers; [`written_files`]: the files it wrote, which
+//!   the statement commits in one catalog transaction (checked by [`unique_keys`]).
 //! - [`conform`]: converting incoming batches to a table's schema; [`not_null`]: NOT NULL
 //!   checks that name the table and column.
 //! - [`placement_follow`]: a write that raced a shard move commits to the shards' new
@@ -22,3 +22,4 @@ pub mod reshard;
 pub mod row_changes;
 pub mod table_writer;
 pub mod unique_keys;
+pub mod written_files;

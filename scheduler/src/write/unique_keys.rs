@@ -18,13 +18,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::Schema;
 use datafusion::common::Column;
 use datafusion::functions_aggregate::count::count;
 use datafusion::logical_expr::{Expr, and, col, lit};
 use datafusion::scalar::ScalarValue;
 use parking_lot::Mutex;
-use shardfusion_catalog::{CatalogSnapshot, FileChange, FileMeta, TableMeta};
-use shardfusion_common::ids::{PlacementId, TableId};
+use shardfusion_catalog::{CatalogSnapshot, FileChange, FileMeta};
+use shardfusion_common::ids::{GroupId, PlacementId, TableId};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::cluster::shared_state::Cluster;
@@ -161,14 +162,29 @@ pub async fn lock_and_check_all(
     Ok(locks)
 }
 
-/// Every file `table` has now, as a change replacing all of them takes them out.
-pub fn all_files(
-    table: &TableMeta,
-) -> Vec<(PlacementId, shardfusion_common::ids::GroupId, String)> {
-    (table.shards.iter())
-        .flat_map(|s| s.placements.iter())
-        .flat_map(|p| (p.files.iter()).map(|f| (p.placement_id, p.group_id, f.path.clone())))
-        .collect()
+/// [`lock_and_check`] for files a writer adds to `table` (written with `schema`), replacing
+/// all of the table's files if `replacing`.
+pub async fn lock_and_check_added(
+    cluster: &Arc<Cluster>,
+    table: &str,
+    schema: &Schema,
+    added: Vec<(PlacementId, GroupId, FileMeta)>,
+    replacing: bool,
+) -> Result<Option<KeyLock>> {
+    let removed = match (replacing, cluster.catalog.snapshot().table(table)) {
+        (true, Some(meta)) => (meta.shards.iter())
+            .flat_map(|s| s.placements.iter())
+            .flat_map(|p| (p.files.iter()).map(|f| (p.placement_id, p.group_id, f.path.clone())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let change = FileChange {
+        table: table.to_string(),
+        written: schema.clone(),
+        removed,
+        added,
+    };
+    lock_and_check(cluster, table, &change).await
 }
 
 /// The smallest and largest value of `column` in `files`, if every file knows them.
