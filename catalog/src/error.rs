@@ -72,6 +72,13 @@ pub enum CatalogError {
         table: String,
         change: ConcurrentChange,
     },
+    /// A transaction's DDL could not be brought into the catalog: another session changed a
+    /// row it changed (or created one it created) since the transaction's DDL began.
+    #[error(
+        "could not serialize access due to a concurrent catalog change ({what}); the \
+         transaction was rolled back: retry it"
+    )]
+    BranchConflict { what: String },
     #[error(
         "column \"{column}\" of relation \"{table}\" contains null values: a NOT NULL column \
          can only be added to an empty table"

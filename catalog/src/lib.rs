@@ -23,6 +23,8 @@
 //! - [`pg_stats`]: the `pg_stats` view over the files' column statistics.
 //! - [`roles`], [`role_store`]: users and roles, their memberships and table privileges.
 //! - [`storage_binding`]: the storage (local disks or one S3 prefix) the shard files live in.
+//! - [`catalog_branch`]: a transaction's private working copy of the catalog for its DDL, and
+//!   the commit that brings its changes in.
 //! - [`cleanup`]: `pg_dist_cleanup`, the deletions of shard files still owed to nodes.
 //! - [`sequence_store`]: sequences and the blocks of values they hand out.
 //! - [`column_default_store`]: column defaults, and creating a table with its defaults and
@@ -31,6 +33,7 @@
 //! The catalog never talks to workers and never reads or writes shard files; the coordinator
 //! does that and tells the catalog what to commit.
 
+pub mod catalog_branch;
 pub mod cleanup;
 pub mod column_default_store;
 pub mod column_stats_store;
@@ -59,6 +62,7 @@ mod test_support;
 pub mod unique_key_store;
 pub mod write_fence;
 
+pub use catalog_branch::{BranchCheckpoint, CatalogBranch};
 pub use column_default_store::TableKeys;
 pub use distribution_store::DistributionCommit;
 pub use error::{CatalogError, ConcurrentChange};

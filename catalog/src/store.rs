@@ -117,6 +117,11 @@ impl Catalog {
     }
 
     fn init(conn: Connection) -> Result<Self> {
+        Self::init_at(conn, 1)
+    }
+
+    /// A catalog over `conn` whose first snapshot has `version`.
+    pub(crate) fn init_at(conn: Connection, version: u64) -> Result<Self> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::cleanup::SCHEMA)?;
@@ -129,7 +134,7 @@ impl Catalog {
         conn.execute_batch(crate::foreign_key_store::SCHEMA)?;
         conn.execute_batch(crate::unique_key_store::SCHEMA)?;
         let stats_cache = StatsCache::default();
-        let snapshot = load_snapshot(&conn, 1, &stats_cache)?;
+        let snapshot = load_snapshot(&conn, version, &stats_cache)?;
         Ok(Self {
             conn: Mutex::new(conn),
             snapshot: RwLock::new(Arc::new(snapshot)),
@@ -154,6 +159,20 @@ impl Catalog {
         let snapshot = load_snapshot(&conn, version, &self.stats_cache)?;
         *self.snapshot.write() = Arc::new(snapshot);
         Ok(out)
+    }
+
+    /// Changes the connection outside any transaction (`reset` replaces its content) and
+    /// publishes the state it leaves.
+    pub(crate) fn reload_with(
+        &self,
+        reset: impl FnOnce(&mut Connection) -> Result<()>,
+    ) -> Result<()> {
+        let mut conn = self.conn.lock();
+        reset(&mut conn)?;
+        let version = self.snapshot.read().version + 1;
+        let snapshot = load_snapshot(&conn, version, &self.stats_cache)?;
+        *self.snapshot.write() = Arc::new(snapshot);
+        Ok(())
     }
 
     /// Creates a local table on the coordinator (with column defaults and owned sequences:

@@ -355,7 +355,9 @@ fn catalog_status(error: &CatalogError) -> Status {
             with_sqlstate(Status::invalid_argument(message), "0LP01")
         }
         // serialization_failure: the statement lost a race and may simply be run again.
-        CatalogError::Conflict { .. } => with_sqlstate(Status::aborted(message), "40001"),
+        CatalogError::Conflict { .. } | CatalogError::BranchConflict { .. } => {
+            with_sqlstate(Status::aborted(message), "40001")
+        }
         CatalogError::NotNullOnRows { .. } => {
             with_sqlstate(Status::invalid_argument(message), "23502")
         }
