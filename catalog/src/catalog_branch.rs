@@ -22,6 +22,10 @@
 //! [`CatalogError::BranchConflict`] (40001). Counters that hand out ids are rows too, so two
 //! transactions that both create tables conflict on them, as concurrent DDL does.
 //!
+//! New ids (tables, shards, placements, colocation groups) are taken from the catalog
+//! directly, for good, as PostgreSQL's sequences are: a rolled-back transaction leaves a gap,
+//! and transactions creating tables at the same time do not collide.
+//!
 //! `pg_dist_cleanup` is not copied over: the files whose rows the difference deletes are
 //! recorded there at commit (owed deletions), and returned as garbage.
 
@@ -40,8 +44,9 @@ use crate::store::Catalog;
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
-/// Catalog tables whose rows a branch never brings over.
-const NOT_BRANCHED: &[&str] = &["pg_dist_cleanup"];
+/// Catalog tables whose rows a branch never brings over: the owed deletions (recorded at
+/// commit instead) and the id counters (a branch takes its ids from the catalog directly).
+const NOT_BRANCHED: &[&str] = &["pg_dist_cleanup", "sequences"];
 
 /// A transaction's working copy of the catalog (see the module docs).
 pub struct CatalogBranch {
@@ -104,7 +109,8 @@ impl Catalog {
         load_image(&mut conn, "main", &bytes)?;
         conn.execute("ATTACH DATABASE ':memory:' AS base", [])?;
         load_image(&mut conn, "base", &bytes)?;
-        let catalog = Catalog::init_at(conn, version)?;
+        let mut catalog = Catalog::init_at(conn, version)?;
+        catalog.id_source = Some(Arc::clone(&self.conn));
         Ok(CatalogBranch {
             catalog: Arc::new(catalog),
         })
@@ -290,8 +296,7 @@ fn table_shapes(conn: &Connection) -> Result<Vec<TableShape>> {
     }
     for name in &names {
         let mut list = conn.prepare(&format!("PRAGMA main.foreign_key_list({name})"))?;
-        let mut by_id: BTreeMap<i64, (String, Vec<String>, Vec<Option<String>>)> =
-            BTreeMap::new();
+        let mut by_id: BTreeMap<i64, (String, Vec<String>, Vec<Option<String>>)> = BTreeMap::new();
         let mut rows = list.query([])?;
         while let Some(row) = rows.next()? {
             let entry = by_id
@@ -334,14 +339,20 @@ fn table_shapes(conn: &Connection) -> Result<Vec<TableShape>> {
 /// The rows of `shape` that differ between `main` and `base`.
 fn table_rows(conn: &Connection, shape: &TableShape) -> Result<TableRows> {
     let columns = shape.columns.join(", ");
-    let keys: Vec<&str> = shape.key.iter().map(|&k| shape.columns[k].as_str()).collect();
+    let keys: Vec<&str> = shape
+        .key
+        .iter()
+        .map(|&k| shape.columns[k].as_str())
+        .collect();
     let keys = keys.join(", ");
     let name = &shape.name;
     let read = |sql: &str| -> Result<Vec<Vec<Value>>> {
         let mut statement = conn.prepare(sql)?;
         let width = statement.column_count();
         let rows = statement.query_map([], |r| {
-            (0..width).map(|i| r.get::<_, Value>(i)).collect::<std::result::Result<Vec<_>, _>>()
+            (0..width)
+                .map(|i| r.get::<_, Value>(i))
+                .collect::<std::result::Result<Vec<_>, _>>()
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     };
@@ -552,15 +563,29 @@ mod tests {
         let paths: Vec<_> = garbage.iter().map(|(_, f)| f.path.as_str()).collect();
         assert_eq!(paths, ["k0"]);
 
-        // Two branches both creating a table: the second to commit conflicts on the ids.
+        // Two branches creating tables at once both commit (their ids come from the
+        // catalog); two creating the same name: the second to commit conflicts.
         let first = catalog.branch().unwrap();
         let second = catalog.branch().unwrap();
         first.catalog().create_table("a", &id_schema()).unwrap();
         second.catalog().create_table("b", &id_schema()).unwrap();
+        second.catalog().create_table("a", &id_schema()).unwrap();
+        catalog.create_table("c", &id_schema()).unwrap();
         catalog.commit_branch(&first, &[]).unwrap();
         let refused = catalog.commit_branch(&second, &[]).unwrap_err();
-        assert!(matches!(refused, CatalogError::BranchConflict { .. }), "{refused}");
+        assert!(
+            matches!(refused, CatalogError::BranchConflict { .. }),
+            "{refused}"
+        );
         assert!(catalog.snapshot().table("b").is_none());
+        let third = catalog.branch().unwrap();
+        third.catalog().create_table("b", &id_schema()).unwrap();
+        catalog.create_table("d", &id_schema()).unwrap();
+        catalog.commit_branch(&third, &[]).unwrap();
+        let ids: std::collections::BTreeSet<_> = (catalog.snapshot().tables.values())
+            .map(|t| t.table_id)
+            .collect();
+        assert_eq!(ids.len(), catalog.snapshot().tables.len());
     }
 
     #[test]
@@ -571,7 +596,10 @@ mod tests {
         branch.catalog().drop_table("t", false).unwrap();
         add_file(&catalog, "t", 1, "new").unwrap();
         let refused = catalog.commit_branch(&branch, &[]).unwrap_err();
-        assert!(matches!(refused, CatalogError::BranchConflict { .. }), "{refused}");
+        assert!(
+            matches!(refused, CatalogError::BranchConflict { .. }),
+            "{refused}"
+        );
         let t = catalog.table("t").unwrap();
         let files: usize = t.shards.iter().map(|s| s.placements[0].files.len()).sum();
         assert_eq!(files, 2);

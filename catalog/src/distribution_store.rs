@@ -199,14 +199,16 @@ impl Catalog {
 
         let mut conn = self.conn.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let colocation = match target {
-            Some(c) => c,
-            None => {
-                let id = ColocationId(next_id(&tx, "colocationid", 1)? as i32);
-                layout::new_colocation(id, shard_count, column_type)
-            }
-        };
-        let shards = reserve_shards(&tx, &groups, &ranges)?;
+        let (colocation, shards) = self.taking_ids(|| -> Result<_> {
+            let colocation = match target {
+                Some(c) => c,
+                None => {
+                    let id = ColocationId(next_id(&tx, "colocationid", 1)? as i32);
+                    layout::new_colocation(id, shard_count, column_type)
+                }
+            };
+            Ok((colocation, reserve_shards(&tx, &groups, &ranges)?))
+        })?;
         tx.commit()?;
         let colocation_id = colocation.colocation_id;
         Ok(DistributionPlan {

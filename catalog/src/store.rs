@@ -87,7 +87,9 @@ CREATE TABLE IF NOT EXISTS shard_files (
 
 /// The durable catalog. Cheap to share behind an `Arc`.
 pub struct Catalog {
-    pub(crate) conn: Mutex<Connection>,
+    pub(crate) conn: Arc<Mutex<Connection>>,
+    /// A branch's catalog: where its new ids come from (see [`next_id`]).
+    pub(crate) id_source: Option<Arc<Mutex<Connection>>>,
     snapshot: RwLock<Arc<CatalogSnapshot>>,
     pub(crate) fences: Arc<WriteFences>,
     /// Decoded column statistics kept between snapshot loads (`column_stats_store`).
@@ -136,7 +138,8 @@ impl Catalog {
         let stats_cache = StatsCache::default();
         let snapshot = load_snapshot(&conn, version, &stats_cache)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
+            id_source: None,
             snapshot: RwLock::new(Arc::new(snapshot)),
             fences: Arc::default(),
             stats_cache,
@@ -153,7 +156,7 @@ impl Catalog {
     pub(crate) fn write<T>(&self, change: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = change(&tx)?;
+        let out = self.taking_ids(|| change(&tx))?;
         tx.commit()?;
         let version = self.snapshot.read().version + 1;
         let snapshot = load_snapshot(&conn, version, &self.stats_cache)?;
@@ -173,6 +176,17 @@ impl Catalog {
         let snapshot = load_snapshot(&conn, version, &self.stats_cache)?;
         *self.snapshot.write() = Arc::new(snapshot);
         Ok(())
+    }
+
+    /// Runs `work` (which may take ids with [`next_id`]) taking a branch's ids from the
+    /// catalog it branched.
+    pub(crate) fn taking_ids<T>(&self, work: impl FnOnce() -> T) -> T {
+        ID_SOURCE.with(|source| {
+            let outer = source.replace(self.id_source.clone());
+            let out = work();
+            source.replace(outer);
+            out
+        })
     }
 
     /// Creates a local table on the coordinator (with column defaults and owned sequences:
@@ -391,7 +405,33 @@ fn rows_of_table(tx: &Transaction<'_>, id: TableId) -> Result<i64> {
     )?)
 }
 
+thread_local! {
+    /// Set while a branch's change runs: its ids come from the catalog it branched.
+    static ID_SOURCE: std::cell::RefCell<Option<Arc<Mutex<Connection>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The next id of counter `name` (starting at `first`). In a branch, ids are taken from the
+/// catalog it branched, at once and for good (as PostgreSQL's sequences are), so that what
+/// the branch creates never collides with what others create meanwhile.
 pub(crate) fn next_id(tx: &Transaction<'_>, name: &str, first: i64) -> Result<i64> {
+    if let Some(source) = ID_SOURCE.with(|s| s.borrow().clone()) {
+        let mut conn = source.lock();
+        let source_tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let id = take_id(&source_tx, name, first)?;
+        source_tx.commit()?;
+        // The branch's own counter follows, so that its rows read consistently.
+        tx.execute(
+            "INSERT INTO sequences (name, next_value) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET next_value = excluded.next_value",
+            params![name, id + 1],
+        )?;
+        return Ok(id);
+    }
+    take_id(tx, name, first)
+}
+
+fn take_id(tx: &Transaction<'_>, name: &str, first: i64) -> Result<i64> {
     let current: Option<i64> = tx
         .query_row(
             "SELECT next_value FROM sequences WHERE name = ?1",

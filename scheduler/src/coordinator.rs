@@ -245,9 +245,11 @@ impl Coordinator {
         &self.cluster
     }
 
-    /// A session of its own over the current catalog state.
+    /// A session of its own over the catalog state the running statement reads (its
+    /// transaction's view, if it runs in one).
     pub fn session(&self) -> Result<SessionContext> {
-        session_for(&self.cluster, self.cluster.catalog.snapshot())
+        let snapshot = crate::session::transaction::statement_snapshot(&self.cluster)?;
+        session_for(&self.cluster, snapshot)
     }
 
     /// Runs every statement in `sql` as the initial superuser ([`Principal::trusted`]): for

@@ -17,7 +17,8 @@
 //!   `REFERENCES`, recorded and reported (not enforced); [`key_constraints`]: `PRIMARY KEY`
 //!   and `UNIQUE`, recorded and enforced by the writers.
 //! - [`transaction`], [`transaction_block`]: multi-statement transactions (their snapshot,
-//!   uncommitted writes and one commit) and which statements of a text run in one.
+//!   uncommitted writes and one commit) and which statements of a text run in one;
+//!   [`transaction_branch`]: the catalog branch a transaction's DDL changes.
 
 pub mod citus_table_functions;
 pub mod client_sessions;
@@ -37,3 +38,4 @@ pub mod statement_shape;
 pub mod table_provider;
 pub mod transaction;
 pub mod transaction_block;
+pub mod transaction_branch;

@@ -42,7 +42,10 @@ const BLOCK_VALUES: u64 = 32;
 #[derive(Debug)]
 pub struct SequenceCache {
     catalog: Arc<Catalog>,
-    blocks: Mutex<HashMap<String, Reserved>>,
+    blocks: Arc<Mutex<HashMap<String, Reserved>>>,
+    /// A transaction's catalog branch: the sequences its DDL created are there only, and
+    /// their values come from it directly (they are not cached for other sessions).
+    branch: Option<Arc<Catalog>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,12 +60,42 @@ impl SequenceCache {
     pub fn new(catalog: Arc<Catalog>) -> Self {
         Self {
             catalog,
-            blocks: Mutex::default(),
+            blocks: Arc::default(),
+            branch: None,
         }
+    }
+
+    /// The same cache for a statement of a transaction whose DDL changes `branch`.
+    pub fn with_branch(&self, branch: Arc<Catalog>) -> Self {
+        Self {
+            catalog: Arc::clone(&self.catalog),
+            blocks: Arc::clone(&self.blocks),
+            branch: Some(branch),
+        }
+    }
+
+    /// The transaction's branch, if `name` exists only there.
+    fn branch_only(&self, name: &str) -> Option<&Arc<Catalog>> {
+        if self.catalog.snapshot().sequences.contains_key(name) {
+            return None;
+        }
+        (self.branch.as_ref()).filter(|b| b.snapshot().sequences.contains_key(name))
     }
 
     /// The next `count` values of sequence `name`, in order.
     pub fn next_values(&self, name: &str, count: u64) -> Result<Vec<i64>, CatalogError> {
+        if let Some(branch) = self.branch_only(name) {
+            let block = branch.reserve_sequence_values(name, count, count)?;
+            let mut reserved = Reserved {
+                sequence_id: block.sequence_id,
+                next: block.first,
+                remaining: block.count,
+                increment: block.increment,
+            };
+            let mut values = Vec::with_capacity(count as usize);
+            take(&mut reserved, count, &mut values);
+            return Ok(values);
+        }
         let id = self
             .catalog
             .snapshot()
@@ -96,6 +129,9 @@ impl SequenceCache {
 
     /// `setval`: later values continue from `value`.
     pub fn set_value(&self, name: &str, value: i64, is_called: bool) -> Result<(), CatalogError> {
+        if let Some(branch) = self.branch_only(name) {
+            return branch.set_sequence_value(name, value, is_called);
+        }
         let mut blocks = self.blocks.lock();
         blocks.remove(name);
         self.catalog.set_sequence_value(name, value, is_called)
@@ -103,7 +139,7 @@ impl SequenceCache {
 
     /// Whether the sequence `name` exists.
     pub fn exists(&self, name: &str) -> bool {
-        self.catalog.snapshot().sequences.contains_key(name)
+        self.catalog.snapshot().sequences.contains_key(name) || self.branch_only(name).is_some()
     }
 
     /// Forgets what was reserved from `name` (it was dropped).
@@ -225,13 +261,23 @@ impl Hash for SequenceFunction {
 }
 
 impl SequenceFunction {
-    fn bound(&self, session: Arc<SessionSequences>) -> Self {
-        Self {
+    /// Bound to `session`, and to the catalog branch of the transaction the statement runs
+    /// in, if its DDL made one.
+    fn bound(&self, session: Arc<SessionSequences>) -> Result<Self> {
+        let transaction = crate::session::transaction::current().filter(|t| t.is_branched());
+        let cache = match transaction {
+            Some(transaction) => {
+                let branch = transaction.ddl_catalog().map_err(DataFusionError::from)?;
+                Arc::new(self.cache.with_branch(branch))
+            }
+            None => Arc::clone(&self.cache),
+        };
+        Ok(Self {
             kind: self.kind,
             signature: self.signature.clone(),
-            cache: Arc::clone(&self.cache),
+            cache,
             session: Some(session),
-        }
+        })
     }
 
     fn record(&self, name: &str, value: i64) {
@@ -430,7 +476,7 @@ fn bind_call(e: Expr, session: &Arc<SessionSequences>) -> Result<Transformed<Exp
         return Ok(Transformed::no(e));
     };
     session.used.store(true, Ordering::Release);
-    let func = ScalarUDF::from(function.bound(Arc::clone(session)));
+    let func = ScalarUDF::from(function.bound(Arc::clone(session))?);
     Ok(Transformed::yes(Expr::ScalarFunction(
         ScalarFunction::new_udf(Arc::new(func), call.args.clone()),
     )))

@@ -20,9 +20,14 @@
 //! Savepoints mark a point in the list of recorded writes: `ROLLBACK TO SAVEPOINT` drops the
 //! writes after it (deleting their files), and the files they took out are visible again.
 //!
+//! DDL and the Citus functions that create, drop or distribute tables take part too: the
+//! first of them branches the catalog ([`crate::session::transaction_branch`]), later ones
+//! change the branch, the transaction reads it, and `COMMIT` brings it in together with the
+//! file changes, in one catalog transaction.
+//!
 //! Statements find the transaction they run in through a task-local ([`within`],
 //! [`current`]), set by the statement text's loop around the statements that take part in
-//! one (queries and DML; DDL and the Citus functions commit on their own).
+//! one.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -31,7 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use shardfusion_catalog::{CatalogError, CatalogSnapshot, ConcurrentChange, FileChange};
+use shardfusion_catalog::{Catalog, CatalogError, CatalogSnapshot, ConcurrentChange, FileChange};
 use shardfusion_common::ids::{GroupId, PlacementId};
 
 use crate::cluster::shared_state::Cluster;
@@ -39,6 +44,7 @@ use crate::error::{Result, SchedulerError};
 use crate::monitoring::statement_activity::{ActivityEntry, ActivityState};
 use crate::session::session_cache::SharedSession;
 use crate::session::session_settings::SessionSettings;
+use crate::session::transaction_branch::{BranchMark, DdlBranch};
 use crate::write::table_writer::WrittenFiles;
 
 tokio::task_local! {
@@ -142,8 +148,10 @@ struct State {
     view: Option<View>,
     /// Each write's change, in order.
     log: Vec<Logged>,
-    /// Savepoint names and the log length each marks, oldest first.
-    savepoints: Vec<(String, usize)>,
+    /// Savepoint names, the log length each marks and how far DDL had gone, oldest first.
+    savepoints: Vec<(String, usize, BranchMark)>,
+    /// The catalog branch the transaction's DDL changes, once it ran some.
+    branch: Option<DdlBranch>,
     /// Why the transaction failed: until `ROLLBACK` (or `ROLLBACK TO` a savepoint), its
     /// statements are refused.
     failed: Option<String>,
@@ -153,8 +161,11 @@ struct View {
     base: Arc<CatalogSnapshot>,
     /// Keeps the files `base` lists from being deleted by other sessions' commits.
     _listed: ActivityEntry,
-    /// `base` with the log applied, and a session over it; rebuilt after a write.
+    /// `base` (or the DDL branch) with the log applied, and a session over it; rebuilt after
+    /// a write.
     seen: Option<Arc<CatalogSnapshot>>,
+    /// The branch state `seen` was built over: DDL since makes it stale.
+    seen_over: Option<Arc<CatalogSnapshot>>,
     session: Option<Arc<SharedSession>>,
 }
 
@@ -217,6 +228,7 @@ impl Transaction {
                 let mut state = transaction.state.lock();
                 state.view = None;
                 state.savepoints.clear();
+                state.branch = None;
                 state.failed.get_or_insert_with(|| {
                     format!(
                         "idle in transaction for longer than idle_in_transaction_session_timeout                          ({}ms): its writes were discarded",
@@ -244,9 +256,59 @@ impl Transaction {
         self.read_only.store(read_only, Ordering::Release);
     }
 
-    /// Whether a statement wrote (and has not been rolled back to before it).
+    /// Whether a statement wrote or ran DDL (and has not been rolled back to before it).
     pub fn has_writes(&self) -> bool {
-        !self.state.lock().log.is_empty()
+        let state = self.state.lock();
+        !state.log.is_empty() || state.branch.is_some()
+    }
+
+    /// Whether a write of it (not rolled back) changed `table`.
+    pub fn wrote_to(&self, table: &str) -> bool {
+        self.state
+            .lock()
+            .log
+            .iter()
+            .any(|l| l.change.table == table)
+    }
+
+    /// Whether its DDL branched the catalog.
+    pub fn is_branched(&self) -> bool {
+        self.state.lock().branch.is_some()
+    }
+
+    /// The catalog its DDL statements change: its branch, begun now if this is its first
+    /// DDL statement.
+    pub fn ddl_catalog(&self) -> Result<Arc<Catalog>> {
+        self.refuse_if_read_only("run DDL")?;
+        let mut state = self.state.lock();
+        // The view (and its protection of the files it lists) starts first.
+        self.seen(&mut state)?;
+        if state.branch.is_none() {
+            state.branch = Some(DdlBranch::new(&self.cluster)?);
+        }
+        let branch = state.branch.as_ref().expect("branched above");
+        Ok(Arc::clone(branch.branch.catalog()))
+    }
+
+    /// Keeps files a DDL statement wrote into the branch until `COMMIT` (deleted if it never
+    /// comes).
+    pub fn keep_written(&self, written: WrittenFiles) {
+        let mut state = self.state.lock();
+        match &mut state.branch {
+            Some(branch) => branch.written.push(written),
+            // No branch to commit them with: dropping them deletes them.
+            None => drop(written),
+        }
+    }
+
+    fn refuse_if_read_only(&self, what: &str) -> Result<()> {
+        if self.read_only.load(Ordering::Acquire) {
+            return Err(SchedulerError::transaction(
+                format!("cannot {what} in a read-only transaction"),
+                "25006",
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses a statement if the transaction failed (PostgreSQL's "current transaction is
@@ -315,20 +377,37 @@ impl Transaction {
                     base: self.cluster.catalog.snapshot(),
                     _listed: listed,
                     seen: None,
+                    seen_over: None,
                     session: None,
                 })
             }
         };
-        if let Some(seen) = &view.seen {
+        let branched = state.branch.as_ref().map(DdlBranch::snapshot);
+        let fresh = match (&view.seen_over, &branched) {
+            (None, None) => true,
+            (Some(over), Some(now)) => Arc::ptr_eq(over, now),
+            _ => false,
+        };
+        if let Some(seen) = view.seen.as_ref().filter(|_| fresh) {
             return Ok(Arc::clone(seen));
         }
+        let base = match &branched {
+            Some(branched) => {
+                // DDL ran: writes to tables it dropped are gone, renamed ones follow.
+                fit_log_to(&mut state.log, branched);
+                Arc::clone(branched)
+            }
+            None => Arc::clone(&view.base),
+        };
         let seen = if state.log.is_empty() {
-            Arc::clone(&view.base)
+            base
         } else {
             let changes: Vec<FileChange> = state.log.iter().map(|l| l.change.clone()).collect();
-            Arc::new(view.base.with_file_changes(&changes))
+            Arc::new(base.with_file_changes(&changes))
         };
         view.seen = Some(Arc::clone(&seen));
+        view.seen_over = branched;
+        view.session = None;
         Ok(seen)
     }
 
@@ -341,12 +420,7 @@ impl Transaction {
         removed: Vec<(PlacementId, GroupId, String)>,
         written: WrittenFiles,
     ) -> Result<()> {
-        if self.read_only.load(Ordering::Acquire) {
-            return Err(SchedulerError::transaction(
-                format!("cannot change table \"{table}\" in a read-only transaction"),
-                "25006",
-            ));
-        }
+        self.refuse_if_read_only(&format!("change table \"{table}\""))?;
         let change = FileChange {
             table: table.to_string(),
             written: written.schema.as_ref().clone(),
@@ -381,10 +455,15 @@ impl Transaction {
     }
 
     /// `SAVEPOINT name`.
-    pub fn savepoint(&self, name: &str) {
+    pub fn savepoint(&self, name: &str) -> Result<()> {
         let mut state = self.state.lock();
         let at = state.log.len();
-        state.savepoints.push((name.to_string(), at));
+        let mark = match &state.branch {
+            Some(branch) => branch.mark()?,
+            None => BranchMark::Unbranched,
+        };
+        state.savepoints.push((name.to_string(), at, mark));
+        Ok(())
     }
 
     /// `ROLLBACK TO SAVEPOINT name`: the writes since are dropped (their files deleted), the
@@ -392,11 +471,27 @@ impl Transaction {
     pub fn rollback_to(&self, name: &str) -> Result<()> {
         let dropped = {
             let mut state = self.state.lock();
-            let Some(position) = state.savepoints.iter().rposition(|(n, _)| n == name) else {
+            let Some(position) = state.savepoints.iter().rposition(|(n, ..)| n == name) else {
                 return Err(no_savepoint(name));
             };
             let at = state.savepoints[position].1;
             state.savepoints.truncate(position + 1);
+            let State {
+                savepoints, branch, ..
+            } = &mut *state;
+            match (&savepoints[position].2, branch.as_mut()) {
+                (BranchMark::Unbranched, _) => *branch = None,
+                (
+                    BranchMark::At {
+                        checkpoint,
+                        written,
+                    },
+                    Some(branch),
+                ) => {
+                    branch.restore(checkpoint, *written)?;
+                }
+                (BranchMark::At { .. }, None) => {}
+            }
             state.failed = None;
             if let Some(view) = &mut state.view {
                 view.seen = None;
@@ -411,7 +506,7 @@ impl Transaction {
     /// `RELEASE SAVEPOINT name`: forgets it and the savepoints after it.
     pub fn release(&self, name: &str) -> Result<()> {
         let mut state = self.state.lock();
-        let Some(position) = state.savepoints.iter().rposition(|(n, _)| n == name) else {
+        let Some(position) = state.savepoints.iter().rposition(|(n, ..)| n == name) else {
             return Err(no_savepoint(name));
         };
         state.savepoints.truncate(position);
@@ -422,22 +517,22 @@ impl Transaction {
     /// failed transaction is rolled back). Files taken out are deleted once no older
     /// statement reads them.
     pub async fn commit(&self) -> Result<()> {
-        let (log, failed) = {
+        let (log, branch, failed) = {
             let mut state = self.state.lock();
             let log = std::mem::take(&mut state.log);
             state.savepoints.clear();
             state.view = None;
-            (log, state.failed.take())
+            (log, state.branch.take(), state.failed.take())
         };
         if let Some(why) = failed {
-            // Dropping the log deletes the files.
-            drop(log);
+            // Dropping the log and the branch deletes their files.
+            drop((log, branch));
             return Err(SchedulerError::transaction(
                 format!("the transaction was rolled back: it had failed with: {why}"),
                 "25P02",
             ));
         }
-        if log.is_empty() {
+        if log.is_empty() && branch.is_none() {
             return Ok(());
         }
         let net = NetChange::of(&log);
@@ -452,7 +547,11 @@ impl Transaction {
         let _committing = cluster.retirement.committing();
         let waiting_since = Instant::now();
         let old = loop {
-            match cluster.catalog.commit_file_changes(&net.changes) {
+            let committed = match &branch {
+                Some(branch) => (cluster.catalog).commit_branch(&branch.branch, &net.changes),
+                None => cluster.catalog.commit_file_changes(&net.changes),
+            };
+            match committed {
                 Err(CatalogError::Conflict {
                     change: ConcurrentChange::BeingMoved,
                     ..
@@ -473,6 +572,9 @@ impl Transaction {
             }
         };
         crate::limits::commit_point::reached();
+        if let Some(branch) = branch {
+            branch.committed(&cluster.catalog.snapshot());
+        }
         let mut garbage = old;
         for logged in log {
             let files = logged.written.for_commit();
@@ -494,6 +596,38 @@ impl Transaction {
         drop(state);
         drop(log);
     }
+}
+
+/// Fits the log to the DDL that ran since it was written (`now` is the branch's state): a
+/// write to a table that was dropped is dropped with it (its files deleted); a write to a
+/// table that was renamed names it by its new name.
+fn fit_log_to(log: &mut Vec<Logged>, now: &CatalogSnapshot) {
+    let owners: std::collections::HashMap<PlacementId, &str> = (now.tables.values())
+        .flat_map(|t| t.shards.iter().map(move |s| (t, s)))
+        .flat_map(|(t, s)| {
+            s.placements
+                .iter()
+                .map(move |p| (p.placement_id, t.name.as_str()))
+        })
+        .collect();
+    log.retain_mut(|logged| {
+        let change = &mut logged.change;
+        let placements =
+            (change.added.iter().map(|(p, ..)| *p)).chain(change.removed.iter().map(|(p, ..)| *p));
+        let mut placements = placements.peekable();
+        if placements.peek().is_none() {
+            return true;
+        }
+        match placements.find_map(|p| owners.get(&p)) {
+            Some(owner) => {
+                if change.table != *owner {
+                    change.table = owner.to_string();
+                }
+                true
+            }
+            None => false,
+        }
+    });
 }
 
 /// What a transaction's writes amount to, per table: the committed files taken out and the

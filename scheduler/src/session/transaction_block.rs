@@ -11,10 +11,12 @@
 //!   in the text makes the statements before it part of the explicit transaction;
 //! - a single statement outside a transaction commits on its own.
 //!
-//! Queries and DML (`INSERT`, `UPDATE`, `DELETE`, `COPY ... FROM`, `TRUNCATE`) take part in
-//! transactions. DDL, `ANALYZE`, role statements and the Citus functions that change the
-//! cluster commit on their own: inside an explicit transaction they are refused (SQLSTATE
-//! 25001); in an implicit one, the writes before them commit first.
+//! Queries, DML (`INSERT`, `UPDATE`, `DELETE`, `COPY ... FROM`, `TRUNCATE`) and table DDL
+//! (`CREATE`/`DROP`/`ALTER TABLE`, `CREATE`/`DROP SEQUENCE`, `create_distributed_table`,
+//! `create_reference_table`) take part in transactions, as in PostgreSQL and Citus. The other
+//! statements that change the cluster (`ANALYZE`, roles and grants, node and shard-placement
+//! functions, re-sharding) commit on their own: inside an explicit transaction they are
+//! refused (SQLSTATE 25001); in an implicit one, the writes before them commit first.
 //!
 //! A session's explicit transaction is kept in its [`ClientSession`] between calls. A text run
 //! outside any client session cannot leave a transaction open: it is rolled back, with an
@@ -25,7 +27,7 @@ use std::time::Duration;
 
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
-    Set, Statement, TransactionAccessMode, TransactionIsolationLevel, TransactionMode,
+    ObjectType, Set, Statement, TransactionAccessMode, TransactionIsolationLevel, TransactionMode,
 };
 
 use crate::cluster::shared_state::Cluster;
@@ -244,7 +246,7 @@ impl TransactionBlock {
             Statement::Savepoint { name } => {
                 let transaction = self.in_block("SAVEPOINT")?;
                 transaction.check_usable()?;
-                transaction.savepoint(&name.value);
+                transaction.savepoint(&name.value)?;
             }
             Statement::ReleaseSavepoint { name } => {
                 let transaction = self.in_block("RELEASE SAVEPOINT")?;
@@ -369,6 +371,10 @@ fn is_control(statement: &Statement) -> bool {
     )
 }
 
+/// The Citus functions that take part in transactions (they change tables, which a
+/// transaction's catalog branch holds).
+const TRANSACTIONAL_FUNCTIONS: &[&str] = &["create_distributed_table", "create_reference_table"];
+
 /// What a statement that commits on its own is called in an error; `None` for a statement
 /// that takes part in transactions (queries, DML, and anything else, which fails as usual
 /// if unsupported).
@@ -381,13 +387,23 @@ fn commits_on_its_own(statement: &DFStatement) -> Result<Option<String>> {
     };
     Ok(match statement.as_ref() {
         Statement::Query(query) => match functions::function_call(query)? {
-            Some(call) if call.function.superuser_only => Some(format!("{}()", call.name)),
+            Some(call)
+                if call.function.superuser_only
+                    && !TRANSACTIONAL_FUNCTIONS.contains(&call.name.as_str()) =>
+            {
+                Some(format!("{}()", call.name))
+            }
             _ => None,
         },
-        ddl @ (Statement::CreateTable(_)
-        | Statement::Drop { .. }
-        | Statement::AlterTable(_)
-        | Statement::CreateSequence { .. }
+        // Table DDL runs in the transaction's catalog branch.
+        Statement::CreateTable(_) | Statement::AlterTable(_) | Statement::CreateSequence { .. } => {
+            None
+        }
+        Statement::Drop {
+            object_type: ObjectType::Table | ObjectType::Sequence,
+            ..
+        } => None,
+        ddl @ (Statement::Drop { .. }
         | Statement::CreateIndex(_)
         | Statement::CreateView(_)
         | Statement::CreateSchema { .. }

@@ -29,6 +29,7 @@ use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
 use crate::session::column_defaults::{self, TableDefaults};
 use crate::session::statement_context::DEFAULT_SCHEMA;
+use crate::session::transaction_branch::{ddl_catalog, in_branch, retire_unless_branched};
 use crate::session::{column_types, foreign_keys, key_constraints};
 use crate::write::table_writer::{TableWriter, WrittenFiles};
 
@@ -55,7 +56,7 @@ pub async fn create_table(
         DFStatement::Statement(inner) => match inner.as_mut() {
             Statement::CreateTable(create) => {
                 let name = table_name(&create.name)?;
-                let snapshot = coordinator.cluster().catalog.snapshot();
+                let snapshot = ddl_catalog(coordinator.cluster())?.snapshot();
                 let defaults = column_defaults::prepare_create_table(create, &name, &snapshot)?;
                 let unique = key_constraints::take_unique_keys(create, &name)?;
                 let own_key = unique.iter().find(|k| k.primary).map(|k| k.columns.clone());
@@ -95,7 +96,8 @@ pub async fn create_table(
     }
     let name = create.name.table().to_string();
     let cluster = coordinator.cluster();
-    if cluster.catalog.snapshot().table(&name).is_some() && create.if_not_exists {
+    let catalog = ddl_catalog(cluster)?;
+    if catalog.snapshot().table(&name).is_some() && create.if_not_exists {
         return Ok(StatementOutput::empty());
     }
     let fields: Vec<Field> = create
@@ -124,10 +126,7 @@ pub async fn create_table(
         }
     }
     let schema = Schema::new(fields);
-    let table = match cluster
-        .catalog
-        .create_table_with(&name, &schema, &defaults, &sequences, &keys)
-    {
+    let table = match catalog.create_table_with(&name, &schema, &defaults, &sequences, &keys) {
         // Created by another statement since the check above.
         Err(shardfusion_catalog::CatalogError::TableExists { .. }) if create.if_not_exists => {
             return Ok(StatementOutput::empty());
@@ -139,17 +138,18 @@ pub async fn create_table(
         return Ok(StatementOutput::empty());
     }
     // CREATE TABLE ... AS: fill it, or remove it again — also when the statement is stopped
-    // (timeout, cancel) while it loads.
+    // (timeout, cancel) while it loads. In a transaction, its failure rolls the table back.
+    let branched = in_branch();
     let mut unfilled = RemoveUnfilled {
         cluster: Arc::clone(cluster),
-        table_id: Some(table.table_id),
+        table_id: (!branched).then_some(table.table_id),
     };
     let load = async {
         let frame = ctx
             .execute_logical_plan(create.input.as_ref().clone())
             .await?;
         let stream = frame.execute_stream().await?;
-        let snapshot = cluster.catalog.snapshot();
+        let snapshot = crate::session::transaction::statement_snapshot(cluster)?;
         let writer = TableWriter::for_table(Arc::clone(cluster), Arc::clone(&snapshot), &table)?;
         let written = writer.write_all(stream, Ok).await?;
         written.commit(cluster, &snapshot, &name).await
@@ -158,6 +158,7 @@ pub async fn create_table(
     unfilled.table_id = None;
     match loaded {
         Ok(rows) => Ok(StatementOutput::count(rows)),
+        Err(e) if branched => Err(e),
         Err(e) => {
             // Only the table this statement created: the name may have been reused.
             let _committing = cluster.retirement.committing();
@@ -201,9 +202,10 @@ pub async fn drop_tables(
     if_exists: bool,
 ) -> Result<StatementOutput> {
     let cluster = coordinator.cluster();
+    let catalog = ddl_catalog(cluster)?;
     let names = names.iter().map(table_name).collect::<Result<Vec<_>>>()?;
     if !if_exists {
-        let snapshot = cluster.catalog.snapshot();
+        let snapshot = catalog.snapshot();
         if let Some(missing) = names.iter().find(|n| snapshot.table(n).is_none()) {
             return Err(shardfusion_catalog::CatalogError::TableNotFound {
                 name: missing.clone(),
@@ -211,12 +213,12 @@ pub async fn drop_tables(
             .into());
         }
     }
-    let names = referencing_first(names, &cluster.catalog.snapshot());
+    let names = referencing_first(names, &catalog.snapshot());
     for name in names {
         let _committing = cluster.retirement.committing();
-        if let Some(files) = cluster.catalog.drop_table(&name, if_exists)? {
+        if let Some(files) = catalog.drop_table(&name, if_exists)? {
             crate::limits::commit_point::reached();
-            cluster.retire_files(files);
+            retire_unless_branched(cluster, files);
         }
     }
     Ok(StatementOutput::empty())
@@ -313,8 +315,9 @@ pub async fn truncate(
 
 pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Result<StatementOutput> {
     let cluster = coordinator.cluster();
+    let catalog = ddl_catalog(cluster)?;
     let name = table_name(&alter.name)?;
-    if cluster.catalog.snapshot().table(&name).is_none() {
+    if catalog.snapshot().table(&name).is_none() {
         if alter.if_exists {
             return Ok(StatementOutput::empty());
         }
@@ -322,7 +325,7 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
     }
     if let [AlterTableOperation::RenameTable { table_name: new }] = alter.operations.as_slice() {
         let (RenameTableNameKind::To(new) | RenameTableNameKind::As(new)) = new;
-        cluster.catalog.rename_table(&name, &table_name(new)?)?;
+        catalog.rename_table(&name, &table_name(new)?)?;
         return Ok(StatementOutput::empty());
     }
     for operation in &alter.operations {
@@ -354,7 +357,7 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
         let field = column_types::declare(vec![field], &declared).remove(0);
         // The catalog decides on the table as it is when the change commits (rows an INSERT
         // committed meanwhile count for NOT NULL).
-        match cluster.catalog.add_column(&name, field) {
+        match catalog.add_column(&name, field) {
             Err(shardfusion_catalog::CatalogError::ColumnExists { .. }) if *if_not_exists => {}
             other => other?,
         }

@@ -11,6 +11,7 @@ use shardfusion_catalog::sequence_store::{SequenceMeta, SequenceType};
 
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
+use crate::session::transaction_branch::ddl_catalog;
 use crate::statements::ddl::table_name;
 
 /// `CREATE SEQUENCE [IF NOT EXISTS] name [AS type] [options]`.
@@ -49,10 +50,7 @@ pub fn create_sequence(
         }
     };
     let meta = sequence_meta(&name, data_type, options)?;
-    coordinator
-        .cluster()
-        .catalog
-        .create_sequence(&meta, *if_not_exists)?;
+    ddl_catalog(coordinator.cluster())?.create_sequence(&meta, *if_not_exists)?;
     Ok(StatementOutput::empty())
 }
 
@@ -99,7 +97,8 @@ pub fn drop_sequences(
     let cluster = coordinator.cluster();
     let names = names.iter().map(table_name).collect::<Result<Vec<_>>>()?;
     // All or nothing when one is missing, as in PostgreSQL.
-    let snapshot = cluster.catalog.snapshot();
+    let catalog = ddl_catalog(cluster)?;
+    let snapshot = catalog.snapshot();
     if !if_exists && let Some(missing) = names.iter().find(|n| !snapshot.sequences.contains_key(*n))
     {
         return Err(shardfusion_catalog::CatalogError::SequenceNotFound {
@@ -108,7 +107,7 @@ pub fn drop_sequences(
         .into());
     }
     for name in names {
-        cluster.catalog.drop_sequence(&name, if_exists)?;
+        catalog.drop_sequence(&name, if_exists)?;
         cluster.sequences.forget(&name);
     }
     Ok(StatementOutput::empty())

@@ -16,6 +16,11 @@
 //! SQLSTATE 40001): no acknowledged row is lost. A TRUNCATE, DROP or ALTER TABLE that commits
 //! during the move refuses the distribution the same way. Whenever the distribution fails,
 //! every file it wrote is deleted.
+//!
+//! Inside a transaction, all of this happens in the transaction's catalog branch
+//! ([`crate::session::transaction_branch`]): the moved rows' files wait for its `COMMIT`, and
+//! the table's former files are deleted only after it. A table the transaction itself wrote
+//! rows to is refused (those rows are not committed anywhere the move could read them).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,8 +28,8 @@ use std::sync::Arc;
 use datafusion::physical_plan::ExecutionPlan;
 use shardfusion_catalog::layout::{DistributionPlan, DistributionRequest};
 use shardfusion_catalog::{
-    CatalogError, CatalogSnapshot, ConcurrentChange, DistributionCommit, FileMeta, TableKind,
-    TableMeta,
+    Catalog, CatalogError, CatalogSnapshot, ConcurrentChange, DistributionCommit, FileMeta,
+    TableKind, TableMeta,
 };
 use shardfusion_common::ids::{GroupId, NodeId};
 use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
@@ -32,6 +37,7 @@ use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 use crate::coordinator::Coordinator;
 use crate::error::{Result, SchedulerError};
 use crate::session::table_provider::file_refs;
+use crate::session::transaction_branch::{ddl_catalog, keep_written, retire_unless_branched};
 use crate::write::table_writer::{TableWriter, WrittenFiles};
 
 /// Catch-up rounds before the table is fenced. Each round moves only what INSERTs committed
@@ -47,17 +53,27 @@ pub async fn distribute(
     request: &DistributionRequest,
 ) -> Result<()> {
     let cluster = coordinator.cluster();
-    let plan = cluster.catalog.plan_distribution(table_name, request)?;
+    if let Some(transaction) = crate::session::transaction::current()
+        && transaction.wrote_to(table_name)
+    {
+        return Err(SchedulerError::unsupported(format!(
+            "distributing table \"{table_name}\" after this transaction wrote rows to it: \
+             its uncommitted rows cannot be moved into shards; distribute it before loading \
+             it, or COMMIT first"
+        )));
+    }
+    let catalog = ddl_catalog(cluster)?;
+    let plan = catalog.plan_distribution(table_name, request)?;
     let mut written = WrittenFiles::empty(Arc::clone(&plan.schema));
     let _committing = cluster.retirement.committing();
-    match move_in_rounds(coordinator, &plan, &mut written).await {
+    match move_in_rounds(coordinator, &catalog, &plan, &mut written).await {
         Ok(garbage) => {
-            written.committed();
-            cluster.retire_files(garbage);
+            keep_written(written);
+            retire_unless_branched(cluster, garbage);
             Ok(())
         }
         Err(e) => {
-            written.discard(cluster, &cluster.catalog.snapshot()).await;
+            written.discard(cluster, &catalog.snapshot()).await;
             Err(e)
         }
     }
@@ -66,10 +82,10 @@ pub async fn distribute(
 /// The rounds of step 2; returns the table's former files, now garbage.
 async fn move_in_rounds(
     coordinator: &Coordinator,
+    catalog: &Catalog,
     plan: &DistributionPlan,
     written: &mut WrittenFiles,
 ) -> Result<Vec<(GroupId, FileMeta)>> {
-    let catalog = &coordinator.cluster().catalog;
     let mut moved = BTreeSet::new();
     let mut _fence = None;
     for round in 0..=UNFENCED_ROUNDS {
@@ -105,7 +121,7 @@ async fn move_in_rounds(
             match move_files(coordinator, Arc::clone(&snapshot), &table, plan, files).await {
                 Ok(round_files) => written.absorb(round_files),
                 // A TRUNCATE or DROP may have deleted the files while they were read.
-                Err(e) => return Err(explain_failed_move(coordinator, plan, &sources, e)),
+                Err(e) => return Err(explain_failed_move(catalog, plan, &sources, e)),
             }
             moved.extend(sources);
         }
@@ -170,12 +186,12 @@ async fn move_files(
 /// A move that failed because the table lost its files or went away meanwhile is a conflict
 /// the user can retry; any other failure stands as it is.
 fn explain_failed_move(
-    coordinator: &Coordinator,
+    catalog: &Catalog,
     plan: &DistributionPlan,
     sources: &[String],
     error: SchedulerError,
 ) -> SchedulerError {
-    let snapshot = coordinator.cluster().catalog.snapshot();
+    let snapshot = catalog.snapshot();
     let table = match local_table(&snapshot, plan) {
         Ok(table) => table,
         Err(changed) => return changed,

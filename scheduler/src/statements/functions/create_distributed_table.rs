@@ -13,6 +13,7 @@ use super::registry::CitusFunction;
 use super::results::void_result;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
+use crate::session::transaction_branch::ddl_catalog;
 
 pub const FUNCTION: CitusFunction = CitusFunction {
     names: &["create_distributed_table"],
@@ -47,7 +48,7 @@ async fn run(coordinator: &Coordinator, call: FunctionCall) -> Result<StatementO
         // As Citus: the session's `citus.shard_count`, else the default.
         None => call.default_shard_count,
     };
-    let snapshot = coordinator.cluster().catalog.snapshot();
+    let snapshot = ddl_catalog(coordinator.cluster())?.snapshot();
     let schema = snapshot
         .table(&table)
         .map(|t| Arc::clone(&t.schema))
