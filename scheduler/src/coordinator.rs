@@ -532,7 +532,12 @@ impl Coordinator {
         let this = self.clone();
         let sql = sql.to_string();
         let principal = principal.clone();
-        runtime::run(async move { this.prepare_here(&principal, &sql).await }).await
+        // Planned in the transaction the call runs in, if any (its tables, its own writes).
+        let open = crate::session::transaction::current();
+        runtime::run(async move {
+            crate::session::transaction::within(open, this.prepare_here(&principal, &sql)).await
+        })
+        .await
     }
 
     async fn prepare_here(&self, principal: &Principal, sql: &str) -> Result<Prepared> {
@@ -550,11 +555,11 @@ impl Coordinator {
                 parameters: empty(),
             });
         };
-        let snapshot = self.cluster.catalog.snapshot();
+        let snapshot = crate::session::transaction::statement_snapshot(&self.cluster)?;
         let access = principal.access(&snapshot)?;
         let mut statement = statement;
         rewrite_insert(&mut statement, &snapshot)?;
-        let session = self.cluster.sessions.current(&self.cluster)?;
+        let session = crate::session::transaction::statement_session(&self.cluster)?;
         check_tables_exist(session.state(), &statement)?;
         let logical = session.state().statement_to_plan(statement.clone()).await?;
         let mut placeholders: Vec<(usize, Field)> = Vec::new();

@@ -78,3 +78,48 @@ def test_begin_commit_and_rollback_through_adbc(local_cluster):
             other.execute("INSERT INTO ledger VALUES (7, 7, 1.0); "
                           "INSERT INTO ledger VALUES (8, NULL, 1.0)")
         assert scalar(other, "SELECT count(*) FROM ledger") == 4
+
+
+def test_autocommit_off_uses_flight_sql_transactions_with_ddl(local_cluster):
+    """ADBC with autocommit off: BeginTransaction, statements carrying the transaction id,
+    then conn.commit() / conn.rollback() (EndTransaction). DDL, Citus functions and inserts
+    with parameters commit or roll back together. (ADBC's bulk ingest does not send the
+    transaction id, so it is not part of these transactions; with a session cookie and
+    BEGIN, it is: see the test above.)"""
+    with flight.connect(local_cluster, autocommit=False) as conn, conn.cursor() as cur, \
+            flight.connect(local_cluster, autocommit=True) as other_conn, \
+            other_conn.cursor() as other:
+        cur.execute("CREATE TABLE accounts (tenant BIGINT NOT NULL, id BIGSERIAL, "
+                    "owner TEXT, PRIMARY KEY (tenant, id))")
+        cur.execute("SELECT create_distributed_table('accounts', 'tenant', shard_count => 4)")
+        cur.execute("INSERT INTO accounts (tenant, owner) VALUES (?, ?)", (1, "ada"))
+        cur.execute("INSERT INTO accounts (tenant, owner) VALUES (2, 'bob'), (3, 'cy')")
+        assert scalar(cur, "SELECT count(*) FROM accounts") == 3
+        with pytest.raises(Exception, match="accounts"):
+            other.execute("SELECT count(*) FROM accounts")
+            other.fetchall()
+        conn.rollback()
+        with pytest.raises(Exception, match="accounts"):
+            other.execute("SELECT count(*) FROM accounts")
+            other.fetchall()
+        cur.execute("SELECT count(*) FROM citus_tables")
+        assert cur.fetchone()[0] == 0
+        conn.rollback()
+
+        cur.execute("CREATE TABLE accounts (tenant BIGINT NOT NULL, id BIGSERIAL, "
+                    "owner TEXT, PRIMARY KEY (tenant, id))")
+        cur.execute("SELECT create_distributed_table('accounts', 'tenant', shard_count => 4)")
+        cur.execute("INSERT INTO accounts (tenant, owner) VALUES (1, 'ada'), (2, 'bob')")
+        conn.commit()
+        frame = other.execute("SELECT tenant, owner FROM accounts ORDER BY tenant").fetch_df()
+        assert frame["owner"].tolist() == ["ada", "bob"]
+        assert scalar(other, "SELECT citus_table_type FROM citus_tables "
+                             "WHERE table_name = 'accounts'") == "distributed"
+
+        # A key violation inside the transaction aborts it; rollback recovers.
+        with pytest.raises(Exception, match="duplicate key"):
+            cur.execute("INSERT INTO accounts (tenant, id, owner) "
+                        "SELECT tenant, id, owner FROM accounts")
+        conn.rollback()
+        assert scalar(cur, "SELECT count(*) FROM accounts") == 2
+        conn.commit()

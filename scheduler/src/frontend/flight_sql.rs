@@ -33,7 +33,10 @@ use std::sync::Arc;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
-use arrow_flight::sql::{ActionCancelQueryRequest, ActionCancelQueryResult};
+use arrow_flight::sql::{
+    ActionBeginTransactionRequest, ActionBeginTransactionResult, ActionCancelQueryRequest,
+    ActionCancelQueryResult, ActionEndTransactionRequest,
+};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetCrossReference,
@@ -62,10 +65,11 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::{Access, Principal};
 use crate::coordinator::Coordinator;
 use crate::error::SchedulerError;
-use crate::frontend::call_metadata::{credentials, grpc_timeout, session_cookie};
+use crate::frontend::call_metadata::{credentials, session_cookie};
 use crate::frontend::flight_messages::{
     flight_stream, info_for, ipc_schema, one_batch, one_result, parameter_rows,
 };
+use crate::frontend::flight_transactions;
 use crate::frontend::foreign_key_answers::{KeysOf, foreign_keys_batch};
 use crate::frontend::metadata_answers::{
     foreign_keys_schema, primary_keys_schema, sql_info, tables_batch, xdbc_type_info,
@@ -73,7 +77,6 @@ use crate::frontend::metadata_answers::{
 use crate::frontend::primary_key_answers::primary_keys_batch;
 use crate::frontend::session_options::{self, is_session_action};
 use crate::frontend::stashed_results::{Cancelled, StashedResults};
-use crate::session::client_sessions::ClientSessions;
 use crate::session::prepared_statements::{PreparedStatementLimits, PreparedStatements};
 use crate::session::statement_call::StatementCall;
 use crate::session::statement_context::{DEFAULT_CATALOG, DEFAULT_SCHEMA};
@@ -86,9 +89,9 @@ const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 /// The coordinator's Flight SQL service.
 #[derive(Clone)]
 pub struct FlightSqlServer {
-    coordinator: Coordinator,
+    pub(super) coordinator: Coordinator,
     results: StashedResults,
-    prepared: PreparedStatements,
+    pub(super) prepared: PreparedStatements,
 }
 
 impl FlightSqlServer {
@@ -111,22 +114,6 @@ impl FlightSqlServer {
         &self.prepared
     }
 
-    /// The principal of `request`, found by [`crate::frontend::require_login`]; computed
-    /// from its credentials if the service is called without that gate.
-    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        if let Some(principal) = request.extensions().get::<Principal>() {
-            return Ok(principal.clone());
-        }
-        let cluster = self.coordinator.cluster();
-        let roles = Arc::clone(&cluster.catalog.snapshot().roles);
-        let credentials = credentials(request.metadata())?;
-        cluster
-            .auth
-            .principal(&roles, credentials)
-            .map_err(Status::from)
-    }
-
-    /// Cancels the results `info`'s tickets name, of `principal`.
     fn cancel(&self, info: &FlightInfo, principal: &Principal) -> Cancelled {
         let mut outcome = Cancelled::NotCancellable;
         for endpoint in &info.endpoint {
@@ -145,32 +132,6 @@ impl FlightSqlServer {
             }
         }
         outcome
-    }
-
-    /// The statement call `request` makes: its principal, the client session its cookie
-    /// names (without a cookie, a detached one, kept if a `SET` changes it), and its
-    /// deadline. A cookie naming a session that ended (a restart, expiry, `CloseSession`)
-    /// fails this one call, as a dropped connection would, so that a client in a
-    /// transaction learns it is gone; the session is opened again under the same cookie for
-    /// its next calls.
-    fn call<T>(&self, request: &Request<T>) -> Result<StatementCall, Status> {
-        let principal = self.principal(request)?;
-        let sessions = &self.coordinator.cluster().client_sessions;
-        let session = match session_cookie(request.metadata()) {
-            Some(id) => match sessions.find(&id, principal.name()) {
-                Ok(session) => session,
-                Err(_) => {
-                    if sessions.reopen(&id, principal.name()).is_some() {
-                        return Err(SchedulerError::SessionEnded.into());
-                    }
-                    ClientSessions::detached(principal.name())
-                }
-            },
-            None => ClientSessions::detached(principal.name()),
-        };
-        Ok(StatementCall::new(principal)
-            .in_session(Some(session))
-            .with_timeout(grpc_timeout(request.metadata())))
     }
 
     /// The answer of a metadata command: `batch` of what the caller may see, with `schema`'s
@@ -195,18 +156,6 @@ impl FlightSqlServer {
         self.visible_answer(request, foreign_keys_schema(), |snapshot, access| {
             foreign_keys_batch(snapshot, access, asked).map_err(FlightError::from)
         })
-    }
-
-    /// Keeps the session of `call` if its statements opened it with a `SET`, returning the
-    /// cookie to set.
-    fn kept_session(&self, call: &StatementCall) -> Option<String> {
-        let session = call.session.as_ref()?;
-        let sessions = &self.coordinator.cluster().client_sessions;
-        if !session.changed() || sessions.find(session.id(), call.principal.name()).is_ok() {
-            return None;
-        }
-        sessions.keep(session);
-        Some(session.cookie())
     }
 
     async fn flight_info_for(
@@ -291,7 +240,7 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let call = self.call(&request)?;
+        let call = self.call_in(&request, query.transaction_id.as_deref())?;
         self.flight_info_for(call, &query.query, Vec::new(), request.into_inner())
             .await
     }
@@ -301,8 +250,8 @@ impl FlightSqlService for FlightSqlServer {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let call = self.call(&request)?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle);
+        let call = self.call_prepared(&request, &handle)?;
         let (sql, mut rows) = self
             .prepared
             .sql_and_parameters(&handle, call.principal.name())?;
@@ -346,7 +295,7 @@ impl FlightSqlService for FlightSqlServer {
         command: CommandStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let call = self.call(&request)?;
+        let call = self.call_in(&request, command.transaction_id.as_deref())?;
         let output = self
             .coordinator
             .execute_call(&call, &command.query, Vec::new())
@@ -360,8 +309,8 @@ impl FlightSqlService for FlightSqlServer {
         command: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let call = self.call(&request)?;
         let handle = String::from_utf8_lossy(&command.prepared_statement_handle);
+        let call = self.call_prepared(&request, &handle)?;
         let (sql, bound) = self
             .prepared
             .sql_and_parameters(&handle, call.principal.name())?;
@@ -411,7 +360,7 @@ impl FlightSqlService for FlightSqlServer {
         command: CommandStatementIngest,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let call = self.call(&request)?;
+        let call = self.call_in(&request, command.transaction_id.as_deref())?;
         let data = request
             .into_inner()
             .map_err(|s| FlightError::Tonic(Box::new(s)));
@@ -444,9 +393,12 @@ impl FlightSqlService for FlightSqlServer {
         query: ActionCreatePreparedStatementRequest,
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let call = self.call(&request)?;
+        let call = self.call_in(&request, query.transaction_id.as_deref())?;
         let principal = call.principal.clone();
-        let prepared = match self.coordinator.prepare_as(&principal, &query.query).await {
+        // Planned in the session's open transaction (its tables, its own writes), if any.
+        let open = call.session.as_ref().and_then(|s| s.transaction());
+        let preparing = self.coordinator.prepare_as(&principal, &query.query);
+        let prepared = match transaction::within(open, preparing).await {
             Ok(prepared) => prepared,
             Err(e) => {
                 // A statement that fails to prepare fails the session's transaction.
@@ -456,9 +408,12 @@ impl FlightSqlService for FlightSqlServer {
                 return Err(e.into());
             }
         };
-        let handle = self
-            .prepared
-            .create(query.query, request.remote_addr(), principal.name())?;
+        let handle = self.prepared.create(
+            query.query,
+            request.remote_addr(),
+            principal.name(),
+            query.transaction_id.map(|id| id.to_vec()),
+        )?;
         let parameter_schema = if prepared.parameters.fields().is_empty() {
             Default::default()
         } else {
@@ -469,6 +424,22 @@ impl FlightSqlService for FlightSqlServer {
             dataset_schema: ipc_schema(&prepared.dataset)?,
             parameter_schema,
         })
+    }
+
+    async fn do_action_begin_transaction(
+        &self,
+        _query: ActionBeginTransactionRequest,
+        request: Request<Action>,
+    ) -> Result<ActionBeginTransactionResult, Status> {
+        flight_transactions::begin(&self.coordinator, &self.call(&request)?).await
+    }
+
+    async fn do_action_end_transaction(
+        &self,
+        query: ActionEndTransactionRequest,
+        request: Request<Action>,
+    ) -> Result<(), Status> {
+        flight_transactions::end(&self.coordinator, self.call(&request)?, &query).await
     }
 
     async fn do_action_close_prepared_statement(

@@ -213,11 +213,11 @@ pub fn sql_info() -> &'static SqlInfoData {
         builder.append(SqlInfo::FlightSqlServerReadOnly, false);
         builder.append(SqlInfo::FlightSqlServerSql, true);
         builder.append(SqlInfo::FlightSqlServerSubstrait, false);
-        // No transactions yet (SqlSupportedTransaction::None).
-        builder.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+        // Transactions (SqlSupportedTransaction::Transaction); savepoints are SQL statements.
+        builder.append(SqlInfo::FlightSqlServerTransaction, 1i32);
         builder.append(SqlInfo::FlightSqlServerCancel, false);
         builder.append(SqlInfo::FlightSqlServerBulkIngestion, true);
-        builder.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
+        builder.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, true);
         builder.append(SqlInfo::FlightSqlServerStatementTimeout, 0i32);
         builder.append(SqlInfo::FlightSqlServerTransactionTimeout, 0i32);
         // The grammar: PostgreSQL's, on DataFusion.

@@ -105,6 +105,8 @@ struct Prepared {
     role: String,
     /// The parameter rows bound last (`DoPut`), each one value per placeholder.
     bound: Mutex<Vec<Vec<ScalarValue>>>,
+    /// The Flight SQL transaction it was prepared in: it runs there.
+    transaction: Option<Vec<u8>>,
 }
 
 impl Prepared {
@@ -191,6 +193,7 @@ impl PreparedStatements {
         sql: String,
         owner: Option<SocketAddr>,
         role: &str,
+        transaction: Option<Vec<u8>>,
     ) -> Result<String, Status> {
         // Drop expired statements first, so that their slots count as free.
         self.statements.run_pending_tasks();
@@ -199,6 +202,7 @@ impl PreparedStatements {
             owner,
             role: role.to_string(),
             bound: Default::default(),
+            transaction,
         });
         {
             let mut usage = self.usage.lock();
@@ -262,6 +266,11 @@ impl PreparedStatements {
         let prepared = self.prepared(handle, role)?;
         let bound = prepared.bound.lock().clone();
         Ok((prepared.sql.clone(), bound))
+    }
+
+    /// The Flight SQL transaction statement `handle` was prepared in, if any.
+    pub fn transaction(&self, handle: &str, role: &str) -> Result<Option<Vec<u8>>, Status> {
+        Ok(self.prepared(handle, role)?.transaction.clone())
     }
 
     /// Binds parameter `rows` to statement `handle` (replacing those bound before). The
@@ -344,18 +353,18 @@ mod tests {
     fn each_client_has_its_own_cap_and_closing_frees_a_slot() {
         let prepared = PreparedStatements::new(limits(2, 1 << 20));
         let a = prepared
-            .create("SELECT 1".into(), peer(1), "alice")
+            .create("SELECT 1".into(), peer(1), "alice", None)
             .expect("first");
         prepared
-            .create("SELECT 2".into(), peer(1), "alice")
+            .create("SELECT 2".into(), peer(1), "alice", None)
             .expect("second");
         let refused = prepared
-            .create("SELECT 3".into(), peer(1), "alice")
+            .create("SELECT 3".into(), peer(1), "alice", None)
             .expect_err("refused");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         assert!(refused.message().contains("close prepared statements"));
         prepared
-            .create("SELECT 3".into(), peer(2), "alice")
+            .create("SELECT 3".into(), peer(2), "alice", None)
             .expect("another client");
         // Another role cannot use (nor close) alice's statement.
         assert_eq!(
@@ -370,7 +379,7 @@ mod tests {
             tonic::Code::NotFound
         );
         prepared
-            .create("SELECT 4".into(), peer(1), "alice")
+            .create("SELECT 4".into(), peer(1), "alice", None)
             .expect("a freed slot");
         assert_eq!(prepared.usage().0, 3);
     }
@@ -382,17 +391,17 @@ mod tests {
         let prepared = PreparedStatements::new(limits);
         let sql = "x".repeat(1000);
         prepared
-            .create(sql.clone(), peer(1), "alice")
+            .create(sql.clone(), peer(1), "alice", None)
             .expect("fits");
         prepared
-            .create(sql.clone(), peer(1), "alice")
+            .create(sql.clone(), peer(1), "alice", None)
             .expect("fits");
         let refused = prepared
-            .create(sql.clone(), peer(1), "alice")
+            .create(sql.clone(), peer(1), "alice", None)
             .expect_err("refused");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
         prepared
-            .create(sql, peer(2), "alice")
+            .create(sql, peer(2), "alice", None)
             .expect("another client");
     }
 
@@ -402,10 +411,12 @@ mod tests {
         let sql = "x".repeat(1000);
         for port in 0..3 {
             prepared
-                .create(sql.clone(), peer(port), "alice")
+                .create(sql.clone(), peer(port), "alice", None)
                 .expect("fits");
         }
-        let refused = prepared.create(sql, peer(9), "alice").expect_err("refused");
+        let refused = prepared
+            .create(sql, peer(9), "alice", None)
+            .expect_err("refused");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
     }
 
