@@ -148,17 +148,26 @@ async fn ddl_and_citus_functions_commit_or_roll_back_with_the_transaction() {
         assert_eq!(other.scalar("SELECT sum(n) FROM clicks").await, "465");
         assert_no_stray_files(&cluster).await;
 
-        // Rows the transaction wrote cannot be distributed before they are committed.
-        c.run("CREATE TABLE staging (k int)").await;
-        c.run("BEGIN; INSERT INTO staging VALUES (1)").await;
-        let message = c
-            .expect_error(
-                "SELECT create_distributed_table('staging', 'k')",
-                Code::Unimplemented,
-            )
+        // Rows the transaction wrote move into the shards with the committed ones.
+        c.run("CREATE TABLE staging (k int); INSERT INTO staging VALUES (1)")
             .await;
-        assert!(message.contains("COMMIT first"), "{message}");
-        c.run("ROLLBACK").await;
+        c.run("BEGIN; INSERT INTO staging VALUES (2), (3); UPDATE staging SET k = k * 10 WHERE k = 1")
+            .await;
+        c.run("SELECT create_distributed_table('staging', 'k')").await;
+        assert_eq!(c.scalar("SELECT sum(k) FROM staging").await, "15");
+        assert_eq!(other.scalar("SELECT sum(k) FROM staging").await, "1");
+        c.run("COMMIT").await;
+        assert_eq!(other.scalar("SELECT sum(k) FROM staging").await, "15");
+        assert!(c.scalar(TABLES).await.contains("staging:distributed"));
+        // CREATE TABLE ... AS and distributing it, in one text.
+        c.run(
+            "CREATE TABLE per_company AS SELECT company_id, count(*) AS n FROM clicks \
+             GROUP BY company_id; \
+             SELECT create_distributed_table('per_company', 'company_id')",
+        )
+        .await;
+        assert_eq!(other.scalar("SELECT sum(n) FROM per_company").await, "30");
+        assert_no_stray_files(&cluster).await;
     })
     .await
     .expect("within the time limit");

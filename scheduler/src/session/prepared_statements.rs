@@ -429,7 +429,7 @@ mod tests {
             total_bytes: 1 << 20,
         });
         let handle = prepared
-            .create("SELECT 1".into(), None, "alice")
+            .create("SELECT 1".into(), None, "alice", None)
             .expect("created");
         std::thread::sleep(Duration::from_millis(400));
         assert_eq!(
@@ -437,7 +437,7 @@ mod tests {
             tonic::Code::NotFound
         );
         prepared
-            .create("SELECT 2".into(), None, "alice")
+            .create("SELECT 2".into(), None, "alice", None)
             .expect("the slot is free again");
         assert_eq!(
             prepared.usage(),

@@ -262,13 +262,34 @@ impl Transaction {
         !state.log.is_empty() || state.branch.is_some()
     }
 
-    /// Whether a write of it (not rolled back) changed `table`.
-    pub fn wrote_to(&self, table: &str) -> bool {
-        self.state
-            .lock()
-            .log
-            .iter()
-            .any(|l| l.change.table == table)
+    /// Moves its writes to `table` into its catalog branch (begun if need be), so that DDL
+    /// (distributing the table) reads them as committed rows; they commit or roll back with
+    /// the branch. Refused after a savepoint (rolling back to it could not take them out).
+    pub fn absorb_writes_into_branch(&self, table: &str) -> Result<()> {
+        self.ddl_catalog()?;
+        let mut state = self.state.lock();
+        if !state.log.iter().any(|l| l.change.table == table) {
+            return Ok(());
+        }
+        if !state.savepoints.is_empty() {
+            return Err(SchedulerError::unsupported(format!(
+                "changing table \"{table}\" after a SAVEPOINT of the transaction that wrote \
+                 rows to it; COMMIT first, or write the rows after it"
+            )));
+        }
+        let (moved, kept): (Vec<Logged>, Vec<Logged>) = std::mem::take(&mut state.log)
+            .into_iter()
+            .partition(|l| l.change.table == table);
+        state.log = kept;
+        let branch = state.branch.as_mut().expect("ddl_catalog branched");
+        let changes: Vec<FileChange> = moved.iter().map(|l| l.change.clone()).collect();
+        let applied = branch.branch.catalog().commit_file_changes(&changes);
+        branch.written.extend(moved.into_iter().map(|l| l.written));
+        applied?;
+        if let Some(view) = &mut state.view {
+            view.seen = None;
+        }
+        Ok(())
     }
 
     /// Whether its DDL branched the catalog.

@@ -19,8 +19,8 @@
 //!
 //! Inside a transaction, all of this happens in the transaction's catalog branch
 //! ([`crate::session::transaction_branch`]): the moved rows' files wait for its `COMMIT`, and
-//! the table's former files are deleted only after it. A table the transaction itself wrote
-//! rows to is refused (those rows are not committed anywhere the move could read them).
+//! the table's former files are deleted only after it. Rows the transaction itself wrote to
+//! the table are first taken into the branch, so they move too.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -53,14 +53,9 @@ pub async fn distribute(
     request: &DistributionRequest,
 ) -> Result<()> {
     let cluster = coordinator.cluster();
-    if let Some(transaction) = crate::session::transaction::current()
-        && transaction.wrote_to(table_name)
-    {
-        return Err(SchedulerError::unsupported(format!(
-            "distributing table \"{table_name}\" after this transaction wrote rows to it: \
-             its uncommitted rows cannot be moved into shards; distribute it before loading \
-             it, or COMMIT first"
-        )));
+    // Rows the transaction wrote to the table move with its committed ones.
+    if let Some(transaction) = crate::session::transaction::current() {
+        transaction.absorb_writes_into_branch(table_name)?;
     }
     let catalog = ddl_catalog(cluster)?;
     let plan = catalog.plan_distribution(table_name, request)?;
