@@ -168,6 +168,10 @@ struct TableShape {
     dependents: Vec<(String, Vec<String>, Vec<String>)>,
 }
 
+/// One foreign key as SQLite lists it: the parent table, the referencing columns, and the
+/// parent's columns (none: its primary key).
+type ForeignKey = (String, Vec<String>, Vec<Option<String>>);
+
 /// The rows a branch inserted, updated and deleted, per table, parents before children.
 struct Diff {
     tables: Vec<(TableShape, TableRows)>,
@@ -296,7 +300,7 @@ fn table_shapes(conn: &Connection) -> Result<Vec<TableShape>> {
     }
     for name in &names {
         let mut list = conn.prepare(&format!("PRAGMA main.foreign_key_list({name})"))?;
-        let mut by_id: BTreeMap<i64, (String, Vec<String>, Vec<Option<String>>)> = BTreeMap::new();
+        let mut by_id: BTreeMap<i64, ForeignKey> = BTreeMap::new();
         let mut rows = list.query([])?;
         while let Some(row) = rows.next()? {
             let entry = by_id
@@ -545,18 +549,24 @@ mod tests {
 
     #[test]
     fn a_branch_commits_its_ddl_or_nothing_and_conflicts_with_concurrent_ddl() {
-        let catalog = distributed(&["kept"]).unwrap();
-        add_file(&catalog, "kept", 0, "k0").unwrap();
-        let branch = catalog.branch().unwrap();
-        branch.catalog().create_table("made", &id_schema()).unwrap();
-        branch.catalog().drop_table("kept", false).unwrap();
+        let catalog = distributed(&["kept"]).expect("catalog call");
+        add_file(&catalog, "kept", 0, "k0").expect("catalog call");
+        let branch = catalog.branch().expect("catalog call");
+        branch
+            .catalog()
+            .create_table("made", &id_schema())
+            .expect("catalog call");
+        branch
+            .catalog()
+            .drop_table("kept", false)
+            .expect("catalog call");
         // Invisible until committed.
         assert!(catalog.snapshot().table("made").is_none());
         assert!(branch.snapshot().table("kept").is_none());
-        let touched = touched(&branch.catalog().conn.lock()).unwrap();
+        let touched = touched(&branch.catalog().conn.lock()).expect("catalog call");
         assert!(touched.contains("tables"), "{touched:?}");
         assert!(!touched.contains("pg_dist_cleanup"), "{touched:?}");
-        let garbage = catalog.commit_branch(&branch, &[]).unwrap();
+        let garbage = catalog.commit_branch(&branch, &[]).expect("catalog call");
         let after = catalog.snapshot();
         assert!(after.table("made").is_some());
         assert!(after.table("kept").is_none());
@@ -565,23 +575,39 @@ mod tests {
 
         // Two branches creating tables at once both commit (their ids come from the
         // catalog); two creating the same name: the second to commit conflicts.
-        let first = catalog.branch().unwrap();
-        let second = catalog.branch().unwrap();
-        first.catalog().create_table("a", &id_schema()).unwrap();
-        second.catalog().create_table("b", &id_schema()).unwrap();
-        second.catalog().create_table("a", &id_schema()).unwrap();
-        catalog.create_table("c", &id_schema()).unwrap();
-        catalog.commit_branch(&first, &[]).unwrap();
-        let refused = catalog.commit_branch(&second, &[]).unwrap_err();
+        let first = catalog.branch().expect("catalog call");
+        let second = catalog.branch().expect("catalog call");
+        first
+            .catalog()
+            .create_table("a", &id_schema())
+            .expect("catalog call");
+        second
+            .catalog()
+            .create_table("b", &id_schema())
+            .expect("catalog call");
+        second
+            .catalog()
+            .create_table("a", &id_schema())
+            .expect("catalog call");
+        catalog
+            .create_table("c", &id_schema())
+            .expect("catalog call");
+        catalog.commit_branch(&first, &[]).expect("catalog call");
+        let refused = catalog.commit_branch(&second, &[]).expect_err("a conflict");
         assert!(
             matches!(refused, CatalogError::BranchConflict { .. }),
             "{refused}"
         );
         assert!(catalog.snapshot().table("b").is_none());
-        let third = catalog.branch().unwrap();
-        third.catalog().create_table("b", &id_schema()).unwrap();
-        catalog.create_table("d", &id_schema()).unwrap();
-        catalog.commit_branch(&third, &[]).unwrap();
+        let third = catalog.branch().expect("catalog call");
+        third
+            .catalog()
+            .create_table("b", &id_schema())
+            .expect("catalog call");
+        catalog
+            .create_table("d", &id_schema())
+            .expect("catalog call");
+        catalog.commit_branch(&third, &[]).expect("catalog call");
         let ids: std::collections::BTreeSet<_> = (catalog.snapshot().tables.values())
             .map(|t| t.table_id)
             .collect();
@@ -590,32 +616,41 @@ mod tests {
 
     #[test]
     fn rows_committed_into_a_table_the_branch_drops_refuse_its_commit() {
-        let catalog = distributed(&["t"]).unwrap();
-        add_file(&catalog, "t", 0, "old").unwrap();
-        let branch = catalog.branch().unwrap();
-        branch.catalog().drop_table("t", false).unwrap();
-        add_file(&catalog, "t", 1, "new").unwrap();
-        let refused = catalog.commit_branch(&branch, &[]).unwrap_err();
+        let catalog = distributed(&["t"]).expect("catalog call");
+        add_file(&catalog, "t", 0, "old").expect("catalog call");
+        let branch = catalog.branch().expect("catalog call");
+        branch
+            .catalog()
+            .drop_table("t", false)
+            .expect("catalog call");
+        add_file(&catalog, "t", 1, "new").expect("catalog call");
+        let refused = catalog.commit_branch(&branch, &[]).expect_err("a conflict");
         assert!(
             matches!(refused, CatalogError::BranchConflict { .. }),
             "{refused}"
         );
-        let t = catalog.table("t").unwrap();
+        let t = catalog.table("t").expect("catalog call");
         let files: usize = t.shards.iter().map(|s| s.placements[0].files.len()).sum();
         assert_eq!(files, 2);
     }
 
     #[test]
     fn a_checkpoint_restores_the_working_copy() {
-        let catalog = distributed(&[]).unwrap();
-        let branch = catalog.branch().unwrap();
-        let before = branch.checkpoint().unwrap();
-        branch.catalog().create_table("t", &id_schema()).unwrap();
+        let catalog = distributed(&[]).expect("catalog call");
+        let branch = catalog.branch().expect("catalog call");
+        let before = branch.checkpoint().expect("catalog call");
+        branch
+            .catalog()
+            .create_table("t", &id_schema())
+            .expect("catalog call");
         assert!(branch.snapshot().table("t").is_some());
-        branch.restore(&before).unwrap();
+        branch.restore(&before).expect("catalog call");
         assert!(branch.snapshot().table("t").is_none());
-        branch.catalog().create_table("u", &id_schema()).unwrap();
-        catalog.commit_branch(&branch, &[]).unwrap();
+        branch
+            .catalog()
+            .create_table("u", &id_schema())
+            .expect("catalog call");
+        catalog.commit_branch(&branch, &[]).expect("catalog call");
         assert!(catalog.snapshot().table("u").is_some());
         assert!(catalog.snapshot().table("t").is_none());
     }

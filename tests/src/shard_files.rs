@@ -69,3 +69,10 @@ pub async fn settle(
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Asserts that within 20 seconds the cluster's disks hold exactly the files its catalog
+/// lists: nothing a statement, transaction or failure wrote was left behind.
+pub async fn assert_no_stray_files(cluster: &crate::TestCluster) {
+    let (on_disk, in_catalog) = settle(cluster, std::time::Duration::from_secs(20)).await;
+    assert_eq!(on_disk, in_catalog, "files left behind on disk");
+}

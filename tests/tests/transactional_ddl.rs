@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use shardfusion_tests::shard_files::settle;
+use shardfusion_tests::shard_files::assert_no_stray_files;
 use shardfusion_tests::{TestClient, TestCluster};
 use tonic::Code;
 
@@ -14,12 +14,6 @@ async fn session_client(cluster: &TestCluster) -> TestClient {
     let mut client = cluster.client().await;
     client.open_session().await.expect("a session");
     client
-}
-
-/// Waits (bounded) until the disks hold exactly the files the catalog lists.
-async fn assert_no_stray_files(cluster: &TestCluster) {
-    let (on_disk, in_catalog) = settle(cluster, Duration::from_secs(20)).await;
-    assert_eq!(on_disk, in_catalog, "files left behind on disk");
 }
 
 const TABLES: &str = "SELECT coalesce(string_agg(table_name|| ':' || citus_table_type, \
@@ -249,6 +243,48 @@ async fn savepoints_texts_and_concurrent_ddl() {
         c.expect_error("CREATE TABLE ro (x int)", Code::FailedPrecondition)
             .await;
         c.run("ROLLBACK").await;
+        assert_no_stray_files(&cluster).await;
+    })
+    .await
+    .expect("within the time limit");
+}
+
+/// Flight SQL's own transaction commands (as a Flight SQL client library sends them):
+/// statements carrying the transaction id run in it, DDL included, and `EndTransaction`
+/// commits or rolls back; an ended transaction's id is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flight_sql_transaction_commands_commit_or_roll_back() {
+    use arrow_flight::sql::EndTransaction;
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let cluster = TestCluster::start(2).await;
+        let mut c = cluster.client().await;
+        let mut other = cluster.client().await;
+        for end in [EndTransaction::Rollback, EndTransaction::Commit] {
+            let sql = c.flight_sql();
+            let tx = sql.begin_transaction().await.expect("a transaction");
+            for statement in [
+                "CREATE TABLE ft (k bigint)",
+                "SELECT create_distributed_table('ft', 'k', shard_count => 4)",
+                "INSERT INTO ft VALUES (1), (2)",
+            ] {
+                (sql.execute_update(statement.into(), Some(tx.clone())).await)
+                    .unwrap_or_else(|e| panic!("{statement}: {e}"));
+            }
+            other.expect_error("SELECT * FROM ft", Code::NotFound).await;
+            sql.end_transaction(tx.clone(), end).await.expect("ended");
+            let refused = sql
+                .execute_update("INSERT INTO ft VALUES (3)".into(), Some(tx))
+                .await
+                .expect_err("an ended transaction");
+            assert!(refused.to_string().contains("is not open"), "{refused}");
+        }
+        assert_eq!(other.scalar("SELECT sum(k) FROM ft").await, "3");
+        assert!(
+            other
+                .scalar("SELECT string_agg(citus_table_type, ',') FROM citus_tables")
+                .await
+                .contains("distributed")
+        );
         assert_no_stray_files(&cluster).await;
     })
     .await

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use shardfusion_tests::conflict::is_retryable_conflict;
-use shardfusion_tests::shard_files::settle;
+use shardfusion_tests::shard_files::assert_no_stray_files;
 use shardfusion_tests::{TestClient, TestCluster};
 use tonic::Code;
 
@@ -28,12 +28,6 @@ async fn accounts(cluster: &TestCluster) -> TestClient {
     c.run("INSERT INTO accounts SELECT v, v % 3, 100 * v FROM generate_series(1, 10) t(v)")
         .await;
     c
-}
-
-/// Waits (bounded) until the disks hold exactly the files the catalog lists.
-async fn assert_no_stray_files(cluster: &TestCluster) {
-    let (on_disk, in_catalog) = settle(cluster, Duration::from_secs(20)).await;
-    assert_eq!(on_disk, in_catalog, "files left behind on disk");
 }
 
 const SUMMARY: &str = "SELECT count(*) || ' ' || coalesce(sum(balance), 0) FROM accounts";

@@ -213,8 +213,12 @@ pub fn sql_info() -> &'static SqlInfoData {
         builder.append(SqlInfo::FlightSqlServerReadOnly, false);
         builder.append(SqlInfo::FlightSqlServerSql, true);
         builder.append(SqlInfo::FlightSqlServerSubstrait, false);
-        // Transactions (SqlSupportedTransaction::Transaction); savepoints are SQL statements.
-        builder.append(SqlInfo::FlightSqlServerTransaction, 1i32);
+        // BeginTransaction/EndTransaction are served, but not advertised: ADBC's DB-API
+        // defaults to autocommit off, so advertising them would put every existing script's
+        // writes in a transaction that rolls back at close unless committed, and its bulk
+        // ingest does not send the transaction id (it would not see tables made in it). SQL's
+        // BEGIN in a session covers ADBC (SqlSupportedTransaction::None).
+        builder.append(SqlInfo::FlightSqlServerTransaction, 0i32);
         builder.append(SqlInfo::FlightSqlServerCancel, false);
         builder.append(SqlInfo::FlightSqlServerBulkIngestion, true);
         builder.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, true);
