@@ -50,8 +50,8 @@ use crate::session::transaction::{Transaction, statement_session, statement_snap
 use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::table_references::check_tables_exist;
 use crate::statements::{
-    analyze, copy, ddl, expression_depth, functions, query, question_placeholders, role_syntax,
-    roles, runtime, sequences,
+    analyze, copy, ddl, expression_depth, functions, insert_returning, query,
+    question_placeholders, role_syntax, roles, runtime, sequences,
 };
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
@@ -386,7 +386,13 @@ impl Coordinator {
             );
             return statement_counters::counting(Arc::clone(tracker.counters()), planning).await;
         }
-        rewrite_insert(&mut statement, &*statement_snapshot(&self.cluster)?)?;
+        let snapshot = statement_snapshot(&self.cluster)?;
+        let returning = take_returning(&mut statement, access, &snapshot)?;
+        rewrite_insert(&mut statement, &snapshot)?;
+        if let Some(returning) = returning {
+            let insert = self.plan(statement, tracker, access, params, control);
+            return insert_returning::returning_rows(returning, insert).await;
+        }
         let DFStatement::Statement(inner) = &statement else {
             return self.plan(statement, tracker, access, params, control).await;
         };
@@ -558,6 +564,8 @@ impl Coordinator {
         let snapshot = crate::session::transaction::statement_snapshot(&self.cluster)?;
         let access = principal.access(&snapshot)?;
         let mut statement = statement;
+        // Its RETURNING columns are known once it ran.
+        let returns_rows = take_returning(&mut statement, &access, &snapshot)?.is_some();
         rewrite_insert(&mut statement, &snapshot)?;
         let session = crate::session::transaction::statement_session(&self.cluster)?;
         check_tables_exist(session.state(), &statement)?;
@@ -587,14 +595,21 @@ impl Coordinator {
             )
             .await?;
             return Ok(Prepared {
-                dataset: planned.plan.schema(),
+                dataset: if returns_rows {
+                    empty()
+                } else {
+                    planned.plan.schema()
+                },
                 parameters: empty(),
             });
         }
         placeholders.sort_by_key(|(position, _)| *position);
         let plan = crate::auth::plan_privileges::authorize_plan(&access, logical)?;
         Ok(Prepared {
-            dataset: Arc::new(plan.schema().as_arrow().clone()),
+            dataset: match returns_rows {
+                true => empty(),
+                false => Arc::new(plan.schema().as_arrow().clone()),
+            },
             parameters: Arc::new(Schema::new(
                 placeholders.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
             )),
@@ -619,6 +634,21 @@ impl Coordinator {
 
 /// What an `INSERT` becomes before it is planned: `DEFAULT` in its rows stands for the
 /// column's default, and `ON CONFLICT ... DO NOTHING` keeps only the rows without a stored key.
+/// Takes an `INSERT`'s `RETURNING` list off it ([`insert_returning`]).
+fn take_returning(
+    statement: &mut DFStatement,
+    access: &Access<'_>,
+    snapshot: &CatalogSnapshot,
+) -> Result<Option<insert_returning::Returning>> {
+    match statement {
+        DFStatement::Statement(inner) => match inner.as_mut() {
+            Statement::Insert(insert) => insert_returning::take_returning(insert, access, snapshot),
+            _ => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
 fn rewrite_insert(statement: &mut DFStatement, snapshot: &CatalogSnapshot) -> Result<()> {
     if let DFStatement::Statement(inner) = statement
         && let Statement::Insert(insert) = inner.as_mut()

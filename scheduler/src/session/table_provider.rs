@@ -369,14 +369,21 @@ impl TableProvider for ShardedTableProvider {
         if insert_op != InsertOp::Append {
             return not_impl_err!("{insert_op} is not supported; use TRUNCATE then INSERT");
         }
+        // Taken now, as the transaction below.
+        let returning = crate::statements::insert_returning::capture();
+        let schema = crate::write::not_null::nullable(&self.table.schema);
+        if let Some(returning) = &returning {
+            returning.expect(Arc::clone(&schema));
+        }
         let sink = ShardedTableSink {
             // Taken now: the plan may run on other tasks (EXPLAIN ANALYZE), which do not see
             // the statement's task-local transaction.
             transaction: crate::session::transaction::current(),
+            returning,
             cluster: Arc::clone(&self.cluster),
             snapshot: Arc::clone(&self.snapshot),
             // The table writer checks NOT NULL, naming the column (see `not_null`).
-            schema: crate::write::not_null::nullable(&self.table.schema),
+            schema,
             table: Arc::clone(&self.table),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
@@ -388,6 +395,8 @@ impl TableProvider for ShardedTableProvider {
 pub struct ShardedTableSink {
     /// The transaction the INSERT takes part in, whose COMMIT commits its files.
     transaction: Option<Arc<crate::session::transaction::Transaction>>,
+    /// Where the rows go for the statement's `RETURNING`, if it has one.
+    returning: Option<Arc<crate::statements::insert_returning::WrittenRows>>,
     cluster: Arc<Cluster>,
     snapshot: Arc<CatalogSnapshot>,
     /// The table's columns, all nullable: what `DataSinkExec` checks its input against.
@@ -427,7 +436,14 @@ impl DataSink for ShardedTableSink {
             Arc::clone(&self.snapshot),
             &self.table,
         )?;
-        let written = writer.write_all(data, Ok::<RecordBatch, _>).await?;
+        let returning = self.returning.as_deref();
+        let written = (writer.write_all(data, |batch: RecordBatch| {
+            if let Some(returning) = returning {
+                returning.keep(&batch);
+            }
+            Ok::<RecordBatch, _>(batch)
+        }))
+        .await?;
         let commit = written.commit(&self.cluster, &self.snapshot, &self.table.name);
         Ok(crate::session::transaction::within(self.transaction.clone(), commit).await?)
     }

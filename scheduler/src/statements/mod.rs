@@ -18,7 +18,7 @@
 //!   settings and transaction.
 //!
 //! - [`query`]: queries, `INSERT` and `COPY (query) TO`, planned by DataFusion in the shared
-//!   session, with the plan cache and router recognition; [`on_conflict`]: `INSERT ... ON
+//!   session, with the plan cache and router recognition; [`insert_returning`]: `INSERT ... RETURNING`; [`on_conflict`]: `INSERT ... ON
 //!   CONFLICT DO NOTHING` as an `INSERT` of the rows without a stored key.
 
 pub mod analyze;
@@ -28,6 +28,7 @@ pub mod ddl;
 pub mod expression_depth;
 pub mod file_access;
 pub mod functions;
+pub mod insert_returning;
 pub mod on_conflict;
 pub mod query;
 pub mod question_placeholders;

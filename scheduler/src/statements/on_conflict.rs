@@ -40,9 +40,6 @@ pub fn rewrite_do_nothing(insert: &mut Insert, snapshot: &CatalogSnapshot) -> Re
              DO NOTHING in one transaction",
         ));
     }
-    if insert.returning.is_some() {
-        return Err(SchedulerError::unsupported("INSERT ... RETURNING"));
-    }
     let TableObject::TableName(name) = &insert.table else {
         return Err(SchedulerError::unsupported(
             "ON CONFLICT on a table function",

@@ -1,0 +1,145 @@
+//! `INSERT ... RETURNING`: the rows an `INSERT` wrote, as the expressions after `RETURNING`
+//! compute them over each row (`RETURNING id` after a `serial` key was filled in, `RETURNING
+//! *`, `RETURNING upper(name) AS n`).
+//!
+//! The `INSERT` runs as any other (planned by DataFusion, written by the table's sink,
+//! committed or recorded in its transaction); its sink keeps a copy of the rows it writes
+//! (with defaults and sequence values filled in) when the statement asks for them
+//! ([`capture`], taken when the sink is planned). Once the write is done, the `RETURNING`
+//! list is evaluated over those rows by DataFusion, with the table's name (or its alias)
+//! naming them. With `ON CONFLICT DO NOTHING`, only the rows inserted are returned, as in
+//! PostgreSQL. RETURNING needs `SELECT` on the table besides `INSERT`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{Insert, SelectItem, TableObject};
+use parking_lot::Mutex;
+use shardfusion_catalog::CatalogSnapshot;
+use shardfusion_catalog::roles::TablePrivilege;
+
+use crate::auth::Access;
+use crate::coordinator::StatementOutput;
+use crate::error::{Result, SchedulerError};
+
+/// The rows an `INSERT`'s sink wrote, kept for its `RETURNING`.
+#[derive(Debug, Default)]
+pub struct WrittenRows {
+    schema: Mutex<Option<SchemaRef>>,
+    batches: Mutex<Vec<RecordBatch>>,
+}
+
+impl WrittenRows {
+    /// The sink will write rows of `schema`.
+    pub fn expect(&self, schema: SchemaRef) {
+        *self.schema.lock() = Some(schema);
+    }
+
+    /// The sink wrote `batch`.
+    pub fn keep(&self, batch: &RecordBatch) {
+        self.batches.lock().push(batch.clone());
+    }
+}
+
+tokio::task_local! {
+    static CAPTURE: Arc<WrittenRows>;
+}
+
+/// Where the planned `INSERT`'s sink keeps its rows, if its statement has a `RETURNING`.
+pub fn capture() -> Option<Arc<WrittenRows>> {
+    CAPTURE.try_with(Arc::clone).ok()
+}
+
+/// Takes `RETURNING` off `insert`, for [`returning_rows`] after it ran; `None` without one.
+/// The list is checked against the table's columns first (in [`returning_rows`]), so a bad
+/// one fails the statement before anything is written.
+pub fn take_returning(
+    insert: &mut Insert,
+    access: &Access<'_>,
+    snapshot: &CatalogSnapshot,
+) -> Result<Option<Returning>> {
+    let Some(items) = insert.returning.take() else {
+        return Ok(None);
+    };
+    let TableObject::TableName(name) = &insert.table else {
+        return Err(SchedulerError::unsupported(
+            "RETURNING from a table function",
+        ));
+    };
+    let table = crate::statements::ddl::table_name(name)?;
+    let meta = snapshot.table(&table).ok_or_else(|| {
+        SchedulerError::Catalog(shardfusion_catalog::CatalogError::TableNotFound {
+            name: table.clone(),
+        })
+    })?;
+    access.require_table(&table, TablePrivilege::Select)?;
+    let schema = crate::write::not_null::nullable(&meta.schema);
+    // The alias names the rows for RETURNING only (DataFusion's INSERT takes none).
+    let named = match insert.table_alias.take() {
+        Some(alias) => alias.alias.value,
+        None => table,
+    };
+    Ok(Some(Returning {
+        named,
+        items,
+        schema,
+    }))
+}
+
+/// An `INSERT`'s `RETURNING` list and the name its rows go by.
+#[derive(Debug)]
+pub struct Returning {
+    named: String,
+    items: Vec<SelectItem>,
+    /// The table's columns, as its sink writes them.
+    schema: SchemaRef,
+}
+
+impl Returning {
+    /// The list evaluated over `batches` (rows of `schema`).
+    async fn evaluate(
+        &self,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let ctx = SessionContext::new();
+        let rows = MemTable::try_new(schema, vec![batches])?;
+        let name = datafusion::common::TableReference::bare(self.named.as_str());
+        ctx.register_table(name, Arc::new(rows))?;
+        let items: Vec<String> = self.items.iter().map(ToString::to_string).collect();
+        let sql = format!(
+            "SELECT {} FROM \"{}\"",
+            items.join(", "),
+            self.named.replace('"', "\"\"")
+        );
+        let frame = ctx
+            .sql(&sql)
+            .await
+            .map_err(|e| SchedulerError::invalid(format!("RETURNING {}: {e}", items.join(", "))))?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        Ok((schema, frame.collect().await?))
+    }
+}
+
+/// Runs `insert` (the statement without its `RETURNING`) keeping the rows it writes, then
+/// evaluates `returning` over them.
+pub async fn returning_rows(
+    returning: Returning,
+    insert: impl std::future::Future<Output = Result<StatementOutput>>,
+) -> Result<StatementOutput> {
+    // A list that does not fit the table fails before anything is written.
+    returning
+        .evaluate(Arc::clone(&returning.schema), Vec::new())
+        .await?;
+    let written = Arc::new(WrittenRows::default());
+    CAPTURE.scope(Arc::clone(&written), insert).await?;
+    let schema = written.schema.lock().clone().ok_or_else(|| {
+        SchedulerError::invalid("INSERT ... RETURNING wrote through no table sink")
+    })?;
+    let batches = std::mem::take(&mut *written.batches.lock());
+    let (schema, batches) = returning.evaluate(schema, batches).await?;
+    Ok(StatementOutput::Rows { schema, batches })
+}
