@@ -142,6 +142,33 @@ async fn ddl_and_citus_functions_commit_or_roll_back_with_the_transaction() {
         assert_eq!(other.scalar("SELECT sum(n) FROM clicks").await, "465");
         assert_no_stray_files(&cluster).await;
 
+        // Distributing a table with rows, then changing some of them in the same transaction:
+        // every row survives the COMMIT (the moved files the UPDATE did not touch stay).
+        c.run(
+            "CREATE TABLE yc (id int, g int); INSERT INTO yc VALUES (1, 1), (2, 2), (3, 3); \
+             CREATE TABLE yd (id int, g int); INSERT INTO yd VALUES (1, 1), (2, 2), (3, 3)",
+        )
+        .await;
+        c.run(
+            "BEGIN; SELECT create_distributed_table('yc', 'id', shard_count => 4); \
+             UPDATE yc SET g = 10 WHERE id = 1; COMMIT",
+        )
+        .await;
+        assert_eq!(
+            other.scalar("SELECT string_agg(id || ':' || g, ',' ORDER BY id) FROM yc").await,
+            "1:10,2:2,3:3"
+        );
+        c.run(
+            "SELECT create_distributed_table('yd', 'id', shard_count => 4); \
+             DELETE FROM yd WHERE id = 1",
+        )
+        .await;
+        assert_eq!(
+            other.scalar("SELECT string_agg(id || ':' || g, ',' ORDER BY id) FROM yd").await,
+            "2:2,3:3"
+        );
+        assert_no_stray_files(&cluster).await;
+
         // Rows the transaction wrote move into the shards with the committed ones.
         c.run("CREATE TABLE staging (k int); INSERT INTO staging VALUES (1)")
             .await;

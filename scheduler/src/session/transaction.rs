@@ -594,7 +594,7 @@ impl Transaction {
         };
         crate::limits::commit_point::reached();
         if let Some(branch) = branch {
-            branch.committed(&cluster.catalog.snapshot());
+            branch.committed(&cluster.catalog.snapshot(), &old);
         }
         let mut garbage = old;
         for logged in log {

@@ -63,20 +63,21 @@ impl DdlBranch {
         Ok(())
     }
 
-    /// After the branch was committed: files it still lists are the catalog's now; the
-    /// others (written and then dropped again by a later statement) are deleted.
-    pub fn committed(self, now: &CatalogSnapshot) {
-        let listed: std::collections::HashSet<&str> = (now.tables.values())
+    /// After the branch was committed (`garbage`: the files the commit took out, retired by
+    /// the caller): files the catalog lists are its own now, and files in `garbage` (a later
+    /// statement of the transaction rewrote them) are retired; only the others (written and
+    /// then dropped again within the branch, never committed) are deleted here.
+    pub fn committed(self, now: &CatalogSnapshot, garbage: &[(GroupId, FileMeta)]) {
+        let mut accounted: std::collections::HashSet<&str> = (now.tables.values())
             .flat_map(|t| t.shards.iter())
             .flat_map(|s| s.placements.iter())
             .flat_map(|p| p.files.iter().map(|f| f.path.as_str()))
             .collect();
-        for written in self.written {
-            let all_listed =
-                (written.for_commit().iter()).all(|(_, _, f)| listed.contains(f.path.as_str()));
-            if all_listed {
-                written.committed();
-            }
+        accounted.extend(garbage.iter().map(|(_, f)| f.path.as_str()));
+        for mut written in self.written {
+            (written.files).retain(|(_, _, f)| !accounted.contains(f.path.as_str()));
+            // Dropping it deletes what is left.
+            drop(written);
         }
     }
 }
