@@ -202,6 +202,10 @@ impl Diff {
     /// Applies the difference inside `tx`, checking every row it touches; returns the files
     /// whose rows it deleted.
     fn apply(&self, tx: &Transaction<'_>) -> Result<Vec<(GroupId, FileMeta)>> {
+        // Deletes first (a table dropped and created again under its name, in one
+        // transaction), with references checked at commit rather than row by row.
+        tx.pragma_update(None, "defer_foreign_keys", "ON")?;
+        let garbage = self.apply_deletes(tx)?;
         for (shape, rows) in &self.tables {
             for row in &rows.inserted {
                 if current_row(tx, shape, row)?.is_some() {
@@ -231,6 +235,11 @@ impl Diff {
                     .map_err(|e| constraint_conflict(shape, after, e))?;
             }
         }
+        Ok(garbage)
+    }
+
+    /// The deletes, children first; returns the files whose rows they deleted.
+    fn apply_deletes(&self, tx: &Transaction<'_>) -> Result<Vec<(GroupId, FileMeta)>> {
         let mut garbage = Vec::new();
         for (shape, rows) in self.tables.iter().rev() {
             for row in &rows.deleted {

@@ -99,6 +99,13 @@ async fn insert_returning_gives_the_rows_written() {
             .await;
         assert!(message.contains("RETURNING nope"), "{message}");
         assert_eq!(c.scalar("SELECT count(*) FROM ads").await, before);
+        // So does one that fails on the rows (a division by zero), outside a transaction too.
+        c.expect_error(
+            "INSERT INTO ads (company_id, title) VALUES (8, 'z') RETURNING 1 / (clicks - clicks)",
+            Code::InvalidArgument,
+        )
+        .await;
+        assert_eq!(c.scalar("SELECT count(*) FROM ads").await, before);
     })
     .await
     .expect("within the time limit");

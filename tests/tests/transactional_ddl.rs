@@ -265,6 +265,12 @@ async fn savepoints_texts_and_concurrent_ddl() {
         assert_eq!(status.code(), Code::Aborted, "{status:?}");
         assert_eq!(other.scalar("SELECT sum(x) FROM hot").await, "3");
 
+        // A table dropped and created again under its name, in one transaction.
+        c.run("CREATE TABLE again (x int); INSERT INTO again VALUES (1)").await;
+        c.run("BEGIN; DROP TABLE again; CREATE TABLE again (y text); INSERT INTO again VALUES ('new'); COMMIT")
+            .await;
+        assert_eq!(other.scalar("SELECT string_agg(y, ',') FROM again").await, "new");
+
         // READ ONLY transactions refuse DDL.
         c.run("BEGIN READ ONLY").await;
         c.expect_error("CREATE TABLE ro (x int)", Code::FailedPrecondition)

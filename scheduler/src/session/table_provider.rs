@@ -444,6 +444,10 @@ impl DataSink for ShardedTableSink {
             Ok::<RecordBatch, _>(batch)
         }))
         .await?;
+        // RETURNING fails the statement before its rows are committed (they are deleted).
+        if let Some(returning) = returning {
+            returning.evaluate().await?;
+        }
         let commit = written.commit(&self.cluster, &self.snapshot, &self.table.name);
         Ok(crate::session::transaction::within(self.transaction.clone(), commit).await?)
     }

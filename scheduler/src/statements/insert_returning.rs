@@ -5,8 +5,8 @@
 //! The `INSERT` runs as any other (planned by DataFusion, written by the table's sink,
 //! committed or recorded in its transaction); its sink keeps a copy of the rows it writes
 //! (with defaults and sequence values filled in) when the statement asks for them
-//! ([`capture`], taken when the sink is planned). Once the write is done, the `RETURNING`
-//! list is evaluated over those rows by DataFusion, with the table's name (or its alias)
+//! ([`capture`], taken when the sink is planned). Once the rows are written, and before they
+//! are committed, the `RETURNING` list is evaluated over them by DataFusion, with the table's name (or its alias)
 //! naming them. With `ON CONFLICT DO NOTHING`, only the rows inserted are returned, as in
 //! PostgreSQL. RETURNING needs `SELECT` on the table besides `INSERT`.
 
@@ -25,11 +25,13 @@ use crate::auth::Access;
 use crate::coordinator::StatementOutput;
 use crate::error::{Result, SchedulerError};
 
-/// The rows an `INSERT`'s sink wrote, kept for its `RETURNING`.
-#[derive(Debug, Default)]
+/// The rows an `INSERT`'s sink wrote, kept for its `RETURNING`, and what the list gave.
+#[derive(Debug)]
 pub struct WrittenRows {
+    returning: Returning,
     schema: Mutex<Option<SchemaRef>>,
     batches: Mutex<Vec<RecordBatch>>,
+    result: Mutex<Option<(SchemaRef, Vec<RecordBatch>)>>,
 }
 
 impl WrittenRows {
@@ -41,6 +43,18 @@ impl WrittenRows {
     /// The sink wrote `batch`.
     pub fn keep(&self, batch: &RecordBatch) {
         self.batches.lock().push(batch.clone());
+    }
+
+    /// The sink wrote every row and has not committed them: the list is evaluated now, so
+    /// that an error in it (a division by zero, a failed cast) fails the INSERT before its
+    /// rows are committed.
+    pub async fn evaluate(&self) -> Result<()> {
+        let schema =
+            (self.schema.lock().clone()).unwrap_or_else(|| Arc::clone(&self.returning.schema));
+        let batches = std::mem::take(&mut *self.batches.lock());
+        let result = self.returning.evaluate(schema, batches).await?;
+        *self.result.lock() = Some(result);
+        Ok(())
     }
 }
 
@@ -124,8 +138,8 @@ impl Returning {
     }
 }
 
-/// Runs `insert` (the statement without its `RETURNING`) keeping the rows it writes, then
-/// evaluates `returning` over them.
+/// Runs `insert` (the statement without its `RETURNING`) keeping the rows it writes; its
+/// sink evaluates `returning` over them before it commits them ([`WrittenRows::evaluate`]).
 pub async fn returning_rows(
     returning: Returning,
     insert: impl std::future::Future<Output = Result<StatementOutput>>,
@@ -134,12 +148,15 @@ pub async fn returning_rows(
     returning
         .evaluate(Arc::clone(&returning.schema), Vec::new())
         .await?;
-    let written = Arc::new(WrittenRows::default());
+    let written = Arc::new(WrittenRows {
+        returning,
+        schema: Mutex::default(),
+        batches: Mutex::default(),
+        result: Mutex::default(),
+    });
     CAPTURE.scope(Arc::clone(&written), insert).await?;
-    let schema = written.schema.lock().clone().ok_or_else(|| {
+    let (schema, batches) = written.result.lock().take().ok_or_else(|| {
         SchedulerError::invalid("INSERT ... RETURNING wrote through no table sink")
     })?;
-    let batches = std::mem::take(&mut *written.batches.lock());
-    let (schema, batches) = returning.evaluate(schema, batches).await?;
     Ok(StatementOutput::Rows { schema, batches })
 }
