@@ -271,6 +271,17 @@ async fn savepoints_texts_and_concurrent_ddl() {
             .await;
         assert_eq!(other.scalar("SELECT string_agg(y, ',') FROM again").await, "new");
 
+        // A function that commits on its own, after writes in the same text: refused, and
+        // the writes are not kept.
+        let message = other
+            .expect_error(
+                "INSERT INTO again VALUES ('lost'); SELECT rebalance_table_shards()",
+                Code::FailedPrecondition,
+            )
+            .await;
+        assert!(message.contains("text of its own"), "{message}");
+        assert_eq!(other.scalar("SELECT count(*) FROM again").await, "1");
+
         // READ ONLY transactions refuse DDL.
         c.run("BEGIN READ ONLY").await;
         c.expect_error("CREATE TABLE ro (x int)", Code::FailedPrecondition)

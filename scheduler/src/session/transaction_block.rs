@@ -16,7 +16,8 @@
 //! `create_reference_table`) take part in transactions, as in PostgreSQL and Citus. The other
 //! statements that change the cluster (`ANALYZE`, roles and grants, node and shard-placement
 //! functions, re-sharding) commit on their own: inside an explicit transaction they are
-//! refused (SQLSTATE 25001); in an implicit one, the writes before them commit first.
+//! refused (SQLSTATE 25001); in an implicit one, after statements that wrote, too (the text
+//! would not be all or nothing).
 //!
 //! A session's explicit transaction is kept in its [`ClientSession`] between calls. A text run
 //! outside any client session cannot leave a transaction open: it is rolled back, with an
@@ -84,8 +85,8 @@ impl TransactionBlock {
     }
 
     /// The transaction `statement` runs in (none: it commits on its own). A statement that
-    /// does not take part in transactions commits an implicit transaction's writes first, and
-    /// is refused in an explicit one.
+    /// does not take part in transactions is refused in an explicit one, and in an implicit
+    /// one that wrote; otherwise it runs on its own.
     pub async fn for_statement(
         &mut self,
         statement: &DFStatement,
@@ -104,6 +105,21 @@ impl TransactionBlock {
                     );
                     transaction.fail(&refused);
                     self.current = Some(transaction);
+                    return Err(refused);
+                }
+                // Writes before it in the text would have to commit without the statements
+                // after it: the text would not be all or nothing. Refused, as PostgreSQL
+                // refuses such statements in a multi-statement text.
+                Some(implicit) if implicit.has_writes() => {
+                    let refused = SchedulerError::transaction(
+                        format!(
+                            "{what} cannot run in a statement text after statements that \
+                             write: it commits on its own, and the text would not be all or \
+                             nothing; send it in a text of its own"
+                        ),
+                        "25001",
+                    );
+                    implicit.rollback();
                     return Err(refused);
                 }
                 Some(implicit) => implicit.commit().await?,
