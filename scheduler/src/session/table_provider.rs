@@ -371,10 +371,6 @@ impl TableProvider for ShardedTableProvider {
         }
         // Taken now, as the transaction below.
         let returning = crate::statements::insert_returning::capture();
-        let schema = crate::write::not_null::nullable(&self.table.schema);
-        if let Some(returning) = &returning {
-            returning.expect(Arc::clone(&schema));
-        }
         let sink = ShardedTableSink {
             // Taken now: the plan may run on other tasks (EXPLAIN ANALYZE), which do not see
             // the statement's task-local transaction.
@@ -383,7 +379,7 @@ impl TableProvider for ShardedTableProvider {
             cluster: Arc::clone(&self.cluster),
             snapshot: Arc::clone(&self.snapshot),
             // The table writer checks NOT NULL, naming the column (see `not_null`).
-            schema,
+            schema: crate::write::not_null::nullable(&self.table.schema),
             table: Arc::clone(&self.table),
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))

@@ -16,7 +16,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{Insert, SelectItem, TableObject};
+use datafusion::sql::sqlparser::ast::{Insert, SelectItem};
 use parking_lot::Mutex;
 use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_catalog::roles::TablePrivilege;
@@ -24,22 +24,17 @@ use shardfusion_catalog::roles::TablePrivilege;
 use crate::auth::Access;
 use crate::coordinator::StatementOutput;
 use crate::error::{Result, SchedulerError};
+use crate::statements::table_references::insert_target;
 
 /// The rows an `INSERT`'s sink wrote, kept for its `RETURNING`, and what the list gave.
 #[derive(Debug)]
 pub struct WrittenRows {
     returning: Returning,
-    schema: Mutex<Option<SchemaRef>>,
     batches: Mutex<Vec<RecordBatch>>,
     result: Mutex<Option<(SchemaRef, Vec<RecordBatch>)>>,
 }
 
 impl WrittenRows {
-    /// The sink will write rows of `schema`.
-    pub fn expect(&self, schema: SchemaRef) {
-        *self.schema.lock() = Some(schema);
-    }
-
     /// The sink wrote `batch`.
     pub fn keep(&self, batch: &RecordBatch) {
         self.batches.lock().push(batch.clone());
@@ -49,8 +44,7 @@ impl WrittenRows {
     /// that an error in it (a division by zero, a failed cast) fails the INSERT before its
     /// rows are committed.
     pub async fn evaluate(&self) -> Result<()> {
-        let schema =
-            (self.schema.lock().clone()).unwrap_or_else(|| Arc::clone(&self.returning.schema));
+        let schema = Arc::clone(&self.returning.schema);
         let batches = std::mem::take(&mut *self.batches.lock());
         let result = self.returning.evaluate(schema, batches).await?;
         *self.result.lock() = Some(result);
@@ -78,17 +72,8 @@ pub fn take_returning(
     let Some(items) = insert.returning.take() else {
         return Ok(None);
     };
-    let TableObject::TableName(name) = &insert.table else {
-        return Err(SchedulerError::unsupported(
-            "RETURNING from a table function",
-        ));
-    };
-    let table = crate::statements::ddl::table_name(name)?;
-    let meta = snapshot.table(&table).ok_or_else(|| {
-        SchedulerError::Catalog(shardfusion_catalog::CatalogError::TableNotFound {
-            name: table.clone(),
-        })
-    })?;
+    let meta = insert_target(insert, snapshot, "RETURNING")?;
+    let table = meta.name.clone();
     access.require_table(&table, TablePrivilege::Select)?;
     let schema = crate::write::not_null::nullable(&meta.schema);
     // The alias names the rows for RETURNING only (DataFusion's INSERT takes none).
@@ -150,7 +135,6 @@ pub async fn returning_rows(
         .await?;
     let written = Arc::new(WrittenRows {
         returning,
-        schema: Mutex::default(),
         batches: Mutex::default(),
         result: Mutex::default(),
     });

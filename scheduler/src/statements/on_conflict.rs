@@ -14,7 +14,7 @@
 //! where PostgreSQL would skip it. `DO UPDATE` is refused for now.
 
 use datafusion::sql::sqlparser::ast::{
-    ConflictTarget, Ident, Insert, OnConflictAction, OnInsert, Query, Statement, TableObject,
+    ConflictTarget, Ident, Insert, OnConflictAction, OnInsert, Query, Statement,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -40,17 +40,9 @@ pub fn rewrite_do_nothing(insert: &mut Insert, snapshot: &CatalogSnapshot) -> Re
              DO NOTHING in one transaction",
         ));
     }
-    let TableObject::TableName(name) = &insert.table else {
-        return Err(SchedulerError::unsupported(
-            "ON CONFLICT on a table function",
-        ));
-    };
-    let table_name = crate::statements::ddl::table_name(name)?;
-    let table = snapshot.table(&table_name).ok_or_else(|| {
-        SchedulerError::Catalog(shardfusion_catalog::CatalogError::TableNotFound {
-            name: table_name.clone(),
-        })
-    })?;
+    let table =
+        crate::statements::table_references::insert_target(insert, snapshot, "ON CONFLICT")?;
+    let table_name = table.name.clone();
     let keys: Vec<&UniqueKey> = match &conflict.conflict_target {
         None => table.unique_keys.iter().collect(),
         Some(ConflictTarget::Columns(columns)) => {
