@@ -32,6 +32,25 @@ pub fn check_tables_exist(state: &SessionState, statement: &DFStatement) -> Resu
     Ok(())
 }
 
+/// The table an `INSERT` writes to, as `snapshot` has it; `what` names the clause that needs
+/// it in the error for a table-function target.
+pub fn insert_target(
+    insert: &datafusion::sql::sqlparser::ast::Insert,
+    snapshot: &shardfusion_catalog::CatalogSnapshot,
+    what: &str,
+) -> Result<std::sync::Arc<shardfusion_catalog::TableMeta>> {
+    let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &insert.table else {
+        return Err(crate::error::SchedulerError::unsupported(format!(
+            "{what} on a table function"
+        )));
+    };
+    let table = crate::statements::ddl::table_name(name)?;
+    snapshot
+        .table(&table)
+        .cloned()
+        .ok_or_else(|| CatalogError::TableNotFound { name: table }.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,23 +85,4 @@ mod tests {
         );
         assert!(check(&ctx, "SELECT * FROM no_schema.t").is_err());
     }
-}
-
-/// The table an `INSERT` writes to, as `snapshot` has it; `what` names the clause that needs
-/// it in the error for a table-function target.
-pub fn insert_target(
-    insert: &datafusion::sql::sqlparser::ast::Insert,
-    snapshot: &shardfusion_catalog::CatalogSnapshot,
-    what: &str,
-) -> Result<std::sync::Arc<shardfusion_catalog::TableMeta>> {
-    let datafusion::sql::sqlparser::ast::TableObject::TableName(name) = &insert.table else {
-        return Err(crate::error::SchedulerError::unsupported(format!(
-            "{what} on a table function"
-        )));
-    };
-    let table = crate::statements::ddl::table_name(name)?;
-    snapshot
-        .table(&table)
-        .cloned()
-        .ok_or_else(|| CatalogError::TableNotFound { name: table }.into())
 }
