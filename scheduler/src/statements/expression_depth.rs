@@ -20,7 +20,7 @@
 //!
 //! Everything after parsing therefore sees at most [`MAX_EXPRESSION_DEPTH`] levels. The
 //! coordinator parses and plans on [`crate::statements::runtime`]'s large stacks; workers decode
-//! fragments on a large stack too (tested in `tests/tests/deep_expressions.rs`).
+//! fragments on a large stack too (tested in `tests/tests/integration/deep_expressions.rs`).
 
 use std::ops::ControlFlow;
 

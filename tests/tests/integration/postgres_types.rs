@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use shardfusion_common::status::SQLSTATE_METADATA;
 use shardfusion_tests::{TestClient, TestCluster};
 use tonic::Code;
 
@@ -36,11 +35,7 @@ async fn events(cluster: &TestCluster) -> TestClient {
 }
 
 fn sqlstate(status: &tonic::Status) -> &str {
-    status
-        .metadata()
-        .get(SQLSTATE_METADATA)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
+    shardfusion_tests::conflict::sqlstate(status).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

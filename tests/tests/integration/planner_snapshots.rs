@@ -1,5 +1,5 @@
 //! The distributed plan of one query per planner rule, as `EXPLAIN` shows it (the plan that
-//! runs), kept as snapshots under `tests/tests/snapshots/`: a change to a rule shows up as a
+//! runs), kept as snapshots under `tests/tests/integration/snapshots/`: a change to a rule shows up as a
 //! reviewed diff. Worker addresses are replaced by `worker`; everything else (shard ids,
 //! stages, partitions) is deterministic on a fresh two-worker cluster. Each query also runs,
 //! and its answer is compared with single-node DataFusion on the same rows. The cluster uses

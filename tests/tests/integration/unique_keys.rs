@@ -12,16 +12,9 @@ use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow_flight::sql::CommandGetPrimaryKeys;
 use futures::TryStreamExt;
-use shardfusion_common::status::SQLSTATE_METADATA;
+use shardfusion_tests::conflict::sqlstate;
 use shardfusion_tests::{TestClient, TestCluster};
 use tonic::Code;
-
-fn sqlstate(status: &tonic::Status) -> Option<&str> {
-    status
-        .metadata()
-        .get(SQLSTATE_METADATA)
-        .and_then(|v| v.to_str().ok())
-}
 
 /// Runs `sql`, which must fail with a unique violation naming `constraint` and `key`.
 async fn violates(c: &mut TestClient, sql: &str, constraint: &str, key: &str) {

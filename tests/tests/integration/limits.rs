@@ -19,7 +19,7 @@ use arrow_flight::sql::{ActionCancelQueryRequest, ActionCancelQueryResult, Any, 
 use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
 use futures::TryStreamExt;
 use prost::Message;
-use shardfusion_common::status::SQLSTATE_METADATA;
+use shardfusion_tests::conflict::sqlstate;
 use shardfusion_scheduler::frontend::session_messages::{
     GetSessionOptionsResult, OptionValue, SessionOptionValue, SetSessionOptionsRequest,
     SetSessionOptionsResult,
@@ -30,13 +30,6 @@ use tonic::Code;
 
 /// A query that runs for minutes unless stopped: a billion-row `generate_series`.
 const RUNAWAY: &str = "SELECT sum(value) FROM generate_series(1, 1000000000000)";
-
-fn sqlstate(status: &tonic::Status) -> Option<&str> {
-    status
-        .metadata()
-        .get(SQLSTATE_METADATA)
-        .and_then(|v| v.to_str().ok())
-}
 
 /// Waits (at most 30 s) until `condition` holds.
 async fn eventually(what: &str, condition: impl Fn() -> bool) {

@@ -1,0 +1,65 @@
+//! ShardFusion's integration tests, one module per concern, linked into one test binary (a
+//! binary per file linked DataFusion sixty times over: minutes of linking and tens of GB per
+//! build). Each module starts its own in-process cluster or `shardfusion` processes; nextest
+//! runs every test in its own process. Filter one module with `-E 'test(/^module::/)'`.
+
+mod aborted_writes_leave_no_files;
+mod admin_functions;
+mod bad_input;
+mod bench_smoke;
+mod cluster_membership;
+mod cluster_secret_bootstrap;
+mod column_statistics;
+mod compaction;
+mod concurrent_ddl;
+mod copy_formats;
+mod deep_expressions;
+mod deferred_file_deletion;
+mod distribute_during_inserts;
+mod distributed_results;
+mod error_codes;
+mod foreign_keys;
+mod fuzz_decoding;
+mod ingest_atomicity;
+mod insert_returning;
+mod limits;
+mod min_max_pruning;
+mod node_properties;
+mod node_removal;
+mod orphan_reconciliation;
+mod plan_cache;
+mod planner_snapshots;
+mod point_inserts;
+mod postgres_types;
+mod prepared_statement_limits;
+mod prepared_statements;
+mod rename_table;
+mod request_replay;
+mod resharding;
+mod restart;
+mod scale_out;
+mod security;
+mod seed_queries;
+mod sequences_and_defaults;
+mod shard_aligned_joins;
+mod shard_moves;
+mod shared_sessions;
+mod shuffle_failures;
+mod shuffle_joins;
+mod shuffle_task_lifetimes;
+mod shuffled_aggregates;
+mod sorted_shard_files;
+mod sqllogictest;
+mod stat_statements_privacy;
+mod statistics_driven_joins;
+mod tenant_isolation;
+mod tls;
+mod tpch;
+mod transactional_ddl;
+mod transactions;
+mod transfer_bounds;
+mod truncate_drop_races;
+mod unique_keys;
+mod unresponsive_worker;
+mod update_delete;
+mod write_error_codes;
