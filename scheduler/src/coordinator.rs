@@ -50,7 +50,7 @@ use crate::session::transaction::{Transaction, statement_session, statement_snap
 use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::table_references::check_tables_exist;
 use crate::statements::{
-    analyze, copy, ddl, expression_depth, functions, insert_returning, query,
+    analyze, copy, ddl, expression_depth, functions, insert_returning, on_conflict, query,
     question_placeholders, role_syntax, roles, runtime, sequences,
 };
 use futures::StreamExt;
@@ -388,7 +388,19 @@ impl Coordinator {
         }
         let snapshot = statement_snapshot(&self.cluster)?;
         let returning = take_returning(&mut statement, access, &snapshot)?;
-        rewrite_insert(&mut statement, &snapshot)?;
+        let upsert = rewrite_insert(&mut statement, &snapshot, returning.as_ref())?;
+        if let Some(upsert) = upsert {
+            let insert = async {
+                match returning {
+                    Some(returning) => {
+                        let insert = self.plan(statement, tracker, access, params, control);
+                        insert_returning::returning_rows(returning, insert).await
+                    }
+                    None => self.plan(statement, tracker, access, params, control).await,
+                }
+            };
+            return on_conflict::upsert(self, access, control, params, upsert, insert).await;
+        }
         if let Some(returning) = returning {
             let insert = self.plan(statement, tracker, access, params, control);
             return insert_returning::returning_rows(returning, insert).await;
@@ -497,10 +509,10 @@ impl Coordinator {
                 None => self.plan(statement, tracker, access, params, control).await,
             },
             Statement::Update(update) => {
-                crate::write::row_changes::update(self, access, update).await
+                crate::write::row_changes::update(self, access, control, update).await
             }
             Statement::Delete(delete) => {
-                crate::write::row_changes::delete(self, access, delete).await
+                crate::write::row_changes::delete(self, access, control, delete).await
             }
             _ => self.plan(statement, tracker, access, params, control).await,
         }
@@ -566,7 +578,8 @@ impl Coordinator {
         let mut statement = statement;
         // Its RETURNING columns are known once it ran.
         let returns_rows = take_returning(&mut statement, &access, &snapshot)?.is_some();
-        rewrite_insert(&mut statement, &snapshot)?;
+        // An upsert is described by its INSERT half.
+        rewrite_insert(&mut statement, &snapshot, None)?;
         let session = crate::session::transaction::statement_session(&self.cluster)?;
         check_tables_exist(session.state(), &statement)?;
         let logical = session.state().statement_to_plan(statement.clone()).await?;
@@ -632,8 +645,6 @@ impl Coordinator {
     }
 }
 
-/// What an `INSERT` becomes before it is planned: `DEFAULT` in its rows stands for the
-/// column's default, and `ON CONFLICT ... DO NOTHING` keeps only the rows without a stored key.
 /// Takes an `INSERT`'s `RETURNING` list off it ([`insert_returning`]).
 fn take_returning(
     statement: &mut DFStatement,
@@ -649,14 +660,26 @@ fn take_returning(
     }
 }
 
-fn rewrite_insert(statement: &mut DFStatement, snapshot: &CatalogSnapshot) -> Result<()> {
+/// What an `INSERT` becomes before it is planned: `DEFAULT` in its rows stands for the
+/// column's default, `ON CONFLICT ... DO UPDATE` is split off (returned, to run first, with
+/// `returning` as its list) and `ON CONFLICT ... DO NOTHING` keeps only the rows without a
+/// stored key.
+fn rewrite_insert(
+    statement: &mut DFStatement,
+    snapshot: &CatalogSnapshot,
+    returning: Option<&insert_returning::Returning>,
+) -> Result<Option<on_conflict::Upsert>> {
+    let mut upsert = None;
     if let DFStatement::Statement(inner) = statement
         && let Statement::Insert(insert) = inner.as_mut()
     {
         column_defaults::fill_default_keywords(insert, snapshot)?;
-        crate::statements::on_conflict::rewrite_do_nothing(insert, snapshot)?;
+        upsert = on_conflict::take_do_update(insert, snapshot, returning.cloned())?;
+        // An alias names the rows for RETURNING and DO UPDATE only: DataFusion takes none.
+        insert.table_alias = None;
+        on_conflict::rewrite_do_nothing(insert, snapshot)?;
     }
-    Ok(())
+    Ok(upsert)
 }
 
 /// What a prepared statement returns and takes.

@@ -412,3 +412,10 @@ impl From<SchedulerError> for DataFusionError {
 }
 
 pub type Result<T> = std::result::Result<T, SchedulerError>;
+
+/// An Arrow kernel's error (a cast, a concatenation) is DataFusion's, as its queries report it.
+impl From<datafusion::arrow::error::ArrowError> for SchedulerError {
+    fn from(error: datafusion::arrow::error::ArrowError) -> Self {
+        Self::DataFusion(DataFusionError::ArrowError(Box::new(error), None))
+    }
+}

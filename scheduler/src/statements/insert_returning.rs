@@ -88,8 +88,8 @@ pub fn take_returning(
     }))
 }
 
-/// An `INSERT`'s `RETURNING` list and the name its rows go by.
-#[derive(Debug)]
+/// A `RETURNING` list and the name its rows go by.
+#[derive(Debug, Clone)]
 pub struct Returning {
     named: String,
     items: Vec<SelectItem>,
@@ -98,8 +98,17 @@ pub struct Returning {
 }
 
 impl Returning {
+    /// The list `items` over rows of `schema` named `named`.
+    pub fn new(named: String, items: Vec<SelectItem>, schema: SchemaRef) -> Self {
+        Self {
+            named,
+            items,
+            schema,
+        }
+    }
+
     /// The list evaluated over `batches` (rows of `schema`).
-    async fn evaluate(
+    pub(crate) async fn evaluate(
         &self,
         schema: SchemaRef,
         batches: Vec<RecordBatch>,

@@ -11,18 +11,38 @@
 //! statement leaves to their defaults (a `bigserial` left out) take fresh values and are
 //! not looked up. The write is then checked like any other ([`crate::write::unique_keys`]):
 //! a row that a concurrent statement committed after this one's snapshot fails with 23505
-//! where PostgreSQL would skip it. `DO UPDATE` is refused for now.
+//! where PostgreSQL would skip it.
+//!
+//! `DO UPDATE SET ... [WHERE ...]` ([`take_do_update`]) first updates the stored rows the
+//! proposed rows meet on the key, as `UPDATE ... FROM (<rows>) AS excluded` would
+//! ([`crate::write::matched_rows`]; a stored row met twice fails with 21000, as in
+//! PostgreSQL), then inserts the others as above, in one transaction. The proposed rows are
+//! computed once for each half: a volatile function in them (`random()`) may give each half
+//! other values.
 
 use datafusion::sql::sqlparser::ast::{
-    ConflictTarget, Ident, Insert, OnConflictAction, OnInsert, Query, Statement,
+    AssignmentTarget, ConflictTarget, Ident, Insert, OnConflictAction, OnInsert, Query, Statement,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use shardfusion_catalog::CatalogSnapshot;
 use shardfusion_catalog::unique_key_store::UniqueKey;
+use shardfusion_catalog::{CatalogSnapshot, TableKind, TableMeta};
 
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, UInt64Array};
+use datafusion::common::ScalarValue;
+
+use crate::auth::Access;
+use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
+use crate::limits::statement_control::StatementControl;
+use crate::session::column_defaults;
 use crate::session::foreign_keys::normalized;
+use crate::session::transaction::{self, Begun, Transaction};
+use crate::statements::insert_returning::Returning;
+use crate::write::matched_rows;
+use crate::write::matched_rows::{MatchedChange, SecondMatch};
 
 /// Rewrites `insert` if it has `ON CONFLICT ... DO NOTHING` (see the module docs).
 pub fn rewrite_do_nothing(insert: &mut Insert, snapshot: &CatalogSnapshot) -> Result<()> {
@@ -34,61 +54,11 @@ pub fn rewrite_do_nothing(insert: &mut Insert, snapshot: &CatalogSnapshot) -> Re
             "ON DUPLICATE KEY UPDATE; write INSERT ... ON CONFLICT (key) DO NOTHING",
         ));
     };
-    if matches!(conflict.action, OnConflictAction::DoUpdate(_)) {
-        return Err(SchedulerError::unsupported(
-            "INSERT ... ON CONFLICT ... DO UPDATE; run the UPDATE and an INSERT ... ON CONFLICT \
-             DO NOTHING in one transaction",
-        ));
-    }
     let table =
         crate::statements::table_references::insert_target(insert, snapshot, "ON CONFLICT")?;
     let table_name = table.name.clone();
-    let keys: Vec<&UniqueKey> = match &conflict.conflict_target {
-        None => table.unique_keys.iter().collect(),
-        Some(ConflictTarget::Columns(columns)) => {
-            let mut wanted: Vec<String> = columns.iter().map(normalized).collect();
-            wanted.sort();
-            let key = table.unique_keys.iter().find(|k| {
-                let mut have = k.columns.clone();
-                have.sort();
-                have == wanted
-            });
-            vec![key.ok_or_else(|| {
-                SchedulerError::invalid(format!(
-                    "there is no unique or exclusion constraint matching the ON CONFLICT \
-                     specification ({}) of table \"{table_name}\"",
-                    wanted.join(", ")
-                ))
-            })?]
-        }
-        Some(ConflictTarget::OnConstraint(constraint)) => {
-            let wanted = constraint
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(normalized)
-                .unwrap_or_default();
-            let key = table.unique_keys.iter().find(|k| k.name == wanted);
-            vec![key.ok_or_else(|| {
-                SchedulerError::invalid(format!(
-                    "constraint \"{wanted}\" for table \"{table_name}\" does not exist"
-                ))
-            })?]
-        }
-    };
-    let columns: Vec<String> = if insert.columns.is_empty() {
-        (table.schema.fields().iter())
-            .map(|f| f.name().clone())
-            .collect()
-    } else {
-        (insert.columns.iter())
-            .map(|c| {
-                c.0.last()
-                    .and_then(|p| p.as_ident())
-                    .map_or_else(|| c.to_string(), normalized)
-            })
-            .collect()
-    };
+    let keys = conflict_keys(&table, conflict.conflict_target.as_ref())?;
+    let columns = listed_columns(insert, &table);
     // Keys the statement gives all columns of; the others take fresh defaults.
     let keys: Vec<&UniqueKey> = keys
         .into_iter()
@@ -133,6 +103,162 @@ pub fn rewrite_do_nothing(insert: &mut Insert, snapshot: &CatalogSnapshot) -> Re
     Ok(())
 }
 
+/// The keys `target` names on `table` (every key of the table when it names none).
+fn conflict_keys<'a>(
+    table: &'a TableMeta,
+    target: Option<&ConflictTarget>,
+) -> Result<Vec<&'a UniqueKey>> {
+    let table_name = &table.name;
+    Ok(match target {
+        None => table.unique_keys.iter().collect(),
+        Some(ConflictTarget::Columns(columns)) => {
+            let mut wanted: Vec<String> = columns.iter().map(normalized).collect();
+            wanted.sort();
+            let key = table.unique_keys.iter().find(|k| {
+                let mut have = k.columns.clone();
+                have.sort();
+                have == wanted
+            });
+            vec![key.ok_or_else(|| {
+                SchedulerError::invalid(format!(
+                    "there is no unique or exclusion constraint matching the ON CONFLICT \
+                     specification ({}) of table \"{table_name}\"",
+                    wanted.join(", ")
+                ))
+            })?]
+        }
+        Some(ConflictTarget::OnConstraint(constraint)) => {
+            let wanted = constraint
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(normalized)
+                .unwrap_or_default();
+            let key = table.unique_keys.iter().find(|k| k.name == wanted);
+            vec![key.ok_or_else(|| {
+                SchedulerError::invalid(format!(
+                    "constraint \"{wanted}\" for table \"{table_name}\" does not exist"
+                ))
+            })?]
+        }
+    })
+}
+
+/// The columns `insert` gives values for, in its order (all of the table's when it lists none).
+fn listed_columns(insert: &Insert, table: &TableMeta) -> Vec<String> {
+    if insert.columns.is_empty() {
+        (table.schema.fields().iter())
+            .map(|f| f.name().clone())
+            .collect()
+    } else {
+        (insert.columns.iter())
+            .map(|c| {
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map_or_else(|| c.to_string(), normalized)
+            })
+            .collect()
+    }
+}
+
+/// An `INSERT ... ON CONFLICT (key) DO UPDATE`, split in two: the update of the stored rows
+/// that the proposed rows meet, then the `INSERT` of the others (left in the statement as
+/// `ON CONFLICT (key) DO NOTHING`). Both run in one transaction.
+pub struct Upsert {
+    pub update: MatchedChange,
+}
+
+/// Splits `insert` if it has `ON CONFLICT ... DO UPDATE`: the update of the rows it meets is
+/// returned (`UPDATE t SET ... FROM (<rows>) AS excluded (c...) WHERE t.k = excluded.k [AND
+/// <condition>]`, each stored row changed at most once), and `insert` is left with `DO
+/// NOTHING`. `returning` is the statement's `RETURNING` list, which the updated rows give too.
+pub fn take_do_update(
+    insert: &mut Insert,
+    snapshot: &CatalogSnapshot,
+    returning: Option<Returning>,
+) -> Result<Option<Upsert>> {
+    let Some(OnInsert::OnConflict(conflict)) = &mut insert.on else {
+        return Ok(None);
+    };
+    let OnConflictAction::DoUpdate(action) = &conflict.action else {
+        return Ok(None);
+    };
+    let action = action.clone();
+    let Some(target) = conflict.conflict_target.clone() else {
+        return Err(SchedulerError::invalid(
+            "ON CONFLICT DO UPDATE requires inference specification or constraint name: \
+             write ON CONFLICT (key columns) DO UPDATE",
+        ));
+    };
+    conflict.action = OnConflictAction::DoNothing;
+    let table =
+        crate::statements::table_references::insert_target(insert, snapshot, "ON CONFLICT")?;
+    let [key] = conflict_keys(&table, Some(&target))?[..] else {
+        return Err(SchedulerError::invalid("ON CONFLICT names one key"));
+    };
+    let columns = listed_columns(insert, &table);
+    let Some(source) = insert.source.as_ref() else {
+        return Ok(None);
+    };
+    // A key the statement leaves to its default takes a fresh value: it meets no stored row.
+    if !key.columns.iter().all(|c| columns.contains(c)) {
+        return Ok(None);
+    }
+    let qualifier = insert
+        .table_alias
+        .as_ref()
+        .map_or_else(|| table.name.clone(), |a| normalized(&a.alias));
+    let quoted = |c: &str| Ident::with_quote('"', c).to_string();
+    let listed: Vec<String> = columns.iter().map(|c| quoted(c)).collect();
+    let mut selection: Vec<String> = (key.columns.iter())
+        .map(|c| format!("{}.{1} = excluded.{1}", quoted(&qualifier), quoted(c)))
+        .collect();
+    if let Some(condition) = &action.selection {
+        selection.push(format!("({condition})"));
+    }
+    let mut set = Vec::with_capacity(action.assignments.len());
+    for assignment in &action.assignments {
+        let AssignmentTarget::ColumnName(column) = &assignment.target else {
+            return Err(SchedulerError::unsupported("DO UPDATE SET (a, b) = (...)"));
+        };
+        let column = (column.0.last())
+            .and_then(|part| part.as_ident())
+            .map(normalized)
+            .unwrap_or_default();
+        let (index, _) = table.schema.column_with_name(&column).ok_or_else(|| {
+            SchedulerError::invalid(format!(
+                "column \"{column}\" of relation \"{}\" does not exist",
+                table.name
+            ))
+        })?;
+        if matches!(&table.kind, TableKind::Distributed { column: d, .. } if *d == column) {
+            return Err(SchedulerError::invalid(format!(
+                "modifying the partition value of rows is not allowed: \"{column}\" is the \
+                 distribution column of {}",
+                table.name
+            )));
+        }
+        let value = if column_defaults::is_default_keyword(&assignment.value) {
+            column_defaults::default_of(&table, &column)?
+        } else {
+            assignment.value.clone()
+        };
+        set.push((index, value.to_string()));
+    }
+    let update = MatchedChange {
+        returning,
+        from: vec![format!("({source}) AS excluded ({})", listed.join(", "))],
+        selection: Some(selection.join(" AND ")),
+        set,
+        delete: false,
+        second_match: SecondMatch::Refuse,
+        params: Vec::new(),
+        qualifier,
+        table,
+    };
+    Ok(Some(Upsert { update }))
+}
+
 fn parse_query(sql: &str) -> Result<Query> {
     let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
         .map_err(|e| SchedulerError::invalid(format!("ON CONFLICT rewrite: {e}")))?;
@@ -140,4 +266,72 @@ fn parse_query(sql: &str) -> Result<Query> {
         Some(Statement::Query(query)) => Ok(*query),
         _ => Err(SchedulerError::invalid("ON CONFLICT rewrite: not a query")),
     }
+}
+
+/// Runs `upsert`'s update, then `insert` (its `INSERT` half), in the statement's transaction or
+/// in one of their own; the result adds up both (their counts, or their `RETURNING` rows).
+pub async fn upsert(
+    coordinator: &Coordinator,
+    access: &Access<'_>,
+    control: &StatementControl,
+    params: &[ScalarValue],
+    upsert: Upsert,
+    insert: impl Future<Output = Result<StatementOutput>>,
+) -> Result<StatementOutput> {
+    let mut update = upsert.update;
+    update.params = params.to_vec();
+    let both = async {
+        let updated = matched_rows::run(coordinator, access, control, update).await?;
+        let inserted = insert.await?;
+        added_up(updated, inserted)
+    };
+    if transaction::current().is_some() {
+        return both.await;
+    }
+    let cluster = coordinator.cluster();
+    let own = Transaction::new(cluster, access.principal().name(), Begun::Implicitly);
+    match transaction::within(Some(Arc::clone(&own)), both).await {
+        Ok(output) => {
+            own.commit().await?;
+            Ok(output)
+        }
+        Err(e) => {
+            own.rollback();
+            Err(e)
+        }
+    }
+}
+
+/// The result of both halves of an upsert.
+fn added_up(updated: StatementOutput, inserted: StatementOutput) -> Result<StatementOutput> {
+    let (
+        StatementOutput::Rows {
+            schema,
+            batches: updated,
+        },
+        StatementOutput::Rows {
+            batches: inserted, ..
+        },
+    ) = (updated, inserted)
+    else {
+        return Err(SchedulerError::invalid("an upsert half returned no rows"));
+    };
+    let is_count = schema.fields().len() == 1 && schema.field(0).name() == "count";
+    if is_count {
+        let rows = |batches: &[RecordBatch]| -> u64 {
+            (batches.iter())
+                .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
+                .map(|a| a.iter().flatten().sum::<u64>())
+                .sum()
+        };
+        return Ok(StatementOutput::count(rows(&updated) + rows(&inserted)));
+    }
+    let mut batches = updated;
+    for batch in inserted {
+        batches.push(RecordBatch::try_new(
+            Arc::clone(&schema),
+            batch.columns().to_vec(),
+        )?);
+    }
+    Ok(StatementOutput::Rows { schema, batches })
 }

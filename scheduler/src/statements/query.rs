@@ -252,3 +252,33 @@ async fn optimized_physical_plan(
         .create_physical_plan(&optimized, state)
         .await?)
 }
+
+/// The rows of `sql`, a query a statement runs on its way (the rows an `UPDATE ... FROM`
+/// changes), planned in `session` as `access` may, run at once within `control`'s memory
+/// limit.
+pub(crate) async fn query_rows(
+    session: &SessionContext,
+    sql: &str,
+    access: &Access<'_>,
+    params: &[ScalarValue],
+    control: &StatementControl,
+) -> Result<(
+    datafusion::arrow::datatypes::SchemaRef,
+    Vec<datafusion::arrow::array::RecordBatch>,
+)> {
+    let [statement] = <[DFStatement; 1]>::try_from(crate::coordinator::parse(sql)?)
+        .map_err(|_| SchedulerError::invalid(format!("not one query: {sql}")))?;
+    let planned = physical_plan(
+        &session.state(),
+        None,
+        session.task_ctx(),
+        statement,
+        access,
+        params,
+    )
+    .await?;
+    let schema = planned.plan.schema();
+    let plan = shardfusion_common::yielding_joins::yielding_joins(planned.plan)?;
+    let batches = collect(plan, control.task_context(planned.task_ctx)).await?;
+    Ok((schema, batches))
+}

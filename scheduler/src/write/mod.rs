@@ -16,6 +16,7 @@
 
 pub mod conform;
 pub mod distribution;
+pub mod matched_rows;
 pub mod not_null;
 pub mod placement_follow;
 pub mod reshard;

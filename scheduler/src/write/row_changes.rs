@@ -34,7 +34,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::sql::sqlparser::ast::{
     AssignmentTarget, Delete, Expr as SqlExpr, FromTable, Ident, TableFactor, TableWithJoins,
-    Update,
+    Update, UpdateTableFromKind,
 };
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
@@ -53,12 +53,15 @@ use crate::auth::principal::Access;
 use crate::cluster::shared_state::Cluster;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
+use crate::limits::statement_control::StatementControl;
 use crate::session::column_defaults;
 use crate::session::sequence_functions;
 use crate::session::statement_context::session_for;
 use crate::session::table_provider::ShardedTableProvider;
 use crate::session::transaction::statement_snapshot;
 use crate::statements::ddl::table_name;
+use crate::statements::insert_returning::Returning;
+use crate::write::matched_rows::{self, MatchedChange, SecondMatch};
 use crate::write::table_writer::{WrittenFiles, file_meta};
 use crate::write::unique_keys;
 use shardfusion_catalog::roles::TablePrivilege;
@@ -77,13 +80,11 @@ enum Change {
 pub async fn update(
     coordinator: &Coordinator,
     access: &Access<'_>,
+    control: &StatementControl,
     update: &Update,
 ) -> Result<StatementOutput> {
-    if update.from.is_some() {
-        return Err(SchedulerError::unsupported("UPDATE ... FROM"));
-    }
-    if update.returning.is_some() || update.output.is_some() {
-        return Err(SchedulerError::unsupported("UPDATE ... RETURNING"));
+    if update.output.is_some() {
+        return Err(SchedulerError::unsupported("UPDATE ... OUTPUT"));
     }
     if update.or.is_some() || !update.order_by.is_empty() || update.limit.is_some() {
         return Err(SchedulerError::unsupported(
@@ -131,6 +132,29 @@ pub async fn update(
         };
         set.push((index, value));
     }
+    let from = match &update.from {
+        Some(UpdateTableFromKind::AfterSet(from) | UpdateTableFromKind::BeforeSet(from)) => {
+            from.iter().map(ToString::to_string).collect()
+        }
+        None => Vec::new(),
+    };
+    if !from.is_empty() || update.returning.is_some() {
+        let qualifier = alias.unwrap_or_else(|| table.name.clone());
+        let change = MatchedChange {
+            returning: returning_of(&table, &qualifier, &update.returning),
+            qualifier,
+            table,
+            from,
+            selection: update.selection.as_ref().map(ToString::to_string),
+            set: (set.into_iter())
+                .map(|(i, value)| (i, value.to_string()))
+                .collect(),
+            delete: false,
+            second_match: SecondMatch::TakeOne,
+            params: Vec::new(),
+        };
+        return matched_rows::run(coordinator, access, control, change).await;
+    }
     let changed = change_rows(
         coordinator,
         snapshot,
@@ -147,13 +171,16 @@ pub async fn update(
 pub async fn delete(
     coordinator: &Coordinator,
     access: &Access<'_>,
+    control: &StatementControl,
     delete: &Delete,
 ) -> Result<StatementOutput> {
-    if delete.using.is_some() || !delete.tables.is_empty() {
-        return Err(SchedulerError::unsupported("DELETE ... USING"));
+    if !delete.tables.is_empty() {
+        return Err(SchedulerError::unsupported(
+            "DELETE t1, t2 FROM ...; write DELETE FROM t USING other WHERE ...",
+        ));
     }
-    if delete.returning.is_some() || delete.output.is_some() {
-        return Err(SchedulerError::unsupported("DELETE ... RETURNING"));
+    if delete.output.is_some() {
+        return Err(SchedulerError::unsupported("DELETE ... OUTPUT"));
     }
     if !delete.order_by.is_empty() || delete.limit.is_some() {
         return Err(SchedulerError::unsupported("ORDER BY or LIMIT in DELETE"));
@@ -169,6 +196,24 @@ pub async fn delete(
     }
     let snapshot = statement_snapshot(coordinator.cluster())?;
     let table = existing(&snapshot, &name)?;
+    let using: Vec<String> = (delete.using.iter().flatten())
+        .map(ToString::to_string)
+        .collect();
+    if !using.is_empty() || delete.returning.is_some() {
+        let qualifier = alias.unwrap_or_else(|| table.name.clone());
+        let change = MatchedChange {
+            returning: returning_of(&table, &qualifier, &delete.returning),
+            qualifier,
+            table,
+            from: using,
+            selection: delete.selection.as_ref().map(ToString::to_string),
+            set: Vec::new(),
+            delete: true,
+            second_match: SecondMatch::TakeOne,
+            params: Vec::new(),
+        };
+        return matched_rows::run(coordinator, access, control, change).await;
+    }
     let changed = change_rows(
         coordinator,
         snapshot,
@@ -179,6 +224,21 @@ pub async fn delete(
     )
     .await?;
     Ok(StatementOutput::count(changed))
+}
+
+/// A `RETURNING` list over the rows of `table`, named as the statement names them.
+fn returning_of(
+    table: &TableMeta,
+    named: &str,
+    items: &Option<Vec<datafusion::sql::sqlparser::ast::SelectItem>>,
+) -> Option<Returning> {
+    items.as_ref().map(|items| {
+        Returning::new(
+            named.to_string(),
+            items.clone(),
+            crate::write::not_null::nullable(&table.schema),
+        )
+    })
 }
 
 /// The table a statement changes and the alias it names it by.
@@ -216,6 +276,7 @@ fn existing(snapshot: &CatalogSnapshot, name: &str) -> Result<Arc<TableMeta>> {
 /// One file to rewrite, on one placement.
 struct Rewrite {
     shard: ShardId,
+    shard_index: usize,
     placement: PlacementId,
     group: GroupId,
     file: FileMeta,
@@ -230,7 +291,8 @@ struct Rewritten {
     written: WrittenFiles,
 }
 
-/// Steps 1 to 3 of the module docs; returns the rows changed.
+/// Steps 1 to 3 of the module docs for a statement whose filter and new values are
+/// expressions over the table's own row; returns the rows changed.
 async fn change_rows(
     coordinator: &Coordinator,
     snapshot: Arc<CatalogSnapshot>,
@@ -249,8 +311,7 @@ async fn change_rows(
         .transpose()?;
     let delete = matches!(change, Change::Delete);
     let projections = projections(&state, table, &qualifier, &row, filter.as_ref(), change)?;
-
-    // Step 1: the shards the filter can touch, and every file of each of their placements.
+    // Step 1: the shards the filter can touch.
     let provider = ShardedTableProvider::new(
         Arc::clone(cluster),
         Arc::clone(&snapshot),
@@ -259,6 +320,57 @@ async fn change_rows(
     let keep = filter
         .as_ref()
         .and_then(|f| provider.prune(std::slice::from_ref(f)));
+    let plan = RowsThroughProjections(projections);
+    rewrite_rows(
+        coordinator,
+        snapshot,
+        session.task_ctx(),
+        table,
+        keep,
+        &plan,
+        delete,
+    )
+    .await
+}
+
+/// How each row of a file is rewritten: the plan that reads the file (`scan`, of shard
+/// `shard_index`) and outputs each row as the statement leaves it, then [`CHANGED_COLUMN`].
+pub(crate) trait RowRewrite: Send + Sync {
+    fn over(
+        &self,
+        shard_index: usize,
+        scan: Arc<dyn ExecutionPlan>,
+    ) -> Result<Arc<dyn ExecutionPlan>>;
+}
+
+/// The rewrite of a statement whose filter and new values are expressions over the row
+/// (see [`projections`]).
+struct RowsThroughProjections([Vec<ProjectionExpr>; 2]);
+
+impl RowRewrite for RowsThroughProjections {
+    fn over(&self, _: usize, scan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        let [flagged, changed] = &self.0;
+        let flagged = ProjectionExec::try_new(flagged.clone(), scan)?;
+        Ok(Arc::new(ProjectionExec::try_new(
+            changed.clone(),
+            Arc::new(flagged),
+        )?))
+    }
+}
+
+/// Steps 1 (given the shards to touch: `keep`, all when `None`) to 3 of the module docs:
+/// every file of those shards' placements rewritten with `rows`, then one swap; returns the
+/// rows changed.
+pub(crate) async fn rewrite_rows(
+    coordinator: &Coordinator,
+    snapshot: Arc<CatalogSnapshot>,
+    task_ctx: Arc<TaskContext>,
+    table: &Arc<TableMeta>,
+    keep: Option<std::collections::BTreeSet<usize>>,
+    rows: &dyn RowRewrite,
+    delete: bool,
+) -> Result<u64> {
+    let cluster = coordinator.cluster();
     let mut rewrites = Vec::new();
     for shard in &table.shards {
         if keep.as_ref().is_some_and(|k| !k.contains(&shard.index)) {
@@ -268,6 +380,7 @@ async fn change_rows(
             for file in &placement.files {
                 rewrites.push(Rewrite {
                     shard: shard.shard_id,
+                    shard_index: shard.index,
                     placement: placement.placement_id,
                     group: placement.group_id,
                     file: file.clone(),
@@ -284,9 +397,9 @@ async fn change_rows(
     let how = HowToRewrite {
         cluster,
         snapshot: &snapshot,
-        task_ctx: session.task_ctx(),
+        task_ctx,
         table,
-        projections: &projections,
+        rows,
         sort_column: &sort_column,
         delete,
     };
@@ -477,8 +590,7 @@ struct HowToRewrite<'a> {
     snapshot: &'a CatalogSnapshot,
     task_ctx: Arc<TaskContext>,
     table: &'a TableMeta,
-    /// See [`projections`].
-    projections: &'a [Vec<ProjectionExpr>; 2],
+    rows: &'a dyn RowRewrite,
     sort_column: &'a str,
     delete: bool,
 }
@@ -491,7 +603,7 @@ impl HowToRewrite<'_> {
             snapshot,
             task_ctx,
             table,
-            projections,
+            rows,
             sort_column,
             delete,
         } = self;
@@ -512,10 +624,7 @@ impl HowToRewrite<'_> {
                 files,
             }],
         )?;
-        let [flagged, changed] = projections;
-        let flagged = ProjectionExec::try_new(flagged.clone(), Arc::new(scan))?;
-        let plan: Arc<dyn ExecutionPlan> =
-            Arc::new(ProjectionExec::try_new(changed.clone(), Arc::new(flagged))?);
+        let plan = rows.over(rewrite.shard_index, Arc::new(scan))?;
         let write_id = uuid::Uuid::new_v4().to_string();
         let path = shard_file_path(table.table_id, rewrite.shard, &write_id);
         // Registered before the node can create the file, so reconciliation never sees it

@@ -19,12 +19,12 @@ use arrow_flight::sql::{ActionCancelQueryRequest, ActionCancelQueryResult, Any, 
 use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
 use futures::TryStreamExt;
 use prost::Message;
-use shardfusion_tests::conflict::sqlstate;
 use shardfusion_scheduler::frontend::session_messages::{
     GetSessionOptionsResult, OptionValue, SessionOptionValue, SetSessionOptionsRequest,
     SetSessionOptionsResult,
 };
 use shardfusion_scheduler::limits::server_limits::ServerLimits;
+use shardfusion_tests::conflict::sqlstate;
 use shardfusion_tests::{TestClient, TestCluster};
 use tonic::Code;
 

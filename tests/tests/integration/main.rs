@@ -22,6 +22,7 @@ mod foreign_keys;
 mod fuzz_decoding;
 mod ingest_atomicity;
 mod insert_returning;
+mod joined_writes;
 mod limits;
 mod min_max_pruning;
 mod node_properties;
