@@ -509,10 +509,10 @@ impl Coordinator {
                 None => self.plan(statement, tracker, access, params, control).await,
             },
             Statement::Update(update) => {
-                crate::write::row_changes::update(self, access, control, update).await
+                crate::write::row_changes::update(self, access, control, params, update).await
             }
             Statement::Delete(delete) => {
-                crate::write::row_changes::delete(self, access, control, delete).await
+                crate::write::row_changes::delete(self, access, control, params, delete).await
             }
             _ => self.plan(statement, tracker, access, params, control).await,
         }
@@ -582,6 +582,26 @@ impl Coordinator {
         rewrite_insert(&mut statement, &snapshot, None)?;
         let session = crate::session::transaction::statement_session(&self.cluster)?;
         check_tables_exist(session.state(), &statement)?;
+        if let DFStatement::Statement(inner) = &statement
+            && let Statement::Update(_) | Statement::Delete(_) = inner.as_ref()
+        {
+            // Run by ShardFusion itself, not planned by DataFusion: a count, or its
+            // RETURNING rows, known once it ran.
+            let has_returning = match inner.as_ref() {
+                Statement::Update(update) => update.returning.is_some(),
+                Statement::Delete(delete) => delete.returning.is_some(),
+                _ => false,
+            };
+            return Ok(Prepared {
+                dataset: match has_returning {
+                    true => empty(),
+                    false => StatementOutput::count(0).schema(),
+                },
+                parameters: Arc::new(Schema::new(
+                    crate::write::row_changes::parameters(session.state(), inner).await?,
+                )),
+            });
+        }
         let logical = session.state().statement_to_plan(statement.clone()).await?;
         let mut placeholders: Vec<(usize, Field)> = Vec::new();
         for (name, field) in logical.get_parameter_fields()? {
@@ -691,13 +711,13 @@ pub struct Prepared {
     pub parameters: SchemaRef,
 }
 
-/// Whether `statement` is planned by DataFusion and may take parameters: a query (not a
-/// Citus function call), an `INSERT`, or an `EXPLAIN` of one.
+/// Whether `statement` may take parameters: a query (not a Citus function call), an `INSERT`,
+/// `UPDATE` or `DELETE`, or an `EXPLAIN` of one.
 fn takes_parameters(statement: &DFStatement) -> Result<bool> {
     Ok(match statement {
         DFStatement::Statement(s) => match s.as_ref() {
             Statement::Query(query) => functions::function_call(query)?.is_none(),
-            Statement::Insert(_) => true,
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => true,
             _ => false,
         },
         DFStatement::Explain(_) => true,

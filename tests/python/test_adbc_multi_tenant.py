@@ -126,3 +126,58 @@ def test_multi_tenant_application(local_cluster, tmp_path):
         others = cur.execute(
             f"SELECT count(*) FROM clicks WHERE company_id <> {tenant}").fetchone()[0]
         assert others == int((clicks["company_id"] != tenant).sum())
+
+
+def test_parameterized_writes_upserts_and_joined_updates(local_cluster, tmp_path):
+    """What an application's data layer sends through ADBC: UPDATE and DELETE with `?`
+    parameters, an upsert of a batch of rows, and UPDATE ... FROM with RETURNING, checked
+    against pandas computing the same changes."""
+    companies, ads, _ = generated(tmp_path)
+    with connect(local_cluster) as conn, conn.cursor() as cur:
+        for statement in SCHEMA[:2] + SCHEMA[3:5]:
+            cur.execute(statement)
+        for name, frame in (("companies", companies), ("ads", ads)):
+            table = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
+            cur.execute(f"SELECT * FROM {name} LIMIT 0")
+            target = cur.fetch_arrow_table().schema
+            cur.adbc_ingest(name, table.select(target.names).cast(target), mode="append")
+        expected = ads.assign(budget=ads["budget"].astype(float)).set_index(["company_id", "id"])
+
+        # UPDATE and DELETE with parameters.
+        tenant, ad = (int(v) for v in ads[["company_id", "id"]].iloc[0])
+        cur.execute("UPDATE ads SET name = ? WHERE company_id = ? AND id = ?",
+                    ("renamed", tenant, ad))
+        assert cur.fetchone()[0] == 1
+        expected.loc[(tenant, ad), "name"] = "renamed"
+        gone = ads[ads["company_id"] == tenant].iloc[-1]
+        cur.execute("DELETE FROM ads WHERE company_id = ? AND id = ? RETURNING name",
+                    (tenant, int(gone["id"])))
+        assert cur.fetchall() == [(gone["name"],)]
+        expected = expected.drop((tenant, int(gone["id"])))
+
+        # An upsert: one stored ad renamed, one new ad inserted, RETURNING both.
+        cur.execute(
+            "INSERT INTO ads (company_id, id, name, budget) VALUES (?, ?, ?, 1), (?, ?, ?, 1) "
+            "ON CONFLICT (company_id, id) DO UPDATE SET name = excluded.name "
+            "RETURNING id, name",
+            (tenant, ad, "upserted", tenant, 999999, "brand new"))
+        assert sorted(cur.fetchall()) == [(ad, "upserted"), (999999, "brand new")]
+        expected.loc[(tenant, ad), "name"] = "upserted"
+        expected.loc[(tenant, 999999), ["name", "budget"]] = ["brand new", 1.0]
+
+        # UPDATE ... FROM a co-located table: each tenant's budgets scaled by its id.
+        cur.execute(
+            "UPDATE ads SET budget = ads.budget * 2 FROM companies c "
+            "WHERE c.id = ads.company_id AND c.id % 2 = 0 RETURNING ads.company_id, ads.id")
+        changed = sorted(cur.fetchall())
+        even = expected.index.get_level_values("company_id") % 2 == 0
+        assert changed == sorted((int(c), int(i)) for c, i in expected.index[even])
+        expected.loc[even, "budget"] *= 2
+
+        got = cur.execute(
+            "SELECT company_id, id, name, CAST(budget AS double) AS budget FROM ads "
+            "ORDER BY company_id, id").fetch_df().set_index(["company_id", "id"])
+        want = expected[["name", "budget"]].sort_index()
+        assert got.index.tolist() == want.index.tolist()
+        assert got["name"].tolist() == want["name"].tolist()
+        assert got["budget"].tolist() == pytest.approx(want["budget"].tolist())

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use arrow_flight::Action;
 use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::ScalarValue;
 use datafusion::common::{Column, DFSchema};
 use datafusion::execution::{SessionState, TaskContext};
 use datafusion::logical_expr::simplify::SimplifyContext;
@@ -33,8 +34,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Delete, Expr as SqlExpr, FromTable, Ident, TableFactor, TableWithJoins,
-    Update, UpdateTableFromKind,
+    AssignmentTarget, Delete, Expr as SqlExpr, FromTable, Ident, Statement, TableFactor,
+    TableWithJoins, Update, UpdateTableFromKind,
 };
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
@@ -70,9 +71,9 @@ use shardfusion_catalog::roles::TablePrivilege;
 pub const PARALLEL_REWRITES: usize = 16;
 
 /// What the statement does to the rows its filter selects.
-enum Change {
+enum Change<E> {
     /// New values: (column index, expression).
-    Set(Vec<(usize, SqlExpr)>),
+    Set(Vec<(usize, E)>),
     Delete,
 }
 
@@ -81,6 +82,7 @@ pub async fn update(
     coordinator: &Coordinator,
     access: &Access<'_>,
     control: &StatementControl,
+    params: &[ScalarValue],
     update: &Update,
 ) -> Result<StatementOutput> {
     if update.output.is_some() {
@@ -151,7 +153,7 @@ pub async fn update(
                 .collect(),
             delete: false,
             second_match: SecondMatch::TakeOne,
-            params: Vec::new(),
+            params: params.to_vec(),
         };
         return matched_rows::run(coordinator, access, control, change).await;
     }
@@ -162,6 +164,7 @@ pub async fn update(
         alias,
         update.selection.as_ref(),
         Change::Set(set),
+        params,
     )
     .await?;
     Ok(StatementOutput::count(changed))
@@ -172,6 +175,7 @@ pub async fn delete(
     coordinator: &Coordinator,
     access: &Access<'_>,
     control: &StatementControl,
+    params: &[ScalarValue],
     delete: &Delete,
 ) -> Result<StatementOutput> {
     if !delete.tables.is_empty() {
@@ -210,7 +214,7 @@ pub async fn delete(
             set: Vec::new(),
             delete: true,
             second_match: SecondMatch::TakeOne,
-            params: Vec::new(),
+            params: params.to_vec(),
         };
         return matched_rows::run(coordinator, access, control, change).await;
     }
@@ -221,9 +225,86 @@ pub async fn delete(
         alias,
         delete.selection.as_ref(),
         Change::Delete,
+        params,
     )
     .await?;
     Ok(StatementOutput::count(changed))
+}
+
+/// `expr` with each placeholder `$n` replaced by the value `params[n - 1]`.
+fn bind_placeholders(expr: Expr, params: &[ScalarValue]) -> Result<Expr> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    let bound = expr.transform(|e| match e {
+        Expr::Placeholder(placeholder) => {
+            let value = (placeholder.id.strip_prefix('$'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| params.get(n.checked_sub(1)?))
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Plan(format!(
+                        "no value for placeholder {} ({} given)",
+                        placeholder.id,
+                        params.len()
+                    ))
+                })?;
+            Ok(Transformed::yes(lit(value.clone())))
+        }
+        other => Ok(Transformed::no(other)),
+    })?;
+    Ok(bound.data)
+}
+
+/// The placeholders (`$1`, `$2`, ...) of an `UPDATE` or `DELETE`, typed as DataFusion infers
+/// them in a query with the same expressions (a value set to a column as that column's type),
+/// `Null` where it cannot.
+pub async fn parameters(state: &SessionState, statement: &Statement) -> Result<Vec<Field>> {
+    let (target, from, selection, set) = match statement {
+        Statement::Update(update) => {
+            let from = match &update.from {
+                Some(UpdateTableFromKind::AfterSet(f) | UpdateTableFromKind::BeforeSet(f)) => {
+                    f.clone()
+                }
+                None => Vec::new(),
+            };
+            let set: Vec<String> = (update.assignments.iter())
+                .filter_map(|a| match &a.target {
+                    AssignmentTarget::ColumnName(c) => Some(format!("{c} = ({})", a.value)),
+                    AssignmentTarget::Tuple(_) => None,
+                })
+                .collect();
+            (&update.table, from, update.selection.as_ref(), set)
+        }
+        Statement::Delete(delete) => {
+            let (FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f)) = &delete.from;
+            let target = f
+                .first()
+                .ok_or_else(|| SchedulerError::invalid("DELETE of nothing"))?;
+            let from = delete.using.clone().unwrap_or_default();
+            (target, from, delete.selection.as_ref(), Vec::new())
+        }
+        _ => return Ok(Vec::new()),
+    };
+    let mut tables = vec![target.to_string()];
+    tables.extend(from.iter().map(ToString::to_string));
+    let mut conditions: Vec<String> = selection.map(|s| format!("({s})")).into_iter().collect();
+    // `c = (value)`: the value's placeholders take the column's type.
+    conditions.extend(set.into_iter().map(|c| format!("({c})")));
+    let mut sql = format!("SELECT 1 FROM {}", tables.join(", "));
+    if !conditions.is_empty() {
+        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
+    }
+    let [query] = <[_; 1]>::try_from(crate::coordinator::parse(&sql)?)
+        .map_err(|_| SchedulerError::invalid("UPDATE or DELETE as one query"))?;
+    let plan = state.statement_to_plan(query).await?;
+    let mut fields: Vec<(usize, Field)> = Vec::new();
+    for (name, field) in plan.get_parameter_fields()? {
+        let position = (name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
+        let data_type = field.map_or(DataType::Null, |f| f.data_type().clone());
+        fields.push((position, Field::new(name, data_type, true)));
+    }
+    fields.sort_by_key(|(position, _)| *position);
+    Ok(fields.into_iter().map(|(_, f)| f).collect())
 }
 
 /// A `RETURNING` list over the rows of `table`, named as the statement names them.
@@ -299,17 +380,27 @@ async fn change_rows(
     table: &Arc<TableMeta>,
     alias: Option<String>,
     selection: Option<&SqlExpr>,
-    change: Change,
+    change: Change<SqlExpr>,
+    params: &[ScalarValue],
 ) -> Result<u64> {
     let cluster = coordinator.cluster();
     let session = session_for(cluster, Arc::clone(&snapshot))?;
     let state = session.state();
     let qualifier = alias.unwrap_or_else(|| table.name.clone());
     let row = DFSchema::try_from_qualified_schema(qualifier.as_str(), &table.schema)?;
-    let filter = selection
-        .map(|e| state.create_logical_expr(&e.to_string(), &row))
-        .transpose()?;
+    let logical = |sql: &SqlExpr| -> Result<Expr> {
+        bind_placeholders(state.create_logical_expr(&sql.to_string(), &row)?, params)
+    };
+    let filter = selection.map(logical).transpose()?;
     let delete = matches!(change, Change::Delete);
+    let change = match change {
+        Change::Set(set) => Change::Set(
+            (set.into_iter())
+                .map(|(i, value)| Ok((i, logical(&value)?)))
+                .collect::<Result<_>>()?,
+        ),
+        Change::Delete => Change::Delete,
+    };
     let projections = projections(&state, table, &qualifier, &row, filter.as_ref(), change)?;
     // Step 1: the shards the filter can touch.
     let provider = ShardedTableProvider::new(
@@ -493,7 +584,7 @@ fn projections(
     qualifier: &str,
     row: &DFSchema,
     filter: Option<&Expr>,
-    change: Change,
+    change: Change<Expr>,
 ) -> Result<[Vec<ProjectionExpr>; 2]> {
     let started = SimplifyContext::builder()
         .with_current_time()
@@ -566,7 +657,6 @@ fn projections(
     let mut outputs: Vec<Expr> = columns.iter().map(|(expr, _)| expr.clone()).collect();
     if let Change::Set(set) = change {
         for (index, value) in set {
-            let value = state.create_logical_expr(&value.to_string(), row)?;
             refuse_volatile(&value)?;
             let data_type = table.schema.field(index).data_type().clone();
             outputs[index] = when(col(CHANGED_COLUMN), cast(value, data_type))

@@ -262,11 +262,18 @@ async fn keys_are_enforced_on_every_write() {
             Code::InvalidArgument,
         )
         .await;
-        c.expect_error(
-            "INSERT INTO companies (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
-            Code::Unimplemented,
-        )
-        .await;
+        let upserted = c
+            .update(
+                "INSERT INTO companies (id, name) VALUES (1, 'x') ON CONFLICT (id) \
+                 DO UPDATE SET name = EXCLUDED.name",
+            )
+            .await
+            .expect("DO UPDATE");
+        assert_eq!(upserted, 1);
+        assert_eq!(
+            c.scalar("SELECT name FROM companies WHERE id = 1").await,
+            "x"
+        );
 
         // GetPrimaryKeys reports the key, in key order.
         let asked = CommandGetPrimaryKeys {
