@@ -56,6 +56,9 @@ impl Catalog {
         name: &str,
         request: &DistributionRequest,
     ) -> Result<DistributionPlan> {
+        if *request == DistributionRequest::Local {
+            return self.plan_undistribution(name);
+        }
         let snapshot = self.snapshot();
         let table = snapshot
             .table(name)
@@ -70,6 +73,7 @@ impl Catalog {
         let workers = layout::worker_groups(&snapshot)?;
         // The group to join, if any, with the placements of one of its tables to mirror.
         let (kind_of, shard_count, column_type, target, group_choice) = match request {
+            DistributionRequest::Local => unreachable!("planned by plan_undistribution"),
             DistributionRequest::Reference => {
                 let existing = snapshot
                     .colocations
@@ -250,7 +254,14 @@ impl Catalog {
                 )
                 .optional()?
                 .ok_or(conflict(ConcurrentChange::Dropped))?;
-            if kind != "local" {
+            // A distribution needs a local table, an undistribution a distributed one.
+            let undistributing = plan.kind == TableKind::Local;
+            if undistributing && kind == "local" {
+                return Err(CatalogError::NotDistributed {
+                    name: plan.table_name.clone(),
+                });
+            }
+            if !undistributing && kind != "local" {
                 return Err(CatalogError::AlreadyDistributed {
                     name: plan.table_name.clone(),
                 });
@@ -267,10 +278,13 @@ impl Catalog {
             if current_paths.len() > moved.len() {
                 return Ok(DistributionCommit::FilesArrived);
             }
-            if !nodes_exist(tx, &plan.shards)? {
+            if !undistributing && !nodes_exist(tx, &plan.shards)? {
                 return Err(conflict(ConcurrentChange::NodeRemoved));
             }
-            let colocation_id = choose_colocation(tx, plan)?;
+            let colocation_id = match undistributing {
+                true => None,
+                false => Some(choose_colocation(tx, plan)?.0),
+            };
             tx.execute(
                 "DELETE FROM shards WHERE table_id = ?1",
                 params![plan.table_id.0],
@@ -282,7 +296,7 @@ impl Catalog {
             };
             tx.execute(
                 "UPDATE tables SET kind = ?1, dist_column = ?2, colocationid = ?3 WHERE table_id = ?4",
-                params![kind, column, colocation_id.0, plan.table_id.0],
+                params![kind, column, colocation_id, plan.table_id.0],
             )?;
             insert_shards(tx, plan.table_id, &plan.shards)?;
             insert_files(tx, written.iter().map(|(p, f)| (p, f)))?;

@@ -21,6 +21,8 @@ pub enum DistributionRequest {
         colocate_with: ColocateWith,
     },
     Reference,
+    /// `undistribute_table`: back to a local table on the coordinator.
+    Local,
 }
 
 /// Citus's `colocate_with` argument.

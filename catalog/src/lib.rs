@@ -59,6 +59,7 @@ pub mod store;
 pub mod tenant_isolation_store;
 #[cfg(test)]
 mod test_support;
+pub mod undistribution_store;
 pub mod unique_key_store;
 pub mod write_fence;
 

@@ -13,7 +13,7 @@
 //!
 //! Queries, DML (`INSERT`, `UPDATE`, `DELETE`, `COPY ... FROM`, `TRUNCATE`) and table DDL
 //! (`CREATE`/`DROP`/`ALTER TABLE`, `CREATE`/`DROP SEQUENCE`, `create_distributed_table`,
-//! `create_reference_table`) take part in transactions, as in PostgreSQL and Citus. The other
+//! `create_reference_table`, `undistribute_table`) take part in transactions, as in PostgreSQL and Citus. The other
 //! statements that change the cluster (`ANALYZE`, roles and grants, node and shard-placement
 //! functions, re-sharding) commit on their own: inside an explicit transaction they are
 //! refused (SQLSTATE 25001); in an implicit one, after statements that wrote, too (the text
@@ -389,7 +389,11 @@ fn is_control(statement: &Statement) -> bool {
 
 /// The Citus functions that take part in transactions (they change tables, which a
 /// transaction's catalog branch holds).
-const TRANSACTIONAL_FUNCTIONS: &[&str] = &["create_distributed_table", "create_reference_table"];
+const TRANSACTIONAL_FUNCTIONS: &[&str] = &[
+    "create_distributed_table",
+    "create_reference_table",
+    "undistribute_table",
+];
 
 /// What a statement that commits on its own is called in an error; `None` for a statement
 /// that takes part in transactions (queries, DML, and anything else, which fails as usual

@@ -1,5 +1,7 @@
 //! Moving a local table into new shards (`create_distributed_table`,
-//! `create_reference_table`) while other statements keep writing to it.
+//! `create_reference_table`), or a distributed or reference table's rows back into one local
+//! shard on the coordinator (`undistribute_table`: one copy of each shard is read), while
+//! other statements keep writing to it.
 //!
 //! 1. The catalog plans the new shards: ids reserved, nothing visible yet.
 //! 2. Rounds: each round takes the table's committed files from the current snapshot, moves
@@ -36,6 +38,7 @@ use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
 
 use crate::coordinator::Coordinator;
 use crate::error::{Result, SchedulerError};
+use crate::session::statement_context::session_for;
 use crate::session::table_provider::file_refs;
 use crate::session::transaction_branch::{ddl_catalog, keep_written, retire_unless_branched};
 use crate::write::table_writer::{TableWriter, WrittenFiles};
@@ -88,20 +91,30 @@ async fn move_in_rounds(
             _fence = Some(catalog.fence_writes(plan.table_id));
         }
         let snapshot = catalog.snapshot();
-        let table = local_table(&snapshot, plan)?;
+        let table = source_table(&snapshot, plan)?;
         let mut files = Vec::new();
         let mut current = BTreeSet::new();
+        // Seen, not read: the other copies of a reference table's (or replicated) shard.
+        let mut copies = Vec::new();
         for shard in &table.shards {
-            for placement in &shard.placements {
+            for (copy, placement) in shard.placements.iter().enumerate() {
                 for file in file_refs(placement) {
                     current.insert(file.path.clone());
-                    if !moved.contains(&file.path) {
-                        files.push(ShardFiles {
-                            shard_id: shard.shard_id,
-                            node_id: NodeId(0),
-                            files: vec![file],
-                        });
+                    if moved.contains(&file.path) {
+                        continue;
                     }
+                    if copy > 0 {
+                        copies.push(file.path.clone());
+                        continue;
+                    }
+                    let node_id = snapshot
+                        .node_of_group(placement.group_id)
+                        .map_or(NodeId(0), |n| n.node_id);
+                    files.push(ShardFiles {
+                        shard_id: shard.shard_id,
+                        node_id,
+                        files: vec![file],
+                    });
                 }
             }
         }
@@ -120,6 +133,7 @@ async fn move_in_rounds(
             }
             moved.extend(sources);
         }
+        moved.extend(copies);
         let files: Vec<_> = written
             .for_commit()
             .into_iter()
@@ -137,13 +151,21 @@ async fn move_in_rounds(
     Err(conflict(plan, ConcurrentChange::BeingDistributed))
 }
 
-/// The table as `snapshot` has it, if it is still the local table `plan` distributes.
-fn local_table(snapshot: &CatalogSnapshot, plan: &DistributionPlan) -> Result<Arc<TableMeta>> {
+/// The table as `snapshot` has it, if it is still the table `plan` moves: local for a
+/// distribution, distributed or reference for an undistribution.
+fn source_table(snapshot: &CatalogSnapshot, plan: &DistributionPlan) -> Result<Arc<TableMeta>> {
     let table = snapshot
         .table(&plan.table_name)
         .filter(|t| t.table_id == plan.table_id)
         .ok_or_else(|| conflict(plan, ConcurrentChange::Dropped))?;
-    if table.kind != TableKind::Local {
+    let undistributing = plan.kind == TableKind::Local;
+    if undistributing && table.kind == TableKind::Local {
+        return Err(CatalogError::NotDistributed {
+            name: plan.table_name.clone(),
+        }
+        .into());
+    }
+    if !undistributing && table.kind != TableKind::Local {
         return Err(CatalogError::AlreadyDistributed {
             name: plan.table_name.clone(),
         }
@@ -155,8 +177,9 @@ fn local_table(snapshot: &CatalogSnapshot, plan: &DistributionPlan) -> Result<Ar
     Ok(Arc::clone(table))
 }
 
-/// Writes the rows of `files` into the planned shards; the files are not committed yet.
-async fn move_files(
+/// Reads the rows of `files` where they lie (the coordinator's own, or on the workers holding
+/// them) and writes them into `plan`'s shards; the files are not committed yet.
+pub(crate) async fn move_files(
     coordinator: &Coordinator,
     snapshot: Arc<CatalogSnapshot>,
     table: &TableMeta,
@@ -164,7 +187,8 @@ async fn move_files(
     files: Vec<ShardFiles>,
 ) -> Result<WrittenFiles> {
     let cluster = coordinator.cluster();
-    let writer = TableWriter::for_distribution(Arc::clone(cluster), snapshot, table, plan)?;
+    let writer =
+        TableWriter::for_distribution(Arc::clone(cluster), Arc::clone(&snapshot), table, plan)?;
     let scan: Arc<dyn ExecutionPlan> = Arc::new(ShardScanExec::try_new(
         table.name.clone(),
         Arc::clone(&table.schema),
@@ -173,8 +197,16 @@ async fn move_files(
         None,
         files,
     )?);
-    let task_ctx = coordinator.session()?.task_ctx();
-    let rows = datafusion::physical_plan::execute_stream(scan, task_ctx)?;
+    // The planner's own rule sends the scan to the workers holding the files.
+    let session = session_for(cluster, snapshot)?;
+    let state = session.state();
+    let mut plan = scan;
+    for rule in state.physical_optimizers() {
+        if rule.name() == crate::planner::DistributeRule::NAME {
+            plan = rule.optimize(plan, state.config_options())?;
+        }
+    }
+    let rows = datafusion::physical_plan::execute_stream(plan, session.task_ctx())?;
     writer.write_all(rows, Ok).await
 }
 
@@ -187,7 +219,7 @@ fn explain_failed_move(
     error: SchedulerError,
 ) -> SchedulerError {
     let snapshot = catalog.snapshot();
-    let table = match local_table(&snapshot, plan) {
+    let table = match source_table(&snapshot, plan) {
         Ok(table) => table,
         Err(changed) => return changed,
     };

@@ -23,21 +23,19 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::physical_plan::ExecutionPlan;
 use shardfusion_catalog::layout::DistributionPlan;
 use shardfusion_catalog::reshard_store::ReshardPlan;
 use shardfusion_catalog::{
     CatalogError, CatalogSnapshot, ConcurrentChange, DistributionCommit, FileMeta, TableMeta,
 };
 use shardfusion_common::ids::{GroupId, PlacementId, ShardId};
-use shardfusion_common::shard_scan::{ShardFiles, ShardScanExec};
+use shardfusion_common::shard_scan::ShardFiles;
 
 use crate::coordinator::Coordinator;
 use crate::error::{Result, SchedulerError};
-use crate::session::statement_context::session_for;
 use crate::session::table_provider::file_refs;
 use crate::write::distribution::still_has;
-use crate::write::table_writer::{TableWriter, WrittenFiles};
+use crate::write::table_writer::WrittenFiles;
 
 /// Catch-up rounds before the tables are fenced (as for a distribution).
 const UNFENCED_ROUNDS: usize = 3;
@@ -127,7 +125,13 @@ async fn rewrite_in_rounds(
                 .iter()
                 .flat_map(|s| s.files.iter().map(|f| f.path.clone()))
                 .collect();
-            let rows = rewrite(coordinator, Arc::clone(&snapshot), &table, target, shards);
+            let rows = crate::write::distribution::move_files(
+                coordinator,
+                Arc::clone(&snapshot),
+                &table,
+                target,
+                shards,
+            );
             match rows.await {
                 Ok(files) => written[i].absorb(files),
                 // A TRUNCATE or DROP may have taken the files while they were read.
@@ -225,39 +229,6 @@ fn unread_files(
         }
     }
     Ok((shards, current))
-}
-
-/// Reads the rows of `shards` on their workers and writes them into `target`'s new shards;
-/// the files are not committed yet.
-async fn rewrite(
-    coordinator: &Coordinator,
-    snapshot: Arc<CatalogSnapshot>,
-    table: &TableMeta,
-    target: &DistributionPlan,
-    shards: Vec<ShardFiles>,
-) -> Result<WrittenFiles> {
-    let cluster = coordinator.cluster();
-    let writer =
-        TableWriter::for_distribution(Arc::clone(cluster), Arc::clone(&snapshot), table, target)?;
-    let scan: Arc<dyn ExecutionPlan> = Arc::new(ShardScanExec::try_new(
-        table.name.clone(),
-        Arc::clone(&table.schema),
-        None,
-        None,
-        None,
-        shards,
-    )?);
-    // The planner's own rule sends the scan to the workers holding the files.
-    let session = session_for(cluster, snapshot)?;
-    let state = session.state();
-    let mut plan = scan;
-    for rule in state.physical_optimizers() {
-        if rule.name() == crate::planner::DistributeRule::NAME {
-            plan = rule.optimize(plan, state.config_options())?;
-        }
-    }
-    let rows = datafusion::physical_plan::execute_stream(plan, session.task_ctx())?;
-    writer.write_all(rows, Ok).await
 }
 
 fn conflict(target: &DistributionPlan, change: ConcurrentChange) -> SchedulerError {

@@ -60,6 +60,7 @@ mod transactional_ddl;
 mod transactions;
 mod transfer_bounds;
 mod truncate_drop_races;
+mod undistribute_table;
 mod unique_keys;
 mod unresponsive_worker;
 mod update_delete;

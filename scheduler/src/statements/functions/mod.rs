@@ -42,6 +42,7 @@ mod isolate_tenant_to_new_shard;
 mod rebalance_table_shards;
 mod replicate_reference_tables;
 mod shardfusion_compact_table;
+mod undistribute_table;
 
 pub use call::{FunctionCall, function_call};
 

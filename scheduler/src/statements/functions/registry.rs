@@ -13,7 +13,7 @@ use super::{
     citus_version, create_distributed_table, create_reference_table, get_rebalance_progress,
     get_rebalance_table_shards_plan, get_shard_id_for_distribution_column,
     isolate_tenant_to_new_shard, rebalance_table_shards, replicate_reference_tables,
-    shardfusion_compact_table,
+    shardfusion_compact_table, undistribute_table,
 };
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::Result;
@@ -65,6 +65,7 @@ pub const FUNCTIONS: &[&CitusFunction] = &[
     &citus_version::FUNCTION,
     &create_distributed_table::FUNCTION,
     &create_reference_table::FUNCTION,
+    &undistribute_table::FUNCTION,
     &get_rebalance_progress::FUNCTION,
     &get_rebalance_table_shards_plan::FUNCTION,
     &get_shard_id_for_distribution_column::FUNCTION,
