@@ -163,6 +163,13 @@ def test_parameterized_writes_upserts_and_joined_updates(local_cluster, tmp_path
             (tenant, ad, "upserted", tenant, 999999, "brand new"))
         assert sorted(cur.fetchall()) == [(ad, "upserted"), (999999, "brand new")]
         expected.loc[(tenant, ad), "name"] = "upserted"
+        # A parameter in DO UPDATE SET, after those of the proposed row.
+        cur.execute(
+            "INSERT INTO ads (company_id, id, name, budget) VALUES (?, ?, 'unused', 1) "
+            "ON CONFLICT (company_id, id) DO UPDATE SET name = ?",
+            (tenant, ad, "set by a parameter"))
+        assert cur.fetchone()[0] == 1
+        expected.loc[(tenant, ad), "name"] = "set by a parameter"
         expected.loc[(tenant, 999999), ["name", "budget"]] = ["brand new", 1.0]
 
         # UPDATE ... FROM a co-located table: each tenant's budgets scaled by its id.

@@ -21,12 +21,12 @@
 //! other values.
 
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, ConflictTarget, Ident, Insert, OnConflictAction, OnInsert, Query, Statement,
+    ConflictTarget, Ident, Insert, OnConflictAction, OnInsert, Query, Statement,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use shardfusion_catalog::unique_key_store::UniqueKey;
-use shardfusion_catalog::{CatalogSnapshot, TableKind, TableMeta};
+use shardfusion_catalog::{CatalogSnapshot, TableMeta};
 
 use std::sync::Arc;
 
@@ -39,8 +39,10 @@ use crate::error::{Result, SchedulerError};
 use crate::limits::statement_control::StatementControl;
 use crate::session::column_defaults;
 use crate::session::foreign_keys::normalized;
+use crate::session::statement_context::session_for;
 use crate::session::transaction::{self, Begun, Transaction};
 use crate::statements::insert_returning::Returning;
+use crate::statements::query::{query_rows, sharing_parameters};
 use crate::write::matched_rows;
 use crate::write::matched_rows::{MatchedChange, SecondMatch};
 
@@ -166,6 +168,8 @@ fn listed_columns(insert: &Insert, table: &TableMeta) -> Vec<String> {
 /// `ON CONFLICT (key) DO NOTHING`). Both run in one transaction.
 pub struct Upsert {
     pub update: MatchedChange,
+    /// A query giving a row if the proposed rows hold a key twice.
+    pub repeated_keys: String,
 }
 
 /// Splits `insert` if it has `ON CONFLICT ... DO UPDATE`: the update of the rows it meets is
@@ -185,10 +189,11 @@ pub fn take_do_update(
     };
     let action = action.clone();
     let Some(target) = conflict.conflict_target.clone() else {
-        return Err(SchedulerError::invalid(
-            "ON CONFLICT DO UPDATE requires inference specification or constraint name: \
-             write ON CONFLICT (key columns) DO UPDATE",
-        ));
+        return Err(SchedulerError::Syntax {
+            message: "ON CONFLICT DO UPDATE requires inference specification or constraint \
+                      name: write ON CONFLICT (key columns) DO UPDATE"
+                .to_string(),
+        });
     };
     conflict.action = OnConflictAction::DoNothing;
     let table =
@@ -210,44 +215,41 @@ pub fn take_do_update(
         .map_or_else(|| table.name.clone(), |a| normalized(&a.alias));
     let quoted = |c: &str| Ident::with_quote('"', c).to_string();
     let listed: Vec<String> = columns.iter().map(|c| quoted(c)).collect();
+    // The proposed rows, with the defaults of the columns the statement leaves out.
+    let mut proposed: Vec<String> = Vec::with_capacity(table.schema.fields().len());
+    for field in table.schema.fields() {
+        let name = quoted(field.name());
+        if columns.contains(field.name()) {
+            proposed.push(format!("\"__sf_proposed\".{name}"));
+        } else {
+            let default = column_defaults::default_of(&table, field.name())?;
+            proposed.push(format!("({default}) AS {name}"));
+        }
+    }
+    let excluded = format!(
+        "(SELECT {} FROM ({source}) AS \"__sf_proposed\" ({})) AS excluded",
+        proposed.join(", "),
+        listed.join(", ")
+    );
+    let key_columns: Vec<String> = key.columns.iter().map(|c| quoted(c)).collect();
+    let repeated_keys = format!(
+        "SELECT 1 FROM ({source}) AS excluded ({}) GROUP BY {} HAVING count(*) > 1 LIMIT 1",
+        listed.join(", "),
+        key_columns.join(", ")
+    );
     let mut selection: Vec<String> = (key.columns.iter())
         .map(|c| format!("{}.{1} = excluded.{1}", quoted(&qualifier), quoted(c)))
         .collect();
     if let Some(condition) = &action.selection {
         selection.push(format!("({condition})"));
     }
-    let mut set = Vec::with_capacity(action.assignments.len());
-    for assignment in &action.assignments {
-        let AssignmentTarget::ColumnName(column) = &assignment.target else {
-            return Err(SchedulerError::unsupported("DO UPDATE SET (a, b) = (...)"));
-        };
-        let column = (column.0.last())
-            .and_then(|part| part.as_ident())
-            .map(normalized)
-            .unwrap_or_default();
-        let (index, _) = table.schema.column_with_name(&column).ok_or_else(|| {
-            SchedulerError::invalid(format!(
-                "column \"{column}\" of relation \"{}\" does not exist",
-                table.name
-            ))
-        })?;
-        if matches!(&table.kind, TableKind::Distributed { column: d, .. } if *d == column) {
-            return Err(SchedulerError::invalid(format!(
-                "modifying the partition value of rows is not allowed: \"{column}\" is the \
-                 distribution column of {}",
-                table.name
-            )));
-        }
-        let value = if column_defaults::is_default_keyword(&assignment.value) {
-            column_defaults::default_of(&table, &column)?
-        } else {
-            assignment.value.clone()
-        };
-        set.push((index, value.to_string()));
-    }
+    let set = (crate::write::row_changes::assignments(&table, &action.assignments)?)
+        .into_iter()
+        .map(|(index, value)| (index, value.to_string()))
+        .collect();
     let update = MatchedChange {
         returning,
-        from: vec![format!("({source}) AS excluded ({})", listed.join(", "))],
+        from: vec![excluded],
         selection: Some(selection.join(" AND ")),
         set,
         delete: false,
@@ -256,7 +258,10 @@ pub fn take_do_update(
         qualifier,
         table,
     };
-    Ok(Some(Upsert { update }))
+    Ok(Some(Upsert {
+        update,
+        repeated_keys,
+    }))
 }
 
 fn parse_query(sql: &str) -> Result<Query> {
@@ -280,11 +285,21 @@ pub async fn upsert(
 ) -> Result<StatementOutput> {
     let mut update = upsert.update;
     update.params = params.to_vec();
-    let both = async {
-        let updated = matched_rows::run(coordinator, access, control, update).await?;
+    let both = sharing_parameters(async {
+        let cluster = coordinator.cluster();
+        let session = session_for(cluster, transaction::statement_snapshot(cluster)?)?;
+        let (_, repeated) =
+            query_rows(&session, &upsert.repeated_keys, access, params, control).await?;
+        if repeated.iter().any(|b| b.num_rows() > 0) {
+            return Err(matched_rows::affects_a_row_twice());
+        }
+        // The stored rows to update are found before the insert, which skips their keys; the
+        // update rewrites the files it found them in after.
+        let found = matched_rows::find(coordinator, access, control, update).await?;
         let inserted = insert.await?;
+        let updated = found.apply(coordinator).await?;
         added_up(updated, inserted)
-    };
+    });
     if transaction::current().is_some() {
         return both.await;
     }

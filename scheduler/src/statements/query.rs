@@ -191,12 +191,25 @@ pub(crate) async fn physical_plan(
     })
 }
 
+tokio::task_local! {
+    /// Set while the parts of one statement run as statements of their own (an upsert's update
+    /// and insert): each binds the placeholders it has, and may leave some of the values to
+    /// the other parts.
+    static SHARED_PARAMETERS: ();
+}
+
+/// Runs `parts` of one statement, which share its parameter values (see [`SHARED_PARAMETERS`]).
+pub(crate) async fn sharing_parameters<F: std::future::Future>(parts: F) -> F::Output {
+    SHARED_PARAMETERS.scope((), parts).await
+}
+
 /// `plan` with its placeholders `$1..$n` replaced by `params`, each cast to the type DataFusion
 /// inferred for its placeholder (a client may send an `Int64` for an `Int32` column). The
 /// values go into the plan as literals, never into SQL text.
 pub(crate) fn bind_parameters(plan: LogicalPlan, params: &[ScalarValue]) -> Result<LogicalPlan> {
     let types = plan.get_parameter_types()?;
-    if types.len() != params.len() {
+    let part = SHARED_PARAMETERS.try_with(|_| ()).is_ok();
+    if types.len() != params.len() && !(part && types.len() < params.len()) {
         return Err(SchedulerError::invalid(format!(
             "the statement has {} parameter(s) and {} value(s) were bound",
             types.len(),
@@ -221,6 +234,8 @@ pub(crate) fn bind_parameters(plan: LogicalPlan, params: &[ScalarValue]) -> Resu
                     })
                 }
                 Some(_) => Ok(value.clone()),
+                // A value another part of the statement uses.
+                None if part => Ok(value.clone()),
                 None => Err(SchedulerError::invalid(format!(
                     "the statement has no parameter {name}: number them $1, $2, ..."
                 ))),

@@ -84,6 +84,61 @@ pub async fn run(
     control: &StatementControl,
     change: MatchedChange,
 ) -> Result<StatementOutput> {
+    let found = find(coordinator, access, control, change).await?;
+    found.apply(coordinator).await
+}
+
+/// The rows a statement changes, found and checked (steps 1 and 2), not written yet.
+pub enum Found {
+    /// It changes no row: its result.
+    Nothing(StatementOutput),
+    Rows(Box<FoundRows>),
+}
+
+/// What step 3 writes, and the statement's result.
+pub struct FoundRows {
+    table: Arc<TableMeta>,
+    /// The snapshot the rows were found in: its files are the ones rewritten.
+    snapshot: Arc<shardfusion_catalog::CatalogSnapshot>,
+    task_ctx: Arc<datafusion::execution::TaskContext>,
+    rewrite: JoinMatched,
+    delete: bool,
+    returned: Option<(SchemaRef, Vec<RecordBatch>)>,
+}
+
+impl Found {
+    /// Step 3: rewrites the files of the shards holding the rows found; the result is the
+    /// `RETURNING` rows, or the number of rows changed.
+    pub async fn apply(self, coordinator: &Coordinator) -> Result<StatementOutput> {
+        let found = match self {
+            Self::Nothing(output) => return Ok(output),
+            Self::Rows(found) => found,
+        };
+        let keep = found.rewrite.keys.shards();
+        let count = rewrite_rows(
+            coordinator,
+            found.snapshot,
+            found.task_ctx,
+            &found.table,
+            keep,
+            &found.rewrite,
+            found.delete,
+        )
+        .await?;
+        Ok(match found.returned {
+            Some((schema, batches)) => StatementOutput::Rows { schema, batches },
+            None => StatementOutput::count(count),
+        })
+    }
+}
+
+/// Steps 1 and 2 of `change` (see the module docs).
+pub async fn find(
+    coordinator: &Coordinator,
+    access: &Access<'_>,
+    control: &StatementControl,
+    change: MatchedChange,
+) -> Result<Found> {
     let cluster = coordinator.cluster();
     let table = Arc::clone(&change.table);
     let key = row_key(&table);
@@ -99,10 +154,16 @@ pub async fn run(
     let found_schema = batches.first().map(RecordBatch::schema);
     let found = match found_schema {
         Some(schema) => concat_batches(&schema, &batches)?,
-        None => return empty_result(change.returning, &table).await,
+        None => {
+            return Ok(Found::Nothing(
+                empty_result(change.returning, &table).await?,
+            ));
+        }
     };
     if found.num_rows() == 0 {
-        return empty_result(change.returning, &table).await;
+        return Ok(Found::Nothing(
+            empty_result(change.returning, &table).await?,
+        ));
     }
     // Step 2: the new values in their columns' types; the rows as the statement leaves them.
     let old: Vec<ArrayRef> = (0..old_columns.len())
@@ -157,14 +218,7 @@ pub async fn run(
     let keys: Vec<ArrayRef> = key_positions.iter().map(|p| Arc::clone(&old[*p])).collect();
     let firsts = first_of_each_key(&keys)?;
     if firsts.len() < found.num_rows() && change.second_match == SecondMatch::Refuse {
-        return Err(SchedulerError::BadValue(with_sqlstate(
-            Status::invalid_argument(
-                "ON CONFLICT DO UPDATE command cannot affect row a second time: ensure that \
-                 no rows proposed for insertion within the same command have duplicate \
-                 constrained values",
-            ),
-            "21000",
-        )));
+        return Err(affects_a_row_twice());
     }
     let firsts = UInt32Array::from(firsts);
     let mut shipped: Vec<ArrayRef> = Vec::with_capacity(keys.len() + new_values.len() + 1);
@@ -183,29 +237,32 @@ pub async fn run(
     fields.push(Field::new("__sf_matched", DataType::Boolean, true));
     let matched = RecordBatch::try_new(Arc::new(Schema::new(fields)), shipped)?;
 
-    // Step 3: the keys of each shard, joined to its files' rows where they lie.
-    let by_shard = ShardKeys::split(&table, &key, matched)?;
-    let keep = by_shard.shards();
+    // Step 3 (`Found::apply`): the keys of each shard, joined to its files' rows where they lie.
     let rewrite = JoinMatched {
-        keys: by_shard,
+        keys: ShardKeys::split(&table, &key, matched)?,
         key,
         set: change.set.iter().map(|(i, _)| *i).collect(),
         table_schema: Arc::clone(&table.schema),
     };
-    let count = rewrite_rows(
-        coordinator,
+    Ok(Found::Rows(Box::new(FoundRows {
+        table,
         snapshot,
-        session.task_ctx(),
-        &table,
-        keep,
-        &rewrite,
-        change.delete,
-    )
-    .await?;
-    Ok(match returned {
-        Some((schema, batches)) => StatementOutput::Rows { schema, batches },
-        None => StatementOutput::count(count),
-    })
+        task_ctx: session.task_ctx(),
+        rewrite,
+        delete: change.delete,
+        returned,
+    })))
+}
+
+/// PostgreSQL's error for an upsert proposing one key twice (SQLSTATE 21000).
+pub fn affects_a_row_twice() -> SchedulerError {
+    SchedulerError::BadValue(with_sqlstate(
+        Status::invalid_argument(
+            "ON CONFLICT DO UPDATE command cannot affect row a second time: ensure that no rows \
+             proposed for insertion within the same command have duplicate constrained values",
+        ),
+        "21000",
+    ))
 }
 
 /// The result of a statement that changes no row.

@@ -43,6 +43,7 @@ use shardfusion_catalog::{CatalogSnapshot, FileChange, FileMeta, TableKind, Tabl
 use shardfusion_common::codec::encode_plan;
 use shardfusion_common::ids::{GroupId, PlacementId, ShardId};
 use shardfusion_common::shard_scan::{FileRef, ShardFiles, ShardScanExec};
+use shardfusion_common::status::with_sqlstate;
 use shardfusion_common::storage::shard_file_path;
 use shardfusion_common::wire::{
     ACTION_REWRITE_SHARD_FILE, CHANGED_COLUMN, RewriteShardFileRequest, RewriteShardFileResponse,
@@ -100,40 +101,7 @@ pub async fn update(
     }
     let snapshot = statement_snapshot(coordinator.cluster())?;
     let table = existing(&snapshot, &name)?;
-    let mut set: Vec<(usize, SqlExpr)> = Vec::with_capacity(update.assignments.len());
-    for assignment in &update.assignments {
-        let AssignmentTarget::ColumnName(column) = &assignment.target else {
-            return Err(SchedulerError::unsupported("UPDATE ... SET (a, b) = (...)"));
-        };
-        let column = column
-            .0
-            .last()
-            .and_then(|part| part.as_ident())
-            .map(normalized)
-            .unwrap_or_default();
-        let (index, _) = table.schema.column_with_name(&column).ok_or_else(|| {
-            SchedulerError::invalid(format!(
-                "column \"{column}\" of relation \"{name}\" does not exist"
-            ))
-        })?;
-        if matches!(&table.kind, TableKind::Distributed { column: d, .. } if *d == column) {
-            return Err(SchedulerError::invalid(format!(
-                "modifying the partition value of rows is not allowed: \"{column}\" is the \
-                 distribution column of {name}"
-            )));
-        }
-        if set.iter().any(|(i, _)| *i == index) {
-            return Err(SchedulerError::invalid(format!(
-                "multiple assignments to same column \"{column}\""
-            )));
-        }
-        let value = if column_defaults::is_default_keyword(&assignment.value) {
-            column_defaults::default_of(&table, &column)?
-        } else {
-            assignment.value.clone()
-        };
-        set.push((index, value));
-    }
+    let set = assignments(&table, &update.assignments)?;
     let from = match &update.from {
         Some(UpdateTableFromKind::AfterSet(from) | UpdateTableFromKind::BeforeSet(from)) => {
             from.iter().map(ToString::to_string).collect()
@@ -231,6 +199,53 @@ pub async fn delete(
     Ok(StatementOutput::count(changed))
 }
 
+/// The columns `SET` assigns (index in `table`) and their values (`DEFAULT` replaced by the
+/// column's default), as PostgreSQL checks them: each column of the table at most once, and,
+/// as in Citus, never the distribution column.
+pub(crate) fn assignments(
+    table: &TableMeta,
+    assignments: &[datafusion::sql::sqlparser::ast::Assignment],
+) -> Result<Vec<(usize, SqlExpr)>> {
+    let name = &table.name;
+    let mut set: Vec<(usize, SqlExpr)> = Vec::with_capacity(assignments.len());
+    for assignment in assignments {
+        let AssignmentTarget::ColumnName(column) = &assignment.target else {
+            return Err(SchedulerError::unsupported("SET (a, b) = (...)"));
+        };
+        let column = (column.0.last())
+            .and_then(|part| part.as_ident())
+            .map(normalized)
+            .unwrap_or_default();
+        let (index, _) = table.schema.column_with_name(&column).ok_or_else(|| {
+            SchedulerError::invalid(format!(
+                "column \"{column}\" of relation \"{name}\" does not exist"
+            ))
+        })?;
+        if matches!(&table.kind, TableKind::Distributed { column: d, .. } if *d == column) {
+            // feature_not_supported, as Citus reports it.
+            return Err(SchedulerError::BadValue(with_sqlstate(
+                Status::invalid_argument(format!(
+                    "modifying the partition value of rows is not allowed: \"{column}\" is the \
+                     distribution column of {name}"
+                )),
+                "0A000",
+            )));
+        }
+        if set.iter().any(|(i, _)| *i == index) {
+            return Err(SchedulerError::invalid(format!(
+                "multiple assignments to same column \"{column}\""
+            )));
+        }
+        let value = if column_defaults::is_default_keyword(&assignment.value) {
+            column_defaults::default_of(table, &column)?
+        } else {
+            assignment.value.clone()
+        };
+        set.push((index, value));
+    }
+    Ok(set)
+}
+
 /// `expr` with each placeholder `$n` replaced by the value `params[n - 1]`.
 fn bind_placeholders(expr: Expr, params: &[ScalarValue]) -> Result<Expr> {
     use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -265,9 +280,15 @@ pub async fn parameters(state: &SessionState, statement: &Statement) -> Result<V
                 }
                 None => Vec::new(),
             };
+            // The set column is the target's, whatever else FROM has of that name.
+            let (name, alias) = target(&update.table)?;
+            let qualifier = Ident::with_quote('"', alias.unwrap_or(name)).to_string();
             let set: Vec<String> = (update.assignments.iter())
                 .filter_map(|a| match &a.target {
-                    AssignmentTarget::ColumnName(c) => Some(format!("{c} = ({})", a.value)),
+                    AssignmentTarget::ColumnName(c) => {
+                        let column = c.0.last()?.as_ident()?;
+                        Some(format!("{qualifier}.{column} = ({})", a.value))
+                    }
                     AssignmentTarget::Tuple(_) => None,
                 })
                 .collect();

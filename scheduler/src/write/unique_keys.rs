@@ -63,6 +63,21 @@ pub async fn check_change(
     if table.unique_keys.is_empty() || change.added.is_empty() {
         return Ok(());
     }
+    // A file it replaces that another statement replaced or removed first: the rows it
+    // rewrote are stale (a concurrent UPDATE of the same row). That is the retryable conflict
+    // the commit would report, not a key violation against the other statement's rows.
+    let listed: HashSet<&str> = (table.shards.iter())
+        .flat_map(|s| &s.placements)
+        .flat_map(|p| &p.files)
+        .map(|f| f.path.as_str())
+        .collect();
+    if (change.removed.iter()).any(|(_, _, path)| !listed.contains(path.as_str())) {
+        return Err(shardfusion_catalog::CatalogError::Conflict {
+            table: change.table.clone(),
+            change: shardfusion_catalog::ConcurrentChange::RowsRemoved,
+        }
+        .into());
+    }
     let gaining: HashSet<PlacementId> = change.added.iter().map(|(p, _, _)| *p).collect();
     let mut changed = table.with_change(change);
     changed.shards.retain(|s| {

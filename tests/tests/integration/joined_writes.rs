@@ -394,6 +394,42 @@ async fn on_conflict_do_update_upserts_as_postgres_does() {
         assert!(message.contains("distribution column"), "{message}");
         assert_eq!(rows(&c.run(all).await), before);
 
+        // A key proposed twice is refused even when it is new; a column the statement leaves
+        // out is its default in `excluded`; the update may change a key column, and the
+        // proposed row it met is then not inserted (it conflicted).
+        let status = c
+            .query(
+                "INSERT INTO counters VALUES (6, 'new6', 1, NULL), (6, 'new6', 2, NULL) \
+                 ON CONFLICT (tenant, key) DO UPDATE SET hits = excluded.hits",
+            )
+            .await
+            .expect_err("a new key proposed twice");
+        assert_eq!(sqlstate(&status), Some("21000"), "{status:?}");
+        c.run(
+            "CREATE TABLE visits (tenant BIGINT NOT NULL, key TEXT NOT NULL, \
+             hits BIGINT NOT NULL, weight BIGINT DEFAULT 7, PRIMARY KEY (tenant, key))",
+        )
+        .await;
+        c.run("SELECT create_distributed_table('visits', 'tenant', colocate_with => 'counters')")
+            .await;
+        c.run("INSERT INTO visits VALUES (1, 'k11', 11, 1)").await;
+        let upserted = c
+            .update(
+                "INSERT INTO visits AS v (tenant, key, hits) VALUES (1, 'k11', 0) \
+                 ON CONFLICT (tenant, key) DO UPDATE SET hits = v.hits + excluded.weight, \
+                 key = 'k11-renamed'",
+            )
+            .await
+            .expect("an upsert changing a key column");
+        assert_eq!(upserted, 1);
+        assert_eq!(
+            rows(
+                &c.run("SELECT key, hits, weight FROM visits ORDER BY key")
+                    .await
+            ),
+            vec!["k11-renamed | 18 | 1"]
+        );
+
         // Rolled back with its transaction, both halves.
         let mut session = cluster.client().await;
         session.open_session().await.expect("session");
@@ -413,6 +449,70 @@ async fn on_conflict_do_update_upserts_as_postgres_does() {
         );
         session.run("ROLLBACK").await;
         assert_eq!(rows(&c.run(all).await), before);
+    })
+    .await
+    .expect("finishes in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_upserts_of_one_row_commit_or_fail_with_40001() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let cluster = TestCluster::start(2).await;
+        let mut c = cluster.client().await;
+        c.run("CREATE TABLE hits (page TEXT NOT NULL PRIMARY KEY, n BIGINT NOT NULL)")
+            .await;
+        c.run("SELECT create_distributed_table('hits', 'page', shard_count => 4)")
+            .await;
+        c.run("INSERT INTO hits VALUES ('home', 0)").await;
+        let url = cluster.url.clone();
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let mut client = TestClient::connect(&url).await;
+                    let mut committed = 0;
+                    for _ in 0..10 {
+                        match client
+                            .update(
+                                "INSERT INTO hits VALUES ('home', 1) ON CONFLICT (page) \
+                                 DO UPDATE SET n = hits.n + 1",
+                            )
+                            .await
+                        {
+                            Ok(_) => committed += 1,
+                            Err(status) => assert_eq!(
+                                sqlstate(&status),
+                                Some("40001"),
+                                "only the retryable conflict: {status:?}"
+                            ),
+                        }
+                    }
+                    committed
+                })
+            })
+            .collect();
+        let mut committed = 0;
+        for writer in writers {
+            committed += writer.await.expect("writer");
+        }
+        assert!(committed > 0);
+        assert_eq!(c.scalar("SELECT n FROM hits").await, committed.to_string());
+
+        // SET names the target's column even where FROM has one of the same name (a
+        // self-join), prepared as ADBC and JDBC prepare every statement.
+        c.run("INSERT INTO hits VALUES ('about', 5)").await;
+        let (_, changed) = c
+            .prepared(
+                "UPDATE hits SET n = other.n * 10 FROM hits other \
+                 WHERE hits.page = 'about' AND other.page = 'about'",
+            )
+            .await
+            .expect("prepared UPDATE ... FROM a self-join");
+        assert_eq!(rows(&changed), vec!["1"]);
+        assert_eq!(
+            c.scalar("SELECT n FROM hits WHERE page = 'about'").await,
+            "50"
+        );
     })
     .await
     .expect("finishes in time");
