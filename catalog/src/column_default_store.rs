@@ -60,6 +60,8 @@ pub struct TableKeys {
     pub unique: Vec<UniqueKey>,
     /// Its foreign keys.
     pub foreign: Vec<ForeignKey>,
+    /// Its `CHECK` constraints.
+    pub checks: Vec<crate::check_constraint_store::CheckConstraint>,
 }
 
 impl Catalog {
@@ -119,6 +121,12 @@ impl Catalog {
             let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
             insert_foreign_keys(tx, TableId(table_id), name, &columns, &keys.foreign)?;
             insert_unique_keys(tx, TableId(table_id), name, &columns, &keys.unique)?;
+            crate::check_constraint_store::insert_checks(
+                tx,
+                TableId(table_id),
+                name,
+                &keys.checks,
+            )?;
             Ok(())
         })?;
         self.table(name)

@@ -34,6 +34,7 @@
 //! does that and tells the catalog what to commit.
 
 pub mod catalog_branch;
+pub mod check_constraint_store;
 pub mod cleanup;
 pub mod column_default_store;
 pub mod column_stats_store;
@@ -43,6 +44,7 @@ pub mod distribution_store;
 pub mod error;
 pub mod file_changes;
 pub mod foreign_key_store;
+pub mod index_store;
 pub mod layout;
 pub mod metadata_tables;
 pub mod model;

@@ -34,10 +34,13 @@ pub enum MetadataTable {
     CitusShards,
     /// PostgreSQL's `pg_stats`, from the files' column statistics (see [`crate::pg_stats`]).
     PgStats,
+    /// PostgreSQL's `pg_indexes`: each table's indexes and the unique constraints (primary
+    /// keys included), which PostgreSQL keeps as unique indexes.
+    PgIndexes,
 }
 
 impl MetadataTable {
-    pub const ALL: [MetadataTable; 9] = [
+    pub const ALL: [MetadataTable; 10] = [
         Self::DistNode,
         Self::DistPartition,
         Self::DistShard,
@@ -47,6 +50,7 @@ impl MetadataTable {
         Self::CitusTables,
         Self::CitusShards,
         Self::PgStats,
+        Self::PgIndexes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +64,7 @@ impl MetadataTable {
             Self::CitusTables => "citus_tables",
             Self::CitusShards => "citus_shards",
             Self::PgStats => "pg_stats",
+            Self::PgIndexes => "pg_indexes",
         }
     }
 
@@ -144,6 +149,13 @@ impl MetadataTable {
                 f("row_count", Int64),
             ],
             Self::PgStats => crate::pg_stats::fields(),
+            Self::PgIndexes => vec![
+                f("schemaname", Utf8),
+                f("tablename", Utf8),
+                f("indexname", Utf8),
+                f("tablespace", Utf8),
+                f("indexdef", Utf8),
+            ],
         };
         Arc::new(Schema::new(fields))
     }
@@ -298,6 +310,16 @@ impl MetadataTable {
                 ]
             }
             Self::PgStats => crate::pg_stats::columns(snapshot),
+            Self::PgIndexes => {
+                let rows = pg_indexes(snapshot);
+                vec![
+                    strs(rows.iter().map(|_| Some("public".to_string()))),
+                    strs(rows.iter().map(|r| Some(r.0.clone()))),
+                    strs(rows.iter().map(|r| Some(r.1.clone()))),
+                    strs(rows.iter().map(|_| None)),
+                    strs(rows.iter().map(|r| Some(r.2.clone()))),
+                ]
+            }
         };
         Ok(RecordBatch::try_new(self.schema(), columns)?)
     }
@@ -310,6 +332,34 @@ fn citus_tables(
         .tables
         .values()
         .filter(|t| t.kind != TableKind::Local)
+}
+
+/// (table, index, definition) of every index and unique constraint, by table and name.
+fn pg_indexes(snapshot: &CatalogSnapshot) -> Vec<(String, String, String)> {
+    let mut rows = Vec::new();
+    for table in snapshot.tables.values() {
+        let definition = |name: &str, unique: bool, method: &str, columns: &[String]| {
+            format!(
+                "CREATE {}INDEX {name} ON public.{} USING {method} ({})",
+                if unique { "UNIQUE " } else { "" },
+                table.name,
+                columns.join(", ")
+            )
+        };
+        for key in &table.unique_keys {
+            if !table.indexes.iter().any(|i| i.name == key.name) {
+                let def = definition(&key.name, true, "btree", &key.columns);
+                rows.push((table.name.clone(), key.name.clone(), def));
+            }
+        }
+        for index in &table.indexes {
+            let unique = table.unique_keys.iter().any(|k| k.name == index.name);
+            let def = definition(&index.name, unique, &index.method, &index.columns);
+            rows.push((table.name.clone(), index.name.clone(), def));
+        }
+    }
+    rows.sort();
+    rows
 }
 
 fn ints(values: impl Iterator<Item = i32>) -> ArrayRef {

@@ -123,9 +123,24 @@ pub struct TableMeta {
     pub foreign_keys: Vec<crate::foreign_key_store::ForeignKey>,
     /// Its primary key and unique constraints (enforced by the coordinator's writers).
     pub unique_keys: Vec<crate::unique_key_store::UniqueKey>,
+    /// Its `CHECK` constraints (evaluated by the coordinator's writers).
+    pub checks: Vec<crate::check_constraint_store::CheckConstraint>,
+    /// Its indexes (bloom filters on their columns in the files written for it).
+    pub indexes: Vec<crate::index_store::TableIndex>,
 }
 
 impl TableMeta {
+    /// The columns the table's indexes name: the files written for it keep a bloom filter
+    /// for each.
+    pub fn indexed_columns(&self) -> Vec<String> {
+        let mut columns: Vec<String> = Vec::new();
+        for column in self.indexes.iter().flat_map(|i| &i.columns) {
+            if !columns.contains(column) {
+                columns.push(column.clone());
+            }
+        }
+        columns
+    }
     /// Index and type of the distribution column, for distributed tables.
     pub fn distribution_column(&self) -> Option<(usize, &str, &DataType)> {
         match &self.kind {

@@ -142,6 +142,8 @@ pub(crate) fn load_snapshot(
     let mut defaults = crate::column_default_store::load(conn)?;
     let mut foreign_keys = crate::foreign_key_store::load(conn)?;
     let mut unique_keys = crate::unique_key_store::load(conn)?;
+    let mut checks = crate::check_constraint_store::load(conn)?;
+    let mut indexes = crate::index_store::load(conn)?;
     let mut tables = BTreeMap::new();
     {
         let mut stmt = conn.prepare(
@@ -182,6 +184,8 @@ pub(crate) fn load_snapshot(
                 defaults: defaults.remove(&table_id).unwrap_or_default(),
                 foreign_keys: foreign_keys.remove(&table_id).unwrap_or_default(),
                 unique_keys: unique_keys.remove(&table_id).unwrap_or_default(),
+                checks: checks.remove(&table_id).unwrap_or_default(),
+                indexes: indexes.remove(&table_id).unwrap_or_default(),
             };
             tables.insert(name, Arc::new(meta));
         }

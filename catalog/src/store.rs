@@ -135,6 +135,8 @@ impl Catalog {
         conn.execute_batch(crate::column_default_store::SCHEMA)?;
         conn.execute_batch(crate::foreign_key_store::SCHEMA)?;
         conn.execute_batch(crate::unique_key_store::SCHEMA)?;
+        conn.execute_batch(crate::check_constraint_store::SCHEMA)?;
+        conn.execute_batch(crate::index_store::SCHEMA)?;
         let stats_cache = StatsCache::default();
         let snapshot = load_snapshot(&conn, version, &stats_cache)?;
         Ok(Self {

@@ -115,6 +115,63 @@ pub(crate) fn load(conn: &Connection) -> Result<BTreeMap<i64, Vec<UniqueKey>>> {
     crate::store::by_table(rows)
 }
 
+impl crate::store::Catalog {
+    /// Adds unique key `key` to table `table` (whose stored rows the caller checked): on a
+    /// distributed table it must include the distribution column.
+    pub fn add_unique_key(&self, table: &str, key: UniqueKey) -> Result<()> {
+        self.write(|tx| {
+            let id = crate::store::table_id_of(tx, table)?.ok_or_else(|| {
+                CatalogError::TableNotFound {
+                    name: table.to_string(),
+                }
+            })?;
+            let dist_column: Option<String> = tx.query_row(
+                "SELECT dist_column FROM tables WHERE table_id = ?1",
+                params![id.0],
+                |r| r.get(0),
+            )?;
+            if let Some(column) = dist_column.filter(|c| !key.columns.contains(c)) {
+                return Err(CatalogError::BadDistributionColumn {
+                    table: table.to_string(),
+                    column,
+                    reason: format!(
+                        "the unique index \"{}\" ({}) does not include it; distributed tables \
+                         cannot have UNIQUE constraints that do not include the distribution \
+                         column",
+                        key.name,
+                        key.columns.join(", ")
+                    ),
+                });
+            }
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM unique_keys WHERE table_id = ?1 AND name = ?2)",
+                params![id.0, key.name],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(CatalogError::TableExists { name: key.name });
+            }
+            let position: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(position) + 1, 0) FROM unique_keys WHERE table_id = ?1",
+                params![id.0],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO unique_keys (table_id, position, name, columns, is_primary) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    id.0,
+                    position,
+                    key.name,
+                    serde_json::to_string(&key.columns).unwrap_or_default(),
+                    key.primary
+                ],
+            )?;
+            Ok(())
+        })
+    }
+}
+
 /// Refuses to distribute `table` by `column` while one of its keys lacks that column.
 pub(crate) fn check_distributable(table: &TableMeta, column: &str) -> Result<()> {
     match table
@@ -158,6 +215,7 @@ mod tests {
                 primary: true,
             }],
             foreign: Vec::new(),
+            checks: Vec::new(),
         };
         catalog.create_table_with("t", &id_schema(), &[], &[], &keys)?;
         assert_eq!(catalog.table("t")?.unique_keys, keys.unique);
@@ -175,6 +233,7 @@ mod tests {
                 primary: false,
             }],
             foreign: Vec::new(),
+            checks: Vec::new(),
         };
         let schema = arrow::datatypes::Schema::new(vec![
             arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),

@@ -139,6 +139,9 @@ pub struct WriteRequest {
     /// without one (reference and local tables), whose rows are written as they come.
     #[prost(string, tag = "4")]
     pub sort_column: String,
+    /// The columns the file keeps a Parquet bloom filter for (the table's indexed columns).
+    #[prost(string, repeated, tag = "5")]
+    pub bloom_filter_columns: Vec<String>,
 }
 
 /// A Parquet file a worker wrote, reported back in the `PutResult` of a `DoPut`.
@@ -362,6 +365,9 @@ pub struct RewriteShardFileRequest {
     /// Whether changed rows are left out (`DELETE`) rather than written (`UPDATE`).
     #[prost(bool, tag = "6")]
     pub delete: bool,
+    /// As in [`WriteRequest::bloom_filter_columns`].
+    #[prost(string, repeated, tag = "7")]
+    pub bloom_filter_columns: Vec<String>,
 }
 
 /// Result of [`ACTION_REWRITE_SHARD_FILE`].

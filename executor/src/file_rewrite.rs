@@ -32,7 +32,7 @@ use tonic::Status;
 use crate::error::ExecutorError;
 use crate::fragment::decode_fragment;
 use crate::shard_inventory::{ActiveWrites, delete_shard_file};
-use crate::shard_writer::write_shard_file;
+use crate::shard_writer::{FileLayout, write_shard_file};
 
 /// Runs a [`RewriteShardFileRequest`] (an action body).
 pub async fn rewrite_from_request(
@@ -54,9 +54,12 @@ pub async fn rewrite_from_request(
         &request.write_id,
     );
     let _writing = active_writes.begin(&path);
-    let sort_by = (!request.sort_column.is_empty()).then_some(request.sort_column.as_str());
+    let layout = FileLayout {
+        sort_by: (!request.sort_column.is_empty()).then_some(request.sort_column.as_str()),
+        bloom_filter_columns: &request.bloom_filter_columns,
+    };
     let (changed_rows, written) =
-        rewrite_shard_file(root, plan, ctx, &path, sort_by, request.delete).await?;
+        rewrite_shard_file(root, plan, ctx, &path, layout, request.delete).await?;
     Ok(RewriteShardFileResponse {
         changed_rows,
         written,
@@ -70,7 +73,7 @@ pub async fn rewrite_shard_file(
     plan: Arc<dyn ExecutionPlan>,
     ctx: Arc<TaskContext>,
     path: &str,
-    sort_by: Option<&str>,
+    layout: FileLayout<'_>,
     delete: bool,
 ) -> Result<(u64, Option<WrittenFile>), ExecutorError> {
     let schema = plan.schema();
@@ -141,7 +144,7 @@ pub async fn rewrite_shard_file(
             shardfusion_common::pg_types::conform_values(&table_name, &table_schema, rows)
                 .map_err(from_status)
         });
-    let written = write_shard_file(root, path, sort_by, rows).await?;
+    let written = write_shard_file(root, path, layout, rows).await?;
     let changed = changed.load(Ordering::Relaxed);
     if changed == 0 {
         if let Some(file) = &written {

@@ -64,7 +64,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::error::ExecutorError;
 use crate::fragment::{decode_fragment, execute_fragment};
 use crate::shard_inventory::{ActiveWrites, delete_shard_file, list_shard_files};
-use crate::shard_writer::write_shard_file;
+use crate::shard_writer::{FileLayout, write_shard_file};
 use crate::shuffle_stages::ShuffleStages;
 use crate::write_completion::require_completion;
 
@@ -393,8 +393,11 @@ impl FlightService for WorkerService {
         );
         let batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
             .map_err(crate::error::undecodable_put);
-        let sort_by = (!write.sort_column.is_empty()).then_some(write.sort_column.as_str());
-        let written = write_shard_file(&self.root, &path, sort_by, batches).await?;
+        let layout = FileLayout {
+            sort_by: (!write.sort_column.is_empty()).then_some(write.sort_column.as_str()),
+            bloom_filter_columns: &write.bloom_filter_columns,
+        };
+        let written = write_shard_file(&self.root, &path, layout, batches).await?;
         let result = PutResult {
             app_metadata: written
                 .map(|w| w.encode_to_vec())

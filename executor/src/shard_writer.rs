@@ -30,12 +30,21 @@ use shardfusion_common::wire::WrittenFile;
 use crate::error::ExecutorError;
 use crate::sorted_runs::{PAGE_ROWS, RUN_ROWS, SortedRuns};
 
-/// Writes `batches` to `path` (relative to `root`), each row group sorted by column `sort_by`
-/// when given. Returns `None` when no rows arrived.
+/// How a shard file's rows are laid out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileLayout<'a> {
+    /// The column each row group is sorted by (a distributed table's distribution column).
+    pub sort_by: Option<&'a str>,
+    /// The columns a bloom filter is kept for (the table's indexed columns).
+    pub bloom_filter_columns: &'a [String],
+}
+
+/// Writes `batches` to `path` (relative to `root`), laid out as `layout` says. Returns `None`
+/// when no rows arrived.
 pub async fn write_shard_file<S, E>(
     root: &DataRoot,
     path: &str,
-    sort_by: Option<&str>,
+    layout: FileLayout<'_>,
     batches: S,
 ) -> Result<Option<WrittenFile>, ExecutorError>
 where
@@ -68,7 +77,7 @@ where
             let writer = match writer.as_mut() {
                 Some(writer) => writer,
                 None => {
-                    runs = match sort_by {
+                    runs = match layout.sort_by {
                         Some(column) => Some(
                             SortedRuns::by_column(batch.schema_ref(), column).ok_or_else(|| {
                                 fail(format!("the rows have no column {column} to sort by"))
@@ -78,8 +87,12 @@ where
                     };
                     let sink = BufWriter::new(store.clone(), store_path.clone());
                     writer.insert(
-                        AsyncArrowWriter::try_new(sink, batch.schema(), Some(writer_properties()))
-                            .map_err(|e| fail(e.to_string()))?,
+                        AsyncArrowWriter::try_new(
+                            sink,
+                            batch.schema(),
+                            Some(writer_properties(layout.bloom_filter_columns)),
+                        )
+                        .map_err(|e| fail(e.to_string()))?,
                     )
                 }
             };
@@ -142,14 +155,19 @@ const DICTIONARY_BYTES: usize = 32 * 1024;
 /// growing at [`DICTIONARY_BYTES`] (the rest of the chunk is written plain): a reader
 /// decompresses a chunk's whole dictionary to read any page of it, and a near-unique column
 /// (keys, prices, comments) would otherwise make every point query decode hundreds of KiB.
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+/// The columns of `bloom_filter_columns` get a bloom filter in every row group.
+fn writer_properties(bloom_filter_columns: &[String]) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_dictionary_page_size_limit(DICTIONARY_BYTES)
         .set_max_row_group_row_count(Some(RUN_ROWS))
         .set_data_page_row_count_limit(PAGE_ROWS)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .build()
+        .set_statistics_enabled(EnabledStatistics::Page);
+    for column in bloom_filter_columns {
+        let path = parquet::schema::types::ColumnPath::from(column.as_str());
+        builder = builder.set_column_bloom_filter_enabled(path, true);
+    }
+    builder.build()
 }
 
 /// Writes `run` as a row group of its own.

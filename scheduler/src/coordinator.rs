@@ -50,7 +50,7 @@ use crate::session::transaction::{Transaction, statement_session, statement_snap
 use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::table_references::check_tables_exist;
 use crate::statements::{
-    analyze, copy, ddl, expression_depth, functions, insert_returning, on_conflict, query,
+    analyze, copy, ddl, expression_depth, functions, indexes, insert_returning, on_conflict, query,
     question_placeholders, role_syntax, roles, runtime, sequences,
 };
 use futures::StreamExt;
@@ -462,8 +462,21 @@ impl Coordinator {
                 access.require_superuser("DROP SEQUENCE")?;
                 sequences::drop_sequences(self, names, *if_exists)
             }
+            Statement::Drop {
+                object_type: ObjectType::Index,
+                if_exists,
+                names,
+                ..
+            } => {
+                access.require_superuser("DROP INDEX")?;
+                indexes::drop_indexes(self, names, *if_exists)
+            }
             Statement::Drop { object_type, .. } => {
                 Err(SchedulerError::unsupported(format!("DROP {object_type}")))
+            }
+            Statement::CreateIndex(create) => {
+                access.require_superuser("CREATE INDEX")?;
+                indexes::create_index(self, create).await
             }
             Statement::CreateSequence { .. } => {
                 access.require_superuser("CREATE SEQUENCE")?;

@@ -18,6 +18,9 @@ pub enum SchedulerError {
     /// A NULL in a NOT NULL column of the rows being written.
     #[error("null value in column \"{column}\" of table \"{table}\" violates not-null constraint")]
     NotNull { table: String, column: String },
+    /// A row a write adds makes a `CHECK` constraint's condition false.
+    #[error("new row for relation \"{table}\" violates check constraint \"{constraint}\"")]
+    CheckViolation { table: String, constraint: String },
     /// A write would give two rows the same primary or unique key.
     #[error(
         "duplicate key value violates unique constraint \"{constraint}\" of table \"{table}\": \
@@ -172,6 +175,9 @@ impl From<SchedulerError> for Status {
                 with_sqlstate(Status::deadline_exceeded(message), "57014")
             }
             SchedulerError::Canceled => with_sqlstate(Status::cancelled(message), "57014"),
+            SchedulerError::CheckViolation { .. } => {
+                with_sqlstate(Status::invalid_argument(message), "23514")
+            }
             // too_many_connections: the closest PostgreSQL has to a full queue.
             SchedulerError::TooManyStatements { .. } => {
                 with_sqlstate(Status::resource_exhausted(message), "53300")
@@ -275,6 +281,12 @@ fn clone_error(error: &SchedulerError) -> SchedulerError {
             return SchedulerError::NotNull {
                 table: table.clone(),
                 column: column.clone(),
+            };
+        }
+        SchedulerError::CheckViolation { table, constraint } => {
+            return SchedulerError::CheckViolation {
+                table: table.clone(),
+                constraint: constraint.clone(),
             };
         }
         SchedulerError::UniqueViolation {

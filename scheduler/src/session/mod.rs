@@ -15,11 +15,13 @@
 //!   for the columns a write leaves out; [`column_types`]: `jsonb`, `uuid`, `inet`,
 //!   `varchar(n)`, ... declared as text columns that check their values; [`foreign_keys`]:
 //!   `REFERENCES`, recorded and reported (not enforced); [`key_constraints`]: `PRIMARY KEY`
-//!   and `UNIQUE`, recorded and enforced by the writers.
+//!   and `UNIQUE`, recorded and enforced by the writers; [`check_constraints`]: `CHECK`,
+//!   recorded and evaluated on every row written.
 //! - [`transaction`], [`transaction_block`]: multi-statement transactions (their snapshot,
 //!   uncommitted writes and one commit) and which statements of a text run in one;
 //!   [`transaction_branch`]: the catalog branch a transaction's DDL changes.
 
+pub mod check_constraints;
 pub mod citus_table_functions;
 pub mod client_sessions;
 pub mod column_defaults;

@@ -12,7 +12,7 @@
 //! - a single statement outside a transaction commits on its own.
 //!
 //! Queries, DML (`INSERT`, `UPDATE`, `DELETE`, `COPY ... FROM`, `TRUNCATE`) and table DDL
-//! (`CREATE`/`DROP`/`ALTER TABLE`, `CREATE`/`DROP SEQUENCE`, `create_distributed_table`,
+//! (`CREATE`/`DROP`/`ALTER TABLE`, `CREATE`/`DROP SEQUENCE`, `CREATE`/`DROP INDEX`, `create_distributed_table`,
 //! `create_reference_table`, `undistribute_table`) take part in transactions, as in PostgreSQL and Citus. The other
 //! statements that change the cluster (`ANALYZE`, roles and grants, node and shard-placement
 //! functions, re-sharding) commit on their own: inside an explicit transaction they are
@@ -416,15 +416,15 @@ fn commits_on_its_own(statement: &DFStatement) -> Result<Option<String>> {
             _ => None,
         },
         // Table DDL runs in the transaction's catalog branch.
-        Statement::CreateTable(_) | Statement::AlterTable(_) | Statement::CreateSequence { .. } => {
-            None
-        }
+        Statement::CreateTable(_)
+        | Statement::AlterTable(_)
+        | Statement::CreateSequence { .. }
+        | Statement::CreateIndex(_) => None,
         Statement::Drop {
-            object_type: ObjectType::Table | ObjectType::Sequence,
+            object_type: ObjectType::Table | ObjectType::Sequence | ObjectType::Index,
             ..
         } => None,
         ddl @ (Statement::Drop { .. }
-        | Statement::CreateIndex(_)
         | Statement::CreateView(_)
         | Statement::CreateSchema { .. }
         | Statement::Analyze(_)

@@ -16,7 +16,8 @@ use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    AlterTable, AlterTableOperation, ObjectName, RenameTableNameKind, Statement, Truncate,
+    AlterTable, AlterTableOperation, ObjectName, RenameTableNameKind, Statement, TableConstraint,
+    Truncate,
 };
 
 use shardfusion_catalog::TableKeys;
@@ -28,6 +29,7 @@ use crate::cluster::shared_state::Cluster;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
 use crate::session::column_defaults::{self, TableDefaults};
+use crate::session::foreign_keys::normalized;
 use crate::session::statement_context::DEFAULT_SCHEMA;
 use crate::session::transaction_branch::{ddl_catalog, in_branch, retire_unless_branched};
 use crate::session::{column_types, foreign_keys, key_constraints};
@@ -69,6 +71,7 @@ pub async fn create_table(
                 let keys = TableKeys {
                     foreign: foreign_keys::take_foreign_keys(create, &name, &primary_key)?,
                     unique,
+                    checks: crate::session::check_constraints::take_checks(create, &name)?,
                 };
                 let declared = column_types::text_columns(&mut create.columns)?;
                 (defaults, declared, keys)
@@ -329,6 +332,29 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
         return Ok(StatementOutput::empty());
     }
     for operation in &alter.operations {
+        if let AlterTableOperation::AddConstraint {
+            constraint: TableConstraint::Check(check),
+            ..
+        } = operation
+        {
+            add_check(coordinator, &catalog, &name, check).await?;
+            continue;
+        }
+        if let AlterTableOperation::DropConstraint {
+            if_exists,
+            name: constraint,
+            ..
+        } = operation
+        {
+            let constraint = normalized(constraint);
+            if !catalog.drop_check_constraint(&name, &constraint)? && !if_exists {
+                return Err(SchedulerError::invalid(format!(
+                    "constraint \"{constraint}\" of relation \"{name}\" does not exist (only \
+                     CHECK constraints can be dropped)"
+                )));
+            }
+            continue;
+        }
         let AlterTableOperation::AddColumn {
             if_not_exists,
             column_def,
@@ -336,7 +362,8 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
         } = operation
         else {
             return Err(SchedulerError::unsupported(format!(
-                "ALTER TABLE {operation} (only ADD COLUMN and RENAME TO are)"
+                "ALTER TABLE {operation} (ADD COLUMN, ADD CONSTRAINT ... CHECK, DROP CONSTRAINT \
+                 and RENAME TO are supported)"
             )));
         };
         // Let DataFusion turn the column definition into an Arrow field.
@@ -363,4 +390,49 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
         }
     }
     Ok(StatementOutput::empty())
+}
+
+/// `ALTER TABLE name ADD [CONSTRAINT c] CHECK (...)`: recorded once every stored row passes it
+/// (PostgreSQL's message and SQLSTATE 23514 otherwise).
+async fn add_check(
+    coordinator: &Coordinator,
+    catalog: &shardfusion_catalog::Catalog,
+    name: &str,
+    check: &datafusion::sql::sqlparser::ast::CheckConstraint,
+) -> Result<()> {
+    use crate::session::check_constraints::{Checks, first_column, named};
+    let table = (catalog.snapshot().table(name).cloned()).ok_or_else(|| {
+        shardfusion_catalog::CatalogError::TableNotFound {
+            name: name.to_string(),
+        }
+    })?;
+    let column = first_column(&check.expr);
+    let check = named(
+        name,
+        check.name.as_ref(),
+        column,
+        &check.expr,
+        &table.checks,
+    );
+    Checks::compile(name, &table.schema, std::slice::from_ref(&check))?;
+    let ctx = coordinator.session()?;
+    let sql = format!(
+        "SELECT 1 FROM \"{}\" WHERE ({}) IS FALSE LIMIT 1",
+        name.replace('"', "\"\""),
+        check.expression
+    );
+    let violating = ctx.sql(&sql).await?.collect().await?;
+    if violating.iter().any(|b| b.num_rows() > 0) {
+        return Err(SchedulerError::BadValue(
+            shardfusion_common::status::with_sqlstate(
+                tonic::Status::invalid_argument(format!(
+                    "check constraint \"{}\" of relation \"{name}\" is violated by some row",
+                    check.name
+                )),
+                "23514",
+            ),
+        ));
+    }
+    catalog.add_check_constraint(name, check)?;
+    Ok(())
 }

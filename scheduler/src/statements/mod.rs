@@ -5,7 +5,8 @@
 //!   [`sql_rewrite`]: PostgreSQL spellings DataFusion does not parse;
 //!   [`question_placeholders`]: JDBC's `?` placeholders as `$1`, `$2`, ....
 //! - [`ddl`]: `CREATE TABLE`, `DROP`, `TRUNCATE`, `ALTER TABLE`; [`sequences`]:
-//!   `CREATE SEQUENCE`, `DROP SEQUENCE`.
+//!   `CREATE SEQUENCE`, `DROP SEQUENCE`; [`indexes`]: `CREATE INDEX` (bloom filters in the
+//!   files written), `DROP INDEX`.
 //! - [`analyze`]: `ANALYZE`, recomputing the column statistics of committed files.
 //! - [`copy`]: `COPY ... FROM/TO`, with [`file_access`] deciding which host paths it may use.
 //! - [`bulk_ingest`]: Flight SQL `CommandStatementIngest`.
@@ -18,8 +19,9 @@
 //!   settings and transaction.
 //!
 //! - [`query`]: queries, `INSERT` and `COPY (query) TO`, planned by DataFusion in the shared
-//!   session, with the plan cache and router recognition; [`insert_returning`]: `INSERT ... RETURNING`; [`on_conflict`]: `INSERT ... ON
-//!   CONFLICT DO NOTHING` as an `INSERT` of the rows without a stored key.
+//!   session, with the plan cache and router recognition; [`insert_returning`]: `INSERT ...
+//!   RETURNING`; [`on_conflict`]: `INSERT ... ON CONFLICT DO NOTHING` as an `INSERT` of the
+//!   rows without a stored key, `DO UPDATE` as an update joined to the proposed rows first.
 
 pub mod analyze;
 pub mod bulk_ingest;
@@ -28,6 +30,7 @@ pub mod ddl;
 pub mod expression_depth;
 pub mod file_access;
 pub mod functions;
+pub mod indexes;
 pub mod insert_returning;
 pub mod on_conflict;
 pub mod query;

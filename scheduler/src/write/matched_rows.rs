@@ -10,9 +10,11 @@
 //!    by all its columns when the table has none. With `FROM`, a row joined to several rows
 //!    takes its new values from one of them, as in PostgreSQL; `ON CONFLICT DO UPDATE` refuses
 //!    to change a row twice (SQLSTATE 21000).
-//! 2. New values are cast to their columns' types and checked against `NOT NULL` on the
-//!    coordinator, and `RETURNING` is evaluated over the rows as the statement leaves them
-//!    (the new rows of an `UPDATE`, the old ones of a `DELETE`), before anything is written.
+//! 2. New values are cast to their columns' types and checked against `NOT NULL` and the
+//!    table's `CHECK` constraints on the coordinator, and `RETURNING` is evaluated over the
+//!    rows as the statement leaves them (the new rows of an `UPDATE`, the old ones of a
+//!    `DELETE`), before anything is written. (A plain `UPDATE` of a table with checks takes
+//!    this path too, so that its new rows are checked.)
 //! 3. The files of the shards holding those rows are rewritten where they lie
 //!    ([`row_changes::rewrite_rows`]): each node joins the file's rows to the keys of its shard
 //!    and writes the new file; one catalog transaction swaps them all. A file changed by
@@ -43,6 +45,7 @@ use crate::auth::Access;
 use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
 use crate::limits::statement_control::StatementControl;
+use crate::session::check_constraints::Checks;
 use crate::session::statement_context::session_for;
 use crate::session::transaction::statement_snapshot;
 use crate::statements::insert_returning::Returning;
@@ -145,9 +148,12 @@ pub async fn find(
     // Step 1 reads the snapshot whose files step 3 rewrites.
     let snapshot = statement_snapshot(cluster)?;
     let session = session_for(cluster, Arc::clone(&snapshot))?;
-    let old_columns: Vec<usize> = match change.returning {
-        Some(_) => (0..table.schema.fields().len()).collect(),
-        None => key.clone(),
+    // Whole rows, for RETURNING and the table's checks; else only their keys.
+    let checks = Checks::of(&table)?;
+    let whole_rows = change.returning.is_some() || (checks.is_some() && !change.delete);
+    let old_columns: Vec<usize> = match whole_rows {
+        true => (0..table.schema.fields().len()).collect(),
+        false => key.clone(),
     };
     let sql = finding_query(&change, &key, &old_columns);
     let (_, batches) = query_rows(&session, &sql, access, &change.params, control).await?;
@@ -198,17 +204,23 @@ pub async fn find(
         let set_only = RecordBatch::try_new(Arc::new(Schema::new(nullable)), new_values.clone())?;
         check_not_null(&table.name, &Schema::new(fields), &set_only)?;
     }
-    let returned = match &change.returning {
-        Some(returning) => {
+    // The rows as the statement leaves them (the old ones for a delete).
+    let rows = whole_rows
+        .then(|| {
             let mut columns = old.clone();
             for ((index, _), value) in change.set.iter().zip(&new_values) {
                 columns[*index] = Arc::clone(value);
             }
             let schema = crate::write::not_null::nullable(&table.schema);
-            let rows = RecordBatch::try_new(Arc::clone(&schema), columns)?;
-            Some(returning.evaluate(schema, vec![rows]).await?)
-        }
-        None => None,
+            RecordBatch::try_new(schema, columns)
+        })
+        .transpose()?;
+    if let (Some(checks), Some(rows), false) = (&checks, &rows, change.delete) {
+        checks.check(rows)?;
+    }
+    let returned = match (&change.returning, rows) {
+        (Some(returning), Some(rows)) => Some(returning.evaluate(rows.schema(), vec![rows]).await?),
+        _ => None,
     };
     // Each row once: rows named alike (no key, equal rows) take the same change.
     let key_positions: Vec<usize> = key

@@ -108,7 +108,8 @@ pub async fn update(
         }
         None => Vec::new(),
     };
-    if !from.is_empty() || update.returning.is_some() {
+    // New rows the table's checks must see are computed on the coordinator.
+    if !from.is_empty() || update.returning.is_some() || !table.checks.is_empty() {
         let qualifier = alias.unwrap_or_else(|| table.name.clone());
         let change = MatchedChange {
             returning: returning_of(&table, &qualifier, &update.returning),
@@ -743,13 +744,17 @@ impl HowToRewrite<'_> {
         let in_flight = cluster.orphans.in_flight().begin(rewrite.group, &path);
         let (changed, written) = if rewrite.group == GroupId::COORDINATOR {
             let ctx = Arc::clone(task_ctx);
-            let sort_by = (!sort_column.is_empty()).then_some(sort_column);
+            let bloom_filter_columns = table.indexed_columns();
+            let layout = shardfusion_executor::shard_writer::FileLayout {
+                sort_by: (!sort_column.is_empty()).then_some(sort_column),
+                bloom_filter_columns: &bloom_filter_columns,
+            };
             shardfusion_executor::file_rewrite::rewrite_shard_file(
                 &cluster.root,
                 plan,
                 ctx,
                 &path,
-                sort_by,
+                layout,
                 delete,
             )
             .await
@@ -769,6 +774,7 @@ impl HowToRewrite<'_> {
                 write_id,
                 sort_column: sort_column.to_string(),
                 delete,
+                bloom_filter_columns: table.indexed_columns(),
             };
             let results = cluster
                 .workers

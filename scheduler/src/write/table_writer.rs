@@ -120,6 +120,10 @@ pub struct TableWriter {
     table_id: TableId,
     table_name: String,
     schema: SchemaRef,
+    /// The table's `CHECK` constraints, evaluated on every row written.
+    checks: Option<crate::session::check_constraints::Checks>,
+    /// The table's indexed columns, which the files keep bloom filters for.
+    bloom_filter_columns: Vec<String>,
     routing: Routing,
     targets: Vec<Target>,
     sinks: HashMap<PlacementId, PlacementSink>,
@@ -196,6 +200,8 @@ impl TableWriter {
             table_id: table.table_id,
             table_name: table.name.clone(),
             schema: Arc::clone(&table.schema),
+            checks: crate::session::check_constraints::Checks::of(table)?,
+            bloom_filter_columns: table.indexed_columns(),
             routing,
             targets,
             sinks: HashMap::new(),
@@ -226,6 +232,9 @@ impl TableWriter {
                     self.table_name
                 ))
             })?;
+        if let Some(checks) = &self.checks {
+            checks.check(&batch)?;
+        }
         self.rows += batch.num_rows() as u64;
         let parts = match &self.routing {
             Routing::Hash {
@@ -325,18 +334,18 @@ impl TableWriter {
             })
             .filter_map(futures::future::ready);
             let rows = rows.map(Ok::<_, DataFusionError>).chain(end);
+            let bloom_filter_columns = self.bloom_filter_columns.clone();
             SpawnedTask::spawn(async move {
-                shardfusion_executor::shard_writer::write_shard_file(
-                    &root,
-                    &path,
-                    sort_column.as_deref(),
-                    rows,
-                )
-                .await
-                .map_err(|e| SchedulerError::Worker {
-                    node: "coordinator".into(),
-                    status: e.into(),
-                })
+                let layout = shardfusion_executor::shard_writer::FileLayout {
+                    sort_by: sort_column.as_deref(),
+                    bloom_filter_columns: &bloom_filter_columns,
+                };
+                shardfusion_executor::shard_writer::write_shard_file(&root, &path, layout, rows)
+                    .await
+                    .map_err(|e| SchedulerError::Worker {
+                        node: "coordinator".into(),
+                        status: e.into(),
+                    })
             })
         } else {
             let node = self.snapshot.node_of_group(group).ok_or_else(|| {
@@ -350,6 +359,7 @@ impl TableWriter {
                 shard_id: shard.0,
                 write_id,
                 sort_column: sort_column.unwrap_or_default(),
+                bloom_filter_columns: self.bloom_filter_columns.clone(),
             }
             .encode_to_vec();
             let descriptor = FlightDescriptor::new_cmd(request.clone());

@@ -70,7 +70,7 @@ async fn bad_statements_get_clear_errors() {
     assert!(m.to_lowercase().contains("null"), "{m}");
     assert_eq!(c.scalar("SELECT count(*) FROM items").await, "2");
     c.expect_error(
-        "UPDATE items SET price = 0 RETURNING id",
+        "UPDATE items SET (price, name) = (0, 'x')",
         Code::Unimplemented,
     )
     .await;

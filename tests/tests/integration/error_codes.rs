@@ -283,6 +283,7 @@ async fn truncated_put_streams_are_invalid_argument() {
             shard_id: 102_008,
             write_id: "6a1f1c9e-2f4c-4d7e-9b8a-3c2d1e0f9a8b".into(),
             sort_column: "x".into(),
+            bloom_filter_columns: Vec::new(),
         };
         let mut messages: Vec<FlightData> = FlightDataEncoderBuilder::new()
             .with_flight_descriptor(Some(FlightDescriptor::new_cmd(write.encode_to_vec())))

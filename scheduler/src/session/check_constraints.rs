@@ -1,0 +1,180 @@
+//! `CHECK` constraints, as PostgreSQL has them: declared on a column or the table in `CREATE
+//! TABLE` (taken out of the statement before DataFusion plans it, named `<table>_<column>_check`
+//! unless named) or added by `ALTER TABLE ... ADD CONSTRAINT ... CHECK (...)` (once every stored
+//! row passes), recorded in the catalog ([`shardfusion_catalog::check_constraint_store`]), and
+//! evaluated by the coordinator on every row a write adds ([`Checks`]): `INSERT`, `COPY`, bulk
+//! ingest, and the new rows of `UPDATE` and upserts. A row passes unless a condition is false
+//! (NULL passes); one that does not fails the statement with SQLSTATE 23514, naming the
+//! constraint, and nothing is written.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::common::DFSchema;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, CreateTable, Expr, Ident, TableConstraint, Visit, Visitor,
+};
+use shardfusion_catalog::TableMeta;
+use shardfusion_catalog::check_constraint_store::CheckConstraint;
+
+use crate::error::{Result, SchedulerError};
+use crate::session::foreign_keys::normalized;
+
+/// Takes the `CHECK` constraints out of `create` (a table called `table`).
+pub fn take_checks(create: &mut CreateTable, table: &str) -> Result<Vec<CheckConstraint>> {
+    let mut checks: Vec<CheckConstraint> = Vec::new();
+    for column in &mut create.columns {
+        let mut kept = Vec::with_capacity(column.options.len());
+        for option in std::mem::take(&mut column.options) {
+            match &option.option {
+                ColumnOption::Check(check) => {
+                    let name = option.name.as_ref().or(check.name.as_ref());
+                    let column = normalized(&column.name);
+                    checks.push(named(table, name, Some(column), &check.expr, &checks));
+                }
+                _ => kept.push(option),
+            }
+        }
+        column.options = kept;
+    }
+    let mut kept = Vec::with_capacity(create.constraints.len());
+    for constraint in std::mem::take(&mut create.constraints) {
+        match &constraint {
+            TableConstraint::Check(check) => {
+                let column = first_column(&check.expr);
+                checks.push(named(
+                    table,
+                    check.name.as_ref(),
+                    column,
+                    &check.expr,
+                    &checks,
+                ));
+            }
+            _ => kept.push(constraint),
+        }
+    }
+    create.constraints = kept;
+    Ok(checks)
+}
+
+/// A check of `table` on `expr`, named `name`, or as PostgreSQL names it after the first
+/// column it reads (`<table>_<column>_check`, then `..._check1`, ... if `taken` has it).
+pub fn named(
+    table: &str,
+    name: Option<&Ident>,
+    column: Option<String>,
+    expr: &Expr,
+    taken: &[CheckConstraint],
+) -> CheckConstraint {
+    let name = match name {
+        Some(name) => normalized(name),
+        None => {
+            let base = match column {
+                Some(column) => format!("{table}_{column}_check"),
+                None => format!("{table}_check"),
+            };
+            let free = |n: &String| !taken.iter().any(|c| c.name == *n);
+            std::iter::once(base.clone())
+                .chain((1..).map(|i| format!("{base}{i}")))
+                .find(free)
+                .unwrap_or(base)
+        }
+    };
+    CheckConstraint {
+        name,
+        expression: expr.to_string(),
+    }
+}
+
+/// The first column `expr` reads, if any.
+pub fn first_column(expr: &Expr) -> Option<String> {
+    struct First(Option<String>);
+    impl Visitor for First {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> std::ops::ControlFlow<()> {
+            match expr {
+                Expr::Identifier(ident) => {
+                    self.0 = Some(normalized(ident));
+                    std::ops::ControlFlow::Break(())
+                }
+                Expr::CompoundIdentifier(parts) => {
+                    self.0 = parts.last().map(normalized);
+                    std::ops::ControlFlow::Break(())
+                }
+                _ => std::ops::ControlFlow::Continue(()),
+            }
+        }
+    }
+    let mut first = First(None);
+    let _ = expr.visit(&mut first);
+    first.0
+}
+
+/// A table's checks, ready to evaluate over batches of its rows.
+pub struct Checks {
+    table: String,
+    checks: Vec<(String, Arc<dyn PhysicalExpr>)>,
+}
+
+impl Checks {
+    /// The checks of `table` over rows of its schema; `None` if it has none. A check that no
+    /// longer plans over the table's columns is reported as such.
+    pub fn of(table: &TableMeta) -> Result<Option<Self>> {
+        if table.checks.is_empty() {
+            return Ok(None);
+        }
+        Self::compile(&table.name, &table.schema, &table.checks).map(Some)
+    }
+
+    /// `checks` of `table` over rows of `schema`.
+    pub fn compile(table: &str, schema: &Schema, checks: &[CheckConstraint]) -> Result<Self> {
+        let state = SessionContext::new().state();
+        let row = DFSchema::try_from(schema.clone())?;
+        let checks = checks
+            .iter()
+            .map(|check| {
+                let expr = state
+                    .create_logical_expr(&check.expression, &row)
+                    .and_then(|e| state.create_physical_expr(e, &row))
+                    .map_err(|e| {
+                        SchedulerError::invalid(format!(
+                            "check constraint \"{}\" ({}) of \"{table}\" does not apply to its \
+                             columns: {e}",
+                            check.name, check.expression
+                        ))
+                    })?;
+                Ok((check.name.clone(), expr))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            table: table.to_string(),
+            checks,
+        })
+    }
+
+    /// Refuses `batch` if a row makes a condition false.
+    pub fn check(&self, batch: &RecordBatch) -> Result<()> {
+        for (name, expr) in &self.checks {
+            let value = expr.evaluate(batch)?.into_array(batch.num_rows())?;
+            if value.data_type() != &DataType::Boolean {
+                return Err(SchedulerError::invalid(format!(
+                    "check constraint \"{name}\" of \"{}\" is not a condition (it is {})",
+                    self.table,
+                    value.data_type()
+                )));
+            }
+            let passed = value.as_boolean();
+            let failed = (0..passed.len()).any(|i| passed.is_valid(i) && !passed.value(i));
+            if failed {
+                return Err(SchedulerError::CheckViolation {
+                    table: self.table.clone(),
+                    constraint: name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
