@@ -36,6 +36,7 @@
 pub mod catalog_branch;
 pub mod check_constraint_store;
 pub mod cleanup;
+pub mod column_changes;
 pub mod column_default_store;
 pub mod column_stats_store;
 mod commit_checks;

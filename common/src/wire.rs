@@ -368,6 +368,11 @@ pub struct RewriteShardFileRequest {
     /// As in [`WriteRequest::bloom_filter_columns`].
     #[prost(string, repeated, tag = "7")]
     pub bloom_filter_columns: Vec<String>,
+    /// The columns the new file has, IPC-encoded, when they differ from the file's (`ALTER
+    /// TABLE ... ADD COLUMN ... DEFAULT`, `DROP COLUMN`, `RENAME COLUMN`); empty: the
+    /// scan's.
+    #[prost(bytes = "vec", tag = "8")]
+    pub target_schema: Vec<u8>,
 }
 
 /// Result of [`ACTION_REWRITE_SHARD_FILE`].

@@ -1,4 +1,4 @@
-//! Copy-on-write rewrites of one shard file, for `UPDATE` and `DELETE`
+//! Copy-on-write rewrites of one shard file, for `UPDATE`, `DELETE` and column changes
 //! ([`shardfusion_common::wire::ACTION_REWRITE_SHARD_FILE`]).
 //!
 //! The coordinator sends a plan fragment that reads the file (a `ShardScanExec` of it, checked
@@ -6,7 +6,8 @@
 //! column saying whether the statement changed the row. The worker runs it where the file is
 //! and writes the result as a new shard file — updated rows with their new values, deleted
 //! rows left out — sorted as any write of the table. If no row changed, the new file is
-//! removed and none is reported: the old file stays as it is. The old file is never touched
+//! removed and none is reported: the old file stays as it is. The new file has the scan's
+//! columns, or the target schema the request gives (a column added, dropped or renamed). The old file is never touched
 //! here; the coordinator swaps the files in the catalog and retires the old one.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
@@ -58,8 +60,15 @@ pub async fn rewrite_from_request(
         sort_by: (!request.sort_column.is_empty()).then_some(request.sort_column.as_str()),
         bloom_filter_columns: &request.bloom_filter_columns,
     };
+    let target = match request.target_schema.is_empty() {
+        true => None,
+        false => Some(Arc::new(
+            shardfusion_common::codec::decode_schema(&request.target_schema)
+                .map_err(|e| bad(format!("cannot decode the target schema: {e}")))?,
+        )),
+    };
     let (changed_rows, written) =
-        rewrite_shard_file(root, plan, ctx, &path, layout, request.delete).await?;
+        rewrite_shard_file(root, plan, ctx, &path, layout, target, request.delete).await?;
     Ok(RewriteShardFileResponse {
         changed_rows,
         written,
@@ -74,6 +83,7 @@ pub async fn rewrite_shard_file(
     ctx: Arc<TaskContext>,
     path: &str,
     layout: FileLayout<'_>,
+    target: Option<SchemaRef>,
     delete: bool,
 ) -> Result<(u64, Option<WrittenFile>), ExecutorError> {
     let schema = plan.schema();
@@ -98,7 +108,9 @@ pub async fn rewrite_shard_file(
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    let table_schema = table_schema
+    // The rows go into the table's columns: its scan's, or the new ones of a column change.
+    let table_schema = target
+        .or(table_schema)
         .filter(|t| t.fields().len() == flag)
         .ok_or_else(|| ExecutorError::BadRequest {
             reason: "a rewrite plan must read the whole rows of one shard file".to_string(),

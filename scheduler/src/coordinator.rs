@@ -485,7 +485,7 @@ impl Coordinator {
             Statement::Truncate(truncate) => ddl::truncate(self, access, truncate).await,
             Statement::AlterTable(alter) => {
                 access.require_superuser("ALTER TABLE")?;
-                ddl::alter_table(self, alter).await
+                ddl::alter_table(self, access.principal().name(), alter).await
             }
             Statement::Analyze(target) => {
                 access.require_superuser("ANALYZE")?;

@@ -178,3 +178,31 @@ impl Checks {
         Ok(())
     }
 }
+
+/// Whether `check` reads column `column`.
+pub fn reads_column(check: &CheckConstraint, column: &str) -> bool {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let Ok(expr) = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(&check.expression)
+        .and_then(|mut parser| parser.parse_expr())
+    else {
+        // A check that does not parse is treated as reading every column.
+        return true;
+    };
+    struct Reads<'a>(&'a str);
+    impl Visitor for Reads<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> std::ops::ControlFlow<()> {
+            let name = match expr {
+                Expr::Identifier(ident) => Some(normalized(ident)),
+                Expr::CompoundIdentifier(parts) => parts.last().map(normalized),
+                _ => None,
+            };
+            match name.is_some_and(|n| n == self.0) {
+                true => std::ops::ControlFlow::Break(()),
+                false => std::ops::ControlFlow::Continue(()),
+            }
+        }
+    }
+    expr.visit(&mut Reads(column)).is_break()
+}

@@ -16,8 +16,8 @@ use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::planner::object_name_to_table_reference;
 use datafusion::sql::sqlparser::ast::{
-    AlterTable, AlterTableOperation, ObjectName, RenameTableNameKind, Statement, TableConstraint,
-    Truncate,
+    AlterTable, AlterTableOperation, ColumnOption, ObjectName, RenameTableNameKind, Statement,
+    TableConstraint, Truncate,
 };
 
 use shardfusion_catalog::TableKeys;
@@ -32,7 +32,8 @@ use crate::session::column_defaults::{self, TableDefaults};
 use crate::session::foreign_keys::normalized;
 use crate::session::statement_context::DEFAULT_SCHEMA;
 use crate::session::transaction_branch::{ddl_catalog, in_branch, retire_unless_branched};
-use crate::session::{column_types, foreign_keys, key_constraints};
+use crate::session::{column_types, foreign_keys, key_constraints, transaction};
+use crate::statements::column_changes;
 use crate::write::table_writer::{TableWriter, WrittenFiles};
 
 /// The table a (possibly qualified) name refers to, normalized as Postgres would.
@@ -316,7 +317,33 @@ pub async fn truncate(
     Ok(StatementOutput::empty())
 }
 
-pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Result<StatementOutput> {
+pub async fn alter_table(
+    coordinator: &Coordinator,
+    role: &str,
+    alter: &AlterTable,
+) -> Result<StatementOutput> {
+    // A change that rewrites the rows commits with the files it writes, all or nothing.
+    let rewrites = alter.operations.iter().any(|operation| match operation {
+        AlterTableOperation::DropColumn { .. } | AlterTableOperation::RenameColumn { .. } => true,
+        AlterTableOperation::AddColumn { column_def, .. } => column_def
+            .options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::Default(_))),
+        _ => false,
+    });
+    match rewrites {
+        true => {
+            let work = alter_table_here(coordinator, alter);
+            transaction::all_or_nothing(coordinator.cluster(), role, work).await
+        }
+        false => alter_table_here(coordinator, alter).await,
+    }
+}
+
+async fn alter_table_here(
+    coordinator: &Coordinator,
+    alter: &AlterTable,
+) -> Result<StatementOutput> {
     let cluster = coordinator.cluster();
     let catalog = ddl_catalog(cluster)?;
     let name = table_name(&alter.name)?;
@@ -355,6 +382,31 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
             }
             continue;
         }
+        if let AlterTableOperation::DropColumn {
+            column_names,
+            if_exists,
+            ..
+        } = operation
+        {
+            column_changes::drop_columns(coordinator, &catalog, &name, column_names, *if_exists)
+                .await?;
+            continue;
+        }
+        if let AlterTableOperation::RenameColumn {
+            old_column_name,
+            new_column_name,
+        } = operation
+        {
+            column_changes::rename_column(
+                coordinator,
+                &catalog,
+                &name,
+                old_column_name,
+                new_column_name,
+            )
+            .await?;
+            continue;
+        }
         let AlterTableOperation::AddColumn {
             if_not_exists,
             column_def,
@@ -362,8 +414,8 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
         } = operation
         else {
             return Err(SchedulerError::unsupported(format!(
-                "ALTER TABLE {operation} (ADD COLUMN, ADD CONSTRAINT ... CHECK, DROP CONSTRAINT \
-                 and RENAME TO are supported)"
+                "ALTER TABLE {operation} (ADD/DROP/RENAME COLUMN, ADD CONSTRAINT ... CHECK, \
+                 DROP CONSTRAINT and RENAME TO are supported)"
             )));
         };
         // Let DataFusion turn the column definition into an Arrow field.
@@ -377,11 +429,27 @@ pub async fn alter_table(coordinator: &Coordinator, alter: &AlterTable) -> Resul
                 "cannot add column {column_def}"
             )));
         };
-        if !create.column_defaults.is_empty() {
-            return Err(SchedulerError::unsupported("ADD COLUMN with a DEFAULT"));
-        }
         let field = create.input.schema().field(0).as_ref().clone();
         let field = column_types::declare(vec![field], &declared).remove(0);
+        let default = column_def.options.iter().find_map(|o| match &o.option {
+            ColumnOption::Default(expr) => Some(expr.to_string()),
+            _ => None,
+        });
+        if let Some(default) = default {
+            let exists = (catalog.snapshot().table(&name))
+                .is_some_and(|t| t.schema.column_with_name(field.name()).is_some());
+            if !(exists && *if_not_exists) {
+                column_changes::add_column_with_default(
+                    coordinator,
+                    &catalog,
+                    &name,
+                    field,
+                    &default,
+                )
+                .await?;
+            }
+            continue;
+        }
         // The catalog decides on the table as it is when the change commits (rows an INSERT
         // committed meanwhile count for NOT NULL).
         match catalog.add_column(&name, field) {

@@ -4,7 +4,8 @@
 //!   [`runtime`]: the large-stack runtime statements are parsed and planned on;
 //!   [`sql_rewrite`]: PostgreSQL spellings DataFusion does not parse;
 //!   [`question_placeholders`]: JDBC's `?` placeholders as `$1`, `$2`, ....
-//! - [`ddl`]: `CREATE TABLE`, `DROP`, `TRUNCATE`, `ALTER TABLE`; [`sequences`]:
+//! - [`ddl`]: `CREATE TABLE`, `DROP`, `TRUNCATE`, `ALTER TABLE` (its column changes that
+//!   rewrite the rows in [`column_changes`]); [`sequences`]:
 //!   `CREATE SEQUENCE`, `DROP SEQUENCE`; [`indexes`]: `CREATE INDEX` (bloom filters in the
 //!   files written), `DROP INDEX`.
 //! - [`analyze`]: `ANALYZE`, recomputing the column statistics of committed files.
@@ -25,6 +26,7 @@
 
 pub mod analyze;
 pub mod bulk_ingest;
+pub mod column_changes;
 pub mod copy;
 pub mod ddl;
 pub mod expression_depth;

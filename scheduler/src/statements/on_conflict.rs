@@ -40,7 +40,7 @@ use crate::limits::statement_control::StatementControl;
 use crate::session::column_defaults;
 use crate::session::foreign_keys::normalized;
 use crate::session::statement_context::session_for;
-use crate::session::transaction::{self, Begun, Transaction};
+use crate::session::transaction;
 use crate::statements::insert_returning::Returning;
 use crate::statements::query::{query_rows, sharing_parameters};
 use crate::write::matched_rows;
@@ -300,21 +300,7 @@ pub async fn upsert(
         let updated = found.apply(coordinator).await?;
         added_up(updated, inserted)
     });
-    if transaction::current().is_some() {
-        return both.await;
-    }
-    let cluster = coordinator.cluster();
-    let own = Transaction::new(cluster, access.principal().name(), Begun::Implicitly);
-    match transaction::within(Some(Arc::clone(&own)), both).await {
-        Ok(output) => {
-            own.commit().await?;
-            Ok(output)
-        }
-        Err(e) => {
-            own.rollback();
-            Err(e)
-        }
-    }
+    transaction::all_or_nothing(coordinator.cluster(), access.principal().name(), both).await
 }
 
 /// The result of both halves of an upsert.

@@ -12,8 +12,11 @@
 //! - [`reshard`]: rewriting distributed tables into a new shard count online
 //!   (`alter_distributed_table`), or one shard group into three (`isolate_tenant_to_new_shard`).
 //! - [`row_changes`]: `UPDATE` and `DELETE`, rewriting the changed files copy-on-write on the
-//!   nodes that hold them.
+//!   nodes that hold them; [`matched_rows`]: those whose rows are found by a query first
+//!   (`UPDATE ... FROM`, `DELETE ... USING`, `RETURNING`, upserts); [`column_rewrite`]: every
+//!   file of a table rewritten into new columns (`ALTER TABLE` column changes).
 
+pub mod column_rewrite;
 pub mod conform;
 pub mod distribution;
 pub mod matched_rows;

@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use arrow_flight::Action;
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::common::{Column, DFSchema};
 use datafusion::execution::{SessionState, TaskContext};
@@ -454,6 +454,11 @@ pub(crate) trait RowRewrite: Send + Sync {
         shard_index: usize,
         scan: Arc<dyn ExecutionPlan>,
     ) -> Result<Arc<dyn ExecutionPlan>>;
+
+    /// The columns the new files have, when they differ from the table's (a column change).
+    fn target_schema(&self) -> Option<SchemaRef> {
+        None
+    }
 }
 
 /// The rewrite of a statement whose filter and new values are expressions over the row
@@ -555,9 +560,12 @@ pub(crate) async fn rewrite_rows(
         .iter()
         .flat_map(|r| r.written.for_commit())
         .collect();
+    let written_schema = rows
+        .target_schema()
+        .unwrap_or_else(|| Arc::clone(&table.schema));
     // In a multi-statement transaction the swap waits for its COMMIT.
     if let Some(transaction) = crate::session::transaction::current() {
-        let mut written = WrittenFiles::empty(Arc::clone(&table.schema));
+        let mut written = WrittenFiles::empty(written_schema);
         for rewritten in changed {
             written.absorb(rewritten.written);
         }
@@ -568,7 +576,7 @@ pub(crate) async fn rewrite_rows(
     }
     let change = FileChange {
         table: table.name.clone(),
-        written: table.schema.as_ref().clone(),
+        written: written_schema.as_ref().clone(),
         removed: replaced.clone(),
         added: new_files.clone(),
     };
@@ -737,6 +745,7 @@ impl HowToRewrite<'_> {
             }],
         )?;
         let plan = rows.over(rewrite.shard_index, Arc::new(scan))?;
+        let target = rows.target_schema();
         let write_id = uuid::Uuid::new_v4().to_string();
         let path = shard_file_path(table.table_id, rewrite.shard, &write_id);
         // Registered before the node can create the file, so reconciliation never sees it
@@ -755,6 +764,7 @@ impl HowToRewrite<'_> {
                 ctx,
                 &path,
                 layout,
+                target.clone(),
                 delete,
             )
             .await
@@ -775,6 +785,10 @@ impl HowToRewrite<'_> {
                 sort_column: sort_column.to_string(),
                 delete,
                 bloom_filter_columns: table.indexed_columns(),
+                target_schema: match &target {
+                    Some(schema) => shardfusion_common::codec::encode_schema(schema)?,
+                    None => Vec::new(),
+                },
             };
             let results = cluster
                 .workers
@@ -806,7 +820,7 @@ impl HowToRewrite<'_> {
             .map(|w: WrittenFile| (rewrite.placement, rewrite.group, file_meta(w)))
             .into_iter()
             .collect();
-        let schema = Arc::clone(&table.schema);
+        let schema = target.unwrap_or_else(|| Arc::clone(&table.schema));
         let written = WrittenFiles::owned(cluster, schema, files, vec![in_flight]);
         Ok(Rewritten {
             rewrite,

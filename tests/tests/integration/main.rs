@@ -10,6 +10,7 @@ mod bench_smoke;
 mod check_constraints;
 mod cluster_membership;
 mod cluster_secret_bootstrap;
+mod column_changes;
 mod column_statistics;
 mod compaction;
 mod concurrent_ddl;

@@ -1,0 +1,114 @@
+//! `ALTER TABLE ... ADD COLUMN ... DEFAULT`, `DROP COLUMN` and `RENAME COLUMN` in the catalog:
+//! the table's new columns and its column defaults change in one write. The caller rewrites
+//! the table's files into the new columns in the same transaction (their commit is one), so
+//! no file of the old shape stays listed.
+//!
+//! A column that a key, an index, a check, a foreign key or the distribution names cannot be
+//! dropped or renamed here (PostgreSQL would drop or follow them): the error names what holds it.
+
+use arrow::datatypes::Schema;
+use rusqlite::params;
+
+use crate::column_default_store::ColumnDefault;
+use crate::commit_checks::table_schema;
+use crate::error::CatalogError;
+use crate::model::{TableKind, TableMeta};
+use crate::store::{Catalog, table_id_of};
+use shardfusion_common::codec::encode_schema;
+
+type Result<T> = std::result::Result<T, CatalogError>;
+
+/// What, if anything, keeps `column` of `table` (in `snapshot`) from being dropped or renamed.
+pub fn column_held_by(
+    snapshot: &crate::model::CatalogSnapshot,
+    table: &TableMeta,
+    column: &str,
+) -> Option<String> {
+    if let TableKind::Distributed { column: d, .. } = &table.kind
+        && d == column
+    {
+        return Some(format!("it is the distribution column of {}", table.name));
+    }
+    if let Some(key) = table
+        .unique_keys
+        .iter()
+        .find(|k| k.columns.iter().any(|c| c == column))
+    {
+        return Some(format!("constraint \"{}\" uses it", key.name));
+    }
+    if let Some(index) = table
+        .indexes
+        .iter()
+        .find(|i| i.columns.iter().any(|c| c == column))
+    {
+        return Some(format!("index \"{}\" uses it", index.name));
+    }
+    if let Some(key) = (table.foreign_keys.iter()).find(|k| k.columns.iter().any(|c| c == column)) {
+        return Some(format!("foreign key \"{}\" uses it", key.name));
+    }
+    for other in snapshot.tables.values() {
+        if let Some(key) = other.foreign_keys.iter().find(|k| {
+            k.referenced_table == table.name && k.referenced_columns.iter().any(|c| c == column)
+        }) {
+            return Some(format!(
+                "foreign key \"{}\" of {} references it",
+                key.name, other.name
+            ));
+        }
+    }
+    None
+}
+
+impl Catalog {
+    /// Gives table `name` the columns of `schema`, which differs from its current one by the
+    /// column change being made, with `default` as the default of the column it names (or
+    /// none), and `renamed` (from, to) carried over to its default.
+    pub fn change_columns(
+        &self,
+        name: &str,
+        schema: &Schema,
+        default: Option<&ColumnDefault>,
+        renamed: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let bytes = encode_schema(schema).map_err(|e| CatalogError::Corrupt {
+            table: name.to_string(),
+            reason: e.to_string(),
+        })?;
+        self.write(|tx| {
+            let id = table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {
+                name: name.to_string(),
+            })?;
+            let current = table_schema(tx, id, name)?;
+            tx.execute(
+                "UPDATE tables SET schema = ?1 WHERE table_id = ?2",
+                params![bytes, id.0],
+            )?;
+            // Defaults of columns that are gone go with them.
+            for field in current.fields() {
+                if schema.column_with_name(field.name()).is_none()
+                    && renamed.is_none_or(|(from, _)| from != field.name())
+                {
+                    tx.execute(
+                        "DELETE FROM column_defaults WHERE table_id = ?1 AND column_name = ?2",
+                        params![id.0, field.name()],
+                    )?;
+                }
+            }
+            if let Some((from, to)) = renamed {
+                tx.execute(
+                    "UPDATE column_defaults SET column_name = ?3 \
+                     WHERE table_id = ?1 AND column_name = ?2",
+                    params![id.0, from, to],
+                )?;
+            }
+            if let Some(default) = default {
+                tx.execute(
+                    "INSERT OR REPLACE INTO column_defaults \
+                     (table_id, column_name, expression, sequence) VALUES (?1, ?2, ?3, ?4)",
+                    params![id.0, default.column, default.expression, default.sequence],
+                )?;
+            }
+            Ok(())
+        })
+    }
+}

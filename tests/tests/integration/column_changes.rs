@@ -1,0 +1,133 @@
+//! `ALTER TABLE ... ADD COLUMN ... DEFAULT`, `DROP COLUMN` and `RENAME COLUMN` on tables with
+//! rows, as PostgreSQL runs them: stored rows take the default, lose the column for good (a
+//! column added again under its name starts empty), or keep their values under the new name;
+//! columns something depends on are refused; all of it rolls back with its transaction and
+//! leaves no stray file.
+
+use std::time::Duration;
+
+use shardfusion_tests::compare::rows;
+use shardfusion_tests::conflict::sqlstate;
+use shardfusion_tests::shard_files::assert_no_stray_files;
+use shardfusion_tests::{TestClient, TestCluster};
+
+async fn columns(c: &mut TestClient, table: &str) -> Vec<String> {
+    let (schema, _) = c
+        .query_with_schema(&format!("SELECT * FROM {table} LIMIT 0"))
+        .await
+        .expect("the table's columns");
+    schema.fields().iter().map(|f| f.name().clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn column_changes_rewrite_the_rows_they_hold() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let cluster = TestCluster::start(2).await;
+        let mut c = cluster.client().await;
+        c.run("CREATE TABLE items (id BIGINT NOT NULL, a BIGINT, b TEXT)")
+            .await;
+        c.run("SELECT create_distributed_table('items', 'id', shard_count => 4)")
+            .await;
+        for first in [1, 501] {
+            c.run(&format!(
+                "INSERT INTO items SELECT v, v * 10, 'b' || v FROM generate_series({first}, {}) t(v)",
+                first + 499
+            ))
+            .await;
+        }
+
+        // ADD COLUMN ... DEFAULT: stored rows take it, new rows too.
+        c.run("ALTER TABLE items ADD COLUMN c BIGINT DEFAULT 5").await;
+        c.run("ALTER TABLE items ADD COLUMN seen TIMESTAMP DEFAULT now()")
+            .await;
+        c.run("ALTER TABLE items ADD COLUMN n INT NOT NULL DEFAULT 0")
+            .await;
+        assert_eq!(
+            rows(
+                &c.run(
+                    "SELECT count(*), min(c), max(c), count(DISTINCT seen), count(seen), sum(n) \
+                     FROM items"
+                )
+                .await
+            ),
+            vec!["1000 | 5 | 5 | 1 | 1000 | 0"]
+        );
+        c.run("INSERT INTO items (id, a) VALUES (2000, 1)").await;
+        assert_eq!(
+            c.scalar("SELECT c FROM items WHERE id = 2000").await,
+            "5"
+        );
+        let status = c
+            .query("ALTER TABLE items ADD COLUMN m INT NOT NULL DEFAULT NULL")
+            .await
+            .expect_err("NULL into a NOT NULL column");
+        assert_eq!(sqlstate(&status), Some("23502"), "{status:?}");
+        assert!(!columns(&mut c, "items").await.contains(&"m".to_string()));
+
+        // DROP COLUMN: gone for good.
+        c.run("ALTER TABLE items DROP COLUMN b").await;
+        assert_eq!(
+            columns(&mut c, "items").await,
+            vec!["id", "a", "c", "seen", "n"]
+        );
+        c.run("ALTER TABLE items ADD COLUMN b TEXT").await;
+        assert_eq!(c.scalar("SELECT count(b) FROM items").await, "0");
+        c.run("ALTER TABLE items DROP COLUMN IF EXISTS nope").await;
+
+        // RENAME COLUMN: values kept under the new name.
+        c.run("ALTER TABLE items RENAME COLUMN a TO alpha").await;
+        assert_eq!(
+            c.scalar("SELECT sum(alpha) FROM items WHERE id <= 1000").await,
+            "5005000"
+        );
+        c.expect_error("SELECT a FROM items", tonic::Code::NotFound)
+            .await;
+
+        // What something depends on stays.
+        c.run("CREATE INDEX items_c ON items (c)").await;
+        c.run("ALTER TABLE items ADD CONSTRAINT positive CHECK (alpha > 0)")
+            .await;
+        for (sql, held) in [
+            ("ALTER TABLE items DROP COLUMN id", "distribution column"),
+            ("ALTER TABLE items DROP COLUMN c", "items_c"),
+            ("ALTER TABLE items RENAME COLUMN alpha TO a", "positive"),
+        ] {
+            let status = c.query(sql).await.expect_err(sql);
+            assert_eq!(sqlstate(&status), Some("2BP01"), "{sql}: {status:?}");
+            assert!(status.message().contains(held), "{sql}: {status:?}");
+        }
+
+        // Rolled back with the transaction.
+        let mut session = cluster.client().await;
+        session.open_session().await.expect("session");
+        session.run("BEGIN").await;
+        session.run("ALTER TABLE items DROP COLUMN n").await;
+        session
+            .run("ALTER TABLE items ADD COLUMN tag TEXT DEFAULT 'new'")
+            .await;
+        assert_eq!(session.scalar("SELECT count(tag) FROM items").await, "1001");
+        session.run("ROLLBACK").await;
+        assert_eq!(
+            columns(&mut c, "items").await,
+            vec!["id", "alpha", "c", "seen", "n", "b"]
+        );
+        assert_eq!(c.scalar("SELECT count(*) FROM items").await, "1001");
+
+        // A reference table's copies must stay alike: no volatile default fills them.
+        c.run("CREATE TABLE kinds (kind BIGINT NOT NULL)").await;
+        c.run("SELECT create_reference_table('kinds')").await;
+        c.run("INSERT INTO kinds VALUES (1), (2)").await;
+        c.expect_error(
+            "ALTER TABLE kinds ADD COLUMN r DOUBLE DEFAULT random()",
+            tonic::Code::InvalidArgument,
+        )
+        .await;
+        c.run("ALTER TABLE kinds ADD COLUMN label TEXT DEFAULT 'k'")
+            .await;
+        assert_eq!(c.scalar("SELECT count(label) FROM kinds").await, "2");
+
+        assert_no_stray_files(&cluster).await;
+    })
+    .await
+    .expect("finishes in time");
+}
