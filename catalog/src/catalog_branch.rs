@@ -124,11 +124,25 @@ impl Catalog {
         branch: &CatalogBranch,
         changes: &[FileChange],
     ) -> Result<Vec<(GroupId, FileMeta)>> {
-        let diff = {
+        let (diff, reshaped) = {
             let conn = branch.catalog.conn.lock();
-            Diff::of(&conn)?
+            let diff = Diff::of(&conn)?;
+            let reshaped = diff.reshaped_files(&conn)?;
+            (diff, reshaped)
         };
         self.write(|tx| {
+            // A table whose columns the branch changed had its files rewritten into them (or
+            // has none): a file another session committed to it since would keep the old ones.
+            for (table_id, files) in &reshaped {
+                for path in table_files(tx, "main", *table_id)? {
+                    if !files.contains(&path) {
+                        return Err(CatalogError::Conflict {
+                            table: format!("table {table_id}"),
+                            change: crate::error::ConcurrentChange::ColumnsChanged,
+                        });
+                    }
+                }
+            }
             let mut old = diff.apply(tx)?;
             record_in(tx, &old, CleanupPolicy::DeferredOnSuccess)?;
             for change in changes {
@@ -187,7 +201,46 @@ struct TableRows {
     deleted: Vec<Vec<Value>>,
 }
 
+/// The paths of the files of table `table_id` in database `db` (`main`, `base`) of `conn`.
+fn table_files(conn: &Connection, db: &str, table_id: i64) -> Result<Vec<String>> {
+    let sql = format!(
+        "SELECT f.path FROM {db}.shard_files f JOIN {db}.placements p USING (placementid) \
+         JOIN {db}.shards s USING (shardid) WHERE s.table_id = ?1"
+    );
+    let paths = conn
+        .prepare(&sql)?
+        .query_map(rusqlite::params![table_id], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(paths)
+}
+
 impl Diff {
+    /// The tables whose columns the branch changed, each with the files `base` lists for it.
+    fn reshaped_files(
+        &self,
+        conn: &Connection,
+    ) -> Result<Vec<(i64, std::collections::BTreeSet<String>)>> {
+        let mut reshaped = Vec::new();
+        for (shape, rows) in &self.tables {
+            if shape.name != "tables" {
+                continue;
+            }
+            let column = |name: &str| shape.columns.iter().position(|c| c == name);
+            let (Some(id), Some(schema)) = (column("table_id"), column("schema")) else {
+                continue;
+            };
+            for (before, after) in &rows.updated {
+                if before[schema] != after[schema]
+                    && let Value::Integer(table_id) = before[id]
+                {
+                    let files = table_files(conn, "base", table_id)?.into_iter().collect();
+                    reshaped.push((table_id, files));
+                }
+            }
+        }
+        Ok(reshaped)
+    }
+
     /// Compares `main` (the working copy) with `base` on `conn`.
     fn of(conn: &Connection) -> Result<Self> {
         let shapes = table_shapes(conn)?;

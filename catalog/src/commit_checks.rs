@@ -75,7 +75,11 @@ pub(crate) fn check_writable(
         }
     }
     let current = table_schema(tx, id, table)?;
-    if !takes_rows_written_with(&current, written) {
+    let defaulted: Vec<String> = tx
+        .prepare("SELECT column_name FROM column_defaults WHERE table_id = ?1")?
+        .query_map(params![id.0], |r| r.get(0))?
+        .collect::<std::result::Result<_, _>>()?;
+    if !takes_rows_written_with(&current, written, &defaulted) {
         return Err(conflict(ConcurrentChange::ColumnsChanged));
     }
     Ok(Some(id))
@@ -101,9 +105,15 @@ pub(crate) fn table_schema(tx: &Transaction<'_>, id: TableId, table: &str) -> Re
 }
 
 /// Whether a table with `current` columns can hold rows written with `written` columns: each
-/// written column is still there with its type, and each column added since is nullable (its
-/// value in those rows is NULL, as for every row that existed when it was added).
-pub(crate) fn takes_rows_written_with(current: &Schema, written: &Schema) -> bool {
+/// written column is still there with its type, and each column added since is nullable
+/// without a default (one of `defaulted`): its value in those rows is NULL, as for every row
+/// that existed when it was added. (A column added with a default gave every stored row the
+/// default; rows written without it would lack it.)
+pub(crate) fn takes_rows_written_with(
+    current: &Schema,
+    written: &Schema,
+    defaulted: &[String],
+) -> bool {
     let kept = written.fields().iter().all(|w| {
         current
             .field_with_name(w.name())
@@ -113,7 +123,7 @@ pub(crate) fn takes_rows_written_with(current: &Schema, written: &Schema) -> boo
         .fields()
         .iter()
         .filter(|c| written.field_with_name(c.name()).is_err())
-        .all(|c| c.is_nullable());
+        .all(|c| c.is_nullable() && !defaulted.contains(c.name()));
     kept && added_are_nullable
 }
 
@@ -134,20 +144,29 @@ mod tests {
     #[test]
     fn rows_fit_a_table_that_gained_nullable_columns_only() {
         let written = schema(&[("k", false)]);
-        assert!(takes_rows_written_with(&written, &written));
+        assert!(takes_rows_written_with(&written, &written, &[]));
         assert!(takes_rows_written_with(
             &schema(&[("k", false), ("extra", true)]),
-            &written
+            &written,
+            &[]
+        ));
+        // A column added with a default gave the stored rows a value; new rows lack it.
+        assert!(!takes_rows_written_with(
+            &schema(&[("k", false), ("extra", true)]),
+            &written,
+            &["extra".to_string()]
         ));
         assert!(!takes_rows_written_with(
             &schema(&[("k", false), ("required", false)]),
-            &written
+            &written,
+            &[]
         ));
         assert!(!takes_rows_written_with(
             &schema(&[("other", true)]),
-            &written
+            &written,
+            &[]
         ));
         let retyped = Schema::new(vec![Field::new("k", DataType::Utf8, false)]);
-        assert!(!takes_rows_written_with(&retyped, &written));
+        assert!(!takes_rows_written_with(&retyped, &written, &[]));
     }
 }

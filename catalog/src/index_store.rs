@@ -97,11 +97,43 @@ impl Catalog {
         })
     }
 
-    /// Removes index `name`; whether there was one.
+    /// Removes index `name` (and the unique constraint a `CREATE UNIQUE INDEX` of that name
+    /// added); whether there was one.
     pub fn drop_index(&self, name: &str) -> Result<bool> {
         self.write(|tx| {
-            let removed = tx.execute("DELETE FROM indexes WHERE name = ?1", params![name])?;
-            Ok(removed > 0)
+            let table: Option<i64> = tx
+                .query_row(
+                    "SELECT table_id FROM indexes WHERE name = ?1",
+                    params![name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(table) = table else {
+                return Ok(false);
+            };
+            tx.execute("DELETE FROM indexes WHERE name = ?1", params![name])?;
+            tx.execute(
+                "DELETE FROM unique_keys WHERE table_id = ?1 AND name = ?2 AND is_primary = 0",
+                params![table, name],
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// `base` if no index or table has that name, else `base1`, `base2`, ... (as PostgreSQL
+    /// names an unnamed index whose name is taken).
+    pub fn free_index_name(&self, base: &str) -> Result<String> {
+        self.write(|tx| {
+            for n in 0.. {
+                let name = match n {
+                    0 => base.to_string(),
+                    n => format!("{base}{n}"),
+                };
+                if !index_exists(tx, &name)? && table_id_of(tx, &name)?.is_none() {
+                    return Ok(name);
+                }
+            }
+            unreachable!("some name is free")
         })
     }
 }

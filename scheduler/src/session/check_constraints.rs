@@ -44,7 +44,7 @@ pub fn take_checks(create: &mut CreateTable, table: &str) -> Result<Vec<CheckCon
     for constraint in std::mem::take(&mut create.constraints) {
         match &constraint {
             TableConstraint::Check(check) => {
-                let column = first_column(&check.expr);
+                let column = only_column(&check.expr);
                 checks.push(named(
                     table,
                     check.name.as_ref(),
@@ -60,8 +60,9 @@ pub fn take_checks(create: &mut CreateTable, table: &str) -> Result<Vec<CheckCon
     Ok(checks)
 }
 
-/// A check of `table` on `expr`, named `name`, or as PostgreSQL names it after the first
-/// column it reads (`<table>_<column>_check`, then `..._check1`, ... if `taken` has it).
+/// A check of `table` on `expr`, named `name`, or as PostgreSQL names it: after the one
+/// column it reads (`<table>_<column>_check`), else `<table>_check`, then `..._check1`, ...
+/// if `taken` has it.
 pub fn named(
     table: &str,
     name: Option<&Ident>,
@@ -89,28 +90,29 @@ pub fn named(
     }
 }
 
-/// The first column `expr` reads, if any.
-pub fn first_column(expr: &Expr) -> Option<String> {
-    struct First(Option<String>);
-    impl Visitor for First {
+/// The column `expr` reads, if it reads exactly one (PostgreSQL names a check after it).
+pub fn only_column(expr: &Expr) -> Option<String> {
+    struct Columns(Vec<String>);
+    impl Visitor for Columns {
         type Break = ();
         fn pre_visit_expr(&mut self, expr: &Expr) -> std::ops::ControlFlow<()> {
-            match expr {
-                Expr::Identifier(ident) => {
-                    self.0 = Some(normalized(ident));
-                    std::ops::ControlFlow::Break(())
-                }
-                Expr::CompoundIdentifier(parts) => {
-                    self.0 = parts.last().map(normalized);
-                    std::ops::ControlFlow::Break(())
-                }
-                _ => std::ops::ControlFlow::Continue(()),
+            let name = match expr {
+                Expr::Identifier(ident) => Some(normalized(ident)),
+                Expr::CompoundIdentifier(parts) => parts.last().map(normalized),
+                _ => None,
+            };
+            if let Some(name) = name.filter(|n| !self.0.contains(n)) {
+                self.0.push(name);
             }
+            std::ops::ControlFlow::Continue(())
         }
     }
-    let mut first = First(None);
-    let _ = expr.visit(&mut first);
-    first.0
+    let mut columns = Columns(Vec::new());
+    let _ = expr.visit(&mut columns);
+    match columns.0.as_slice() {
+        [only] => Some(only.clone()),
+        _ => None,
+    }
 }
 
 /// A table's checks, ready to evaluate over batches of its rows.
@@ -138,7 +140,16 @@ impl Checks {
             .map(|check| {
                 let expr = state
                     .create_logical_expr(&check.expression, &row)
-                    .and_then(|e| state.create_physical_expr(e, &row))
+                    .and_then(|e| {
+                        let data_type =
+                            datafusion::logical_expr::ExprSchemable::get_type(&e, &row)?;
+                        if data_type != DataType::Boolean && data_type != DataType::Null {
+                            return Err(datafusion::error::DataFusionError::Plan(format!(
+                                "argument of CHECK must be type boolean, not type {data_type}"
+                            )));
+                        }
+                        state.create_physical_expr(e, &row)
+                    })
                     .map_err(|e| {
                         SchedulerError::invalid(format!(
                             "check constraint \"{}\" ({}) of \"{table}\" does not apply to its \

@@ -7,6 +7,12 @@
 //! | `datafusion.runtime.memory_limit` | bytes, or a number with `K`, `M`, `G`, `T`; `0`: none | a query's memory pool on each node; beyond it, operators spill, or the query fails with `ResourceExhausted` (53200) |
 //! | `citus.shard_count` | 1..=64000 | shards of tables distributed without a `shard_count` |
 //! | `idle_in_transaction_session_timeout` | as `statement_timeout`; default 10min, `0`: none | an explicit transaction left idle longer is rolled back (its next statement is refused, 25P02) |
+//! | `search_path` | schemas, `public` among them (`"$user"`, `pg_catalog`, `information_schema` too) | none: every table is in `public`; other schemas are refused (3F000) |
+//! | `TimeZone` | `UTC` (or `GMT`, `Etc/UTC`, `Z`, `+00:00`) | none: times are UTC; other zones are refused (0A000) |
+//! | `citus.shard_replication_factor` | `1` | none: one placement per shard; more is refused (0A000) |
+//!
+//! The last three are accepted as PostgreSQL tools and Citus scripts set them, with the only
+//! values ShardFusion honours; `SHOW` answers those values.
 //!
 //! The server's defaults (command-line flags) are the same type; a session's own values
 //! take precedence ([`SessionSettings::over`]).
@@ -31,13 +37,19 @@ pub const STATEMENT_TIMEOUT: &str = "statement_timeout";
 pub const MEMORY_LIMIT: &str = "datafusion.runtime.memory_limit";
 pub const SHARD_COUNT: &str = "citus.shard_count";
 pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "idle_in_transaction_session_timeout";
+pub const SEARCH_PATH: &str = "search_path";
+pub const TIME_ZONE: &str = "TimeZone";
+pub const SHARD_REPLICATION_FACTOR: &str = "citus.shard_replication_factor";
 
 /// Every setting's name.
-pub const SETTING_NAMES: [&str; 4] = [
+pub const SETTING_NAMES: [&str; 7] = [
     STATEMENT_TIMEOUT,
     MEMORY_LIMIT,
     SHARD_COUNT,
     IDLE_IN_TRANSACTION_TIMEOUT,
+    SEARCH_PATH,
+    TIME_ZONE,
+    SHARD_REPLICATION_FACTOR,
 ];
 
 /// How long an explicit transaction may stay idle where no setting says.
@@ -59,6 +71,9 @@ impl SessionSettings {
             IDLE_IN_TRANSACTION_TIMEOUT => {
                 self.idle_in_transaction_timeout = Some(parse_duration(value)?)
             }
+            SEARCH_PATH => check_search_path(value)?,
+            TIME_ZONE => check_time_zone(value)?,
+            SHARD_REPLICATION_FACTOR => check_replication_factor(value)?,
             _ => self.shard_count = Some(parse_shard_count(value)?),
         }
         Ok(())
@@ -70,6 +85,7 @@ impl SessionSettings {
             STATEMENT_TIMEOUT => self.statement_timeout = None,
             MEMORY_LIMIT => self.memory_limit = None,
             IDLE_IN_TRANSACTION_TIMEOUT => self.idle_in_transaction_timeout = None,
+            SEARCH_PATH | TIME_ZONE | SHARD_REPLICATION_FACTOR => {}
             _ => self.shard_count = None,
         }
         Ok(())
@@ -117,6 +133,9 @@ impl SessionSettings {
             IDLE_IN_TRANSACTION_TIMEOUT => self
                 .idle_in_transaction_timeout()
                 .map_or_else(|| "0".to_string(), format_duration),
+            SEARCH_PATH => "\"$user\", public".to_string(),
+            TIME_ZONE => "UTC".to_string(),
+            SHARD_REPLICATION_FACTOR => "1".to_string(),
             _ => self
                 .shard_count
                 .unwrap_or(shardfusion_catalog::store::DEFAULT_SHARD_COUNT)
@@ -197,6 +216,68 @@ pub fn parse_bytes(value: &str) -> Result<usize> {
         return Err(bad_value(MEMORY_LIMIT, value, expected));
     }
     Ok(total as usize)
+}
+
+/// A `search_path` naming `public` and no schema ShardFusion lacks.
+fn check_search_path(value: &str) -> Result<()> {
+    let schemas: Vec<String> = value
+        .split(',')
+        .map(|s| s.trim().trim_matches('\'').to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for schema in &schemas {
+        let known = [
+            "public",
+            "\"$user\"",
+            "$user",
+            "pg_catalog",
+            "information_schema",
+        ];
+        if !known.contains(&schema.to_lowercase().as_str()) {
+            return Err(SchedulerError::BadValue(
+                shardfusion_common::status::with_sqlstate(
+                    tonic::Status::invalid_argument(format!(
+                        "schema \"{}\" does not exist: ShardFusion's tables are all in schema \
+                     public",
+                        schema.trim_matches('"')
+                    )),
+                    "3F000",
+                ),
+            ));
+        }
+    }
+    if !schemas.iter().any(|s| s.eq_ignore_ascii_case("public")) {
+        return Err(bad_value(
+            SEARCH_PATH,
+            value,
+            "it must include public, where every table is",
+        ));
+    }
+    Ok(())
+}
+
+/// A `TimeZone` that is UTC under one of its names.
+fn check_time_zone(value: &str) -> Result<()> {
+    let utc = [
+        "utc", "etc/utc", "gmt", "etc/gmt", "z", "zulu", "+00:00", "00:00", "0", "utc0",
+    ];
+    match utc.contains(&value.trim().to_lowercase().as_str()) {
+        true => Ok(()),
+        false => Err(SchedulerError::unsupported(format!(
+            "time zone \"{value}\": times are kept and shown in UTC; SET TimeZone = 'UTC'"
+        ))),
+    }
+}
+
+/// A `citus.shard_replication_factor` of 1.
+fn check_replication_factor(value: &str) -> Result<()> {
+    match value.trim() {
+        "1" => Ok(()),
+        _ => Err(SchedulerError::unsupported(format!(
+            "citus.shard_replication_factor = {value}: every shard has one placement (reference \
+             tables one on each worker); shard replication is not supported yet"
+        ))),
+    }
 }
 
 fn parse_shard_count(value: &str) -> Result<usize> {

@@ -130,6 +130,8 @@ pub async fn create_table(
         }
     }
     let schema = Schema::new(fields);
+    // A check that is no condition over these columns is refused now, not at every write.
+    crate::session::check_constraints::Checks::compile(&name, &schema, &keys.checks)?;
     let table = match catalog.create_table_with(&name, &schema, &defaults, &sequences, &keys) {
         // Created by another statement since the check above.
         Err(shardfusion_catalog::CatalogError::TableExists { .. }) if create.if_not_exists => {
@@ -375,7 +377,7 @@ async fn alter_table_here(
         {
             let constraint = normalized(constraint);
             if !catalog.drop_check_constraint(&name, &constraint)? && !if_exists {
-                return Err(SchedulerError::invalid(format!(
+                return Err(SchedulerError::unknown(format!(
                     "constraint \"{constraint}\" of relation \"{name}\" does not exist (only \
                      CHECK constraints can be dropped)"
                 )));
@@ -418,6 +420,21 @@ async fn alter_table_here(
                  DROP CONSTRAINT and RENAME TO are supported)"
             )));
         };
+        if let Some(option) = column_def.options.iter().find(|o| {
+            matches!(
+                o.option,
+                ColumnOption::Unique(_)
+                    | ColumnOption::PrimaryKey(_)
+                    | ColumnOption::Check(_)
+                    | ColumnOption::ForeignKey(_)
+            )
+        }) {
+            return Err(SchedulerError::unsupported(format!(
+                "{} in ALTER TABLE ... ADD COLUMN; add the column, then the constraint (ALTER \
+                 TABLE ... ADD CONSTRAINT ... CHECK, CREATE UNIQUE INDEX)",
+                option.option
+            )));
+        }
         // Let DataFusion turn the column definition into an Arrow field.
         let ctx = coordinator.session()?;
         let mut column_def = column_def.clone();
@@ -468,13 +485,13 @@ async fn add_check(
     name: &str,
     check: &datafusion::sql::sqlparser::ast::CheckConstraint,
 ) -> Result<()> {
-    use crate::session::check_constraints::{Checks, first_column, named};
+    use crate::session::check_constraints::{Checks, named, only_column};
     let table = (catalog.snapshot().table(name).cloned()).ok_or_else(|| {
         shardfusion_catalog::CatalogError::TableNotFound {
             name: name.to_string(),
         }
     })?;
-    let column = first_column(&check.expr);
+    let column = only_column(&check.expr);
     let check = named(
         name,
         check.name.as_ref(),

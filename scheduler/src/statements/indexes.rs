@@ -58,7 +58,7 @@ pub async fn create_index(
     }
     let name = match &create.name {
         Some(name) => object_name(name)?,
-        None => format!("{table}_{}_idx", columns.join("_")),
+        None => catalog.free_index_name(&format!("{table}_{}_idx", columns.join("_")))?,
     };
     if create.unique {
         if create.predicate.is_some() {

@@ -1,6 +1,8 @@
 //! `SET`, `SHOW` and `RESET` of the settings a session keeps
 //! ([`crate::session::session_settings`]): `statement_timeout`,
-//! `datafusion.runtime.memory_limit`, `citus.shard_count`.
+//! `datafusion.runtime.memory_limit`, `citus.shard_count`, and the PostgreSQL and Citus
+//! settings tools set (`search_path`, `TimeZone`, `citus.shard_replication_factor`) with the
+//! values ShardFusion honours.
 //!
 //! Within one statement text, a `SET` applies to the statements after it; in a client
 //! session (see [`crate::session::client_sessions`]) it lasts for the session, as in
@@ -8,7 +10,7 @@
 //! DataFusion's namespaces (`datafusion.*`, `shardfusion.*`) are left to DataFusion
 //! (`SET datafusion.execution.batch_size = ...`), which applies them to that statement
 //! alone; `SET` or `RESET` of any other name is refused as unknown (42704), as PostgreSQL
-//! does. `SHOW` of other names (`SHOW ALL`, `SHOW TIME ZONE`) is DataFusion's.
+//! does. `SHOW` of other names (`SHOW ALL`) is DataFusion's.
 
 use std::sync::Arc;
 
@@ -21,7 +23,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::coordinator::StatementOutput;
 use crate::error::{Result, SchedulerError};
-use crate::session::session_settings::{SETTING_NAMES, SessionSettings};
+use crate::session::session_settings::{SETTING_NAMES, SessionSettings, TIME_ZONE};
 
 /// A statement about a session's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,12 +65,22 @@ impl SettingStatement {
                     }),
                 }
             }
+            // `SET TIME ZONE x` is PostgreSQL's `SET TimeZone TO x`.
+            Statement::Set(Set::SetTimeZone { value, .. }) => Some(Self::Set {
+                name: TIME_ZONE.to_string(),
+                value: value_text(value),
+            }),
             Statement::ShowVariable { variable } => {
                 let name = variable
                     .iter()
                     .map(|ident| ident.value.as_str())
                     .collect::<Vec<_>>()
                     .join(".");
+                // `SHOW TIME ZONE` is `SHOW TimeZone`.
+                let name = match name.eq_ignore_ascii_case("time.zone") {
+                    true => TIME_ZONE.to_string(),
+                    false => name,
+                };
                 SessionSettings::is_setting(&name).then_some(Self::Show { name })
             }
             Statement::Reset(reset) => match &reset.reset {

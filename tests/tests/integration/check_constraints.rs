@@ -52,7 +52,7 @@ async fn check_constraints_hold_on_every_write() {
         violates(
             &mut c,
             "INSERT INTO products VALUES (5, 5, 5, 'cap')",
-            "products_discount_check",
+            "products_check",
         )
         .await;
         violates(
@@ -96,7 +96,7 @@ async fn check_constraints_hold_on_every_write() {
             &mut c,
             "INSERT INTO products VALUES (1, 10, 2, 'pen') ON CONFLICT (id) \
              DO UPDATE SET discount = 50",
-            "products_discount_check",
+            "products_check",
         )
         .await;
         assert_eq!(rows(&c.run(all).await), before);
@@ -130,6 +130,19 @@ async fn check_constraints_hold_on_every_write() {
         c.run("ALTER TABLE products DROP CONSTRAINT name_length")
             .await;
         c.run("INSERT INTO products VALUES (9, 1, NULL, 'x')").await;
+
+        // A check that is no condition over the table's columns is refused when declared.
+        for sql in [
+            "CREATE TABLE bad (a BIGINT CHECK (a + 1))",
+            "CREATE TABLE bad (a BIGINT CHECK (zz > 0))",
+        ] {
+            c.expect_error(sql, tonic::Code::InvalidArgument).await;
+        }
+        c.expect_error(
+            "ALTER TABLE products ADD COLUMN z BIGINT CHECK (z > 0)",
+            tonic::Code::Unimplemented,
+        )
+        .await;
 
         // Rolled back with the transaction.
         let mut session = cluster.client().await;

@@ -131,3 +131,77 @@ async fn column_changes_rewrite_the_rows_they_hold() {
     .await
     .expect("finishes in time");
 }
+
+/// INSERTs that run while `ADD COLUMN ... DEFAULT` rewrites the table either commit rows that
+/// take the default, or fail with the retryable 40001: no row ends up without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inserts_during_add_column_default_never_lack_the_default() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        let cluster = TestCluster::start(2).await;
+        let mut c = cluster.client().await;
+        c.run("CREATE TABLE hits (id BIGINT NOT NULL, v BIGINT)")
+            .await;
+        c.run("SELECT create_distributed_table('hits', 'id', shard_count => 4)")
+            .await;
+        c.run("INSERT INTO hits SELECT v, 1 FROM generate_series(1, 20000) t(v)")
+            .await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let url = cluster.url.clone();
+                let stop = std::sync::Arc::clone(&stop);
+                tokio::spawn(async move {
+                    let mut client = TestClient::connect(&url).await;
+                    let mut acknowledged = 0u64;
+                    let mut next = 100_000 + w * 100_000;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let sql = format!(
+                            "INSERT INTO hits (id, v) SELECT v, 2 FROM generate_series({next}, {}) t(v)",
+                            next + 9
+                        );
+                        match client.update(&sql).await {
+                            Ok(n) => acknowledged += n as u64,
+                            Err(status) => assert_eq!(
+                                sqlstate(&status),
+                                Some("40001"),
+                                "only the retryable conflict: {status:?}"
+                            ),
+                        }
+                        next += 10;
+                    }
+                    acknowledged
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut altered = false;
+        for _ in 0..20 {
+            match c
+                .query("ALTER TABLE hits ADD COLUMN tag TEXT NOT NULL DEFAULT 'x'")
+                .await
+            {
+                Ok(_) => {
+                    altered = true;
+                    break;
+                }
+                Err(status) => assert_eq!(sqlstate(&status), Some("40001"), "{status:?}"),
+            }
+        }
+        assert!(altered, "the ALTER went through within 20 tries");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut acknowledged = 20_000;
+        for writer in writers {
+            acknowledged += writer.await.expect("writer");
+        }
+        assert_eq!(
+            rows(
+                &c.run("SELECT count(*), count(tag), count(*) FILTER (WHERE tag = 'x') FROM hits")
+                    .await
+            ),
+            vec![format!("{acknowledged} | {acknowledged} | {acknowledged}")]
+        );
+    })
+    .await
+    .expect("finishes in time");
+}

@@ -136,6 +136,20 @@ async fn indexes_are_recorded_and_shape_the_files_written() {
         assert_eq!(sqlstate(&status), Some("23505"), "{status:?}");
         assert!(status.message().contains("accounts_email"), "{status:?}");
 
+        // Dropping a unique index drops its key; an unnamed index takes a free name.
+        c.run("DROP INDEX accounts_email").await;
+        c.run("INSERT INTO accounts VALUES (1, 'a@x')").await;
+        c.run("CREATE INDEX ON accounts (email)").await;
+        c.run("CREATE INDEX ON accounts (email)").await;
+        assert_eq!(
+            indexes_of(&mut c, "accounts")
+                .await
+                .iter()
+                .map(|r| r.split(" | ").next().unwrap_or_default().to_string())
+                .collect::<Vec<_>>(),
+            vec!["accounts_email_idx", "accounts_email_idx1"]
+        );
+
         // DROP INDEX, and both statements in a transaction.
         c.run("DROP INDEX events_kind_idx").await;
         c.expect_error("DROP INDEX events_kind_idx", Code::NotFound)

@@ -603,3 +603,52 @@ async fn only_a_successful_set_opens_or_changes_a_session() {
         .expect_err("fails");
     assert_eq!(client.scalar("SHOW statement_timeout").await, "7s");
 }
+
+/// What psql, JDBC, SQLAlchemy and Citus scripts set on connecting is accepted with the values
+/// ShardFusion honours, shown back by `SHOW`; any other value is refused with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_and_citus_settings_take_the_values_shardfusion_honours() {
+    let cluster = TestCluster::start(1).await;
+    let mut c = cluster.client().await;
+    for sql in [
+        "SET search_path TO public",
+        "SET search_path = \"$user\", public",
+        "SET TimeZone = 'UTC'",
+        "SET TIME ZONE 'Etc/UTC'",
+        "SET timezone TO 'GMT'",
+        "SET citus.shard_replication_factor = 1",
+        "RESET search_path",
+    ] {
+        c.run(sql).await;
+    }
+    assert_eq!(c.scalar("SHOW search_path").await, "\"$user\", public");
+    assert_eq!(c.scalar("SHOW TimeZone").await, "UTC");
+    assert_eq!(c.scalar("SHOW TIME ZONE").await, "UTC");
+    assert_eq!(c.scalar("SHOW citus.shard_replication_factor").await, "1");
+    for (sql, code, state) in [
+        (
+            "SET search_path TO app, public",
+            Code::InvalidArgument,
+            "3F000",
+        ),
+        (
+            "SET search_path TO pg_catalog",
+            Code::InvalidArgument,
+            "22023",
+        ),
+        (
+            "SET TimeZone = 'Europe/Amsterdam'",
+            Code::Unimplemented,
+            "0A000",
+        ),
+        (
+            "SET citus.shard_replication_factor = 2",
+            Code::Unimplemented,
+            "0A000",
+        ),
+    ] {
+        let status = c.query(sql).await.expect_err(sql);
+        assert_eq!(status.code(), code, "{sql}: {status:?}");
+        assert_eq!(sqlstate(&status), Some(state), "{sql}: {status:?}");
+    }
+}
