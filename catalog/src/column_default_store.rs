@@ -96,7 +96,10 @@ impl Catalog {
                     |r| r.get(0),
                 )
                 .optional()?;
-            if table_id_of(tx, name)?.is_some() || sequence_named.is_some() {
+            if table_id_of(tx, name)?.is_some()
+                || sequence_named.is_some()
+                || crate::view_store::view_exists(tx, name)?
+            {
                 return Err(CatalogError::TableExists {
                     name: name.to_string(),
                 });

@@ -135,6 +135,7 @@ impl CatalogSnapshot {
             cleanup: self.cleanup.clone(),
             roles: Arc::clone(&self.roles),
             sequences: self.sequences.clone(),
+            views: self.views.clone(),
         }
     }
 }

@@ -64,6 +64,7 @@ pub mod tenant_isolation_store;
 mod test_support;
 pub mod undistribution_store;
 pub mod unique_key_store;
+pub mod view_store;
 pub mod write_fence;
 
 pub use catalog_branch::{BranchCheckpoint, CatalogBranch};

@@ -218,6 +218,8 @@ pub struct CatalogSnapshot {
     pub roles: Arc<crate::roles::Roles>,
     /// Sequences, by name.
     pub sequences: BTreeMap<String, Arc<crate::sequence_store::SequenceMeta>>,
+    /// Views' definitions (SQL), by name.
+    pub views: BTreeMap<String, String>,
 }
 
 impl CatalogSnapshot {

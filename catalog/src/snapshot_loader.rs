@@ -198,5 +198,6 @@ pub(crate) fn load_snapshot(
         cleanup: crate::cleanup::load(conn)?,
         roles: Arc::new(crate::role_store::load(conn)?),
         sequences: crate::sequence_store::load(conn)?,
+        views: crate::view_store::load(conn)?,
     })
 }

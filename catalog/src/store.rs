@@ -137,6 +137,7 @@ impl Catalog {
         conn.execute_batch(crate::unique_key_store::SCHEMA)?;
         conn.execute_batch(crate::check_constraint_store::SCHEMA)?;
         conn.execute_batch(crate::index_store::SCHEMA)?;
+        conn.execute_batch(crate::view_store::SCHEMA)?;
         let stats_cache = StatsCache::default();
         let snapshot = load_snapshot(&conn, version, &stats_cache)?;
         Ok(Self {

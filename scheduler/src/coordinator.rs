@@ -51,7 +51,7 @@ use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::table_references::check_tables_exist;
 use crate::statements::{
     analyze, copy, ddl, expression_depth, functions, indexes, insert_returning, on_conflict, query,
-    question_placeholders, role_syntax, roles, runtime, sequences,
+    question_placeholders, role_syntax, roles, runtime, sequences, views,
 };
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
@@ -471,8 +471,21 @@ impl Coordinator {
                 access.require_superuser("DROP INDEX")?;
                 indexes::drop_indexes(self, names, *if_exists)
             }
+            Statement::Drop {
+                object_type: ObjectType::View,
+                if_exists,
+                names,
+                ..
+            } => {
+                access.require_superuser("DROP VIEW")?;
+                views::drop_views(self, names, *if_exists)
+            }
             Statement::Drop { object_type, .. } => {
                 Err(SchedulerError::unsupported(format!("DROP {object_type}")))
+            }
+            Statement::CreateView(create) => {
+                access.require_superuser("CREATE VIEW")?;
+                views::create_view(self, create).await
             }
             Statement::CreateIndex(create) => {
                 access.require_superuser("CREATE INDEX")?;

@@ -419,13 +419,14 @@ fn commits_on_its_own(statement: &DFStatement) -> Result<Option<String>> {
         Statement::CreateTable(_)
         | Statement::AlterTable(_)
         | Statement::CreateSequence { .. }
-        | Statement::CreateIndex(_) => None,
+        | Statement::CreateIndex(_)
+        | Statement::CreateView(_) => None,
         Statement::Drop {
-            object_type: ObjectType::Table | ObjectType::Sequence | ObjectType::Index,
+            object_type:
+                ObjectType::Table | ObjectType::Sequence | ObjectType::Index | ObjectType::View,
             ..
         } => None,
         ddl @ (Statement::Drop { .. }
-        | Statement::CreateView(_)
         | Statement::CreateSchema { .. }
         | Statement::Analyze(_)
         | Statement::CreateRole(_)

@@ -7,7 +7,7 @@
 //! - [`ddl`]: `CREATE TABLE`, `DROP`, `TRUNCATE`, `ALTER TABLE` (its column changes that
 //!   rewrite the rows in [`column_changes`]); [`sequences`]:
 //!   `CREATE SEQUENCE`, `DROP SEQUENCE`; [`indexes`]: `CREATE INDEX` (bloom filters in the
-//!   files written), `DROP INDEX`.
+//!   files written), `DROP INDEX`; [`views`]: `CREATE VIEW`, `DROP VIEW`.
 //! - [`analyze`]: `ANALYZE`, recomputing the column statistics of committed files.
 //! - [`copy`]: `COPY ... FROM/TO`, with [`file_access`] deciding which host paths it may use.
 //! - [`bulk_ingest`]: Flight SQL `CommandStatementIngest`.
@@ -45,3 +45,4 @@ pub mod settings;
 pub mod sql_rewrite;
 pub mod statement_text;
 pub mod table_references;
+pub mod views;

@@ -67,4 +67,5 @@ mod undistribute_table;
 mod unique_keys;
 mod unresponsive_worker;
 mod update_delete;
+mod views;
 mod write_error_codes;
