@@ -88,11 +88,22 @@ pub fn drop_indexes(
     if_exists: bool,
 ) -> Result<StatementOutput> {
     let catalog = ddl_catalog(coordinator.cluster())?;
+    drop_each(names, if_exists, "index", |name| Ok(catalog.drop_index(name)?))
+}
+
+/// Drops each of `names` (objects of kind `what`) with `drop`, which says whether one of that
+/// name was there; a missing one is an error (42704) unless `if_exists`.
+pub fn drop_each(
+    names: &[ObjectName],
+    if_exists: bool,
+    what: &str,
+    drop: impl Fn(&str) -> Result<bool>,
+) -> Result<StatementOutput> {
     for name in names {
         let name = object_name(name)?;
-        if !catalog.drop_index(&name)? && !if_exists {
+        if !drop(&name)? && !if_exists {
             return Err(SchedulerError::unknown(format!(
-                "index \"{name}\" does not exist"
+                "{what} \"{name}\" does not exist"
             )));
         }
     }

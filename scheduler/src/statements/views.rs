@@ -13,6 +13,7 @@ use crate::coordinator::{Coordinator, StatementOutput};
 use crate::error::{Result, SchedulerError};
 use crate::session::transaction_branch::ddl_catalog;
 use crate::statements::ddl::table_name;
+use crate::statements::indexes::drop_each;
 
 /// Runs `CREATE VIEW`.
 pub async fn create_view(
@@ -53,13 +54,5 @@ pub fn drop_views(
     if_exists: bool,
 ) -> Result<StatementOutput> {
     let catalog = ddl_catalog(coordinator.cluster())?;
-    for name in names {
-        let name = table_name(name)?;
-        if !catalog.drop_view(&name)? && !if_exists {
-            return Err(SchedulerError::unknown(format!(
-                "view \"{name}\" does not exist"
-            )));
-        }
-    }
-    Ok(StatementOutput::empty())
+    drop_each(names, if_exists, "view", |name| Ok(catalog.drop_view(name)?))
 }
