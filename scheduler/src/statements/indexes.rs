@@ -88,7 +88,9 @@ pub fn drop_indexes(
     if_exists: bool,
 ) -> Result<StatementOutput> {
     let catalog = ddl_catalog(coordinator.cluster())?;
-    drop_each(names, if_exists, "index", |name| Ok(catalog.drop_index(name)?))
+    drop_each(names, if_exists, "index", |name| {
+        Ok(catalog.drop_index(name)?)
+    })
 }
 
 /// Drops each of `names` (objects of kind `what`) with `drop`, which says whether one of that

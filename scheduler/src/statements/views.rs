@@ -54,5 +54,10 @@ pub fn drop_views(
     if_exists: bool,
 ) -> Result<StatementOutput> {
     let catalog = ddl_catalog(coordinator.cluster())?;
-    drop_each(names, if_exists, "view", |name| Ok(catalog.drop_view(name)?))
+    drop_each(
+        names,
+        if_exists,
+        "view",
+        |name| Ok(catalog.drop_view(name)?),
+    )
 }
