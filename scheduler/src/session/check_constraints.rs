@@ -217,3 +217,35 @@ pub fn reads_column(check: &CheckConstraint, column: &str) -> bool {
     }
     expr.visit(&mut Reads(column)).is_break()
 }
+
+/// `check`'s expression with column `from` renamed `to`, if it reads `from`.
+pub fn with_column_renamed(check: &CheckConstraint, from: &str, to: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::VisitMut;
+    if !reads_column(check, from) {
+        return None;
+    }
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let mut expr = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(&check.expression)
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()?;
+    struct Rename<'a>(&'a str, &'a str);
+    impl datafusion::sql::sqlparser::ast::VisitorMut for Rename<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> std::ops::ControlFlow<()> {
+            let ident = match expr {
+                Expr::Identifier(ident) => Some(ident),
+                Expr::CompoundIdentifier(parts) => parts.last_mut(),
+                _ => None,
+            };
+            if let Some(ident) = ident
+                && normalized(ident) == self.0
+            {
+                *ident = Ident::with_quote('"', self.1);
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let _ = VisitMut::visit(&mut expr, &mut Rename(from, to));
+    Some(expr.to_string())
+}

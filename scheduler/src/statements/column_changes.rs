@@ -5,8 +5,9 @@
 //! them ([`crate::write::column_rewrite`]) in one transaction (the statement's, or one of its
 //! own), so readers see the table before or after, never between.
 //!
-//! A column held by a key, an index, a check, a foreign key or the distribution is neither
-//! dropped nor renamed (SQLSTATE 2BP01, naming what holds it); `CASCADE` is not supported.
+//! The keys, indexes and checks on a column follow it, as in PostgreSQL: dropped with it, or
+//! renamed in them. A column a foreign key or the distribution uses is neither dropped nor
+//! renamed (SQLSTATE 2BP01, naming what holds it); `CASCADE` is not supported.
 
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use shardfusion_common::status::with_sqlstate;
 
 use crate::coordinator::Coordinator;
 use crate::error::{Result, SchedulerError};
-use crate::session::check_constraints::reads_column;
+use crate::session::check_constraints::{reads_column, with_column_renamed};
 use crate::session::foreign_keys::normalized;
 use crate::session::transaction::statement_snapshot;
 use crate::write::column_rewrite::{changed_schema, rewrite_columns};
@@ -99,6 +100,12 @@ pub async fn drop_columns(
             .into());
         }
         refuse_if_held(&snapshot, &table, &column, "drop")?;
+        // Its keys, indexes and checks go with it, as in PostgreSQL.
+        let checks: Vec<String> = (table.checks.iter())
+            .filter(|c| reads_column(c, &column))
+            .map(|c| c.name.clone())
+            .collect();
+        catalog.drop_dependents_of_column(name, &column, &checks)?;
         dropped.push(column);
     }
     if dropped.is_empty() {
@@ -147,6 +154,11 @@ pub async fn rename_column(
     }
     let snapshot = statement_snapshot(coordinator.cluster())?;
     refuse_if_held(&snapshot, &table, &from, "rename")?;
+    // Its keys, indexes and checks follow it.
+    let checks: Vec<(String, String)> = (table.checks.iter())
+        .filter_map(|c| with_column_renamed(c, &from, &to).map(|e| (c.name.clone(), e)))
+        .collect();
+    catalog.rename_in_dependents(name, &from, &to, &checks)?;
     let new_schema = changed_schema(&table, |fields| {
         for field in fields.iter_mut().filter(|f| *f.name() == from) {
             *field = field.clone().with_name(to.clone());
@@ -164,12 +176,7 @@ fn refuse_if_held(
     column: &str,
     what: &str,
 ) -> Result<()> {
-    let held = column_held_by(snapshot, table, column).or_else(|| {
-        (table.checks.iter())
-            .find(|c| reads_column(c, column))
-            .map(|c| format!("check constraint \"{}\" uses it", c.name))
-    });
-    match held {
+    match column_held_by(snapshot, table, column) {
         Some(reason) => Err(SchedulerError::BadValue(with_sqlstate(
             tonic::Status::failed_precondition(format!(
                 "cannot {what} column \"{column}\" of table \"{}\": {reason}",
