@@ -32,7 +32,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{CopyTarget, ObjectType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use shardfusion_catalog::{CatalogSnapshot, Node};
+use shardfusion_catalog::Node;
 use shardfusion_common::yielding_joins::yielding_joins;
 
 use crate::auth::{Access, Principal};
@@ -42,7 +42,6 @@ use crate::limits::statement_control::StatementControl;
 use crate::monitoring::statement_activity::ActivityState;
 use crate::monitoring::statement_stats::StatementTracker;
 use crate::planner::statement_counters;
-use crate::session::column_defaults;
 use crate::session::session_settings::SessionSettings;
 use crate::session::statement_call::StatementCall;
 use crate::session::statement_context::{file_session_for, session_for};
@@ -50,8 +49,8 @@ use crate::session::transaction::{Transaction, statement_session, statement_snap
 use crate::statements::sql_rewrite::rewrite_statement;
 use crate::statements::table_references::check_tables_exist;
 use crate::statements::{
-    analyze, copy, ddl, expression_depth, functions, indexes, insert_returning, on_conflict, query,
-    question_placeholders, role_syntax, roles, runtime, sequences, views,
+    analyze, copy, ddl, expression_depth, functions, indexes, insert_returning, insert_rewrite,
+    on_conflict, query, question_placeholders, role_syntax, roles, runtime, sequences, views,
 };
 use futures::StreamExt;
 use std::sync::atomic::Ordering;
@@ -387,8 +386,8 @@ impl Coordinator {
             return statement_counters::counting(Arc::clone(tracker.counters()), planning).await;
         }
         let snapshot = statement_snapshot(&self.cluster)?;
-        let returning = take_returning(&mut statement, access, &snapshot)?;
-        let upsert = rewrite_insert(&mut statement, &snapshot, returning.as_ref())?;
+        let returning = insert_rewrite::take_returning(&mut statement, access, &snapshot)?;
+        let upsert = insert_rewrite::rewrite_insert(&mut statement, &snapshot, returning.as_ref())?;
         if let Some(upsert) = upsert {
             let insert = async {
                 match returning {
@@ -603,9 +602,10 @@ impl Coordinator {
         let access = principal.access(&snapshot)?;
         let mut statement = statement;
         // Its RETURNING columns are known once it ran.
-        let returns_rows = take_returning(&mut statement, &access, &snapshot)?.is_some();
+        let returns_rows =
+            insert_rewrite::take_returning(&mut statement, &access, &snapshot)?.is_some();
         // An upsert is described by its INSERT half.
-        rewrite_insert(&mut statement, &snapshot, None)?;
+        insert_rewrite::rewrite_insert(&mut statement, &snapshot, None)?;
         let session = crate::session::transaction::statement_session(&self.cluster)?;
         check_tables_exist(session.state(), &statement)?;
         if let DFStatement::Statement(inner) = &statement
@@ -624,7 +624,7 @@ impl Coordinator {
                     false => StatementOutput::count(0).schema(),
                 },
                 parameters: Arc::new(Schema::new(
-                    crate::write::row_changes::parameters(session.state(), inner).await?,
+                    crate::write::dml_parameters::parameters(session.state(), inner).await?,
                 )),
             });
         }
@@ -689,43 +689,6 @@ impl Coordinator {
         self.cluster.orphans.worker_registered(node.group_id);
         Ok(node)
     }
-}
-
-/// Takes an `INSERT`'s `RETURNING` list off it ([`insert_returning`]).
-fn take_returning(
-    statement: &mut DFStatement,
-    access: &Access<'_>,
-    snapshot: &CatalogSnapshot,
-) -> Result<Option<insert_returning::Returning>> {
-    match statement {
-        DFStatement::Statement(inner) => match inner.as_mut() {
-            Statement::Insert(insert) => insert_returning::take_returning(insert, access, snapshot),
-            _ => Ok(None),
-        },
-        _ => Ok(None),
-    }
-}
-
-/// What an `INSERT` becomes before it is planned: `DEFAULT` in its rows stands for the
-/// column's default, `ON CONFLICT ... DO UPDATE` is split off (returned, to run first, with
-/// `returning` as its list) and `ON CONFLICT ... DO NOTHING` keeps only the rows without a
-/// stored key.
-fn rewrite_insert(
-    statement: &mut DFStatement,
-    snapshot: &CatalogSnapshot,
-    returning: Option<&insert_returning::Returning>,
-) -> Result<Option<on_conflict::Upsert>> {
-    let mut upsert = None;
-    if let DFStatement::Statement(inner) = statement
-        && let Statement::Insert(insert) = inner.as_mut()
-    {
-        column_defaults::fill_default_keywords(insert, snapshot)?;
-        upsert = on_conflict::take_do_update(insert, snapshot, returning.cloned())?;
-        // An alias names the rows for RETURNING and DO UPDATE only: DataFusion takes none.
-        insert.table_alias = None;
-        on_conflict::rewrite_do_nothing(insert, snapshot)?;
-    }
-    Ok(upsert)
 }
 
 /// What a prepared statement returns and takes.

@@ -456,3 +456,27 @@ fn statement_name(statement: &Statement) -> String {
         keywords.join(" ")
     }
 }
+
+/// Runs `work` (one statement made of several writes: an upsert, a column change) in the
+/// running statement's transaction, or in one of its own for `role`, committed if `work`
+/// succeeds and rolled back otherwise, so that its writes commit together.
+pub async fn all_or_nothing<T>(
+    cluster: &Arc<Cluster>,
+    role: &str,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    if crate::session::transaction::current().is_some() {
+        return work.await;
+    }
+    let own = Transaction::new(cluster, role, Begun::Implicitly);
+    match crate::session::transaction::within(Some(Arc::clone(&own)), work).await {
+        Ok(output) => {
+            own.commit().await?;
+            Ok(output)
+        }
+        Err(e) => {
+            own.rollback();
+            Err(e)
+        }
+    }
+}

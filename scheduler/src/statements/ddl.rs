@@ -32,7 +32,7 @@ use crate::session::column_defaults::{self, TableDefaults};
 use crate::session::foreign_keys::normalized;
 use crate::session::statement_context::DEFAULT_SCHEMA;
 use crate::session::transaction_branch::{ddl_catalog, in_branch, retire_unless_branched};
-use crate::session::{column_types, foreign_keys, key_constraints, transaction};
+use crate::session::{column_types, foreign_keys, key_constraints, transaction_block};
 use crate::statements::column_changes;
 use crate::write::table_writer::{TableWriter, WrittenFiles};
 
@@ -336,7 +336,7 @@ pub async fn alter_table(
     match rewrites {
         true => {
             let work = alter_table_here(coordinator, alter);
-            transaction::all_or_nothing(coordinator.cluster(), role, work).await
+            transaction_block::all_or_nothing(coordinator.cluster(), role, work).await
         }
         false => alter_table_here(coordinator, alter).await,
     }

@@ -21,7 +21,7 @@
 //!
 //! - [`query`]: queries, `INSERT` and `COPY (query) TO`, planned by DataFusion in the shared
 //!   session, with the plan cache and router recognition; [`insert_returning`]: `INSERT ...
-//!   RETURNING`; [`on_conflict`]: `INSERT ... ON CONFLICT DO NOTHING` as an `INSERT` of the
+//!   RETURNING`; [`insert_rewrite`]: an `INSERT` made ready for planning; [`on_conflict`]: `INSERT ... ON CONFLICT DO NOTHING` as an `INSERT` of the
 //!   rows without a stored key, `DO UPDATE` as an update joined to the proposed rows first.
 
 pub mod analyze;
@@ -34,6 +34,7 @@ pub mod file_access;
 pub mod functions;
 pub mod indexes;
 pub mod insert_returning;
+pub mod insert_rewrite;
 pub mod on_conflict;
 pub mod query;
 pub mod question_placeholders;

@@ -40,7 +40,7 @@ use crate::limits::statement_control::StatementControl;
 use crate::session::column_defaults;
 use crate::session::foreign_keys::normalized;
 use crate::session::statement_context::session_for;
-use crate::session::transaction;
+use crate::session::{transaction, transaction_block};
 use crate::statements::insert_returning::Returning;
 use crate::statements::query::{query_rows, sharing_parameters};
 use crate::write::matched_rows;
@@ -300,7 +300,7 @@ pub async fn upsert(
         let updated = found.apply(coordinator).await?;
         added_up(updated, inserted)
     });
-    transaction::all_or_nothing(coordinator.cluster(), access.principal().name(), both).await
+    transaction_block::all_or_nothing(coordinator.cluster(), access.principal().name(), both).await
 }
 
 /// The result of both halves of an upsert.

@@ -14,11 +14,13 @@
 //! - [`row_changes`]: `UPDATE` and `DELETE`, rewriting the changed files copy-on-write on the
 //!   nodes that hold them; [`matched_rows`]: those whose rows are found by a query first
 //!   (`UPDATE ... FROM`, `DELETE ... USING`, `RETURNING`, upserts); [`column_rewrite`]: every
-//!   file of a table rewritten into new columns (`ALTER TABLE` column changes).
+//!   file of a table rewritten into new columns (`ALTER TABLE` column changes);
+//!   [`dml_parameters`]: the placeholders of `UPDATE` and `DELETE`.
 
 pub mod column_rewrite;
 pub mod conform;
 pub mod distribution;
+pub mod dml_parameters;
 pub mod matched_rows;
 pub mod not_null;
 pub mod placement_follow;

@@ -34,8 +34,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::sql::sqlparser::ast::{
-    AssignmentTarget, Delete, Expr as SqlExpr, FromTable, Ident, Statement, TableFactor,
-    TableWithJoins, Update, UpdateTableFromKind,
+    AssignmentTarget, Delete, Expr as SqlExpr, FromTable, Ident, TableFactor, TableWithJoins,
+    Update, UpdateTableFromKind,
 };
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
@@ -247,88 +247,6 @@ pub(crate) fn assignments(
     Ok(set)
 }
 
-/// `expr` with each placeholder `$n` replaced by the value `params[n - 1]`.
-fn bind_placeholders(expr: Expr, params: &[ScalarValue]) -> Result<Expr> {
-    use datafusion::common::tree_node::{Transformed, TreeNode};
-    let bound = expr.transform(|e| match e {
-        Expr::Placeholder(placeholder) => {
-            let value = (placeholder.id.strip_prefix('$'))
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|n| params.get(n.checked_sub(1)?))
-                .ok_or_else(|| {
-                    datafusion::error::DataFusionError::Plan(format!(
-                        "no value for placeholder {} ({} given)",
-                        placeholder.id,
-                        params.len()
-                    ))
-                })?;
-            Ok(Transformed::yes(lit(value.clone())))
-        }
-        other => Ok(Transformed::no(other)),
-    })?;
-    Ok(bound.data)
-}
-
-/// The placeholders (`$1`, `$2`, ...) of an `UPDATE` or `DELETE`, typed as DataFusion infers
-/// them in a query with the same expressions (a value set to a column as that column's type),
-/// `Null` where it cannot.
-pub async fn parameters(state: &SessionState, statement: &Statement) -> Result<Vec<Field>> {
-    let (target, from, selection, set) = match statement {
-        Statement::Update(update) => {
-            let from = match &update.from {
-                Some(UpdateTableFromKind::AfterSet(f) | UpdateTableFromKind::BeforeSet(f)) => {
-                    f.clone()
-                }
-                None => Vec::new(),
-            };
-            // The set column is the target's, whatever else FROM has of that name.
-            let (name, alias) = target(&update.table)?;
-            let qualifier = Ident::with_quote('"', alias.unwrap_or(name)).to_string();
-            let set: Vec<String> = (update.assignments.iter())
-                .filter_map(|a| match &a.target {
-                    AssignmentTarget::ColumnName(c) => {
-                        let column = c.0.last()?.as_ident()?;
-                        Some(format!("{qualifier}.{column} = ({})", a.value))
-                    }
-                    AssignmentTarget::Tuple(_) => None,
-                })
-                .collect();
-            (&update.table, from, update.selection.as_ref(), set)
-        }
-        Statement::Delete(delete) => {
-            let (FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f)) = &delete.from;
-            let target = f
-                .first()
-                .ok_or_else(|| SchedulerError::invalid("DELETE of nothing"))?;
-            let from = delete.using.clone().unwrap_or_default();
-            (target, from, delete.selection.as_ref(), Vec::new())
-        }
-        _ => return Ok(Vec::new()),
-    };
-    let mut tables = vec![target.to_string()];
-    tables.extend(from.iter().map(ToString::to_string));
-    let mut conditions: Vec<String> = selection.map(|s| format!("({s})")).into_iter().collect();
-    // `c = (value)`: the value's placeholders take the column's type.
-    conditions.extend(set.into_iter().map(|c| format!("({c})")));
-    let mut sql = format!("SELECT 1 FROM {}", tables.join(", "));
-    if !conditions.is_empty() {
-        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
-    }
-    let [query] = <[_; 1]>::try_from(crate::coordinator::parse(&sql)?)
-        .map_err(|_| SchedulerError::invalid("UPDATE or DELETE as one query"))?;
-    let plan = state.statement_to_plan(query).await?;
-    let mut fields: Vec<(usize, Field)> = Vec::new();
-    for (name, field) in plan.get_parameter_fields()? {
-        let position = (name.strip_prefix('$'))
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(usize::MAX);
-        let data_type = field.map_or(DataType::Null, |f| f.data_type().clone());
-        fields.push((position, Field::new(name, data_type, true)));
-    }
-    fields.sort_by_key(|(position, _)| *position);
-    Ok(fields.into_iter().map(|(_, f)| f).collect())
-}
-
 /// A `RETURNING` list over the rows of `table`, named as the statement names them.
 fn returning_of(
     table: &TableMeta,
@@ -345,7 +263,7 @@ fn returning_of(
 }
 
 /// The table a statement changes and the alias it names it by.
-fn target(from: &TableWithJoins) -> Result<(String, Option<String>)> {
+pub(crate) fn target(from: &TableWithJoins) -> Result<(String, Option<String>)> {
     if !from.joins.is_empty() {
         return Err(SchedulerError::unsupported("joins in UPDATE or DELETE"));
     }
@@ -411,7 +329,10 @@ async fn change_rows(
     let qualifier = alias.unwrap_or_else(|| table.name.clone());
     let row = DFSchema::try_from_qualified_schema(qualifier.as_str(), &table.schema)?;
     let logical = |sql: &SqlExpr| -> Result<Expr> {
-        bind_placeholders(state.create_logical_expr(&sql.to_string(), &row)?, params)
+        crate::write::dml_parameters::bind_placeholders(
+            state.create_logical_expr(&sql.to_string(), &row)?,
+            params,
+        )
     };
     let filter = selection.map(logical).transpose()?;
     let delete = matches!(change, Change::Delete);
