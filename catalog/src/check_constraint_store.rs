@@ -9,7 +9,7 @@ use rusqlite::{Connection, Transaction, params};
 use shardfusion_common::ids::TableId;
 
 use crate::error::CatalogError;
-use crate::store::{Catalog, table_id_of};
+use crate::store::Catalog;
 
 type Result<T> = std::result::Result<T, CatalogError>;
 
@@ -80,9 +80,7 @@ impl Catalog {
     /// Adds `check` to table `table` (whose rows the caller checked against it).
     pub fn add_check_constraint(&self, table: &str, check: CheckConstraint) -> Result<()> {
         self.write(|tx| {
-            let id = table_id_of(tx, table)?.ok_or_else(|| CatalogError::TableNotFound {
-                name: table.to_string(),
-            })?;
+            let id = crate::store::existing_table_id(tx, table)?;
             insert_checks(tx, id, table, std::slice::from_ref(&check))
         })
     }
@@ -92,9 +90,7 @@ impl Catalog {
     /// Removes check `name` of table `table`; whether it had one.
     pub fn drop_check_constraint(&self, table: &str, name: &str) -> Result<bool> {
         self.write(|tx| {
-            let id = table_id_of(tx, table)?.ok_or_else(|| CatalogError::TableNotFound {
-                name: table.to_string(),
-            })?;
+            let id = crate::store::existing_table_id(tx, table)?;
             let removed = tx.execute(
                 "DELETE FROM check_constraints WHERE table_id = ?1 AND name = ?2",
                 params![id.0, name],

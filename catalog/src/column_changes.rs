@@ -14,7 +14,7 @@ use crate::column_default_store::ColumnDefault;
 use crate::commit_checks::table_schema;
 use crate::error::CatalogError;
 use crate::model::{TableKind, TableMeta};
-use crate::store::{Catalog, table_id_of};
+use crate::store::Catalog;
 use shardfusion_common::codec::encode_schema;
 
 type Result<T> = std::result::Result<T, CatalogError>;
@@ -81,9 +81,7 @@ impl Catalog {
         checks: &[String],
     ) -> Result<()> {
         self.write(|tx| {
-            let id = table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {
-                name: name.to_string(),
-            })?;
+            let id = crate::store::existing_table_id(tx, name)?;
             for table in ["unique_keys", "indexes"] {
                 for (constraint, columns) in named_columns(tx, table, id)? {
                     let list: Vec<String> = serde_json::from_str(&columns).unwrap_or_default();
@@ -115,9 +113,7 @@ impl Catalog {
         checks: &[(String, String)],
     ) -> Result<()> {
         self.write(|tx| {
-            let id = table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {
-                name: name.to_string(),
-            })?;
+            let id = crate::store::existing_table_id(tx, name)?;
             for table in ["unique_keys", "indexes"] {
                 for (constraint, columns) in named_columns(tx, table, id)? {
                     tx.execute(
@@ -154,9 +150,7 @@ impl Catalog {
             reason: e.to_string(),
         })?;
         self.write(|tx| {
-            let id = table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {
-                name: name.to_string(),
-            })?;
+            let id = crate::store::existing_table_id(tx, name)?;
             let current = table_schema(tx, id, name)?;
             tx.execute(
                 "UPDATE tables SET schema = ?1 WHERE table_id = ?2",

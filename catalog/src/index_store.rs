@@ -73,9 +73,7 @@ impl Catalog {
         if_not_exists: bool,
     ) -> Result<bool> {
         self.write(|tx| {
-            let id = table_id_of(tx, table)?.ok_or_else(|| CatalogError::TableNotFound {
-                name: table.to_string(),
-            })?;
+            let id = crate::store::existing_table_id(tx, table)?;
             if index_exists(tx, &index.name)? || table_id_of(tx, &index.name)?.is_some() {
                 if if_not_exists {
                     return Ok(false);

@@ -451,6 +451,13 @@ fn take_id(tx: &Transaction<'_>, name: &str, first: i64) -> Result<i64> {
     Ok(value)
 }
 
+/// The id of table `name`, which must exist.
+pub(crate) fn existing_table_id(tx: &Transaction<'_>, name: &str) -> Result<TableId> {
+    table_id_of(tx, name)?.ok_or_else(|| CatalogError::TableNotFound {
+        name: name.to_string(),
+    })
+}
+
 pub(crate) fn table_id_of(tx: &Transaction<'_>, name: &str) -> Result<Option<TableId>> {
     Ok(tx
         .query_row(

@@ -120,11 +120,7 @@ impl crate::store::Catalog {
     /// distributed table it must include the distribution column.
     pub fn add_unique_key(&self, table: &str, key: UniqueKey) -> Result<()> {
         self.write(|tx| {
-            let id = crate::store::table_id_of(tx, table)?.ok_or_else(|| {
-                CatalogError::TableNotFound {
-                    name: table.to_string(),
-                }
-            })?;
+            let id = crate::store::existing_table_id(tx, table)?;
             let dist_column: Option<String> = tx.query_row(
                 "SELECT dist_column FROM tables WHERE table_id = ?1",
                 params![id.0],

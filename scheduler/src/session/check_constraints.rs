@@ -90,8 +90,8 @@ pub fn named(
     }
 }
 
-/// The column `expr` reads, if it reads exactly one (PostgreSQL names a check after it).
-pub fn only_column(expr: &Expr) -> Option<String> {
+/// The columns `expr` reads, each once, in order.
+fn columns_read(expr: &Expr) -> Vec<String> {
     struct Columns(Vec<String>);
     impl Visitor for Columns {
         type Break = ();
@@ -109,7 +109,12 @@ pub fn only_column(expr: &Expr) -> Option<String> {
     }
     let mut columns = Columns(Vec::new());
     let _ = expr.visit(&mut columns);
-    match columns.0.as_slice() {
+    columns.0
+}
+
+/// The column `expr` reads, if it reads exactly one (PostgreSQL names a check after it).
+pub fn only_column(expr: &Expr) -> Option<String> {
+    match columns_read(expr).as_slice() {
         [only] => Some(only.clone()),
         _ => None,
     }
@@ -193,29 +198,14 @@ impl Checks {
 /// Whether `check` reads column `column`.
 pub fn reads_column(check: &CheckConstraint, column: &str) -> bool {
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-    let Ok(expr) = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+    match datafusion::sql::sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(&check.expression)
         .and_then(|mut parser| parser.parse_expr())
-    else {
+    {
+        Ok(expr) => columns_read(&expr).iter().any(|c| c == column),
         // A check that does not parse is treated as reading every column.
-        return true;
-    };
-    struct Reads<'a>(&'a str);
-    impl Visitor for Reads<'_> {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &Expr) -> std::ops::ControlFlow<()> {
-            let name = match expr {
-                Expr::Identifier(ident) => Some(normalized(ident)),
-                Expr::CompoundIdentifier(parts) => parts.last().map(normalized),
-                _ => None,
-            };
-            match name.is_some_and(|n| n == self.0) {
-                true => std::ops::ControlFlow::Break(()),
-                false => std::ops::ControlFlow::Continue(()),
-            }
-        }
+        Err(_) => true,
     }
-    expr.visit(&mut Reads(column)).is_break()
 }
 
 /// `check`'s expression with column `from` renamed `to`, if it reads `from`.

@@ -333,13 +333,21 @@ pub async fn alter_table(
             .any(|o| matches!(o.option, ColumnOption::Default(_))),
         _ => false,
     });
-    match rewrites {
-        true => {
-            let work = alter_table_here(coordinator, alter);
-            transaction_block::all_or_nothing(coordinator.cluster(), role, work).await
-        }
-        false => alter_table_here(coordinator, alter).await,
+    if !rewrites {
+        return alter_table_here(coordinator, alter).await;
     }
+    let cluster = coordinator.cluster();
+    let table_id =
+        (cluster.catalog.snapshot().table(&table_name(&alter.name)?)).map(|t| t.table_id);
+    let work = async {
+        // Commits of other writes to the table are refused (the retryable 40001) from before
+        // the table is read until the rewrite is done: rows written with the old columns
+        // would lack the new ones. The fence falls just before the transaction's commit,
+        // which refuses the change if a file slipped in since the table was read.
+        let _fence = table_id.map(|id| cluster.catalog.fence_writes(id));
+        alter_table_here(coordinator, alter).await
+    };
+    transaction_block::all_or_nothing(cluster, role, work).await
 }
 
 async fn alter_table_here(

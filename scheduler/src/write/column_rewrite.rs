@@ -5,9 +5,9 @@
 //!
 //! Each file is rewritten on the node holding it ([`row_changes::rewrite_rows`], with a target
 //! schema), and the new files replace the old ones in the statement's transaction, which also
-//! holds the catalog's column change: both commit together, or neither does. Other writes to
-//! the table are refused (40001) while it is rewritten, and the commit refuses the change if
-//! one slipped in since the transaction read the table. Sequence
+//! holds the catalog's column change: both commit together, or neither does. The caller fences
+//! the table's other writes meanwhile (`ddl::alter_table`), and the commit refuses the change
+//! if one slipped in since the transaction read the table. Sequence
 //! functions are refused (their values come from the coordinator), and, on a table whose
 //! shards have several copies, volatile functions (each copy is rewritten on its own); `now()`
 //! is the statement's start time on every node.
@@ -46,11 +46,6 @@ pub async fn rewrite_columns(
         ));
     }
     let cluster = coordinator.cluster();
-    // Commits of other writes to the table wait out the rewrite (refused with the retryable
-    // 40001): rows written with the old columns would lack the new ones. The fence falls when
-    // this returns, just before the transaction's commit, which refuses the change if a file
-    // slipped in meanwhile.
-    let _fence = cluster.catalog.fence_writes(table.table_id);
     let snapshot = statement_snapshot(cluster)?;
     let session = session_for(cluster, Arc::clone(&snapshot))?;
     let state = session.state();
