@@ -138,7 +138,11 @@ impl Checks {
 
     /// `checks` of `table` over rows of `schema`.
     pub fn compile(table: &str, schema: &Schema, checks: &[CheckConstraint]) -> Result<Self> {
-        let state = SessionContext::new().state();
+        // One planning state for every compile: a writer compiles its table's checks per
+        // statement, and a fresh session registers every function again.
+        static STATE: std::sync::OnceLock<datafusion::execution::SessionState> =
+            std::sync::OnceLock::new();
+        let state = STATE.get_or_init(|| SessionContext::new().state());
         let row = DFSchema::try_from(schema.clone())?;
         let checks = checks
             .iter()

@@ -30,7 +30,7 @@ use shardfusion_catalog::{CatalogSnapshot, TableMeta};
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, UInt64Array};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::common::ScalarValue;
 
 use crate::auth::Access;
@@ -319,13 +319,11 @@ fn added_up(updated: StatementOutput, inserted: StatementOutput) -> Result<State
     };
     let is_count = schema.fields().len() == 1 && schema.field(0).name() == "count";
     if is_count {
-        let rows = |batches: &[RecordBatch]| -> u64 {
-            (batches.iter())
-                .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
-                .map(|a| a.iter().flatten().sum::<u64>())
-                .sum()
+        let rows = |batches: Vec<RecordBatch>| {
+            let schema = Arc::clone(&schema);
+            StatementOutput::Rows { schema, batches }.affected_rows() as u64
         };
-        return Ok(StatementOutput::count(rows(&updated) + rows(&inserted)));
+        return Ok(StatementOutput::count(rows(updated) + rows(inserted)));
     }
     let mut batches = updated;
     for batch in inserted {
